@@ -1,0 +1,32 @@
+# nox: run `make help` for the targets.
+GO          ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+BIN         ?= bin/nox
+
+.DEFAULT_GOAL := help
+.PHONY: help generate check-generate build test lint bench run
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+generate: ## Regenerate gen/ from api/openapi.yaml.
+	$(GO) generate ./...
+
+check-generate: generate ## Fail if gen/ is stale (fix: run `make generate` and commit).
+	@git diff --exit-code --stat -- gen/ && test -z "$$(git status --porcelain -- gen/)" || { echo "gen/ is out of date: run 'make generate' and commit the result"; exit 1; }
+
+build: ## Build the nox binary into bin/.
+	$(GO) build -o $(BIN) ./cmd/nox
+
+test: ## Vet, check generated code, run every test with the race detector.
+	$(GO) vet ./... && $(MAKE) -s check-generate && $(GO) test -race -count=1 ./...
+
+lint: ## gofmt and staticcheck (fetched through the module proxy).
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "run gofmt -w on the files above"; exit 1; }
+	$(GO) run $(STATICCHECK) ./...
+
+bench: ## Run the benchmarks once each.
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+run: build ## Build nox and run the demo.
+	./$(BIN) version

@@ -1,0 +1,46 @@
+// Package api holds the NoxRunner contract, api/openapi.yaml, embedded in the
+// binary so programs can serve it or validate traffic against it.
+package api
+
+import (
+	"bytes"
+	_ "embed"
+)
+
+//go:embed openapi.yaml
+var openapiYAML []byte
+
+// OpenAPI returns a copy of the OpenAPI 3.0.3 document that defines the
+// NoxRunner v1 API and its nox extensions.
+func OpenAPI() []byte { return bytes.Clone(openapiYAML) }
+
+// Level is the specification level of an operation, from its x-nox-level.
+type Level string
+
+// The levels an operation can have.
+const (
+	// LevelMinimum operations must be implemented by every backend.
+	LevelMinimum Level = "minimum"
+	// LevelRecommended operations should be implemented; existing clients use them.
+	LevelRecommended Level = "recommended"
+	// LevelExtension operations are optional, additive nox extensions,
+	// advertised by GET /v1/info.
+	LevelExtension Level = "extension"
+)
+
+// Extension names a backend advertises in Info.extensions.
+const (
+	// ExtInfo is GET /v1/info itself.
+	ExtInfo = "info"
+	// ExtSandboxesGet is GET /v1/sandboxes/{sessionId}.
+	ExtSandboxesGet = "sandboxes.get"
+	// ExtSandboxesList is GET /v1/sandboxes.
+	ExtSandboxesList = "sandboxes.list"
+	// ExtExecStream is POST /v1/sandboxes/{sessionId}/exec/stream.
+	ExtExecStream = "exec.stream"
+	// ExtExecFlags is the timedOut, stdoutTruncated, stderrTruncated and
+	// oomKilled fields of an exec result.
+	ExtExecFlags = "exec.flags"
+	// ExtAuthBearer means the backend requires Authorization: Bearer <token>.
+	ExtAuthBearer = "auth.bearer"
+)
