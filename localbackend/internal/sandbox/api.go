@@ -1,0 +1,117 @@
+// Package sandbox runs argv commands inside long-lived, isolated per-session
+// environments on one Linux host: the runtime under localbackend.
+//
+// A Manager probes once what the host allows and picks an isolation tier.
+// Start builds a sandbox's environment (namespaces, mounts, cgroup) once; Exec
+// then runs commands inside it with low latency. Processes a command leaves in
+// the background survive until Stop. Every binary that embeds the runtime must
+// call MaybeInit first thing in main (and in TestMain), because the runtime
+// re-executes the current binary as the sandbox's init.
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Tier is an isolation mechanism.
+type Tier string
+
+// The isolation tiers, strongest first.
+const (
+	// TierAuto picks the strongest tier the host allows.
+	TierAuto Tier = "auto"
+	// TierNamespaces: user, mount, pid, net, ipc, uts (and cgroup) namespaces,
+	// pivot_root onto a read-only root, seccomp, no capabilities.
+	TierNamespaces Tier = "namespaces"
+	// TierRootNamespaces: the same namespaces without a user namespace,
+	// available when the server runs as root on a host without user namespaces.
+	TierRootNamespaces Tier = "root-namespaces"
+	// TierLandlock: Landlock + seccomp + rlimits, no namespaces; /workspace is
+	// a host path rewritten for the command.
+	TierLandlock Tier = "landlock"
+	// TierNoneUnsafe: commands run on the host with only a process group and
+	// rlimits. Used only when the operator asks for it explicitly.
+	TierNoneUnsafe Tier = "none-unsafe"
+)
+
+// ErrUnavailable reports that the requested tier cannot work on this host.
+var ErrUnavailable = errors.New("isolation tier unavailable on this host")
+
+// Options configure a Manager.
+type Options struct {
+	// Tier to use; TierAuto probes. TierNoneUnsafe must be asked for
+	// explicitly: auto never picks it and New fails instead.
+	Tier Tier
+	// StateDir is a private directory the runtime may use for per-sandbox
+	// scratch state (mount points, sockets). Created if missing.
+	StateDir string
+}
+
+// Report says honestly what the chosen tier provides on this host.
+type Report struct {
+	Tier     Tier
+	Isolated bool     // false only for TierNoneUnsafe
+	Notes    []string // what this tier lacks here, one sentence each
+	// Unenforced lists limit names ("cpu", "memory", "pids",
+	// "ephemeralStorage") that cannot be enforced on this host.
+	Unenforced []string
+	// Cgroup describes the cgroup setup: "v2", "v1", or "" when none.
+	Cgroup string
+}
+
+// Limits of one sandbox; zero means unlimited.
+type Limits struct {
+	CPUMilli     int64 // 1000 = one CPU
+	MemoryBytes  int64
+	Pids         int64
+	StorageBytes int64 // workspace (+ /tmp) quota
+	TmpBytes     int64 // size of the private /tmp; 0 = runtime default
+}
+
+// Spec describes the environment of one sandbox.
+type Spec struct {
+	// Key is an opaque, filesystem-safe name for host-side state (never the
+	// raw session id).
+	Key string
+	// Workspace is the host directory mounted read-write at /workspace.
+	Workspace string
+	// RootFS is a root filesystem directory to use read-only as /; empty
+	// means the host's system directories (/usr, /bin, /lib*, /etc, ...).
+	RootFS string
+	// Hostname inside the sandbox.
+	Hostname string
+	Limits   Limits
+}
+
+// ExecSpec is one command.
+type ExecSpec struct {
+	Argv    []string
+	Dir     string   // absolute path inside the sandbox; must exist
+	Env     []string // complete environment, KEY=VALUE
+	Timeout time.Duration
+	Stdout  io.Writer // receives output as it is produced; must not block long
+	Stderr  io.Writer
+}
+
+// ExecResult is how a command ended.
+type ExecResult struct {
+	ExitCode  int // 124 timeout, 126 not executable, 127 not found, 128+N signal
+	TimedOut  bool
+	OOMKilled bool
+	Duration  time.Duration
+}
+
+// The runtime's entry points, implemented per platform:
+//
+//	func MaybeInit()                                      // top of main/TestMain: runs the sandbox init when re-executed as one; otherwise returns at once
+//	func New(opts Options) (*Manager, error)              // probes the host (a probe that really mounts inside a user namespace) and picks the tier
+//	func (m *Manager) Report() Report
+//	func (m *Manager) Start(ctx context.Context, spec Spec) (*Sandbox, error) // builds the environment once; fast when already running
+//	func (m *Manager) Close() error                       // stops every sandbox it started
+//	func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) // error only for infrastructure failures, never for exit codes
+//	func (s *Sandbox) Alive() bool                        // the environment's processes are running
+//	func (s *Sandbox) Stop() error                        // kills every process, removes the cgroup; leaves the workspace alone
+var _ = context.Background
