@@ -1,0 +1,452 @@
+package conformance
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/noxrunner/nox/api"
+	"github.com/noxrunner/nox/gen/noxclient"
+)
+
+func extChecks() []Check {
+	return []Check{
+		{ID: "info/shape", Level: LevelExtension, Capability: api.ExtInfo, Parallel: true,
+			Spec: "GET /v1/info: apiVersion v1, backend name and version, extensions including info",
+			Run:  checkInfo},
+		{ID: "sandbox/get", Level: LevelExtension, Capability: api.ExtSandboxesGet, Parallel: true,
+			Spec: "GET /v1/sandboxes/{sessionId}: SandboxStatus consistent with create, no expiry refresh, 404 unknown",
+			Run:  checkGet},
+		{ID: "sandbox/list-paging", Level: LevelExtension, Capability: api.ExtSandboxesList, Parallel: false,
+			Spec: "GET /v1/sandboxes: ordered by session id, paged with pageSize/nextPageToken, 400 on bad paging",
+			Run:  checkList},
+		{ID: "exec/stream-events", Level: LevelExtension, Capability: api.ExtExecStream, Parallel: true,
+			Spec: "POST .../exec/stream: text/event-stream of stdout/stderr OutputChunks then one exit ExecResult equal to buffered exec",
+			Run:  checkStream},
+		{ID: "exec/stream-errors", Level: LevelExtension, Capability: api.ExtExecStream, Parallel: true,
+			Spec: "POST .../exec/stream: errors before the stream are JSON (400 empty cmd, 404 unknown sandbox)",
+			Run:  checkStreamErrors},
+		{ID: "exec/flags-timed-out", Level: LevelExtension, Capability: api.ExtExecFlags, Parallel: true,
+			Spec: "ExecResult.timedOut (exec.flags): true exactly when the timeout killed the command",
+			Run:  checkFlagsTimedOut},
+		{ID: "exec/flags-truncated", Level: LevelExtension, Capability: api.ExtExecFlags, Parallel: true,
+			Spec: "ExecResult.stdoutTruncated/stderrTruncated (exec.flags): true exactly when output was cut",
+			Run:  checkFlagsTruncated},
+		{ID: "auth/bearer-required", Level: LevelExtension, Capability: api.ExtAuthBearer, Parallel: true,
+			Spec: "auth.bearer: /v1/ requests without or with a wrong token get 401 JSON Error; /healthz stays open",
+			Run:  checkAuth},
+	}
+}
+
+func checkInfo(ctx context.Context, env *Env) error {
+	resp, err := env.Client.GetInfo(ctx)
+	x, err := env.do(ctx, "GET /v1/info", resp, err)
+	if err != nil {
+		return err
+	}
+	var info noxclient.Info
+	if err := expectJSON(x, http.StatusOK, &info); err != nil {
+		return err
+	}
+	var errs []error
+	if info.APIVersion != "v1" {
+		errs = append(errs, fmt.Errorf("apiVersion %q, want \"v1\"\n%s", info.APIVersion, x))
+	}
+	if info.Backend.Name == "" || info.Backend.Version == "" {
+		errs = append(errs, fmt.Errorf("backend name and version must be non-empty\n%s", x))
+	}
+	if !slices.Contains(info.Extensions, api.ExtInfo) {
+		errs = append(errs, fmt.Errorf("extensions must include %q (GET /v1/info answered)\n%s", api.ExtInfo, x))
+	}
+	if l := info.Limits; l != nil {
+		if l.DefaultTTLSeconds != nil && l.MaxTTLSeconds != nil && *l.DefaultTTLSeconds > *l.MaxTTLSeconds {
+			errs = append(errs, fmt.Errorf("limits: defaultTtlSeconds %d > maxTtlSeconds %d", *l.DefaultTTLSeconds, *l.MaxTTLSeconds))
+		}
+		if l.DefaultTimeoutSeconds != nil && l.MaxTimeoutSeconds != nil && *l.DefaultTimeoutSeconds > *l.MaxTimeoutSeconds {
+			errs = append(errs, fmt.Errorf("limits: defaultTimeoutSeconds %d > maxTimeoutSeconds %d", *l.DefaultTimeoutSeconds, *l.MaxTimeoutSeconds))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkGet(ctx context.Context, env *Env) error {
+	id := env.ID("get")
+	const ttl = 600
+	pod, exp, _, err := createAndCheck(ctx, env, id, ttl)
+	if err != nil {
+		return err
+	}
+	st, x, err := getStatus(ctx, env, id)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	want(&errs, "sessionId", st.SessionID, id, x)
+	want(&errs, "podName (as create answered)", st.PodName, pod, x)
+	want(&errs, "ttlSeconds", st.TTLSeconds, int32(ttl), x)
+	if st.State != noxclient.Ready && st.State != noxclient.Pending {
+		errs = append(errs, fmt.Errorf("state %q of a new sandbox, want ready or pending\n%s", st.State, x))
+	}
+	if st.LastActiveAt.Before(st.CreatedAt) {
+		errs = append(errs, fmt.Errorf("lastActiveAt before createdAt\n%s", x))
+	}
+	if d := st.ExpiresAt.Sub(st.LastActiveAt); d < ttl*time.Second-time.Second || d > ttl*time.Second+time.Second {
+		errs = append(errs, fmt.Errorf("expiresAt - lastActiveAt = %s, want ttlSeconds (%ds)\n%s", d, ttl, x))
+	}
+	if !within(st.ExpiresAt, exp, time.Second) {
+		errs = append(errs, fmt.Errorf("expiresAt %s differs from create's %s\n%s", st.ExpiresAt.Format(time.RFC3339Nano), exp.Format(time.RFC3339Nano), x))
+	}
+	time.Sleep(1100 * time.Millisecond)
+	st2, x2, err := getStatus(ctx, env, id)
+	if err != nil {
+		errs = append(errs, err)
+	} else if !st2.ExpiresAt.Equal(st.ExpiresAt) {
+		errs = append(errs, fmt.Errorf("get refreshed the expiry (it must not): %s then %s\n%s", st.ExpiresAt.Format(time.RFC3339Nano), st2.ExpiresAt.Format(time.RFC3339Nano), x2))
+	}
+	unknown := env.ID("never-created")
+	env.Track(unknown)
+	resp, err := env.Client.GetSandbox(ctx, unknown)
+	if ux, err := env.do(ctx, "get "+unknown, resp, err); err != nil {
+		errs = append(errs, err)
+	} else if err := expectError(ux, http.StatusNotFound); err != nil {
+		errs = append(errs, fmt.Errorf("get of an unknown sandbox: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func checkList(ctx context.Context, env *Env) error {
+	var mine []string
+	for _, n := range []string{"list-b", "list-a", "list-c"} {
+		id, err := env.NewSandbox(ctx, n)
+		if err != nil {
+			return err
+		}
+		mine = append(mine, id)
+	}
+	var errs []error
+	var seen []string
+	var token *string
+	for page := 0; ; page++ {
+		if page > 10000 {
+			errs = append(errs, errors.New("more than 10000 pages of size 1: nextPageToken never ends"))
+			break
+		}
+		size := int32(1)
+		resp, err := env.Client.ListSandboxes(ctx, &noxclient.ListSandboxesParams{PageSize: &size, PageToken: token})
+		x, err := env.do(ctx, "list sandboxes", resp, err)
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		var l noxclient.SandboxList
+		if err := expectJSON(x, http.StatusOK, &l); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		if len(l.Items) > 1 {
+			errs = append(errs, fmt.Errorf("page of %d items with pageSize 1\n%s", len(l.Items), x))
+		}
+		for _, it := range l.Items {
+			seen = append(seen, it.SessionID)
+		}
+		if l.NextPageToken == nil {
+			break
+		}
+		if *l.NextPageToken == "" {
+			errs = append(errs, fmt.Errorf("empty nextPageToken (absent means the last page)\n%s", x))
+			break
+		}
+		token = l.NextPageToken
+	}
+	for _, id := range mine {
+		if n := countOf(seen, id); n != 1 {
+			errs = append(errs, fmt.Errorf("sandbox %s listed %d times over the pages, want once", id, n))
+		}
+	}
+	var ours []string
+	for _, s := range seen {
+		if strings.HasPrefix(s, env.Prefix) {
+			ours = append(ours, s)
+		}
+	}
+	if !slices.IsSorted(seen) {
+		errs = append(errs, fmt.Errorf("sandboxes not ordered by session id across pages: %q", ours))
+	}
+	for _, q := range []string{"pageSize=0", "pageSize=1001", "pageSize=abc", "pageToken=%21%21not-a-token%21%21"} {
+		x, err := env.Raw(ctx, http.MethodGet, "/v1/sandboxes?"+q, "", nil, true)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := expectError(x, http.StatusBadRequest); err != nil {
+			errs = append(errs, fmt.Errorf("list with %s: %w", q, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func countOf(s []string, v string) int {
+	n := 0
+	for _, x := range s {
+		if x == v {
+			n++
+		}
+	}
+	return n
+}
+
+// stream runs req through exec/stream and parses the events.
+func stream(ctx context.Context, env *Env, id string, req noxclient.ExecRequest) ([]SSEEvent, int, *Exchange, error) {
+	resp, err := env.Client.ExecInSandboxStream(ctx, id, req)
+	if err != nil {
+		return nil, 0, nil, transportError(ctx, "exec stream in "+id, err)
+	}
+	defer resp.Body.Close()
+	x := env.exchange(resp)
+	if resp.StatusCode != http.StatusOK {
+		return nil, 0, x, expectStatus(x, http.StatusOK)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		return nil, 0, x, fmt.Errorf("Content-Type %q, want text/event-stream\n%s", ct, x)
+	}
+	events, comments, perr := ParseSSE(resp.Body)
+	if perr != nil {
+		perr = fmt.Errorf("event stream grammar: %w\n%s", perr, x)
+	}
+	return events, comments, x, perr
+}
+
+// streamResult checks the events of one stream and returns the exit
+// result and the concatenated output.
+func streamResult(env *Env, events []SSEEvent, x *Exchange) (*noxclient.ExecResult, string, string, error) {
+	var errs []error
+	var stdout, stderr strings.Builder
+	var exit *noxclient.ExecResult
+	exits := 0
+	for i, ev := range events {
+		switch ev.Event {
+		case "stdout", "stderr":
+			if err := env.run.contract.validateSchema("OutputChunk", []byte(ev.Data)); err != nil {
+				errs = append(errs, fmt.Errorf("event %d (%s) data %q %w", i, ev.Event, ev.Data, err))
+				continue
+			}
+			var c noxclient.OutputChunk
+			_ = json.Unmarshal([]byte(ev.Data), &c)
+			if ev.Event == "stdout" {
+				stdout.WriteString(c.Data)
+			} else {
+				stderr.WriteString(c.Data)
+			}
+			if exits > 0 {
+				errs = append(errs, fmt.Errorf("event %d (%s) after the exit event", i, ev.Event))
+			}
+		case "exit":
+			exits++
+			if err := env.run.contract.validateSchema("ExecResult", []byte(ev.Data)); err != nil {
+				errs = append(errs, fmt.Errorf("exit event data %q %w", ev.Data, err))
+				continue
+			}
+			var r noxclient.ExecResult
+			_ = json.Unmarshal([]byte(ev.Data), &r)
+			exit = &r
+		case "error":
+			errs = append(errs, fmt.Errorf("event %d: the backend failed during the stream: %s", i, ev.Data))
+		default:
+			errs = append(errs, fmt.Errorf("event %d has type %q, want stdout, stderr, exit or error", i, ev.Event))
+		}
+	}
+	if exits != 1 {
+		errs = append(errs, fmt.Errorf("%d exit events, want exactly one", exits))
+	} else if events[len(events)-1].Event != "exit" {
+		errs = append(errs, errors.New("the exit event is not the last event"))
+	}
+	if len(errs) > 0 {
+		errs = append(errs, fmt.Errorf("the stream was:\n%s", x))
+	}
+	return exit, stdout.String(), stderr.String(), errors.Join(errs...)
+}
+
+func checkStream(ctx context.Context, env *Env) error {
+	id, err := env.NewSandbox(ctx, "stream")
+	if err != nil {
+		return err
+	}
+	req := argv("sh", "-c", `echo out1; echo err1 >&2; sleep 0.3; printf 'a\r\nb\n\nünï\n'; printf tail >&2; exit 3`)
+	events, _, x, err := stream(ctx, env, id, req)
+	if err != nil {
+		return err
+	}
+	exit, so, se, err := streamResult(env, events, x)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if exit == nil {
+		return errors.Join(errs...)
+	}
+	const wantOut, wantErr = "out1\na\r\nb\n\nünï\n", "err1\ntail"
+	want(&errs, "stdout events, concatenated", so, wantOut, x)
+	want(&errs, "stderr events, concatenated", se, wantErr, x)
+	want(&errs, "exit event stdout", exit.Stdout, wantOut, x)
+	want(&errs, "exit event stderr", exit.Stderr, wantErr, x)
+	want(&errs, "exit event exitCode", exit.ExitCode, 3, x)
+	// Same semantics as the buffered exec.
+	res, bx, err := env.ExecOK(ctx, id, req)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if res.ExitCode != exit.ExitCode || res.Stdout != exit.Stdout || res.Stderr != exit.Stderr {
+		errs = append(errs, fmt.Errorf("buffered exec of the same command differs from the exit event\nstream:\n%s\nbuffered:\n%s", x, bx))
+	}
+	// A timeout ends the stream with exit 124 too.
+	treq := argv("sh", "-c", "echo started; sleep 30")
+	treq.TimeoutSeconds = ptr[int32](1)
+	start := time.Now()
+	tev, _, tx, err := stream(ctx, env, id, treq)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if took := time.Since(start); took > time.Second+env.cfg.TimeoutGrace {
+		errs = append(errs, fmt.Errorf("stream of a command with timeoutSeconds 1 lasted %s", took.Round(time.Millisecond)))
+	}
+	texit, tso, _, err := streamResult(env, tev, tx)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if texit != nil {
+		want(&errs, "exit event exitCode after a timeout", texit.ExitCode, 124, tx)
+		want(&errs, "stdout events before the timeout", tso, "started\n", tx)
+	}
+	return errors.Join(errs...)
+}
+
+func checkStreamErrors(ctx context.Context, env *Env) error {
+	id, err := env.NewSandbox(ctx, "stream-err")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	x, err := env.Raw(ctx, http.MethodPost, "/v1/sandboxes/"+id+"/exec/stream", "application/json", []byte(`{"cmd":[]}`), true)
+	if err != nil {
+		errs = append(errs, err)
+	} else if err := expectError(x, http.StatusBadRequest); err != nil {
+		errs = append(errs, fmt.Errorf("empty cmd: %w", err))
+	}
+	unknown := env.ID("never-created")
+	env.Track(unknown)
+	x, err = env.Raw(ctx, http.MethodPost, "/v1/sandboxes/"+unknown+"/exec/stream", "application/json", []byte(`{"cmd":["echo","hi"]}`), true)
+	if err != nil {
+		errs = append(errs, err)
+	} else if err := expectError(x, http.StatusNotFound); err != nil {
+		errs = append(errs, fmt.Errorf("unknown sandbox: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func flag(b *bool) bool { return b != nil && *b }
+
+func checkFlagsTimedOut(ctx context.Context, env *Env) error {
+	id, err := env.NewSandbox(ctx, "flags-to")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	req := argv("sleep", "30")
+	req.TimeoutSeconds = ptr[int32](1)
+	res, x, err := env.ExecOK(ctx, id, req)
+	if err != nil {
+		return err
+	}
+	want(&errs, "timedOut of a command killed by its timeout", flag(res.TimedOut), true, x)
+	want(&errs, "exitCode", res.ExitCode, 124, x)
+	res, x, err = env.ExecOK(ctx, id, argv("sh", "-c", "exit 124"))
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	want(&errs, "timedOut of a command that exits 124 by itself", flag(res.TimedOut), false, x)
+	return errors.Join(errs...)
+}
+
+func checkFlagsTruncated(ctx context.Context, env *Env) error {
+	id, err := env.NewSandbox(ctx, "flags-tr")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	res, x, err := env.ExecOK(ctx, id, argv("sh", "-c", "echo small; echo small >&2"))
+	if err != nil {
+		return err
+	}
+	want(&errs, "stdoutTruncated of small output", flag(res.StdoutTruncated), false, x)
+	want(&errs, "stderrTruncated of small output", flag(res.StderrTruncated), false, x)
+	n := int64(8 << 20)
+	if c := outputCap(env); c > 0 {
+		n = c + 4096
+	}
+	req := argv("sh", "-c", fmt.Sprintf("head -c %d /dev/zero | tr '\\0' a", n))
+	req.TimeoutSeconds = ptr[int32](60)
+	res, x, err = env.ExecOK(ctx, id, req)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if int64(len(res.Stdout)) < n {
+		want(&errs, "stdoutTruncated of cut output", flag(res.StdoutTruncated), true, x)
+	} else {
+		want(&errs, "stdoutTruncated of complete output", flag(res.StdoutTruncated), false, x)
+	}
+	want(&errs, "stderrTruncated when only stdout was large", flag(res.StderrTruncated), false, x)
+	return errors.Join(errs...)
+}
+
+func checkAuth(ctx context.Context, env *Env) error {
+	if env.Token == "" {
+		return Skip("no token configured")
+	}
+	var errs []error
+	id := env.ID("auth")
+	env.Track(id)
+	ttl := []byte(`{"ttlSeconds":60}`)
+	for _, c := range []struct {
+		method, path, ct string
+		body             []byte
+	}{
+		{http.MethodGet, "/v1/info", "", nil},
+		{http.MethodPut, "/v1/sandboxes/" + id, "application/json", ttl},
+		{http.MethodPost, "/v1/sandboxes/" + id + "/exec", "application/json", []byte(`{"cmd":["echo","hi"]}`)},
+		{http.MethodDelete, "/v1/sandboxes/" + id, "", nil},
+	} {
+		for _, tok := range []string{"", "wrong-" + env.Token} {
+			req := c
+			x, err := rawWithToken(ctx, env, req.method, req.path, req.ct, req.body, tok)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			what := "without a token"
+			if tok != "" {
+				what = "with a wrong token"
+			}
+			if err := expectError(x, http.StatusUnauthorized); err != nil {
+				errs = append(errs, fmt.Errorf("%s %s %s: %w", c.method, c.path, what, err))
+			}
+		}
+	}
+	resp, err := env.NoAuthClient.Healthz(ctx)
+	if hx, err := env.do(ctx, "GET /healthz", resp, err); err != nil {
+		errs = append(errs, err)
+	} else if err := expectStatus(hx, http.StatusOK); err != nil {
+		errs = append(errs, fmt.Errorf("/healthz without a token must stay open: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// rawWithToken is Raw with an explicit Authorization token ("" for none).
+func rawWithToken(ctx context.Context, env *Env, method, path, ct string, body []byte, token string) (*Exchange, error) {
+	if token == "" {
+		return env.Raw(ctx, method, path, ct, body, false)
+	}
+	return env.rawHeader(ctx, method, path, ct, body, "Bearer "+token)
+}

@@ -1,0 +1,432 @@
+package conformance
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/noxrunner/nox/api"
+	"github.com/noxrunner/nox/gen/noxclient"
+)
+
+func sandboxChecks() []Check {
+	return []Check{
+		{ID: "sandbox/create", Level: LevelMinimum, Parallel: true,
+			Spec: "PUT /v1/sandboxes/{sessionId}: 200 {podName, expiresAt (RFC 3339, now + ttlSeconds)}",
+			Run:  checkCreate},
+		{ID: "sandbox/create-idempotent", Level: LevelMinimum, Parallel: true,
+			Spec: "PUT /v1/sandboxes/{sessionId}: idempotent ensure, same podName, expiry refreshed",
+			Run:  checkCreateIdempotent},
+		{ID: "sandbox/create-concurrent", Level: LevelMinimum, Parallel: true,
+			Spec: "PUT /v1/sandboxes/{sessionId}: concurrent creates of one session id yield one sandbox",
+			Run:  checkCreateConcurrent},
+		{ID: "sandbox/create-invalid-session-id", Level: LevelMinimum, Parallel: true,
+			Spec: "PUT /v1/sandboxes/{sessionId}: 400 JSON Error for an invalid session id",
+			Run:  checkCreateInvalidID},
+		{ID: "sandbox/create-invalid-ttl", Level: LevelMinimum, Parallel: true,
+			Spec: "PUT /v1/sandboxes/{sessionId}: 400 JSON Error for an invalid ttlSeconds or malformed JSON",
+			Run:  checkCreateInvalidTTL},
+		{ID: "sandbox/touch-extends-expiry", Level: LevelRecommended, Parallel: true,
+			Spec: "POST /v1/sandboxes/{sessionId}/touch: 200, expiresAt = now + ttlSeconds",
+			Run:  checkTouch},
+		{ID: "sandbox/touch-unknown-404", Level: LevelRecommended, Parallel: true,
+			Spec: "POST /v1/sandboxes/{sessionId}/touch: 404 JSON Error for an unknown sandbox",
+			Run:  checkTouchUnknown},
+		{ID: "sandbox/delete", Level: LevelMinimum, Parallel: true,
+			Spec: "DELETE /v1/sandboxes/{sessionId}: 204 (or 200), then the sandbox is gone (exec 404)",
+			Run:  checkDelete},
+		{ID: "sandbox/delete-unknown", Level: LevelMinimum, Parallel: true,
+			Spec: "DELETE /v1/sandboxes/{sessionId}: unknown session id is 404 (or 204)",
+			Run:  checkDeleteUnknown},
+		{ID: "sandbox/isolation-files", Level: LevelMinimum, Parallel: true,
+			Spec: "Security: isolation between sandboxes (one sandbox cannot see another's files)",
+			Run:  checkIsolationFiles},
+		{ID: "sandbox/ttl-expiry", Level: LevelMinimum, Parallel: true, Slow: true,
+			Spec: "Lifecycle: a sandbox idle past expiresAt is cleaned up (exec answers 404)",
+			Run:  checkTTLExpiry},
+	}
+}
+
+// rawExpiresAt returns the expiresAt string of a create answer and whether
+// it parses as RFC 3339.
+func rawExpiresAt(x *Exchange) (time.Time, error) {
+	var raw struct {
+		ExpiresAt *string `json:"expiresAt"`
+	}
+	if err := json.Unmarshal(x.Body, &raw); err != nil || raw.ExpiresAt == nil {
+		return time.Time{}, fmt.Errorf("no expiresAt string in the answer\n%s", x)
+	}
+	t, err := time.Parse(time.RFC3339Nano, *raw.ExpiresAt)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("expiresAt %q is not RFC 3339: %w\n%s", *raw.ExpiresAt, err, x)
+	}
+	return t, nil
+}
+
+// createRaw creates id and returns podName and expiresAt, checking the
+// expiry is now + ttl within the clock skew.
+func createAndCheck(ctx context.Context, env *Env, id string, ttl int32) (string, time.Time, *Exchange, error) {
+	before := time.Now()
+	x, err := env.Create(ctx, id, noxclient.CreateSandboxRequest{TTLSeconds: &ttl})
+	if err != nil {
+		return "", time.Time{}, x, err
+	}
+	after := time.Now()
+	if err := expectStatus(x, http.StatusOK); err != nil {
+		return "", time.Time{}, x, err
+	}
+	var errs []error
+	var res struct {
+		PodName *string `json:"podName"`
+	}
+	if err := json.Unmarshal(x.Body, &res); err != nil || res.PodName == nil || *res.PodName == "" {
+		errs = append(errs, fmt.Errorf("answer has no non-empty podName\n%s", x))
+	}
+	exp, err := rawExpiresAt(x)
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		skew := env.cfg.ClockSkew
+		lo := before.Add(time.Duration(ttl)*time.Second - skew)
+		hi := after.Add(time.Duration(ttl)*time.Second + skew)
+		if exp.Before(lo) || exp.After(hi) {
+			errs = append(errs, fmt.Errorf("expiresAt %s is not about now + ttlSeconds (%ds): want between %s and %s\n%s",
+				exp.Format(time.RFC3339), ttl, lo.UTC().Format(time.RFC3339), hi.UTC().Format(time.RFC3339), x))
+		}
+	}
+	pod := ""
+	if res.PodName != nil {
+		pod = *res.PodName
+	}
+	return pod, exp, x, errors.Join(errs...)
+}
+
+func checkCreate(ctx context.Context, env *Env) error {
+	id := env.ID("create")
+	_, _, _, err := createAndCheck(ctx, env, id, 600)
+	if err != nil {
+		return err
+	}
+	// The sandbox is usable (the Python client's readiness probe).
+	res, x, err := env.ExecOK(ctx, id, noxclient.ExecRequest{Cmd: []string{"echo", "ready"}, TimeoutSeconds: ptr[int32](5)})
+	if err != nil {
+		return err
+	}
+	if res.Stdout != "ready\n" || res.ExitCode != 0 {
+		return fmt.Errorf("readiness probe: want exit 0 and stdout \"ready\\n\"\n%s", x)
+	}
+	return nil
+}
+
+func checkCreateIdempotent(ctx context.Context, env *Env) error {
+	id := env.ID("ensure")
+	pod1, exp1, _, err := createAndCheck(ctx, env, id, 600)
+	if err != nil {
+		return err
+	}
+	if _, err := env.Sh(ctx, id, "echo keep > /workspace/keep.txt"); err != nil {
+		return fmt.Errorf("write a file before the second create: %w", err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	pod2, exp2, x2, err := createAndCheck(ctx, env, id, 600)
+	var errs []error
+	if err != nil {
+		errs = append(errs, fmt.Errorf("second create of the same id: %w", err))
+	}
+	if pod2 != "" && pod1 != pod2 {
+		errs = append(errs, fmt.Errorf("second create answered podName %q, want the first's %q\n%s", pod2, pod1, x2))
+	}
+	if !exp1.IsZero() && !exp2.IsZero() && !exp2.After(exp1) {
+		errs = append(errs, fmt.Errorf("second create did not refresh expiresAt: %s, first was %s\n%s", exp2.Format(time.RFC3339Nano), exp1.Format(time.RFC3339Nano), x2))
+	}
+	out, err := env.Sh(ctx, id, "cat /workspace/keep.txt")
+	if err != nil || out != "keep\n" {
+		errs = append(errs, fmt.Errorf("a file written before the second create is gone (the ensure recreated the sandbox): stdout %q, %v", out, err))
+	}
+	return errors.Join(errs...)
+}
+
+func checkCreateConcurrent(ctx context.Context, env *Env) error {
+	id := env.ID("concurrent")
+	const n = 6
+	var wg sync.WaitGroup
+	pods := make([]string, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pod, _, _, err := createAndCheck(ctx, env, id, 600)
+			pods[i], errs[i] = pod, err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("concurrent creates of one id: %w", err)
+	}
+	var all []error
+	for i := 1; i < n; i++ {
+		if pods[i] != pods[0] {
+			all = append(all, fmt.Errorf("concurrent creates of %s answered different podNames: %q", id, pods))
+			break
+		}
+	}
+	if out, err := env.Sh(ctx, id, "echo one"); err != nil || out != "one\n" {
+		all = append(all, fmt.Errorf("exec after concurrent creates: stdout %q: %w", out, err))
+	}
+	return errors.Join(all...)
+}
+
+func checkCreateInvalidID(ctx context.Context, env *Env) error {
+	ttl := int32(60)
+	var errs []error
+	bad := []string{
+		"bad id",                 // space
+		"_" + env.ID("under"),    // must start with a letter or digit
+		"-" + env.ID("dash"),     // must start with a letter or digit
+		strings.Repeat("a", 129), // too long
+		env.ID("semi") + ";x",
+		env.ID("uni") + "é",
+	}
+	for _, id := range bad {
+		env.Track(id) // in case the backend accepts it
+		body, _ := json.Marshal(noxclient.CreateSandboxRequest{TTLSeconds: &ttl})
+		x, err := env.Raw(ctx, http.MethodPut, "/v1/sandboxes/"+url.PathEscape(id), "application/json", body, true)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := expectError(x, http.StatusBadRequest); err != nil {
+			errs = append(errs, fmt.Errorf("session id %q: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkCreateInvalidTTL(ctx context.Context, env *Env) error {
+	var errs []error
+	cases := []struct{ name, body string }{
+		{"ttl-zero", `{"ttlSeconds":0}`},
+		{"ttl-negative", `{"ttlSeconds":-5}`},
+		{"ttl-string", `{"ttlSeconds":"600"}`},
+		{"ttl-fraction", `{"ttlSeconds":1.5}`},
+		{"malformed", `{"ttlSeconds":`},
+	}
+	for _, c := range cases {
+		id := env.ID(c.name)
+		env.Track(id)
+		x, err := env.Raw(ctx, http.MethodPut, "/v1/sandboxes/"+id, "application/json", []byte(c.body), true)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := expectError(x, http.StatusBadRequest); err != nil {
+			errs = append(errs, fmt.Errorf("body %s: %w", c.body, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// getExpiry returns a sandbox's expiresAt through getSandbox.
+func getStatus(ctx context.Context, env *Env, id string) (*noxclient.SandboxStatus, *Exchange, error) {
+	resp, err := env.Client.GetSandbox(ctx, id)
+	x, err := env.do(ctx, "get sandbox "+id, resp, err)
+	if err != nil {
+		return nil, x, err
+	}
+	var st noxclient.SandboxStatus
+	if err := expectJSON(x, http.StatusOK, &st); err != nil {
+		return nil, x, fmt.Errorf("get sandbox: %w", err)
+	}
+	return &st, x, nil
+}
+
+func checkTouch(ctx context.Context, env *Env) error {
+	id := env.ID("touch")
+	const ttl = 600
+	_, exp0, _, err := createAndCheck(ctx, env, id, ttl)
+	if err != nil {
+		return err
+	}
+	time.Sleep(1500 * time.Millisecond)
+	before := time.Now()
+	resp, err := env.Client.TouchSandbox(ctx, id)
+	x, err := env.do(ctx, "touch "+id, resp, err)
+	if err != nil {
+		return err
+	}
+	after := time.Now()
+	if err := expectStatus(x, http.StatusOK); err != nil {
+		return fmt.Errorf("touch must answer 200 (the Python client treats anything else as failure): %w", err)
+	}
+	// Observe the new expiry: getSandbox when advertised, else the
+	// optional TouchResult body.
+	var newExp time.Time
+	var src *Exchange
+	if env.Has(api.ExtSandboxesGet) {
+		st, gx, err := getStatus(ctx, env, id)
+		if err != nil {
+			return err
+		}
+		newExp, src = st.ExpiresAt, gx
+	} else if strings.HasPrefix(x.Header.Get("Content-Type"), "application/json") && len(x.Body) > 0 {
+		var tr noxclient.TouchResult
+		if err := json.Unmarshal(x.Body, &tr); err != nil {
+			return fmt.Errorf("touch answered application/json that is not a TouchResult: %w\n%s", err, x)
+		}
+		if tr.ExpiresAt == nil {
+			return nil // nothing to observe
+		}
+		newExp, src = *tr.ExpiresAt, x
+	} else {
+		return nil // a v1 backend gives no way to observe the expiry
+	}
+	var errs []error
+	if !newExp.After(exp0) {
+		errs = append(errs, fmt.Errorf("touch did not move expiresAt forward: %s, was %s\n%s", newExp.Format(time.RFC3339Nano), exp0.Format(time.RFC3339Nano), src))
+	}
+	skew := env.cfg.ClockSkew
+	if newExp.Before(before.Add(ttl*time.Second-skew)) || newExp.After(after.Add(ttl*time.Second+skew)) {
+		errs = append(errs, fmt.Errorf("after touch expiresAt is %s, want about touch time + ttlSeconds (%s)\n%s", newExp.Format(time.RFC3339), after.Add(ttl*time.Second).UTC().Format(time.RFC3339), src))
+	}
+	return errors.Join(errs...)
+}
+
+func checkTouchUnknown(ctx context.Context, env *Env) error {
+	id := env.ID("never-created")
+	resp, err := env.Client.TouchSandbox(ctx, id)
+	x, err := env.do(ctx, "touch "+id, resp, err)
+	if err != nil {
+		return err
+	}
+	env.Track(id)
+	return expectError(x, http.StatusNotFound)
+}
+
+func checkDelete(ctx context.Context, env *Env) error {
+	id, err := env.NewSandbox(ctx, "delete")
+	if err != nil {
+		return err
+	}
+	resp, err := env.Client.DeleteSandbox(ctx, id)
+	x, err := env.do(ctx, "delete "+id, resp, err)
+	if err != nil {
+		return err
+	}
+	if err := expectStatus(x, http.StatusNoContent, http.StatusOK); err != nil {
+		return err
+	}
+	var errs []error
+	ex, err := env.Exec(ctx, id, noxclient.ExecRequest{Cmd: []string{"echo", "still here"}})
+	if err != nil {
+		return err
+	}
+	if err := expectError(ex, http.StatusNotFound); err != nil {
+		errs = append(errs, fmt.Errorf("exec after delete: %w", err))
+	}
+	resp, err = env.Client.DeleteSandbox(ctx, id)
+	x2, err := env.do(ctx, "delete again "+id, resp, err)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if err := expectStatus(x2, http.StatusNotFound, http.StatusNoContent); err != nil {
+		errs = append(errs, fmt.Errorf("second delete: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func checkDeleteUnknown(ctx context.Context, env *Env) error {
+	id := env.ID("never-created")
+	resp, err := env.Client.DeleteSandbox(ctx, id)
+	x, err := env.do(ctx, "delete "+id, resp, err)
+	if err != nil {
+		return err
+	}
+	if x.Status == http.StatusNotFound {
+		return expectError(x, http.StatusNotFound)
+	}
+	return expectStatus(x, http.StatusNotFound, http.StatusNoContent)
+}
+
+func checkIsolationFiles(ctx context.Context, env *Env) error {
+	a, err := env.NewSandbox(ctx, "iso-a")
+	if err != nil {
+		return err
+	}
+	b, err := env.NewSandbox(ctx, "iso-b")
+	if err != nil {
+		return err
+	}
+	secret := "secret-" + env.ID("f")
+	if _, err := env.Sh(ctx, a, "echo hidden > /workspace/"+secret+" && mkdir -p /tmp/"+secret+" && echo hidden > /tmp/"+secret+"/x"); err != nil {
+		return fmt.Errorf("write a file in sandbox A: %w", err)
+	}
+	var errs []error
+	out, err := env.Sh(ctx, b, "ls -a /workspace; for p in /workspace/"+secret+" /tmp/"+secret+"; do if [ -e $p ]; then echo FOUND $p; fi; done")
+	if err != nil {
+		return fmt.Errorf("look for A's files in sandbox B: %w", err)
+	}
+	if strings.Contains(out, secret) {
+		errs = append(errs, fmt.Errorf("sandbox B sees sandbox A's files %s (in /workspace or /tmp): B's listing:\n%s", secret, out))
+	}
+	// And A's files are still there (the check is not vacuous).
+	if out, err := env.Sh(ctx, a, "cat /workspace/"+secret); err != nil || out != "hidden\n" {
+		errs = append(errs, fmt.Errorf("sandbox A lost its own file: %q, %v", out, err))
+	}
+	return errors.Join(errs...)
+}
+
+func checkTTLExpiry(ctx context.Context, env *Env) error {
+	id := env.ID("ttl")
+	const ttl = 3
+	_, exp, x, err := createAndCheck(ctx, env, id, ttl)
+	if err != nil {
+		if exp.IsZero() {
+			return err
+		}
+	}
+	if exp.IsZero() {
+		return fmt.Errorf("no usable expiresAt\n%s", x)
+	}
+	deadline := exp.Add(env.cfg.ExpiryGrace)
+	if env.Has(api.ExtSandboxesGet) {
+		// Poll without refreshing the TTL until the sandbox is gone.
+		time.Sleep(time.Until(exp))
+		for {
+			resp, err := env.Client.GetSandbox(ctx, id)
+			gx, err := env.do(ctx, "get "+id, resp, err)
+			if err != nil {
+				return err
+			}
+			if gx.Status == http.StatusNotFound {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("sandbox still exists %s after its expiresAt (%s)\n%s", env.cfg.ExpiryGrace, exp.Format(time.RFC3339), gx)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	} else {
+		time.Sleep(time.Until(exp.Add(2 * time.Second)))
+	}
+	ex, err := env.Exec(ctx, id, noxclient.ExecRequest{Cmd: []string{"echo", "alive"}})
+	if err != nil {
+		return err
+	}
+	if err := expectError(ex, http.StatusNotFound); err != nil {
+		return fmt.Errorf("exec after the TTL lapsed (expiresAt %s): %w", exp.Format(time.RFC3339), err)
+	}
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,188 @@
+package conformance
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"time"
+)
+
+// Level is the specification level of a check, or, in [Config], the highest
+// level a run selects.
+type Level string
+
+// The levels. A check has LevelMinimum, LevelRecommended or LevelExtension;
+// a Config selects LevelMinimum, LevelRecommended or LevelAll.
+const (
+	// LevelMinimum is behaviour every backend must have.
+	LevelMinimum Level = "minimum"
+	// LevelRecommended is behaviour backends should have; existing clients
+	// rely on it. Selecting it also selects LevelMinimum.
+	LevelRecommended Level = "recommended"
+	// LevelExtension is an optional nox extension, tested only when the
+	// backend advertises it in GET /v1/info.
+	LevelExtension Level = "extension"
+	// LevelAll selects every level, extensions included.
+	LevelAll Level = "all"
+)
+
+// ParseLevel parses a level selection as given to nox conformance --level:
+// "minimum", "recommended" or "all" ("extension" is accepted as "all").
+func ParseLevel(s string) (Level, error) {
+	switch Level(s) {
+	case LevelMinimum, LevelRecommended, LevelAll:
+		return Level(s), nil
+	case LevelExtension:
+		return LevelAll, nil
+	}
+	return "", fmt.Errorf("level %q: want minimum, recommended or all", s)
+}
+
+// rank orders levels: a check runs when its rank is at most the selection's.
+func (l Level) rank() int {
+	switch l {
+	case LevelMinimum:
+		return 0
+	case LevelRecommended:
+		return 1
+	default:
+		return 2
+	}
+}
+
+// selects reports whether a run at selection l runs checks of level c.
+func (l Level) selects(c Level) bool { return c.rank() <= l.rank() }
+
+// Config configures a conformance run. Build one with [NewConfig] and set
+// BaseURL; the zero values of the other fields mean their defaults.
+type Config struct {
+	// BaseURL is the backend's base URL, for example "http://127.0.0.1:8080".
+	// Paths such as /v1/sandboxes are appended to it. Required.
+	BaseURL string
+
+	// Token is the bearer token sent as "Authorization: Bearer <Token>" on
+	// every /v1/ request. Empty sends no Authorization header. When set, the
+	// auth checks also verify that requests without it are refused.
+	Token string
+
+	// HTTPClient sends the requests. Nil means a client of its own with no
+	// overall timeout (RequestTimeout bounds each request instead).
+	HTTPClient *http.Client
+
+	// Level is the highest level to test: LevelMinimum, LevelRecommended or
+	// LevelAll (the default). Checks above it are reported as skipped.
+	Level Level
+
+	// Run, when non-empty, is a regular expression; only checks whose id it
+	// matches run (like go test -run, but unanchored and over the whole id).
+	// The others are left out of the report.
+	Run string
+
+	// SkipSlow skips checks marked slow (the TTL expiry check waits for a
+	// sandbox to expire).
+	SkipSlow bool
+
+	// Parallelism bounds how many parallel-safe checks run at once in
+	// RunSuite. Default 4. Under go test, -parallel bounds it as well.
+	Parallelism int
+
+	// RequestTimeout bounds each HTTP request. Default 2 minutes.
+	RequestTimeout time.Duration
+
+	// CheckTimeout bounds each check, including its cleanup. Default 3
+	// minutes.
+	CheckTimeout time.Duration
+
+	// TimeoutGrace is how long after its timeoutSeconds an exec may still
+	// answer, and how long its processes may take to die. Default 5s.
+	TimeoutGrace time.Duration
+
+	// ExpiryGrace is how long after its expiresAt an idle sandbox may still
+	// exist before the TTL check fails. Default 30s.
+	ExpiryGrace time.Duration
+
+	// ClockSkew is the tolerated difference between the backend's clock and
+	// this machine's when timestamps are compared. Default 5s.
+	ClockSkew time.Duration
+
+	// IDPrefix starts every session id the suite creates. Empty means
+	// "nox-conf-" plus random hex characters, new for every run, so runs
+	// against a shared backend do not collide.
+	IDPrefix string
+
+	// Logf, when set, receives progress messages (one per check end).
+	Logf func(format string, args ...any)
+}
+
+// NewConfig returns a Config with every default filled in; set BaseURL (and
+// Token when the backend requires one) before use.
+func NewConfig() Config {
+	return Config{
+		Level:          LevelAll,
+		Parallelism:    4,
+		RequestTimeout: 2 * time.Minute,
+		CheckTimeout:   3 * time.Minute,
+		TimeoutGrace:   5 * time.Second,
+		ExpiryGrace:    30 * time.Second,
+		ClockSkew:      5 * time.Second,
+	}
+}
+
+// withDefaults returns c with zero fields replaced by the defaults of
+// NewConfig and a fresh IDPrefix, or an error when c is unusable.
+func (c Config) withDefaults() (Config, error) {
+	d := NewConfig()
+	if c.Level == "" {
+		c.Level = d.Level
+	}
+	if c.Parallelism <= 0 {
+		c.Parallelism = d.Parallelism
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = d.RequestTimeout
+	}
+	if c.CheckTimeout <= 0 {
+		c.CheckTimeout = d.CheckTimeout
+	}
+	if c.TimeoutGrace <= 0 {
+		c.TimeoutGrace = d.TimeoutGrace
+	}
+	if c.ExpiryGrace <= 0 {
+		c.ExpiryGrace = d.ExpiryGrace
+	}
+	if c.ClockSkew <= 0 {
+		c.ClockSkew = d.ClockSkew
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{}
+	}
+	if c.IDPrefix == "" {
+		b := make([]byte, 4)
+		if _, err := rand.Read(b); err != nil {
+			return c, fmt.Errorf("random id prefix: %w", err)
+		}
+		c.IDPrefix = "nox-conf-" + hex.EncodeToString(b)
+	}
+	var errs []error
+	if c.BaseURL == "" {
+		errs = append(errs, errors.New("BaseURL: required"))
+	} else if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("BaseURL %q: want an absolute http or https URL", c.BaseURL))
+	}
+	if _, err := ParseLevel(string(c.Level)); err != nil {
+		errs = append(errs, fmt.Errorf("Level: %w", err))
+	}
+	if c.Run != "" {
+		if _, err := regexp.Compile(c.Run); err != nil {
+			errs = append(errs, fmt.Errorf("Run: %w", err))
+		}
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("conformance config: %w", errors.Join(errs...))
+	}
+	return c, nil
+}

@@ -1,0 +1,376 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/noxrunner/nox/gen/noxclient"
+)
+
+// runState is shared by every Env of one run.
+type runState struct {
+	cfg      Config
+	contract *contract
+	info     *noxclient.Info // nil for a plain v1 backend
+	seq      atomic.Int64
+}
+
+// Env is what a check works with: the backend's address, clients that
+// validate every response against the contract, the run's id prefix and
+// helpers. Each check gets its own Env; every sandbox created through it is
+// deleted when the check ends, whatever its outcome.
+type Env struct {
+	// BaseURL is the backend's base URL.
+	BaseURL string
+	// Token is the configured bearer token ("" for none).
+	Token string
+	// Prefix starts every session id this run creates.
+	Prefix string
+	// Client is the generated client; it sends the token and validates and
+	// records every exchange.
+	Client *noxclient.Client
+	// NoAuthClient is like Client but never sends a token.
+	NoAuthClient *noxclient.Client
+	// Info is the backend's GET /v1/info answer; nil for a plain v1
+	// backend.
+	Info *noxclient.Info
+
+	cfg      Config
+	run      *runState
+	basePath string
+
+	mu         sync.Mutex
+	sandboxes  []string
+	violations []error
+	exchanges  map[*http.Response]*Exchange
+}
+
+// newEnv builds the Env of one check.
+func newEnv(run *runState) (*Env, error) {
+	cfg := run.cfg
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("base URL: %w", err)
+	}
+	e := &Env{
+		BaseURL: cfg.BaseURL, Token: cfg.Token, Prefix: cfg.IDPrefix, Info: run.info,
+		cfg: cfg, run: run, basePath: u.Path, exchanges: map[*http.Response]*Exchange{},
+	}
+	doer := &recordingDoer{env: e}
+	e.NoAuthClient, err = noxclient.NewClient(cfg.BaseURL, noxclient.WithHTTPClient(doer))
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	e.Client, err = noxclient.NewClient(cfg.BaseURL, noxclient.WithHTTPClient(doer),
+		noxclient.WithRequestEditorFn(e.authorize))
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	return e, nil
+}
+
+func (e *Env) authorize(_ context.Context, req *http.Request) error {
+	if e.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+e.Token)
+	}
+	return nil
+}
+
+// Has reports whether the backend advertises the extension ext in GET
+// /v1/info.
+func (e *Env) Has(ext string) bool {
+	return e.Info != nil && slices.Contains(e.Info.Extensions, ext)
+}
+
+func (e *Env) record(resp *http.Response, x *Exchange) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if resp != nil {
+		e.exchanges[resp] = x
+	}
+}
+
+// violate records a contract violation; it fails the check.
+func (e *Env) violate(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.violations = append(e.violations, err)
+}
+
+// exchange returns the recorded exchange of resp (or a stub).
+func (e *Env) exchange(resp *http.Response) *Exchange {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if x := e.exchanges[resp]; x != nil {
+		return x
+	}
+	x := &Exchange{Status: resp.StatusCode, Header: resp.Header}
+	if resp.Request != nil {
+		x.Method, x.URL = resp.Request.Method, resp.Request.URL.RequestURI()
+	}
+	return x
+}
+
+// ID returns a new session id for this run: the run prefix, a sequence
+// number and name, e.g. "nox-conf-1a2b3c4d-7-exec". Ids are valid session
+// ids (at most 128 characters of [A-Za-z0-9._-]).
+func (e *Env) ID(name string) string {
+	n := e.run.seq.Add(1)
+	id := fmt.Sprintf("%s-%d-%s", e.Prefix, n, name)
+	id = strings.Map(func(r rune) rune {
+		if r < 128 && (r == '.' || r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return r
+		}
+		return '-'
+	}, id)
+	if len(id) > 128 {
+		id = id[:128]
+	}
+	return id
+}
+
+// Track records a session id for deletion when the check ends. Create and
+// NewSandbox call it; call it for sandboxes created by other means.
+func (e *Env) Track(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !slices.Contains(e.sandboxes, id) {
+		e.sandboxes = append(e.sandboxes, id)
+	}
+}
+
+// transportError wraps an error of the HTTP transport. A backend that
+// cannot be reached, or a cancelled run, is an error of the suite
+// (ErrSuite); anything else (a reset connection, a timeout) counts against
+// the backend.
+func transportError(ctx context.Context, what string, err error) error {
+	var op *net.OpError
+	if ctx.Err() != nil || (errors.As(err, &op) && op.Op == "dial") {
+		return fmt.Errorf("%s: %w: %w", what, ErrSuite, err)
+	}
+	return fmt.Errorf("%s: no response: %w", what, err)
+}
+
+// do sends a generated-client request and returns its exchange.
+func (e *Env) do(ctx context.Context, what string, resp *http.Response, err error) (*Exchange, error) {
+	if err != nil {
+		return nil, transportError(ctx, what, err)
+	}
+	defer resp.Body.Close()
+	x := e.exchange(resp)
+	return x, nil
+}
+
+// Create creates (or ensures) sandbox id with body, records it for
+// deletion and returns the exchange; it does not judge the status.
+func (e *Env) Create(ctx context.Context, id string, body noxclient.CreateSandboxRequest) (*Exchange, error) {
+	e.Track(id)
+	resp, err := e.Client.CreateSandbox(ctx, id, body)
+	return e.do(ctx, "create sandbox "+id, resp, err)
+}
+
+// CreateOK creates sandbox id with the given TTL (0: 600 seconds), and
+// returns its decoded answer, or an error when the answer is not a 200 with
+// a CreateSandboxResult.
+func (e *Env) CreateOK(ctx context.Context, id string, ttl int32) (*noxclient.CreateSandboxResult, *Exchange, error) {
+	if ttl == 0 {
+		ttl = 600
+	}
+	x, err := e.Create(ctx, id, noxclient.CreateSandboxRequest{TTLSeconds: &ttl})
+	if err != nil {
+		return nil, x, err
+	}
+	var res noxclient.CreateSandboxResult
+	if err := expectJSON(x, http.StatusOK, &res); err != nil {
+		return nil, x, fmt.Errorf("create sandbox: %w", err)
+	}
+	return &res, x, nil
+}
+
+// NewSandbox creates a sandbox for the check (TTL 600 s) under a new id
+// made from name, and returns the id.
+func (e *Env) NewSandbox(ctx context.Context, name string) (string, error) {
+	id := e.ID(name)
+	if _, _, err := e.CreateOK(ctx, id, 0); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// Exec runs req in sandbox id and returns the exchange, whatever the status.
+func (e *Env) Exec(ctx context.Context, id string, req noxclient.ExecRequest) (*Exchange, error) {
+	resp, err := e.Client.ExecInSandbox(ctx, id, req)
+	return e.do(ctx, "exec in "+id, resp, err)
+}
+
+// ExecOK runs req in sandbox id and returns the decoded result, or an error
+// when the answer is not a 200 with an ExecResult. The exit code is not
+// judged.
+func (e *Env) ExecOK(ctx context.Context, id string, req noxclient.ExecRequest) (*noxclient.ExecResult, *Exchange, error) {
+	x, err := e.Exec(ctx, id, req)
+	if err != nil {
+		return nil, x, err
+	}
+	var res noxclient.ExecResult
+	if err := expectJSON(x, http.StatusOK, &res); err != nil {
+		return nil, x, fmt.Errorf("exec: %w", err)
+	}
+	return &res, x, nil
+}
+
+// Sh runs `sh -c script` in sandbox id (timeout 30 s) and returns its
+// stdout, or an error when the exec fails or exits non-zero.
+func (e *Env) Sh(ctx context.Context, id, script string) (string, error) {
+	t := int32(30)
+	res, x, err := e.ExecOK(ctx, id, noxclient.ExecRequest{Cmd: []string{"sh", "-c", script}, TimeoutSeconds: &t})
+	if err != nil {
+		return "", err
+	}
+	if res.ExitCode != 0 {
+		return res.Stdout, fmt.Errorf("helper command exited %d, want 0\n%s", res.ExitCode, x)
+	}
+	return res.Stdout, nil
+}
+
+// Upload posts archive (a tar, gzip-compressed or not) to sandbox id,
+// extracting under dest ("" for the default), and returns the exchange.
+func (e *Env) Upload(ctx context.Context, id, dest string, archive []byte) (*Exchange, error) {
+	var p *noxclient.UploadFilesParams
+	if dest != "" {
+		p = &noxclient.UploadFilesParams{Dest: &dest}
+	}
+	resp, err := e.Client.UploadFilesWithBody(ctx, id, p, "application/x-tar", bytes.NewReader(archive))
+	return e.do(ctx, "upload to "+id, resp, err)
+}
+
+// Download gets the archive of src ("" for the default) from sandbox id
+// and returns the exchange.
+func (e *Env) Download(ctx context.Context, id, src string) (*Exchange, error) {
+	var p *noxclient.DownloadFilesParams
+	if src != "" {
+		p = &noxclient.DownloadFilesParams{Src: &src}
+	}
+	resp, err := e.Client.DownloadFiles(ctx, id, p)
+	return e.do(ctx, "download from "+id, resp, err)
+}
+
+// Raw sends a request built by hand (for malformed input) to path under
+// the base URL, with the token when auth is true, validates the response
+// and returns the exchange.
+func (e *Env) Raw(ctx context.Context, method, path, contentType string, body []byte, auth bool) (*Exchange, error) {
+	authz := ""
+	if auth && e.Token != "" {
+		authz = "Bearer " + e.Token
+	}
+	return e.rawHeader(ctx, method, path, contentType, body, authz)
+}
+
+// rawHeader is Raw with an explicit Authorization header ("" for none).
+func (e *Env) rawHeader(ctx context.Context, method, path, contentType string, body []byte, authz string) (*Exchange, error) {
+	u := strings.TrimRight(e.BaseURL, "/") + path
+	var rd io.Reader = http.NoBody
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, fmt.Errorf("build request %s %s: %w: %w", method, path, ErrSuite, err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
+	}
+	resp, err := (&recordingDoer{env: e}).Do(req)
+	return e.do(ctx, method+" "+path, resp, err)
+}
+
+// cleanup deletes every sandbox the check created. A 200, 204 or 404 is
+// fine; anything else is a failure of the backend.
+func (e *Env) cleanup(ctx context.Context) error {
+	e.mu.Lock()
+	ids := slices.Clone(e.sandboxes)
+	e.mu.Unlock()
+	var errs []error
+	for _, id := range slices.Backward(ids) {
+		resp, err := e.Client.DeleteSandbox(ctx, id)
+		x, err := e.do(ctx, "clean up sandbox "+id, resp, err)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := expectStatus(x, 200, 204, 404); err != nil {
+			errs = append(errs, fmt.Errorf("clean up sandbox %s: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// takeViolations returns the contract violations recorded so far.
+func (e *Env) takeViolations() []error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v := e.violations
+	e.violations = nil
+	return v
+}
+
+// expectStatus returns an error unless x's status is one of codes.
+func expectStatus(x *Exchange, codes ...int) error {
+	if slices.Contains(codes, x.Status) {
+		return nil
+	}
+	want := make([]string, len(codes))
+	for i, c := range codes {
+		want[i] = fmt.Sprint(c)
+	}
+	return fmt.Errorf("status %d, want %s\n%s", x.Status, strings.Join(want, " or "), x)
+}
+
+// expectJSON checks x's status is code and decodes its JSON body into v.
+func expectJSON(x *Exchange, code int, v any) error {
+	if err := expectStatus(x, code); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(x.Body, v); err != nil {
+		return fmt.Errorf("body is not the expected JSON: %w\n%s", err, x)
+	}
+	return nil
+}
+
+// expectError checks that x has one of the status codes and a JSON Error
+// body ({"error": "<non-empty message>"}).
+func expectError(x *Exchange, codes ...int) error {
+	if err := expectStatus(x, codes...); err != nil {
+		return err
+	}
+	var body struct {
+		Error *string `json:"error"`
+	}
+	if !strings.HasPrefix(x.Header.Get("Content-Type"), "application/json") {
+		return fmt.Errorf("error body has Content-Type %q, want application/json\n%s", x.Header.Get("Content-Type"), x)
+	}
+	if err := json.Unmarshal(x.Body, &body); err != nil || body.Error == nil || *body.Error == "" {
+		return fmt.Errorf("body is not a JSON Error {\"error\": \"<message>\"}\n%s", x)
+	}
+	return nil
+}
+
+// within reports whether got is within tol of want.
+func within(got, want time.Time, tol time.Duration) bool {
+	d := got.Sub(want)
+	return d >= -tol && d <= tol
+}

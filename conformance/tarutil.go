@@ -1,0 +1,122 @@
+package conformance
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+)
+
+// TarEntry is one entry of an archive the suite builds or reads.
+type TarEntry struct {
+	// Name is the entry's path in the archive ("dir/file.txt"; a trailing
+	// slash is not needed for directories).
+	Name string
+	// Type is the tar type flag (tar.TypeReg when zero).
+	Type byte
+	// Mode holds the permission bits (0644 for files, 0755 for
+	// directories when zero).
+	Mode int64
+	// Body is a regular file's content.
+	Body []byte
+	// Linkname is the target of a symlink or hardlink.
+	Linkname string
+}
+
+// BuildTar returns a tar archive of entries, gzip-compressed when gz.
+func BuildTar(entries []TarEntry, gz bool) ([]byte, error) {
+	var buf bytes.Buffer
+	var w io.Writer = &buf
+	var zw *gzip.Writer
+	if gz {
+		zw = gzip.NewWriter(&buf)
+		w = zw
+	}
+	tw := tar.NewWriter(w)
+	mtime := time.Now().Add(-time.Hour).Truncate(time.Second)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.Name, Typeflag: e.Type, Mode: e.Mode, Linkname: e.Linkname, ModTime: mtime, Format: tar.FormatPAX}
+		if h.Typeflag == 0 {
+			h.Typeflag = tar.TypeReg
+		}
+		if h.Mode == 0 {
+			h.Mode = 0o644
+			if h.Typeflag == tar.TypeDir {
+				h.Mode = 0o755
+			}
+		}
+		if h.Typeflag == tar.TypeReg {
+			h.Size = int64(len(e.Body))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return nil, fmt.Errorf("tar header %q: %w", e.Name, err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			if _, err := tw.Write(e.Body); err != nil {
+				return nil, fmt.Errorf("tar entry %q: %w", e.Name, err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("tar: %w", err)
+	}
+	if zw != nil {
+		if err := zw.Close(); err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+	}
+	return buf.Bytes(), nil
+}
+
+// ReadTarGz reads a gzip-compressed tar archive. Entry names are cleaned
+// of a leading "./"; the root entry "." is dropped.
+func ReadTarGz(b []byte) ([]TarEntry, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("not gzip-compressed: %w", err)
+	}
+	tr := tar.NewReader(zr)
+	var out []TarEntry
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return out, fmt.Errorf("tar: %w", err)
+		}
+		name := strings.TrimPrefix(h.Name, "./")
+		if name == "" || name == "." || name == "./" {
+			continue
+		}
+		e := TarEntry{Name: strings.TrimSuffix(name, "/"), Type: h.Typeflag, Mode: h.Mode & 0o7777, Linkname: h.Linkname}
+		if h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeRegA { //nolint:staticcheck // old archives use TypeRegA
+			e.Type = tar.TypeReg
+			e.Body, err = io.ReadAll(tr)
+			if err != nil {
+				return out, fmt.Errorf("tar entry %q: %w", h.Name, err)
+			}
+		}
+		out = append(out, e)
+	}
+	if err := zr.Close(); err != nil {
+		return out, fmt.Errorf("gzip: %w", err)
+	}
+	return out, nil
+}
+
+// tarName reports whether an archive entry name is relative and stays
+// inside the archive root.
+func tarNameContained(name string) bool {
+	if strings.HasPrefix(name, "/") {
+		return false
+	}
+	c := path.Clean(name)
+	return c != ".." && !strings.HasPrefix(c, "../")
+}
+
+func newGzip(w io.Writer) *gzip.Writer { return gzip.NewWriter(w) }

@@ -1,0 +1,322 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/noxrunner/nox/api"
+)
+
+// contract is the loaded OpenAPI document and a router over it.
+type contract struct {
+	doc    *openapi3.T
+	router routers.Router
+}
+
+// loadContract loads api/openapi.yaml (embedded in package api), validates
+// it and builds a router that matches any host.
+func loadContract(ctx context.Context) (*contract, error) {
+	loader := openapi3.NewLoader()
+	loader.Context = ctx
+	doc, err := loader.LoadFromData(api.OpenAPI())
+	if err != nil {
+		return nil, fmt.Errorf("load contract: %w", err)
+	}
+	if err := doc.Validate(ctx); err != nil {
+		return nil, fmt.Errorf("validate contract: %w", err)
+	}
+	doc.Servers = nil // match the backend under test, wherever it is
+	r, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		return nil, fmt.Errorf("route contract: %w", err)
+	}
+	return &contract{doc: doc, router: r}, nil
+}
+
+// schemaError formats a schema violation as "at /path: reason".
+func schemaError(err *openapi3.SchemaError) string {
+	p := "/" + strings.Join(err.JSONPointer(), "/")
+	return fmt.Sprintf("at %s: %s", p, err.Reason)
+}
+
+// validateResponse checks one response against the operation the request
+// matched: the status must be declared, and the headers, content type and
+// body must match the declaration. body == nil skips the body (event
+// streams) but still checks the content type. A request that matches no
+// operation of the contract is not validated.
+func (c *contract) validateResponse(ctx context.Context, req *http.Request, basePath string, status int, h http.Header, body []byte) error {
+	r := req.Clone(ctx)
+	r.Body = http.NoBody
+	if basePath != "" && basePath != "/" {
+		r.URL.Path = "/" + strings.TrimLeft(strings.TrimPrefix(r.URL.Path, strings.TrimRight(basePath, "/")), "/")
+		r.URL.RawPath = ""
+	}
+	route, params, err := c.router.FindRoute(r)
+	if err != nil {
+		return nil //nolint:nilerr // nothing in the contract to validate against
+	}
+	opts := &openapi3filter.Options{
+		IncludeResponseStatus: true, // undeclared status codes are violations
+		MultiError:            true,
+		ExcludeResponseBody:   body == nil,
+	}
+	opts.WithCustomSchemaErrorFunc(schemaError)
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route, Options: opts},
+		Status:                 status,
+		Header:                 h,
+		Options:                opts,
+	}
+	in.SetBodyBytes(body)
+	var errs []error
+	if err := openapi3filter.ValidateResponse(ctx, in); err != nil {
+		errs = append(errs, flattenValidation(err)...)
+	}
+	if body == nil {
+		if resp := route.Operation.Responses.Status(status); resp != nil && resp.Value != nil && len(resp.Value.Content) > 0 {
+			if resp.Value.Content.Get(h.Get("Content-Type")) == nil {
+				errs = append(errs, fmt.Errorf("response Content-Type %q is not declared for status %d", h.Get("Content-Type"), status))
+			}
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s %s: %w", route.Method, route.Path, errors.Join(errs...))
+}
+
+// flattenValidation splits kin-openapi's multi-errors into one error each.
+func flattenValidation(err error) []error {
+	var me openapi3.MultiError
+	if errors.As(err, &me) {
+		var out []error
+		for _, e := range me {
+			out = append(out, flattenValidation(e)...)
+		}
+		return out
+	}
+	var re *openapi3filter.ResponseError
+	if errors.As(err, &re) && re.Err != nil {
+		var inner openapi3.MultiError
+		if errors.As(re.Err, &inner) {
+			var out []error
+			for _, e := range inner {
+				out = append(out, fmt.Errorf("%s: %w", re.Reason, e))
+			}
+			return out
+		}
+	}
+	return []error{err}
+}
+
+// validateSchema checks a JSON document against a schema of the contract's
+// components, e.g. "ExecResult" for the data of an exit event.
+func (c *contract) validateSchema(name string, raw []byte) error {
+	ref := c.doc.Components.Schemas[name]
+	if ref == nil || ref.Value == nil {
+		return fmt.Errorf("schema %q: not in the contract: %w", name, ErrSuite)
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return fmt.Errorf("not JSON (want a %s): %w", name, err)
+	}
+	if err := ref.Value.VisitJSON(v, openapi3.MultiErrors()); err != nil {
+		var errs []error
+		for _, e := range flattenValidation(err) {
+			var se *openapi3.SchemaError
+			if errors.As(e, &se) {
+				errs = append(errs, errors.New(schemaError(se)))
+			} else {
+				errs = append(errs, e)
+			}
+		}
+		return fmt.Errorf("does not match schema %s: %w", name, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Exchange is one HTTP request the suite made and the response it got, kept
+// so that failures can show both.
+type Exchange struct {
+	// Method and URL (path and query) of the request.
+	Method, URL string
+	// ReqHeader and ReqBody of the request.
+	ReqHeader http.Header
+	ReqBody   []byte
+	// Status, Header and Body of the response. For event streams, Body
+	// holds what was read of the stream.
+	Status int
+	Header http.Header
+	Body   []byte
+	// Err is the transport error, when there was no response.
+	Err error
+}
+
+const maxShownBody = 600
+
+// String shows the request and the response on two lines, bodies
+// abbreviated.
+func (x *Exchange) String() string {
+	if x == nil {
+		return "(no request made)"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "request:  %s %s", x.Method, x.URL)
+	if len(x.ReqBody) > 0 {
+		b.WriteString(" ")
+		b.WriteString(showBody(x.ReqHeader.Get("Content-Type"), x.ReqBody))
+	}
+	b.WriteString("\nresponse: ")
+	if x.Err != nil {
+		fmt.Fprintf(&b, "no response: %v", x.Err)
+		return b.String()
+	}
+	fmt.Fprintf(&b, "%d", x.Status)
+	if ct := x.Header.Get("Content-Type"); ct != "" {
+		b.WriteString(" " + ct)
+	}
+	if len(x.Body) > 0 {
+		b.WriteString(" ")
+		b.WriteString(showBody(x.Header.Get("Content-Type"), x.Body))
+	} else {
+		b.WriteString(" (empty body)")
+	}
+	return b.String()
+}
+
+// showBody renders a body for people: compact JSON, quoted text, or a size
+// for binary data.
+func showBody(contentType string, body []byte) string {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	if bytes.HasPrefix(body, []byte{0x1f, 0x8b}) {
+		return fmt.Sprintf("<%d bytes of gzip data>", len(body))
+	}
+	if mt == "application/x-tar" || !utf8.Valid(body) {
+		return fmt.Sprintf("<%d bytes of binary data>", len(body))
+	}
+	var compact bytes.Buffer
+	if json.Valid(body) && json.Compact(&compact, body) == nil {
+		return truncate(compact.String(), len(body))
+	}
+	return truncate(strconv.Quote(string(body)), len(body))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= maxShownBody {
+		return s
+	}
+	cut := maxShownBody
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d bytes)", s[:cut], n)
+}
+
+// recordingDoer sends the Env's requests, validates every response against
+// the contract and records the exchange. Bodies of ordinary responses are
+// read completely (up to maxResponseBody) and handed back intact; event
+// streams are handed back unread and captured as the check reads them.
+type recordingDoer struct {
+	env *Env
+}
+
+const maxResponseBody = 64 << 20
+
+// Do implements noxclient.HttpRequestDoer.
+func (d *recordingDoer) Do(req *http.Request) (*http.Response, error) {
+	e := d.env
+	x := &Exchange{Method: req.Method, URL: req.URL.RequestURI(), ReqHeader: req.Header.Clone()}
+	if req.Body != nil && req.Body != http.NoBody {
+		b, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read request body: %w", err)
+		}
+		x.ReqBody = b
+		req.Body = io.NopCloser(bytes.NewReader(b))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+		req.ContentLength = int64(len(b))
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), e.cfg.RequestTimeout)
+	req = req.WithContext(ctx)
+	resp, err := e.cfg.HTTPClient.Do(req)
+	if err != nil {
+		cancel()
+		x.Err = err
+		e.record(nil, x)
+		return nil, err
+	}
+	x.Status, x.Header = resp.StatusCode, resp.Header.Clone()
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/event-stream" {
+		if verr := e.run.contract.validateResponse(ctx, req, e.basePath, resp.StatusCode, resp.Header, nil); verr != nil {
+			e.violate(fmt.Errorf("response breaks the contract: %w\n%s", verr, x))
+		}
+		resp.Body = &captureBody{rc: resp.Body, x: x, env: e, cancel: cancel}
+		e.record(resp, x)
+		return resp, nil
+	}
+	defer cancel()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
+	resp.Body.Close()
+	if err != nil {
+		x.Err = fmt.Errorf("read response body: %w", err)
+		e.record(nil, x)
+		return nil, x.Err
+	}
+	if len(body) > maxResponseBody {
+		x.Body = body[:maxResponseBody]
+		x.Err = fmt.Errorf("response body larger than %d bytes", maxResponseBody)
+		e.record(nil, x)
+		return nil, x.Err
+	}
+	x.Body = body
+	if verr := e.run.contract.validateResponse(ctx, req, e.basePath, resp.StatusCode, resp.Header, body); verr != nil {
+		e.violate(fmt.Errorf("response breaks the contract: %w\n%s", verr, x))
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	e.record(resp, x)
+	return resp, nil
+}
+
+// captureBody copies what a check reads of an event stream into its
+// Exchange (up to maxResponseBody).
+type captureBody struct {
+	rc     io.ReadCloser
+	x      *Exchange
+	env    *Env
+	cancel context.CancelFunc
+}
+
+func (c *captureBody) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
+	if n > 0 {
+		c.env.mu.Lock()
+		if len(c.x.Body) < maxResponseBody {
+			c.x.Body = append(c.x.Body, p[:n]...)
+		}
+		c.env.mu.Unlock()
+	}
+	return n, err
+}
+
+func (c *captureBody) Close() error {
+	defer c.cancel()
+	if err := c.rc.Close(); err != nil {
+		return fmt.Errorf("close event stream: %w", err)
+	}
+	return nil
+}
