@@ -1,0 +1,374 @@
+package localbackend
+
+import (
+	"archive/tar"
+	"bufio"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// extractLimits bound one upload.
+type extractLimits struct {
+	maxEntries int64 // archive entries
+	maxBytes   int64 // file content bytes; < 0 means unlimited
+}
+
+// extractStats counts what an extraction wrote.
+type extractStats struct {
+	files int64     // entries extracted
+	bytes int64     // file content bytes
+	dirs  []dirAttr // directories, in archive order, whose attributes are set last
+}
+
+// dirAttr is the mode and mtime of an extracted directory.
+type dirAttr struct {
+	name  string
+	mode  fs.FileMode
+	mtime time.Time
+}
+
+// entryError is a hostile or unsupported archive entry.
+func entryError(name, reason string) error {
+	return fmt.Errorf("archive entry %q: %s: %w", name, reason, ErrInvalid)
+}
+
+// bodyError maps a read error of the request body.
+func bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return fmt.Errorf("archive exceeds the upload limit of %d bytes: %w", mbe.Limit, ErrTooLarge)
+	}
+	if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrInvalid) {
+		return err
+	}
+	return fmt.Errorf("body: not a valid (gzip) tar archive: %v: %w", err, ErrInvalid)
+}
+
+// cleanEntryName validates an archive entry name and returns it cleaned and
+// relative ("" for the archive's root directory).
+func cleanEntryName(name string) (string, error) {
+	if name == "" || strings.IndexByte(name, 0) >= 0 {
+		return "", entryError(name, "empty name or NUL byte")
+	}
+	if path.IsAbs(name) {
+		return "", entryError(name, "absolute path")
+	}
+	for _, el := range strings.Split(name, "/") {
+		if el == ".." {
+			return "", entryError(name, "path escapes dest")
+		}
+	}
+	c := path.Clean(name)
+	if c == "." {
+		return "", nil
+	}
+	return c, nil
+}
+
+// extractTar extracts a gzip or plain tar stream into root, which must be
+// an empty staging directory that nothing else writes to. It rejects
+// absolute names, ".." components, links pointing outside root, devices and
+// fifos. destAbs is the sandbox path root stands for, used to judge
+// absolute symlink targets.
+func extractTar(ctx context.Context, r io.Reader, root *os.Root, destAbs string, lim extractLimits) (extractStats, error) {
+	var st extractStats
+	br := bufio.NewReaderSize(r, 64<<10)
+	var src io.Reader = br
+	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return st, bodyError(err)
+		}
+		defer zr.Close()
+		src = zr
+	} else if err != nil && !errors.Is(err, io.EOF) {
+		return st, bodyError(err)
+	}
+	tr := tar.NewReader(src)
+	var entries int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return st, bodyError(err)
+		}
+		entries++
+		if entries > lim.maxEntries {
+			return st, fmt.Errorf("archive has more than %d entries: %w", lim.maxEntries, ErrTooLarge)
+		}
+		name, err := cleanEntryName(hdr.Name)
+		if err != nil {
+			return st, err
+		}
+		mode := fs.FileMode(hdr.Mode) & fs.ModePerm
+		if hdr.Mode&0o1000 != 0 {
+			mode |= fs.ModeSticky
+		}
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if name == "" {
+				continue // the root of the archive is dest itself
+			}
+			if fi, err := root.Lstat(name); err == nil && !fi.IsDir() {
+				if err := root.Remove(name); err != nil {
+					return st, entryError(hdr.Name, err.Error())
+				}
+			}
+			if err := root.MkdirAll(name, 0o755); err != nil {
+				return st, entryError(hdr.Name, err.Error())
+			}
+			st.dirs = append(st.dirs, dirAttr{name, mode, hdr.ModTime})
+		case tar.TypeReg, tar.TypeRegA:
+			if name == "" {
+				return st, entryError(hdr.Name, "a file cannot replace dest")
+			}
+			if err := prepareEntry(root, name); err != nil {
+				return st, entryError(hdr.Name, err.Error())
+			}
+			f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+			if err != nil {
+				return st, entryError(hdr.Name, err.Error())
+			}
+			var lr io.Reader = tr
+			if lim.maxBytes >= 0 {
+				lr = io.LimitReader(tr, lim.maxBytes-st.bytes+1)
+			}
+			n, err := io.Copy(f, lr)
+			st.bytes += n
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return st, bodyError(err)
+			}
+			if lim.maxBytes >= 0 && st.bytes > lim.maxBytes {
+				return st, fmt.Errorf("archive exceeds the sandbox's storage limit: %w", ErrTooLarge)
+			}
+			if err := root.Chmod(name, mode); err != nil {
+				return st, entryError(hdr.Name, err.Error())
+			}
+			_ = root.Chtimes(name, hdr.ModTime, hdr.ModTime)
+		case tar.TypeSymlink:
+			if name == "" {
+				return st, entryError(hdr.Name, "a link cannot replace dest")
+			}
+			t := hdr.Linkname
+			if t == "" || strings.IndexByte(t, 0) >= 0 {
+				return st, entryError(hdr.Name, "empty link target")
+			}
+			if path.IsAbs(t) {
+				c := path.Clean(t)
+				if c != destAbs && !strings.HasPrefix(c, destAbs+"/") {
+					return st, entryError(hdr.Name, fmt.Sprintf("link target %q points outside dest", t))
+				}
+			} else if j := path.Join(path.Dir(name), t); j == ".." || strings.HasPrefix(j, "../") {
+				return st, entryError(hdr.Name, fmt.Sprintf("link target %q points outside dest", t))
+			}
+			if err := prepareEntry(root, name); err != nil {
+				return st, entryError(hdr.Name, err.Error())
+			}
+			if err := root.Symlink(t, name); err != nil {
+				return st, entryError(hdr.Name, err.Error())
+			}
+		case tar.TypeLink:
+			if name == "" {
+				return st, entryError(hdr.Name, "a link cannot replace dest")
+			}
+			t, err := cleanEntryName(hdr.Linkname)
+			if err != nil || t == "" {
+				return st, entryError(hdr.Name, fmt.Sprintf("hard link target %q points outside dest", hdr.Linkname))
+			}
+			fi, err := root.Lstat(t)
+			if err != nil || !fi.Mode().IsRegular() {
+				return st, entryError(hdr.Name, fmt.Sprintf("hard link target %q is not a file extracted earlier", hdr.Linkname))
+			}
+			if err := prepareEntry(root, name); err != nil {
+				return st, entryError(hdr.Name, err.Error())
+			}
+			if err := root.Link(t, name); err != nil {
+				return st, entryError(hdr.Name, err.Error())
+			}
+		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+			return st, entryError(hdr.Name, "device and fifo entries are not allowed")
+		case tar.TypeXGlobalHeader:
+			continue
+		default:
+			return st, entryError(hdr.Name, fmt.Sprintf("unsupported entry type %q", hdr.Typeflag))
+		}
+		st.files++
+	}
+	return st, nil
+}
+
+// applyDirAttrs sets the modes and times of the archive's directories once
+// they are in place under dir (relative to root), deepest first, so that
+// read-only directories do not stop their own extraction.
+func applyDirAttrs(root *os.Root, dir string, dirs []dirAttr) {
+	for _, d := range slices.Backward(dirs) {
+		p := path.Join(dir, d.name)
+		if fi, err := root.Lstat(p); err != nil || !fi.IsDir() {
+			continue
+		}
+		_ = root.Chmod(p, d.mode)
+		_ = root.Chtimes(p, d.mtime, d.mtime)
+	}
+}
+
+// prepareEntry creates the parent directories of name and removes what is
+// at name, so that a later entry replaces an earlier one.
+func prepareEntry(root *os.Root, name string) error {
+	if dir := path.Dir(name); dir != "." {
+		if fi, err := root.Lstat(dir); err == nil && !fi.IsDir() {
+			return fmt.Errorf("parent %q is not a directory", dir)
+		}
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	if fi, err := root.Lstat(name); err == nil {
+		if fi.IsDir() {
+			return errors.New("replaces a directory")
+		}
+		return root.Remove(name)
+	}
+	return nil
+}
+
+// mergeTree moves every entry of the directory src into the directory dst
+// (both relative to root): new entries are renamed into place, existing
+// directories are merged, other existing entries are replaced.
+func mergeTree(root *os.Root, src, dst string) error {
+	d, err := root.Open(src)
+	if err != nil {
+		return err
+	}
+	ents, err := d.ReadDir(-1)
+	d.Close()
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		s, t := path.Join(src, e.Name()), path.Join(dst, e.Name())
+		tfi, err := root.Lstat(t)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			err = root.Rename(s, t)
+		case err != nil:
+		case e.IsDir() && tfi.IsDir():
+			err = mergeTree(root, s, t)
+		case tfi.IsDir():
+			if err = root.RemoveAll(t); err == nil {
+				err = root.Rename(s, t)
+			}
+		default:
+			err = root.Rename(s, t)
+		}
+		if err != nil {
+			return fmt.Errorf("move %q into place: %w", e.Name(), err)
+		}
+	}
+	return nil
+}
+
+// writeTar writes the tree at rel (relative to root) to tw, with names
+// relative to rel; a single file or link is written under its base name.
+// Symbolic links are stored, never followed.
+func writeTar(ctx context.Context, root *os.Root, rel string, tw *tar.Writer) error {
+	fi, err := root.Lstat(rel)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return writeEntry(root, rel, path.Base(rel), fi, tw)
+	}
+	return fs.WalkDir(root.FS(), rel, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if p == rel {
+			return nil
+		}
+		name := p
+		if rel != "." {
+			name = strings.TrimPrefix(p, rel+"/")
+		}
+		fi, err := d.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed meanwhile
+			}
+			return err
+		}
+		return writeEntry(root, p, name, fi, tw)
+	})
+}
+
+// writeEntry writes one file, directory or symlink; other types are skipped.
+func writeEntry(root *os.Root, p, name string, fi fs.FileInfo, tw *tar.Writer) error {
+	var link string
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		l, err := root.Readlink(p)
+		if err != nil {
+			return err
+		}
+		link = l
+	case fi.IsDir(), fi.Mode().IsRegular():
+	default:
+		return nil // sockets, devices, fifos
+	}
+	hdr, err := tar.FileInfoHeader(fi, link)
+	if err != nil {
+		return err
+	}
+	hdr.Name = name
+	if fi.IsDir() {
+		hdr.Name += "/"
+	}
+	hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
+	hdr.Format = tar.FormatPAX
+	hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
+	if !fi.Mode().IsRegular() {
+		return tw.WriteHeader(hdr)
+	}
+	f, err := root.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	n, err := io.CopyN(tw, f, hdr.Size)
+	if errors.Is(err, io.EOF) {
+		// The file shrank while being read: pad to the announced size.
+		_, err = io.CopyN(tw, zeroReader{}, hdr.Size-n)
+	}
+	return err
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}

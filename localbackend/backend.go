@@ -1,0 +1,163 @@
+package localbackend
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/noxrunner/nox/gen/noxserver"
+	"github.com/noxrunner/nox/localbackend/internal/sandbox"
+)
+
+// BackendName is the backend's name in GET /v1/info.
+const BackendName = "nox-local"
+
+// Backend is a running local backend: the store of sandboxes, the runtime
+// and the HTTP handler serving them.
+type Backend struct {
+	cfg     Config
+	lim     limits
+	log     *slog.Logger
+	report  sandbox.Report
+	store   *store
+	server  *Server
+	handler http.Handler
+	isClose atomic.Bool
+}
+
+// Info describes a Backend for a startup banner.
+type Info struct {
+	// Tier is the isolation tier in use ("namespaces", "none-unsafe", ...).
+	Tier string
+	// Isolated is false when commands run on the host without isolation.
+	Isolated bool
+	// Notes say what the tier lacks on this host.
+	Notes []string
+	// Unenforced lists resource limits recorded but not enforced here.
+	Unenforced []string
+	// DataDir is the absolute data directory.
+	DataDir string
+	// Images are the image names create accepts.
+	Images []string
+	// Version is the backend's version.
+	Version string
+	// AuthRequired reports whether a bearer token is required.
+	AuthRequired bool
+}
+
+// MaybeRunInit must be called first thing in main (and in TestMain) of
+// every binary that embeds the backend: when the process was started as a
+// sandbox's init it runs it and never returns; otherwise it returns at once.
+func MaybeRunInit() {
+	maybeInitRuntime()
+}
+
+// New opens (creating if needed) and locks cfg.DataDir, starts the sandbox
+// runtime with the requested isolation tier, loads the sandboxes of earlier
+// runs (in state stopped) and starts the reaper. Zero fields of cfg take
+// the defaults documented on Config.
+func New(cfg Config) (*Backend, error) {
+	cfg.applyDefaults()
+	lim, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("localbackend: data dir: %w", err)
+	}
+	cfg.DataDir = dir
+	rt, err := newRuntime(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("localbackend: %w", err)
+	}
+	return newBackend(cfg, lim, rt)
+}
+
+// newBackend builds a Backend on a given runtime (tests pass a double).
+func newBackend(cfg Config, lim limits, rt runtime) (*Backend, error) {
+	b := &Backend{cfg: cfg, lim: lim, log: cfg.Logger, report: rt.Report()}
+	b.server = &Server{b: b}
+	h, err := b.buildHandler()
+	if err != nil {
+		_ = rt.Close()
+		return nil, fmt.Errorf("localbackend: %w", err)
+	}
+	b.handler = h
+	st, err := openStore(cfg, lim, rt)
+	if err != nil {
+		_ = rt.Close()
+		return nil, fmt.Errorf("localbackend: %w", err)
+	}
+	b.store = st
+	return b, nil
+}
+
+// Handler returns the HTTP handler serving the API.
+func (b *Backend) Handler() http.Handler { return b.handler }
+
+// Server returns the implementation of the generated strict server
+// interface, for embedding into another router.
+func (b *Backend) Server() *Server { return b.server }
+
+// Close stops the reaper and every sandbox environment and unlocks the
+// data directory. Workspaces and metadata stay for the next run.
+func (b *Backend) Close() error {
+	if b.isClose.Swap(true) {
+		return nil
+	}
+	if err := b.store.close(); err != nil {
+		return fmt.Errorf("localbackend: close: %w", err)
+	}
+	return nil
+}
+
+func (b *Backend) closed() bool { return b.isClose.Load() }
+
+// Info describes the backend for a startup banner.
+func (b *Backend) Info() Info {
+	return Info{
+		Tier: string(b.report.Tier), Isolated: b.report.Isolated,
+		Notes: slices.Clone(b.report.Notes), Unenforced: slices.Clone(b.report.Unenforced),
+		DataDir: b.cfg.DataDir, Images: b.cfg.imageNames(), Version: b.cfg.Version,
+		AuthRequired: b.cfg.Token != "",
+	}
+}
+
+// apiInfo is the body of GET /v1/info.
+func (b *Backend) apiInfo() noxserver.Info {
+	ext := []string{"info", "sandboxes.get", "sandboxes.list", "exec.stream", "exec.flags"}
+	if b.cfg.Token != "" {
+		ext = append(ext, "auth.bearer")
+	}
+	i32 := func(d time.Duration) *int32 { v := int32(d / time.Second); return &v }
+	i64 := func(v int64) *int64 { return &v }
+	conc := int32(b.cfg.MaxConcurrentExecs)
+	notes := slices.Clone(b.report.Notes)
+	return noxserver.Info{
+		APIVersion: "v1",
+		Backend:    noxserver.BackendIdentity{Name: BackendName, Version: b.cfg.Version},
+		Extensions: ext,
+		Isolation:  &noxserver.Isolation{Tier: string(b.report.Tier), Isolated: b.report.Isolated, Notes: notes},
+		Limits: &noxserver.BackendLimits{
+			DefaultTTLSeconds:      i32(b.cfg.DefaultTTL),
+			MaxTTLSeconds:          i32(b.cfg.MaxTTL),
+			DefaultTimeoutSeconds:  i32(b.cfg.DefaultExecTimeout),
+			MaxTimeoutSeconds:      i32(b.cfg.MaxExecTimeout),
+			MaxOutputBytes:         i64(b.cfg.MaxOutputBytes),
+			MaxUploadBytes:         i64(b.cfg.MaxUploadBytes),
+			MaxUploadEntries:       i64(b.cfg.MaxUploadEntries),
+			MaxConcurrentExecs:     &conc,
+			StreamHeartbeatSeconds: i32(max(b.cfg.StreamHeartbeat, time.Second)),
+		},
+		Images: b.cfg.imageNames(),
+	}
+}
+
+// errNoRuntime is returned until the sandbox runtime is linked in.
+var errNoRuntime = errors.New("the sandbox runtime is not available in this build")

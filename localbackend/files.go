@@ -1,0 +1,162 @@
+package localbackend
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+)
+
+// upload extracts a (gzip) tar archive under dest, all or nothing: the
+// archive is extracted into a staging directory beside the workspace and
+// moved into place only when every entry was accepted.
+func (s *store) upload(ctx context.Context, id, dest string, body io.Reader) (extractStats, error) {
+	destRel, err := workspaceRel("dest", dest)
+	if err != nil {
+		return extractStats{}, err
+	}
+	b, _, err := s.acquire(ctx, id, false)
+	if err != nil {
+		return extractStats{}, err
+	}
+	defer s.release(b, false)
+	key := b.meta.Key
+	lim := extractLimits{maxEntries: s.cfg.MaxUploadEntries, maxBytes: -1}
+	if q := b.meta.StorageBytes; q > 0 {
+		used, err := diskUsage(s.workspacePath(key))
+		if err != nil {
+			return extractStats{}, fmt.Errorf("measure workspace: %w", err)
+		}
+		lim.maxBytes = max(q-used, 0)
+	}
+
+	boxRoot, err := os.OpenRoot(s.boxDir(key))
+	if err != nil {
+		return extractStats{}, fmt.Errorf("open sandbox dir: %w", err)
+	}
+	defer boxRoot.Close()
+	if err := boxRoot.MkdirAll("upload", 0o700); err != nil {
+		return extractStats{}, fmt.Errorf("staging: %w", err)
+	}
+	staging, err := os.MkdirTemp(filepath.Join(s.boxDir(key), "upload"), "u-")
+	if err != nil {
+		return extractStats{}, fmt.Errorf("staging: %w", err)
+	}
+	stagingRel := path.Join("upload", filepath.Base(staging))
+	defer boxRoot.RemoveAll(stagingRel)
+	sroot, err := os.OpenRoot(staging)
+	if err != nil {
+		return extractStats{}, fmt.Errorf("staging: %w", err)
+	}
+	defer sroot.Close()
+
+	st, err := extractTar(ctx, body, sroot, path.Join(workspaceDir, destRel), lim)
+	if err != nil {
+		return st, err
+	}
+	if env, ok := s.envOf(b).(fileOwner); ok {
+		uid, gid := env.HostOwner()
+		if err := chownTree(sroot, uid, gid); err != nil {
+			return st, fmt.Errorf("chown upload: %w", err)
+		}
+	}
+	dst := path.Join("workspace", destRel)
+	if fi, err := boxRoot.Lstat(dst); err == nil && !fi.IsDir() {
+		return st, fmt.Errorf("dest: %q exists and is not a directory: %w", dest, ErrInvalid)
+	}
+	if err := boxRoot.MkdirAll(dst, 0o755); err != nil {
+		return st, fmt.Errorf("dest: %q: %v: %w", dest, err, ErrInvalid)
+	}
+	if err := mergeTree(boxRoot, stagingRel, dst); err != nil {
+		return st, fmt.Errorf("upload into %q: %w", dest, err)
+	}
+	applyDirAttrs(boxRoot, dst, st.dirs)
+	return st, nil
+}
+
+func (s *store) envOf(b *box) environment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return b.env
+}
+
+// chownTree changes the owner of everything in root, links not followed.
+func chownTree(root *os.Root, uid, gid int) error {
+	return fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return root.Lchown(p, uid, gid)
+	})
+}
+
+// diskUsage sums the sizes of the regular files under dir.
+func diskUsage(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// download returns a gzip-compressed tar of src, produced while the
+// returned reader is read. A missing src is an ErrNotFound naming the path.
+func (s *store) download(ctx context.Context, id, src string) (io.ReadCloser, error) {
+	rel, err := workspaceRel("src", src)
+	if err != nil {
+		return nil, err
+	}
+	b, _, err := s.acquire(ctx, id, false)
+	if err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(s.workspacePath(b.meta.Key))
+	if err != nil {
+		s.release(b, false)
+		return nil, fmt.Errorf("open workspace: %w", err)
+	}
+	if _, err := root.Lstat(rel); err != nil {
+		root.Close()
+		s.release(b, false)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("src %q: no such file or directory: %w", src, ErrNotFound)
+		}
+		return nil, fmt.Errorf("src %q: %v: %w", src, err, ErrInvalid)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		defer s.release(b, false)
+		defer root.Close()
+		zw, _ := gzip.NewWriterLevel(pw, gzip.BestSpeed)
+		tw := tar.NewWriter(zw)
+		err := writeTar(ctx, root, rel, tw)
+		if err == nil {
+			err = tw.Close()
+		}
+		if err == nil {
+			err = zw.Close()
+		}
+		if err != nil {
+			s.log.Warn("download failed", "sessionId", id, "src", src, "err", err)
+		}
+		pw.CloseWithError(err)
+	}()
+	return pr, nil
+}

@@ -1,0 +1,182 @@
+package localbackend
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/noxrunner/nox/gen/noxclient"
+)
+
+func TestMain(m *testing.M) {
+	MaybeRunInit()
+	os.Exit(m.Run())
+}
+
+// testEnv is one backend behind an httptest server.
+type testEnv struct {
+	t      *testing.T
+	b      *Backend
+	rt     *fakeRuntime
+	srv    *httptest.Server
+	url    string
+	token  string
+	client *noxclient.ClientWithResponses
+}
+
+// testConfig is a Config for tests: a temporary data dir and quiet logs.
+func testConfig(t testing.TB) Config {
+	c := DefaultConfig()
+	c.DataDir = t.TempDir()
+	c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	c.ReaperInterval = 100 * time.Millisecond
+	c.StreamHeartbeat = 200 * time.Millisecond
+	c.MaxConcurrentExecs = 8
+	return c
+}
+
+// setup starts a backend on the fake runtime; mod adjusts the config.
+func setup(t *testing.T, mod func(*Config)) *testEnv {
+	t.Helper()
+	c := testConfig(t)
+	if mod != nil {
+		mod(&c)
+	}
+	return start(t, c, &fakeRuntime{})
+}
+
+func start(t testing.TB, c Config, rt *fakeRuntime) *testEnv {
+	c.applyDefaults()
+	lim, err := c.validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := newBackend(c, lim, rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(b.Handler())
+	e := &testEnv{b: b, rt: rt, srv: srv, url: srv.URL, token: c.Token}
+	if tt, ok := t.(*testing.T); ok {
+		e.t = tt
+	}
+	t.Cleanup(func() {
+		srv.CloseClientConnections()
+		srv.Close()
+		_ = b.Close()
+	})
+	cl, err := noxclient.NewClientWithResponses(srv.URL, noxclient.WithRequestEditorFn(func(ctx context.Context, r *http.Request) error {
+		if e.token != "" {
+			r.Header.Set("Authorization", "Bearer "+e.token)
+		}
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.client = cl
+	return e
+}
+
+// do sends a raw request; body is JSON-encoded unless it is a string or []byte.
+func (e *testEnv) do(method, path string, body any) (*http.Response, []byte) {
+	e.t.Helper()
+	var r io.Reader
+	switch v := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(v)
+	case []byte:
+		r = bytes.NewReader(v)
+	case io.Reader:
+		r = v
+	default:
+		data, err := json.Marshal(v)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		r = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, e.url+path, r)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	switch body.(type) {
+	case nil:
+	case []byte, io.Reader:
+		req.Header.Set("Content-Type", "application/x-tar")
+	default:
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if e.token != "" {
+		req.Header.Set("Authorization", "Bearer "+e.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return resp, data
+}
+
+// expectError checks a JSON error answer's status and that its message
+// contains want.
+func expectError(t *testing.T, resp *http.Response, body []byte, status int, want string) {
+	t.Helper()
+	if resp.StatusCode != status {
+		t.Fatalf("%s %s: status %d, want %d; body %s", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, status, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Fatalf("%s: Content-Type %q, want application/json; body %s", resp.Request.URL.Path, ct, body)
+	}
+	var e struct{ Error string }
+	if err := json.Unmarshal(body, &e); err != nil || e.Error == "" {
+		t.Fatalf("error body %q is not {\"error\":...}: %v", body, err)
+	}
+	if !strings.Contains(e.Error, want) {
+		t.Fatalf("error %q does not contain %q", e.Error, want)
+	}
+}
+
+// create makes sandbox id with an optional JSON body.
+func (e *testEnv) create(id string, body any) noxclient.CreateSandboxResult {
+	e.t.Helper()
+	if body == nil {
+		body = map[string]any{"ttlSeconds": 600}
+	}
+	resp, data := e.do("PUT", "/v1/sandboxes/"+id, body)
+	if resp.StatusCode != 200 {
+		e.t.Fatalf("create %s: %d %s", id, resp.StatusCode, data)
+	}
+	var r noxclient.CreateSandboxResult
+	if err := json.Unmarshal(data, &r); err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// exec runs argv in sandbox id and returns the result.
+func (e *testEnv) exec(id string, req map[string]any) noxclient.ExecResult {
+	e.t.Helper()
+	resp, data := e.do("POST", "/v1/sandboxes/"+id+"/exec", req)
+	if resp.StatusCode != 200 {
+		e.t.Fatalf("exec %v: %d %s", req, resp.StatusCode, data)
+	}
+	var r noxclient.ExecResult
+	if err := json.Unmarshal(data, &r); err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
