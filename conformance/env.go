@@ -53,7 +53,7 @@ type Env struct {
 
 	mu         sync.Mutex
 	sandboxes  []string
-	violations []error
+	violations []violation
 	exchanges  map[*http.Response]*Exchange
 }
 
@@ -102,11 +102,29 @@ func (e *Env) record(resp *http.Response, x *Exchange) {
 	}
 }
 
-// violate records a contract violation; it fails the check.
-func (e *Env) violate(err error) {
+// violation is a contract violation seen by an Env: the validation error
+// (key, used to merge repeats) and the report with its exchange.
+type violation struct {
+	key   string
+	err   error
+	count int
+}
+
+// violate records a contract violation; it fails the check. Repeats of
+// the same violation (same operation, same complaint) are counted, not
+// listed again.
+func (e *Env) violate(verr error, x *Exchange) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.violations = append(e.violations, err)
+	key := verr.Error()
+	for i := range e.violations {
+		if e.violations[i].key == key {
+			e.violations[i].count++
+			return
+		}
+	}
+	e.violations = append(e.violations, violation{key: key, count: 1,
+		err: fmt.Errorf("response breaks the contract: %w\n%s", verr, x)})
 }
 
 // exchange returns the recorded exchange of resp (or a stub).
@@ -323,9 +341,16 @@ func (e *Env) cleanup(ctx context.Context) error {
 func (e *Env) takeViolations() []error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	v := e.violations
+	var out []error
+	for _, v := range e.violations {
+		if v.count > 1 {
+			out = append(out, fmt.Errorf("%w\n(the same violation in %d more responses)", v.err, v.count-1))
+		} else {
+			out = append(out, v.err)
+		}
+	}
 	e.violations = nil
-	return v
+	return out
 }
 
 // expectStatus returns an error unless x's status is one of codes.

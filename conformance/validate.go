@@ -50,7 +50,11 @@ func loadContract(ctx context.Context) (*contract, error) {
 // schemaError formats a schema violation as "at /path: reason".
 func schemaError(err *openapi3.SchemaError) string {
 	p := "/" + strings.Join(err.JSONPointer(), "/")
-	return fmt.Sprintf("at %s: %s", p, err.Reason)
+	reason := err.Reason
+	if i := strings.Index(reason, " (string doesn't match pattern"); i > 0 {
+		reason = reason[:i] // the format's regular expression adds nothing
+	}
+	return fmt.Sprintf("at %s: %s", p, reason)
 }
 
 // validateResponse checks one response against the operation the request
@@ -263,7 +267,7 @@ func (d *recordingDoer) Do(req *http.Request) (*http.Response, error) {
 	x.Status, x.Header = resp.StatusCode, resp.Header.Clone()
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/event-stream" {
 		if verr := e.run.contract.validateResponse(ctx, req, e.basePath, resp.StatusCode, resp.Header, nil); verr != nil {
-			e.violate(fmt.Errorf("response breaks the contract: %w\n%s", verr, x))
+			e.violate(verr, x)
 		}
 		resp.Body = &captureBody{rc: resp.Body, x: x, env: e, cancel: cancel}
 		e.record(resp, x)
@@ -285,7 +289,7 @@ func (d *recordingDoer) Do(req *http.Request) (*http.Response, error) {
 	}
 	x.Body = body
 	if verr := e.run.contract.validateResponse(ctx, req, e.basePath, resp.StatusCode, resp.Header, body); verr != nil {
-		e.violate(fmt.Errorf("response breaks the contract: %w\n%s", verr, x))
+		e.violate(verr, x)
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	e.record(resp, x)

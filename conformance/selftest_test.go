@@ -1,0 +1,263 @@
+package conformance_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/noxrunner/nox/conformance"
+)
+
+var (
+	execPath       = regexp.MustCompile(`^/v1/sandboxes/([^/]+)/exec$`)
+	sandboxURLPath = regexp.MustCompile(`^/v1/sandboxes/([^/]+)$`)
+)
+
+// breakBackend wraps a conforming handler and makes it misbehave: exec on
+// an unknown sandbox answers 200, and re-creating an existing sandbox
+// answers an expiresAt that is not RFC 3339. Creates are serialized so the
+// first create of an id is always the one that gets a good answer.
+func breakBackend(h http.Handler) http.Handler {
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if m := execPath.FindStringSubmatch(r.URL.Path); m != nil && r.Method == http.MethodPost {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			if rec.Code == http.StatusNotFound {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(`{"exitCode":0,"stdout":"","stderr":"","durationMs":1}`))
+				return
+			}
+			copyRecorded(w, rec)
+			return
+		}
+		if m := sandboxURLPath.FindStringSubmatch(r.URL.Path); m != nil && (r.Method == http.MethodPut || r.Method == http.MethodDelete) {
+			mu.Lock()
+			defer mu.Unlock()
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			id := m[1]
+			if r.Method == http.MethodDelete {
+				delete(seen, id)
+				copyRecorded(w, rec)
+				return
+			}
+			if rec.Code == http.StatusOK && seen[id] {
+				var body map[string]any
+				_ = json.Unmarshal(rec.Body.Bytes(), &body)
+				body["expiresAt"] = time.Now().Add(time.Hour).Format(time.DateTime) // not RFC 3339
+				b, _ := json.Marshal(body)
+				rec.Body = bytes.NewBuffer(b)
+				rec.Header().Del("Content-Length")
+			}
+			if rec.Code == http.StatusOK {
+				seen[id] = true
+			}
+			copyRecorded(w, rec)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func copyRecorded(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
+}
+
+// TestSuiteCatchesBrokenBackend feeds the suite a backend with three
+// deliberate bugs and checks that exactly the checks that should notice
+// them fail.
+func TestSuiteCatchesBrokenBackend(t *testing.T) {
+	f := newFake(t.TempDir())
+	f.followDotDot = true
+	srv := httptest.NewServer(breakBackend(f.handler()))
+	defer srv.Close()
+
+	cfg := conformance.NewConfig()
+	cfg.BaseURL = srv.URL
+	cfg.ExpiryGrace = 5 * time.Second
+	rep, err := conformance.RunSuite(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		// exec on an unknown sandbox answers 200
+		"exec/unknown-sandbox-404",
+		"sandbox/delete",     // exec after delete
+		"sandbox/ttl-expiry", // exec after expiry
+		// non-RFC 3339 expiresAt on ensure
+		"sandbox/create-idempotent",
+		"sandbox/create-concurrent",
+		// uploads follow ../
+		"files/hostile-archives-contained",
+	}
+	got := rep.Failed()
+	slices.Sort(got)
+	slices.Sort(want)
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("failed checks:\n got %q\nwant %q\nreport:\n%s", got, want, text.String())
+	}
+	for _, res := range rep.Results {
+		if res.Status == conformance.StatusError {
+			t.Errorf("%s: status error (the suite broke): %s", res.ID, res.Message)
+		}
+	}
+	if rep.OK() {
+		t.Error("OK() = true for a broken backend")
+	}
+	// The failures say what was wrong, with the request and response.
+	for _, s := range []string{
+		"FAIL  exec/unknown-sandbox-404 (",
+		"request:  POST /v1/sandboxes/",
+		`response: 200 application/json {"exitCode":0`,
+		`is not RFC 3339`,
+		`string doesn't match the format "date-time"`,
+		"hostile archive entries were written outside dest",
+		"PASS  exec/argv-verbatim (",
+		"FAILED: ",
+	} {
+		if !strings.Contains(text.String(), s) {
+			t.Errorf("text report lacks %q", s)
+		}
+	}
+	t.Logf("report of the broken backend:\n%s", text.String())
+	checkWriters(t, rep)
+}
+
+// checkWriters checks the JSON and JUnit forms of a report.
+func checkWriters(t *testing.T, rep *conformance.Report) {
+	t.Helper()
+	var js bytes.Buffer
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var decoded struct {
+		OK      bool `json:"ok"`
+		Results []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &decoded); err != nil {
+		t.Fatalf("JSON report: %v", err)
+	}
+	if decoded.OK != rep.OK() || len(decoded.Results) != len(rep.Results) {
+		t.Errorf("JSON report: ok %v, %d results; want %v, %d", decoded.OK, len(decoded.Results), rep.OK(), len(rep.Results))
+	}
+	var ju bytes.Buffer
+	if err := rep.WriteJUnit(&ju); err != nil {
+		t.Fatal(err)
+	}
+	var suites struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+		Suite    struct {
+			Cases []struct {
+				Name    string    `xml:"name,attr"`
+				Failure *struct{} `xml:"failure"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(ju.Bytes(), &suites); err != nil {
+		t.Fatalf("JUnit report: %v\n%s", err, ju.String())
+	}
+	n := rep.Counts()
+	if suites.Tests != len(rep.Results) || suites.Failures != n[conformance.StatusFail] || len(suites.Suite.Cases) != len(rep.Results) {
+		t.Errorf("JUnit report: tests %d failures %d cases %d; want %d, %d, %d",
+			suites.Tests, suites.Failures, len(suites.Suite.Cases), len(rep.Results), n[conformance.StatusFail], len(rep.Results))
+	}
+}
+
+func TestUnreachableBackendIsAnError(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close()
+	cfg := conformance.NewConfig()
+	cfg.BaseURL = url
+	cfg.Run = "^health/"
+	rep, err := conformance.RunSuite(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || len(rep.Results) != 1 || rep.Results[0].Status != conformance.StatusError {
+		t.Errorf("unreachable backend: OK %v, results %+v; want one error", rep.OK(), rep.Results)
+	}
+}
+
+func TestAuthBearer(t *testing.T) {
+	srv, _ := fakeServer(t, func(f *fakeBackend) { f.token = "s3cret" })
+	t.Run("with token", func(t *testing.T) {
+		cfg := conformance.NewConfig()
+		cfg.BaseURL, cfg.Token = srv.URL, "s3cret"
+		cfg.Run = "^(auth|health|sandbox/create$|exec/argv)"
+		conformance.Run(t, cfg)
+	})
+	t.Run("without token", func(t *testing.T) {
+		cfg := conformance.NewConfig()
+		cfg.BaseURL = srv.URL
+		rep, err := conformance.RunSuite(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.OK() || !strings.Contains(rep.Results[0].Message, "requires a bearer token") {
+			t.Errorf("without a token: OK %v, first result %+v", rep.OK(), rep.Results[0])
+		}
+	})
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, cfg := range []conformance.Config{
+		{},
+		{BaseURL: "127.0.0.1:8080"},
+		{BaseURL: "http://x", Level: "max"},
+		{BaseURL: "http://x", Run: "("},
+	} {
+		if _, err := conformance.RunSuite(t.Context(), cfg); err == nil {
+			t.Errorf("RunSuite(%+v): no error", cfg)
+		}
+	}
+}
+
+func TestLevelSelection(t *testing.T) {
+	srv, _ := fakeServer(t, nil)
+	cfg := conformance.NewConfig()
+	cfg.BaseURL, cfg.Level, cfg.SkipSlow = srv.URL, conformance.LevelMinimum, true
+	cfg.Run = "^(health/ok|files/download-missing-404|info/shape|sandbox/ttl-expiry)$"
+	rep, err := conformance.RunSuite(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]conformance.Status{}
+	for _, r := range rep.Results {
+		got[r.ID] = r.Status
+	}
+	want := map[string]conformance.Status{
+		"health/ok": conformance.StatusPass, "files/download-missing-404": conformance.StatusSkip,
+		"info/shape": conformance.StatusSkip, "sandbox/ttl-expiry": conformance.StatusSkip,
+	}
+	for id, st := range want {
+		if got[id] != st {
+			t.Errorf("%s: %s, want %s", id, got[id], st)
+		}
+	}
+	if !rep.OK() {
+		t.Error("OK() = false with only passes and skips")
+	}
+}
