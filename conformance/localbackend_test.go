@@ -1,0 +1,75 @@
+package conformance_test
+
+import (
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/noxrunner/nox/conformance"
+	"github.com/noxrunner/nox/localbackend"
+)
+
+func TestMain(m *testing.M) {
+	localbackend.MaybeRunInit() // a re-executed sandbox init never returns
+	os.Exit(m.Run())
+}
+
+// requireIsolation reports whether NOX_REQUIRE_ISOLATION=1 forbids
+// skipping the local backend test.
+func requireIsolation() bool { return os.Getenv("NOX_REQUIRE_ISOLATION") == "1" }
+
+// localServer starts the real local backend in-process, or skips when the
+// host cannot isolate sandboxes (fails with NOX_REQUIRE_ISOLATION=1).
+func localServer(t *testing.T, token string) *httptest.Server {
+	t.Helper()
+	b, err := localbackend.New(localbackend.Config{
+		DataDir:        t.TempDir(),
+		Token:          token,
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		ReaperInterval: 200 * time.Millisecond,
+	})
+	if err != nil {
+		if requireIsolation() {
+			t.Fatalf("local backend: %v (NOX_REQUIRE_ISOLATION=1)", err)
+		}
+		t.Skipf("local backend unavailable here: %v (set NOX_REQUIRE_ISOLATION=1 to fail instead)", err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("close local backend: %v", err)
+		}
+	})
+	if info := b.Info(); !info.Isolated {
+		if requireIsolation() {
+			t.Fatalf("local backend runs without isolation (tier %s) (NOX_REQUIRE_ISOLATION=1)", info.Tier)
+		}
+		t.Skipf("local backend runs without isolation here (tier %s)", info.Tier)
+	}
+	srv := httptest.NewServer(b.Handler())
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestLocalBackendConforms runs the whole suite against the real local
+// backend, the reference implementation.
+func TestLocalBackendConforms(t *testing.T) {
+	srv := localServer(t, "")
+	cfg := conformance.NewConfig()
+	cfg.BaseURL = srv.URL
+	cfg.Parallelism = 3
+	cfg.SkipSlow = testing.Short()
+	conformance.Run(t, cfg)
+}
+
+// TestLocalBackendAuth runs the auth checks against the local backend with
+// a token.
+func TestLocalBackendAuth(t *testing.T) {
+	srv := localServer(t, "conformance-token")
+	cfg := conformance.NewConfig()
+	cfg.BaseURL, cfg.Token = srv.URL, "conformance-token"
+	cfg.Run = "^(auth/|health/|info/|sandbox/create$|exec/argv-verbatim$)"
+	conformance.Run(t, cfg)
+}
