@@ -232,7 +232,9 @@ func checkTimeout(ctx context.Context, env *Env) error {
 			errs = append(errs, fmt.Errorf("%d processes of the timed-out command still run %s after the answer: %q", len(left), env.cfg.TimeoutGrace, left))
 			break
 		}
-		time.Sleep(200 * time.Millisecond)
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
 	}
 	// The sandbox still works.
 	if out, err := env.Sh(ctx, id, "echo after"); err != nil || out != "after\n" {
@@ -343,7 +345,8 @@ func checkConcurrentExec(ctx context.Context, env *Env) error {
 	}
 	wg.Wait()
 	all := errs
-	if took := time.Since(start); took > n*time.Second {
+	serial := env.Info != nil && env.Info.Limits != nil && env.Info.Limits.MaxConcurrentExecs != nil && *env.Info.Limits.MaxConcurrentExecs < n
+	if took := time.Since(start); took > n*time.Second && !serial {
 		all = append(all, fmt.Errorf("%d concurrent 1-second commands took %s: the backend ran them one after another", n, took.Round(time.Millisecond)))
 	}
 	return errors.Join(all...)

@@ -101,7 +101,9 @@ func checkGet(ctx context.Context, env *Env) error {
 	if !within(st.ExpiresAt, exp, time.Second) {
 		errs = append(errs, fmt.Errorf("expiresAt %s differs from create's %s\n%s", st.ExpiresAt.Format(time.RFC3339Nano), exp.Format(time.RFC3339Nano), x))
 	}
-	time.Sleep(1100 * time.Millisecond)
+	if err := sleep(ctx, 1100*time.Millisecond); err != nil {
+		return err
+	}
 	st2, x2, err := getStatus(ctx, env, id)
 	if err != nil {
 		errs = append(errs, err)

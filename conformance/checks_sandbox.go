@@ -133,7 +133,9 @@ func checkCreateIdempotent(ctx context.Context, env *Env) error {
 	if _, err := env.Sh(ctx, id, "echo keep > /workspace/keep.txt"); err != nil {
 		return fmt.Errorf("write a file before the second create: %w", err)
 	}
-	time.Sleep(1100 * time.Millisecond)
+	if err := sleep(ctx, 1100*time.Millisecond); err != nil {
+		return err
+	}
 	pod2, exp2, x2, err := createAndCheck(ctx, env, id, 600)
 	var errs []error
 	if err != nil {
@@ -262,7 +264,9 @@ func checkTouch(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
-	time.Sleep(1500 * time.Millisecond)
+	if err := sleep(ctx, 1500*time.Millisecond); err != nil {
+		return err
+	}
 	before := time.Now()
 	resp, err := env.Client.TouchSandbox(ctx, id)
 	x, err := env.do(ctx, "touch "+id, resp, err)
@@ -393,19 +397,16 @@ func checkIsolationFiles(ctx context.Context, env *Env) error {
 func checkTTLExpiry(ctx context.Context, env *Env) error {
 	id := env.ID("ttl")
 	const ttl = 3
-	_, exp, x, err := createAndCheck(ctx, env, id, ttl)
-	if err != nil {
-		if exp.IsZero() {
-			return err
-		}
-	}
+	_, exp, _, createErr := createAndCheck(ctx, env, id, ttl)
 	if exp.IsZero() {
-		return fmt.Errorf("no usable expiresAt\n%s", x)
+		return createErr
 	}
 	deadline := exp.Add(env.cfg.ExpiryGrace)
 	if env.Has(api.ExtSandboxesGet) {
 		// Poll without refreshing the TTL until the sandbox is gone.
-		time.Sleep(time.Until(exp))
+		if err := sleep(ctx, time.Until(exp)); err != nil {
+			return err
+		}
 		for {
 			resp, err := env.Client.GetSandbox(ctx, id)
 			gx, err := env.do(ctx, "get "+id, resp, err)
@@ -416,25 +417,23 @@ func checkTTLExpiry(ctx context.Context, env *Env) error {
 				break
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("sandbox still exists %s after its expiresAt (%s)\n%s", env.cfg.ExpiryGrace, exp.Format(time.RFC3339), gx)
+				return errors.Join(createErr, fmt.Errorf("sandbox still exists %s after its expiresAt (%s)\n%s", env.cfg.ExpiryGrace, exp.Format(time.RFC3339), gx))
 			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(250 * time.Millisecond):
+			if err := sleep(ctx, 250*time.Millisecond); err != nil {
+				return err
 			}
 		}
-	} else {
-		time.Sleep(time.Until(exp.Add(2 * time.Second)))
+	} else if err := sleep(ctx, time.Until(exp.Add(2*time.Second))); err != nil {
+		return err
 	}
 	ex, err := env.Exec(ctx, id, noxclient.ExecRequest{Cmd: []string{"echo", "alive"}})
 	if err != nil {
 		return err
 	}
 	if err := expectError(ex, http.StatusNotFound); err != nil {
-		return fmt.Errorf("exec after the TTL lapsed (expiresAt %s): %w", exp.Format(time.RFC3339), err)
+		return errors.Join(createErr, fmt.Errorf("exec after the TTL lapsed (expiresAt %s): %w", exp.Format(time.RFC3339), err))
 	}
-	return nil
+	return createErr
 }
 
 func ptr[T any](v T) *T { return &v }

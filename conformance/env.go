@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -191,12 +192,49 @@ func (e *Env) do(ctx context.Context, what string, resp *http.Response, err erro
 	return x, nil
 }
 
+// maxRetries bounds how often send retries a 503 answer.
+const maxRetries = 5
+
+// send makes a request with call, retrying while the backend answers 503
+// (not ready, or busy), as the contract allows, after its Retry-After
+// (default 1 s, at most 5 s). It returns the last exchange.
+func (e *Env) send(ctx context.Context, what string, call func() (*http.Response, error)) (*Exchange, error) {
+	for attempt := 0; ; attempt++ {
+		resp, err := call()
+		x, err := e.do(ctx, what, resp, err)
+		if err != nil || x.Status != http.StatusServiceUnavailable || attempt == maxRetries {
+			return x, err
+		}
+		wait := time.Second
+		if n, err := strconv.Atoi(x.Header.Get("Retry-After")); err == nil && n >= 0 {
+			wait = min(time.Duration(n)*time.Second, 5*time.Second)
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return x, err
+		}
+	}
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("wait: %w", ctx.Err())
+	case <-t.C:
+		return nil
+	}
+}
+
 // Create creates (or ensures) sandbox id with body, records it for
 // deletion and returns the exchange; it does not judge the status.
 func (e *Env) Create(ctx context.Context, id string, body noxclient.CreateSandboxRequest) (*Exchange, error) {
 	e.Track(id)
-	resp, err := e.Client.CreateSandbox(ctx, id, body)
-	return e.do(ctx, "create sandbox "+id, resp, err)
+	return e.send(ctx, "create sandbox "+id, func() (*http.Response, error) { return e.Client.CreateSandbox(ctx, id, body) })
 }
 
 // CreateOK creates sandbox id with the given TTL (0: 600 seconds), and
@@ -229,8 +267,7 @@ func (e *Env) NewSandbox(ctx context.Context, name string) (string, error) {
 
 // Exec runs req in sandbox id and returns the exchange, whatever the status.
 func (e *Env) Exec(ctx context.Context, id string, req noxclient.ExecRequest) (*Exchange, error) {
-	resp, err := e.Client.ExecInSandbox(ctx, id, req)
-	return e.do(ctx, "exec in "+id, resp, err)
+	return e.send(ctx, "exec in "+id, func() (*http.Response, error) { return e.Client.ExecInSandbox(ctx, id, req) })
 }
 
 // ExecOK runs req in sandbox id and returns the decoded result, or an error
@@ -269,8 +306,9 @@ func (e *Env) Upload(ctx context.Context, id, dest string, archive []byte) (*Exc
 	if dest != "" {
 		p = &noxclient.UploadFilesParams{Dest: &dest}
 	}
-	resp, err := e.Client.UploadFilesWithBody(ctx, id, p, "application/x-tar", bytes.NewReader(archive))
-	return e.do(ctx, "upload to "+id, resp, err)
+	return e.send(ctx, "upload to "+id, func() (*http.Response, error) {
+		return e.Client.UploadFilesWithBody(ctx, id, p, "application/x-tar", bytes.NewReader(archive))
+	})
 }
 
 // Download gets the archive of src ("" for the default) from sandbox id
@@ -280,8 +318,7 @@ func (e *Env) Download(ctx context.Context, id, src string) (*Exchange, error) {
 	if src != "" {
 		p = &noxclient.DownloadFilesParams{Src: &src}
 	}
-	resp, err := e.Client.DownloadFiles(ctx, id, p)
-	return e.do(ctx, "download from "+id, resp, err)
+	return e.send(ctx, "download from "+id, func() (*http.Response, error) { return e.Client.DownloadFiles(ctx, id, p) })
 }
 
 // Raw sends a request built by hand (for malformed input) to path under
