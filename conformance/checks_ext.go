@@ -1,10 +1,12 @@
 package conformance
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -28,6 +30,9 @@ func extChecks() []Check {
 		{ID: "exec/stream-events", Level: LevelExtension, Capability: api.ExtExecStream, Parallel: true,
 			Spec: "POST .../exec/stream: text/event-stream of stdout/stderr OutputChunks then one exit ExecResult equal to buffered exec",
 			Run:  checkStream},
+		{ID: "exec/stream-heartbeat", Level: LevelExtension, Capability: api.ExtExecStream, Parallel: true, Slow: true,
+			Spec: "POST .../exec/stream: heartbeat comments at least every streamHeartbeatSeconds (15 when not advertised) while the command is silent",
+			Run:  checkStreamHeartbeat},
 		{ID: "exec/stream-errors", Level: LevelExtension, Capability: api.ExtExecStream, Parallel: true,
 			Spec: "POST .../exec/stream: errors before the stream are JSON (400 empty cmd, 404 unknown sandbox)",
 			Run:  checkStreamErrors},
@@ -451,4 +456,69 @@ func rawWithToken(ctx context.Context, env *Env, method, path, ct string, body [
 		return env.Raw(ctx, method, path, ct, body, false)
 	}
 	return env.rawHeader(ctx, method, path, ct, body, "Bearer "+token)
+}
+
+func checkStreamHeartbeat(ctx context.Context, env *Env) error {
+	hb := 15 * time.Second
+	if env.Info != nil && env.Info.Limits != nil && env.Info.Limits.StreamHeartbeatSeconds != nil && *env.Info.Limits.StreamHeartbeatSeconds > 0 {
+		hb = time.Duration(*env.Info.Limits.StreamHeartbeatSeconds) * time.Second
+	}
+	id, err := env.NewSandbox(ctx, "heartbeat")
+	if err != nil {
+		return err
+	}
+	silence := int32(hb/time.Second) + 2
+	req := argv("sh", "-c", fmt.Sprintf("sleep %d; echo done", silence))
+	req.TimeoutSeconds = ptr(silence + 30)
+	start := time.Now()
+	resp, err := env.Client.ExecInSandboxStream(ctx, id, req)
+	if err != nil {
+		return transportError(ctx, "exec stream in "+id, err)
+	}
+	defer resp.Body.Close()
+	x := env.exchange(resp)
+	if err := expectStatus(x, http.StatusOK); err != nil {
+		return err
+	}
+	// Measure the longest silence on the connection.
+	var buf bytes.Buffer
+	last, maxGap := start, time.Duration(0)
+	p := make([]byte, 4096)
+	for {
+		n, rerr := resp.Body.Read(p)
+		if n > 0 {
+			now := time.Now()
+			maxGap = max(maxGap, now.Sub(last))
+			last = now
+			buf.Write(p[:n])
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("read the event stream: %w\n%s", rerr, x)
+		}
+	}
+	var errs []error
+	events, comments, perr := ParseSSE(&buf)
+	if perr != nil {
+		errs = append(errs, fmt.Errorf("event stream grammar: %w", perr))
+	}
+	if comments == 0 {
+		errs = append(errs, fmt.Errorf("no heartbeat comment during %ds of silence (heartbeat interval %s)", silence, hb))
+	}
+	if tol := hb + 1500*time.Millisecond; maxGap > tol {
+		errs = append(errs, fmt.Errorf("the stream was silent for %s, want at most the heartbeat interval %s", maxGap.Round(time.Millisecond), hb))
+	}
+	exit, so, _, err := streamResult(env, events, x)
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		want(&errs, "stdout", so, "done\n", x)
+		want(&errs, "exitCode", exit.ExitCode, 0, x)
+	}
+	if len(errs) > 0 {
+		errs = append(errs, fmt.Errorf("the stream was:\n%s", x))
+	}
+	return errors.Join(errs...)
 }

@@ -42,7 +42,7 @@ func filesChecks() []Check {
 			Spec: "POST .../files/upload: 400 JSON Error when the body is not a (gzip) tar archive",
 			Run:  checkUploadInvalid},
 		{ID: "files/hostile-archives-contained", Level: LevelRecommended, Parallel: true,
-			Spec: "POST .../files/upload: entries with .., absolute paths, symlink or hardlink escapes are rejected; nothing is written outside dest",
+			Spec: "POST .../files/upload: entries with .., absolute paths, symlink or hardlink escapes, devices and fifos are rejected; nothing is written outside dest",
 			Run:  checkHostileArchives},
 	}
 }
@@ -387,6 +387,12 @@ func checkHostileArchives(ctx context.Context, env *Env) error {
 		{"hardlink-absolute", []TarEntry{
 			{Name: "hla", Type: tar.TypeLink, Linkname: h + "/outside.txt"},
 		}},
+		{"device", []TarEntry{
+			{Name: "dev-" + tag, Type: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3},
+		}},
+		{"fifo", []TarEntry{
+			{Name: "fifo-" + tag, Type: tar.TypeFifo, Mode: 0o644},
+		}},
 	}
 	var errs []error
 	for _, ar := range archives {
@@ -418,14 +424,15 @@ func checkHostileArchives(ctx context.Context, env *Env) error {
 		}
 	}
 	probe := "for p in " + strings.Join(paths, " ") + "; do if [ -e \"$p\" ]; then echo \"$p\"; fi; done"
-	out, err := env.Sh(ctx, a, probe+"; printf 'outside.txt=%s links=%s\\n' \"$(cat "+h+"/outside.txt)\" \"$(stat -c %h "+h+"/outside.txt)\"")
+	devices := fmt.Sprintf("for p in %s/dev-%s %s/fifo-%s; do if [ -c \"$p\" ] || [ -b \"$p\" ] || [ -p \"$p\" ]; then echo \"$p\"; fi; done; ", dest, tag, dest, tag)
+	out, err := env.Sh(ctx, a, probe+"; "+devices+"printf 'outside.txt=%s links=%s\\n' \"$(cat "+h+"/outside.txt)\" \"$(stat -c %h "+h+"/outside.txt)\"")
 	if err != nil {
 		errs = append(errs, fmt.Errorf("inspect the sandbox: %w", err))
 	} else {
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		last := lines[len(lines)-1]
 		if found := lines[:len(lines)-1]; len(found) > 0 {
-			errs = append(errs, fmt.Errorf("hostile archive entries were written outside dest %s: %q", dest, found))
+			errs = append(errs, fmt.Errorf("hostile archive entries were written outside dest %s, or device or fifo entries created: %q", dest, found))
 		}
 		if last != "outside.txt=original links=1" {
 			errs = append(errs, fmt.Errorf("a file outside dest was changed or linked through a symlink or hardlink entry: %s", last))

@@ -20,6 +20,9 @@ func sandboxChecks() []Check {
 		{ID: "sandbox/create", Level: LevelMinimum, Parallel: true,
 			Spec: "PUT /v1/sandboxes/{sessionId}: 200 {podName, expiresAt (RFC 3339, now + ttlSeconds)}",
 			Run:  checkCreate},
+		{ID: "sandbox/create-default-ttl", Level: LevelMinimum, Parallel: true,
+			Spec: "PUT /v1/sandboxes/{sessionId}: ttlSeconds absent means the default (900, or Info.limits.defaultTtlSeconds)",
+			Run:  checkCreateDefaultTTL},
 		{ID: "sandbox/create-idempotent", Level: LevelMinimum, Parallel: true,
 			Spec: "PUT /v1/sandboxes/{sessionId}: idempotent ensure, same podName, expiry refreshed",
 			Run:  checkCreateIdempotent},
@@ -120,6 +123,32 @@ func checkCreate(ctx context.Context, env *Env) error {
 	}
 	if res.Stdout != "ready\n" || res.ExitCode != 0 {
 		return fmt.Errorf("readiness probe: want exit 0 and stdout \"ready\\n\"\n%s", x)
+	}
+	return nil
+}
+
+func checkCreateDefaultTTL(ctx context.Context, env *Env) error {
+	ttl := int32(900)
+	if env.Info != nil && env.Info.Limits != nil && env.Info.Limits.DefaultTTLSeconds != nil {
+		ttl = *env.Info.Limits.DefaultTTLSeconds
+	}
+	id := env.ID("default-ttl")
+	before := time.Now()
+	x, err := env.Create(ctx, id, noxclient.CreateSandboxRequest{})
+	if err != nil {
+		return err
+	}
+	after := time.Now()
+	if err := expectStatus(x, http.StatusOK); err != nil {
+		return err
+	}
+	exp, err := rawExpiresAt(x)
+	if err != nil {
+		return err
+	}
+	skew := env.cfg.ClockSkew
+	if lo, hi := before.Add(time.Duration(ttl)*time.Second-skew), after.Add(time.Duration(ttl)*time.Second+skew); exp.Before(lo) || exp.After(hi) {
+		return fmt.Errorf("create without ttlSeconds: expiresAt %s, want about now + %ds\n%s", exp.Format(time.RFC3339), ttl, x)
 	}
 	return nil
 }

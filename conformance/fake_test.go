@@ -124,9 +124,9 @@ func (f *fakeBackend) GetInfo(context.Context, noxserver.GetInfoRequestObject) (
 	if f.token != "" {
 		ext = append(ext, "auth.bearer")
 	}
-	c := int64(fakeOutputCap)
+	c, hb := int64(fakeOutputCap), int32(1)
 	return noxserver.GetInfo200JSONResponse{APIVersion: "v1", Backend: noxserver.BackendIdentity{Name: "fake", Version: "0"},
-		Extensions: ext, Limits: &noxserver.BackendLimits{MaxOutputBytes: &c}}, nil
+		Extensions: ext, Limits: &noxserver.BackendLimits{MaxOutputBytes: &c, StreamHeartbeatSeconds: &hb}}, nil
 }
 
 func (f *fakeBackend) status(s *fakeSandbox) noxserver.SandboxStatus {
@@ -380,6 +380,22 @@ func (f *fakeBackend) ExecInSandboxStream(ctx context.Context, r noxserver.ExecI
 		mu.Lock()
 		fmt.Fprint(pw, ": stream start\n\n")
 		mu.Unlock()
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					mu.Lock()
+					fmt.Fprint(pw, ": heartbeat\n\n")
+					mu.Unlock()
+				}
+			}
+		}()
 		out := f.run(ctx, s, *r.Body, chunk("stdout"), chunk("stderr"))
 		if out.bad != "" {
 			send("error", noxserver.Error{Error: out.bad})

@@ -25,6 +25,8 @@ type TarEntry struct {
 	Body []byte
 	// Linkname is the target of a symlink or hardlink.
 	Linkname string
+	// Devmajor and Devminor are a device entry's numbers.
+	Devmajor, Devminor int64
 }
 
 // BuildTar returns a tar archive of entries, gzip-compressed when gz.
@@ -39,7 +41,8 @@ func BuildTar(entries []TarEntry, gz bool) ([]byte, error) {
 	tw := tar.NewWriter(w)
 	mtime := time.Now().Add(-time.Hour).Truncate(time.Second)
 	for _, e := range entries {
-		h := &tar.Header{Name: e.Name, Typeflag: e.Type, Mode: e.Mode, Linkname: e.Linkname, ModTime: mtime, Format: tar.FormatPAX}
+		h := &tar.Header{Name: e.Name, Typeflag: e.Type, Mode: e.Mode, Linkname: e.Linkname, ModTime: mtime, Format: tar.FormatPAX,
+			Devmajor: e.Devmajor, Devminor: e.Devminor}
 		if h.Typeflag == 0 {
 			h.Typeflag = tar.TypeReg
 		}
