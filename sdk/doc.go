@@ -1,0 +1,69 @@
+// Package sdk is the Go client of NoxRunner sandbox backends.
+//
+// A Client talks to one backend; New takes its base URL (which may carry a
+// path prefix) and options:
+//
+//	client, err := sdk.New("http://127.0.0.1:8080",
+//		sdk.WithToken(os.Getenv("NOX_TOKEN")),
+//		sdk.WithTimeout(2*time.Minute))
+//
+// WithHandler serves the requests by an in-process http.Handler instead of
+// the network, for tests and for embedding a backend.
+//
+// # Sandboxes
+//
+// Every call takes a context first and the session id next. A Sandbox
+// handle fills in the id:
+//
+//	sb := client.Sandbox("my-session")
+//	if _, err := sb.Create(ctx, sdk.CreateOptions{TTL: 15 * time.Minute}); err != nil { ... }
+//	defer sb.Delete(context.WithoutCancel(ctx))
+//	if err := sb.WaitReady(ctx, sdk.WaitOptions{}); err != nil { ... }
+//
+// # Commands
+//
+// Exec runs an argv and returns its exit code and output; a non-zero exit
+// code is not an error. Shell runs a script with sh or bash. ExecStream
+// delivers the output while the command runs (extension exec.stream) and
+// falls back to Exec on backends without it:
+//
+//	res, err := sb.Exec(ctx, sdk.ExecRequest{Cmd: []string{"python3", "--version"}})
+//	res, err = sb.Shell(ctx, "echo $GREETING", sdk.ShellOptions{Env: map[string]string{"GREETING": "hi"}})
+//	res, err = sb.ExecStream(ctx, sdk.ExecRequest{Cmd: []string{"make"}},
+//		sdk.StreamOptions{Stdout: os.Stdout, Stderr: os.Stderr})
+//
+// # Files
+//
+// Files travel as gzip tar archives. UploadFiles sends in-memory files,
+// UploadDir streams a local directory (memory use does not grow with its
+// size) and Upload sends an archive you built. Download returns the archive
+// as a stream; DownloadTo extracts it locally with ExtractTarGz, which
+// refuses to write outside the target directory.
+//
+//	_, err = sb.UploadFiles(ctx, "/workspace", map[string][]byte{"main.py": []byte("print(1)\n")})
+//	_, err = sb.UploadDir(ctx, "/workspace/src", "./src")
+//	err = sb.DownloadTo(ctx, "/workspace/out", "./out")
+//
+// # Discovery
+//
+// Extensions beyond the v1 specification are optional. Info describes the
+// backend; Supports (cached per Client) tells whether an extension such as
+// ExtSandboxesList is available, and is false for every extension on a
+// plain v1 backend. Get and List need sandboxes.get and sandboxes.list.
+//
+// # Errors
+//
+// An answer with an unexpected status is an *APIError carrying the status,
+// the backend's message, the X-Request-Id and the operation. Test its
+// category with errors.Is and the sentinels (ErrNotFound, ErrInvalidArgument,
+// ErrUnauthorized, ErrConflict, ErrTooLarge, ErrUnavailable, ErrInternal).
+// When the context ends, the error wraps ctx.Err().
+//
+// # Retries
+//
+// Idempotent calls (health, info, create, touch, get, list, delete,
+// download) are retried on connection errors and 502/503/504 answers with
+// exponential backoff and full jitter, honouring Retry-After. Exec and
+// upload are not retried unless RetryPolicy.RetryNonIdempotent is set. See
+// WithRetry and WithoutRetry.
+package sdk

@@ -1,0 +1,306 @@
+package sdk
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/noxrunner/nox/gen/noxclient"
+)
+
+func checkExec(op string, req ExecRequest) error {
+	if len(req.Cmd) == 0 {
+		return fmt.Errorf("nox: %s: empty command: %w", op, ErrInvalidArgument)
+	}
+	return nil
+}
+
+// execExtra is what a command's timeout adds to the client's timeout.
+func execExtra(req ExecRequest) time.Duration {
+	if req.Timeout > 0 {
+		return time.Duration(seconds(req.Timeout)) * time.Second
+	}
+	return DefaultExecTimeout
+}
+
+// Exec runs req.Cmd in the sandbox and waits for it. A command that exits
+// non-zero is not an error: check ExecResult.ExitCode. Exec is not retried
+// unless RetryPolicy.RetryNonIdempotent is set.
+//
+//meta:operation POST /v1/sandboxes/{sessionId}/exec
+func (c *Client) Exec(ctx context.Context, id string, req ExecRequest) (*ExecResult, error) {
+	const op = "execInSandbox"
+	if err := checkID(op, id); err != nil {
+		return nil, err
+	}
+	if err := checkExec(op, req); err != nil {
+		return nil, err
+	}
+	body := toGenExec(req)
+	resp, err := c.do(ctx, call{op: op, extra: execExtra(req)}, func(ctx context.Context) (*http.Response, error) {
+		return c.gen.ExecInSandbox(ctx, id, body)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var g noxclient.ExecResult
+	if err := decodeJSON(op, resp, &g); err != nil {
+		return nil, err
+	}
+	return fromGenExec(&g), nil
+}
+
+// Shell runs script with a shell, like the Python client's exec_shell: the
+// command is [shell, "-c", script] where shell is "sh" (default) or "bash".
+func (c *Client) Shell(ctx context.Context, id, script string, opts ShellOptions) (*ExecResult, error) {
+	req, err := shellRequest(script, opts)
+	if err != nil {
+		return nil, err
+	}
+	return c.Exec(ctx, id, req)
+}
+
+func shellRequest(script string, opts ShellOptions) (ExecRequest, error) {
+	sh := opts.Shell
+	switch sh {
+	case "":
+		sh = "sh"
+	case "sh", "bash":
+	default:
+		return ExecRequest{}, fmt.Errorf("nox: shell %q: must be sh or bash: %w", sh, ErrInvalidArgument)
+	}
+	return ExecRequest{Cmd: []string{sh, "-c", script}, Workdir: opts.Workdir, Env: opts.Env, Timeout: opts.Timeout}, nil
+}
+
+// ExecStream runs req.Cmd and streams its output to opts as it is produced
+// (extension exec.stream), then returns the final result, whose Stdout and
+// Stderr hold the (capped) output again. When the backend does not
+// advertise exec.stream (or is a plain v1 backend), ExecStream falls back to
+// Exec and writes the output to opts afterwards. A stream silent for longer
+// than opts.IdleTimeout fails with an error wrapping ErrStreamIdle; an
+// `event: error` fails with an *APIError matching ErrInternal.
+//
+//meta:operation POST /v1/sandboxes/{sessionId}/exec/stream
+func (c *Client) ExecStream(ctx context.Context, id string, req ExecRequest, opts StreamOptions) (*ExecResult, error) {
+	const op = "execInSandboxStream"
+	if err := checkID(op, id); err != nil {
+		return nil, err
+	}
+	if err := checkExec(op, req); err != nil {
+		return nil, err
+	}
+	info, err := c.Capabilities(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("nox: %s: discovering the backend's extensions: %w", op, err)
+	}
+	if !info.Supports(ExtExecStream) {
+		res, err := c.Exec(ctx, id, req)
+		if err != nil {
+			return nil, err
+		}
+		if err := emit(opts, "stdout", []byte(res.Stdout)); err != nil {
+			return nil, fmt.Errorf("nox: %s: %w", op, err)
+		}
+		if err := emit(opts, "stderr", []byte(res.Stderr)); err != nil {
+			return nil, fmt.Errorf("nox: %s: %w", op, err)
+		}
+		return res, nil
+	}
+	idle := opts.IdleTimeout
+	if idle <= 0 {
+		hb := info.Limits.StreamHeartbeat
+		if hb <= 0 {
+			hb = DefaultHeartbeat
+		}
+		idle = 3 * hb
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(context.Canceled)
+	body := toGenExec(req)
+	resp, err := c.do(ctx, call{op: op, streaming: true}, func(ctx context.Context) (*http.Response, error) {
+		return c.gen.ExecInSandboxStream(ctx, id, body, func(_ context.Context, r *http.Request) error {
+			r.Header.Set("Accept", "text/event-stream")
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+
+	var idled atomic.Bool
+	timer := time.AfterFunc(idle, func() {
+		idled.Store(true)
+		cancel(ErrStreamIdle)
+	})
+	defer timer.Stop()
+	r := &activityReader{r: resp.Body, onRead: func() { timer.Reset(idle) }}
+
+	var result *ExecResult
+	err = parseSSE(r, func(event string, data []byte) error {
+		switch event {
+		case "stdout", "stderr":
+			var chunk noxclient.OutputChunk
+			if err := json.Unmarshal(data, &chunk); err != nil {
+				return fmt.Errorf("%s event: %w", event, err)
+			}
+			return emit(opts, event, []byte(chunk.Data))
+		case "exit":
+			var g noxclient.ExecResult
+			if err := json.Unmarshal(data, &g); err != nil {
+				return fmt.Errorf("exit event: %w", err)
+			}
+			result = fromGenExec(&g)
+			return errStop
+		case "error":
+			return &APIError{StatusCode: http.StatusInternalServerError, Operation: op,
+				Message: errorMessage("application/json", data), RequestID: resp.Header.Get("X-Request-Id")}
+		}
+		return nil // unknown events are ignored
+	})
+	switch {
+	case errors.Is(err, errStop):
+		return result, nil
+	case idled.Load():
+		return nil, fmt.Errorf("nox: %s: no event or heartbeat for %s: %w", op, idle, ErrStreamIdle)
+	case err == nil:
+		return nil, fmt.Errorf("nox: %s: the stream ended without an exit event: %w", op, io.ErrUnexpectedEOF)
+	}
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		return nil, apiErr
+	}
+	if cerr := ctx.Err(); cerr != nil && context.Cause(ctx) != context.Canceled {
+		return nil, fmt.Errorf("nox: %s: %w", op, context.Cause(ctx))
+	}
+	return nil, fmt.Errorf("nox: %s: %w", op, err)
+}
+
+// emit hands one piece of output to the writer and callback of its stream.
+func emit(opts StreamOptions, stream string, p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	w, fn := opts.Stdout, opts.OnStdout
+	if stream == "stderr" {
+		w, fn = opts.Stderr, opts.OnStderr
+	}
+	if w != nil {
+		if _, err := w.Write(p); err != nil {
+			return fmt.Errorf("writing %s: %w", stream, err)
+		}
+	}
+	if fn != nil {
+		fn(p)
+	}
+	return nil
+}
+
+// activityReader calls onRead after every read that returned data.
+type activityReader struct {
+	r      io.Reader
+	onRead func()
+}
+
+func (a *activityReader) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if n > 0 {
+		a.onRead()
+	}
+	return n, err
+}
+
+// errStop ends parseSSE without an error.
+var errStop = errors.New("stop")
+
+// maxSSELine bounds one line of an event stream. The exit event carries the
+// whole capped output JSON-escaped, so it is generous.
+const maxSSELine = 32 << 20
+
+// parseSSE reads a text/event-stream and calls fn for every dispatched event
+// with its type ("message" when none was given) and its data (data lines
+// joined by "\n"). Comments, id and retry fields are ignored. Lines end with
+// "\n", "\r\n" or "\r". It returns fn's first error, a read error, or nil at
+// the end of the stream; an event not terminated by a blank line at the end
+// of the stream is discarded, as the SSE specification requires.
+func parseSSE(r io.Reader, fn func(event string, data []byte) error) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var (
+		event   string
+		data    bytes.Buffer
+		hasData bool
+		line    []byte
+		pendCR  bool // the previous line ended with "\r": skip a following "\n"
+	)
+	for {
+		line = line[:0]
+		var err error
+		for {
+			b, e := br.ReadByte()
+			if e != nil {
+				err = e
+				break
+			}
+			if pendCR {
+				pendCR = false
+				if b == '\n' {
+					continue
+				}
+			}
+			if b == '\n' {
+				break
+			}
+			if b == '\r' {
+				pendCR = true
+				break
+			}
+			if len(line) >= maxSSELine {
+				return fmt.Errorf("event stream line longer than %d bytes", maxSSELine)
+			}
+			line = append(line, b)
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		if len(line) == 0 { // dispatch
+			if hasData {
+				ev := event
+				if ev == "" {
+					ev = "message"
+				}
+				if ferr := fn(ev, data.Bytes()); ferr != nil {
+					return ferr
+				}
+			}
+			event, hasData = "", false
+			data.Reset()
+			continue
+		}
+		if line[0] == ':' {
+			continue // comment, e.g. a heartbeat
+		}
+		field, value, _ := bytes.Cut(line, []byte(":"))
+		value = bytes.TrimPrefix(value, []byte(" "))
+		switch string(field) {
+		case "event":
+			event = string(value)
+		case "data":
+			if hasData {
+				data.WriteByte('\n')
+			}
+			data.Write(value)
+			hasData = true
+		}
+	}
+}

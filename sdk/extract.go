@@ -1,0 +1,237 @@
+package sdk
+
+import (
+	"archive/tar"
+	"bufio"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ExtractTarGz extracts a gzip-compressed tar archive (a plain tar is
+// accepted too, detected by the gzip magic bytes) into dir, which is created
+// when missing. It is safe on hostile archives: see ExtractTar.
+func ExtractTarGz(r io.Reader, dir string) error {
+	br := bufio.NewReader(r)
+	magic, err := br.Peek(2)
+	if err != nil && len(magic) == 0 {
+		if err == io.EOF {
+			return fmt.Errorf("extract: empty archive: %w", io.ErrUnexpectedEOF)
+		}
+		return fmt.Errorf("extract: %w", err)
+	}
+	if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		gz, err := gzip.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("extract: %w", err)
+		}
+		defer gz.Close()
+		return ExtractTar(gz, dir)
+	}
+	return ExtractTar(br, dir)
+}
+
+// ExtractTar extracts an uncompressed tar archive into dir, which is created
+// when missing. Existing files are replaced.
+//
+// It never writes outside dir: every operation goes through an os.Root
+// opened on dir, and entries with absolute paths or ".." components,
+// symbolic links whose target is absolute or leaves dir, and hard links to
+// paths outside dir fail with an error wrapping ErrUnsafeArchive, as do
+// device, fifo and other special entries. Permission bits (without setuid,
+// setgid and sticky; directories stay usable by their owner, u+rwx) and
+// modification times are kept; owners are not.
+// Extraction stops at the first bad entry; entries before it stay
+// extracted.
+func ExtractTar(r io.Reader, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("extract: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("extract: %w", err)
+	}
+	defer root.Close()
+
+	type dirMeta struct {
+		name  string
+		mode  fs.FileMode
+		mtime time.Time
+	}
+	var dirs []dirMeta
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("extract: reading the archive: %w", err)
+		}
+		name, err := entryName(hdr.Name)
+		if err != nil {
+			return err
+		}
+		mode := fs.FileMode(hdr.Mode) & fs.ModePerm
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if name == "." {
+				continue
+			}
+			if err := mkdirAll(root, name); err != nil {
+				return fmt.Errorf("extract %q: %w", hdr.Name, err)
+			}
+			dirs = append(dirs, dirMeta{name, mode, hdr.ModTime})
+		case tar.TypeReg, tar.TypeRegA:
+			if name == "." {
+				return unsafeEntry(hdr.Name, "a file cannot replace the target directory")
+			}
+			if err := prepare(root, name); err != nil {
+				return fmt.Errorf("extract %q: %w", hdr.Name, err)
+			}
+			f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return fmt.Errorf("extract %q: %w", hdr.Name, err)
+			}
+			_, err = io.Copy(f, tr)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("extract %q: %w", hdr.Name, err)
+			}
+			if err := root.Chmod(name, mode); err != nil {
+				return fmt.Errorf("extract %q: %w", hdr.Name, err)
+			}
+			if !hdr.ModTime.IsZero() {
+				_ = root.Chtimes(name, hdr.ModTime, hdr.ModTime)
+			}
+		case tar.TypeSymlink:
+			if name == "." {
+				return unsafeEntry(hdr.Name, "a link cannot replace the target directory")
+			}
+			if err := checkSymlink(name, hdr.Linkname); err != nil {
+				return fmt.Errorf("extract %q: %w", hdr.Name, err)
+			}
+			if err := prepare(root, name); err != nil {
+				return fmt.Errorf("extract %q: %w", hdr.Name, err)
+			}
+			if err := root.Symlink(hdr.Linkname, name); err != nil {
+				return fmt.Errorf("extract %q: %w", hdr.Name, err)
+			}
+			// A lexically safe target may still leave dir through a symbolic
+			// link extracted earlier; os.Root reports that as an escape.
+			if _, err := root.Stat(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				_ = root.Remove(name)
+				return fmt.Errorf("extract %q: link target %q: %w", hdr.Name, hdr.Linkname, ErrUnsafeArchive)
+			}
+		case tar.TypeLink:
+			target, err := entryName(hdr.Linkname)
+			if err != nil || target == "." {
+				return unsafeEntry(hdr.Name, fmt.Sprintf("hard link target %q is outside the target directory", hdr.Linkname))
+			}
+			if name == "." {
+				return unsafeEntry(hdr.Name, "a link cannot replace the target directory")
+			}
+			if err := prepare(root, name); err != nil {
+				return fmt.Errorf("extract %q: %w", hdr.Name, err)
+			}
+			if err := root.Link(target, name); err != nil {
+				return fmt.Errorf("extract %q: hard link to %q: %w", hdr.Name, hdr.Linkname, err)
+			}
+		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+			return unsafeEntry(hdr.Name, "device and fifo entries are not extracted")
+		case tar.TypeXGlobalHeader:
+			continue
+		default:
+			return unsafeEntry(hdr.Name, fmt.Sprintf("unsupported entry type %q", hdr.Typeflag))
+		}
+	}
+	// Directory modes and times last, deepest first, so that a read-only
+	// directory does not block its own entries.
+	slices.Reverse(dirs)
+	for _, d := range dirs {
+		if err := root.Chmod(d.name, d.mode|0o700); err != nil {
+			return fmt.Errorf("extract %q: %w", d.name, err)
+		}
+		if !d.mtime.IsZero() {
+			_ = root.Chtimes(d.name, d.mtime, d.mtime)
+		}
+	}
+	return nil
+}
+
+func unsafeEntry(name, why string) error {
+	return fmt.Errorf("extract %q: %s: %w", name, why, ErrUnsafeArchive)
+}
+
+// entryName validates an archive path and returns it cleaned, relative to
+// the target directory ("." for the directory itself).
+func entryName(name string) (string, error) {
+	if name == "" {
+		return "", unsafeEntry(name, "empty name")
+	}
+	if strings.HasPrefix(name, "/") || strings.HasPrefix(name, `\`) || (len(name) >= 2 && name[1] == ':') {
+		return "", unsafeEntry(name, "absolute path")
+	}
+	if strings.ContainsRune(name, 0) {
+		return "", unsafeEntry(name, "NUL in name")
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." {
+			return "", unsafeEntry(name, "path contains ..")
+		}
+	}
+	return path.Clean(name), nil
+}
+
+// checkSymlink rejects link targets that are absolute or that climb out of
+// the target directory, relative to the link's own directory.
+func checkSymlink(name, target string) error {
+	if target == "" {
+		return fmt.Errorf("empty link target: %w", ErrUnsafeArchive)
+	}
+	if strings.HasPrefix(target, "/") || strings.ContainsRune(target, 0) {
+		return fmt.Errorf("absolute link target %q: %w", target, ErrUnsafeArchive)
+	}
+	resolved := path.Join(path.Dir(name), target)
+	if resolved == ".." || strings.HasPrefix(resolved, "../") {
+		return fmt.Errorf("link target %q leaves the target directory: %w", target, ErrUnsafeArchive)
+	}
+	return nil
+}
+
+// mkdirAll creates a directory and its parents; an existing non-directory
+// in the way is an error.
+func mkdirAll(root *os.Root, name string) error {
+	return root.MkdirAll(name, 0o755)
+}
+
+// prepare creates the parents of name and removes what name holds now
+// (file, link, or empty directory), so that the new entry never writes
+// through an existing link.
+func prepare(root *os.Root, name string) error {
+	if dir := path.Dir(name); dir != "." {
+		if err := mkdirAll(root, dir); err != nil {
+			return err
+		}
+	}
+	fi, err := root.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("a directory exists at this path")
+	}
+	return root.Remove(name)
+}

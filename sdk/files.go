@@ -1,0 +1,322 @@
+package sdk
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/noxrunner/nox/gen/noxclient"
+)
+
+// Upload sends a tar archive (gzip-compressed or plain; the backend tells
+// them apart by the gzip magic bytes) and has the backend extract it under
+// dest (empty means DefaultWorkdir). The archive is streamed from tarStream.
+// Upload is not retried unless RetryPolicy.RetryNonIdempotent is set and
+// tarStream is an io.Seeker.
+//
+//meta:operation POST /v1/sandboxes/{sessionId}/files/upload
+func (c *Client) Upload(ctx context.Context, id, dest string, tarStream io.Reader) (*UploadResult, error) {
+	cl := call{op: "uploadFiles"}
+	if s, ok := tarStream.(io.Seeker); ok {
+		start, err := s.Seek(0, io.SeekCurrent)
+		if err == nil {
+			cl.rewind = func() error {
+				_, err := s.Seek(start, io.SeekStart)
+				return err
+			}
+		} else {
+			cl.noReplay = true
+		}
+	} else {
+		cl.noReplay = true
+	}
+	return c.upload(ctx, id, dest, tarStream, cl)
+}
+
+func (c *Client) upload(ctx context.Context, id, dest string, body io.Reader, cl call) (*UploadResult, error) {
+	if err := checkID(cl.op, id); err != nil {
+		return nil, err
+	}
+	if body == nil {
+		return nil, fmt.Errorf("nox: %s: nil archive: %w", cl.op, ErrInvalidArgument)
+	}
+	if dest == "" {
+		dest = DefaultWorkdir
+	}
+	params := &noxclient.UploadFilesParams{Dest: &dest}
+	resp, err := c.do(ctx, cl, func(ctx context.Context) (*http.Response, error) {
+		// The body is wrapped so that net/http does not see its concrete
+		// type: it must neither buffer nor close the caller's reader.
+		return c.gen.UploadFilesWithBody(ctx, id, params, "application/x-tar", readerOnly{body})
+	})
+	if err != nil {
+		return nil, err
+	}
+	var g noxclient.UploadResult
+	decodeOptionalJSON(resp, &g)
+	return fromGenUpload(&g), nil
+}
+
+// readerOnly hides every method of a reader but Read.
+type readerOnly struct{ r io.Reader }
+
+func (r readerOnly) Read(p []byte) (int, error) { return r.r.Read(p) }
+
+// UploadFiles uploads files, a map from slash-separated relative paths to
+// contents, under dest (empty means DefaultWorkdir), like the Python
+// client's upload_files. Files get mode 0644 and missing parent directories
+// 0755. The archive is built in memory, so the call may be retried.
+func (c *Client) UploadFiles(ctx context.Context, id, dest string, files map[string][]byte) (*UploadResult, error) {
+	const op = "uploadFiles"
+	var buf bytes.Buffer
+	if err := writeFilesTarGz(&buf, files); err != nil {
+		return nil, fmt.Errorf("nox: %s: %w", op, err)
+	}
+	data := buf.Bytes()
+	var r *bytes.Reader
+	cl := call{op: op, rewind: func() error { r.Reset(data); return nil }}
+	r = bytes.NewReader(data)
+	return c.upload(ctx, id, dest, r, cl)
+}
+
+func writeFilesTarGz(w io.Writer, files map[string][]byte) error {
+	names := make([]string, 0, len(files))
+	for name := range files {
+		clean, err := cleanRel(name)
+		if err != nil {
+			return err
+		}
+		if clean == "." {
+			return fmt.Errorf("file name %q: %w", name, ErrInvalidArgument)
+		}
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	gz := gzip.NewWriter(w)
+	tw := tar.NewWriter(gz)
+	now := time.Now().Truncate(time.Second)
+	dirs := map[string]bool{}
+	for _, name := range names {
+		clean, _ := cleanRel(name)
+		var parents []string
+		for d := path.Dir(clean); d != "." && !dirs[d]; d = path.Dir(d) {
+			dirs[d] = true
+			parents = append(parents, d)
+		}
+		slices.Reverse(parents)
+		for _, d := range parents {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, ModTime: now}); err != nil {
+				return err
+			}
+		}
+		data := files[name]
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: clean, Mode: 0o644, Size: int64(len(data)), ModTime: now}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return gz.Close()
+}
+
+// cleanRel validates a relative slash-separated path and cleans it.
+func cleanRel(name string) (string, error) {
+	if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, "\x00") || filepath.IsAbs(name) {
+		return "", fmt.Errorf("path %q: must be relative: %w", name, ErrInvalidArgument)
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." {
+			return "", fmt.Errorf("path %q: must not contain ..: %w", name, ErrInvalidArgument)
+		}
+	}
+	return path.Clean(name), nil
+}
+
+// UploadDir uploads the contents of the local directory localDir under dest
+// (empty means DefaultWorkdir), keeping permission bits, modification times,
+// nested and empty directories and symbolic links (not followed). When
+// localDir is a file, that file is uploaded under its base name. Sockets,
+// devices and fifos are skipped. The gzip tar is written by a goroutine into
+// an io.Pipe while the request sends it, so memory use does not grow with
+// the directory's size; the upload is therefore never retried.
+func (c *Client) UploadDir(ctx context.Context, id, dest, localDir string) (*UploadResult, error) {
+	const op = "uploadFiles"
+	if _, err := os.Stat(localDir); err != nil {
+		return nil, fmt.Errorf("nox: %s: %w", op, err)
+	}
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := WriteTarGz(pw, localDir)
+		pw.CloseWithError(err) // nil closes with io.EOF
+		done <- err
+	}()
+	res, err := c.upload(ctx, id, dest, pr, call{op: op, noReplay: true})
+	pr.CloseWithError(errors.New("upload finished"))
+	werr := <-done
+	if err != nil {
+		if werr != nil && !errors.Is(werr, io.ErrClosedPipe) && !strings.Contains(werr.Error(), "upload finished") {
+			return nil, fmt.Errorf("%w (archiving %s: %v)", err, localDir, werr)
+		}
+		return nil, err
+	}
+	if werr != nil {
+		return nil, fmt.Errorf("nox: %s: archiving %s: %w", op, localDir, werr)
+	}
+	return res, nil
+}
+
+// WriteTarGz writes a gzip-compressed tar of the contents of dir to w, with
+// paths relative to dir. Permission bits, modification times, empty
+// directories and symbolic links (not followed) are kept; sockets, devices
+// and fifos are skipped. When dir is a file, the archive holds that file
+// under its base name. It streams: memory use does not depend on the size
+// of the files.
+func WriteTarGz(w io.Writer, dir string) error {
+	gz := gzip.NewWriter(w)
+	if err := WriteTar(gz, dir); err != nil {
+		return err
+	}
+	return gz.Close()
+}
+
+// WriteTar is WriteTarGz without the compression.
+func WriteTar(w io.Writer, dir string) error {
+	tw := tar.NewWriter(w)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		if err := addFile(tw, dir, filepath.Base(dir), fi); err != nil {
+			return err
+		}
+		return tw.Close()
+	}
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		if rel == "." {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return addFile(tw, p, filepath.ToSlash(rel), fi)
+	})
+	if err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+// addFile writes one entry of WriteTar.
+func addFile(tw *tar.Writer, p, name string, fi fs.FileInfo) error {
+	var link string
+	switch {
+	case fi.Mode().IsRegular(), fi.IsDir():
+	case fi.Mode()&fs.ModeSymlink != 0:
+		l, err := os.Readlink(p)
+		if err != nil {
+			return err
+		}
+		link = l
+	default:
+		return nil // socket, device, fifo: skipped
+	}
+	hdr, err := tar.FileInfoHeader(fi, link)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	hdr.Name = name
+	if fi.IsDir() {
+		hdr.Name += "/"
+	}
+	hdr.Uname, hdr.Gname = "", ""
+	hdr.Uid, hdr.Gid = 0, 0
+	hdr.Format = tar.FormatPAX
+	hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n, err := io.Copy(tw, f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	if n != hdr.Size {
+		return fmt.Errorf("%s: file changed size while archiving", p)
+	}
+	return nil
+}
+
+// Download returns a stream of the gzip-compressed tar of src in the
+// sandbox (empty means DefaultWorkdir): every file and directory under it
+// with paths relative to src, or the single file when src is a file. The
+// caller must close it. Extract it with ExtractTarGz, or use DownloadTo.
+//
+//meta:operation GET /v1/sandboxes/{sessionId}/files/download
+func (c *Client) Download(ctx context.Context, id, src string) (io.ReadCloser, error) {
+	const op = "downloadFiles"
+	if err := checkID(op, id); err != nil {
+		return nil, err
+	}
+	if src == "" {
+		src = DefaultWorkdir
+	}
+	params := &noxclient.DownloadFilesParams{Src: &src}
+	resp, err := c.do(ctx, call{op: op, idempotent: true, streaming: true}, func(ctx context.Context) (*http.Response, error) {
+		return c.gen.DownloadFiles(ctx, id, params)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// DownloadTo downloads src from the sandbox and extracts it safely into the
+// local directory localDir (created when missing) with ExtractTarGz.
+func (c *Client) DownloadTo(ctx context.Context, id, src, localDir string) error {
+	rc, err := c.Download(ctx, id, src)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if err := ExtractTarGz(rc, localDir); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return fmt.Errorf("nox: downloadFiles: %w", cerr)
+		}
+		return fmt.Errorf("nox: downloadFiles: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,243 @@
+package sdk
+
+import (
+	"io"
+	"slices"
+	"time"
+)
+
+// Extension names a backend may advertise in Info.Extensions.
+const (
+	ExtInfo          = "info"
+	ExtSandboxesGet  = "sandboxes.get"
+	ExtSandboxesList = "sandboxes.list"
+	ExtExecStream    = "exec.stream"
+	ExtExecFlags     = "exec.flags"
+	ExtAuthBearer    = "auth.bearer"
+)
+
+// Defaults the SDK sends when a field is left zero, like the Python client.
+const (
+	DefaultTTL         = 900 * time.Second
+	DefaultWorkdir     = "/workspace"
+	DefaultExecTimeout = 30 * time.Second
+	// DefaultHeartbeat is the heartbeat interval assumed for an exec stream
+	// when the backend does not advertise one.
+	DefaultHeartbeat = 15 * time.Second
+)
+
+// Info describes a backend: its API version, identity, extensions and limits.
+type Info struct {
+	// APIVersion is the API version served, "v1".
+	APIVersion string
+	// Backend names the implementation and its version.
+	Backend BackendIdentity
+	// Extensions lists the extensions the backend implements (Ext...).
+	Extensions []string
+	// Isolation describes how sandboxes are isolated; nil when not told.
+	Isolation *Isolation
+	// Limits holds the server-wide limits; zero fields were not advertised.
+	Limits Limits
+	// Images lists the image names create accepts, when advertised.
+	Images []string
+	// PlainV1 is true for a backend without GET /v1/info; Supports and
+	// ExecStream treat it as implementing no extension. Only Supports
+	// produces such an Info.
+	PlainV1 bool
+}
+
+// Supports reports whether the backend advertises the extension ext.
+func (i *Info) Supports(ext string) bool {
+	return i != nil && slices.Contains(i.Extensions, ext)
+}
+
+// BackendIdentity names a backend implementation.
+type BackendIdentity struct {
+	Name    string
+	Version string
+}
+
+// Isolation describes how a backend isolates sandboxes.
+type Isolation struct {
+	// Tier is the mechanism, e.g. "namespaces", "landlock", "none-unsafe".
+	Tier string
+	// Isolated is false when commands run on the host without isolation.
+	Isolated bool
+	// Notes lists what the tier does not provide on this host.
+	Notes []string
+}
+
+// Limits holds the server-wide limits a backend advertises. A zero field was
+// not advertised.
+type Limits struct {
+	DefaultTTL         time.Duration
+	MaxTTL             time.Duration
+	DefaultTimeout     time.Duration
+	MaxTimeout         time.Duration
+	MaxOutputBytes     int64
+	MaxUploadBytes     int64
+	MaxUploadEntries   int64
+	MaxConcurrentExecs int
+	// StreamHeartbeat is the longest gap between events or heartbeats of an
+	// exec stream.
+	StreamHeartbeat time.Duration
+}
+
+// CreateOptions are the optional parameters of Create. The zero value asks
+// for the defaults.
+type CreateOptions struct {
+	// TTL is the inactivity time after which the sandbox expires, in whole
+	// seconds (rounded up). Zero means DefaultTTL.
+	TTL time.Duration
+	// Image is the environment image; empty means the backend's default.
+	Image string
+	// CPU, Memory and Storage are limits as Kubernetes quantities ("500m",
+	// "1Gi", "2Gi"); empty means the backend's default.
+	CPU     string
+	Memory  string
+	Storage string
+}
+
+// CreateResult is the answer of Create.
+type CreateResult struct {
+	// PodName is the backend's name for the environment, stable across
+	// creates of one session id.
+	PodName string
+	// ExpiresAt is when the sandbox expires unless used again.
+	ExpiresAt time.Time
+}
+
+// TouchResult is the answer of Touch.
+type TouchResult struct {
+	// ExpiresAt is the new expiry; zero when the backend (a plain v1 one)
+	// did not say.
+	ExpiresAt time.Time
+	// Message is the backend's message, if any.
+	Message string
+}
+
+// ExecRequest is a command to run in a sandbox.
+type ExecRequest struct {
+	// Cmd is the argv; it is never interpreted by a shell (see Shell).
+	Cmd []string
+	// Workdir is the working directory; empty means DefaultWorkdir.
+	Workdir string
+	// Env is set on top of the backend's clean default environment.
+	Env map[string]string
+	// Timeout kills the command after this long (exit code 124), in whole
+	// seconds (rounded up). Zero means DefaultExecTimeout.
+	Timeout time.Duration
+}
+
+// ExecResult is the outcome of a command. A non-zero ExitCode is not an
+// error of the call.
+type ExecResult struct {
+	// ExitCode is the command's exit code: 124 timeout, 126 not executable,
+	// 127 not found, 128+N killed by signal N.
+	ExitCode int
+	// Stdout and Stderr are the output as UTF-8, capped by the backend.
+	Stdout string
+	Stderr string
+	// Duration is the wall-clock run time.
+	Duration time.Duration
+	// TimedOut, StdoutTruncated, StderrTruncated and OOMKilled are the flags
+	// of extension exec.flags; false when the backend does not send them.
+	TimedOut        bool
+	StdoutTruncated bool
+	StderrTruncated bool
+	OOMKilled       bool
+}
+
+// ShellOptions are the optional parameters of Shell.
+type ShellOptions struct {
+	// Shell is "sh" (the default when empty) or "bash".
+	Shell string
+	// Workdir, Env and Timeout are as in ExecRequest.
+	Workdir string
+	Env     map[string]string
+	Timeout time.Duration
+}
+
+// UploadResult is the answer of an upload. The counts are zero when the
+// backend (a plain v1 one) does not report them.
+type UploadResult struct {
+	// Files is the number of archive entries extracted.
+	Files int64
+	// Bytes is the number of bytes of file content written.
+	Bytes int64
+	// Message is the backend's message, if any.
+	Message string
+}
+
+// SandboxState is the state of a sandbox.
+type SandboxState string
+
+// The states of a sandbox.
+const (
+	StatePending     SandboxState = "pending"
+	StateReady       SandboxState = "ready"
+	StateStopped     SandboxState = "stopped"
+	StateTerminating SandboxState = "terminating"
+)
+
+// SandboxStatus describes one sandbox (extensions sandboxes.get and
+// sandboxes.list).
+type SandboxStatus struct {
+	SessionID    string
+	PodName      string
+	State        SandboxState
+	Image        string
+	CreatedAt    time.Time
+	LastActiveAt time.Time
+	ExpiresAt    time.Time
+	TTL          time.Duration
+	Limits       ResourceLimits
+	// RunningExecs is the number of commands running now.
+	RunningExecs int
+}
+
+// ResourceLimits are the limits of one sandbox, as Kubernetes quantities.
+// Empty or zero fields were not reported.
+type ResourceLimits struct {
+	CPU              string
+	Memory           string
+	EphemeralStorage string
+	PIDs             int
+	// Unenforced names the limits recorded but not enforced on this host.
+	Unenforced []string
+}
+
+// ListOptions are the optional parameters of List.
+type ListOptions struct {
+	// PageSize is the number of sandboxes fetched per request; zero means
+	// the backend's default.
+	PageSize int
+	// PageToken starts the listing at a page of an earlier listing.
+	PageToken string
+}
+
+// WaitOptions are the optional parameters of WaitReady.
+type WaitOptions struct {
+	// Timeout bounds the wait; zero means 60 seconds. The context may end
+	// it sooner.
+	Timeout time.Duration
+	// Interval is the first delay between polls; zero means 250ms. It
+	// doubles up to MaxInterval (zero means 5 seconds).
+	Interval    time.Duration
+	MaxInterval time.Duration
+}
+
+// StreamOptions are the optional parameters of ExecStream.
+type StreamOptions struct {
+	// Stdout and Stderr receive the output as it arrives.
+	Stdout io.Writer
+	Stderr io.Writer
+	// OnStdout and OnStderr are called with each piece of output, after the
+	// writers. The slice must not be kept after the call returns.
+	OnStdout func([]byte)
+	OnStderr func([]byte)
+	// IdleTimeout fails the stream when nothing (not even a heartbeat)
+	// arrives for this long. Zero means three times the backend's advertised
+	// heartbeat interval (DefaultHeartbeat when not advertised).
+	IdleTimeout time.Duration
+}
