@@ -114,4 +114,19 @@ type ExecResult struct {
 //	func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) // error only for infrastructure failures, never for exit codes
 //	func (s *Sandbox) Alive() bool                        // the environment's processes are running
 //	func (s *Sandbox) Stop() error                        // kills every process, removes the cgroup; leaves the workspace alone
-var _ = context.Background
+//	func (s *Sandbox) HostOwner() (uid, gid int)          // host owner of the sandbox's processes and workspace files
+
+// ErrNoWorkdir reports that ExecSpec.Dir does not exist inside the sandbox
+// (or is not an absolute path).
+var ErrNoWorkdir = errors.New("working directory does not exist in the sandbox")
+
+// ErrStopped reports an Exec on a sandbox that is stopped or whose init
+// died; Start builds a fresh one.
+var ErrStopped = errors.New("sandbox is not running")
+
+// Compile-time check of the entry points every platform implements.
+var (
+	_ func(Options) (*Manager, error)                               = New
+	_ func(*Manager, context.Context, Spec) (*Sandbox, error)       = (*Manager).Start
+	_ func(*Sandbox, context.Context, ExecSpec) (ExecResult, error) = (*Sandbox).Exec
+)

@@ -1,0 +1,428 @@
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// cgroup layout, nested under the server's own cgroup so that limits nest:
+//
+//	<self>/nox-sandbox/m<pid>-<rand>/   one per Manager (cgroupBase.dir)
+//	  s-<key>-<n>/                      one per sandbox: memory, cpu, pids limits; the init lives here
+//	    cmds/                           pids.max = Limits.Pids: every command's processes
+//	      c<seq>/                       one per command, for the tree kill
+//
+// On v1 every level exists once per controller hierarchy (memory, cpu,
+// pids); the per-command levels only in pids. On v2 it is one tree, and the
+// init lives in s-<key>-<n>/init because of the no-internal-process rule.
+
+const (
+	cgroupRoot    = "/sys/fs/cgroup"
+	cgroupTopName = "nox-sandbox"
+	// initPidsReserve is what the init keeps for its own threads beyond
+	// Limits.Pids, so a fork bomb in the commands cannot starve it.
+	initPidsReserve = 64
+	cgroup2Magic    = 0x63677270
+)
+
+// cgroupBase is the Manager's cgroup directory in every hierarchy it uses.
+type cgroupBase struct {
+	v2   bool
+	dirs map[string]string // controller ("" on v2) -> directory
+}
+
+// selfCgroups parses /proc/self/cgroup into controller -> path ("" for v2).
+func selfCgroups() (map[string]string, error) {
+	f, err := os.Open("/proc/self/cgroup")
+	if err != nil {
+		return nil, fmt.Errorf("read own cgroup: %w", err)
+	}
+	defer f.Close()
+	m := map[string]string{}
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		parts := strings.SplitN(s.Text(), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[1] == "" {
+			m[""] = parts[2]
+			continue
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			m[c] = parts[2]
+		}
+	}
+	return m, s.Err()
+}
+
+// newCgroupBase finds a writable hierarchy and creates the Manager's
+// directory in it, after removing stale ones left by dead servers. It
+// returns nil and a reason when there is none.
+func newCgroupBase(name string) (*cgroupBase, string) {
+	self, err := selfCgroups()
+	if err != nil {
+		return nil, err.Error()
+	}
+	var st unix.Statfs_t
+	if unix.Statfs(cgroupRoot, &st) == nil && st.Type == cgroup2Magic {
+		// Pure v2: we need a delegated subtree where memory, pids and cpu
+		// can be enabled for our children.
+		parent := filepath.Join(cgroupRoot, self[""])
+		b := &cgroupBase{v2: true, dirs: map[string]string{"": filepath.Join(parent, cgroupTopName, name)}}
+		top := filepath.Join(parent, cgroupTopName)
+		if err := os.MkdirAll(b.dirs[""], 0o755); err != nil {
+			return nil, fmt.Sprintf("cgroup v2 subtree %s is not writable: %v", parent, err)
+		}
+		for _, d := range []string{top, b.dirs[""]} {
+			if err := writeFile(d, "cgroup.subtree_control", "+memory +pids +cpu"); err != nil {
+				os.Remove(b.dirs[""])
+				return nil, fmt.Sprintf("cgroup v2: cannot enable memory, pids and cpu below %s (no delegation?): %v", parent, err)
+			}
+		}
+		cleanStale(top, name)
+		return b, ""
+	}
+	b := &cgroupBase{dirs: map[string]string{}}
+	for _, c := range []string{"memory", "cpu", "pids"} {
+		h := filepath.Join(cgroupRoot, c)
+		if _, err := os.Stat(filepath.Join(h, "cgroup.procs")); err != nil {
+			continue
+		}
+		top := filepath.Join(h, self[c], cgroupTopName)
+		d := filepath.Join(top, name)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			continue
+		}
+		if c == "memory" {
+			// Limits below must be enforceable hierarchically.
+			_ = writeFile(d, "memory.use_hierarchy", "1")
+		}
+		cleanStale(top, name)
+		b.dirs[c] = d
+	}
+	if b.dirs["pids"] == "" {
+		b.remove()
+		return nil, "no writable cgroup v1 pids hierarchy"
+	}
+	return b, ""
+}
+
+// cleanStale removes Manager directories below top whose server process is
+// gone (named m<pid>-...), killing whatever still runs in them.
+func cleanStale(top, keep string) {
+	ents, err := os.ReadDir(top)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !e.IsDir() || e.Name() == keep || !strings.HasPrefix(e.Name(), "m") {
+			continue
+		}
+		pidStr, _, _ := strings.Cut(e.Name()[1:], "-")
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil {
+			continue
+		}
+		if pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+			continue // a live server (maybe another Manager of ours)
+		}
+		removeTree(context.Background(), filepath.Join(top, e.Name()))
+	}
+}
+
+// removeTree kills every process in a cgroup subtree and removes it,
+// deepest first.
+func removeTree(ctx context.Context, dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if e.IsDir() {
+			removeTree(ctx, filepath.Join(dir, e.Name()))
+		}
+	}
+	killCgroup(ctx, dir)
+	rmdirRetry(ctx, dir)
+}
+
+// rmdirRetry removes an (empty) cgroup directory, retrying while the last
+// exiting task is still attached.
+func rmdirRetry(ctx context.Context, dir string) error {
+	delay := time.Millisecond
+	for i := 0; ; i++ {
+		err := unix.Rmdir(dir)
+		if err == nil || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		if i >= 40 || ctx.Err() != nil {
+			return fmt.Errorf("remove cgroup %s: %w", dir, err)
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 50*time.Millisecond)
+	}
+}
+
+// killCgroup SIGKILLs every process of one cgroup until it is empty: the
+// v1 way, where a process may fork between the read and the kill (a
+// process with a pending SIGKILL cannot fork, so this converges).
+func killCgroup(ctx context.Context, dir string) error {
+	if writeFile(dir, "cgroup.kill", "1") == nil { // v2, 5.14+
+		return waitEmpty(ctx, dir)
+	}
+	for i := 0; ; i++ {
+		pids, err := readPids(dir)
+		if err != nil || len(pids) == 0 {
+			return err
+		}
+		for _, p := range pids {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+		if i > 2000 || ctx.Err() != nil {
+			return fmt.Errorf("cgroup %s: %d processes survive SIGKILL", dir, len(pids))
+		}
+		if i > 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+func waitEmpty(ctx context.Context, dir string) error {
+	for i := 0; ; i++ {
+		pids, err := readPids(dir)
+		if err != nil || len(pids) == 0 {
+			return err
+		}
+		if i > 2000 || ctx.Err() != nil {
+			return fmt.Errorf("cgroup %s: %d processes survive cgroup.kill", dir, len(pids))
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func readPids(dir string) ([]int, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read cgroup: %w", err)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		if p, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, p)
+		}
+	}
+	return pids, nil
+}
+
+func writeFile(dir, name, val string) error {
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(val)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (b *cgroupBase) remove() {
+	for _, d := range b.dirs {
+		removeTree(context.Background(), d)
+	}
+}
+
+// enforced lists the limit names this base can enforce.
+func (b *cgroupBase) has(limit string) bool {
+	if b == nil {
+		return false
+	}
+	if b.v2 {
+		return true
+	}
+	switch limit {
+	case "memory":
+		return b.dirs["memory"] != ""
+	case "cpu":
+		return b.dirs["cpu"] != ""
+	case "pids":
+		return b.dirs["pids"] != ""
+	}
+	return false
+}
+
+// sandboxCgroup is one sandbox's cgroup set.
+type sandboxCgroup struct {
+	v2       bool
+	dirs     map[string]string // controller -> sandbox dir
+	cmds     string            // parent of the per-command cgroups
+	initDir  string            // where the init lives (v2: dirs[""]/init)
+	taskFile string            // "tasks" (v1: move one thread) or "cgroup.procs" (v2)
+}
+
+func (b *cgroupBase) newSandbox(name string, lim Limits) (*sandboxCgroup, error) {
+	sc := &sandboxCgroup{v2: b.v2, dirs: map[string]string{}, taskFile: "tasks"}
+	if b.v2 {
+		sc.taskFile = "cgroup.procs"
+	}
+	fail := func(err error) (*sandboxCgroup, error) {
+		sc.remove(context.Background())
+		return nil, err
+	}
+	for c, base := range b.dirs {
+		d := filepath.Join(base, name)
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return fail(fmt.Errorf("create cgroup: %w", err))
+		}
+		sc.dirs[c] = d
+	}
+	set := func(dir, file, val string) error {
+		if err := writeFile(dir, file, val); err != nil {
+			return fmt.Errorf("cgroup %s=%s: %w", file, val, err)
+		}
+		return nil
+	}
+	if b.v2 {
+		d := sc.dirs[""]
+		if err := set(d, "cgroup.subtree_control", "+memory +pids +cpu"); err != nil {
+			return fail(err)
+		}
+		if lim.MemoryBytes > 0 {
+			if err := set(d, "memory.max", strconv.FormatInt(lim.MemoryBytes, 10)); err != nil {
+				return fail(err)
+			}
+			_ = set(d, "memory.swap.max", "0")
+		}
+		if lim.CPUMilli > 0 {
+			if err := set(d, "cpu.max", fmt.Sprintf("%d 100000", lim.CPUMilli*100)); err != nil {
+				return fail(err)
+			}
+		}
+		if lim.Pids > 0 {
+			if err := set(d, "pids.max", strconv.FormatInt(lim.Pids+initPidsReserve, 10)); err != nil {
+				return fail(err)
+			}
+		}
+		sc.initDir = filepath.Join(d, "init")
+		sc.cmds = filepath.Join(d, "cmds")
+	} else {
+		if d := sc.dirs["memory"]; d != "" && lim.MemoryBytes > 0 {
+			if err := set(d, "memory.limit_in_bytes", strconv.FormatInt(lim.MemoryBytes, 10)); err != nil {
+				return fail(err)
+			}
+			// Only with swap accounting; must be >= limit_in_bytes.
+			_ = writeFile(d, "memory.memsw.limit_in_bytes", strconv.FormatInt(lim.MemoryBytes, 10))
+			_ = writeFile(d, "memory.swappiness", "0")
+		}
+		if d := sc.dirs["cpu"]; d != "" && lim.CPUMilli > 0 {
+			if err := set(d, "cpu.cfs_period_us", "100000"); err != nil {
+				return fail(err)
+			}
+			if err := set(d, "cpu.cfs_quota_us", strconv.FormatInt(lim.CPUMilli*100, 10)); err != nil {
+				return fail(err)
+			}
+		}
+		d := sc.dirs["pids"]
+		if lim.Pids > 0 {
+			if err := set(d, "pids.max", strconv.FormatInt(lim.Pids+initPidsReserve, 10)); err != nil {
+				return fail(err)
+			}
+		}
+		sc.initDir = d
+		sc.cmds = filepath.Join(d, "cmds")
+	}
+	if sc.initDir != sc.dirs["pids"] || b.v2 {
+		if err := os.Mkdir(sc.initDir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return fail(fmt.Errorf("create cgroup: %w", err))
+		}
+	}
+	if err := os.Mkdir(sc.cmds, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return fail(fmt.Errorf("create cgroup: %w", err))
+	}
+	if lim.Pids > 0 {
+		if err := set(sc.cmds, "pids.max", strconv.FormatInt(lim.Pids, 10)); err != nil {
+			return fail(err)
+		}
+	}
+	return sc, nil
+}
+
+// addProc moves a process (the init, before it runs anything) into the
+// sandbox's cgroups.
+func (sc *sandboxCgroup) addProc(pid int) error {
+	for c, d := range sc.dirs {
+		if c == "pids" || c == "" {
+			d = sc.initDir
+		}
+		if err := writeFile(d, "cgroup.procs", strconv.Itoa(pid)); err != nil {
+			return fmt.Errorf("move init into cgroup %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+// openTasks opens the file the init writes "0" to in order to move its
+// forking thread (v1) or itself (v2) into dir. The kernel checks the
+// opener's (our) credentials, so the unprivileged init can use it.
+func (sc *sandboxCgroup) openTasks(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, sc.taskFile), os.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open cgroup: %w", err)
+	}
+	return f, nil
+}
+
+// newCommand creates the cgroup of one command and opens its task file.
+func (sc *sandboxCgroup) newCommand(seq uint64) (string, *os.File, error) {
+	d := filepath.Join(sc.cmds, "c"+strconv.FormatUint(seq, 10))
+	if err := os.Mkdir(d, 0o755); err != nil {
+		return "", nil, fmt.Errorf("create command cgroup: %w", err)
+	}
+	f, err := sc.openTasks(d)
+	if err != nil {
+		_ = unix.Rmdir(d)
+		return "", nil, err
+	}
+	return d, f, nil
+}
+
+// oomKills reads the sandbox's OOM kill counter.
+func (sc *sandboxCgroup) oomKills() int64 {
+	var file string
+	var d string
+	if sc.v2 {
+		d, file = sc.dirs[""], "memory.events"
+	} else if md := sc.dirs["memory"]; md != "" {
+		d, file = md, "memory.oom_control"
+	} else {
+		return 0
+	}
+	b, err := os.ReadFile(filepath.Join(d, file))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "oom_kill "); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func (sc *sandboxCgroup) remove(ctx context.Context) {
+	for _, d := range sc.dirs {
+		removeTree(ctx, d)
+	}
+}

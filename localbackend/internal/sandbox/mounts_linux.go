@@ -1,0 +1,310 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// hostSystemDirs are the host directories a sandbox sees read-only when
+// Spec.RootFS is empty (symlinks such as /bin -> usr/bin are recreated).
+var hostSystemDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"}
+
+// reservedTop are the top-level names the sandbox provides itself.
+var reservedTop = map[string]bool{"workspace": true, "tmp": true, "proc": true, "dev": true, "sys": true}
+
+func wrap(what string, err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// setupMounts builds the sandbox's root on a private tmpfs and pivots into
+// it. It runs in the init, in the new mount namespace. ws and rootfs are
+// detached mount trees from the server, or nil to bind the config's paths.
+func setupMounts(c *initConfig, ws, rootfs *os.File) error {
+	// Nothing may propagate back to the host; pivot_root also needs this.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return wrap("make / private", err)
+	}
+	// The new root's mount point: any directory will do in our private
+	// mount namespace, and /tmp exists and is reachable for every uid.
+	const root = "/tmp"
+	if err := unix.Mount("sandbox", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=1m,nr_inodes=4k"); err != nil {
+		return wrap("root tmpfs", err)
+	}
+	roBinds := hostSystemDirs
+	if rootfs != nil || c.RootFS != "" {
+		// Stage the root filesystem, bind its entries, drop the stage.
+		stage := filepath.Join(root, ".rootfs")
+		if err := attach(rootfs, c.RootFS, stage, true); err != nil {
+			return err
+		}
+		defer unix.Unmount(stage, unix.MNT_DETACH)
+		ents, err := os.ReadDir(stage)
+		if err != nil {
+			return wrap("read root filesystem", err)
+		}
+		roBinds = nil
+		for _, e := range ents {
+			roBinds = append(roBinds, filepath.Join(stage, e.Name()))
+		}
+	}
+	for _, src := range roBinds {
+		fi, err := os.Lstat(src)
+		if err != nil {
+			continue
+		}
+		base := filepath.Base(src)
+		if reservedTop[base] {
+			continue
+		}
+		dst := filepath.Join(root, base)
+		if fi.Mode()&os.ModeSymlink != 0 {
+			target, err := os.Readlink(src)
+			if err != nil {
+				return wrap("readlink "+src, err)
+			}
+			if err := os.Symlink(target, dst); err != nil {
+				return wrap("symlink "+src, err)
+			}
+			continue
+		}
+		if !fi.IsDir() && !fi.Mode().IsRegular() {
+			continue
+		}
+		if err := bindMount(src, dst, fi.IsDir(), true); err != nil {
+			return err
+		}
+	}
+	if err := attach(ws, c.Workspace, filepath.Join(root, "workspace"), false); err != nil {
+		return err
+	}
+	tmp := filepath.Join(root, "tmp")
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		return wrap("mkdir /tmp", err)
+	}
+	if err := unix.Mount("tmpfs", tmp, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV,
+		fmt.Sprintf("mode=1777,size=%d,nr_inodes=%d", c.TmpBytes, c.TmpInodes)); err != nil {
+		return wrap("mount /tmp", err)
+	}
+	proc := filepath.Join(root, "proc")
+	if err := os.Mkdir(proc, 0o755); err != nil {
+		return wrap("mkdir /proc", err)
+	}
+	if err := unix.Mount("proc", proc, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return wrap("mount /proc", err)
+	}
+	for _, p := range []string{"sys", "sysrq-trigger", "irq", "bus", "fs"} {
+		p = filepath.Join(proc, p)
+		if fi, err := os.Stat(p); err == nil {
+			if err := bindMount(p, p, fi.IsDir(), true); err != nil {
+				return err
+			}
+		}
+	}
+	if err := setupDev(filepath.Join(root, "dev")); err != nil {
+		return err
+	}
+	// pivot_root(".", ".") and a lazy unmount of the old root, as runc.
+	if err := unix.Chdir(root); err != nil {
+		return wrap("chdir new root", err)
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return wrap("pivot_root", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return wrap("unmount old root", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return wrap("chdir /", err)
+	}
+	return wrap("read-only /", unix.MountSetattr(-1, "/", 0, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}))
+}
+
+// attach mounts a detached tree (or, without one, binds path) on dir.
+func attach(tree *os.File, path, dir string, ro bool) error {
+	if tree == nil {
+		return bindMount(path, dir, true, ro)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return wrap("mkdir "+dir, err)
+	}
+	return wrap("attach "+path, unix.MoveMount(int(tree.Fd()), "", unix.AT_FDCWD, dir, unix.MOVE_MOUNT_F_EMPTY_PATH))
+}
+
+// detachedTree clones the mount tree at path (open_tree(2), needs root in
+// our mount namespace) with nosuid, nodev and maybe rdonly set.
+func detachedTree(path string, ro bool) (*os.File, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return nil, fmt.Errorf("clone mount tree %s: %w", path, err)
+	}
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if ro {
+		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+	}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("mount_setattr %s: %w", path, err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// bindMount binds src on dst (created) and sets nosuid, nodev and maybe
+// rdonly on the whole subtree with mount_setattr(2), which, unlike
+// MS_REMOUNT, needs no restating of flags locked in a user namespace.
+func bindMount(src, dst string, dir, ro bool) error {
+	if dir {
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			return wrap("mkdir "+dst, err)
+		}
+	} else if _, err := os.Stat(dst); err != nil {
+		f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return wrap("create "+dst, err)
+		}
+		f.Close()
+	}
+	if err := unix.Mount(src, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return wrap("bind "+src, err)
+	}
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if ro {
+		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+	}
+	if strings.HasPrefix(src, "/dev/") {
+		attr.Attr_set &^= unix.MOUNT_ATTR_NODEV // device nodes must work
+	}
+	return wrap("mount_setattr "+dst, unix.MountSetattr(-1, dst, unix.AT_RECURSIVE, &attr))
+}
+
+func setupDev(dev string) error {
+	if err := os.Mkdir(dev, 0o755); err != nil {
+		return wrap("mkdir /dev", err)
+	}
+	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755,size=64k,nr_inodes=64"); err != nil {
+		return wrap("mount /dev", err)
+	}
+	for _, d := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
+		if err := bindMount("/dev/"+d, filepath.Join(dev, d), false, false); err != nil {
+			return err
+		}
+	}
+	for name, target := range map[string]string{
+		"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+		"stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx",
+	} {
+		if err := os.Symlink(target, filepath.Join(dev, name)); err != nil {
+			return wrap("symlink /dev/"+name, err)
+		}
+	}
+	shm := filepath.Join(dev, "shm")
+	if err := os.Mkdir(shm, 0o755); err != nil {
+		return wrap("mkdir /dev/shm", err)
+	}
+	if err := unix.Mount("tmpfs", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=16m,nr_inodes=1k"); err != nil {
+		return wrap("mount /dev/shm", err)
+	}
+	pts := filepath.Join(dev, "pts")
+	if err := os.Mkdir(pts, 0o755); err != nil {
+		return wrap("mkdir /dev/pts", err)
+	}
+	if err := unix.Mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
+		// Not essential: no pseudo-terminals then.
+		_ = os.Remove(filepath.Join(dev, "ptmx"))
+	}
+	return nil
+}
+
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	ifr.SetUint16(unix.IFF_UP | unix.IFF_RUNNING)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// Securebits (linux/securebits.h).
+const (
+	secbitNoRoot                 = 1 << 0
+	secbitNoRootLocked           = 1 << 1
+	secbitNoSetuidFixup          = 1 << 2
+	secbitNoSetuidFixupLocked    = 1 << 3
+	secbitKeepCapsLocked         = 1 << 5
+	secbitNoCapAmbientRaise      = 1 << 6
+	secbitNoCapAmbientRaiseLockd = 1 << 7
+)
+
+func lastCap() int {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return 40
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 40
+	}
+	return n
+}
+
+// dropBounding empties this thread's capability bounding set.
+func dropBounding() error {
+	for c := 0; c <= lastCap(); c++ {
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+			return wrap("drop bounding set", err)
+		}
+	}
+	return nil
+}
+
+// dropPrivileges leaves this thread (the one that forks commands) with no
+// capabilities in any set, locked securebits and no_new_privs.
+func dropPrivileges() error {
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return wrap("clear ambient caps", err)
+	}
+	var hdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err == nil && (data[0].Effective&(1<<unix.CAP_SETPCAP)) != 0 {
+		if err := dropBounding(); err != nil {
+			return err
+		}
+		if err := unix.Prctl(unix.PR_SET_SECUREBITS, secbitNoRoot|secbitNoRootLocked|secbitNoSetuidFixup|
+			secbitNoSetuidFixupLocked|secbitKeepCapsLocked|secbitNoCapAmbientRaise|secbitNoCapAmbientRaiseLockd, 0, 0, 0); err != nil {
+			return wrap("securebits", err)
+		}
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return wrap("no_new_privs", err)
+	}
+	data = [2]unix.CapUserData{}
+	return wrap("capset", unix.Capset(&hdr, &data[0]))
+}
+
+// dropOtherThreads clears the capabilities of the init's other threads too,
+// where Go allows it (not in cgo binaries). Only the locked main thread
+// forks commands, so this is hygiene, not the barrier.
+func dropOtherThreads() string {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if _, _, e := allThreadsSyscall(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); e != 0 {
+		return "the sandbox init's helper threads keep their ambient capabilities inside the sandbox's namespaces; commands are forked only from the dropped thread"
+	}
+	if _, _, e := allThreadsSyscall(unix.SYS_CAPSET, uintptr(ptr(&hdr)), uintptr(ptr(&data[0])), 0); e != 0 {
+		return "the sandbox init's helper threads keep their capabilities inside the sandbox's user namespace; commands are forked only from the dropped thread"
+	}
+	return ""
+}

@@ -1,0 +1,170 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// The server and a sandbox's init talk over a SOCK_SEQPACKET socketpair
+// (fd 3 of the init): one JSON message per packet, file descriptors as
+// SCM_RIGHTS. The server sends "config" once, then "exec" and "kill"; the
+// init answers "ready" once, then "started" and "exited" per command.
+
+// Hidden argv[1] values that turn the re-executed binary into a helper.
+const (
+	initArg  = "__nox_sandbox_init__"
+	probeArg = "__nox_sandbox_probe__"
+)
+
+// initMode says how the init builds its environment.
+type initMode string
+
+const (
+	modeUserNS initMode = "userns" // TierNamespaces
+	modeRootNS initMode = "rootns" // TierRootNamespaces
+	modeHost   initMode = "host"   // TierLandlock, TierNoneUnsafe
+)
+
+// initConfig is the "config" message.
+type initConfig struct {
+	Mode      initMode
+	Workspace string // host path
+	RootFS    string // host path of Spec.RootFS, "" for the host's system dirs
+	Hostname  string
+	TmpBytes  int64
+	TmpInodes int64
+	// Uid/Gid to switch to (modeRootNS, modeHost as root); -1 = keep.
+	Uid, Gid   int
+	Rlimits    []rlimit
+	ProcRlimit uint64 // RLIMIT_NPROC for each command (0 = none)
+	Seccomp    bool
+	Landlock   bool   // modeHost: restrict the init itself with Landlock
+	TmpDir     string // modeHost: host directory standing in for /tmp
+	// Indexes of the files that came with the config message (-1: none):
+	// the init's own cgroup task file (to move the forker back), and
+	// detached mount trees (open_tree clones made by a root server) of the
+	// workspace and of RootFS. The init cannot bind a path it cannot reach,
+	// nor an fd of the server's mount namespace; it can attach these.
+	HomeFD, WorkspaceFD, RootFSFD int
+}
+
+type rlimit struct {
+	Resource int
+	Cur, Max uint64
+}
+
+// request is a message from the server.
+type request struct {
+	Op     string // "config", "exec", "kill"
+	ID     uint64
+	Config *initConfig `json:",omitempty"`
+	Argv   []string    `json:",omitempty"`
+	Env    []string    `json:",omitempty"`
+	Dir    string      `json:",omitempty"`
+	// Cgroup: the last fd is the command cgroup's task file.
+	Cgroup bool `json:",omitempty"`
+}
+
+// reply is a message from the init.
+type reply struct {
+	Op     string // "ready", "started", "exited", "failed"
+	ID     uint64
+	Pid    int    `json:",omitempty"`
+	Status int    `json:",omitempty"` // raw wait status for "exited"
+	Code   int    `json:",omitempty"` // "failed": 126, 127, codeNoWorkdir, or 0 (infrastructure)
+	Err    string `json:",omitempty"`
+	Notes  []string
+}
+
+// codeNoWorkdir in a "failed" reply means ExecSpec.Dir does not exist.
+const codeNoWorkdir = -1
+
+// maxPacket bounds one message (argv + env of one command).
+const maxPacket = 4 << 20
+
+func sendMsg(c *net.UnixConn, v any, files ...*os.File) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode message: %w", err)
+	}
+	if len(b) > maxPacket {
+		return fmt.Errorf("message of %d bytes exceeds %d: argv and env are too large", len(b), maxPacket)
+	}
+	var oob []byte
+	if len(files) > 0 {
+		fds := make([]int, len(files))
+		for i, f := range files {
+			fds[i] = int(f.Fd())
+		}
+		oob = unix.UnixRights(fds...)
+	}
+	if _, _, err := c.WriteMsgUnix(b, oob, nil); err != nil {
+		return fmt.Errorf("send to sandbox init: %w", err)
+	}
+	return nil
+}
+
+// recvMsg reads one message and the fds that came with it (close-on-exec).
+func recvMsg(c *net.UnixConn, buf, oob []byte, v any) ([]*os.File, error) {
+	n, oobn, flags, _, err := c.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return nil, err
+	}
+	var files []*os.File
+	if oobn > 0 {
+		cms, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			return nil, fmt.Errorf("parse control message: %w", err)
+		}
+		for _, cm := range cms {
+			fds, err := unix.ParseUnixRights(&cm)
+			if err != nil {
+				continue
+			}
+			for _, fd := range fds {
+				files = append(files, os.NewFile(uintptr(fd), "fd"))
+			}
+		}
+	}
+	closeAll := func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
+		closeAll()
+		return nil, fmt.Errorf("message truncated")
+	}
+	if err := json.Unmarshal(buf[:n], v); err != nil {
+		closeAll()
+		return nil, fmt.Errorf("decode message: %w", err)
+	}
+	return files, nil
+}
+
+// socketpair returns a connected SOCK_SEQPACKET pair: ours as a
+// *net.UnixConn (non-blocking, in the poller) and the init's as a file.
+func socketpair() (*net.UnixConn, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	for _, fd := range fds {
+		// Big argv/env; SNDBUFFORCE works as root, SNDBUF is capped otherwise.
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, maxPacket+65536) != nil {
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, maxPacket+65536)
+		}
+	}
+	f := os.NewFile(uintptr(fds[0]), "ctrl")
+	defer f.Close()
+	fc, err := net.FileConn(f)
+	if err != nil {
+		unix.Close(fds[1])
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	return fc.(*net.UnixConn), os.NewFile(uintptr(fds[1]), "ctrl-init"), nil
+}

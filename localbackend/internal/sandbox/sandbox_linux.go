@@ -1,0 +1,616 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// outputGrace is how long Exec waits, after the command exited, for
+// background processes that still hold its stdout/stderr. After that their
+// output is drained and dropped.
+const outputGrace = 200 * time.Millisecond
+
+// Sandbox is one running environment: a long-lived init (PID 1 of the
+// sandbox's namespaces) that forks commands on request.
+type Sandbox struct {
+	m      *Manager
+	spec   Spec
+	uid    int
+	gid    int
+	mode   initMode
+	tmpDir string // host mode: the stand-in for /tmp
+
+	cmd   *exec.Cmd
+	conn  *net.UnixConn
+	cg    *sandboxCgroup
+	dead  chan struct{} // closed when the init has exited
+	notes []string
+	tail  *tailBuffer
+
+	mu       sync.Mutex
+	pending  map[uint64]chan reply
+	seq      uint64
+	stopping bool
+	stopped  chan struct{}
+	stopErr  error
+	cleanup  sync.WaitGroup
+}
+
+func (m *Manager) build(ctx context.Context, spec Spec, seq uint64) (_ *Sandbox, err error) {
+	if err := os.MkdirAll(spec.Workspace, 0o755); err != nil {
+		return nil, fmt.Errorf("workspace: %w", err)
+	}
+	s := &Sandbox{
+		m: m, spec: spec, mode: m.mode,
+		dead: make(chan struct{}), stopped: make(chan struct{}),
+		pending: map[uint64]chan reply{}, tail: &tailBuffer{max: 4096},
+	}
+	s.uid, s.gid = m.allocUID(spec.Key)
+	var cleanups []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanups) - 1; i >= 0; i-- {
+				cleanups[i]()
+			}
+		}
+	}()
+	cleanups = append(cleanups, func() { m.releaseUID(s.uid, spec.Key) })
+	if m.root {
+		if err := chownTree(spec.Workspace, s.uid, s.gid); err != nil {
+			return nil, fmt.Errorf("chown workspace: %w", err)
+		}
+	}
+	lim := spec.Limits
+	tmpBytes := lim.TmpBytes
+	if tmpBytes <= 0 {
+		tmpBytes = defaultTmpBytes
+		if lim.StorageBytes > 0 {
+			tmpBytes = min(tmpBytes, lim.StorageBytes)
+		}
+	}
+	cfg := initConfig{
+		Mode: m.mode, Workspace: spec.Workspace, Hostname: spec.Hostname,
+		TmpBytes: tmpBytes, TmpInodes: min(max(tmpBytes/16384, minTmpInodes), maxTmpInodes),
+		Uid: -1, Gid: -1, ProcRlimit: uint64(max(lim.Pids, 0)),
+		Seccomp: m.report.Tier != TierNoneUnsafe, Landlock: m.report.Tier == TierLandlock,
+		HomeFD: -1, WorkspaceFD: -1, RootFSFD: -1,
+		Rlimits: []rlimit{{unix.RLIMIT_CORE, 0, 0}, {unix.RLIMIT_NOFILE, 65536, 65536}},
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = "sandbox"
+	}
+	if lim.StorageBytes > 0 {
+		cfg.Rlimits = append(cfg.Rlimits, rlimit{unix.RLIMIT_FSIZE, uint64(lim.StorageBytes), uint64(lim.StorageBytes)})
+	}
+	if m.mode != modeUserNS && m.root {
+		cfg.Uid, cfg.Gid = s.uid, s.gid
+	}
+	if m.mode == modeHost {
+		s.tmpDir = filepath.Join(m.stateDir, spec.Key+".tmp")
+		if err := os.MkdirAll(s.tmpDir, 0o700); err != nil {
+			return nil, fmt.Errorf("tmp dir: %w", err)
+		}
+		cleanups = append(cleanups, func() { _ = os.RemoveAll(s.tmpDir) })
+		if m.root {
+			if err := os.Chown(s.tmpDir, s.uid, s.gid); err != nil {
+				return nil, fmt.Errorf("tmp dir: %w", err)
+			}
+		}
+		cfg.TmpDir = s.tmpDir
+	}
+
+	var files []*os.File
+	defer func() { closeFiles(files) }()
+	addFile := func(f *os.File) int {
+		files = append(files, f)
+		return len(files) - 1
+	}
+	if m.mode != modeHost {
+		cfg.RootFS = spec.RootFS
+		if m.root {
+			ws, err := detachedTree(spec.Workspace, false)
+			if err != nil {
+				return nil, err
+			}
+			cfg.WorkspaceFD = addFile(ws)
+			if spec.RootFS != "" {
+				rf, err := detachedTree(spec.RootFS, true)
+				if err != nil {
+					return nil, err
+				}
+				cfg.RootFSFD = addFile(rf)
+			}
+		}
+	}
+	if m.cg != nil {
+		s.cg, err = m.cg.newSandbox("s-"+spec.Key+"-"+strconv.FormatUint(seq, 10), lim)
+		if err != nil {
+			return nil, err
+		}
+		cleanups = append(cleanups, func() { s.cg.remove(context.Background()) })
+		home, err := s.cg.openTasks(s.cg.initDir)
+		if err != nil {
+			return nil, err
+		}
+		cfg.HomeFD = addFile(home)
+	}
+
+	conn, initEnd, err := socketpair()
+	if err != nil {
+		return nil, err
+	}
+	s.conn = conn
+	cleanups = append(cleanups, func() { conn.Close() })
+	cmd := exec.Command("/proc/self/exe", initArg)
+	cmd.Args[0] = "nox-sandbox-init"
+	cmd.Env = []string{}
+	cmd.Dir = "/"
+	cmd.Stderr = s.tail
+	cmd.ExtraFiles = []*os.File{initEnd} // fd 3
+	cmd.WaitDelay = time.Second
+	sys := &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	const nsFlags = syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWNET |
+		syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS | syscall.CLONE_NEWCGROUP
+	switch m.mode {
+	case modeUserNS:
+		sys.Cloneflags = nsFlags | syscall.CLONE_NEWUSER
+		sys.UidMappings = []syscall.SysProcIDMap{{ContainerID: innerUID, HostID: s.uid, Size: 1}}
+		sys.GidMappings = []syscall.SysProcIDMap{{ContainerID: innerUID, HostID: s.gid, Size: 1}}
+		// The clone child is still uid 0 when we are root: become the
+		// mapped user, keeping only what the setup needs (dropped later).
+		sys.Credential = &syscall.Credential{Uid: innerUID, Gid: innerUID, NoSetGroups: true}
+		sys.AmbientCaps = []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_SETPCAP, unix.CAP_NET_ADMIN}
+	case modeRootNS:
+		sys.Cloneflags = nsFlags
+	}
+	cmd.SysProcAttr = sys
+	err = m.start(ctx, cmd)
+	initEnd.Close()
+	if err != nil {
+		return nil, fmt.Errorf("start sandbox init: %w", err)
+	}
+	s.cmd = cmd
+	cleanups = append(cleanups, func() {
+		_ = cmd.Process.Kill()
+		<-s.dead
+	})
+	go func() {
+		_ = cmd.Wait()
+		close(s.dead)
+		conn.Close()
+	}()
+	if s.cg != nil {
+		// Before the init gets its config it runs nothing of ours.
+		if err := s.cg.addProc(cmd.Process.Pid); err != nil {
+			return nil, err
+		}
+	}
+	if err := sendMsg(conn, request{Op: "config", Config: &cfg}, files...); err != nil {
+		return nil, err
+	}
+	closeFiles(files)
+	files = nil
+
+	ready := make(chan error, 1)
+	go func() {
+		var r reply
+		buf, oob := make([]byte, 64<<10), make([]byte, 512)
+		fs, err := recvMsg(conn, buf, oob, &r)
+		closeFiles(fs)
+		switch {
+		case err != nil:
+			ready <- fmt.Errorf("sandbox init died during setup: %w%s", err, s.tail.suffix())
+		case r.Op != "ready":
+			ready <- fmt.Errorf("sandbox setup: %s", r.Err)
+		default:
+			s.notes = r.Notes
+			ready <- nil
+			s.readLoop(buf, oob)
+		}
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			return nil, err
+		}
+	case <-ctx.Done():
+		return nil, fmt.Errorf("start sandbox: %w", ctx.Err())
+	}
+	return s, nil
+}
+
+// readLoop dispatches the init's replies to the waiting Exec calls.
+func (s *Sandbox) readLoop(buf, oob []byte) {
+	defer func() {
+		s.mu.Lock()
+		for id, ch := range s.pending {
+			close(ch)
+			delete(s.pending, id)
+		}
+		s.mu.Unlock()
+	}()
+	for {
+		var r reply
+		fs, err := recvMsg(s.conn, buf, oob, &r)
+		closeFiles(fs)
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, unix.ECONNRESET) {
+				return
+			}
+			continue
+		}
+		s.mu.Lock()
+		ch := s.pending[r.ID]
+		s.mu.Unlock()
+		if ch != nil {
+			ch <- r
+		}
+	}
+}
+
+// HostOwner returns the host uid and gid that the sandbox's processes run
+// as and that own its workspace: files put into the workspace from outside
+// should be chowned to them.
+func (s *Sandbox) HostOwner() (uid, gid int) { return s.uid, s.gid }
+
+// Alive reports whether the sandbox's init still runs.
+func (s *Sandbox) Alive() bool {
+	select {
+	case <-s.dead:
+		return false
+	default:
+		return true
+	}
+}
+
+// Exec runs one command and waits for it. The error reports infrastructure
+// failures (and ErrNoWorkdir, ctx cancellation) only, never exit codes.
+func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
+	if len(e.Argv) == 0 || e.Argv[0] == "" {
+		return ExecResult{}, errors.New("exec: empty argv")
+	}
+	dir := e.Dir
+	if dir == "" {
+		dir = "/workspace"
+	}
+	if !filepath.IsAbs(dir) {
+		return ExecResult{}, fmt.Errorf("%w: %q is not absolute", ErrNoWorkdir, dir)
+	}
+	dir = filepath.Clean(dir)
+	if s.mode == modeHost {
+		dir = s.hostPath(dir)
+	}
+	stdout, stderr := e.Stdout, e.Stderr
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	if !s.Alive() {
+		return ExecResult{}, ErrStopped
+	}
+
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		return ExecResult{}, ErrStopped
+	}
+	s.seq++
+	id := s.seq
+	ch := make(chan reply, 2)
+	s.pending[id] = ch
+	s.cleanup.Add(1)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.pending, id)
+		s.mu.Unlock()
+	}()
+
+	var cgDir string
+	var files []*os.File
+	defer func() { closeFiles(files) }()
+	var oomBefore int64
+	if s.cg != nil {
+		d, task, err := s.cg.newCommand(id)
+		if err != nil {
+			s.cleanup.Done()
+			return ExecResult{}, err
+		}
+		cgDir = d
+		files = append(files, nil, nil, task)
+		oomBefore = s.cg.oomKills()
+	}
+	defer func() { go s.releaseCommandCgroup(cgDir) }()
+
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return ExecResult{}, fmt.Errorf("exec: %w", err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return ExecResult{}, fmt.Errorf("exec: %w", err)
+	}
+	if files == nil {
+		files = []*os.File{outW, errW}
+	} else {
+		files[0], files[1] = outW, errW
+	}
+	outSink := &detachableWriter{w: stdout}
+	errSink := &detachableWriter{w: stderr}
+	outDone, errDone := drain(outR, outSink), drain(errR, errSink)
+
+	start := time.Now()
+	err = sendMsg(s.conn, request{Op: "exec", ID: id, Argv: e.Argv, Env: e.Env, Dir: dir, Cgroup: cgDir != ""}, files...)
+	closeFiles(files)
+	files = nil
+	if err != nil {
+		outSink.detach()
+		errSink.detach()
+		return ExecResult{}, err
+	}
+	finishOutput := func(grace time.Duration) {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		for _, d := range []<-chan struct{}{outDone, errDone} {
+			select {
+			case <-d:
+			case <-t.C:
+				// Background processes hold the pipes: stop forwarding.
+				outSink.detach()
+				errSink.detach()
+				return
+			}
+		}
+	}
+
+	var timeout <-chan time.Time
+	if e.Timeout > 0 {
+		t := time.NewTimer(e.Timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	var res ExecResult
+	var pid int
+	var timedOut bool
+	var cancelled error
+	killed := false
+	kill := func() {
+		if killed {
+			return
+		}
+		killed = true
+		if cgDir != "" {
+			kctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = killCgroup(kctx, cgDir)
+			cancel()
+		} else {
+			_ = sendMsg(s.conn, request{Op: "kill", ID: id})
+		}
+	}
+	for {
+		select {
+		case r, ok := <-ch:
+			if !ok {
+				outSink.detach()
+				errSink.detach()
+				return ExecResult{}, fmt.Errorf("exec: sandbox init exited%s", s.tail.suffix())
+			}
+			switch r.Op {
+			case "started":
+				pid = r.Pid
+				continue
+			case "failed":
+				finishOutput(outputGrace)
+				switch r.Code {
+				case codeNoWorkdir:
+					return ExecResult{}, fmt.Errorf("%w: %s", ErrNoWorkdir, e.Dir)
+				case 0:
+					return ExecResult{}, fmt.Errorf("exec: %s", r.Err)
+				}
+				_, _ = fmt.Fprintf(errSink, "nox: %s\n", r.Err)
+				errSink.detach()
+				outSink.detach()
+				return ExecResult{ExitCode: r.Code, Duration: time.Since(start)}, nil
+			case "exited":
+				res.Duration = time.Since(start)
+				ws := syscall.WaitStatus(r.Status)
+				switch {
+				case ws.Signaled():
+					res.ExitCode = 128 + int(ws.Signal())
+				default:
+					res.ExitCode = ws.ExitStatus()
+				}
+				if s.cg != nil && (res.ExitCode == 137) && s.cg.oomKills() > oomBefore {
+					res.OOMKilled = true
+				}
+			}
+		case <-timeout:
+			timedOut = true
+			timeout = nil
+			kill()
+			continue
+		case <-ctx.Done():
+			cancelled = context.Cause(ctx)
+			kill()
+			ctx = context.Background() // wait for the exit report now
+			continue
+		}
+		break
+	}
+	_ = pid
+	if timedOut || cancelled != nil {
+		finishOutput(10 * time.Millisecond)
+	} else {
+		finishOutput(outputGrace)
+	}
+	outSink.detach()
+	errSink.detach()
+	if cancelled != nil && !timedOut {
+		return res, fmt.Errorf("exec: %w", cancelled)
+	}
+	if timedOut {
+		res.TimedOut, res.ExitCode, res.OOMKilled = true, 124, false
+	}
+	return res, nil
+}
+
+// hostPath maps /workspace and /tmp onto host directories (host mode).
+func (s *Sandbox) hostPath(dir string) string {
+	if rest, ok := strings.CutPrefix(dir, "/workspace"); ok && (rest == "" || rest[0] == '/') {
+		return s.spec.Workspace + rest
+	}
+	if rest, ok := strings.CutPrefix(dir, "/tmp"); ok && (rest == "" || rest[0] == '/') {
+		return s.tmpDir + rest
+	}
+	return dir
+}
+
+// releaseCommandCgroup removes a command's cgroup once its processes are
+// gone; background processes keep it until they exit or the sandbox stops.
+func (s *Sandbox) releaseCommandCgroup(dir string) {
+	defer s.cleanup.Done()
+	if dir == "" {
+		return
+	}
+	for {
+		if unix.Rmdir(dir) == nil {
+			return
+		}
+		select {
+		case <-s.stopped:
+			return // Stop removes the whole tree
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// Stop kills every process of the sandbox and removes its cgroups. The
+// workspace stays. Stop is idempotent.
+func (s *Sandbox) Stop() error {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		<-s.stopped
+		return s.stopErr
+	}
+	s.stopping = true
+	s.mu.Unlock()
+
+	var errs []error
+	if s.mode == modeHost {
+		// Closing the channel makes the init kill its descendants (it is
+		// their subreaper) before it exits.
+		_ = s.conn.CloseWrite()
+		select {
+		case <-s.dead:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	_ = s.cmd.Process.Kill() // PID 1: the kernel kills the whole namespace
+	<-s.dead
+	close(s.stopped)
+	s.cleanup.Wait()
+	if s.cg != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		s.cg.remove(ctx)
+		cancel()
+		for _, d := range s.cg.dirs {
+			if _, err := os.Stat(d); err == nil {
+				errs = append(errs, fmt.Errorf("stop: cgroup %s remains", d))
+			}
+		}
+	}
+	if s.tmpDir != "" {
+		_ = os.RemoveAll(s.tmpDir)
+	}
+	s.m.mu.Lock()
+	if s.m.sandboxes[s.spec.Key] == s {
+		delete(s.m.sandboxes, s.spec.Key)
+	}
+	s.m.mu.Unlock()
+	s.m.releaseUID(s.uid, s.spec.Key)
+	s.stopErr = errors.Join(errs...)
+	return s.stopErr
+}
+
+// drain copies r to w until EOF and closes r.
+func drain(r *os.File, w io.Writer) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer r.Close()
+		buf := make([]byte, 64<<10)
+		_, _ = io.CopyBuffer(w, r, buf)
+	}()
+	return done
+}
+
+// detachableWriter forwards to w until detached, then discards: Exec's
+// writers are never used after Exec returns.
+type detachableWriter struct {
+	mu       sync.Mutex
+	w        io.Writer
+	detached bool
+}
+
+func (d *detachableWriter) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.detached {
+		return len(p), nil
+	}
+	if _, err := d.w.Write(p); err != nil {
+		d.detached = true // a failing writer gets no more output
+	}
+	return len(p), nil
+}
+
+func (d *detachableWriter) detach() {
+	d.mu.Lock()
+	d.detached = true
+	d.mu.Unlock()
+}
+
+// tailBuffer keeps the last max bytes the init wrote to stderr (Go runtime
+// crashes), for error messages.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = append([]byte(nil), t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) suffix() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.b) == 0 {
+		return ""
+	}
+	return ": " + strings.TrimSpace(string(t.b))
+}
