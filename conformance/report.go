@@ -265,3 +265,20 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 	}
 	return nil
 }
+
+// Formats are the report formats Write accepts.
+var Formats = []string{"text", "json", "junit"}
+
+// Write writes the report in format "text", "json" or "junit" (the values
+// of nox conformance --format).
+func (r *Report) Write(w io.Writer, format string) error {
+	switch format {
+	case "text", "":
+		return r.WriteText(w)
+	case "json":
+		return r.WriteJSON(w)
+	case "junit":
+		return r.WriteJUnit(w)
+	}
+	return fmt.Errorf("report format %q: want text, json or junit", format)
+}

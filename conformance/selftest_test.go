@@ -261,3 +261,95 @@ func TestLevelSelection(t *testing.T) {
 		t.Error("OK() = false with only passes and skips")
 	}
 }
+
+// rewrite wraps h: for requests match accepts, the recorded response is
+// passed through fix before it is sent.
+func rewrite(h http.Handler, match func(*http.Request) bool, fix func(*httptest.ResponseRecorder)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !match(r) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		rec.Header().Del("Content-Length")
+		fix(rec)
+		copyRecorded(w, rec)
+	})
+}
+
+var exitEvent = regexp.MustCompile(`event: exit\ndata: [^\n]*\n\n`)
+
+// TestSuiteCatchesEachBug gives the suite backends with one bug each and
+// checks exactly the expected checks fail.
+func TestSuiteCatchesEachBug(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the suite several times")
+	}
+	cases := []struct {
+		name  string
+		wrap  func(http.Handler) http.Handler
+		fails []string
+	}{
+		{"touch answers 204",
+			func(h http.Handler) http.Handler {
+				return rewrite(h, func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/touch") },
+					func(rec *httptest.ResponseRecorder) {
+						if rec.Code == 200 {
+							rec.Code = 204
+						}
+					})
+			},
+			[]string{"sandbox/touch-extends-expiry"}},
+		{"stream without exit event",
+			func(h http.Handler) http.Handler {
+				return rewrite(h, func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/exec/stream") },
+					func(rec *httptest.ResponseRecorder) {
+						rec.Body = bytes.NewBuffer(exitEvent.ReplaceAll(rec.Body.Bytes(), nil))
+					})
+			},
+			[]string{"exec/stream-events"}},
+		{"404 as text/plain",
+			func(h http.Handler) http.Handler {
+				return rewrite(h, func(*http.Request) bool { return true },
+					func(rec *httptest.ResponseRecorder) {
+						if rec.Code == 404 {
+							rec.Header().Set("Content-Type", "text/plain; charset=utf-8")
+							rec.Body = bytes.NewBufferString("not found\n")
+						}
+					})
+			},
+			[]string{
+				"sandbox/create-invalid-ttl", // cleanup deletes never-created ids: 404
+				"sandbox/touch-unknown-404",
+				"sandbox/delete",
+				"sandbox/delete-unknown",
+				"exec/unknown-sandbox-404",
+				"files/download-missing-404",
+				"files/unknown-sandbox-404",
+				"sandbox/get",
+				"exec/stream-errors",
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFake(t.TempDir())
+			srv := httptest.NewServer(c.wrap(f.handler()))
+			defer srv.Close()
+			cfg := conformance.NewConfig()
+			cfg.BaseURL, cfg.SkipSlow = srv.URL, true
+			rep, err := conformance.RunSuite(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, want := rep.Failed(), slices.Clone(c.fails)
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				var text bytes.Buffer
+				_ = rep.WriteText(&text)
+				t.Errorf("failed checks:\n got %q\nwant %q\nreport:\n%s", got, want, text.String())
+			}
+		})
+	}
+}
