@@ -149,7 +149,9 @@ func (s *fakeSandbox) hostPath(p string) (string, error) {
 	return filepath.Join(s.root, filepath.FromSlash(path.Clean(p))), nil
 }
 
-func notFound(id string) noxserver.Error { return noxserver.Error{Error: fmt.Sprintf("sandbox %q not found", id)} }
+func notFound(id string) noxserver.Error {
+	return noxserver.Error{Error: fmt.Sprintf("sandbox %q not found", id)}
+}
 
 func (f *fakeBackend) Healthz(ctx context.Context, _ noxserver.HealthzRequestObject) (noxserver.HealthzResponseObject, error) {
 	return noxserver.Healthz200TextResponse("OK"), nil
