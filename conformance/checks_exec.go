@@ -42,6 +42,9 @@ func execChecks() []Check {
 		{ID: "exec/concurrent", Level: LevelMinimum, Parallel: true,
 			Spec: "POST .../exec: concurrent commands in one sandbox each get their own result",
 			Run:  checkConcurrentExec},
+		{ID: "exec/stdin-empty", Level: LevelRecommended, Parallel: true,
+			Spec: "POST .../exec: commands are not interactive; stdin reads end of file at once",
+			Run:  checkStdinEmpty},
 		{ID: "exec/invalid-request-400", Level: LevelMinimum, Parallel: true,
 			Spec: "POST .../exec: 400 JSON Error for empty cmd, missing cmd, bad timeoutSeconds, malformed JSON",
 			Run:  checkExecInvalid},
@@ -350,6 +353,23 @@ func checkConcurrentExec(ctx context.Context, env *Env) error {
 		all = append(all, fmt.Errorf("%d concurrent 1-second commands took %s: the backend ran them one after another", n, took.Round(time.Millisecond)))
 	}
 	return errors.Join(all...)
+}
+
+func checkStdinEmpty(ctx context.Context, env *Env) error {
+	id, err := env.NewSandbox(ctx, "stdin")
+	if err != nil {
+		return err
+	}
+	req := argv("sh", "-c", "cat; echo end")
+	req.TimeoutSeconds = ptr[int32](5)
+	res, x, err := env.ExecOK(ctx, id, req)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	want(&errs, "stdout of `cat; echo end` (stdin must be empty)", res.Stdout, "end\n", x)
+	want(&errs, "exitCode (a command reading stdin must not wait for input)", res.ExitCode, 0, x)
+	return errors.Join(errs...)
 }
 
 func checkExecInvalid(ctx context.Context, env *Env) error {

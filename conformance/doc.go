@@ -22,11 +22,30 @@
 // failure of the check that made the request. Event streams are validated for
 // status and headers, and their event grammar is checked by the suite.
 //
+// [Checks] returns the registry. It is assembled by a function from the
+// per-area files (checks_health.go, checks_sandbox.go, checks_exec.go,
+// checks_files.go, checks_ext.go); there is no package-level mutable
+// registry. To add a check, append it to its area's list.
+//
 // # Drivers
 //
-// [Run] runs the suite as Go subtests, one per check. [RunSuite] runs it
-// without the testing package and returns a [Report], which can be written as
-// text, JSON or JUnit XML; the nox conformance command is built on it.
+// [Run] runs the suite as Go subtests, one per check:
+//
+//	func TestMyBackend(t *testing.T) {
+//		cfg := conformance.NewConfig()
+//		cfg.BaseURL = srv.URL
+//		conformance.Run(t, cfg)
+//	}
+//
+// [RunSuite] runs it without the testing package and returns a [Report],
+// which can be written as text, JSON or JUnit XML ([Report.Write]); the nox
+// conformance command is built on it and exits 0 only when [Report.OK].
+// A check ends as pass, fail, skip (level not selected, extension not
+// advertised, slow checks skipped) or error (the suite itself broke, for
+// example the backend is unreachable).
+//
+// Levels select checks cumulatively: minimum, recommended (minimum too) or
+// all (extensions too, each only when GET /v1/info advertises it).
 //
 // # Hygiene
 //

@@ -172,11 +172,11 @@ func (e *Env) Track(id string) {
 
 // transportError wraps an error of the HTTP transport. A backend that
 // cannot be reached, or a cancelled run, is an error of the suite
-// (ErrSuite); anything else (a reset connection, a timeout) counts against
-// the backend.
+// (ErrSuite); anything else (a reset connection, a request or check
+// deadline passed) counts against the backend.
 func transportError(ctx context.Context, what string, err error) error {
 	var op *net.OpError
-	if ctx.Err() != nil || (errors.As(err, &op) && op.Op == "dial") {
+	if errors.Is(ctx.Err(), context.Canceled) || (errors.As(err, &op) && op.Op == "dial") {
 		return fmt.Errorf("%s: %w: %w", what, ErrSuite, err)
 	}
 	return fmt.Errorf("%s: no response: %w", what, err)

@@ -266,8 +266,8 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 	return nil
 }
 
-// Formats are the report formats Write accepts.
-var Formats = []string{"text", "json", "junit"}
+// Formats returns the report formats Write accepts.
+func Formats() []string { return []string{"text", "json", "junit"} }
 
 // Write writes the report in format "text", "json" or "junit" (the values
 // of nox conformance --format).
