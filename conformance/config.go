@@ -109,6 +109,11 @@ type Config struct {
 	// this machine's when timestamps are compared. Default 5s.
 	ClockSkew time.Duration
 
+	// Image, when set, is sent as "image" in every create the suite makes
+	// (the commands need sh and the usual POSIX tools: sleep, head, tr,
+	// stat, sha256sum, cat, ls). Empty uses the backend's default image.
+	Image string
+
 	// IDPrefix starts every session id the suite creates. Empty means
 	// "nox-conf-" plus random hex characters, new for every run, so runs
 	// against a shared backend do not collide.

@@ -230,10 +230,14 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Create creates (or ensures) sandbox id with body, records it for
-// deletion and returns the exchange; it does not judge the status.
+// Create creates (or ensures) sandbox id with body (plus Config.Image),
+// records it for deletion and returns the exchange; it does not judge the
+// status.
 func (e *Env) Create(ctx context.Context, id string, body noxclient.CreateSandboxRequest) (*Exchange, error) {
 	e.Track(id)
+	if body.Image == nil && e.cfg.Image != "" {
+		body.Image = &e.cfg.Image
+	}
 	return e.send(ctx, "create sandbox "+id, func() (*http.Response, error) { return e.Client.CreateSandbox(ctx, id, body) })
 }
 
