@@ -307,9 +307,8 @@ func TestContextErrors(t *testing.T) {
 			t.Errorf("%s with a cancelled context: %v", op.name, err)
 		}
 	}
-	//lint:ignore SA1012 testing the nil check
-	//nolint:staticcheck
-	if _, err := c.Get(nil, "s"); err == nil { //nolint
+	var nilCtx context.Context
+	if _, err := c.Get(nilCtx, "s"); err == nil {
 		t.Error("nil context accepted")
 	}
 	// Cancelling while waiting for a retry.
