@@ -95,7 +95,14 @@ func initMain() int {
 	runtime.GOMAXPROCS(1)
 	// PID 1 of a pid namespace only gets signals it has handlers for, and
 	// the Go runtime installs handlers that would exit on SIGTERM & co.
-	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGABRT,
+	// Catch and drop them (not signal.Ignore: SIG_IGN would be inherited
+	// by every command).
+	sink := make(chan os.Signal, 16)
+	go func() {
+		for range sink {
+		}
+	}()
+	signal.Notify(sink, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGABRT,
 		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE, syscall.SIGALRM, syscall.SIGTERM,
 		syscall.SIGSTKFLT, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGXCPU,
 		syscall.SIGXFSZ, syscall.SIGVTALRM, syscall.SIGPROF, syscall.SIGSYS, syscall.SIGPWR,

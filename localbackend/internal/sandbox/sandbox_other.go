@@ -1,0 +1,281 @@
+//go:build !linux
+
+package sandbox
+
+// Outside Linux only TierNoneUnsafe exists: commands run on the host as the
+// server's user, in their own process group. There is no filesystem,
+// network or pid isolation, no resource limit, and a command's descendants
+// that leave its process group (setsid) escape the timeout kill. It exists
+// so that `make run` and the SDK examples work on macOS.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// MaybeInit does nothing outside Linux: there is no re-executed init.
+func MaybeInit() {}
+
+// Manager starts and tracks the sandboxes of one server.
+type Manager struct {
+	stateDir  string
+	ownState  bool
+	mu        sync.Mutex
+	closed    bool
+	sandboxes map[string]*Sandbox
+}
+
+// New accepts only TierNoneUnsafe outside Linux.
+func New(opts Options) (*Manager, error) {
+	if opts.Tier != TierNoneUnsafe {
+		return nil, fmt.Errorf("%w: only %s exists outside Linux and must be asked for explicitly", ErrUnavailable, TierNoneUnsafe)
+	}
+	m := &Manager{stateDir: opts.StateDir, sandboxes: map[string]*Sandbox{}}
+	if m.stateDir == "" {
+		d, err := os.MkdirTemp("", "nox-sandbox-")
+		if err != nil {
+			return nil, fmt.Errorf("create state dir: %w", err)
+		}
+		m.stateDir, m.ownState = d, true
+	} else if err := os.MkdirAll(m.stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	return m, nil
+}
+
+// Report says what TierNoneUnsafe provides: nothing isolated.
+func (m *Manager) Report() Report {
+	return Report{
+		Tier:     TierNoneUnsafe,
+		Isolated: false,
+		Notes: []string{
+			"NOT ISOLATED: commands run on the host as the server's user",
+			"/workspace is the host directory (ExecSpec.Dir under /workspace or /tmp is rewritten; argv and env are not)",
+			"a timed-out command's descendants that called setsid survive until Stop",
+		},
+		Unenforced: []string{"cpu", "memory", "pids", "ephemeralStorage"},
+	}
+}
+
+// Start creates the workspace and the sandbox's tmp directory.
+func (m *Manager) Start(ctx context.Context, spec Spec) (*Sandbox, error) {
+	if spec.Key == "" || strings.ContainsAny(spec.Key, "/\x00") {
+		return nil, fmt.Errorf("sandbox key %q is not a file name", spec.Key)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, errors.New("sandbox manager closed")
+	}
+	if s := m.sandboxes[spec.Key]; s != nil && s.Alive() {
+		return s, nil
+	}
+	tmp := filepath.Join(m.stateDir, spec.Key+".tmp")
+	for _, d := range []string{spec.Workspace, tmp} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("start sandbox: %w", err)
+		}
+	}
+	s := &Sandbox{m: m, spec: spec, tmpDir: tmp, groups: map[int]bool{}}
+	m.sandboxes[spec.Key] = s
+	return s, nil
+}
+
+// Close stops every sandbox.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	m.closed = true
+	all := make([]*Sandbox, 0, len(m.sandboxes))
+	for _, s := range m.sandboxes {
+		all = append(all, s)
+	}
+	m.mu.Unlock()
+	var errs []error
+	for _, s := range all {
+		errs = append(errs, s.Stop())
+	}
+	if m.ownState {
+		errs = append(errs, os.RemoveAll(m.stateDir))
+	}
+	return errors.Join(errs...)
+}
+
+// Sandbox is one workspace and the process groups started in it.
+type Sandbox struct {
+	m       *Manager
+	spec    Spec
+	tmpDir  string
+	mu      sync.Mutex
+	stopped bool
+	groups  map[int]bool // process groups of commands, for Stop
+}
+
+// HostOwner returns the server's own uid and gid.
+func (s *Sandbox) HostOwner() (uid, gid int) { return os.Getuid(), os.Getgid() }
+
+// Alive reports whether Stop has not been called.
+func (s *Sandbox) Alive() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.stopped
+}
+
+// Exec runs one command on the host.
+func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
+	if len(e.Argv) == 0 {
+		return ExecResult{}, errors.New("exec: empty argv")
+	}
+	dir := e.Dir
+	if dir == "" {
+		dir = "/workspace"
+	}
+	if !filepath.IsAbs(dir) {
+		return ExecResult{}, fmt.Errorf("%w: %q is not absolute", ErrNoWorkdir, dir)
+	}
+	dir = filepath.Clean(dir)
+	if rest, ok := strings.CutPrefix(dir, "/workspace"); ok && (rest == "" || rest[0] == '/') {
+		dir = s.spec.Workspace + rest
+	} else if rest, ok := strings.CutPrefix(dir, "/tmp"); ok && (rest == "" || rest[0] == '/') {
+		dir = s.tmpDir + rest
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return ExecResult{}, fmt.Errorf("%w: %s", ErrNoWorkdir, e.Dir)
+	}
+	if !s.Alive() {
+		return ExecResult{}, ErrStopped
+	}
+	cmd := exec.Command(e.Argv[0], e.Argv[1:]...)
+	if p, err := lookPathIn(e.Argv[0], e.Env); err == nil {
+		cmd.Path = p
+	} else {
+		code := 127
+		if errors.Is(err, os.ErrPermission) {
+			code = 126
+		}
+		if e.Stderr != nil {
+			_, _ = fmt.Fprintf(e.Stderr, "nox: %v\n", err)
+		}
+		return ExecResult{ExitCode: code}, nil
+	}
+	cmd.Dir, cmd.Env = dir, append([]string{}, e.Env...)
+	cmd.Stdout, cmd.Stderr = orDiscard(e.Stdout), orDiscard(e.Stderr)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 200 * time.Millisecond
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		code := 126
+		if errors.Is(err, os.ErrNotExist) {
+			code = 127
+		}
+		return ExecResult{ExitCode: code, Duration: time.Since(start)}, nil
+	}
+	pgid := cmd.Process.Pid
+	s.mu.Lock()
+	s.groups[pgid] = true
+	s.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var timeout <-chan time.Time
+	if e.Timeout > 0 {
+		t := time.NewTimer(e.Timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	var timedOut bool
+	var cancelled error
+	var werr error
+	select {
+	case werr = <-done:
+	case <-timeout:
+		timedOut = true
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		werr = <-done
+	case <-ctx.Done():
+		cancelled = context.Cause(ctx)
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		werr = <-done
+	}
+	res := ExecResult{Duration: time.Since(start)}
+	if cancelled != nil {
+		return res, fmt.Errorf("exec: %w", cancelled)
+	}
+	if timedOut {
+		res.TimedOut, res.ExitCode = true, 124
+		return res, nil
+	}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
+		if ws.Signaled() {
+			res.ExitCode = 128 + int(ws.Signal())
+		} else {
+			res.ExitCode = ws.ExitStatus()
+		}
+	} else if werr != nil && !errors.Is(werr, exec.ErrWaitDelay) {
+		return res, fmt.Errorf("exec: %w", werr)
+	}
+	return res, nil
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
+
+// lookPathIn resolves argv[0] with the command's PATH, not the server's.
+func lookPathIn(file string, env []string) (string, error) {
+	if strings.Contains(file, "/") {
+		fi, err := os.Stat(file)
+		if err != nil {
+			return "", err
+		}
+		if fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return "", fmt.Errorf("%s: %w", file, os.ErrPermission)
+		}
+		return file, nil
+	}
+	path := "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], "PATH="); ok {
+			path = v
+			break
+		}
+	}
+	for _, d := range filepath.SplitList(path) {
+		p := filepath.Join(d, file)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: command not found", file)
+}
+
+// Stop kills the process groups of every command; the workspace stays.
+func (s *Sandbox) Stop() error {
+	s.mu.Lock()
+	s.stopped = true
+	groups := s.groups
+	s.groups = map[int]bool{}
+	s.mu.Unlock()
+	for g := range groups {
+		_ = syscall.Kill(-g, syscall.SIGKILL)
+	}
+	s.m.mu.Lock()
+	if s.m.sandboxes[s.spec.Key] == s {
+		delete(s.m.sandboxes, s.spec.Key)
+	}
+	s.m.mu.Unlock()
+	return os.RemoveAll(s.tmpDir)
+}
