@@ -51,6 +51,16 @@ func ExtractTarGz(r io.Reader, dir string) error {
 // Extraction stops at the first bad entry; entries before it stay
 // extracted.
 func ExtractTar(r io.Reader, dir string) error {
+	err := extractTar(r, dir)
+	// os.Root refuses paths that leave it with an unexported error; report
+	// those as unsafe entries too.
+	if err != nil && !errors.Is(err, ErrUnsafeArchive) && strings.Contains(err.Error(), "path escapes from parent") {
+		err = fmt.Errorf("%w: %w", err, ErrUnsafeArchive)
+	}
+	return err
+}
+
+func extractTar(r io.Reader, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("extract: %w", err)
 	}
@@ -139,6 +149,11 @@ func ExtractTar(r io.Reader, dir string) error {
 			}
 			if name == "." {
 				return unsafeEntry(hdr.Name, "a link cannot replace the target directory")
+			}
+			// Only regular files are linked: a hard link to a symbolic link
+			// would copy a link that may point anywhere.
+			if fi, err := root.Lstat(target); err != nil || !fi.Mode().IsRegular() {
+				return unsafeEntry(hdr.Name, fmt.Sprintf("hard link target %q is not a regular file extracted before", hdr.Linkname))
 			}
 			if err := prepare(root, name); err != nil {
 				return fmt.Errorf("extract %q: %w", hdr.Name, err)
