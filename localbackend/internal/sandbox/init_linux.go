@@ -3,8 +3,6 @@ package sandbox
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -69,7 +67,7 @@ func sealInheritedFDs() {
 
 // zygote is the state of a running sandbox init.
 type zygote struct {
-	conn    *net.UnixConn
+	fd      int // the control socket (blocking)
 	cfg     initConfig
 	home    *os.File // task file of the init's own cgroup, or nil
 	devNull *os.File
@@ -77,11 +75,7 @@ type zygote struct {
 	mu      sync.Mutex
 	waiters map[int]uint64 // command pid -> exec id
 	byID    map[uint64]int // exec id -> command pid
-}
-
-type forkJob struct {
-	req   request
-	files []*os.File
+	forked  chan struct{}  // wakes the reaper when it has no children
 }
 
 func initMain() int {
@@ -92,7 +86,6 @@ func initMain() int {
 	// Not dumpable: commands (same uid) cannot ptrace us or open
 	// /proc/1/{mem,exe,environ}.
 	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
-	runtime.GOMAXPROCS(1)
 	// PID 1 of a pid namespace only gets signals it has handlers for, and
 	// the Go runtime installs handlers that would exit on SIGTERM & co.
 	// Catch and drop them (not signal.Ignore: SIG_IGN would be inherited
@@ -107,19 +100,12 @@ func initMain() int {
 		syscall.SIGSTKFLT, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGXCPU,
 		syscall.SIGXFSZ, syscall.SIGVTALRM, syscall.SIGPROF, syscall.SIGSYS, syscall.SIGPWR,
 		syscall.SIGTRAP)
-	sigchld := make(chan os.Signal, 1)
-	signal.Notify(sigchld, syscall.SIGCHLD)
-
-	f := os.NewFile(3, "ctrl")
-	fc, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
-		return 125
-	}
-	z := &zygote{conn: fc.(*net.UnixConn), waiters: map[int]uint64{}, byID: map[uint64]int{}}
+	// The control socket is used with plain blocking syscalls from the
+	// locked main thread: no scheduler hand-offs on the exec path.
+	z := &zygote{fd: 3, waiters: map[int]uint64{}, byID: map[uint64]int{}, forked: make(chan struct{}, 1)}
 	buf, oob := make([]byte, maxPacket), make([]byte, 4096)
 	var req request
-	files, err := recvMsg(z.conn, buf, oob, &req)
+	files, err := recvRaw(z.fd, buf, oob, &req)
 	if err != nil || req.Op != "config" || req.Config == nil {
 		return 125 // the server is gone or speaks another protocol
 	}
@@ -138,19 +124,14 @@ func initMain() int {
 		}
 	}
 	if err != nil {
-		_ = sendMsg(z.conn, reply{Op: "failed", Err: err.Error()})
+		_ = sendRaw(z.fd, reply{Op: "failed", Err: err.Error()})
 		return 125
 	}
-	if err := sendMsg(z.conn, reply{Op: "ready", Pid: os.Getpid(), Notes: notes}); err != nil {
+	if err := sendRaw(z.fd, reply{Op: "ready", Pid: os.Getpid(), Notes: notes}); err != nil {
 		return 125
 	}
-
-	jobs := make(chan forkJob, 16)
-	go z.readLoop(buf, oob, jobs)
-	go z.reapLoop(sigchld)
-	for j := range jobs {
-		z.fork(j)
-	}
+	go z.reapLoop()
+	z.serve(buf, oob)
 	return 0
 }
 
@@ -244,33 +225,31 @@ func setRlimits(rls []rlimit) error {
 	return nil
 }
 
-// readLoop receives requests: exec jobs go to the forking thread, kills are
-// handled here.
-func (z *zygote) readLoop(buf, oob []byte, jobs chan<- forkJob) {
-	defer close(jobs)
+// serve handles requests until the server goes away. It runs on the
+// locked main thread, the only one without privileges, so that commands
+// are forked from it.
+func (z *zygote) serve(buf, oob []byte) {
 	for {
 		var req request
-		files, err := recvMsg(z.conn, buf, oob, &req)
+		files, err := recvRaw(z.fd, buf, oob, &req)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, unix.ECONNRESET) {
-				// The server is gone (or stopped us). In a pid namespace
-				// the kernel kills the rest when we exit.
-				if z.cfg.Mode == modeHost {
-					z.killAll()
-				}
-				os.Exit(0)
+			if errors.Is(err, unix.EINTR) || errors.Is(err, errBadMessage) {
+				continue
 			}
-			continue
+			// The server is gone (or stopped us). In a pid namespace
+			// the kernel kills the rest when we exit.
+			if z.cfg.Mode == modeHost {
+				z.killAll()
+			}
+			os.Exit(0)
 		}
 		switch req.Op {
 		case "exec":
-			jobs <- forkJob{req: req, files: files}
+			z.fork(req, files)
 		case "kill":
 			z.kill(req.ID)
-			closeFiles(files)
-		default:
-			closeFiles(files)
 		}
+		closeFiles(files)
 	}
 }
 
@@ -296,20 +275,18 @@ func closeFiles(fs []*os.File) {
 
 // fork starts one command. It runs on the locked main thread, the only one
 // without privileges and the one whose cgroup the child inherits.
-func (z *zygote) fork(j forkJob) {
-	defer closeFiles(j.files)
-	r := j.req
+func (z *zygote) fork(r request, files []*os.File) {
 	fail := func(code int, err error) {
-		_ = sendMsg(z.conn, reply{Op: "failed", ID: r.ID, Code: code, Err: err.Error()})
+		_ = sendRaw(z.fd, reply{Op: "failed", ID: r.ID, Code: code, Err: err.Error()})
 	}
-	if len(j.files) < 2 || len(r.Argv) == 0 {
+	if len(files) < 2 || len(r.Argv) == 0 {
 		fail(0, errors.New("malformed exec request"))
 		return
 	}
-	stdout, stderr := j.files[0], j.files[1]
+	stdout, stderr := files[0], files[1]
 	var task *os.File
-	if r.Cgroup && len(j.files) > 2 {
-		task = j.files[2]
+	if r.Cgroup && len(files) > 2 {
+		task = files[2]
 	}
 	if fi, err := os.Stat(r.Dir); err != nil || !fi.IsDir() {
 		fail(codeNoWorkdir, fmt.Errorf("working directory %s: %w", r.Dir, errOrNotDir(err)))
@@ -341,6 +318,10 @@ func (z *zygote) fork(j forkJob) {
 		z.byID[r.ID] = pid
 	}
 	z.mu.Unlock()
+	select {
+	case z.forked <- struct{}{}:
+	default:
+	}
 	if task != nil && z.home != nil {
 		if _, herr := z.home.WriteString("0"); herr != nil && err == nil {
 			err = fmt.Errorf("leave command cgroup: %w", herr)
@@ -364,7 +345,6 @@ func (z *zygote) fork(j forkJob) {
 		lim := unix.Rlimit{Cur: z.cfg.ProcRlimit, Max: z.cfg.ProcRlimit}
 		_ = unix.Prlimit(pid, unix.RLIMIT_NPROC, &lim, nil)
 	}
-	_ = sendMsg(z.conn, reply{Op: "started", ID: r.ID, Pid: pid})
 }
 
 func errOrNotDir(err error) error {
@@ -375,8 +355,20 @@ func errOrNotDir(err error) error {
 }
 
 // reapLoop reaps every child: commands (reported) and orphans (dropped).
-func (z *zygote) reapLoop(sigchld <-chan os.Signal) {
-	for range sigchld {
+// It sleeps in waitid(WNOWAIT) on its own thread and reaps under z.mu,
+// which fork holds from the fork until the pid is registered.
+func (z *zygote) reapLoop() {
+	runtime.LockOSThread()
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil { // ECHILD: no children until the next fork
+			<-z.forked
+			continue
+		}
 		z.mu.Lock()
 		for {
 			var ws unix.WaitStatus
@@ -393,7 +385,7 @@ func (z *zygote) reapLoop(sigchld <-chan os.Signal) {
 			}
 			delete(z.waiters, pid)
 			delete(z.byID, id)
-			_ = sendMsg(z.conn, reply{Op: "exited", ID: id, Pid: pid, Status: int(ws)})
+			_ = sendRaw(z.fd, reply{Op: "exited", ID: id, Pid: pid, Status: int(ws)})
 		}
 		z.mu.Unlock()
 	}

@@ -2,7 +2,9 @@ package sandbox
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 
@@ -142,6 +144,69 @@ func recvMsg(c *net.UnixConn, buf, oob []byte, v any) ([]*os.File, error) {
 	if err := json.Unmarshal(buf[:n], v); err != nil {
 		closeAll()
 		return nil, fmt.Errorf("decode message: %w", err)
+	}
+	return files, nil
+}
+
+// errBadMessage is a message that could not be decoded (skipped).
+var errBadMessage = errors.New("bad message")
+
+// sendRaw and recvRaw are sendMsg and recvMsg on a blocking fd, for the
+// init's main thread.
+func sendRaw(fd int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode message: %w", err)
+	}
+	for {
+		err = unix.Sendmsg(fd, b, nil, nil, 0)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+func recvRaw(fd int, buf, oob []byte, v any) ([]*os.File, error) {
+	n, oobn, flags, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 && oobn == 0 {
+		return nil, io.EOF
+	}
+	files, err := parseRights(oob[:oobn])
+	if err == nil && flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
+		err = errBadMessage
+	}
+	if err == nil {
+		if jerr := json.Unmarshal(buf[:n], v); jerr != nil {
+			err = errBadMessage
+		}
+	}
+	if err != nil {
+		closeFiles(files)
+		return nil, err
+	}
+	return files, nil
+}
+
+func parseRights(oob []byte) ([]*os.File, error) {
+	if len(oob) == 0 {
+		return nil, nil
+	}
+	cms, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, errBadMessage
+	}
+	var files []*os.File
+	for _, cm := range cms {
+		fds, err := unix.ParseUnixRights(&cm)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			files = append(files, os.NewFile(uintptr(fd), "fd"))
+		}
 	}
 	return files, nil
 }
