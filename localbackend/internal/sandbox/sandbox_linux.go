@@ -47,6 +47,8 @@ type Sandbox struct {
 	stopped  chan struct{}
 	stopErr  error
 	cleanup  sync.WaitGroup
+	free     []*cmdCgroup // empty command cgroups for reuse
+	oomSeen  int64        // the cgroup's OOM kill count last looked at
 }
 
 func (m *Manager) build(ctx context.Context, spec Spec, seq uint64) (_ *Sandbox, err error) {
@@ -229,6 +231,12 @@ func (m *Manager) build(ctx context.Context, spec Spec, seq uint64) (_ *Sandbox,
 	case <-ctx.Done():
 		return nil, fmt.Errorf("start sandbox: %w", ctx.Err())
 	}
+	if s.cg != nil {
+		// The first command's cgroup, off its critical path.
+		if cc, err := s.takeCgroup(0); err == nil {
+			s.free = append(s.free, cc)
+		}
+	}
 	return s, nil
 }
 
@@ -321,21 +329,15 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 		s.mu.Unlock()
 	}()
 
-	var cgDir string
-	var files []*os.File
-	defer func() { closeFiles(files) }()
-	var oomBefore int64
+	var cc *cmdCgroup
 	if s.cg != nil {
-		d, task, err := s.cg.newCommand(id)
-		if err != nil {
+		var err error
+		if cc, err = s.takeCgroup(id); err != nil {
 			s.cleanup.Done()
 			return ExecResult{}, err
 		}
-		cgDir = d
-		files = append(files, nil, nil, task)
-		oomBefore = s.cg.oomKills()
 	}
-	defer func() { go s.releaseCommandCgroup(cgDir) }()
+	defer func() { go s.releaseCgroup(cc) }()
 
 	outR, outW, err := os.Pipe()
 	if err != nil {
@@ -347,17 +349,18 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 		outW.Close()
 		return ExecResult{}, fmt.Errorf("exec: %w", err)
 	}
-	if files == nil {
-		files = []*os.File{outW, errW}
-	} else {
-		files[0], files[1] = outW, errW
+	files := []*os.File{outW, errW}
+	defer func() { closeFiles(files) }()
+	send := files
+	if cc != nil {
+		send = []*os.File{outW, errW, cc.task}
 	}
 	outSink := &detachableWriter{w: stdout}
 	errSink := &detachableWriter{w: stderr}
 	outDone, errDone := drain(outR, outSink), drain(errR, errSink)
 
 	start := time.Now()
-	err = sendMsg(s.conn, request{Op: "exec", ID: id, Argv: e.Argv, Env: e.Env, Dir: dir, Cgroup: cgDir != ""}, files...)
+	err = sendMsg(s.conn, request{Op: "exec", ID: id, Argv: e.Argv, Env: e.Env, Dir: dir, Cgroup: cc != nil}, send...)
 	closeFiles(files)
 	files = nil
 	if err != nil {
@@ -396,9 +399,9 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 			return
 		}
 		killed = true
-		if cgDir != "" {
+		if cc != nil {
 			kctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = killCgroup(kctx, cgDir)
+			_ = killCgroup(kctx, cc.dir)
 			cancel()
 		} else {
 			_ = sendMsg(s.conn, request{Op: "kill", ID: id})
@@ -437,8 +440,15 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 				default:
 					res.ExitCode = ws.ExitStatus()
 				}
-				if s.cg != nil && (res.ExitCode == 137) && s.cg.oomKills() > oomBefore {
-					res.OOMKilled = true
+				if s.cg != nil && res.ExitCode == 137 {
+					// Killed by SIGKILL (or a shell saw that): was it the
+					// OOM killer? (With concurrent commands the kill may
+					// belong to another command of this sandbox.)
+					n := s.cg.oomKills()
+					s.mu.Lock()
+					res.OOMKilled = n > s.oomSeen
+					s.oomSeen = n
+					s.mu.Unlock()
 				}
 			}
 		case <-timeout:
@@ -482,19 +492,57 @@ func (s *Sandbox) hostPath(dir string) string {
 	return dir
 }
 
-// releaseCommandCgroup removes a command's cgroup once its processes are
-// gone; background processes keep it until they exit or the sandbox stops.
-func (s *Sandbox) releaseCommandCgroup(dir string) {
+// cmdCgroup is the cgroup of one command; empty ones are reused.
+type cmdCgroup struct {
+	dir  string
+	task *os.File // its task file, opened by us, written to by the init
+}
+
+// maxFreeCgroups bounds the empty command cgroups kept for reuse.
+const maxFreeCgroups = 8
+
+func (s *Sandbox) takeCgroup(id uint64) (*cmdCgroup, error) {
+	s.mu.Lock()
+	if n := len(s.free); n > 0 {
+		cc := s.free[n-1]
+		s.free = s.free[:n-1]
+		s.mu.Unlock()
+		return cc, nil
+	}
+	s.mu.Unlock()
+	d, f, err := s.cg.newCommand(id)
+	if err != nil {
+		return nil, err
+	}
+	return &cmdCgroup{dir: d, task: f}, nil
+}
+
+// releaseCgroup keeps a command's cgroup for reuse, or removes it, once
+// its processes are gone; background processes keep it until they exit
+// or the sandbox stops.
+func (s *Sandbox) releaseCgroup(cc *cmdCgroup) {
 	defer s.cleanup.Done()
-	if dir == "" {
+	if cc == nil {
 		return
 	}
 	for {
-		if unix.Rmdir(dir) == nil {
+		if pids, err := readPids(cc.dir); err == nil && len(pids) == 0 {
+			// Nothing can enter an empty command cgroup but the init's
+			// forking thread, on our request: reuse is safe.
+			s.mu.Lock()
+			if !s.stopping && len(s.free) < maxFreeCgroups {
+				s.free = append(s.free, cc)
+				s.mu.Unlock()
+				return
+			}
+			s.mu.Unlock()
+			cc.task.Close()
+			_ = unix.Rmdir(cc.dir)
 			return
 		}
 		select {
 		case <-s.stopped:
+			cc.task.Close()
 			return // Stop removes the whole tree
 		case <-time.After(time.Second):
 		}
@@ -527,6 +575,12 @@ func (s *Sandbox) Stop() error {
 	<-s.dead
 	close(s.stopped)
 	s.cleanup.Wait()
+	s.mu.Lock()
+	for _, cc := range s.free {
+		cc.task.Close()
+	}
+	s.free = nil
+	s.mu.Unlock()
 	if s.cg != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		s.cg.remove(ctx)
