@@ -1,20 +1,26 @@
 // Command nox is the NoxRunner command line: a client for any NoxRunner
-// backend, and the nox local backend server.
+// backend, the nox local backend server (nox serve) and the backend
+// conformance suite (nox conformance).
+//
+// Run `nox --help` for the commands and the exit-code table.
 package main
 
 import (
-	"fmt"
+	"context"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/noxrunner/nox/localbackend"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "version" {
-		fmt.Println("nox", version)
-		return
-	}
-	fmt.Fprintln(os.Stderr, "usage: nox version")
-	os.Exit(2)
+	localbackend.MaybeRunInit() // a re-executed sandbox init never returns
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }

@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/noxrunner/nox/localbackend"
+	"github.com/noxrunner/nox/sdk"
+)
+
+// Exit codes of nox. exec, sh and shell also exit with the remote
+// command's exit code.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// defaultBaseURL is the backend used without --base-url: a local nox serve.
+const defaultBaseURL = "http://127.0.0.1:8080"
+
+// localBaseURL is the base URL the SDK uses with --local; requests never
+// reach a network.
+const localBaseURL = "http://nox-local.invalid"
+
+const description = `nox talks to any NoxRunner sandbox backend (--base-url), or runs the nox
+local backend in process (--local), or serves it (nox serve).
+
+With --local, sandboxes and their files live in --data-dir, so separate nox
+invocations see the same sandboxes; but processes a command leaves running in
+the background live only as long as that nox process. Use nox serve for
+long-lived ones.
+
+Flags may come before or after a command's arguments; everything after "--"
+is an argument.
+
+EXIT CODES:
+   0    success
+   1    API or I/O error (the backend refused, could not be reached, ...)
+   2    usage error (unknown command or flag, missing argument)
+   N    exec, sh and shell: the remote command's exit code
+
+ENVIRONMENT:
+   NOXRUNNER_BASE_URL, NOXRUNNER_TOKEN, NOX_LOCAL, NOX_DATA_DIR,
+   NOX_ISOLATION, NO_COLOR (see the flags); NOX_TOKEN (nox serve)`
+
+// app holds one invocation's streams and the state its commands share.
+// Nothing in it outlives run.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	// jsonErrors is set once the global flags are read, so that errors are
+	// reported as JSON with --json.
+	jsonErrors bool
+	// color is set once the global flags are read.
+	color painter
+	// argLimits gives, per command name, the number of positional
+	// arguments after which every argument is the command's own (exec).
+	argLimits map[string]int
+}
+
+// run is nox: it parses args (args[0] is the program name), runs the
+// command with ctx and returns the process exit code. It never calls
+// os.Exit, so tests call it directly.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, argLimits: map[string]int{"exec": 2}}
+	cliApp := a.newCLI()
+	err := cliApp.RunContext(ctx, a.normalizeArgs(cliApp, args))
+	return a.report(ctx, err)
+}
+
+// globalFlags are the flags every command accepts.
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "base-url", Value: defaultBaseURL, EnvVars: []string{"NOXRUNNER_BASE_URL"},
+			Usage: "base URL of the NoxRunner backend"},
+		&cli.BoolFlag{Name: "local", EnvVars: []string{"NOX_LOCAL"},
+			Usage: "run against the nox local backend in process, with state in --data-dir"},
+		&cli.StringFlag{Name: "data-dir", Value: localbackend.DefaultDataDir(), EnvVars: []string{"NOX_DATA_DIR"},
+			Usage: "data directory of the local backend (--local and serve)"},
+		&cli.StringFlag{Name: "isolation", Value: localbackend.IsolationAuto, EnvVars: []string{"NOX_ISOLATION"},
+			Usage: "isolation tier with --local: auto, namespaces, root-namespaces, landlock, none-unsafe"},
+		&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute,
+			Usage: "bound on each API call (exec adds its command timeout); 0 for none"},
+		&cli.StringFlag{Name: "token", EnvVars: []string{"NOXRUNNER_TOKEN"},
+			Usage: "bearer token sent to the backend"},
+		&cli.BoolFlag{Name: "json", Usage: "machine-readable JSON output"},
+		&cli.BoolFlag{Name: "no-color", Usage: "no colours (also when NO_COLOR is set or output is not a terminal)"},
+		&cli.BoolFlag{Name: "verbose", Usage: "log requests and the local backend's activity to stderr"},
+	}
+}
+
+// newCLI builds the urfave/cli application with the injected streams.
+func (a *app) newCLI() *cli.App {
+	return &cli.App{
+		Name:                      "nox",
+		Usage:                     "run commands in NoxRunner sandboxes",
+		UsageText:                 "nox [global options] command [options] [arguments...]",
+		Description:               description,
+		Version:                   version,
+		HideVersion:               true,
+		Reader:                    a.stdin,
+		Writer:                    a.stdout,
+		ErrWriter:                 a.stderr,
+		EnableBashCompletion:      true,
+		DisableSliceFlagSeparator: true,
+		Flags:                     globalFlags(),
+		Before:                    a.before,
+		Commands:                  a.commands(),
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageErr(err)
+		},
+		ExitErrHandler: func(*cli.Context, error) {}, // run maps errors to exit codes
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usagef("unknown command %q (run nox --help)", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
+	}
+}
+
+// commands lists nox's commands.
+func (a *app) commands() []*cli.Command {
+	cmds := []*cli.Command{
+		a.healthCommand(),
+		a.infoCommand(),
+		a.createCommand(),
+		a.getCommand(),
+		a.lsCommand(),
+		a.touchCommand(),
+		a.deleteCommand(),
+		a.execCommand(),
+		a.shCommand(),
+		a.shellCommand(),
+		a.uploadCommand(),
+		a.downloadCommand(),
+		a.serveCommand(),
+		a.conformanceCommand(),
+		a.completionCommand(),
+		a.versionCommand(),
+	}
+	for _, c := range cmds {
+		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageErr(err) }
+	}
+	return cmds
+}
+
+// before reads the global output flags.
+func (a *app) before(c *cli.Context) error {
+	a.jsonErrors = c.Bool("json")
+	a.color = newPainter(a.stdout, c.Bool("no-color"))
+	return nil
+}
+
+// globals are the global flags as one value.
+type globals struct {
+	baseURL   string
+	local     bool
+	dataDir   string
+	isolation string
+	timeout   time.Duration
+	token     string
+	json      bool
+	verbose   bool
+}
+
+// readGlobals reads the global flags from any command's context.
+func readGlobals(c *cli.Context) globals {
+	return globals{
+		baseURL:   c.String("base-url"),
+		local:     c.Bool("local"),
+		dataDir:   c.String("data-dir"),
+		isolation: c.String("isolation"),
+		timeout:   c.Duration("timeout"),
+		token:     c.String("token"),
+		json:      c.Bool("json"),
+		verbose:   c.Bool("verbose"),
+	}
+}
+
+// conn is a client and what must be released after use.
+type conn struct {
+	client *sdk.Client
+	// target names the backend in error messages.
+	target string
+	// backend is the in-process local backend with --local, else nil.
+	backend *localbackend.Backend
+}
+
+// Close releases the local backend, if any.
+func (cn *conn) Close() error {
+	if cn.backend == nil {
+		return nil
+	}
+	if err := cn.backend.Close(); err != nil {
+		return fmt.Errorf("closing the local backend: %w", err)
+	}
+	return nil
+}
+
+// connect builds the client the global flags ask for. With --local it
+// starts the local backend in process; the caller must Close the conn.
+func (a *app) connect(c *cli.Context) (*conn, error) {
+	g := readGlobals(c)
+	opts := []sdk.Option{sdk.WithUserAgent("nox/" + version + " " + sdk.DefaultUserAgent)}
+	if g.timeout > 0 {
+		opts = append(opts, sdk.WithTimeout(g.timeout))
+	}
+	if g.token != "" {
+		opts = append(opts, sdk.WithToken(g.token))
+	}
+	if !g.local {
+		cl, err := sdk.New(g.baseURL, opts...)
+		if err != nil {
+			return nil, usagef("--base-url %q: %v", g.baseURL, err)
+		}
+		return &conn{client: cl, target: g.baseURL}, nil
+	}
+	b, err := a.openLocal(g)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := sdk.New(localBaseURL, append(opts, sdk.WithHandler(b.Handler()))...)
+	if err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("local backend client: %w", err)
+	}
+	return &conn{client: cl, target: "the local backend in " + g.dataDir, backend: b}, nil
+}
+
+// openLocal starts the local backend for --local.
+func (a *app) openLocal(g globals) (*localbackend.Backend, error) {
+	cfg := localbackend.DefaultConfig()
+	cfg.DataDir = g.dataDir
+	cfg.Isolation = g.isolation
+	cfg.Token = g.token
+	cfg.Version = version
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if g.verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(a.stderr, nil))
+	}
+	b, err := localbackend.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("starting the local backend (--local, data dir %s): %w", g.dataDir, err)
+	}
+	return b, nil
+}
+
+// withConn runs f with a connected client and releases it afterwards.
+func (a *app) withConn(c *cli.Context, f func(cn *conn) error) error {
+	cn, err := a.connect(c)
+	if err != nil {
+		return err
+	}
+	err = f(cn)
+	if cerr := cn.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return &targetError{target: cn.target, err: err}
+	}
+	return nil
+}
+
+// printJSON writes v as indented JSON to stdout.
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("writing JSON: %w", err)
+	}
+	return nil
+}
+
+// printf writes to stdout; write errors show up on the next command anyway.
+func (a *app) printf(format string, args ...any) {
+	fmt.Fprintf(a.stdout, format, args...)
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// completionFlag is the hidden flag urfave/cli adds for shell completion.
+const completionFlag = "--generate-bash-completion"
+
+// normalizeArgs reorders args so that urfave/cli, which stops parsing flags
+// at the first argument, accepts flags anywhere: `nox create demo --wait`
+// and `nox exec demo --json -- ls` work. Global flags found after the
+// command move before it; the command's flags move before its arguments,
+// which follow a "--". For a command with an argument limit (exec), every
+// argument after the limit is kept verbatim, so `nox exec demo ls -la`
+// runs `ls -la`. Unknown flags stay where the parser reports them.
+func (a *app) normalizeArgs(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	rest := args[1:]
+	complete := rest[len(rest)-1] == completionFlag
+	if complete {
+		rest = rest[:len(rest)-1]
+	}
+	globals := flagArity(app.Flags)
+	var global []string
+	i := 0
+	for i < len(rest) && isFlagArg(rest[i]) && rest[i] != "--" {
+		i = take(rest, i, globals[flagName(rest[i])], &global)
+	}
+	if i >= len(rest) || rest[i] == "--" {
+		return args
+	}
+	cmd := app.Command(rest[i])
+	if cmd == nil || cmd.SkipFlagParsing || len(cmd.Subcommands) > 0 {
+		return args
+	}
+	name := rest[i]
+	local := flagArity(cmd.Flags)
+	limit := a.argLimits[cmd.Name]
+	var flags, pos []string
+	for i++; i < len(rest); {
+		t := rest[i]
+		switch {
+		case t == "--":
+			pos = append(pos, rest[i+1:]...)
+			i = len(rest)
+		case limit > 0 && len(pos) >= limit:
+			pos = append(pos, rest[i:]...)
+			i = len(rest)
+		case !isFlagArg(t):
+			pos = append(pos, t)
+			i++
+		default:
+			n := flagName(t)
+			if takes, ok := local[n]; ok {
+				i = take(rest, i, takes, &flags)
+			} else if takes, ok := globals[n]; ok {
+				i = take(rest, i, takes, &global)
+			} else {
+				flags = append(flags, t) // unknown: the parser reports it
+				i++
+			}
+		}
+	}
+	out := append([]string{args[0]}, global...)
+	out = append(out, name)
+	out = append(out, flags...)
+	if len(pos) > 0 {
+		out = append(out, "--")
+		out = append(out, pos...)
+	}
+	if complete {
+		out = append(out, completionFlag)
+	}
+	return out
+}
+
+// take appends the flag at rest[i] (and its value when it takes one and is
+// not written --name=value) to dst and returns the index after it.
+func take(rest []string, i int, takesValue bool, dst *[]string) int {
+	*dst = append(*dst, rest[i])
+	if takesValue && !strings.Contains(rest[i], "=") && i+1 < len(rest) {
+		*dst = append(*dst, rest[i+1])
+		return i + 2
+	}
+	return i + 1
+}
+
+// flagArity maps every name and alias of flags to whether it takes a value.
+func flagArity(flags []cli.Flag) map[string]bool {
+	m := map[string]bool{}
+	for _, f := range flags {
+		takes := true
+		if tv, ok := f.(cli.DocGenerationFlag); ok {
+			takes = tv.TakesValue()
+		}
+		for _, n := range f.Names() {
+			m[n] = takes
+		}
+	}
+	return m
+}
+
+// isFlagArg reports whether s looks like a flag ("-" alone is an argument).
+func isFlagArg(s string) bool { return len(s) > 1 && s[0] == '-' }
+
+// flagName returns the name of a flag argument: "--wait=true" gives "wait".
+func flagName(s string) string {
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "-"), "-")
+	if i := strings.IndexByte(s, '='); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/noxrunner/nox/conformance"
+)
+
+func (a *app) conformanceCommand() *cli.Command {
+	d := conformance.NewConfig()
+	return &cli.Command{
+		Name:  "conformance",
+		Usage: "check a backend against the NoxRunner contract; exits 0 only when it conforms",
+		Description: `Runs the conformance suite against --base-url (with --token), or with
+--local against the local backend started in process. Every sandbox the
+suite creates is named with a random prefix and deleted afterwards.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "level", Value: string(conformance.LevelAll), Usage: "levels to test: minimum, recommended or all"},
+			&cli.StringFlag{Name: "run", Usage: "only run checks whose id matches this regular expression"},
+			&cli.StringFlag{Name: "format", Usage: "report format: " + strings.Join(conformance.Formats(), ", ") + " (default text, json with --json)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the report to FILE (a summary still goes to stdout)"},
+			&cli.BoolFlag{Name: "skip-slow", Usage: "skip slow checks (TTL expiry)"},
+			&cli.StringFlag{Name: "image", Usage: "image to create the suite's sandboxes with"},
+			&cli.IntFlag{Name: "parallel", Value: d.Parallelism, Usage: "parallel-safe checks run at once"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("conformance takes no arguments (use --base-url URL)")
+			}
+			g := readGlobals(c)
+			cfg := conformance.NewConfig()
+			lvl, err := conformance.ParseLevel(c.String("level"))
+			if err != nil {
+				return usageErr(fmt.Errorf("conformance: --level: %w", err))
+			}
+			format := c.String("format")
+			if format == "" {
+				format = "text"
+				if g.json {
+					format = "json"
+				}
+			}
+			if !slices.Contains(conformance.Formats(), format) {
+				return usagef("conformance: --format %q: want one of %s", format, strings.Join(conformance.Formats(), ", "))
+			}
+			cfg.BaseURL, cfg.Token, cfg.Level = g.baseURL, g.token, lvl
+			cfg.Run, cfg.SkipSlow, cfg.Image = c.String("run"), c.Bool("skip-slow"), c.String("image")
+			cfg.Parallelism = c.Int("parallel")
+			if g.verbose {
+				cfg.Logf = func(format string, args ...any) { fmt.Fprintf(a.stderr, format+"\n", args...) }
+			}
+			if g.local {
+				stop, err := a.serveLocalForSuite(c.Context, g, &cfg)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
+			rep, err := conformance.RunSuite(c.Context, cfg)
+			if err != nil {
+				return usageErr(fmt.Errorf("conformance: %w", err))
+			}
+			if err := a.writeReport(rep, format, c.String("output")); err != nil {
+				return err
+			}
+			if !rep.OK() {
+				return exitStatus(exitError)
+			}
+			return nil
+		},
+	}
+}
+
+// writeReport writes the report to stdout or to the file output; with a
+// file, the summary line goes to stdout.
+func (a *app) writeReport(rep *conformance.Report, format, output string) error {
+	if output == "" || output == "-" {
+		if err := rep.Write(a.stdout, format); err != nil {
+			return fmt.Errorf("conformance: writing the report: %w", err)
+		}
+		return nil
+	}
+	f, err := os.Create(output)
+	if err != nil {
+		return fmt.Errorf("conformance: %w", err)
+	}
+	werr := rep.Write(f, format)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("conformance: writing %s: %w", output, werr)
+	}
+	a.printf("%s\nreport written to %s\n", rep.Summary(), output)
+	return nil
+}
+
+// serveLocalForSuite starts the local backend (--local) on a loopback port
+// for the suite, which speaks HTTP, and points cfg at it.
+func (a *app) serveLocalForSuite(ctx context.Context, g globals, cfg *conformance.Config) (func(), error) {
+	b, err := a.openLocal(g)
+	if err != nil {
+		return nil, err
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("conformance: %w", err)
+	}
+	srv := &http.Server{Handler: b.Handler()}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintf(a.stderr, "nox: local backend server: %v\n", err)
+		}
+	}()
+	cfg.BaseURL = "http://" + ln.Addr().String()
+	return func() {
+		_ = srv.Close()
+		if err := b.Close(); err != nil {
+			fmt.Fprintf(a.stderr, "nox: %v\n", err)
+		}
+	}, nil
+}

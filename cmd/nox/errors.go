@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/noxrunner/nox/sdk"
+)
+
+// usageError is a mistake in the command line; nox exits 2.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// usagef returns a usage error.
+func usagef(format string, args ...any) error {
+	return &usageError{err: fmt.Errorf(format, args...)}
+}
+
+// usageErr marks err as a usage error.
+func usageErr(err error) error { return &usageError{err: err} }
+
+// exitStatus is a remote command's non-zero exit code, passed through as
+// nox's exit code without a message.
+type exitStatus int
+
+func (e exitStatus) Error() string {
+	return fmt.Sprintf("remote command exited with status %d", int(e))
+}
+
+// opError names the object an operation failed on, e.g. `sandbox "demo"`,
+// so the error line reads `sandbox "demo" not found (404)`.
+type opError struct {
+	what string
+	err  error
+}
+
+func (e *opError) Error() string { return e.what + ": " + e.err.Error() }
+func (e *opError) Unwrap() error { return e.err }
+
+// onSandbox wraps err as an operation on sandbox id.
+func onSandbox(id string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &opError{what: fmt.Sprintf("sandbox %q", id), err: err}
+}
+
+// targetError carries the backend a failed call was sent to, for
+// connection errors.
+type targetError struct {
+	target string
+	err    error
+}
+
+func (e *targetError) Error() string { return e.err.Error() }
+func (e *targetError) Unwrap() error { return e.err }
+
+// report prints err as one line on stderr (a JSON object with --json) and
+// returns the exit code for it.
+func (a *app) report(ctx context.Context, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var st exitStatus
+	if errors.As(err, &st) {
+		return int(st)
+	}
+	code := exitError
+	var ue *usageError
+	if errors.As(err, &ue) {
+		code = exitUsage
+	}
+	msg := describe(ctx, err)
+	if a.jsonErrors {
+		out := map[string]any{"error": msg, "exitCode": code}
+		var apiErr *sdk.APIError
+		if errors.As(err, &apiErr) {
+			out["status"] = apiErr.StatusCode
+			if apiErr.RequestID != "" {
+				out["requestId"] = apiErr.RequestID
+			}
+		}
+		b, _ := json.Marshal(out)
+		fmt.Fprintf(a.stderr, "%s\n", b)
+		return code
+	}
+	fmt.Fprintf(a.stderr, "%s %s\n", a.color.red("nox:"), msg)
+	if code == exitUsage {
+		fmt.Fprintln(a.stderr, "Run 'nox --help' or 'nox COMMAND --help' for usage.")
+	}
+	return code
+}
+
+// describe turns err into one line saying what failed and why.
+func describe(ctx context.Context, err error) string {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return "interrupted"
+	}
+	var what string
+	var op *opError
+	if errors.As(err, &op) {
+		what = op.what
+	}
+	var apiErr *sdk.APIError
+	if errors.As(err, &apiErr) {
+		return describeAPI(what, apiErr)
+	}
+	var te *targetError
+	var dial *net.OpError
+	if errors.As(err, &te) && errors.As(err, &dial) && dial.Op == "dial" {
+		return fmt.Sprintf("cannot reach the backend at %s: %v (is it running? set --base-url or NOXRUNNER_BASE_URL, or use --local)", te.target, dial.Err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return strings.TrimSpace(err.Error()) + " (raise --timeout)"
+	}
+	return err.Error()
+}
+
+// describeAPI phrases an answer with an unexpected status.
+func describeAPI(what string, e *sdk.APIError) string {
+	status := fmt.Sprintf("(%d)", e.StatusCode)
+	msg := e.Message
+	if e.RequestID != "" {
+		msg = strings.TrimSpace(msg + " [request id " + e.RequestID + "]")
+	}
+	if what == "" {
+		what = "the backend"
+	}
+	switch {
+	case errors.Is(e, sdk.ErrNotFound):
+		if strings.Contains(e.Operation, "ownload") && msg != "" {
+			return fmt.Sprintf("%s: not found %s: %s", what, status, msg)
+		}
+		return fmt.Sprintf("%s not found %s", what, status)
+	case errors.Is(e, sdk.ErrUnauthorized):
+		return fmt.Sprintf("%s: unauthorized %s: %s (check --token or NOXRUNNER_TOKEN)", what, status, orDash(msg))
+	case errors.Is(e, sdk.ErrInvalidArgument):
+		return fmt.Sprintf("%s: invalid request %s: %s", what, status, orDash(msg))
+	case errors.Is(e, sdk.ErrTooLarge):
+		return fmt.Sprintf("%s: too large %s: %s", what, status, orDash(msg))
+	case errors.Is(e, sdk.ErrConflict):
+		return fmt.Sprintf("%s: conflict %s: %s", what, status, orDash(msg))
+	case errors.Is(e, sdk.ErrUnavailable):
+		return fmt.Sprintf("%s: backend unavailable %s: %s (try again later)", what, status, orDash(msg))
+	case errors.Is(e, sdk.ErrInternal):
+		return fmt.Sprintf("%s: backend error %s: %s", what, status, orDash(msg))
+	}
+	return fmt.Sprintf("%s: %s %s: %s", what, strings.ToLower(http.StatusText(e.StatusCode)), status, orDash(msg))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

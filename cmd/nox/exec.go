@@ -1,0 +1,192 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/noxrunner/nox/sdk"
+)
+
+// execFlags are the flags exec and sh share.
+func execFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, Usage: "working directory in the sandbox (default /workspace)"},
+		&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set an environment variable, KEY=VALUE (repeatable)"},
+		&cli.IntFlag{Name: "timeout-seconds", Usage: "kill the command after this many seconds (0: backend default, 30)"},
+		&cli.BoolFlag{Name: "ignore-exit-code", Usage: "exit 0 even when the command fails"},
+	}
+}
+
+// execSettings are the parsed exec and sh flags.
+type execSettings struct {
+	workdir        string
+	env            map[string]string
+	timeout        time.Duration
+	ignoreExitCode bool
+}
+
+// parseExecFlags reads the shared exec flags.
+func parseExecFlags(c *cli.Context) (execSettings, error) {
+	s := execSettings{workdir: c.String("workdir"), ignoreExitCode: c.Bool("ignore-exit-code")}
+	env, err := parseEnv(c.StringSlice("env"))
+	if err != nil {
+		return s, err
+	}
+	s.env = env
+	if c.Int("timeout-seconds") < 0 {
+		return s, usagef("%s: --timeout-seconds must be >= 0", c.Command.Name)
+	}
+	s.timeout = time.Duration(c.Int("timeout-seconds")) * time.Second
+	return s, nil
+}
+
+// parseEnv parses KEY=VALUE pairs.
+func parseEnv(pairs []string) (map[string]string, error) {
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	env := make(map[string]string, len(pairs))
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return nil, usagef("--env %q: want KEY=VALUE", p)
+		}
+		env[k] = v
+	}
+	return env, nil
+}
+
+func (a *app) execCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "exec",
+		Usage:     "run a command (an argv, no shell) in a sandbox; exits with its exit code",
+		ArgsUsage: "ID [--] CMD [ARGS...]",
+		Description: `The command's output streams as it is produced when the backend supports
+it. Its exit code becomes nox's exit code (unless --ignore-exit-code).
+Everything after the command name belongs to the command: nox exec demo ls -la`,
+		Flags: execFlags(),
+		Action: func(c *cli.Context) error {
+			if c.NArg() < 2 {
+				return usagef("exec: want a sandbox ID and a command: nox exec ID -- CMD [ARGS...]")
+			}
+			s, err := parseExecFlags(c)
+			if err != nil {
+				return err
+			}
+			id := c.Args().First()
+			req := sdk.ExecRequest{Cmd: c.Args().Slice()[1:], Workdir: s.workdir, Env: s.env, Timeout: s.timeout}
+			return a.withConn(c, func(cn *conn) error {
+				return a.runRemote(c, cn, id, req, s.ignoreExitCode)
+			})
+		},
+	}
+}
+
+func (a *app) shCommand() *cli.Command {
+	flags := append(execFlags(),
+		&cli.StringFlag{Name: "shell", Value: "sh", Usage: "the shell: sh or bash"})
+	return &cli.Command{
+		Name:      "sh",
+		Usage:     "run a shell script in a sandbox (shell -c SCRIPT); exits with its exit code",
+		ArgsUsage: "ID 'SCRIPT'",
+		Flags:     flags,
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 2 {
+				return usagef("sh: want a sandbox ID and one script argument (quote it): nox sh ID 'echo $HOME'")
+			}
+			s, err := parseExecFlags(c)
+			if err != nil {
+				return err
+			}
+			shell := c.String("shell")
+			if shell != "sh" && shell != "bash" {
+				return usagef("sh: --shell %q: want sh or bash", shell)
+			}
+			id := c.Args().First()
+			req := sdk.ExecRequest{Cmd: []string{shell, "-c", c.Args().Get(1)}, Workdir: s.workdir, Env: s.env, Timeout: s.timeout}
+			return a.withConn(c, func(cn *conn) error {
+				return a.runRemote(c, cn, id, req, s.ignoreExitCode)
+			})
+		},
+	}
+}
+
+// execJSON is the JSON form of sdk.ExecResult.
+type execJSON struct {
+	SessionID       string `json:"sessionId"`
+	ExitCode        int    `json:"exitCode"`
+	Stdout          string `json:"stdout"`
+	Stderr          string `json:"stderr"`
+	DurationMs      int64  `json:"durationMs"`
+	TimedOut        bool   `json:"timedOut"`
+	StdoutTruncated bool   `json:"stdoutTruncated"`
+	StderrTruncated bool   `json:"stderrTruncated"`
+	OOMKilled       bool   `json:"oomKilled"`
+}
+
+// runRemote runs req in sandbox id: streamed to stdout and stderr, or as
+// one JSON object with --json. A non-zero exit code becomes an exitStatus.
+func (a *app) runRemote(c *cli.Context, cn *conn, id string, req sdk.ExecRequest, ignoreExit bool) error {
+	sb := cn.client.Sandbox(id)
+	asJSON := readGlobals(c).json
+	var res *sdk.ExecResult
+	var err error
+	if asJSON {
+		res, err = sb.Exec(c.Context, req)
+	} else {
+		res, err = sb.ExecStream(c.Context, req, sdk.StreamOptions{Stdout: a.stdout, Stderr: a.stderr})
+	}
+	if err != nil {
+		return onSandbox(id, fmt.Errorf("exec %s: %w", cmdString(req.Cmd), err))
+	}
+	if asJSON {
+		if err := a.printJSON(execJSON{SessionID: id, ExitCode: res.ExitCode, Stdout: res.Stdout, Stderr: res.Stderr,
+			DurationMs: res.Duration.Milliseconds(), TimedOut: res.TimedOut, StdoutTruncated: res.StdoutTruncated,
+			StderrTruncated: res.StderrTruncated, OOMKilled: res.OOMKilled}); err != nil {
+			return err
+		}
+	} else {
+		a.execNotes(res)
+	}
+	if res.ExitCode == 0 || ignoreExit {
+		return nil
+	}
+	return exitStatus(clampExit(res.ExitCode))
+}
+
+// execNotes tells on stderr what the exec flags say about a result.
+func (a *app) execNotes(res *sdk.ExecResult) {
+	note := func(s string) { fmt.Fprintf(a.stderr, "%s %s\n", a.color.yellow("nox:"), s) }
+	if res.TimedOut {
+		note(fmt.Sprintf("the command timed out and was killed (exit %d); raise --timeout-seconds", res.ExitCode))
+	}
+	if res.OOMKilled {
+		note("the command was killed for exceeding the sandbox's memory limit")
+	}
+	if res.StdoutTruncated {
+		note("stdout was truncated by the backend's output cap")
+	}
+	if res.StderrTruncated {
+		note("stderr was truncated by the backend's output cap")
+	}
+}
+
+// clampExit maps a remote exit code to a process exit code.
+func clampExit(code int) int {
+	if code < 1 || code > 255 {
+		return exitError
+	}
+	return code
+}
+
+// cmdString shows an argv briefly for error messages.
+func cmdString(argv []string) string {
+	s := strings.Join(argv, " ")
+	if len(s) > 60 {
+		s = s[:57] + "..."
+	}
+	return fmt.Sprintf("%q", s)
+}

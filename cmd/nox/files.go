@@ -1,0 +1,313 @@
+package main
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+
+	"github.com/noxrunner/nox/sdk"
+)
+
+// progressDelay is how long a transfer runs before its progress bar shows.
+const progressDelay = 700 * time.Millisecond
+
+func (a *app) uploadCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "upload",
+		Usage:     "upload files, or a directory tree with --dir, into a sandbox",
+		ArgsUsage: "ID [FILES...]",
+		Description: `FILES are uploaded under their base names into --dest. With --dir, the
+contents of DIR are uploaded into --dest with the tree, permission bits,
+empty directories and symbolic links (not followed) preserved.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "dir", Usage: "upload the contents of this local directory"},
+			&cli.StringFlag{Name: "dest", Usage: "destination directory in the sandbox (default /workspace)"},
+		},
+		Action: func(c *cli.Context) error {
+			id, err := sandboxID(c, -1)
+			if err != nil {
+				return err
+			}
+			files, dir := c.Args().Slice()[1:], c.String("dir")
+			switch {
+			case len(files) == 0 && dir == "":
+				return usagef("upload: name files to upload or a directory with --dir")
+			case len(files) > 0 && dir != "":
+				return usagef("upload: give either files or --dir, not both")
+			}
+			write := func(w io.Writer) error { return writeFilesTarGz(w, files) }
+			if dir != "" {
+				if fi, err := os.Stat(dir); err != nil {
+					return fmt.Errorf("upload: %w", err)
+				} else if !fi.IsDir() {
+					return usagef("upload: --dir %s is not a directory", dir)
+				}
+				write = func(w io.Writer) error { return sdk.WriteTarGz(w, dir) }
+			} else {
+				for _, f := range files {
+					fi, err := os.Stat(f)
+					if err != nil {
+						return fmt.Errorf("upload: %w", err)
+					}
+					if !fi.Mode().IsRegular() {
+						return usagef("upload: %s is not a regular file (use --dir for a directory)", f)
+					}
+				}
+			}
+			return a.withConn(c, func(cn *conn) error {
+				res, n, err := a.upload(c.Context, cn.client.Sandbox(id), c.String("dest"), write)
+				if err != nil {
+					return onSandbox(id, fmt.Errorf("upload: %w", err))
+				}
+				dest := c.String("dest")
+				if dest == "" {
+					dest = sdk.DefaultWorkdir
+				}
+				if readGlobals(c).json {
+					return a.printJSON(map[string]any{"sessionId": id, "dest": dest, "files": res.Files,
+						"bytes": res.Bytes, "archiveBytes": n})
+				}
+				a.printf("%s %d file(s), %d bytes to %s in sandbox %q\n", a.color.green("uploaded"), res.Files, res.Bytes, dest, id)
+				return nil
+			})
+		},
+	}
+}
+
+// upload streams the archive write produces to the sandbox, with a
+// progress bar, and returns the answer and the archive's size.
+func (a *app) upload(ctx context.Context, sb *sdk.Sandbox, dest string, write func(io.Writer) error) (*sdk.UploadResult, int64, error) {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(write(pw)) }()
+	defer pr.Close() // stops the writer when the upload fails early
+	cr := &countingReader{r: pr}
+	bar := a.progress("uploading")
+	var r io.Reader = cr
+	if bar != nil {
+		r = io.TeeReader(cr, bar)
+		defer bar.Finish()
+	}
+	res, err := sb.Upload(ctx, dest, r)
+	return res, cr.n, err
+}
+
+// writeFilesTarGz writes a gzip tar of the regular files paths (symbolic
+// links followed), each under its base name.
+func writeFilesTarGz(w io.Writer, paths []string) error {
+	gz := gzip.NewWriter(w)
+	tw := tar.NewWriter(gz)
+	for _, p := range paths {
+		if err := addFile(tw, p); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("writing archive: %w", err)
+	}
+	if err := gz.Close(); err != nil {
+		return fmt.Errorf("writing archive: %w", err)
+	}
+	return nil
+}
+
+// addFile adds the regular file p to tw under its base name.
+func addFile(tw *tar.Writer, p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", p)
+	}
+	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: filepath.Base(p), Size: fi.Size(),
+		Mode: int64(fi.Mode().Perm()), ModTime: fi.ModTime(), Format: tar.FormatPAX}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("archiving %s: %w", p, err)
+	}
+	if n, err := io.Copy(tw, f); err != nil {
+		return fmt.Errorf("archiving %s: %w", p, err)
+	} else if n != fi.Size() {
+		return fmt.Errorf("archiving %s: file changed size while being read", p)
+	}
+	return nil
+}
+
+func (a *app) downloadCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "download",
+		Usage:     "download files from a sandbox as a .tar.gz, or extract them",
+		ArgsUsage: "ID",
+		Description: `Without --output or --extract the archive is written to ID.tar.gz.
+--output - writes it to stdout. --extract refuses archive entries that would
+land outside DIR (absolute paths, "..", escaping links, devices).`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "src", Usage: "file or directory in the sandbox (default /workspace)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the archive to FILE (- for stdout)"},
+			&cli.StringFlag{Name: "extract", Aliases: []string{"x"}, Usage: "extract the files into local directory DIR"},
+		},
+		Action: func(c *cli.Context) error {
+			id, err := sandboxID(c, 1)
+			if err != nil {
+				return err
+			}
+			output, extract := c.String("output"), c.String("extract")
+			if output != "" && extract != "" {
+				return usagef("download: give either --output or --extract, not both")
+			}
+			if output == "" && extract == "" {
+				output = id + ".tar.gz"
+			}
+			asJSON := readGlobals(c).json
+			if output == "-" && asJSON {
+				return usagef("download: --output - and --json both want stdout")
+			}
+			return a.withConn(c, func(cn *conn) error {
+				n, err := a.download(c.Context, cn.client.Sandbox(id), c.String("src"), output, extract)
+				if err != nil {
+					return onSandbox(id, fmt.Errorf("download: %w", err))
+				}
+				src := c.String("src")
+				if src == "" {
+					src = sdk.DefaultWorkdir
+				}
+				if asJSON {
+					out := map[string]any{"sessionId": id, "src": src, "archiveBytes": n}
+					if extract != "" {
+						out["extractedTo"] = extract
+					} else {
+						out["output"] = output
+					}
+					return a.printJSON(out)
+				}
+				switch {
+				case output == "-":
+				case extract != "":
+					a.printf("%s %s from sandbox %q into %s\n", a.color.green("extracted"), src, id, extract)
+				default:
+					a.printf("%s %s from sandbox %q to %s (%d bytes)\n", a.color.green("downloaded"), src, id, output, n)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+// download fetches src and writes the archive to output, or extracts it
+// into extract. It returns the archive's size.
+func (a *app) download(ctx context.Context, sb *sdk.Sandbox, src, output, extract string) (int64, error) {
+	rc, err := sb.Download(ctx, src)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	cr := &countingReader{r: rc}
+	var r io.Reader = cr
+	if bar := a.progress("downloading"); bar != nil {
+		r = io.TeeReader(cr, bar)
+		defer bar.Finish()
+	}
+	switch {
+	case extract != "":
+		if err := sdk.ExtractTarGz(r, extract); err != nil {
+			return cr.n, fmt.Errorf("extracting into %s: %w", extract, err)
+		}
+		// Drain what follows the archive so the transfer ends cleanly.
+		_, _ = io.Copy(io.Discard, r)
+	case output == "-":
+		if _, err := io.Copy(a.stdout, r); err != nil {
+			return cr.n, fmt.Errorf("writing to stdout: %w", err)
+		}
+	default:
+		if err := writeFileAtomic(output, r); err != nil {
+			return cr.n, err
+		}
+	}
+	return cr.n, nil
+}
+
+// writeFileAtomic writes r to path through a temporary file in the same
+// directory, so a failed download leaves no partial file behind.
+func writeFileAtomic(path string, r io.Reader) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), ".nox-download-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := io.Copy(f, r); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// progress returns a byte-counting progress bar on stderr, or nil when
+// stderr is not a terminal or the output is JSON. The bar stays invisible
+// for the first moment, so quick transfers print nothing.
+func (a *app) progress(desc string) *progressbar.ProgressBar {
+	if a.jsonErrors || !isTerminal(a.stderr) {
+		return nil
+	}
+	w := &lateWriter{w: a.stderr, after: time.Now().Add(progressDelay)}
+	return progressbar.NewOptions64(-1,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowTotalBytes(true),
+		progressbar.OptionSetWidth(10),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionSpinnerType(14),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetRenderBlankState(false),
+	)
+}
+
+// lateWriter drops what is written before a moment, then passes it on.
+type lateWriter struct {
+	w     io.Writer
+	after time.Time
+}
+
+func (l *lateWriter) Write(p []byte) (int, error) {
+	if time.Now().Before(l.after) {
+		return len(p), nil
+	}
+	return l.w.Write(p)
+}

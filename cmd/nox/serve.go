@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/noxrunner/nox/localbackend"
+)
+
+// shutdownGrace bounds how long serve waits for requests in flight.
+const shutdownGrace = 10 * time.Second
+
+func serveFlags() []cli.Flag {
+	d := localbackend.DefaultConfig()
+	return []cli.Flag{
+		&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "address to listen on (HOST:PORT; port 0 picks a free one)"},
+		&cli.StringFlag{Name: "token", EnvVars: []string{"NOX_TOKEN"}, Usage: "require this bearer token on /v1/ requests (required off loopback)"},
+		&cli.StringFlag{Name: "isolation", Value: localbackend.IsolationAuto,
+			Usage: "isolation tier: auto, namespaces, root-namespaces, landlock, none-unsafe (no isolation: trusted code only)"},
+		&cli.StringSliceFlag{Name: "image", Usage: "make image NAME a root filesystem DIR, NAME=DIR (repeatable)"},
+		&cli.StringFlag{Name: "default-image", Usage: "image of a create without one (default: " + localbackend.DefaultImage + ")"},
+		&cli.DurationFlag{Name: "default-ttl", Value: d.DefaultTTL, Category: "limits", Usage: "TTL of a create without one"},
+		&cli.DurationFlag{Name: "max-ttl", Value: d.MaxTTL, Category: "limits", Usage: "largest TTL accepted"},
+		&cli.DurationFlag{Name: "default-exec-timeout", Value: d.DefaultExecTimeout, Category: "limits", Usage: "timeout of an exec without one"},
+		&cli.DurationFlag{Name: "max-exec-timeout", Value: d.MaxExecTimeout, Category: "limits", Usage: "largest exec timeout accepted"},
+		&cli.Int64Flag{Name: "max-output-bytes", Value: d.MaxOutputBytes, Category: "limits", Usage: "cap on stdout and stderr of one command, each"},
+		&cli.Int64Flag{Name: "max-upload-bytes", Value: d.MaxUploadBytes, Category: "limits", Usage: "largest upload body"},
+		&cli.Int64Flag{Name: "max-upload-entries", Value: d.MaxUploadEntries, Category: "limits", Usage: "most entries in one upload archive"},
+		&cli.Int64Flag{Name: "max-json-body-bytes", Value: d.MaxJSONBodyBytes, Category: "limits", Usage: "largest JSON request body"},
+		&cli.IntFlag{Name: "max-concurrent-execs", Value: d.MaxConcurrentExecs, Category: "limits", Usage: "commands running at once in the server"},
+		&cli.DurationFlag{Name: "exec-queue-wait", Value: d.ExecQueueWait, Category: "limits", Usage: "how long an exec waits for a slot before 503"},
+		&cli.StringFlag{Name: "default-cpu", Value: d.DefaultCPU, Category: "limits", Usage: "CPU limit of a create without one"},
+		&cli.StringFlag{Name: "default-memory", Value: d.DefaultMemory, Category: "limits", Usage: "memory limit of a create without one"},
+		&cli.StringFlag{Name: "default-storage", Value: d.DefaultStorage, Category: "limits", Usage: "storage limit of a create without one"},
+		&cli.StringFlag{Name: "max-cpu", Value: d.MaxCPU, Category: "limits", Usage: "largest CPU limit accepted"},
+		&cli.StringFlag{Name: "max-memory", Value: d.MaxMemory, Category: "limits", Usage: "largest memory limit accepted"},
+		&cli.StringFlag{Name: "max-storage", Value: d.MaxStorage, Category: "limits", Usage: "largest storage limit accepted"},
+		&cli.Int64Flag{Name: "pids", Value: d.Pids, Category: "limits", Usage: "process limit of every sandbox"},
+		&cli.DurationFlag{Name: "stream-heartbeat", Value: d.StreamHeartbeat, Category: "limits", Usage: "longest silence on an exec stream"},
+		&cli.DurationFlag{Name: "start-timeout", Value: d.StartTimeout, Category: "limits", Usage: "bound on building one sandbox's environment"},
+	}
+}
+
+func (a *app) serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "serve the nox local backend over HTTP",
+		Description: `Runs isolated sandboxes on this machine and serves the NoxRunner API.
+State lives in --data-dir (a global flag); sandboxes survive a restart
+(stopped, rebuilt on next use). A listen address off loopback needs --token.
+SIGINT or SIGTERM shut it down gracefully. Logs go to stderr.`,
+		Flags: serveFlags(),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("serve takes no arguments (did you mean --listen %s?)", c.Args().First())
+			}
+			cfg, err := a.serveConfig(c)
+			if err != nil {
+				return err
+			}
+			return a.serve(c.Context, c.String("listen"), cfg)
+		},
+	}
+}
+
+// serveConfig builds the backend's Config from the flags.
+func (a *app) serveConfig(c *cli.Context) (localbackend.Config, error) {
+	g := readGlobals(c)
+	cfg := localbackend.DefaultConfig()
+	cfg.DataDir = g.dataDir
+	cfg.Isolation = c.String("isolation")
+	cfg.Token = c.String("token")
+	cfg.Version = version
+	images := maps.Clone(cfg.Images)
+	if images == nil {
+		images = map[string]string{}
+	}
+	for _, spec := range c.StringSlice("image") {
+		name, dir, ok := strings.Cut(spec, "=")
+		if !ok || name == "" || dir == "" {
+			return cfg, usagef("serve: --image %q: want NAME=DIR", spec)
+		}
+		images[name] = dir
+	}
+	cfg.Images = images
+	cfg.DefaultImageName = c.String("default-image")
+	cfg.DefaultTTL, cfg.MaxTTL = c.Duration("default-ttl"), c.Duration("max-ttl")
+	cfg.DefaultExecTimeout, cfg.MaxExecTimeout = c.Duration("default-exec-timeout"), c.Duration("max-exec-timeout")
+	cfg.MaxOutputBytes, cfg.MaxUploadBytes = c.Int64("max-output-bytes"), c.Int64("max-upload-bytes")
+	cfg.MaxUploadEntries, cfg.MaxJSONBodyBytes = c.Int64("max-upload-entries"), c.Int64("max-json-body-bytes")
+	cfg.MaxConcurrentExecs, cfg.ExecQueueWait = c.Int("max-concurrent-execs"), c.Duration("exec-queue-wait")
+	cfg.DefaultCPU, cfg.DefaultMemory, cfg.DefaultStorage = c.String("default-cpu"), c.String("default-memory"), c.String("default-storage")
+	cfg.MaxCPU, cfg.MaxMemory, cfg.MaxStorage = c.String("max-cpu"), c.String("max-memory"), c.String("max-storage")
+	cfg.Pids = c.Int64("pids")
+	cfg.StreamHeartbeat, cfg.StartTimeout = c.Duration("stream-heartbeat"), c.Duration("start-timeout")
+	level := slog.LevelInfo
+	if g.verbose {
+		level = slog.LevelDebug
+	}
+	var h slog.Handler = slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level})
+	if g.json {
+		h = slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: level})
+	}
+	cfg.Logger = slog.New(h)
+	if err := checkListen(c.String("listen"), cfg.Token); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// checkListen refuses an address reachable from other machines unless a
+// token protects it.
+func checkListen(addr, token string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usagef("serve: --listen %q: want HOST:PORT, e.g. 127.0.0.1:8080", addr)
+	}
+	if token != "" || isLoopback(host) {
+		return nil
+	}
+	shown := host
+	if shown == "" {
+		shown = "all interfaces"
+	}
+	return usagef("serve: refusing to listen on %s (%s) without a token: anyone who can reach it could run commands on this machine; "+
+		"set --token or NOX_TOKEN, or listen on 127.0.0.1", addr, shown)
+}
+
+// isLoopback reports whether host names only the loopback interface.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// serve runs the backend on addr until ctx ends, then shuts down.
+func (a *app) serve(ctx context.Context, addr string, cfg localbackend.Config) error {
+	b, err := localbackend.New(cfg)
+	if err != nil {
+		return fmt.Errorf("serve: starting the local backend (data dir %s): %w", cfg.DataDir, err)
+	}
+	defer b.Close()
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	srv := &http.Server{Handler: b.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	a.banner(ln.Addr().String(), b.Info())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	cfg.Logger.Info("shutting down", "cause", context.Cause(ctx).Error())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		cfg.Logger.Warn("requests still running at shutdown were cut", "err", err)
+		_ = srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if err := b.Close(); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	cfg.Logger.Info("stopped")
+	return nil
+}
+
+// banner prints where the server listens and how it isolates sandboxes.
+func (a *app) banner(addr string, info localbackend.Info) {
+	p := a.color
+	w := a.stdout
+	fmt.Fprintf(w, "%s %s\n", p.bold("nox serve"), version)
+	fmt.Fprintf(w, "  listening on  http://%s\n", addr)
+	fmt.Fprintf(w, "  data dir      %s\n", info.DataDir)
+	tier := info.Tier
+	if info.Isolated {
+		tier = p.green(tier)
+	} else {
+		tier = p.red(tier + " (NOT ISOLATED)")
+	}
+	fmt.Fprintf(w, "  isolation     %s\n", tier)
+	for _, n := range info.Notes {
+		fmt.Fprintf(w, "                - %s\n", n)
+	}
+	if len(info.Unenforced) > 0 {
+		fmt.Fprintf(w, "  unenforced    %s\n", strings.Join(info.Unenforced, ", "))
+	}
+	images := slices.Clone(info.Images)
+	slices.Sort(images)
+	fmt.Fprintf(w, "  images        %s\n", strings.Join(images, ", "))
+	auth := "none (loopback only)"
+	if info.AuthRequired {
+		auth = "bearer token required on /v1/"
+	}
+	fmt.Fprintf(w, "  auth          %s\n", auth)
+	if !info.Isolated {
+		warnUnsafe(a.stderr, p)
+	}
+	if f, ok := w.(interface{ Sync() error }); ok {
+		_ = f.Sync()
+	}
+}
+
+// warnUnsafe prints the loud warning for running without isolation.
+func warnUnsafe(w io.Writer, p painter) {
+	line := strings.Repeat("!", 72)
+	fmt.Fprintln(w, p.red(line))
+	fmt.Fprintln(w, p.red("!! WARNING: isolation none-unsafe: sandboxed commands run directly on"))
+	fmt.Fprintln(w, p.red("!! this host, as this user, and can read and change your files."))
+	fmt.Fprintln(w, p.red("!! Run only code you trust."))
+	fmt.Fprintln(w, p.red(line))
+}
