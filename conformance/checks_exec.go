@@ -19,7 +19,7 @@ func execChecks() []Check {
 			Spec: "POST /v1/sandboxes/{sessionId}/exec: cmd is an argv array, never interpreted by a shell",
 			Run:  checkArgvVerbatim},
 		{ID: "exec/exit-codes", Level: LevelMinimum, Parallel: true,
-			Spec: "POST .../exec: non-zero exit is still 200; exit code passed through; 127 not found",
+			Spec: "POST .../exec: non-zero exit is still 200; exit code passed through; 126 not executable, 127 not found, 128+N signal N",
 			Run:  checkExitCodes},
 		{ID: "exec/stdout-stderr", Level: LevelMinimum, Parallel: true,
 			Spec: "POST .../exec: stdout and stderr returned separately",
@@ -93,11 +93,15 @@ func checkExitCodes(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
+	if _, err := env.Sh(ctx, id, "printf 'echo hi\\n' > /workspace/not-executable.sh && chmod 644 /workspace/not-executable.sh"); err != nil {
+		return err
+	}
 	var errs []error
 	for _, c := range []struct {
 		cmd  []string
 		code int32
 	}{
+		{[]string{"/workspace/not-executable.sh"}, 126},
 		{[]string{"true"}, 0},
 		{[]string{"false"}, 1},
 		{[]string{"sh", "-c", "exit 3"}, 3},

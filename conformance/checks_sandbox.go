@@ -35,6 +35,9 @@ func sandboxChecks() []Check {
 		{ID: "sandbox/create-invalid-ttl", Level: LevelMinimum, Parallel: true,
 			Spec: "PUT /v1/sandboxes/{sessionId}: 400 JSON Error for an invalid ttlSeconds or malformed JSON",
 			Run:  checkCreateInvalidTTL},
+		{ID: "sandbox/create-resource-limits", Level: LevelMinimum, Parallel: true,
+			Spec: "PUT /v1/sandboxes/{sessionId}: Kubernetes quantities accepted for cpuLimit/memoryLimit/ephemeralStorageLimit; 400 for malformed ones",
+			Run:  checkCreateLimits},
 		{ID: "sandbox/touch-extends-expiry", Level: LevelRecommended, Parallel: true,
 			Spec: "POST /v1/sandboxes/{sessionId}/touch: 200, expiresAt = now + ttlSeconds",
 			Run:  checkTouch},
@@ -272,7 +275,42 @@ func checkCreateInvalidTTL(ctx context.Context, env *Env) error {
 	return errors.Join(errs...)
 }
 
-// getExpiry returns a sandbox's expiresAt through getSandbox.
+func checkCreateLimits(ctx context.Context, env *Env) error {
+	var errs []error
+	id := env.ID("limits")
+	ttl := int32(600)
+	x, err := env.Create(ctx, id, noxclient.CreateSandboxRequest{TTLSeconds: &ttl,
+		CPULimit: ptr("500m"), MemoryLimit: ptr("512Mi"), EphemeralStorageLimit: ptr("1Gi")})
+	if err != nil {
+		return err
+	}
+	if err := expectStatus(x, http.StatusOK); err != nil {
+		errs = append(errs, fmt.Errorf("create with valid limits: %w", err))
+	} else if out, err := env.Sh(ctx, id, "echo limited"); err != nil || out != "limited\n" {
+		errs = append(errs, fmt.Errorf("exec in a sandbox with limits: stdout %q: %w", out, err))
+	}
+	for _, body := range []string{
+		`{"ttlSeconds":60,"cpuLimit":"lots"}`,
+		`{"ttlSeconds":60,"memoryLimit":"1 GB"}`,
+		`{"ttlSeconds":60,"ephemeralStorageLimit":"-2Gi"}`,
+	} {
+		bid := env.ID("bad-limit")
+		x, err := env.Raw(ctx, http.MethodPut, "/v1/sandboxes/"+bid, "application/json", []byte(body), true)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if x.Status/100 == 2 {
+			env.Track(bid)
+		}
+		if err := expectError(x, http.StatusBadRequest); err != nil {
+			errs = append(errs, fmt.Errorf("body %s: %w", body, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// getStatus returns a sandbox's status through getSandbox.
 func getStatus(ctx context.Context, env *Env, id string) (*noxclient.SandboxStatus, *Exchange, error) {
 	resp, err := env.Client.GetSandbox(ctx, id)
 	x, err := env.do(ctx, "get sandbox "+id, resp, err)

@@ -59,7 +59,10 @@ const fakeOutputCap = 1 << 20
 
 var _ noxserver.StrictServerInterface = (*fakeBackend)(nil)
 
-var sessionIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+var (
+	sessionIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+	quantityPattern  = regexp.MustCompile(`^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$`)
+)
 
 func newFake(root string) *fakeBackend {
 	return &fakeBackend{root: root, sbx: map[string]*fakeSandbox{}}
@@ -205,6 +208,13 @@ func (f *fakeBackend) CreateSandbox(_ context.Context, r noxserver.CreateSandbox
 	}
 	if ttl < 1 || ttl > 86400 {
 		return noxserver.CreateSandbox400JSONResponse{Error: "ttlSeconds: must be between 1 and 86400"}, nil
+	}
+	if r.Body != nil {
+		for name, q := range map[string]*string{"cpuLimit": r.Body.CPULimit, "memoryLimit": r.Body.MemoryLimit, "ephemeralStorageLimit": r.Body.EphemeralStorageLimit} {
+			if q != nil && !quantityPattern.MatchString(*q) {
+				return noxserver.CreateSandbox400JSONResponse{Error: name + ": not a quantity"}, nil
+			}
+		}
 	}
 	f.lookup(r.SessionID, false) // drop an expired one
 	f.mu.Lock()
