@@ -443,7 +443,8 @@ func checkIsolationFiles(ctx context.Context, env *Env) error {
 		return err
 	}
 	secret := "secret-" + env.ID("f")
-	if _, err := env.Sh(ctx, a, "echo hidden > /workspace/"+secret+" && mkdir -p /tmp/"+secret+" && echo hidden > /tmp/"+secret+"/x"); err != nil {
+	// /workspace must be writable; /tmp is used too when it is.
+	if _, err := env.Sh(ctx, a, "echo hidden > /workspace/"+secret+" || exit 1; { mkdir -p /tmp/"+secret+" && echo hidden > /tmp/"+secret+"/x; } 2>/dev/null; true"); err != nil {
 		return fmt.Errorf("write a file in sandbox A: %w", err)
 	}
 	var errs []error
