@@ -48,6 +48,11 @@ type Options struct {
 	// StateDir is a private directory the runtime may use for per-sandbox
 	// scratch state (mount points, sockets). Created if missing.
 	StateDir string
+	// NoCgroups disables cgroups even where they are available: the limits
+	// are then reported in Report.Unenforced, and a timed-out command's
+	// descendants that left its process tree (double fork) survive until
+	// Stop. For hosts where cgroups misbehave, and for tests.
+	NoCgroups bool
 }
 
 // Report says honestly what the chosen tier provides on this host.

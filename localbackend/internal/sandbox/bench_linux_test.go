@@ -79,3 +79,38 @@ func BenchmarkStart(b *testing.B) {
 	}
 	reportLatency(b, samples)
 }
+
+// BenchmarkExecVsOSExecInterleaved alternates a warm sandbox exec and a
+// bare os/exec of `echo hi`, so that the noise of a shared machine hits
+// both, and reports both p50s and their ratio.
+func BenchmarkExecVsOSExecInterleaved(b *testing.B) {
+	m := newManager(b, TierAuto)
+	s, _ := start(b, m, key("inter"), Limits{Pids: 256, MemoryBytes: 512 << 20, CPUMilli: 2000})
+	ctx := context.Background()
+	var sb, host []time.Duration
+	for b.Loop() {
+		var out bytes.Buffer
+		t0 := time.Now()
+		r, err := s.Exec(ctx, ExecSpec{Argv: []string{"echo", "hi"}, Dir: "/workspace", Env: testEnv, Stdout: &out})
+		if err != nil || r.ExitCode != 0 || out.String() != "hi\n" {
+			b.Fatalf("%+v %v", r, err)
+		}
+		sb = append(sb, time.Since(t0))
+		out.Reset()
+		t0 = time.Now()
+		cmd := exec.Command("echo", "hi")
+		cmd.Stdout = &out
+		if err := cmd.Run(); err != nil {
+			b.Fatal(err)
+		}
+		host = append(host, time.Since(t0))
+	}
+	slices.Sort(sb)
+	slices.Sort(host)
+	p := func(d []time.Duration, q float64) float64 { return float64(d[int(q*float64(len(d)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(p(sb, 0.5), "sandbox-p50-ms")
+	b.ReportMetric(p(sb, 0.99), "sandbox-p99-ms")
+	b.ReportMetric(p(host, 0.5), "osexec-p50-ms")
+	b.ReportMetric(p(host, 0.99), "osexec-p99-ms")
+	b.ReportMetric(p(sb, 0.5)/p(host, 0.5), "p50-ratio")
+}

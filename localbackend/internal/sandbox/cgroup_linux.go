@@ -77,17 +77,35 @@ func newCgroupBase(name string) (*cgroupBase, string) {
 	var st unix.Statfs_t
 	if unix.Statfs(cgroupRoot, &st) == nil && st.Type == cgroup2Magic {
 		// Pure v2: we need a delegated subtree where memory, pids and cpu
-		// can be enabled for our children.
+		// can be enabled for our children. Our own cgroup may not hold
+		// processes then ("no internal processes"): if it refuses, move
+		// the server into a leaf beside the sandboxes.
 		parent := filepath.Join(cgroupRoot, self[""])
-		b := &cgroupBase{v2: true, dirs: map[string]string{"": filepath.Join(parent, cgroupTopName, name)}}
+		const ctrls = "+memory +pids +cpu"
+		if err := writeFile(parent, "cgroup.subtree_control", ctrls); errors.Is(err, unix.EBUSY) {
+			leaf := filepath.Join(parent, "nox-server")
+			if err := os.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+				return nil, fmt.Sprintf("cgroup v2: cannot create %s: %v", leaf, err)
+			}
+			if err := writeFile(leaf, "cgroup.procs", strconv.Itoa(os.Getpid())); err != nil {
+				return nil, fmt.Sprintf("cgroup v2: cannot move the server into %s: %v", leaf, err)
+			}
+			err = writeFile(parent, "cgroup.subtree_control", ctrls)
+			if err != nil {
+				return nil, fmt.Sprintf("cgroup v2: cannot enable memory, pids and cpu below %s (no delegation?): %v", parent, err)
+			}
+		} else if err != nil {
+			return nil, fmt.Sprintf("cgroup v2: cannot enable memory, pids and cpu below %s (no delegation?): %v", parent, err)
+		}
 		top := filepath.Join(parent, cgroupTopName)
+		b := &cgroupBase{v2: true, dirs: map[string]string{"": filepath.Join(top, name)}}
 		if err := os.MkdirAll(b.dirs[""], 0o755); err != nil {
 			return nil, fmt.Sprintf("cgroup v2 subtree %s is not writable: %v", parent, err)
 		}
 		for _, d := range []string{top, b.dirs[""]} {
-			if err := writeFile(d, "cgroup.subtree_control", "+memory +pids +cpu"); err != nil {
-				os.Remove(b.dirs[""])
-				return nil, fmt.Sprintf("cgroup v2: cannot enable memory, pids and cpu below %s (no delegation?): %v", parent, err)
+			if err := writeFile(d, "cgroup.subtree_control", ctrls); err != nil {
+				_ = os.Remove(b.dirs[""])
+				return nil, fmt.Sprintf("cgroup v2: cannot enable memory, pids and cpu below %s: %v", d, err)
 			}
 		}
 		cleanStale(top, name)

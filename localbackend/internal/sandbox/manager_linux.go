@@ -98,11 +98,14 @@ func New(opts Options) (*Manager, error) {
 
 	var suffix [4]byte
 	_, _ = rand.Read(suffix[:])
-	base, why := newCgroupBase("m" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(suffix[:]))
+	base, why := (*cgroupBase)(nil), "disabled by Options.NoCgroups"
+	if !opts.NoCgroups {
+		base, why = newCgroupBase("m" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(suffix[:]))
+	}
 	m.cg = base
 	switch {
 	case base == nil:
-		m.report.Notes = append(m.report.Notes, "no cgroups: "+why+"; a timed-out command's setsid or double-forked descendants may survive until Stop")
+		m.report.Notes = append(m.report.Notes, "no cgroups ("+why+"): no cpu, memory or pids limits, and a timed-out command's double-forked descendants survive until Stop")
 		m.report.Unenforced = []string{"cpu", "memory", "pids"}
 	case base.v2:
 		m.report.Cgroup = "v2"

@@ -295,16 +295,16 @@ func dropPrivileges() error {
 }
 
 // dropOtherThreads clears the capabilities of the init's other threads too,
-// where Go allows it (not in cgo binaries). Only the locked main thread
+// (psx works in cgo and pure Go binaries). Only the locked main thread
 // forks commands, so this is hygiene, not the barrier.
 func dropOtherThreads() string {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if _, _, e := allThreadsSyscall(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); e != 0 {
-		return "the sandbox init's helper threads keep their ambient capabilities inside the sandbox's namespaces; commands are forked only from the dropped thread"
+		return "the sandbox init's helper threads keep their ambient capabilities (" + e.Error() + "); commands are forked only from the dropped thread"
 	}
 	if _, _, e := allThreadsSyscall(unix.SYS_CAPSET, uintptr(ptr(&hdr)), uintptr(ptr(&data[0])), 0); e != 0 {
-		return "the sandbox init's helper threads keep their capabilities inside the sandbox's user namespace; commands are forked only from the dropped thread"
+		return "the sandbox init's helper threads keep their capabilities (" + e.Error() + "); commands are forked only from the dropped thread"
 	}
 	return ""
 }

@@ -16,7 +16,7 @@ func ptr[T any](p *T) unsafe.Pointer { return unsafe.Pointer(p) }
 // allThreadsSyscall runs a syscall on every thread (psx also works in cgo
 // binaries, where syscall.AllThreadsSyscall does not).
 func allThreadsSyscall(trap, a1, a2, a3 uintptr) (uintptr, uintptr, syscall.Errno) {
-	return psx.Syscall3(trap, a1, a2, a3)
+	return psx.Syscall6(trap, a1, a2, a3, 0, 0, 0)
 }
 
 // loadSeccomp installs the deny-list on every thread of the init (TSYNC);

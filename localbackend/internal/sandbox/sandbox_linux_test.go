@@ -582,3 +582,36 @@ func TestTierNoneUnsafe(t *testing.T) {
 		waitNoProcs(t, uid)
 	}
 }
+
+func TestNoCgroupsFallback(t *testing.T) {
+	m, err := New(Options{Tier: TierNamespaces, StateDir: t.TempDir(), NoCgroups: true})
+	if err != nil {
+		if os.Getenv("NOX_REQUIRE_ISOLATION") != "1" {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if r := m.Report(); r.Cgroup != "" || len(r.Unenforced) != 4 {
+		t.Errorf("report: %+v", r)
+	}
+	s, _ := start(t, m, key("nocg"), Limits{Pids: 64})
+	sh(t, s, "sleep 1000 >/dev/null 2>&1 &")
+	r := run(t, s, 500*time.Millisecond, "sh", "-c", "sleep 1001 & setsid sleep 1002 & sleep 1003")
+	if r.ExitCode != 124 {
+		t.Fatalf("timeout: %v", r)
+	}
+	time.Sleep(50 * time.Millisecond)
+	ps := cmdlines(t, s)
+	if !strings.Contains(ps, "sleep 1000") {
+		t.Errorf("earlier background process died:\n%s", ps)
+	}
+	for _, n := range []string{"1001", "1002", "1003"} {
+		if strings.Contains(ps, "sleep "+n) {
+			t.Errorf("sleep %s survived:\n%s", n, ps)
+		}
+	}
+	if r := run(t, s, 0, "sh", "-c", "kill -9 $$"); r.ExitCode != 137 || r.OOMKilled {
+		t.Errorf("137: %v", r)
+	}
+}
