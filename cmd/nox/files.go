@@ -75,6 +75,10 @@ empty directories and symbolic links (not followed) preserved.`,
 					return a.printJSON(map[string]any{"sessionId": id, "dest": dest, "files": res.Files,
 						"bytes": res.Bytes, "archiveBytes": n})
 				}
+				if res.Files == 0 && res.Bytes == 0 { // a backend that does not count
+					a.printf("%s %d bytes (gzip tar) to %s in sandbox %q\n", a.color.green("uploaded"), n, dest, id)
+					return nil
+				}
 				a.printf("%s %d file(s), %d bytes to %s in sandbox %q\n", a.color.green("uploaded"), res.Files, res.Bytes, dest, id)
 				return nil
 			})

@@ -19,8 +19,13 @@ var version = "0.1.0-dev"
 
 func main() {
 	localbackend.MaybeRunInit() // a re-executed sandbox init never returns
+	os.Exit(runMain())
+}
+
+// runMain runs nox on the process's arguments and streams with a context
+// that SIGINT and SIGTERM cancel, and returns the exit code.
+func runMain() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	defer stop()
+	return run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
 }

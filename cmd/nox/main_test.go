@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/noxrunner/nox/localbackend"
+)
+
+func TestMain(m *testing.M) {
+	localbackend.MaybeRunInit() // a re-executed sandbox init never returns
+	testscript.Main(m, map[string]func(){
+		"nox": func() { os.Exit(runMain()) },
+	})
+}
+
+// requireIsolation reports whether NOX_REQUIRE_ISOLATION=1 turns skips
+// for a missing sandbox runtime into failures.
+func requireIsolation() bool { return os.Getenv("NOX_REQUIRE_ISOLATION") == "1" }
+
+// localUsable reports whether the real local backend runs isolated
+// sandboxes here, and why not.
+func localUsable(t *testing.T) (bool, string) {
+	t.Helper()
+	b, err := localbackend.New(localbackend.Config{DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return false, err.Error()
+	}
+	defer b.Close()
+	if info := b.Info(); !info.Isolated {
+		return false, "no isolation here (tier " + info.Tier + ")"
+	}
+	return true, ""
+}
+
+// needLocal skips the test when the local backend cannot isolate
+// sandboxes here (fails with NOX_REQUIRE_ISOLATION=1) and returns a fresh
+// data directory for it.
+func needLocal(t *testing.T) string {
+	t.Helper()
+	if ok, why := localUsable(t); !ok {
+		if requireIsolation() {
+			t.Fatalf("local backend unavailable: %s (NOX_REQUIRE_ISOLATION=1)", why)
+		}
+		t.Skipf("local backend unavailable: %s (set NOX_REQUIRE_ISOLATION=1 to fail instead)", why)
+	}
+	return t.TempDir()
+}
+
+// result is the outcome of one nox invocation.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// nox runs the CLI in process with args (without the program name).
+func nox(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(t.Context(), append([]string{"nox"}, args...), strings.NewReader(stdin), &out, &errb)
+	t.Logf("nox %s\n-> %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out.String(), errb.String())
+	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+// TestScripts runs the end-to-end scripts in testdata/script. Scripts
+// talk to the host-process test double through NOXRUNNER_BASE_URL; those
+// that use --local need the [isolation] condition.
+func TestScripts(t *testing.T) {
+	_, srv := newHostFake(t)
+	isolated, why := localUsable(t)
+	if !isolated && requireIsolation() {
+		t.Fatalf("local backend unavailable: %s (NOX_REQUIRE_ISOLATION=1)", why)
+	}
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("NOXRUNNER_BASE_URL", srv.URL)
+			env.Setenv("NO_COLOR", "1")
+			env.Setenv("HOME", env.WorkDir)
+			env.Setenv("XDG_STATE_HOME", env.WorkDir+"/.state")
+			return nil
+		},
+		Condition: func(cond string) (bool, error) {
+			if cond == "isolation" {
+				return isolated, nil
+			}
+			return false, errors.New("unknown condition " + cond)
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// exitcode N CMD ARGS... runs CMD and checks its exit code.
+			"exitcode": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) < 2 {
+					ts.Fatalf("usage: exitcode N command [args...]")
+				}
+				want, err := strconv.Atoi(args[0])
+				if err != nil {
+					ts.Fatalf("exitcode: %v", err)
+				}
+				got := 0
+				var ee *exec.ExitError
+				if err := ts.Exec(args[1], args[2:]...); errors.As(err, &ee) {
+					got = ee.ExitCode()
+				} else if err != nil {
+					ts.Fatalf("exitcode: %v", err)
+				}
+				if got != want {
+					ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
+				}
+			},
+		},
+	})
+}
