@@ -107,7 +107,9 @@ func BenchmarkExecVsOSExecInterleaved(b *testing.B) {
 	}
 	slices.Sort(sb)
 	slices.Sort(host)
-	p := func(d []time.Duration, q float64) float64 { return float64(d[int(q*float64(len(d)-1))].Microseconds()) / 1000 }
+	p := func(d []time.Duration, q float64) float64 {
+		return float64(d[int(q*float64(len(d)-1))].Microseconds()) / 1000
+	}
 	b.ReportMetric(p(sb, 0.5), "sandbox-p50-ms")
 	b.ReportMetric(p(sb, 0.99), "sandbox-p99-ms")
 	b.ReportMetric(p(host, 0.5), "osexec-p50-ms")
