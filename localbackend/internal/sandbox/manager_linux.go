@@ -298,11 +298,16 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (*Sandbox, error) {
 			s, err := m.build(ctx, spec, seq)
 			m.mu.Lock()
 			delete(m.starting, spec.Key)
-			if err == nil {
+			closed := m.closed
+			if err == nil && !closed {
 				m.sandboxes[spec.Key] = s
 			}
 			close(done)
 			m.mu.Unlock()
+			if err == nil && closed {
+				_ = s.Stop() // Close ran meanwhile
+				return nil, errors.New("sandbox manager closed")
+			}
 			return s, err
 		}
 		m.mu.Unlock()

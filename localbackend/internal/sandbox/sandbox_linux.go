@@ -86,7 +86,7 @@ func (m *Manager) build(ctx context.Context, spec Spec, seq uint64) (_ *Sandbox,
 	cfg := initConfig{
 		Mode: m.mode, Workspace: spec.Workspace, Hostname: spec.Hostname,
 		TmpBytes: tmpBytes, TmpInodes: min(max(tmpBytes/16384, minTmpInodes), maxTmpInodes),
-		Uid: -1, Gid: -1, ProcRlimit: uint64(max(lim.Pids, 0)),
+		Uid: -1, Gid: -1,
 		Seccomp: m.report.Tier != TierNoneUnsafe, Landlock: m.report.Tier == TierLandlock,
 		HomeFD: -1, WorkspaceFD: -1, RootFSFD: -1,
 		Rlimits: []rlimit{{unix.RLIMIT_CORE, 0, 0}, {unix.RLIMIT_NOFILE, 65536, 65536}},
@@ -99,6 +99,12 @@ func (m *Manager) build(ctx context.Context, spec Spec, seq uint64) (_ *Sandbox,
 	}
 	if m.mode != modeUserNS && m.root {
 		cfg.Uid, cfg.Gid = s.uid, s.gid
+	}
+	if lim.Pids > 0 && (m.mode == modeUserNS || m.root) {
+		// RLIMIT_NPROC counts per (user namespace, uid): only meaningful
+		// with a uid of the sandbox's own, else it counts the server's
+		// processes too.
+		cfg.ProcRlimit = uint64(lim.Pids)
 	}
 	if m.mode == modeHost {
 		s.tmpDir = filepath.Join(m.stateDir, spec.Key+".tmp")

@@ -615,3 +615,17 @@ func TestNoCgroupsFallback(t *testing.T) {
 		t.Errorf("137: %v", r)
 	}
 }
+
+func TestRootFS(t *testing.T) {
+	m := newManager(t, TierNamespaces)
+	ws := filepath.Join(t.TempDir(), "ws")
+	s, err := m.Start(context.Background(), Spec{Key: key("rootfs"), Workspace: ws, RootFS: "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	r := sh(t, s, "test -d /var && test -d /workspace && ! touch /var/pwned 2>/dev/null && ! test -e /sys/kernel && echo ok")
+	if r.stdout != "ok\n" {
+		t.Errorf("%v", r)
+	}
+}
