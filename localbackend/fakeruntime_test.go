@@ -22,11 +22,15 @@ import (
 type fakeRuntime struct {
 	starts     atomic.Int32
 	startDelay time.Duration
+	report     *sandbox.Report // nil: an isolated "fake" tier
 	mu         sync.Mutex
 	envs       []*fakeEnv
 }
 
 func (f *fakeRuntime) Report() sandbox.Report {
+	if f.report != nil {
+		return *f.report
+	}
 	return sandbox.Report{Tier: "fake", Isolated: true, Notes: []string{"test double"}, Unenforced: []string{"cpu", "memory", "pids", "ephemeralStorage"}}
 }
 

@@ -180,3 +180,22 @@ func (e *testEnv) exec(id string, req map[string]any) noxclient.ExecResult {
 	}
 	return r
 }
+
+func readFileIfExists(name string) ([]byte, error) { return os.ReadFile(name) }
+
+// benchEnv starts a backend for benchmarks.
+func benchEnv(b *testing.B) *testEnv {
+	c := testConfig(b)
+	c.MaxConcurrentExecs = 64
+	return start(b, c, &fakeRuntime{})
+}
+
+func (e *testEnv) createB(b *testing.B, id string) {
+	req, _ := http.NewRequest("PUT", e.url+"/v1/sandboxes/"+id, strings.NewReader(`{"ttlSeconds":600}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		b.Fatalf("create: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}

@@ -324,9 +324,9 @@ func (s *store) ensure(ctx context.Context, id string, p createParams) (meta, er
 			var data []byte
 			data, err = json.MarshalIndent(m, "", "  ")
 			if err == nil {
-				s.metaMu.Lock()
+				// No metaMu (lock order is metaMu before mu): nobody else
+				// writes the metadata of a sandbox that is not in the map yet.
 				err = writeFileAtomic(s.metaPath(m.Key), data)
-				s.metaMu.Unlock()
 			}
 		}
 		if err != nil {

@@ -1,0 +1,212 @@
+package localbackend
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRestartPersistence(t *testing.T) {
+	t.Parallel()
+	c := testConfig(t)
+	rt1 := &fakeRuntime{}
+	e1 := start(t, c, rt1)
+	e1.t = t
+	e1.create("persist", map[string]any{"ttlSeconds": 600, "memoryLimit": "512Mi"})
+	resp, body := e1.do("POST", "/v1/sandboxes/persist/files/upload", tarGz(t, []tarEntry{{name: "data.txt", body: "survives"}}))
+	if resp.StatusCode != 200 {
+		t.Fatalf("upload: %d %s", resp.StatusCode, body)
+	}
+	e1.exec("persist", map[string]any{"cmd": []string{"sh", "-c", "echo more > more.txt"}})
+	// Simulate a crash: no Close (no final flush); release only the lock.
+	e1.b.store.stopReaper()
+	<-e1.b.store.reaperDone
+	e1.b.store.unlock()
+
+	e2 := start(t, c, &fakeRuntime{})
+	e2.t = t
+	st, err := e2.b.store.get("persist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.state != "stopped" || st.meta.TTLSeconds != 600 || st.meta.MemoryBytes != 512<<20 {
+		t.Errorf("after restart: %+v", st)
+	}
+	r := e2.exec("persist", map[string]any{"cmd": []string{"cat", "data.txt", "more.txt"}})
+	if r.Stdout != "survivesmore\n" {
+		t.Errorf("files after restart: %+v", r)
+	}
+	if st, _ := e2.b.store.get("persist"); st.state != "ready" {
+		t.Errorf("state after use = %s", st.state)
+	}
+	if cr := e2.create("persist", nil); cr.PodName != "sandbox-persist" {
+		t.Errorf("podName changed: %s", cr.PodName)
+	}
+	// Metadata is JSON under an opaque key; the id is not a path.
+	ents, _ := os.ReadDir(filepath.Join(c.DataDir, "meta"))
+	if len(ents) != 1 || ents[0].Name() != sandboxKey("persist")+".json" {
+		t.Errorf("meta dir = %v", ents)
+	}
+	data, _ := os.ReadFile(filepath.Join(c.DataDir, "meta", sandboxKey("persist")+".json"))
+	if !bytes.Contains(data, []byte(`"sessionId": "persist"`)) {
+		t.Errorf("meta = %s", data)
+	}
+}
+
+func TestCloseKeepsWorkspaces(t *testing.T) {
+	t.Parallel()
+	c := testConfig(t)
+	e1 := start(t, c, &fakeRuntime{})
+	e1.t = t
+	e1.create("keep", nil)
+	e1.exec("keep", map[string]any{"cmd": []string{"sh", "-c", "echo x > f"}})
+	if err := e1.b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := e1.do("GET", "/healthz", nil)
+	if resp.StatusCode != 503 {
+		t.Errorf("healthz after Close: %d", resp.StatusCode)
+	}
+	e2 := start(t, c, &fakeRuntime{})
+	e2.t = t
+	if r := e2.exec("keep", map[string]any{"cmd": []string{"cat", "f"}}); r.Stdout != "x\n" {
+		t.Errorf("after Close and reopen: %+v", r)
+	}
+}
+
+func TestTTLExpiry(t *testing.T) {
+	t.Parallel()
+	e := setup(t, nil)
+	e.create("short", map[string]any{"ttlSeconds": 1})
+	e.create("long", map[string]any{"ttlSeconds": 600})
+	ws := e.b.store.workspacePath(sandboxKey("short"))
+	created := time.Now()
+	waitFor(t, func() bool { _, err := e.b.store.get("short"); return err != nil })
+	if d := time.Since(created); d > 2500*time.Millisecond {
+		t.Errorf("reaped after %v, want within ~2 s", d)
+	}
+	if _, err := os.Stat(ws); !os.IsNotExist(err) {
+		t.Errorf("workspace of an expired sandbox still exists: %v", err)
+	}
+	if _, err := e.b.store.get("long"); err != nil {
+		t.Errorf("long-lived sandbox reaped: %v", err)
+	}
+
+	// Not reaped while a command runs, even past its TTL.
+	e.create("busy", map[string]any{"ttlSeconds": 1})
+	r := e.exec("busy", map[string]any{"cmd": []string{"sleep", "2"}})
+	if r.ExitCode != 0 {
+		t.Errorf("exec during expiry: %+v", r)
+	}
+	if _, err := e.b.store.get("busy"); err != nil {
+		t.Errorf("reaped right after a running command: %v", err)
+	}
+}
+
+func TestExpiredAtStartup(t *testing.T) {
+	t.Parallel()
+	c := testConfig(t)
+	e1 := start(t, c, &fakeRuntime{})
+	e1.t = t
+	e1.create("old", map[string]any{"ttlSeconds": 1})
+	e1.b.Close()
+	time.Sleep(1100 * time.Millisecond)
+	c.ReaperInterval = time.Hour // only the startup pass can reap it
+	e2 := start(t, c, &fakeRuntime{})
+	if _, err := e2.b.store.get("old"); err == nil {
+		t.Error("expired sandbox survived startup")
+	}
+}
+
+func TestDeleteKillsCommands(t *testing.T) {
+	t.Parallel()
+	e := setup(t, nil)
+	e.create("del", nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, _ := e.do("POST", "/v1/sandboxes/del/exec", map[string]any{"cmd": []string{"sleep", "30"}})
+		_ = resp
+	}()
+	waitFor(t, func() bool { st, _ := e.b.store.get("del"); return st.runningExecs == 1 })
+	resp, body := e.do("DELETE", "/v1/sandboxes/del", nil)
+	if resp.StatusCode != 204 {
+		t.Fatalf("delete: %d %s", resp.StatusCode, body)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("exec still running after delete")
+	}
+	if _, err := os.Stat(e.b.store.boxDir(sandboxKey("del"))); !os.IsNotExist(err) {
+		t.Errorf("sandbox dir remains: %v", err)
+	}
+}
+
+func TestWorkspaceRel(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"/workspace": ".", "/workspace/": ".", "/workspace/a/b": "a/b", "/workspace/a/../b": "b", "/workspace//x/.": "x",
+	} {
+		if got, err := workspaceRel("dest", in); err != nil || got != want {
+			t.Errorf("workspaceRel(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "workspace", "/workspace/..", "/workspace/../etc", "/tmp", "/workspacex", "/", "/workspace/\x00"} {
+		if got, err := workspaceRel("dest", bad); err == nil {
+			t.Errorf("workspaceRel(%q) = %q, want error", bad, got)
+		} else if !strings.HasPrefix(err.Error(), "dest: ") {
+			t.Errorf("error %q does not name the field", err)
+		}
+	}
+}
+
+func FuzzExtract(f *testing.F) {
+	f.Add(tarGz(f, []tarEntry{{name: "a/b.txt", body: "x"}, {name: "l", typ: '2', link: "a"}, {name: "l/c", body: "y"}}))
+	f.Add(tarBytes(f, []tarEntry{{name: "../x", body: "x"}}, false))
+	f.Add(tarBytes(f, []tarEntry{{name: "d/", typ: '5'}, {name: "d/h", typ: '1', link: "d"}, {name: "s", typ: '2', link: "/workspace/d"}}, false))
+	f.Add(tarBytes(f, []tarEntry{{name: "s", typ: '2', link: "d/../.."}, {name: "s/x", body: "x"}}, false))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		base := t.TempDir()
+		stage := filepath.Join(base, "stage")
+		if err := os.Mkdir(stage, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		sentinel := filepath.Join(base, "outside")
+		if err := os.WriteFile(sentinel, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		root, err := os.OpenRoot(stage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer root.Close()
+		_, _ = extractTar(context.Background(), bytes.NewReader(data), root, "/workspace", extractLimits{maxEntries: 100, maxBytes: 1 << 20})
+		ents, _ := os.ReadDir(base)
+		if len(ents) != 2 {
+			t.Fatalf("extraction wrote outside its root: %v", ents)
+		}
+		if b, _ := os.ReadFile(sentinel); string(b) != "x" {
+			t.Fatal("sentinel outside the root changed")
+		}
+		// Every symlink created must point inside the root.
+		_ = filepath.WalkDir(stage, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.Type()&os.ModeSymlink != 0 {
+				l, _ := os.Readlink(p)
+				if !filepath.IsAbs(l) {
+					rel, _ := filepath.Rel(stage, filepath.Join(filepath.Dir(p), l))
+					if rel == ".." || strings.HasPrefix(rel, "../") {
+						t.Fatalf("symlink %s -> %s escapes", p, l)
+					}
+				} else if l != "/workspace" && !strings.HasPrefix(l, "/workspace/") {
+					t.Fatalf("absolute symlink %s -> %s", p, l)
+				}
+			}
+			return nil
+		})
+	})
+}
