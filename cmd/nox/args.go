@@ -21,9 +21,8 @@ func (a *app) normalizeArgs(app *cli.App, args []string) []string {
 		return args
 	}
 	rest := args[1:]
-	complete := rest[len(rest)-1] == completionFlag
-	if complete {
-		rest = rest[:len(rest)-1]
+	if rest[len(rest)-1] == completionFlag {
+		return args // completion must see the words as typed, without "--"
 	}
 	globals := flagArity(app.Flags)
 	var global []string
@@ -72,9 +71,6 @@ func (a *app) normalizeArgs(app *cli.App, args []string) []string {
 	if len(pos) > 0 {
 		out = append(out, "--")
 		out = append(out, pos...)
-	}
-	if complete {
-		out = append(out, completionFlag)
 	}
 	return out
 }

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/noxrunner/nox/sdk"
+)
+
+func TestNormalizeArgs(t *testing.T) {
+	t.Parallel()
+	a := &app{argLimits: map[string]int{"exec": 2}}
+	cl := a.newCLI()
+	for _, tc := range []struct{ in, want string }{
+		{"create demo --wait --ttl 60", "create --wait --ttl 60 -- demo"},
+		{"create demo --json", "--json create -- demo"},
+		{"--local create demo --image=x", "--local create --image=x -- demo"},
+		{"exec demo ls -la", "exec -- demo ls -la"},
+		{"exec demo --workdir /tmp -- ls -la", "exec --workdir /tmp -- demo ls -la"},
+		{"exec --env A=1 demo sh -c --json", "exec --env A=1 -- demo sh -c --json"},
+		{"sh demo 'echo -n x' --shell bash", "sh --shell bash -- demo 'echo -n x'"},
+		{"serve --isolation none-unsafe --data-dir d", "--data-dir d serve --isolation none-unsafe"},
+		{"exec demo --bogus x", "exec --bogus -- demo x"},
+		{"create", "create"},
+		{"nosuch a --json", "nosuch a --json"},
+		{"exec demo --generate-bash-completion", "exec demo --generate-bash-completion"},
+	} {
+		got := a.normalizeArgs(cl, append([]string{"nox"}, splitArgs(tc.in)...))
+		if want := append([]string{"nox"}, splitArgs(tc.want)...); !slices.Equal(got, want) {
+			t.Errorf("normalizeArgs(%s)\n got %q\nwant %q", tc.in, got, want)
+		}
+	}
+}
+
+// splitArgs splits on spaces, keeping 'quoted' runs together.
+func splitArgs(s string) []string {
+	var out []string
+	for i, part := range strings.Split(s, "'") {
+		if i%2 == 1 {
+			out = append(out, part)
+			continue
+		}
+		out = append(out, strings.Fields(part)...)
+	}
+	return out
+}
+
+func TestServeRefusesNonLoopbackWithoutToken(t *testing.T) {
+	t.Parallel()
+	for _, addr := range []string{"0.0.0.0:8080", ":8080", "[::]:8080", "192.0.2.1:8080", "example.com:80"} {
+		r := nox(t, "", "--data-dir", t.TempDir(), "serve", "--listen", addr)
+		if r.code != exitUsage {
+			t.Errorf("serve --listen %s: exit %d, want %d", addr, r.code, exitUsage)
+		}
+		if !strings.Contains(r.stderr, "refusing to listen") || !strings.Contains(r.stderr, "--token") {
+			t.Errorf("serve --listen %s: stderr %q does not explain the refusal", addr, r.stderr)
+		}
+	}
+	for _, addr := range []string{"127.0.0.1:0", "localhost:0", "[::1]:0"} {
+		if err := checkListen(addr, ""); err != nil {
+			t.Errorf("checkListen(%s) = %v, want nil", addr, err)
+		}
+	}
+	if err := checkListen("0.0.0.0:0", "secret"); err != nil {
+		t.Errorf("checkListen with a token = %v, want nil", err)
+	}
+}
+
+func TestDescribeAPIErrors(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{onSandbox("demo", &sdk.APIError{StatusCode: 404, Message: "no such sandbox", Operation: "getSandbox"}),
+			`sandbox "demo" not found (404)`},
+		{onSandbox("demo", fmt.Errorf("create: %w", &sdk.APIError{StatusCode: 400, Message: "ttlSeconds too large"})),
+			`sandbox "demo": invalid request (400): ttlSeconds too large`},
+		{onSandbox("demo", &sdk.APIError{StatusCode: 401, Message: "missing token"}),
+			`sandbox "demo": unauthorized (401): missing token (check --token or NOXRUNNER_TOKEN)`},
+		{&sdk.APIError{StatusCode: 503, Message: "busy", RequestID: "r1"},
+			`the backend: backend unavailable (503): busy [request id r1] (try again later)`},
+		{onSandbox("demo", &sdk.APIError{StatusCode: 418}),
+			`sandbox "demo": i'm a teapot (418): -`},
+		{onSandbox("d", fmt.Errorf("download: %w", &sdk.APIError{StatusCode: 404, Message: "/workspace/x: no such file", Operation: "downloadFiles"})),
+			`sandbox "d": not found (404): /workspace/x: no such file`},
+	} {
+		if got := describe(ctx, tc.err); got != tc.want {
+			t.Errorf("describe(%v)\n got %s\nwant %s", tc.err, got, tc.want)
+		}
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if got := describe(cancelled, fmt.Errorf("x: %w", context.Canceled)); got != "interrupted" {
+		t.Errorf("describe(cancelled) = %q, want interrupted", got)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	t.Parallel()
+	_, srv := newHostFake(t)
+	base := []string{"--base-url", srv.URL}
+	if r := nox(t, "", append(base, "create", "codes")...); r.code != 0 {
+		t.Fatalf("create: exit %d: %s", r.code, r.stderr)
+	}
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"exec", "codes", "--", "sh", "-c", "exit 9"}, 9},
+		{[]string{"sh", "codes", "exit 200"}, 200},
+		{[]string{"exec", "codes", "true"}, 0},
+		{[]string{"exec", "codes", "--ignore-exit-code", "false"}, 0},
+		{[]string{"exec", "codes"}, exitUsage},
+		{[]string{"get", "no-such"}, exitError},
+		{[]string{"frobnicate"}, exitUsage},
+	} {
+		r := nox(t, "", append(base, tc.args...)...)
+		if r.code != tc.want {
+			t.Errorf("nox %s: exit %d, want %d (stderr %q)", strings.Join(tc.args, " "), r.code, tc.want, r.stderr)
+		}
+		if strings.Contains(r.stderr, "goroutine ") {
+			t.Errorf("nox %s: stack trace on stderr", strings.Join(tc.args, " "))
+		}
+	}
+}
+
+func TestDownloadLeavesNoPartialFile(t *testing.T) {
+	t.Parallel()
+	_, srv := newHostFake(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "ws.tar.gz")
+	r := nox(t, "", "--base-url", srv.URL, "download", "nope", "--output", out)
+	if r.code != exitError {
+		t.Fatalf("exit %d, want %d", r.code, exitError)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("download of a missing sandbox left %v behind", entries)
+	}
+}
+
+func TestCompletionScripts(t *testing.T) {
+	t.Parallel()
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		r := nox(t, "", "completion", sh)
+		if r.code != 0 || !strings.Contains(r.stdout, "nox") {
+			t.Errorf("completion %s: exit %d, stdout %q", sh, r.code, r.stdout)
+		}
+	}
+}
+
+func TestErrorsAreNotUsageErrors(t *testing.T) {
+	t.Parallel()
+	var ue *usageError
+	if errors.As(onSandbox("x", errors.New("boom")), &ue) {
+		t.Fatal("an API error is classified as a usage error")
+	}
+}
