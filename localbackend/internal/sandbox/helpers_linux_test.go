@@ -22,7 +22,10 @@ func newManager(t testing.TB, tier Tier) *Manager {
 	t.Helper()
 	m, err := New(Options{Tier: tier, StateDir: t.TempDir()})
 	if err != nil {
-		if errors.Is(err, ErrUnavailable) && os.Getenv("NOX_REQUIRE_ISOLATION") != "1" {
+		// NOX_REQUIRE_ISOLATION=1 (CI) turns a missing namespace tier into
+		// a failure; the fallback tiers stay best effort.
+		required := os.Getenv("NOX_REQUIRE_ISOLATION") == "1" && (tier == TierAuto || tier == TierNamespaces)
+		if errors.Is(err, ErrUnavailable) && !required {
 			t.Skipf("tier %s unavailable: %v", tier, err)
 		}
 		t.Fatalf("New(%s): %v", tier, err)

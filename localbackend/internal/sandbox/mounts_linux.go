@@ -33,6 +33,30 @@ func setupMounts(c *initConfig, ws, rootfs *os.File) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return wrap("make / private", err)
 	}
+	// Without detached trees, pin the paths before /tmp is covered (they
+	// may lie below it); mount then binds from /proc/self/fd.
+	var pinned []*os.File
+	defer func() { closeFiles(pinned) }()
+	pin := func(path string) (string, error) {
+		f, err := os.OpenFile(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return "", wrap("open "+path, err)
+		}
+		pinned = append(pinned, f)
+		return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())), nil
+	}
+	wsPath, rootfsPath := c.Workspace, c.RootFS
+	var err error
+	if ws == nil {
+		if wsPath, err = pin(wsPath); err != nil {
+			return err
+		}
+	}
+	if rootfs == nil && rootfsPath != "" {
+		if rootfsPath, err = pin(rootfsPath); err != nil {
+			return err
+		}
+	}
 	// The new root's mount point: any directory will do in our private
 	// mount namespace, and /tmp exists and is reachable for every uid.
 	const root = "/tmp"
@@ -43,7 +67,7 @@ func setupMounts(c *initConfig, ws, rootfs *os.File) error {
 	if rootfs != nil || c.RootFS != "" {
 		// Stage the root filesystem, bind its entries, drop the stage.
 		stage := filepath.Join(root, ".rootfs")
-		if err := attach(rootfs, c.RootFS, stage, true); err != nil {
+		if err := attach(rootfs, rootfsPath, stage, true); err != nil {
 			return err
 		}
 		defer unix.Unmount(stage, unix.MNT_DETACH)
@@ -83,7 +107,7 @@ func setupMounts(c *initConfig, ws, rootfs *os.File) error {
 			return err
 		}
 	}
-	if err := attach(ws, c.Workspace, filepath.Join(root, "workspace"), false); err != nil {
+	if err := attach(ws, wsPath, filepath.Join(root, "workspace"), false); err != nil {
 		return err
 	}
 	tmp := filepath.Join(root, "tmp")
