@@ -63,6 +63,9 @@ type result struct {
 }
 
 // nox runs the CLI in process with args (without the program name).
+// Tests calling it must not run in parallel: urfave/cli v2 writes to its
+// package-level HelpFlag while parsing (a data race between two Apps in
+// one process; the nox binary only ever runs one).
 func nox(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
 	var out, errb bytes.Buffer

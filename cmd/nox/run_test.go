@@ -52,7 +52,6 @@ func splitArgs(s string) []string {
 }
 
 func TestServeRefusesNonLoopbackWithoutToken(t *testing.T) {
-	t.Parallel()
 	for _, addr := range []string{"0.0.0.0:8080", ":8080", "[::]:8080", "192.0.2.1:8080", "example.com:80"} {
 		r := nox(t, "", "--data-dir", t.TempDir(), "serve", "--listen", addr)
 		if r.code != exitUsage {
@@ -104,7 +103,6 @@ func TestDescribeAPIErrors(t *testing.T) {
 }
 
 func TestExitCodes(t *testing.T) {
-	t.Parallel()
 	_, srv := newHostFake(t)
 	base := []string{"--base-url", srv.URL}
 	if r := nox(t, "", append(base, "create", "codes")...); r.code != 0 {
@@ -133,7 +131,6 @@ func TestExitCodes(t *testing.T) {
 }
 
 func TestDownloadLeavesNoPartialFile(t *testing.T) {
-	t.Parallel()
 	_, srv := newHostFake(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "ws.tar.gz")
@@ -151,7 +148,6 @@ func TestDownloadLeavesNoPartialFile(t *testing.T) {
 }
 
 func TestCompletionScripts(t *testing.T) {
-	t.Parallel()
 	for _, sh := range []string{"bash", "zsh", "fish"} {
 		r := nox(t, "", "completion", sh)
 		if r.code != 0 || !strings.Contains(r.stdout, "nox") {
