@@ -560,6 +560,24 @@ func TestTierLandlock(t *testing.T) {
 	if r := run(t, s, time.Second, "no-such"); r.ExitCode != 127 {
 		t.Errorf("127: %v", r)
 	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	secret := filepath.Join(other, "secret")
+	if err := os.WriteFile(secret, []byte("s"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, script := range []string{
+		fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d", ln.Addr().(*net.TCPAddr).Port),
+		"cat " + secret,
+		fmt.Sprintf("kill -0 %d", os.Getpid()),
+	} {
+		if r := run(t, s, 5*time.Second, "bash", "-c", script); r.ExitCode == 0 {
+			t.Errorf("%s: %v", script, r)
+		}
+	}
 	if r := run(t, s, 300*time.Millisecond, "sleep", "10"); r.ExitCode != 124 {
 		t.Errorf("124: %v", r)
 	}
