@@ -281,7 +281,7 @@ func TestDataDirLocked(t *testing.T) {
 	start(t, c, &fakeRuntime{})
 	c.applyDefaults()
 	lim, _ := c.validate()
-	if b, err := newBackend(c, lim, &fakeRuntime{}); err == nil {
+	if b, err := newBackend(c, lim, func() (runtime, error) { return &fakeRuntime{}, nil }); err == nil {
 		b.Close()
 		t.Fatal("second backend on one data dir succeeded")
 	} else if !strings.Contains(err.Error(), "in use") {

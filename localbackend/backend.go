@@ -1,7 +1,6 @@
 package localbackend
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -72,29 +71,33 @@ func New(cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("localbackend: data dir: %w", err)
 	}
 	cfg.DataDir = dir
-	rt, err := newRuntime(cfg)
+	return newBackend(cfg, lim, func() (runtime, error) { return newRuntime(cfg) })
+}
+
+// newBackend builds a Backend on the runtime newRT returns (tests pass a
+// double). The data directory is locked before the runtime starts.
+func newBackend(cfg Config, lim limits, newRT func() (runtime, error)) (*Backend, error) {
+	lock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("localbackend: %w", err)
 	}
-	return newBackend(cfg, lim, rt)
-}
-
-// newBackend builds a Backend on a given runtime (tests pass a double).
-func newBackend(cfg Config, lim limits, rt runtime) (*Backend, error) {
+	rt, err := newRT()
+	if err != nil {
+		unlockFile(lock)
+		return nil, fmt.Errorf("localbackend: %w", err)
+	}
 	b := &Backend{cfg: cfg, lim: lim, log: cfg.Logger, report: rt.Report()}
 	b.server = &Server{b: b}
 	h, err := b.buildHandler()
+	if err == nil {
+		b.handler = h
+		b.store, err = openStore(cfg, lim, rt, lock)
+	}
 	if err != nil {
 		_ = rt.Close()
+		unlockFile(lock)
 		return nil, fmt.Errorf("localbackend: %w", err)
 	}
-	b.handler = h
-	st, err := openStore(cfg, lim, rt)
-	if err != nil {
-		_ = rt.Close()
-		return nil, fmt.Errorf("localbackend: %w", err)
-	}
-	b.store = st
 	return b, nil
 }
 
@@ -158,6 +161,3 @@ func (b *Backend) apiInfo() noxserver.Info {
 		Images: b.cfg.imageNames(),
 	}
 }
-
-// errNoRuntime is returned until the sandbox runtime is linked in.
-var errNoRuntime = errors.New("the sandbox runtime is not available in this build")

@@ -19,8 +19,8 @@ func TestExec(t *testing.T) {
 	e := setup(t, func(c *Config) { c.MaxOutputBytes = 1000; c.MaxExecTimeout = time.Minute })
 	e.create("ex", nil)
 	cases := []struct {
-		name string
-		req  map[string]any
+		name  string
+		req   map[string]any
 		check func(t *testing.T, r noxclient.ExecResult)
 	}{
 		{"echo", map[string]any{"cmd": []string{"echo", "hi"}}, func(t *testing.T, r noxclient.ExecResult) {

@@ -26,6 +26,11 @@ func (s *store) upload(ctx context.Context, id, dest string, body io.Reader) (ex
 		return extractStats{}, err
 	}
 	defer s.release(b, false)
+	// The environment decides who owns the files: build it when stopped.
+	env, err := s.startEnv(ctx, b)
+	if err != nil {
+		return extractStats{}, err
+	}
 	key := b.meta.Key
 	lim := extractLimits{maxEntries: s.cfg.MaxUploadEntries, maxBytes: -1}
 	if q := b.meta.StorageBytes; q > 0 {
@@ -60,8 +65,8 @@ func (s *store) upload(ctx context.Context, id, dest string, body io.Reader) (ex
 	if err != nil {
 		return st, err
 	}
-	if env, ok := s.envOf(b).(fileOwner); ok {
-		uid, gid := env.HostOwner()
+	if owner, ok := env.(fileOwner); ok {
+		uid, gid := owner.HostOwner()
 		if err := chownTree(sroot, uid, gid); err != nil {
 			return st, fmt.Errorf("chown upload: %w", err)
 		}
@@ -78,12 +83,6 @@ func (s *store) upload(ctx context.Context, id, dest string, body io.Reader) (ex
 	}
 	applyDirAttrs(boxRoot, dst, st.dirs)
 	return st, nil
-}
-
-func (s *store) envOf(b *box) environment {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return b.env
 }
 
 // chownTree changes the owner of everything in root, links not followed.

@@ -59,12 +59,19 @@ func start(t testing.TB, c Config, rt *fakeRuntime) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := newBackend(c, lim, rt)
+	b, err := newBackend(c, lim, func() (runtime, error) { return rt, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
+	e := serve(t, b, c.Token)
+	e.rt = rt
+	return e
+}
+
+// serve puts b behind an httptest server closed (with b) at cleanup.
+func serve(t testing.TB, b *Backend, token string) *testEnv {
 	srv := httptest.NewServer(b.Handler())
-	e := &testEnv{b: b, rt: rt, srv: srv, url: srv.URL, token: c.Token}
+	e := &testEnv{b: b, srv: srv, url: srv.URL, token: token}
 	if tt, ok := t.(*testing.T); ok {
 		e.t = tt
 	}

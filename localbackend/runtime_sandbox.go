@@ -1,15 +1,44 @@
 package localbackend
 
 import (
+	"context"
 	"path/filepath"
+
+	"github.com/noxrunner/nox/localbackend/internal/sandbox"
 )
 
 // maybeInitRuntime runs the sandbox init when the process was re-executed
 // as one.
-func maybeInitRuntime() {}
+func maybeInitRuntime() { sandbox.MaybeInit() }
 
-// newRuntime starts the sandbox runtime for cfg.
+// newRuntime starts the sandbox runtime for cfg, with its state under the
+// data directory.
 func newRuntime(cfg Config) (runtime, error) {
-	_ = filepath.Join(cfg.DataDir, "runtime")
-	return nil, errNoRuntime
+	m, err := sandbox.New(sandbox.Options{
+		Tier:     sandbox.Tier(cfg.Isolation),
+		StateDir: filepath.Join(cfg.DataDir, "runtime"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return managerRuntime{m}, nil
 }
+
+// managerRuntime adapts *sandbox.Manager to the runtime interface.
+type managerRuntime struct{ m *sandbox.Manager }
+
+func (r managerRuntime) Report() sandbox.Report { return r.m.Report() }
+func (r managerRuntime) Close() error           { return r.m.Close() }
+
+func (r managerRuntime) Start(ctx context.Context, spec sandbox.Spec) (environment, error) {
+	s, err := r.m.Start(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+var (
+	_ environment = (*sandbox.Sandbox)(nil)
+	_ fileOwner   = (*sandbox.Sandbox)(nil)
+)

@@ -117,24 +117,35 @@ func (s *store) metaPath(key string) string {
 // boxDir is the host directory holding a sandbox's workspace and upload staging area.
 func (s *store) boxDir(key string) string { return filepath.Join(s.dataDir, "sandboxes", key) }
 
+// makeBoxDirs creates a sandbox's directory (0711) and workspace (0700;
+// the runtime gives it to the sandbox's uid).
+func (s *store) makeBoxDirs(key string) error {
+	if err := os.MkdirAll(s.boxDir(key), 0o711); err != nil {
+		return err
+	}
+	if err := os.Mkdir(s.workspacePath(key), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return nil
+}
+
 func (s *store) workspacePath(key string) string {
 	return filepath.Join(s.boxDir(key), "workspace")
 }
 
-// openStore locks the data directory, loads every sandbox's metadata and
-// starts the reaper.
-func openStore(cfg Config, lim limits, rt runtime) (*store, error) {
-	dir, err := filepath.Abs(cfg.DataDir)
-	if err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
-	s := &store{
-		cfg: cfg, lim: lim, rt: rt, log: cfg.Logger, dataDir: dir, now: time.Now,
-		boxes:     map[string]*box{},
-		execSlots: make(chan struct{}, max(cfg.MaxConcurrentExecs, 1)),
-	}
-	for _, d := range []string{dir, filepath.Join(dir, "meta"), filepath.Join(dir, "sandboxes")} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+// lockDataDir creates the data directory and takes its exclusive lock, so
+// that two servers never share it. Directories leading to workspaces are
+// searchable but not listable (0711): tiers without a mount namespace reach
+// the workspace by its host path under the sandbox's uid.
+func lockDataDir(dir string) (*os.File, error) {
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{dir, 0o711}, {filepath.Join(dir, "meta"), 0o700}, {filepath.Join(dir, "sandboxes"), 0o711}} {
+		if err := os.MkdirAll(d.path, d.mode); err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
+		if err := os.Chmod(d.path, d.mode); err != nil {
 			return nil, fmt.Errorf("data dir: %w", err)
 		}
 	}
@@ -146,9 +157,27 @@ func openStore(cfg Config, lim limits, rt runtime) (*store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("data dir %s is in use by another nox server: %w", dir, err)
 	}
-	s.lock = lock
+	return lock, nil
+}
+
+func unlockFile(f *os.File) {
+	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	f.Close()
+}
+
+// openStore loads every sandbox's metadata from the locked data directory
+// and starts the reaper. The store owns lock from now on.
+func openStore(cfg Config, lim limits, rt runtime, lock *os.File) (*store, error) {
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	s := &store{
+		cfg: cfg, lim: lim, rt: rt, log: cfg.Logger, dataDir: dir, now: time.Now, lock: lock,
+		boxes:     map[string]*box{},
+		execSlots: make(chan struct{}, max(cfg.MaxConcurrentExecs, 1)),
+	}
 	if err := s.load(); err != nil {
-		s.unlock()
 		return nil, err
 	}
 	s.reap()
@@ -161,8 +190,7 @@ func openStore(cfg Config, lim limits, rt runtime) (*store, error) {
 
 func (s *store) unlock() {
 	if s.lock != nil {
-		_ = syscall.Flock(int(s.lock.Fd()), syscall.LOCK_UN)
-		s.lock.Close()
+		unlockFile(s.lock)
 		s.lock = nil
 	}
 }
@@ -195,7 +223,7 @@ func (s *store) load() error {
 			s.log.Warn("skipping sandbox metadata", "file", name, "err", err)
 			continue
 		}
-		if err := os.MkdirAll(s.workspacePath(m.Key), 0o755); err != nil {
+		if err := s.makeBoxDirs(m.Key); err != nil {
 			return fmt.Errorf("load %s: %w", m.SessionID, err)
 		}
 		s.boxes[m.SessionID] = &box{meta: m}
@@ -319,7 +347,7 @@ func (s *store) ensure(ctx context.Context, id string, p createParams) (meta, er
 		b = &box{meta: m}
 		// Create the workspace and the metadata before anyone can see the
 		// sandbox, holding s.mu so that concurrent ensures wait.
-		err := os.MkdirAll(s.workspacePath(m.Key), 0o755)
+		err := s.makeBoxDirs(m.Key)
 		if err == nil {
 			var data []byte
 			data, err = json.MarshalIndent(m, "", "  ")
