@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -191,9 +192,11 @@ func rmdirRetry(ctx context.Context, dir string) error {
 
 // killCgroup SIGKILLs every process of one cgroup until it is empty: the
 // v1 way, where a process may fork between the read and the kill (a
-// process with a pending SIGKILL cannot fork, so this converges).
-func killCgroup(ctx context.Context, dir string) error {
-	if writeFile(dir, "cgroup.kill", "1") == nil { // v2, 5.14+
+// process with a pending SIGKILL cannot fork, so this converges). A pid in
+// spare (the sandbox's init, whose forking thread visits command cgroups)
+// is never killed: the loop waits for it to leave.
+func killCgroup(ctx context.Context, dir string, spare ...int) error {
+	if len(spare) == 0 && writeFile(dir, "cgroup.kill", "1") == nil { // v2, 5.14+
 		return waitEmpty(ctx, dir)
 	}
 	for i := 0; ; i++ {
@@ -202,7 +205,9 @@ func killCgroup(ctx context.Context, dir string) error {
 			return err
 		}
 		for _, p := range pids {
-			_ = syscall.Kill(p, syscall.SIGKILL)
+			if !slices.Contains(spare, p) {
+				_ = syscall.Kill(p, syscall.SIGKILL)
+			}
 		}
 		if i > 2000 || ctx.Err() != nil {
 			return fmt.Errorf("cgroup %s: %d processes survive SIGKILL", dir, len(pids))

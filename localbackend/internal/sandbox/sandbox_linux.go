@@ -399,15 +399,24 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 	var pid int
 	var timedOut bool
 	var cancelled error
-	killed := false
-	kill := func() {
-		if killed {
-			return
+	// kill kills the command's tree. It runs again every rekill tick until
+	// the exit report arrives: the request may still be queued in the
+	// init when the timeout fires, and the command start after a kill.
+	var rekill <-chan time.Time
+	var ticker *time.Ticker
+	defer func() {
+		if ticker != nil {
+			ticker.Stop()
 		}
-		killed = true
+	}()
+	kill := func() {
+		if ticker == nil {
+			ticker = time.NewTicker(20 * time.Millisecond)
+			rekill = ticker.C
+		}
 		if cc != nil {
 			kctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = killCgroup(kctx, cc.dir)
+			_ = killCgroup(kctx, cc.dir, s.cmd.Process.Pid)
 			cancel()
 		} else {
 			_ = sendMsg(s.conn, request{Op: "kill", ID: id})
@@ -460,6 +469,9 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 		case <-timeout:
 			timedOut = true
 			timeout = nil
+			kill()
+			continue
+		case <-rekill:
 			kill()
 			continue
 		case <-ctx.Done():

@@ -653,3 +653,32 @@ func TestRootFS(t *testing.T) {
 		t.Errorf("%v", r)
 	}
 }
+
+// TestTinyTimeouts: a timeout that fires before the init has forked the
+// command must still kill it, and never the init.
+func TestTinyTimeouts(t *testing.T) {
+	m := newManager(t, TierNamespaces)
+	s, _ := start(t, m, key("tiny"), Limits{Pids: 128})
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := runErr(s, "", time.Duration(i%3)*time.Millisecond+time.Microsecond, "sleep", "30")
+			if err != nil || r.ExitCode != 124 {
+				t.Errorf("%d: %v %v", i, r, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if d := time.Since(t0); d > 5*time.Second {
+		t.Errorf("took %v", d)
+	}
+	if !s.Alive() {
+		t.Fatal("the init died")
+	}
+	if ps := cmdlines(t, s); strings.Contains(ps, "sleep 30") {
+		t.Errorf("survivors:\n%s", ps)
+	}
+}
