@@ -47,7 +47,7 @@ func BenchmarkExecEchoWarm(b *testing.B) {
 	for b.Loop() {
 		var out, errb bytes.Buffer
 		t0 := time.Now()
-		r, err := s.Exec(ctx, ExecSpec{Argv: []string{"echo", "hi"}, Dir: "/workspace", Env: testEnv, Timeout: time.Minute, Stdout: &out, Stderr: &errb})
+		r, err := s.Exec(ctx, ExecSpec{Argv: []string{"echo", "hi"}, Dir: "/workspace", Env: testEnv(), Timeout: time.Minute, Stdout: &out, Stderr: &errb})
 		if err != nil || r.ExitCode != 0 || out.String() != "hi\n" {
 			b.Fatalf("%+v %v %q", r, err, out.String())
 		}
@@ -91,7 +91,7 @@ func BenchmarkExecVsOSExecInterleaved(b *testing.B) {
 	for b.Loop() {
 		var out bytes.Buffer
 		t0 := time.Now()
-		r, err := s.Exec(ctx, ExecSpec{Argv: []string{"echo", "hi"}, Dir: "/workspace", Env: testEnv, Stdout: &out})
+		r, err := s.Exec(ctx, ExecSpec{Argv: []string{"echo", "hi"}, Dir: "/workspace", Env: testEnv(), Stdout: &out})
 		if err != nil || r.ExitCode != 0 || out.String() != "hi\n" {
 			b.Fatalf("%+v %v", r, err)
 		}

@@ -14,7 +14,9 @@ import (
 	"time"
 )
 
-var testEnv = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/workspace", "LANG=C.UTF-8"}
+func testEnv() []string {
+	return []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/workspace", "LANG=C.UTF-8"}
+}
 
 // newManager returns a Manager of the given tier, skipping (or failing
 // under NOX_REQUIRE_ISOLATION=1) when the host cannot provide it.
@@ -105,7 +107,7 @@ func run(t testing.TB, s *Sandbox, timeout time.Duration, argv ...string) result
 
 func runErr(s *Sandbox, dir string, timeout time.Duration, argv ...string) (result, error) {
 	var out, errb lockedBuffer
-	r, err := s.Exec(context.Background(), ExecSpec{Argv: argv, Dir: dir, Env: testEnv, Timeout: timeout, Stdout: &out, Stderr: &errb})
+	r, err := s.Exec(context.Background(), ExecSpec{Argv: argv, Dir: dir, Env: testEnv(), Timeout: timeout, Stdout: &out, Stderr: &errb})
 	return result{ExecResult: r, stdout: out.String(), stderr: errb.String()}, err
 }
 

@@ -11,12 +11,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// hostSystemDirs are the host directories a sandbox sees read-only when
+// hostSystemDirs returns the host directories a sandbox sees read-only when
 // Spec.RootFS is empty (symlinks such as /bin -> usr/bin are recreated).
-var hostSystemDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"}
+func hostSystemDirs() []string {
+	return []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"}
+}
 
-// reservedTop are the top-level names the sandbox provides itself.
-var reservedTop = map[string]bool{"workspace": true, "tmp": true, "proc": true, "dev": true, "sys": true}
+// reservedTop reports the top-level names the sandbox provides itself.
+func reservedTop(name string) bool {
+	switch name {
+	case "workspace", "tmp", "proc", "dev", "sys":
+		return true
+	}
+	return false
+}
 
 func wrap(what string, err error) error {
 	if err != nil {
@@ -63,7 +71,7 @@ func setupMounts(c *initConfig, ws, rootfs *os.File) error {
 	if err := unix.Mount("sandbox", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=1m,nr_inodes=4k"); err != nil {
 		return wrap("root tmpfs", err)
 	}
-	roBinds := hostSystemDirs
+	roBinds := hostSystemDirs()
 	if rootfs != nil || c.RootFS != "" {
 		// Stage the root filesystem, bind its entries, drop the stage.
 		stage := filepath.Join(root, ".rootfs")
@@ -86,7 +94,7 @@ func setupMounts(c *initConfig, ws, rootfs *os.File) error {
 			continue
 		}
 		base := filepath.Base(src)
-		if reservedTop[base] {
+		if reservedTop(base) {
 			continue
 		}
 		dst := filepath.Join(root, base)

@@ -67,8 +67,6 @@ func seccompPolicy() seccomp.Policy {
 	}
 }
 
-// landlockHostDirs are readable (and executable) in TierLandlock.
-var landlockHostDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/proc"}
 
 // landlockABI returns the kernel's Landlock ABI version, 0 if none.
 func landlockABI() int {
@@ -93,7 +91,7 @@ func restrictLandlock(c *initConfig) ([]string, error) {
 		notes = append(notes, "Landlock below ABI 6 cannot scope signals: commands may signal host processes of the same uid")
 	}
 	rules := []landlock.Rule{
-		landlock.RODirs(landlockHostDirs...).IgnoreIfMissing(),
+		landlock.RODirs(append(hostSystemDirs(), "/proc")...).IgnoreIfMissing(),
 		landlock.RWDirs(c.Workspace, c.TmpDir),
 		landlock.RWFiles("/dev/null", "/dev/zero", "/dev/full", "/dev/tty").IgnoreIfMissing(),
 		landlock.ROFiles("/dev/random", "/dev/urandom").IgnoreIfMissing(),

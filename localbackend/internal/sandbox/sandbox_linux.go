@@ -1,5 +1,32 @@
 package sandbox
 
+// How it works on Linux.
+//
+// Start re-executes the server binary ("/proc/self/exe __nox_sandbox_init__")
+// from one locked spawner thread (Pdeathsig is tied to the forking thread),
+// with new user, mount, pid, net, ipc, uts and cgroup namespaces (no user
+// namespace in TierRootNamespaces, none at all in the host tiers). The
+// child, the sandbox's init, lives as long as the sandbox: PID 1 of its
+// namespaces. The server moves it into the sandbox's cgroups and sends its
+// configuration over a SOCK_SEQPACKET socketpair (fd 3), with detached
+// mount trees of the workspace and RootFS and the init's own cgroup task
+// file as SCM_RIGHTS. The init builds the root (tmpfs, read-only binds,
+// /workspace, /tmp, /proc, /dev), pivots into it, brings lo up, drops every
+// capability, sets no_new_privs, loads the seccomp deny-list and answers
+// "ready".
+//
+// Exec sends one "exec" packet with the stdout/stderr pipe write ends and
+// the task file of a per-command pids cgroup (reused when empty). The
+// init's locked main thread, which reads the socket with blocking
+// syscalls, writes "0" to that task file (moving only itself), forks and
+// execs the command (syscall.ForkExec, Setsid), and moves back; the child
+// is born in the command's cgroup. A reaper thread waits in waitid and
+// sends "exited" with the wait status; orphans are reaped silently.
+// Timeouts and cancellation SIGKILL everything in the command's cgroup
+// (again every 20 ms until the exit report), so background processes of
+// earlier commands survive. Stop kills the init, and the kernel the rest of
+// the pid namespace.
+
 import (
 	"context"
 	"errors"

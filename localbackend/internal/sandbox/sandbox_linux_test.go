@@ -266,7 +266,7 @@ func TestTimeoutKillsTreeButNotEarlierBackground(t *testing.T) {
 	// Context cancellation kills the tree too, and is reported as an error.
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	_, err := s.Exec(ctx, ExecSpec{Argv: []string{"sh", "-c", "setsid sleep 1006 & sleep 1007"}, Dir: "/workspace", Env: testEnv})
+	_, err := s.Exec(ctx, ExecSpec{Argv: []string{"sh", "-c", "setsid sleep 1006 & sleep 1007"}, Dir: "/workspace", Env: testEnv()})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("cancelled exec: err = %v", err)
 	}
@@ -371,7 +371,7 @@ func TestLimits(t *testing.T) {
 	t.Run("flood", func(t *testing.T) {
 		s, _ := start(t, m, key("flood"), Limits{})
 		t0 := time.Now()
-		r, err := s.Exec(context.Background(), ExecSpec{Argv: []string{"head", "-c", "1G", "/dev/zero"}, Dir: "/workspace", Env: testEnv, Timeout: 30 * time.Second, Stdout: io.Discard, Stderr: io.Discard})
+		r, err := s.Exec(context.Background(), ExecSpec{Argv: []string{"head", "-c", "1G", "/dev/zero"}, Dir: "/workspace", Env: testEnv(), Timeout: 30 * time.Second, Stdout: io.Discard, Stderr: io.Discard})
 		if err != nil || r.ExitCode != 0 {
 			t.Fatalf("flood: %+v %v", r, err)
 		}
