@@ -67,7 +67,6 @@ func seccompPolicy() seccomp.Policy {
 	}
 }
 
-
 // landlockABI returns the kernel's Landlock ABI version, 0 if none.
 func landlockABI() int {
 	const createRulesetVersion = 1
