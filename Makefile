@@ -4,7 +4,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN         ?= bin/nox
 
 .DEFAULT_GOAL := help
-.PHONY: help generate check-generate build test lint bench run
+.PHONY: help generate check-generate build test lint bench run conformance
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -18,8 +18,8 @@ check-generate: generate ## Fail if gen/ is stale (fix: run `make generate` and 
 build: ## Build the nox binary into bin/.
 	$(GO) build -o $(BIN) ./cmd/nox
 
-test: ## Vet, check generated code, run every test with the race detector.
-	$(GO) vet ./... && $(MAKE) -s check-generate && $(GO) test -race -count=1 ./...
+test: ## Vet, check generated code, run every test with the race detector, then the conformance run.
+	$(GO) vet ./... && $(MAKE) -s check-generate && $(GO) test -race -count=1 ./... && $(MAKE) -s conformance
 
 lint: ## gofmt and staticcheck (fetched through the module proxy).
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "run gofmt -w on the files above"; exit 1; }
@@ -28,5 +28,8 @@ lint: ## gofmt and staticcheck (fetched through the module proxy).
 bench: ## Run the benchmarks once each.
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
 
-run: build ## Build nox and run the demo.
-	./$(BIN) version
+run: build ## Build nox and run the demo against the embedded local backend.
+	sh scripts/demo.sh ./$(BIN)
+
+conformance: build ## Run nox conformance against nox serve on a free loopback port.
+	sh scripts/conformance.sh ./$(BIN) $(CONFORMANCE_FLAGS)

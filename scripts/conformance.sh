@@ -1,0 +1,58 @@
+#!/bin/sh
+# conformance.sh: start `nox serve` on a free loopback port with a
+# temporary data directory, wait for /healthz, run `nox conformance`
+# against it, stop the server, and exit with the conformance exit code.
+# Run by `make conformance`.
+#
+# usage: scripts/conformance.sh [path/to/nox] [nox conformance flags...]
+# NOX_SERVE_FLAGS adds flags to nox serve, e.g. --isolation=none-unsafe.
+set -eu
+
+NOX=${1:-bin/nox}
+[ $# -gt 0 ] && shift
+work=$(mktemp -d "${TMPDIR:-/tmp}/nox-conformance.XXXXXX")
+pid=''
+cleanup() {
+	if [ -n "$pid" ]; then
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# shellcheck disable=SC2086 # NOX_SERVE_FLAGS is a list of flags
+"$NOX" --data-dir "$work/data" serve --listen 127.0.0.1:0 ${NOX_SERVE_FLAGS:-} >"$work/banner.txt" 2>"$work/serve.log" &
+pid=$!
+
+url=''
+tries=0
+while :; do
+	url=$(sed -n 's/^ *listening on *//p' "$work/banner.txt")
+	if [ -n "$url" ] && "$NOX" --base-url "$url" --timeout 2s health >/dev/null 2>&1; then
+		break
+	fi
+	if ! kill -0 "$pid" 2>/dev/null; then
+		echo "conformance: nox serve exited before it was healthy:" >&2
+		cat "$work/banner.txt" "$work/serve.log" >&2
+		echo "(on a host without isolation, try: make conformance NOX_SERVE_FLAGS=--isolation=none-unsafe)" >&2
+		exit 1
+	fi
+	tries=$((tries + 1))
+	if [ "$tries" -gt 300 ]; then
+		echo "conformance: nox serve not healthy after 30s" >&2
+		cat "$work/serve.log" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+sed 's/^/serve: /' "$work/banner.txt"
+
+rc=0
+"$NOX" conformance --base-url "$url" "$@" || rc=$?
+if [ "$rc" -ne 0 ]; then
+	echo "conformance: failed (exit $rc); server log:" >&2
+	tail -n 50 "$work/serve.log" >&2
+fi
+exit "$rc"
