@@ -276,10 +276,19 @@ func mergeTree(root *os.Root, src, dst string) error {
 			if err = root.RemoveAll(t); err == nil {
 				err = root.Rename(s, t)
 			}
+		case e.IsDir():
+			// A directory replaces a file or symlink (like tar without
+			// --keep-directory-symlink): links are never followed.
+			if err = root.Remove(t); err == nil {
+				err = root.Rename(s, t)
+			}
 		default:
 			err = root.Rename(s, t)
 		}
 		if err != nil {
+			if strings.Contains(err.Error(), "path escapes from parent") {
+				return fmt.Errorf("dest: %q leads through a symbolic link out of the workspace: %w", strings.TrimPrefix(t, "workspace"), ErrInvalid)
+			}
 			return fmt.Errorf("move %q into place: %w", e.Name(), err)
 		}
 	}

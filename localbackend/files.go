@@ -76,7 +76,7 @@ func (s *store) upload(ctx context.Context, id, dest string, body io.Reader) (ex
 		return st, fmt.Errorf("dest: %q exists and is not a directory: %w", dest, ErrInvalid)
 	}
 	if err := boxRoot.MkdirAll(dst, 0o755); err != nil {
-		return st, fmt.Errorf("dest: %q: %v: %w", dest, err, ErrInvalid)
+		return st, fmt.Errorf("dest: %q cannot be created (%v): %w", dest, err, ErrInvalid)
 	}
 	if err := mergeTree(boxRoot, stagingRel, dst); err != nil {
 		return st, fmt.Errorf("upload into %q: %w", dest, err)
