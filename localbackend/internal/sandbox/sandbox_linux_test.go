@@ -682,3 +682,43 @@ func TestTinyTimeouts(t *testing.T) {
 		t.Errorf("survivors:\n%s", ps)
 	}
 }
+
+// timedWriter records when the first byte arrived.
+type timedWriter struct {
+	mu    sync.Mutex
+	first time.Time
+	b     []byte
+}
+
+func (w *timedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.first.IsZero() {
+		w.first = time.Now()
+	}
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+func TestStreamingStdinAndFileSize(t *testing.T) {
+	m := newManager(t, TierNamespaces)
+	s, _ := start(t, m, key("stream"), Limits{StorageBytes: 4 << 20})
+	var w timedWriter
+	t0 := time.Now()
+	r, err := s.Exec(context.Background(), ExecSpec{Argv: []string{"sh", "-c", "echo a; sleep 0.5; echo b"}, Dir: "/workspace", Env: testEnv(), Stdout: &w, Timeout: 10 * time.Second})
+	if err != nil || r.ExitCode != 0 || string(w.b) != "a\nb\n" {
+		t.Fatalf("%+v %v %q", r, err, w.b)
+	}
+	if d := w.first.Sub(t0); d > 300*time.Millisecond {
+		t.Errorf("first output after %v: not streamed", d)
+	}
+	// stdin is /dev/null: cat ends at once.
+	if r := run(t, s, 5*time.Second, "cat"); r.ExitCode != 0 || r.TimedOut {
+		t.Errorf("cat: %v", r)
+	}
+	// RLIMIT_FSIZE = StorageBytes: one file cannot outgrow the quota.
+	r2 := sh(t, s, "dd if=/dev/zero of=/workspace/big bs=1M count=16 2>/dev/null; echo rc=$?; wc -c < /workspace/big")
+	if r2.stdout != "rc=153\n4194304\n" {
+		t.Errorf("file size limit: %v", r2)
+	}
+}
