@@ -29,7 +29,10 @@ const (
 // Every limit is enforced by the server and advertised in GET /v1/info.
 type Config struct {
 	// DataDir holds workspaces, metadata and the runtime's state.
-	// Default: $XDG_DATA_HOME/nox, else ~/.local/share/nox.
+	// Default: $XDG_DATA_HOME/nox, else ~/.local/share/nox. With the
+	// landlock and none-unsafe tiers a root server runs commands under a
+	// per-sandbox uid that reaches /workspace by its host path, so every
+	// parent of DataDir must be searchable by others (not /root, 0700).
 	DataDir string
 	// Isolation is the isolation tier: auto (default), namespaces,
 	// root-namespaces, landlock or none-unsafe. auto never picks none-unsafe.

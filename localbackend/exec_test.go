@@ -2,6 +2,8 @@ package localbackend
 
 import (
 	"bufio"
+	"bytes"
+	"io"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -300,4 +302,38 @@ func TestNoneUnsafeHeader(t *testing.T) {
 	if i := e.b.Info(); i.Isolated || i.Tier != "none-unsafe" {
 		t.Errorf("Info = %+v", i)
 	}
+}
+
+func TestRuntimeFailures(t *testing.T) {
+	t.Parallel()
+	e := setup(t, func(c *Config) { c.MaxJSONBodyBytes = 1024 })
+	e.create("fail", nil)
+	resp, body := e.do("POST", "/v1/sandboxes/fail/exec", map[string]any{"cmd": []string{"__fail"}})
+	expectError(t, resp, body, 500, "internal error")
+	req, _ := http.NewRequest("POST", e.url+"/v1/sandboxes/fail/exec/stream", strings.NewReader(`{"cmd":["__fail"]}`))
+	req.Header.Set("Content-Type", "application/json")
+	r2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := readEvents(t, bufio.NewScanner(r2.Body), "error")
+	r2.Body.Close()
+	if len(evs) < 2 || evs[0].name != "stdout" || evs[len(evs)-1].name != "error" || !strings.Contains(evs[len(evs)-1].data, `"error":`) {
+		t.Errorf("events = %+v", evs)
+	}
+	// JSON bodies are small.
+	big := map[string]any{"cmd": []string{strings.Repeat("x", 2048)}}
+	resp, body = e.do("POST", "/v1/sandboxes/fail/exec", big)
+	expectError(t, resp, body, 413, "body")
+	data, _ := json.Marshal(big)
+	req, _ = http.NewRequest("POST", e.url+"/v1/sandboxes/fail/exec", io.MultiReader(bytes.NewReader(data)))
+	req.Header.Set("Content-Type", "application/json")
+	req.ContentLength = -1 // chunked: caught while reading
+	r3, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b3, _ := io.ReadAll(r3.Body)
+	r3.Body.Close()
+	expectError(t, r3, b3, 413, "body")
 }

@@ -18,7 +18,8 @@ import (
 
 // fakeRuntime is the test double of the sandbox runtime: commands run as
 // host processes (no isolation) with /workspace rewritten to the sandbox's
-// workspace directory. argv ["__oom"] simulates an out-of-memory kill.
+// workspace directory. argv ["__oom"] simulates an out-of-memory kill,
+// ["__fail"] an infrastructure failure after some output.
 type fakeRuntime struct {
 	starts     atomic.Int32
 	startDelay time.Duration
@@ -87,6 +88,10 @@ func (e *fakeEnv) Exec(ctx context.Context, x sandbox.ExecSpec) (sandbox.ExecRes
 		return sandbox.ExecResult{}, errors.New("environment stopped")
 	}
 	start := time.Now()
+	if x.Argv[0] == "__fail" {
+		_, _ = x.Stdout.Write([]byte("partial\n"))
+		return sandbox.ExecResult{}, errors.New("simulated runtime failure")
+	}
 	if x.Argv[0] == "__oom" {
 		return sandbox.ExecResult{ExitCode: 137, OOMKilled: true, Duration: time.Since(start)}, nil
 	}

@@ -226,6 +226,8 @@ func (s *store) load() error {
 		if err := s.makeBoxDirs(m.Key); err != nil {
 			return fmt.Errorf("load %s: %w", m.SessionID, err)
 		}
+		// Staging areas of uploads a crash interrupted.
+		_ = os.RemoveAll(filepath.Join(s.boxDir(m.Key), "upload"))
 		s.boxes[m.SessionID] = &box{meta: m}
 	}
 	// Remove sandbox directories left without metadata.
