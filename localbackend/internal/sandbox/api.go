@@ -120,6 +120,7 @@ type ExecResult struct {
 //	func (s *Sandbox) Alive() bool                        // the environment's processes are running
 //	func (s *Sandbox) Stop() error                        // kills every process, removes the cgroup; leaves the workspace alone
 //	func (s *Sandbox) HostOwner() (uid, gid int)          // host owner of the sandbox's processes and workspace files
+//	func (s *Sandbox) Notes() []string                    // what this sandbox's init could not do
 
 // ErrNoWorkdir reports that ExecSpec.Dir does not exist inside the sandbox
 // (or is not an absolute path).

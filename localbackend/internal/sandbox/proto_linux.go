@@ -14,7 +14,7 @@ import (
 // The server and a sandbox's init talk over a SOCK_SEQPACKET socketpair
 // (fd 3 of the init): one JSON message per packet, file descriptors as
 // SCM_RIGHTS. The server sends "config" once, then "exec" and "kill"; the
-// init answers "ready" once, then "started" and "exited" per command.
+// init answers "ready" once, then "exited" or "failed" per command.
 
 // Hidden argv[1] values that turn the re-executed binary into a helper.
 const (
@@ -73,7 +73,7 @@ type request struct {
 
 // reply is a message from the init.
 type reply struct {
-	Op     string // "ready", "started", "exited", "failed"
+	Op     string // "ready", "exited", "failed"
 	ID     uint64
 	Pid    int    `json:",omitempty"`
 	Status int    `json:",omitempty"` // raw wait status for "exited"

@@ -307,6 +307,10 @@ func (s *Sandbox) readLoop(buf, oob []byte) {
 // should be chowned to them.
 func (s *Sandbox) HostOwner() (uid, gid int) { return s.uid, s.gid }
 
+// Notes lists what this sandbox's init could not do (one sentence each);
+// host-wide limitations are in Manager.Report.
+func (s *Sandbox) Notes() []string { return append([]string(nil), s.notes...) }
+
 // Alive reports whether the sandbox's init still runs.
 func (s *Sandbox) Alive() bool {
 	select {
@@ -423,7 +427,6 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 		timeout = t.C
 	}
 	var res ExecResult
-	var pid int
 	var timedOut bool
 	var cancelled error
 	// kill kills the command's tree. It runs again every rekill tick until
@@ -458,9 +461,6 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 				return ExecResult{}, fmt.Errorf("exec: sandbox init exited%s", s.tail.suffix())
 			}
 			switch r.Op {
-			case "started":
-				pid = r.Pid
-				continue
 			case "failed":
 				finishOutput(outputGrace)
 				switch r.Code {
@@ -509,7 +509,6 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 		}
 		break
 	}
-	_ = pid
 	if timedOut || cancelled != nil {
 		finishOutput(10 * time.Millisecond)
 	} else {

@@ -125,6 +125,9 @@ type Sandbox struct {
 // HostOwner returns the server's own uid and gid.
 func (s *Sandbox) HostOwner() (uid, gid int) { return os.Getuid(), os.Getgid() }
 
+// Notes is empty: Manager.Report says everything.
+func (s *Sandbox) Notes() []string { return nil }
+
 // Alive reports whether Stop has not been called.
 func (s *Sandbox) Alive() bool {
 	s.mu.Lock()
