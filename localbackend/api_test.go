@@ -202,11 +202,8 @@ func TestLifecycle(t *testing.T) {
 func TestList(t *testing.T) {
 	t.Parallel()
 	e := setup(t, nil)
-	var ids []string
 	for i := range 7 {
-		id := fmt.Sprintf("s%02d", 6-i)
-		e.create(id, nil)
-		ids = append(ids, id)
+		e.create(fmt.Sprintf("s%02d", 6-i), nil)
 	}
 	var got []string
 	token := ""

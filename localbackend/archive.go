@@ -134,7 +134,7 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, destAbs string,
 				return st, entryError(hdr.Name, err.Error())
 			}
 			st.dirs = append(st.dirs, dirAttr{name, mode, hdr.ModTime})
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg:
 			if name == "" {
 				return st, entryError(hdr.Name, "a file cannot replace dest")
 			}

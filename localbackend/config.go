@@ -183,20 +183,20 @@ func (c *Config) validate() (limits, error) {
 	switch c.Isolation {
 	case IsolationAuto, IsolationNamespaces, IsolationRootNamespaces, IsolationLandlock, IsolationNoneUnsafe:
 	default:
-		errs = append(errs, fmt.Errorf("Isolation: unknown tier %q", c.Isolation))
+		errs = append(errs, fmt.Errorf("field Isolation: unknown tier %q", c.Isolation))
 	}
 	if _, ok := c.Images[c.DefaultImageName]; !ok {
-		errs = append(errs, fmt.Errorf("DefaultImageName: %q is not in Images", c.DefaultImageName))
+		errs = append(errs, fmt.Errorf("field DefaultImageName: %q is not in Images", c.DefaultImageName))
 	}
 	for name := range c.Images {
 		if name == "" {
-			errs = append(errs, errors.New("Images: empty image name"))
+			errs = append(errs, errors.New("field Images: empty image name"))
 		}
 	}
 	parse := func(field, s string, f func(string) (int64, error), dst *int64) {
 		v, err := f(s)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", field, err))
+			errs = append(errs, fmt.Errorf("field %s: %w", field, err))
 		}
 		*dst = v
 	}
@@ -210,17 +210,17 @@ func (c *Config) validate() (limits, error) {
 		errs = append(errs, errors.New("a default resource limit exceeds its maximum"))
 	}
 	if c.DefaultTTL > c.MaxTTL || c.DefaultTTL < time.Second {
-		errs = append(errs, errors.New("DefaultTTL: must be between 1s and MaxTTL"))
+		errs = append(errs, errors.New("field DefaultTTL: must be between 1s and MaxTTL"))
 	}
 	if c.DefaultExecTimeout > c.MaxExecTimeout || c.DefaultExecTimeout < time.Second {
-		errs = append(errs, errors.New("DefaultExecTimeout: must be between 1s and MaxExecTimeout"))
+		errs = append(errs, errors.New("field DefaultExecTimeout: must be between 1s and MaxExecTimeout"))
 	}
 	for _, v := range []struct {
 		name string
 		n    int64
 	}{{"MaxOutputBytes", c.MaxOutputBytes}, {"MaxUploadBytes", c.MaxUploadBytes}, {"MaxUploadEntries", c.MaxUploadEntries}, {"MaxJSONBodyBytes", c.MaxJSONBodyBytes}, {"MaxConcurrentExecs", int64(c.MaxConcurrentExecs)}, {"Pids", c.Pids}} {
 		if v.n < 0 {
-			errs = append(errs, fmt.Errorf("%s: must not be negative", v.name))
+			errs = append(errs, fmt.Errorf("field %s: must not be negative", v.name))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -3,9 +3,9 @@ package localbackend
 import (
 	"bufio"
 	"bytes"
-	"io"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"sync"

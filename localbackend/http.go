@@ -65,7 +65,7 @@ func (b *Backend) buildHandler() (http.Handler, error) {
 		},
 	})
 
-	spec, err := noxserver.GetSwagger()
+	spec, err := noxserver.GetSpec()
 	if err != nil {
 		return nil, fmt.Errorf("load embedded spec: %w", err)
 	}
