@@ -323,17 +323,18 @@ func (z *zygote) fork(r request, files []*os.File) {
 	default:
 	}
 	if task != nil && z.home != nil {
-		if _, herr := z.home.WriteString("0"); herr != nil && err == nil {
-			err = fmt.Errorf("leave command cgroup: %w", herr)
-		}
+		// Cannot fail in practice; if it did, the thread would just visit
+		// the next command's cgroup from here (and the server's kill loop
+		// spares the init's pid).
+		_, _ = z.home.WriteString("0")
 	}
 	if err != nil {
+		// ENOENT: a vanished file or a missing #! interpreter. Anything
+		// else (EACCES, ENOEXEC, and EAGAIN/ENOMEM when the sandbox is out
+		// of processes or memory) is "cannot execute".
 		code := 126
-		switch {
-		case errors.Is(err, unix.ENOENT):
+		if errors.Is(err, unix.ENOENT) {
 			code = 127
-		case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.ENOMEM):
-			code = 126 // no more processes: the sandbox's own fault
 		}
 		fail(code, fmt.Errorf("%s: %w", r.Argv[0], err))
 		return
