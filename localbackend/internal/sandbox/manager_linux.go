@@ -117,6 +117,17 @@ func New(opts Options) (*Manager, error) {
 			}
 		}
 	}
+	if m.mode != modeHost {
+		m.report.Notes = append(m.report.Notes,
+			"/proc/self/mountinfo inside shows the host path of the workspace: keep host paths opaque")
+	}
+	if m.root {
+		m.report.Notes = append(m.report.Notes, fmt.Sprintf(
+			"sandboxes run as host uids %d-%d chosen from Spec.Key; another server on this host using that range could collide", uidBase, uidBase+uidSlots-1))
+	} else {
+		m.report.Notes = append(m.report.Notes,
+			"the server is not root: every sandbox runs as the server's host uid (inside a user namespace), so they share its per-uid kernel limits")
+	}
 	m.report.Unenforced = append(m.report.Unenforced, "ephemeralStorage")
 	m.report.Notes = append(m.report.Notes,
 		"ephemeralStorage: only the private /tmp is size-limited (and RLIMIT_FSIZE caps single files); the workspace has no quota")
