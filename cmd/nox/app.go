@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -89,12 +91,12 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "isolation", Value: localbackend.IsolationAuto, EnvVars: []string{"NOX_ISOLATION"},
 			Usage: "isolation tier with --local: auto, namespaces, root-namespaces, landlock, none-unsafe"},
 		&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute,
-			Usage: "bound on each API call (exec adds its command timeout); 0 for none"},
+			Usage: "bound on each API call (exec adds its command timeout; upload and download bodies are not bounded); 0 for none"},
 		&cli.StringFlag{Name: "token", EnvVars: []string{"NOXRUNNER_TOKEN"},
 			Usage: "bearer token sent to the backend"},
 		&cli.BoolFlag{Name: "json", Usage: "machine-readable JSON output"},
 		&cli.BoolFlag{Name: "no-color", Usage: "no colours (also when NO_COLOR is set or output is not a terminal)"},
-		&cli.BoolFlag{Name: "verbose", Usage: "log requests and the local backend's activity to stderr"},
+		&cli.BoolFlag{Name: "verbose", Usage: "log each request to stderr (with --local: the backend's logs)"},
 	}
 }
 
@@ -212,13 +214,18 @@ func (cn *conn) Close() error {
 func (a *app) connect(c *cli.Context) (*conn, error) {
 	g := readGlobals(c)
 	opts := []sdk.Option{sdk.WithUserAgent("nox/" + version + " " + sdk.DefaultUserAgent)}
-	if g.timeout > 0 {
+	// Transfers take as long as their size needs; Ctrl-C still stops them.
+	transfer := c.Command != nil && (c.Command.Name == "upload" || c.Command.Name == "download")
+	if g.timeout > 0 && !transfer {
 		opts = append(opts, sdk.WithTimeout(g.timeout))
 	}
 	if g.token != "" {
 		opts = append(opts, sdk.WithToken(g.token))
 	}
 	if !g.local {
+		if g.verbose {
+			opts = append(opts, sdk.WithTransport(&logTransport{next: http.DefaultTransport, w: a.stderr}))
+		}
 		cl, err := sdk.New(g.baseURL, opts...)
 		if err != nil {
 			return nil, usagef("--base-url %q: %v", g.baseURL, err)
@@ -269,6 +276,27 @@ func (a *app) withConn(c *cli.Context, f func(cn *conn) error) error {
 		return &targetError{target: cn.target, err: err}
 	}
 	return nil
+}
+
+// logTransport logs every request and its outcome (--verbose).
+type logTransport struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	w    io.Writer
+}
+
+func (t *logTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.next.RoundTrip(req)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err != nil {
+		fmt.Fprintf(t.w, "nox: %s %s: %v (%s)\n", req.Method, req.URL.Redacted(), err, time.Since(start).Round(time.Millisecond))
+		return nil, err
+	}
+	fmt.Fprintf(t.w, "nox: %s %s -> %d %s (%s)\n", req.Method, req.URL.Redacted(), resp.StatusCode,
+		resp.Header.Get("X-Request-Id"), time.Since(start).Round(time.Millisecond))
+	return resp, nil
 }
 
 // printJSON writes v as indented JSON to stdout.

@@ -1,10 +1,18 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/noxrunner/nox/sdk"
 )
 
 // TestLocalAcrossInvocations runs separate nox --local invocations on one
@@ -51,4 +59,78 @@ func TestLocalAcrossInvocations(t *testing.T) {
 	if r := step("", 0, "info"); !strings.Contains(r.stdout, "nox-local") {
 		t.Errorf("info: %q", r.stdout)
 	}
+}
+
+// TestServeShutsDownGracefully serves the local backend on a free port,
+// uses it, and cancels the context as SIGINT or SIGTERM would.
+func TestServeShutsDownGracefully(t *testing.T) {
+	dataDir := needLocal(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	pr, pw := io.Pipe()
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"nox", "--data-dir", dataDir, "serve", "--listen", "127.0.0.1:0"}, strings.NewReader(""), pw, &stderr)
+		pw.Close()
+	}()
+	sc := bufio.NewScanner(pr)
+	url := ""
+	var banner []string
+	for sc.Scan() {
+		banner = append(banner, sc.Text())
+		if u, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "listening on"); ok {
+			url = strings.TrimSpace(u)
+		}
+		if strings.HasPrefix(strings.TrimSpace(sc.Text()), "auth") {
+			break
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if url == "" {
+		t.Fatalf("no address in the banner %q; stderr %s", banner, stderr.String())
+	}
+	if !strings.Contains(strings.Join(banner, "\n"), "isolation") {
+		t.Errorf("banner without the isolation tier: %q", banner)
+	}
+	cl, err := sdk.New(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Health(ctx); err != nil {
+		t.Fatalf("health: %v", err)
+	}
+	if _, err := cl.Create(ctx, "served", sdk.CreateOptions{}); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("serve exited %d after the context ended; stderr:\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop within 30s of the context ending")
+	}
+	if !strings.Contains(stderr.String(), "stopped") {
+		t.Errorf("no shutdown log on stderr:\n%s", stderr.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -246,7 +246,7 @@ func (s *shellSession) commandError(ctx context.Context, err error) error {
 		return onSandbox(s.id, err)
 	}
 	if errors.Is(err, context.Canceled) {
-		fmt.Fprintln(s.app.stderr, "^C")
+		fmt.Fprintln(s.app.stderr) // the terminal echoed ^C
 	} else {
 		fmt.Fprintf(s.app.stderr, "%s %s\n", s.app.color.red("nox:"), describe(ctx, onSandbox(s.id, err)))
 	}
