@@ -3,6 +3,7 @@ package conformance_test
 import (
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"testing"
@@ -21,9 +22,18 @@ func TestMain(m *testing.M) {
 // skipping the local backend test.
 func requireIsolation() bool { return os.Getenv("NOX_REQUIRE_ISOLATION") == "1" }
 
-// localServer starts the real local backend in-process, or skips when the
-// host cannot isolate sandboxes (fails with NOX_REQUIRE_ISOLATION=1).
+// localServer serves the real local backend in-process (see localBackend).
 func localServer(t *testing.T, token string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(localBackend(t, token))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// localBackend starts the real local backend and returns its handler, or
+// skips when the host cannot isolate sandboxes (fails with
+// NOX_REQUIRE_ISOLATION=1).
+func localBackend(t *testing.T, token string) http.Handler {
 	t.Helper()
 	b, err := localbackend.New(localbackend.Config{
 		DataDir:        t.TempDir(),
@@ -48,9 +58,8 @@ func localServer(t *testing.T, token string) *httptest.Server {
 		}
 		t.Skipf("local backend runs without isolation here (tier %s)", info.Tier)
 	}
-	srv := httptest.NewServer(b.Handler())
-	t.Cleanup(srv.Close)
-	return srv
+	t.Logf("local backend: isolation tier %s", b.Info().Tier)
+	return b.Handler()
 }
 
 // TestLocalBackendConforms runs the whole suite against the real local

@@ -141,6 +141,31 @@ func TestSuiteCatchesBrokenBackend(t *testing.T) {
 	checkWriters(t, rep)
 }
 
+// TestSuiteCatchesBrokenLocalBackend wraps the real local backend with the
+// HTTP-level bugs of breakBackend.
+func TestSuiteCatchesBrokenLocalBackend(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the suite against the local backend")
+	}
+	srv := httptest.NewServer(breakBackend(localBackend(t, "")))
+	defer srv.Close()
+	cfg := conformance.NewConfig()
+	cfg.BaseURL, cfg.SkipSlow = srv.URL, true
+	rep, err := conformance.RunSuite(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"exec/unknown-sandbox-404", "sandbox/delete", "sandbox/create-idempotent", "sandbox/create-concurrent"}
+	got := rep.Failed()
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		var text bytes.Buffer
+		_ = rep.WriteText(&text)
+		t.Errorf("failed checks:\n got %q\nwant %q\nreport:\n%s", got, want, text.String())
+	}
+}
+
 // checkWriters checks the JSON and JUnit forms of a report.
 func checkWriters(t *testing.T, rep *conformance.Report) {
 	t.Helper()
