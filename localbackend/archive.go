@@ -217,11 +217,11 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, destAbs string,
 }
 
 // applyDirAttrs sets the modes and times of the archive's directories once
-// they are in place under dir (relative to root), deepest first, so that
+// they are in place under root, deepest first, so that
 // read-only directories do not stop their own extraction.
-func applyDirAttrs(root *os.Root, dir string, dirs []dirAttr) {
+func applyDirAttrs(root *os.Root, dirs []dirAttr) {
 	for _, d := range slices.Backward(dirs) {
-		p := path.Join(dir, d.name)
+		p := d.name
 		if fi, err := root.Lstat(p); err != nil || !fi.IsDir() {
 			continue
 		}
@@ -250,49 +250,69 @@ func prepareEntry(root *os.Root, name string) error {
 	return nil
 }
 
-// mergeTree moves every entry of the directory src into the directory dst
-// (both relative to root): new entries are renamed into place, existing
-// directories are merged, other existing entries are replaced.
-func mergeTree(root *os.Root, src, dst string) error {
-	d, err := root.Open(src)
+// mergeTree moves every entry of the directory src into the directory dst:
+// new entries are renamed into place, existing directories are merged,
+// other existing entries are replaced (a directory replaces a file or a
+// symbolic link, like tar without --keep-directory-symlink). Every rename
+// is renameat(2) of one name between two directory descriptors opened
+// through the roots, so a link planted in dst is never followed out of it.
+func mergeTree(src, dst *os.Root) error {
+	sd, err := src.Open(".")
 	if err != nil {
 		return err
 	}
-	ents, err := d.ReadDir(-1)
-	d.Close()
+	defer sd.Close()
+	dd, err := dst.Open(".")
 	if err != nil {
 		return err
+	}
+	defer dd.Close()
+	ents, err := sd.ReadDir(-1)
+	if err != nil {
+		return err
+	}
+	move := func(name string) error {
+		return os.NewSyscallError("renameat", syscall.Renameat(int(sd.Fd()), name, int(dd.Fd()), name))
 	}
 	for _, e := range ents {
-		s, t := path.Join(src, e.Name()), path.Join(dst, e.Name())
-		tfi, err := root.Lstat(t)
+		name := e.Name()
+		tfi, err := dst.Lstat(name)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			err = root.Rename(s, t)
+			err = move(name)
 		case err != nil:
 		case e.IsDir() && tfi.IsDir():
-			err = mergeTree(root, s, t)
+			err = mergeSubdir(src, dst, name)
 		case tfi.IsDir():
-			if err = root.RemoveAll(t); err == nil {
-				err = root.Rename(s, t)
+			if err = dst.RemoveAll(name); err == nil {
+				err = move(name)
 			}
 		case e.IsDir():
-			// A directory replaces a file or symlink (like tar without
-			// --keep-directory-symlink): links are never followed.
-			if err = root.Remove(t); err == nil {
-				err = root.Rename(s, t)
+			if err = dst.Remove(name); err == nil {
+				err = move(name)
 			}
 		default:
-			err = root.Rename(s, t)
+			err = move(name) // atomically replaces a file or link
 		}
 		if err != nil {
-			if strings.Contains(err.Error(), "path escapes from parent") {
-				return fmt.Errorf("dest: %q leads through a symbolic link out of the workspace: %w", strings.TrimPrefix(t, "workspace"), ErrInvalid)
-			}
-			return fmt.Errorf("move %q into place: %w", e.Name(), err)
+			return fmt.Errorf("move %q into place: %w", name, err)
 		}
 	}
 	return nil
+}
+
+func mergeSubdir(src, dst *os.Root, name string) error {
+	s, err := src.OpenRoot(name)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	d, err := dst.OpenRoot(name)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return mergeTree(s, d)
 }
 
 // writeTar writes the tree at rel (relative to root) to tw, with names

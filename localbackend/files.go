@@ -71,17 +71,28 @@ func (s *store) upload(ctx context.Context, id, dest string, body io.Reader) (ex
 			return st, fmt.Errorf("chown upload: %w", err)
 		}
 	}
-	dst := path.Join("workspace", destRel)
-	if fi, err := boxRoot.Lstat(dst); err == nil && !fi.IsDir() {
+	// Resolve dest inside the workspace only: links planted by sandboxed
+	// code are followed no further than the workspace.
+	ws, err := os.OpenRoot(s.workspacePath(key))
+	if err != nil {
+		return st, fmt.Errorf("open workspace: %w", err)
+	}
+	defer ws.Close()
+	if fi, err := ws.Stat(destRel); err == nil && !fi.IsDir() {
 		return st, fmt.Errorf("dest: %q exists and is not a directory: %w", dest, ErrInvalid)
 	}
-	if err := boxRoot.MkdirAll(dst, 0o755); err != nil {
-		return st, fmt.Errorf("dest: %q cannot be created (%v): %w", dest, err, ErrInvalid)
+	if err := ws.MkdirAll(destRel, 0o755); err != nil {
+		return st, fmt.Errorf("dest: %q cannot be created inside %s (%v): %w", dest, workspaceDir, err, ErrInvalid)
 	}
-	if err := mergeTree(boxRoot, stagingRel, dst); err != nil {
+	droot, err := ws.OpenRoot(destRel)
+	if err != nil {
+		return st, fmt.Errorf("dest: %q cannot be opened inside %s (%v): %w", dest, workspaceDir, err, ErrInvalid)
+	}
+	defer droot.Close()
+	if err := mergeTree(sroot, droot); err != nil {
 		return st, fmt.Errorf("upload into %q: %w", dest, err)
 	}
-	applyDirAttrs(boxRoot, dst, st.dirs)
+	applyDirAttrs(droot, st.dirs)
 	return st, nil
 }
 

@@ -250,6 +250,10 @@ func TestHostileArchives(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(ws, "planted")); err != nil {
 		t.Fatal(err)
 	}
+	// And one that stays inside the server's data but leaves the workspace.
+	if err := os.Symlink("..", filepath.Join(ws, "dotdot")); err != nil {
+		t.Fatal(err)
+	}
 	parent := filepath.Dir(e.b.store.boxDir(sandboxKey("hostile")))
 	before := snapshot(t, ws)
 	beforeParent := snapshot(t, parent)
@@ -269,6 +273,7 @@ func TestHostileArchives(t *testing.T) {
 		{"block device", []tarEntry{{name: "sda", typ: tar.TypeBlock}}, "device and fifo"},
 		{"fifo", []tarEntry{{name: "fifo", typ: tar.TypeFifo}}, "device and fifo"},
 		{"through planted symlink", []tarEntry{{name: "planted/evil.txt", body: "x"}}, ""},
+		{"through planted dotdot", []tarEntry{{name: "dotdot/evil.txt", body: "x"}}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -289,6 +294,27 @@ func TestHostileArchives(t *testing.T) {
 				}
 			}
 		})
+	}
+	// dest through planted links is refused.
+	for _, link := range []string{"planted2", "dotdot2"} {
+		target := map[string]string{"planted2": outside, "dotdot2": ".."}[link]
+		if err := os.Symlink(target, filepath.Join(ws, link)); err != nil {
+			t.Fatal(err)
+		}
+		resp, body := e.do("POST", "/v1/sandboxes/hostile/files/upload?dest=/workspace/"+link+"/sub", tarGz(t, []tarEntry{{name: "evil.txt", body: "x"}}))
+		expectError(t, resp, body, 400, "dest")
+		resp, body = e.do("GET", "/v1/sandboxes/hostile/files/download?src=/workspace/"+link+"/workspace", nil)
+		if resp.StatusCode != 400 {
+			t.Errorf("download through %s: %v", link, keys(readTarGz(t, body)))
+		}
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("wrote outside the workspace: %v", ents)
+	}
+	for k := range snapshot(t, parent) {
+		if _, ok := beforeParent[k]; !ok && !strings.Contains(k, "workspace") {
+			t.Errorf("new path outside the workspace: %s", k)
+		}
 	}
 }
 

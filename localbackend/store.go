@@ -564,11 +564,21 @@ func (s *store) list(after string, n int) ([]boxStatus, bool) {
 // remove deletes sandbox id: it stops its environment (killing every
 // command) and removes its workspace and metadata.
 func (s *store) remove(id string) error {
+	_, err := s.removeIf(id, nil)
+	return err
+}
+
+// removeIf is remove when cond, checked under s.mu, holds (nil: always).
+func (s *store) removeIf(id string, cond func(*box) bool) (bool, error) {
 	s.mu.Lock()
 	b, err := s.lookupLocked(id)
 	if err != nil {
 		s.mu.Unlock()
-		return err
+		return false, err
+	}
+	if cond != nil && !cond(b) {
+		s.mu.Unlock()
+		return false, nil
 	}
 	b.deleting = true
 	key := b.meta.Key
@@ -601,9 +611,9 @@ func (s *store) remove(id string) error {
 	}
 	s.mu.Unlock()
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("delete sandbox %q: %w", id, err)
+		return true, fmt.Errorf("delete sandbox %q: %w", id, err)
 	}
-	return nil
+	return true, nil
 }
 
 // reaper deletes expired sandboxes and flushes changed metadata every
@@ -625,19 +635,24 @@ func (s *store) reaper(ctx context.Context) {
 
 // reap deletes every expired sandbox that has no operation in flight.
 func (s *store) reap() {
-	now := s.now()
-	var expired []string
+	expired := func(b *box) bool {
+		return !b.deleting && b.busy == 0 && !s.now().Before(b.meta.expiresAt())
+	}
+	var ids []string
 	s.mu.Lock()
 	for id, b := range s.boxes {
-		if !b.deleting && b.busy == 0 && !now.Before(b.meta.expiresAt()) {
-			expired = append(expired, id)
+		if expired(b) {
+			ids = append(ids, id)
 		}
 	}
 	s.mu.Unlock()
-	for _, id := range expired {
-		s.log.Info("sandbox expired", "sessionId", id)
-		if err := s.remove(id); err != nil && !errors.Is(err, ErrNotFound) {
+	for _, id := range ids {
+		// Checked again under the lock: it may have been used meanwhile.
+		removed, err := s.removeIf(id, expired)
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			s.log.Error("reaping sandbox", "sessionId", id, "err", err)
+		} else if removed {
+			s.log.Info("sandbox expired and removed", "sessionId", id)
 		}
 	}
 }
