@@ -37,6 +37,11 @@ type fakeBackend struct {
 	// followDotDot makes uploads join entry names to dest unchecked, a
 	// deliberate bug for the self-test.
 	followDotDot bool
+	// leakProcesses makes a timeout kill only the command, not the
+	// processes it started (they die with the sandbox), a deliberate bug.
+	leakProcesses bool
+	// noOutputCap returns all output, a deliberate bug.
+	noOutputCap bool
 
 	mu  sync.Mutex
 	sbx map[string]*fakeSandbox
@@ -240,6 +245,7 @@ func (f *fakeBackend) CreateSandbox(_ context.Context, r noxserver.CreateSandbox
 
 // capped collects output up to the cap, noting truncation.
 type capped struct {
+	limit     int
 	mu        sync.Mutex
 	buf       bytes.Buffer
 	truncated bool
@@ -249,7 +255,7 @@ type capped struct {
 func (c *capped) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	room := fakeOutputCap - c.buf.Len()
+	room := c.limit - c.buf.Len()
 	chunk := p
 	if len(chunk) > room {
 		chunk, c.truncated = chunk[:room], true
@@ -298,7 +304,10 @@ func (f *fakeBackend) run(ctx context.Context, s *fakeSandbox, req noxserver.Exe
 	for k, v := range req.Env {
 		cmd.Env = append(cmd.Env, k+"="+s.toHost.Replace(v))
 	}
-	var so, se capped
+	so, se := capped{limit: fakeOutputCap}, capped{limit: fakeOutputCap}
+	if f.noOutputCap {
+		so.limit, se.limit = 1<<40, 1<<40
+	}
 	if onOut != nil {
 		so.onChunk = func(b []byte) { onOut([]byte(s.fromHost.Replace(string(b)))) }
 		se.onChunk = func(b []byte) { onErr([]byte(s.fromHost.Replace(string(b)))) }
@@ -325,14 +334,20 @@ func (f *fakeBackend) run(ctx context.Context, s *fakeSandbox, req noxserver.Exe
 	var timedOut atomic.Bool
 	timer := time.AfterFunc(time.Duration(timeout)*time.Second, func() {
 		timedOut.Store(true)
+		if f.leakProcesses {
+			_ = cmd.Process.Kill()
+			return
+		}
 		_ = syscall.Kill(-pg, syscall.SIGKILL)
 	})
 	err := cmd.Wait()
 	timer.Stop()
-	_ = syscall.Kill(-pg, syscall.SIGKILL)
-	f.mu.Lock()
-	delete(s.pgids, pg)
-	f.mu.Unlock()
+	if !f.leakProcesses {
+		_ = syscall.Kill(-pg, syscall.SIGKILL)
+		f.mu.Lock()
+		delete(s.pgids, pg)
+		f.mu.Unlock()
+	}
 	res.DurationMs = time.Since(start).Milliseconds()
 	var ee *exec.ExitError
 	switch {

@@ -313,10 +313,15 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 	}
 	cases := []struct {
 		name  string
+		fake  func(*fakeBackend)
 		wrap  func(http.Handler) http.Handler
 		fails []string
 	}{
-		{"touch answers 204",
+		{"timeout leaves processes running", func(f *fakeBackend) { f.leakProcesses = true }, nil,
+			[]string{"exec/timeout-kills-process-tree"}},
+		{"output not capped", func(f *fakeBackend) { f.noOutputCap = true }, nil,
+			[]string{"exec/large-output-capped"}},
+		{"touch answers 204", nil,
 			func(h http.Handler) http.Handler {
 				return rewrite(h, func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/touch") },
 					func(rec *httptest.ResponseRecorder) {
@@ -326,7 +331,7 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 					})
 			},
 			[]string{"sandbox/touch-extends-expiry"}},
-		{"stream without exit event",
+		{"stream without exit event", nil,
 			func(h http.Handler) http.Handler {
 				return rewrite(h, func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/exec/stream") },
 					func(rec *httptest.ResponseRecorder) {
@@ -334,7 +339,7 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 					})
 			},
 			[]string{"exec/stream-events"}},
-		{"404 as text/plain",
+		{"404 as text/plain", nil,
 			func(h http.Handler) http.Handler {
 				return rewrite(h, func(*http.Request) bool { return true },
 					func(rec *httptest.ResponseRecorder) {
@@ -359,10 +364,17 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFake(t.TempDir())
-			srv := httptest.NewServer(c.wrap(f.handler()))
+			if c.fake != nil {
+				c.fake(f)
+			}
+			h := f.handler()
+			if c.wrap != nil {
+				h = c.wrap(h)
+			}
+			srv := httptest.NewServer(h)
 			defer srv.Close()
 			cfg := conformance.NewConfig()
-			cfg.BaseURL, cfg.SkipSlow = srv.URL, true
+			cfg.BaseURL, cfg.SkipSlow, cfg.TimeoutGrace = srv.URL, true, 2*time.Second
 			rep, err := conformance.RunSuite(t.Context(), cfg)
 			if err != nil {
 				t.Fatal(err)
