@@ -21,8 +21,21 @@
 //	runtime/                  the runtime's private state
 //
 // <key> is an opaque hex digest of the session id; session ids are never
-// used raw in host paths. After a restart every sandbox is loaded in state
-// "stopped" and its environment is rebuilt on next use.
+// used raw in host paths. Metadata is written atomically (temporary file,
+// fsync, rename) when a sandbox is created; later changes of its expiry are
+// flushed every ReaperInterval and on Close, so a kill -9 loses at most one
+// interval of activity and never a sandbox or a workspace. After a restart
+// every sandbox is loaded in state "stopped" and its environment is rebuilt
+// on next use.
+//
+// # Lifecycle
+//
+// Create (ensure), exec, upload, download and touch refresh a sandbox's
+// expiry; get and list do not. A reaper deletes expired sandboxes within
+// about ReaperInterval of their expiry (and once at startup), but never
+// while an exec, upload or download runs in them. Delete and expiry kill
+// every process and remove the workspace; Close stops every environment and
+// keeps the workspaces.
 //
 // # Files API
 //
@@ -31,6 +44,19 @@
 // /workspace. Every workspace file operation goes through an os.Root, so a
 // symbolic link planted by sandboxed code never makes the server read or
 // write outside the workspace.
+//
+// An upload streams the (gzip or plain) tar into a staging directory beside
+// the workspace, never buffering it, and rejects absolute names, ".."
+// components, links pointing outside dest, devices and fifos. Only when the
+// whole archive was accepted are its entries moved into dest (renameat(2)
+// between directory descriptors): existing directories are merged, other
+// existing entries replaced, and a directory replaces a symbolic link. A
+// rejected or interrupted upload therefore leaves the workspace unchanged.
+// Files are given to the sandbox's host uid when the runtime uses one.
+// The sandbox's storage limit is checked against the files already in the
+// workspace before the upload is written. A download streams a gzip tar of a
+// file or directory, keeping modes, mtimes, empty directories and symbolic
+// links (never followed); hard links are stored as separate files.
 //
 // # Output
 //

@@ -411,6 +411,10 @@ func (s *store) startEnv(ctx context.Context, b *box) (environment, error) {
 	if env != nil {
 		_ = env.Stop()
 	}
+	rootfs, ok := s.cfg.Images[m.Image]
+	if !ok {
+		return nil, fmt.Errorf("sandbox %q: its image %q is no longer configured; delete and recreate it: %w", m.SessionID, m.Image, ErrUnavailable)
+	}
 	s.mu.Lock()
 	b.starting = true
 	b.env = nil
@@ -422,7 +426,7 @@ func (s *store) startEnv(ctx context.Context, b *box) (environment, error) {
 	env, err := s.rt.Start(sctx, sandbox.Spec{
 		Key:       m.Key,
 		Workspace: s.workspacePath(m.Key),
-		RootFS:    s.cfg.Images[m.Image],
+		RootFS:    rootfs,
 		Hostname:  "sandbox",
 		Limits: sandbox.Limits{
 			CPUMilli: m.CPUMilli, MemoryBytes: m.MemoryBytes, Pids: m.Pids, StorageBytes: m.StorageBytes,
