@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -244,8 +246,25 @@ func (a *app) connect(c *cli.Context) (*conn, error) {
 	return &conn{client: cl, target: "the local backend in " + g.dataDir, backend: b}, nil
 }
 
+// isolationTiers returns the values of --isolation.
+func isolationTiers() []string {
+	return []string{localbackend.IsolationAuto, localbackend.IsolationNamespaces,
+		localbackend.IsolationRootNamespaces, localbackend.IsolationLandlock, localbackend.IsolationNoneUnsafe}
+}
+
+// checkIsolation returns a usage error for an unknown tier.
+func checkIsolation(tier string) error {
+	if !slices.Contains(isolationTiers(), tier) {
+		return usagef("--isolation %q: want one of %s", tier, strings.Join(isolationTiers(), ", "))
+	}
+	return nil
+}
+
 // openLocal starts the local backend for --local.
 func (a *app) openLocal(g globals) (*localbackend.Backend, error) {
+	if err := checkIsolation(g.isolation); err != nil {
+		return nil, err
+	}
 	cfg := localbackend.DefaultConfig()
 	cfg.DataDir = g.dataDir
 	cfg.Isolation = g.isolation

@@ -61,6 +61,10 @@ func TestServeRefusesNonLoopbackWithoutToken(t *testing.T) {
 			t.Errorf("serve --listen %s: stderr %q does not explain the refusal", addr, r.stderr)
 		}
 	}
+	// The global --token (before the command) protects serve too.
+	if r := nox(t, "", "--data-dir", t.TempDir(), "--token", "s3cret", "serve", "--listen", "0.0.0.0:0", "--isolation", "bogus"); strings.Contains(r.stderr, "refusing") {
+		t.Errorf("serve ignored the global --token: %s", r.stderr)
+	}
 	for _, addr := range []string{"127.0.0.1:0", "localhost:0", "[::1]:0"} {
 		if err := checkListen(addr, ""); err != nil {
 			t.Errorf("checkListen(%s) = %v, want nil", addr, err)

@@ -25,7 +25,7 @@ func serveFlags() []cli.Flag {
 	d := localbackend.DefaultConfig()
 	return []cli.Flag{
 		&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "address to listen on (HOST:PORT; port 0 picks a free one)"},
-		&cli.StringFlag{Name: "token", EnvVars: []string{"NOX_TOKEN"}, Usage: "require this bearer token on /v1/ requests (required off loopback)"},
+		&cli.StringFlag{Name: "token", EnvVars: []string{"NOX_TOKEN"}, Usage: "require this bearer token on /v1/ requests (required off loopback; the global --token counts too)"},
 		&cli.StringFlag{Name: "isolation", Value: localbackend.IsolationAuto,
 			Usage: "isolation tier: auto, namespaces, root-namespaces, landlock, none-unsafe (no isolation: trusted code only)"},
 		&cli.StringSliceFlag{Name: "image", Usage: "make image NAME a root filesystem DIR, NAME=DIR (repeatable)"},
@@ -81,6 +81,15 @@ func (a *app) serveConfig(c *cli.Context) (localbackend.Config, error) {
 	cfg.DataDir = g.dataDir
 	cfg.Isolation = c.String("isolation")
 	cfg.Token = c.String("token")
+	// The global --token and --isolation (nox --token T serve) count too.
+	if parent := c.Lineage()[1]; parent != nil {
+		if cfg.Token == "" {
+			cfg.Token = parent.String("token")
+		}
+		if !c.IsSet("isolation") {
+			cfg.Isolation = parent.String("isolation")
+		}
+	}
 	cfg.Version = version
 	images := maps.Clone(cfg.Images)
 	if images == nil {
@@ -113,6 +122,9 @@ func (a *app) serveConfig(c *cli.Context) (localbackend.Config, error) {
 		h = slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: level})
 	}
 	cfg.Logger = slog.New(h)
+	if err := checkIsolation(cfg.Isolation); err != nil {
+		return cfg, err
+	}
 	if err := checkListen(c.String("listen"), cfg.Token); err != nil {
 		return cfg, err
 	}
