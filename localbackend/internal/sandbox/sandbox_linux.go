@@ -50,6 +50,10 @@ import (
 // output is drained and dropped.
 const outputGrace = 200 * time.Millisecond
 
+// killReportTimeout bounds the wait for the exit report of a killed
+// command (it comes within milliseconds unless the init is broken).
+const killReportTimeout = 10 * time.Second
+
 // Sandbox is one running environment: a long-lived init (PID 1 of the
 // sandbox's namespaces) that forks commands on request.
 type Sandbox struct {
@@ -439,10 +443,12 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 			ticker.Stop()
 		}
 	}()
+	var killedAt time.Time
 	kill := func() {
 		if ticker == nil {
 			ticker = time.NewTicker(20 * time.Millisecond)
 			rekill = ticker.C
+			killedAt = time.Now()
 		}
 		if cc != nil {
 			kctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -499,6 +505,11 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 			kill()
 			continue
 		case <-rekill:
+			if time.Since(killedAt) > killReportTimeout {
+				outSink.detach()
+				errSink.detach()
+				return ExecResult{}, fmt.Errorf("exec: no exit report %v after killing the command", killReportTimeout)
+			}
 			kill()
 			continue
 		case <-ctx.Done():

@@ -722,3 +722,18 @@ func TestStreamingStdinAndFileSize(t *testing.T) {
 		t.Errorf("file size limit: %v", r2)
 	}
 }
+
+func TestLargeArgvAndEnv(t *testing.T) {
+	m := newManager(t, TierNamespaces)
+	s, _ := start(t, m, key("large"), Limits{})
+	env := testEnv()
+	for i := range 1000 {
+		env = append(env, fmt.Sprintf("V%d=%s", i, strings.Repeat("x", 1000)))
+	}
+	arg := strings.Repeat("y", 100000)
+	var out lockedBuffer
+	r, err := s.Exec(context.Background(), ExecSpec{Argv: []string{"sh", "-c", `echo ${#V999} ${#1}`, "sh", arg}, Dir: "/workspace", Env: env, Stdout: &out, Timeout: 10 * time.Second})
+	if err != nil || r.ExitCode != 0 || out.String() != "1000 100000\n" {
+		t.Fatalf("%+v %v %q", r, err, out.String())
+	}
+}
