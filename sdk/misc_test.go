@@ -1,0 +1,230 @@
+package sdk
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestUploadDirCancel(t *testing.T) {
+	t.Parallel()
+	for _, mk := range []func(*testing.T, ...Option) (*Client, *fakeBackend){setup, setupInProcess} {
+		c, f := mk(t)
+		ctx := context.Background()
+		_, err := c.Create(ctx, "s", CreateOptions{})
+		assertNoErr(t, err)
+		dir := t.TempDir()
+		data := make([]byte, 8<<20) // incompressible, larger than any buffer
+		rand.Read(data)
+		assertNoErr(t, os.WriteFile(filepath.Join(dir, "big"), data, 0o644))
+
+		ctx, cancel := context.WithCancel(ctx)
+		var read atomic.Int64
+		f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+			if !strings.HasSuffix(r.URL.Path, "/upload") {
+				return false
+			}
+			buf := make([]byte, 32<<10)
+			for read.Load() < 1<<20 {
+				n, err := r.Body.Read(buf)
+				read.Add(int64(n))
+				if err != nil {
+					return true
+				}
+			}
+			cancel() // mid-upload
+			// The server notices the client leaving only once the body is
+			// read, so the handler returns on the client's cancel.
+			<-ctx.Done()
+			return true
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.UploadDir(ctx, "s", "", dir)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			assertIs(t, err, context.Canceled)
+		case <-time.After(10 * time.Second):
+			t.Fatal("UploadDir did not return after cancel")
+		}
+		if n := read.Load(); n < 1<<20 || n >= int64(len(data)) {
+			t.Errorf("server read %d bytes before the cancel", n)
+		}
+	}
+}
+
+func TestUploadDirArchiveError(t *testing.T) {
+	t.Parallel()
+	if os.Getuid() == 0 {
+		t.Skip("root reads unreadable files")
+	}
+	c, _ := setup(t)
+	ctx := context.Background()
+	_, err := c.Create(ctx, "s", CreateOptions{})
+	assertNoErr(t, err)
+	dir := t.TempDir()
+	mustWrite(t, filepath.Join(dir, "secret"), "s", 0o000)
+	_, err = c.UploadDir(ctx, "s", "", dir)
+	if err == nil || !strings.Contains(err.Error(), "secret") {
+		t.Errorf("unreadable file: %v", err)
+	}
+}
+
+func TestWaitReady(t *testing.T) {
+	t.Parallel()
+	c, f := setup(t)
+	ctx := context.Background()
+	_, err := c.Create(ctx, "s", CreateOptions{})
+	assertNoErr(t, err)
+	var n atomic.Int32
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, "/exec") {
+			return false
+		}
+		switch n.Add(1) {
+		case 1:
+			writeJSONError(w, 503, "not ready")
+		case 2:
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"exitCode":1,"stdout":"","stderr":"booting","durationMs":1}`)
+		default:
+			return false
+		}
+		return true
+	}
+	assertNoErr(t, c.WaitReady(ctx, "s", WaitOptions{Interval: time.Millisecond}))
+	assertEq(t, "polls", n.Load(), int32(3))
+
+	err = c.WaitReady(ctx, "missing", WaitOptions{})
+	assertIs(t, err, ErrNotFound)
+
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		writeJSONError(w, 503, "never ready")
+		return true
+	}
+	start := time.Now()
+	err = c.Sandbox("s").WaitReady(ctx, WaitOptions{Timeout: 300 * time.Millisecond, Interval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond})
+	assertIs(t, err, context.DeadlineExceeded)
+	if !strings.Contains(err.Error(), "never ready") {
+		t.Errorf("error lacks the last failure: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("wait took %s", d)
+	}
+}
+
+// TestEveryOperationHasAMethod reads the contract and fails when an
+// operation has no //meta:operation comment in the SDK's sources.
+func TestEveryOperationHasAMethod(t *testing.T) {
+	t.Parallel()
+	spec, err := os.Open(filepath.Join("..", "api", "openapi.yaml"))
+	assertNoErr(t, err)
+	defer spec.Close()
+	// A small scanner for the layout of api/openapi.yaml: paths at indent 2
+	// under "paths:", methods at indent 4, operationId at indent 6.
+	var (
+		inPaths    bool
+		curPath    string
+		curMethod  string
+		operations = map[string]string{} // "METHOD /path" -> operationId
+	)
+	pathRe := regexp.MustCompile(`^  (/\S*):\s*$`)
+	methodRe := regexp.MustCompile(`^    (get|put|post|delete|patch|head|options):\s*$`)
+	opRe := regexp.MustCompile(`^      operationId:\s*(\S+)\s*$`)
+	sc := bufio.NewScanner(spec)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "paths:":
+			inPaths = true
+		case inPaths && len(line) > 0 && line[0] != ' ' && line[0] != '#':
+			inPaths = false
+		case !inPaths:
+		case pathRe.MatchString(line):
+			curPath = pathRe.FindStringSubmatch(line)[1]
+		case methodRe.MatchString(line):
+			curMethod = strings.ToUpper(methodRe.FindStringSubmatch(line)[1])
+		case opRe.MatchString(line):
+			operations[curMethod+" "+curPath] = opRe.FindStringSubmatch(line)[1]
+		}
+	}
+	assertNoErr(t, sc.Err())
+	if len(operations) < 11 {
+		t.Fatalf("found only %d operations in the spec: %v", len(operations), operations)
+	}
+
+	implemented := map[string]bool{}
+	metaRe := regexp.MustCompile(`(?m)^//meta:operation (\S+) (\S+)$`)
+	files, _ := filepath.Glob("*.go")
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(name)
+		assertNoErr(t, err)
+		for _, m := range metaRe.FindAllStringSubmatch(string(src), -1) {
+			key := m[1] + " " + m[2]
+			if _, ok := operations[key]; !ok {
+				t.Errorf("%s: //meta:operation %s is not in the spec", name, key)
+			}
+			implemented[key] = true
+		}
+	}
+	var missing []string
+	for key, id := range operations {
+		if !implemented[key] {
+			missing = append(missing, fmt.Sprintf("%s (%s)", id, key))
+		}
+	}
+	slices.Sort(missing)
+	if len(missing) > 0 {
+		t.Errorf("operations without an SDK method (add one with a //meta:operation comment): %s", strings.Join(missing, ", "))
+	}
+}
+
+// TestNoKinOpenAPI checks that the SDK does not pull kin-openapi into the
+// programs that use it.
+func TestNoKinOpenAPI(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command")
+	}
+	out, err := exec.Command(gobin, "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.Contains(dep, "kin-openapi") || strings.Contains(dep, "getkin") {
+			t.Errorf("the SDK depends on %s", dep)
+		}
+	}
+}
+
+func TestErrorsWrapping(t *testing.T) {
+	t.Parallel()
+	err := fmt.Errorf("outer: %w", &APIError{StatusCode: 409, Operation: "x", Message: "m", RequestID: "r"})
+	assertIs(t, err, ErrConflict)
+	if errors.Is(err, ErrNotFound) || (&APIError{StatusCode: 404}).Is(nil) {
+		t.Error("wrong sentinel matched")
+	}
+	assertEq(t, "message", errors.Unwrap(err).Error(), "nox: x: 409 Conflict: m (request id r)")
+}
