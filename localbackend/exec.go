@@ -162,13 +162,22 @@ func (h *execHandle) run(ctx context.Context, onStdout, onStderr func(string)) (
 	stdout := newCapWriter(h.s.cfg.MaxOutputBytes, onStdout)
 	stderr := newCapWriter(h.s.cfg.MaxOutputBytes, onStderr)
 	p := h.p
-	res, err := h.env.Exec(ctx, sandbox.ExecSpec{
-		Argv: p.argv, Dir: p.dir, Env: p.env, Timeout: p.timeout, Stdout: stdout, Stderr: stderr,
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return execOutcome{}, ctx.Err()
+	spec := sandbox.ExecSpec{Argv: p.argv, Dir: p.dir, Env: p.env, Timeout: p.timeout, Stdout: stdout, Stderr: stderr}
+	res, err := h.env.Exec(ctx, spec)
+	if errors.Is(err, sandbox.ErrStopped) {
+		// The environment died since it was checked: rebuild it once.
+		var env environment
+		if env, err = h.s.startEnv(ctx, h.b); err == nil {
+			res, err = env.Exec(ctx, spec)
 		}
+	}
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return execOutcome{}, ctx.Err()
+	case errors.Is(err, sandbox.ErrNoWorkdir):
+		return execOutcome{}, fmt.Errorf("workdir: %q does not exist in the sandbox or is not a directory: %w", p.dir, ErrInvalid)
+	default:
 		return execOutcome{}, fmt.Errorf("exec in sandbox %q: %w", h.id, err)
 	}
 	out := execOutcome{exitCode: res.ExitCode, timedOut: res.TimedOut, oomKilled: res.OOMKilled, duration: res.Duration}

@@ -79,8 +79,13 @@ func TestRealExec(t *testing.T) {
 	if r := e.exec("rx", map[string]any{"cmd": []string{"sh", "-c", "echo hi > /tmp/x && cat /tmp/x"}}); r.Stdout != "hi\n" {
 		t.Errorf("private /tmp: %+v", r)
 	}
-	resp, body := e.do("POST", "/v1/sandboxes/rx/exec", map[string]any{"cmd": []string{"true"}, "workdir": "/workspace/nope"})
-	expectError(t, resp, body, 400, "workdir")
+	for _, wd := range []string{"/workspace/nope", "/nonexistent", "/etc/hostname"} {
+		resp, body := e.do("POST", "/v1/sandboxes/rx/exec", map[string]any{"cmd": []string{"true"}, "workdir": wd})
+		expectError(t, resp, body, 400, "workdir")
+	}
+	if r := e.exec("rx", map[string]any{"cmd": []string{"pwd"}, "workdir": "/tmp"}); r.Stdout != "/tmp\n" {
+		t.Errorf("workdir /tmp: %+v", r)
+	}
 	st, err := e.b.store.get("rx")
 	if err != nil || st.state != "ready" {
 		t.Errorf("state = %+v %v", st, err)

@@ -441,6 +441,11 @@ func (s *store) startEnv(ctx context.Context, b *box) (environment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start sandbox %q: %w", m.SessionID, err)
 	}
+	if n, ok := env.(interface{ Notes() []string }); ok {
+		if notes := n.Notes(); len(notes) > 0 {
+			s.log.Warn("sandbox started with restrictions", "sessionId", m.SessionID, "notes", notes)
+		}
+	}
 	return env, nil
 }
 
