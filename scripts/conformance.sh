@@ -11,6 +11,9 @@ set -eu
 NOX=${1:-bin/nox}
 [ $# -gt 0 ] && shift
 work=$(mktemp -d "${TMPDIR:-/tmp}/nox-conformance.XXXXXX")
+# Searchable by the sandboxes' uids, which need to reach the data dir when
+# the backend runs without namespaces (mktemp makes it 0700).
+chmod 711 "$work"
 pid=''
 cleanup() {
 	if [ -n "$pid" ]; then

@@ -7,6 +7,9 @@ set -eu
 
 NOX=${1:-bin/nox}
 work=$(mktemp -d "${TMPDIR:-/tmp}/nox-demo.XXXXXX")
+# Searchable by the sandboxes' uids, which need to reach the data dir when
+# the backend runs without namespaces (mktemp makes it 0700).
+chmod 711 "$work"
 trap 'rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 data="$work/data"

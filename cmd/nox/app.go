@@ -278,6 +278,10 @@ func (a *app) openLocal(g globals) (*localbackend.Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting the local backend (--local, data dir %s): %w", g.dataDir, err)
 	}
+	if info := b.Info(); !info.Isolated {
+		fmt.Fprintf(a.stderr, "%s commands run on this host WITHOUT ISOLATION (--isolation %s): trusted code only\n",
+			a.color.red("nox: WARNING:"), info.Tier)
+	}
 	return b, nil
 }
 

@@ -127,7 +127,7 @@ func describe(ctx context.Context, err error) string {
 func describeAPI(what string, e *sdk.APIError) string {
 	status := fmt.Sprintf("(%d)", e.StatusCode)
 	msg := e.Message
-	if e.RequestID != "" {
+	if e.RequestID != "" && !strings.Contains(msg, e.RequestID) {
 		msg = strings.TrimSpace(msg + " [request id " + e.RequestID + "]")
 	}
 	if what == "" {
