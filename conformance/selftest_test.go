@@ -81,6 +81,7 @@ func copyRecorded(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
 // deliberate bugs and checks that exactly the checks that should notice
 // them fail.
 func TestSuiteCatchesBrokenBackend(t *testing.T) {
+	t.Parallel()
 	f := newFake(t.TempDir())
 	f.followDotDot = true
 	srv := httptest.NewServer(breakBackend(f.handler()))
@@ -147,6 +148,7 @@ func TestSuiteCatchesBrokenLocalBackend(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the suite against the local backend")
 	}
+	t.Parallel()
 	srv := httptest.NewServer(breakBackend(localBackend(t, "")))
 	defer srv.Close()
 	cfg := conformance.NewConfig()
@@ -311,6 +313,7 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the suite several times")
 	}
+	t.Parallel()
 	cases := []struct {
 		name  string
 		fake  func(*fakeBackend)
@@ -361,21 +364,34 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 				"exec/stream-errors",
 			}},
 	}
-	for _, c := range cases {
+	// The runs mostly wait (sleeps, timeouts), so they run at once, outside
+	// go test's -parallel limit; the subtests then judge their reports.
+	reports := make([]*conformance.Report, len(cases))
+	errs := make([]error, len(cases))
+	var wg sync.WaitGroup
+	for i, c := range cases {
+		f := newFake(t.TempDir())
+		if c.fake != nil {
+			c.fake(f)
+		}
+		h := f.handler()
+		if c.wrap != nil {
+			h = c.wrap(h)
+		}
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		cfg := conformance.NewConfig()
+		cfg.BaseURL, cfg.SkipSlow, cfg.TimeoutGrace = srv.URL, true, 2*time.Second
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reports[i], errs[i] = conformance.RunSuite(t.Context(), cfg)
+		}()
+	}
+	wg.Wait()
+	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := newFake(t.TempDir())
-			if c.fake != nil {
-				c.fake(f)
-			}
-			h := f.handler()
-			if c.wrap != nil {
-				h = c.wrap(h)
-			}
-			srv := httptest.NewServer(h)
-			defer srv.Close()
-			cfg := conformance.NewConfig()
-			cfg.BaseURL, cfg.SkipSlow, cfg.TimeoutGrace = srv.URL, true, 2*time.Second
-			rep, err := conformance.RunSuite(t.Context(), cfg)
+			rep, err := reports[i], errs[i]
 			if err != nil {
 				t.Fatal(err)
 			}
