@@ -19,13 +19,16 @@ import (
 // cgroup layout, nested under the server's own cgroup so that limits nest:
 //
 //	<self>/nox-sandbox/m<pid>-<rand>/   one per Manager (cgroupBase.dir)
-//	  s-<key>-<n>/                      one per sandbox: memory, cpu, pids limits; the init lives here
-//	    cmds/                           pids.max = Limits.Pids: every command's processes
-//	      c<seq>/                       one per command, for the tree kill
+//	  s-<key>-<n>/                      one per sandbox: cpu limit, pids and memory limits plus a
+//	                                    reserve for the init; the init lives here
+//	    cmds/                           pids.max = Limits.Pids, memory limit = Limits.MemoryBytes:
+//	                                    every command's processes, so the OOM killer never picks the init
+//	      c<seq>/                       one per command (pids only on v1), for the tree kill
 //
 // On v1 every level exists once per controller hierarchy (memory, cpu,
-// pids); the per-command levels only in pids. On v2 it is one tree, and the
-// init lives in s-<key>-<n>/init because of the no-internal-process rule.
+// pids); cmds only in pids and memory, c<seq> only in pids. On v2 it is
+// one tree, and the init lives in s-<key>-<n>/init because of the
+// no-internal-process rule.
 
 const (
 	cgroupRoot    = "/sys/fs/cgroup"
@@ -33,6 +36,8 @@ const (
 	// initPidsReserve is what the init keeps for its own threads beyond
 	// Limits.Pids, so a fork bomb in the commands cannot starve it.
 	initPidsReserve = 64
+	// initMemReserve is what the init may use beyond Limits.MemoryBytes.
+	initMemReserve = 64 << 20
 	cgroup2Magic    = 0x63677270
 )
 
@@ -292,6 +297,7 @@ type sandboxCgroup struct {
 	cmds     string            // parent of the per-command cgroups
 	initDir  string            // where the init lives (v2: dirs[""]/init)
 	taskFile string            // "tasks" (v1: move one thread) or "cgroup.procs" (v2)
+	memCmds  string            // the memory cgroup with Limits.MemoryBytes, "" if none
 }
 
 func (b *cgroupBase) newSandbox(name string, lim Limits) (*sandboxCgroup, error) {
@@ -322,7 +328,7 @@ func (b *cgroupBase) newSandbox(name string, lim Limits) (*sandboxCgroup, error)
 			return fail(err)
 		}
 		if lim.MemoryBytes > 0 {
-			if err := set(d, "memory.max", strconv.FormatInt(lim.MemoryBytes, 10)); err != nil {
+			if err := set(d, "memory.max", strconv.FormatInt(lim.MemoryBytes+initMemReserve, 10)); err != nil {
 				return fail(err)
 			}
 			_ = set(d, "memory.swap.max", "0")
@@ -341,12 +347,18 @@ func (b *cgroupBase) newSandbox(name string, lim Limits) (*sandboxCgroup, error)
 		sc.cmds = filepath.Join(d, "cmds")
 	} else {
 		if d := sc.dirs["memory"]; d != "" && lim.MemoryBytes > 0 {
-			if err := set(d, "memory.limit_in_bytes", strconv.FormatInt(lim.MemoryBytes, 10)); err != nil {
-				return fail(err)
+			sc.memCmds = filepath.Join(d, "cmds")
+			if err := os.Mkdir(sc.memCmds, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+				return fail(fmt.Errorf("create cgroup: %w", err))
 			}
-			// Only with swap accounting; must be >= limit_in_bytes.
-			_ = writeFile(d, "memory.memsw.limit_in_bytes", strconv.FormatInt(lim.MemoryBytes, 10))
-			_ = writeFile(d, "memory.swappiness", "0")
+			for dir, v := range map[string]int64{d: lim.MemoryBytes + initMemReserve, sc.memCmds: lim.MemoryBytes} {
+				if err := set(dir, "memory.limit_in_bytes", strconv.FormatInt(v, 10)); err != nil {
+					return fail(err)
+				}
+				// Only with swap accounting; must be >= limit_in_bytes.
+				_ = writeFile(dir, "memory.memsw.limit_in_bytes", strconv.FormatInt(v, 10))
+				_ = writeFile(dir, "memory.swappiness", "0")
+			}
 		}
 		if d := sc.dirs["cpu"]; d != "" && lim.CPUMilli > 0 {
 			if err := set(d, "cpu.cfs_period_us", "100000"); err != nil {
@@ -377,6 +389,13 @@ func (b *cgroupBase) newSandbox(name string, lim Limits) (*sandboxCgroup, error)
 		if err := set(sc.cmds, "pids.max", strconv.FormatInt(lim.Pids, 10)); err != nil {
 			return fail(err)
 		}
+	}
+	if b.v2 && lim.MemoryBytes > 0 {
+		sc.memCmds = sc.cmds
+		if err := set(sc.cmds, "memory.max", strconv.FormatInt(lim.MemoryBytes, 10)); err != nil {
+			return fail(err)
+		}
+		_ = set(sc.cmds, "memory.swap.max", "0")
 	}
 	return sc, nil
 }
@@ -422,14 +441,12 @@ func (sc *sandboxCgroup) newCommand(seq uint64) (string, *os.File, error) {
 
 // oomKills reads the sandbox's OOM kill counter.
 func (sc *sandboxCgroup) oomKills() int64 {
-	var file string
-	var d string
-	if sc.v2 {
-		d, file = sc.dirs[""], "memory.events"
-	} else if md := sc.dirs["memory"]; md != "" {
-		d, file = md, "memory.oom_control"
-	} else {
+	if sc.memCmds == "" {
 		return 0
+	}
+	d, file := sc.memCmds, "memory.oom_control"
+	if sc.v2 {
+		file = "memory.events"
 	}
 	b, err := os.ReadFile(filepath.Join(d, file))
 	if err != nil {

@@ -70,6 +70,9 @@ type zygote struct {
 	fd      int // the control socket (blocking)
 	cfg     initConfig
 	home    *os.File // task file of the init's own cgroup, or nil
+	// v1 memory limit: task files of the commands' and the init's memory
+	// cgroups, or nil.
+	memEnter, memHome *os.File
 	devNull *os.File
 
 	mu      sync.Mutex
@@ -117,9 +120,10 @@ func initMain() int {
 		return files[i]
 	}
 	z.home = file(z.cfg.HomeFD)
+	z.memEnter, z.memHome = file(z.cfg.MemEnterFD), file(z.cfg.MemHomeFD)
 	notes, err := z.setup(file(z.cfg.WorkspaceFD), file(z.cfg.RootFSFD))
 	for i, f := range files {
-		if i != z.cfg.HomeFD {
+		if i != z.cfg.HomeFD && i != z.cfg.MemEnterFD && i != z.cfg.MemHomeFD {
 			f.Close()
 		}
 	}
@@ -304,11 +308,18 @@ func (z *zygote) fork(r request, files []*os.File) {
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	}
 	if task != nil {
-		// Move this thread into the command's cgroup so the child is born
+		// Move this thread into the command's cgroups so the child is born
 		// there, before it can run anything; then move back.
 		if _, err := task.WriteString("0"); err != nil {
 			fail(0, fmt.Errorf("enter command cgroup: %w", err))
 			return
+		}
+		if z.memEnter != nil {
+			if _, err := z.memEnter.WriteString("0"); err != nil {
+				_, _ = z.home.WriteString("0")
+				fail(0, fmt.Errorf("enter command memory cgroup: %w", err))
+				return
+			}
 		}
 	}
 	z.mu.Lock()
@@ -327,6 +338,9 @@ func (z *zygote) fork(r request, files []*os.File) {
 		// the next command's cgroup from here (and the server's kill loop
 		// spares the init's pid).
 		_, _ = z.home.WriteString("0")
+		if z.memHome != nil {
+			_, _ = z.memHome.WriteString("0")
+		}
 	}
 	if err != nil {
 		// ENOENT: a vanished file or a missing #! interpreter. Anything

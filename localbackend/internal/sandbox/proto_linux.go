@@ -52,6 +52,9 @@ type initConfig struct {
 	// workspace and of RootFS. The init cannot bind a path it cannot reach,
 	// nor an fd of the server's mount namespace; it can attach these.
 	HomeFD, WorkspaceFD, RootFSFD int
+	// v1 with a memory limit: the task files of the memory cgroup of the
+	// commands and of the init's own, visited by the forking thread too.
+	MemEnterFD, MemHomeFD int
 }
 
 type rlimit struct {

@@ -119,7 +119,7 @@ func (m *Manager) build(ctx context.Context, spec Spec, seq uint64) (_ *Sandbox,
 		TmpBytes: tmpBytes, TmpInodes: min(max(tmpBytes/16384, minTmpInodes), maxTmpInodes),
 		Uid: -1, Gid: -1,
 		Seccomp: m.report.Tier != TierNoneUnsafe, Landlock: m.report.Tier == TierLandlock,
-		HomeFD: -1, WorkspaceFD: -1, RootFSFD: -1,
+		HomeFD: -1, WorkspaceFD: -1, RootFSFD: -1, MemEnterFD: -1, MemHomeFD: -1,
 		Rlimits: []rlimit{{unix.RLIMIT_CORE, 0, 0}, {unix.RLIMIT_NOFILE, 65536, 65536}},
 	}
 	if cfg.Hostname == "" {
@@ -185,6 +185,18 @@ func (m *Manager) build(ctx context.Context, spec Spec, seq uint64) (_ *Sandbox,
 			return nil, err
 		}
 		cfg.HomeFD = addFile(home)
+		if s.cg.memCmds != "" && !s.cg.v2 {
+			enter, err := s.cg.openTasks(s.cg.memCmds)
+			if err != nil {
+				return nil, err
+			}
+			cfg.MemEnterFD = addFile(enter)
+			memHome, err := s.cg.openTasks(s.cg.dirs["memory"])
+			if err != nil {
+				return nil, err
+			}
+			cfg.MemHomeFD = addFile(memHome)
+		}
 	}
 
 	conn, initEnd, err := socketpair()

@@ -360,6 +360,12 @@ func TestLimits(t *testing.T) {
 		if r := sh(t, s, "echo fine"); r.stdout != "fine\n" || r.OOMKilled {
 			t.Errorf("after the hog: %v", r)
 		}
+		// Many processes smaller than the init: the OOM killer must still
+		// pick among the commands only.
+		r = run(t, s, 20*time.Second, "sh", "-c", `for i in $(seq 80); do perl -e '$x = "a" x (1<<19); sleep 2' & done; wait; echo done`)
+		if !s.Alive() || r.stdout != "done\n" {
+			t.Errorf("many small processes: %v, init alive %v", r, s.Alive())
+		}
 	})
 	t.Run("tmpfull", func(t *testing.T) {
 		s, _ := start(t, m, key("tmp"), Limits{TmpBytes: 4 << 20})
