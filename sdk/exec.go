@@ -171,15 +171,15 @@ func (c *Client) ExecStream(ctx context.Context, id string, req ExecRequest, opt
 		return result, nil
 	case idled.Load():
 		return nil, fmt.Errorf("nox: %s: no event or heartbeat for %s: %w", op, idle, ErrStreamIdle)
+	case ctx.Err() != nil:
+		// The caller's context ended (the stream may then look cut short).
+		return nil, fmt.Errorf("nox: %s: %w", op, context.Cause(ctx))
 	case err == nil:
 		return nil, fmt.Errorf("nox: %s: the stream ended without an exit event: %w", op, io.ErrUnexpectedEOF)
 	}
 	var apiErr *APIError
 	if errors.As(err, &apiErr) {
 		return nil, apiErr
-	}
-	if cerr := ctx.Err(); cerr != nil && context.Cause(ctx) != context.Canceled {
-		return nil, fmt.Errorf("nox: %s: %w", op, context.Cause(ctx))
 	}
 	return nil, fmt.Errorf("nox: %s: %w", op, err)
 }

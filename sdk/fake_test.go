@@ -80,6 +80,9 @@ func (f *fakeBackend) handler() http.Handler {
 	strict := noxserver.NewStrictHandlerWithOptions(f, nil, noxserver.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: jsonErr,
 		ResponseErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
+			if r.Context().Err() != nil {
+				return // the client left, possibly mid-stream
+			}
 			writeJSONError(w, http.StatusInternalServerError, err.Error())
 		},
 	})
