@@ -97,7 +97,7 @@ func ReadTarGz(b []byte) ([]TarEntry, error) {
 			continue
 		}
 		e := TarEntry{Name: strings.TrimSuffix(name, "/"), Type: h.Typeflag, Mode: h.Mode & 0o7777, Linkname: h.Linkname}
-		if h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeRegA { //nolint:staticcheck // old archives use TypeRegA
+		if h.Typeflag == tar.TypeReg { // the reader turns old TypeRegA entries into TypeReg
 			e.Type = tar.TypeReg
 			e.Body, err = io.ReadAll(tr)
 			if err != nil {
