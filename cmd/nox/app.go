@@ -26,6 +26,9 @@ const (
 	exitOK    = 0
 	exitError = 1
 	exitUsage = 2
+	// exitInterrupted is the exit code when SIGINT or SIGTERM stopped
+	// the command, as shells report a command killed by SIGINT.
+	exitInterrupted = 130
 )
 
 // defaultBaseURL is the backend used without --base-url: a local nox serve.
@@ -51,6 +54,7 @@ EXIT CODES:
    1    API or I/O error (the backend refused, could not be reached, ...)
    2    usage error (unknown command or flag, missing argument)
    N    exec, sh and shell: the remote command's exit code
+   130  interrupted (Ctrl-C or SIGTERM) before the command finished
 
 ENVIRONMENT:
    NOXRUNNER_BASE_URL, NOXRUNNER_TOKEN, NOX_LOCAL, NOX_DATA_DIR,

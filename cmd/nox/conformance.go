@@ -69,7 +69,7 @@ suite creates is named with a random prefix and deleted afterwards.`,
 			if err != nil {
 				return usageErr(fmt.Errorf("conformance: %w", err))
 			}
-			if err := a.writeReport(rep, format, c.String("output")); err != nil {
+			if err := a.writeReport(rep, format, c.String("output"), g.json); err != nil {
 				return err
 			}
 			if !rep.OK() {
@@ -82,7 +82,7 @@ suite creates is named with a random prefix and deleted afterwards.`,
 
 // writeReport writes the report to stdout or to the file output; with a
 // file, the summary line goes to stdout.
-func (a *app) writeReport(rep *conformance.Report, format, output string) error {
+func (a *app) writeReport(rep *conformance.Report, format, output string, asJSON bool) error {
 	if output == "" || output == "-" {
 		if err := rep.Write(a.stdout, format); err != nil {
 			return fmt.Errorf("conformance: writing the report: %w", err)
@@ -99,6 +99,13 @@ func (a *app) writeReport(rep *conformance.Report, format, output string) error 
 	}
 	if werr != nil {
 		return fmt.Errorf("conformance: writing %s: %w", output, werr)
+	}
+	if asJSON {
+		failed := rep.Failed()
+		if failed == nil {
+			failed = []string{}
+		}
+		return a.printJSON(map[string]any{"ok": rep.OK(), "summary": rep.Summary(), "output": output, "failed": failed})
 	}
 	a.printf("%s\nreport written to %s\n", rep.Summary(), output)
 	return nil

@@ -74,8 +74,11 @@ func (a *app) report(ctx context.Context, err error) int {
 	}
 	code := exitError
 	var ue *usageError
-	if errors.As(err, &ue) {
+	switch {
+	case errors.As(err, &ue):
 		code = exitUsage
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		code = exitInterrupted
 	}
 	msg := describe(ctx, err)
 	if a.jsonErrors {

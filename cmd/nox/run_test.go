@@ -167,3 +167,14 @@ func TestErrorsAreNotUsageErrors(t *testing.T) {
 		t.Fatal("an API error is classified as a usage error")
 	}
 }
+
+func TestInterruptedExitCode(t *testing.T) {
+	_, srv := newHostFake(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	var out, errb strings.Builder
+	code := run(ctx, []string{"nox", "--base-url", srv.URL, "health"}, strings.NewReader(""), &out, &errb)
+	if code != exitInterrupted || !strings.Contains(errb.String(), "nox: interrupted") {
+		t.Errorf("cancelled health: exit %d, stderr %q; want %d and an interrupted line", code, errb.String(), exitInterrupted)
+	}
+}

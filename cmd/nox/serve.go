@@ -69,7 +69,7 @@ SIGINT or SIGTERM shut it down gracefully. Logs go to stderr.`,
 			if err != nil {
 				return err
 			}
-			return a.serve(c.Context, c.String("listen"), cfg)
+			return a.serve(c.Context, c.String("listen"), cfg, readGlobals(c).json)
 		},
 	}
 }
@@ -159,7 +159,7 @@ func isLoopback(host string) bool {
 }
 
 // serve runs the backend on addr until ctx ends, then shuts down.
-func (a *app) serve(ctx context.Context, addr string, cfg localbackend.Config) error {
+func (a *app) serve(ctx context.Context, addr string, cfg localbackend.Config, asJSON bool) error {
 	b, err := localbackend.New(cfg)
 	if err != nil {
 		return fmt.Errorf("serve: starting the local backend (data dir %s): %w", cfg.DataDir, err)
@@ -171,7 +171,9 @@ func (a *app) serve(ctx context.Context, addr string, cfg localbackend.Config) e
 		return fmt.Errorf("serve: %w", err)
 	}
 	srv := &http.Server{Handler: b.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
-	a.banner(ln.Addr().String(), b.Info())
+	if err := a.banner(asJSON, ln.Addr().String(), b.Info()); err != nil {
+		return err
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -196,8 +198,18 @@ func (a *app) serve(ctx context.Context, addr string, cfg localbackend.Config) e
 	return nil
 }
 
-// banner prints where the server listens and how it isolates sandboxes.
-func (a *app) banner(addr string, info localbackend.Info) {
+// banner prints where the server listens and how it isolates sandboxes,
+// as one JSON object with --json.
+func (a *app) banner(asJSON bool, addr string, info localbackend.Info) error {
+	if asJSON {
+		err := a.printJSON(map[string]any{"listen": "http://" + addr, "dataDir": info.DataDir, "version": version,
+			"isolation":  isolationJSON{Tier: info.Tier, Isolated: info.Isolated, Notes: info.Notes},
+			"unenforced": info.Unenforced, "images": info.Images, "authRequired": info.AuthRequired})
+		if !info.Isolated {
+			warnUnsafe(a.stderr, a.color)
+		}
+		return err
+	}
 	p := a.color
 	w := a.stdout
 	fmt.Fprintf(w, "%s %s\n", p.bold("nox serve"), version)
@@ -227,9 +239,7 @@ func (a *app) banner(addr string, info localbackend.Info) {
 	if !info.Isolated {
 		warnUnsafe(a.stderr, p)
 	}
-	if f, ok := w.(interface{ Sync() error }); ok {
-		_ = f.Sync()
-	}
+	return nil
 }
 
 // warnUnsafe prints the loud warning for running without isolation.

@@ -51,6 +51,9 @@ and history; otherwise lines are read from standard input.`,
 			if err != nil {
 				return err
 			}
+			if readGlobals(c).json {
+				return usagef("shell is interactive; --json does not apply (use exec or sh)")
+			}
 			env, err := parseEnv(c.StringSlice("env"))
 			if err != nil {
 				return err
