@@ -406,3 +406,38 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 		})
 	}
 }
+
+// TestPlainV1Backend checks that a backend without GET /v1/info is tested
+// as plain v1: every extension check is skipped and the rest pass.
+func TestPlainV1Backend(t *testing.T) {
+	t.Parallel()
+	f := newFake(t.TempDir())
+	inner := f.handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/info" {
+			http.NotFound(w, r) // text/plain, as a v1 server without the route would
+			return
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	cfg := conformance.NewConfig()
+	cfg.BaseURL = srv.URL
+	rep, err := conformance.RunSuite(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	_ = rep.WriteText(&text)
+	if !rep.OK() {
+		t.Errorf("plain v1 fake failed:\n%s", text.String())
+	}
+	for _, r := range rep.Results {
+		if (r.Level == conformance.LevelExtension) != (r.Status == conformance.StatusSkip) {
+			t.Errorf("%s (level %s): status %s", r.ID, r.Level, r.Status)
+		}
+	}
+	if !strings.Contains(text.String(), "plain v1 backend") {
+		t.Errorf("report does not say the backend is plain v1:\n%s", text.String())
+	}
+}
