@@ -38,7 +38,7 @@ const (
 	initPidsReserve = 64
 	// initMemReserve is what the init may use beyond Limits.MemoryBytes.
 	initMemReserve = 64 << 20
-	cgroup2Magic    = 0x63677270
+	cgroup2Magic   = 0x63677270
 )
 
 // cgroupBase is the Manager's cgroup directory in every hierarchy it uses.

@@ -67,13 +67,13 @@ func sealInheritedFDs() {
 
 // zygote is the state of a running sandbox init.
 type zygote struct {
-	fd      int // the control socket (blocking)
-	cfg     initConfig
-	home    *os.File // task file of the init's own cgroup, or nil
+	fd   int // the control socket (blocking)
+	cfg  initConfig
+	home *os.File // task file of the init's own cgroup, or nil
 	// v1 memory limit: task files of the commands' and the init's memory
 	// cgroups, or nil.
 	memEnter, memHome *os.File
-	devNull *os.File
+	devNull           *os.File
 
 	mu      sync.Mutex
 	waiters map[int]uint64 // command pid -> exec id
