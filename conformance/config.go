@@ -82,8 +82,9 @@ type Config struct {
 	// The others are left out of the report.
 	Run string
 
-	// SkipSlow skips checks marked slow (the TTL expiry check waits for a
-	// sandbox to expire).
+	// SkipSlow skips checks marked slow: sandbox/ttl-expiry waits for a
+	// sandbox to expire, exec/stream-heartbeat for a silent command to
+	// outlast the heartbeat interval.
 	SkipSlow bool
 
 	// Parallelism bounds how many parallel-safe checks run at once in
