@@ -379,11 +379,18 @@ func writeEntry(root *os.Root, p, name string, fi fs.FileInfo, tw *tar.Writer) e
 	if !fi.Mode().IsRegular() {
 		return tw.WriteHeader(hdr)
 	}
-	f, err := root.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	// O_NONBLOCK: sandboxed code may swap the file for a fifo meanwhile.
+	f, err := root.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ELOOP) {
+		return nil // removed or replaced by a link meanwhile
+	}
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return err // replaced by something else: skip it
+	}
 	if err := tw.WriteHeader(hdr); err != nil {
 		return err
 	}

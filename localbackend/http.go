@@ -50,8 +50,10 @@ func (b *Backend) buildHandler() (http.Handler, error) {
 				return // the client went away mid-stream
 			}
 			if rec, ok := w.(*statusRecorder); ok && rec.status != 0 {
-				b.log.WarnContext(r.Context(), "response failed", "requestId", requestIDFrom(r.Context()), "err", err)
-				return // headers already sent
+				// Headers are sent: break the connection so that the client
+				// sees a truncated body (e.g. a download) as an error.
+				b.log.WarnContext(r.Context(), "response failed mid-body", "requestId", requestIDFrom(r.Context()), "err", err)
+				panic(http.ErrAbortHandler)
 			}
 			b.log.ErrorContext(r.Context(), "response failed", "requestId", requestIDFrom(r.Context()), "err", err)
 			writeJSONError(w, http.StatusInternalServerError, "internal error", 0)
@@ -218,16 +220,18 @@ func (b *Backend) logRequests(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
 		rec := &statusRecorder{ResponseWriter: w}
+		defer func() { // also when the handler aborts the connection
+			b.log.LogAttrs(ctx, slog.LevelInfo, "request",
+				slog.String("requestId", id),
+				slog.String("method", r.Method),
+				slog.String("path", r.URL.Path),
+				slog.Int("status", rec.status),
+				slog.Int64("bytes", rec.bytes),
+				slog.Float64("ms", float64(time.Since(start).Microseconds())/1000),
+				slog.String("remote", r.RemoteAddr),
+			)
+		}()
 		next.ServeHTTP(rec, r.WithContext(ctx))
-		b.log.LogAttrs(ctx, slog.LevelInfo, "request",
-			slog.String("requestId", id),
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
-			slog.Int("status", rec.status),
-			slog.Int64("bytes", rec.bytes),
-			slog.Float64("ms", float64(time.Since(start).Microseconds())/1000),
-			slog.String("remote", r.RemoteAddr),
-		)
 	})
 }
 
