@@ -743,3 +743,24 @@ func TestLargeArgvAndEnv(t *testing.T) {
 		t.Fatalf("%+v %v %q", r, err, out.String())
 	}
 }
+
+// TestStaleCgroupsRemoved: New removes the cgroups of a dead server.
+func TestStaleCgroupsRemoved(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for cgroups")
+	}
+	self, err := selfCgroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pid 0x7ffffffe is above pid_max: never a live process.
+	stale := filepath.Join(cgroupRoot, "pids", self["pids"], cgroupTopName, "m2147483646-stale", "s-x-1", "cmds")
+	if err := os.MkdirAll(stale, 0o755); err != nil {
+		t.Skip("no writable pids hierarchy:", err)
+	}
+	newManager(t, TierAuto)
+	if _, err := os.Stat(filepath.Dir(filepath.Dir(stale))); !os.IsNotExist(err) {
+		removeTree(context.Background(), filepath.Dir(filepath.Dir(stale)))
+		t.Fatalf("stale cgroup not removed: %v", err)
+	}
+}
