@@ -1,0 +1,347 @@
+package sdk_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/noxrunner/nox/localbackend"
+	"github.com/noxrunner/nox/sdk"
+)
+
+func TestMain(m *testing.M) {
+	localbackend.MaybeRunInit() // a re-executed sandbox init never returns
+	os.Exit(m.Run())
+}
+
+// exampleBackend starts the nox local backend in a temporary data
+// directory and returns it with a function that stops it. Hosts that cannot
+// isolate sandboxes get the none-unsafe tier, which runs the examples'
+// harmless commands on the host.
+func exampleBackend() (*localbackend.Backend, func()) {
+	dir, err := os.MkdirTemp("", "nox-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	cfg := localbackend.Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler)}
+	b, err := localbackend.New(cfg)
+	if err != nil {
+		cfg.Isolation = localbackend.IsolationNoneUnsafe
+		b, err = localbackend.New(cfg)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	return b, func() {
+		b.Close()
+		os.RemoveAll(dir)
+	}
+}
+
+// exampleClient returns a client of an in-process local backend, served by
+// its handler without a socket.
+func exampleClient() (*sdk.Client, func()) {
+	b, stop := exampleBackend()
+	client, err := sdk.New("http://nox.invalid", sdk.WithHandler(b.Handler()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	return client, stop
+}
+
+// Example shows the main workflow: create a sandbox, wait until it is
+// ready, run a command and delete the sandbox.
+func Example() {
+	client, stop := exampleClient() // sdk.New("http://127.0.0.1:8080") for a real server
+	defer stop()
+	ctx := context.Background()
+
+	sb := client.Sandbox("example")
+	if _, err := sb.Create(ctx, sdk.CreateOptions{TTL: 10 * time.Minute}); err != nil {
+		log.Fatal(err)
+	}
+	defer sb.Delete(context.WithoutCancel(ctx))
+	if err := sb.WaitReady(ctx, sdk.WaitOptions{}); err != nil {
+		log.Fatal(err)
+	}
+	res, err := sb.Exec(ctx, sdk.ExecRequest{Cmd: []string{"echo", "hello", "world"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("exit %d: %s", res.ExitCode, res.Stdout)
+	// Output: exit 0: hello world
+}
+
+func ExampleClient_Create() {
+	client, stop := exampleClient()
+	defer stop()
+	ctx := context.Background()
+
+	created, err := client.Create(ctx, "create-demo", sdk.CreateOptions{TTL: 5 * time.Minute, Memory: "512Mi"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Delete(ctx, "create-demo")
+	fmt.Println(created.PodName != "", time.Until(created.ExpiresAt) > 4*time.Minute)
+	// Output: true true
+}
+
+func ExampleClient_Exec() {
+	client, stop := exampleClient()
+	defer stop()
+	ctx := context.Background()
+	if _, err := client.Create(ctx, "exec-demo", sdk.CreateOptions{}); err != nil {
+		log.Fatal(err)
+	}
+	defer client.Delete(ctx, "exec-demo")
+
+	// A non-zero exit code is a result, not an error.
+	res, err := client.Exec(ctx, "exec-demo", sdk.ExecRequest{
+		Cmd:     []string{"sh", "-c", "echo $GREETING; exit 3"},
+		Env:     map[string]string{"GREETING": "hi"},
+		Timeout: 10 * time.Second,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("exit %d, stdout %q\n", res.ExitCode, res.Stdout)
+	// Output: exit 3, stdout "hi\n"
+}
+
+func ExampleClient_Shell() {
+	client, stop := exampleClient()
+	defer stop()
+	ctx := context.Background()
+	sb := client.Sandbox("shell-demo")
+	if _, err := sb.Create(ctx, sdk.CreateOptions{}); err != nil {
+		log.Fatal(err)
+	}
+	defer sb.Delete(ctx)
+
+	res, err := sb.Shell(ctx, "mkdir -p data && cd data && echo one > f && cat f | tr a-z A-Z", sdk.ShellOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(res.Stdout)
+	// Output: ONE
+}
+
+func ExampleClient_ExecStream() {
+	client, stop := exampleClient()
+	defer stop()
+	ctx := context.Background()
+	sb := client.Sandbox("stream-demo")
+	if _, err := sb.Create(ctx, sdk.CreateOptions{}); err != nil {
+		log.Fatal(err)
+	}
+	defer sb.Delete(ctx)
+
+	// Output is written to os.Stdout as the command produces it; backends
+	// without the exec.stream extension get a buffered exec instead.
+	res, err := sb.ExecStream(ctx,
+		sdk.ExecRequest{Cmd: []string{"sh", "-c", "for i in 1 2 3; do echo line $i; done"}},
+		sdk.StreamOptions{Stdout: os.Stdout, Stderr: os.Stderr})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("exit", res.ExitCode)
+	// Output:
+	// line 1
+	// line 2
+	// line 3
+	// exit 0
+}
+
+func ExampleClient_UploadFiles() {
+	client, stop := exampleClient()
+	defer stop()
+	ctx := context.Background()
+	sb := client.Sandbox("upload-demo")
+	if _, err := sb.Create(ctx, sdk.CreateOptions{}); err != nil {
+		log.Fatal(err)
+	}
+	defer sb.Delete(ctx)
+
+	_, err := sb.UploadFiles(ctx, "/workspace", map[string][]byte{
+		"main.py":     []byte("print('hello from nox')\n"),
+		"data/in.txt": []byte("42\n"),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err := sb.Exec(ctx, sdk.ExecRequest{Cmd: []string{"cat", "data/in.txt"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(res.Stdout)
+	// Output: 42
+}
+
+func ExampleClient_UploadDir() {
+	client, stop := exampleClient()
+	defer stop()
+	ctx := context.Background()
+	sb := client.Sandbox("uploaddir-demo")
+	if _, err := sb.Create(ctx, sdk.CreateOptions{}); err != nil {
+		log.Fatal(err)
+	}
+	defer sb.Delete(ctx)
+
+	local, _ := os.MkdirTemp("", "src-")
+	defer os.RemoveAll(local)
+	os.MkdirAll(filepath.Join(local, "pkg"), 0o755)
+	os.WriteFile(filepath.Join(local, "pkg", "run.sh"), []byte("#!/bin/sh\necho ran\n"), 0o755)
+
+	// The directory is streamed: memory use does not grow with its size.
+	if _, err := sb.UploadDir(ctx, "/workspace/src", local); err != nil {
+		log.Fatal(err)
+	}
+	res, err := sb.Exec(ctx, sdk.ExecRequest{Cmd: []string{"./pkg/run.sh"}, Workdir: "/workspace/src"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(res.Stdout)
+	// Output: ran
+}
+
+func ExampleClient_DownloadTo() {
+	client, stop := exampleClient()
+	defer stop()
+	ctx := context.Background()
+	sb := client.Sandbox("download-demo")
+	if _, err := sb.Create(ctx, sdk.CreateOptions{}); err != nil {
+		log.Fatal(err)
+	}
+	defer sb.Delete(ctx)
+	if _, err := sb.Shell(ctx, "mkdir -p out && echo result > out/r.txt", sdk.ShellOptions{}); err != nil {
+		log.Fatal(err)
+	}
+
+	local, _ := os.MkdirTemp("", "out-")
+	defer os.RemoveAll(local)
+	// The archive is extracted safely: nothing is written outside local.
+	if err := sb.DownloadTo(ctx, "/workspace/out", local); err != nil {
+		log.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(local, "r.txt"))
+	fmt.Print(string(data))
+	// Output: result
+}
+
+func ExampleClient_Download() {
+	client, stop := exampleClient()
+	defer stop()
+	ctx := context.Background()
+	sb := client.Sandbox("download-stream-demo")
+	if _, err := sb.Create(ctx, sdk.CreateOptions{}); err != nil {
+		log.Fatal(err)
+	}
+	defer sb.Delete(ctx)
+	sb.UploadFiles(ctx, "", map[string][]byte{"report.txt": []byte("done")})
+
+	// Download streams the gzip tar; pass it on, or extract it.
+	rc, err := sb.Download(ctx, "/workspace/report.txt")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rc.Close()
+	n, err := io.Copy(io.Discard, rc)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(n > 0)
+	// Output: true
+}
+
+func ExampleClient_Delete() {
+	client, stop := exampleClient()
+	defer stop()
+	ctx := context.Background()
+	if _, err := client.Create(ctx, "delete-demo", sdk.CreateOptions{}); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(client.Delete(ctx, "delete-demo"))
+
+	// Act on the error's category, never on its message.
+	err := client.Delete(ctx, "delete-demo")
+	fmt.Println(errors.Is(err, sdk.ErrNotFound))
+	var apiErr *sdk.APIError
+	if errors.As(err, &apiErr) {
+		fmt.Println(apiErr.StatusCode, apiErr.Operation)
+	}
+	// Output:
+	// <nil>
+	// true
+	// 404 deleteSandbox
+}
+
+func ExampleClient_List() {
+	client, stop := exampleClient()
+	defer stop()
+	ctx := context.Background()
+	for _, id := range []string{"list-b", "list-a"} {
+		if _, err := client.Create(ctx, id, sdk.CreateOptions{}); err != nil {
+			log.Fatal(err)
+		}
+		defer client.Delete(ctx, id)
+	}
+	if ok, _ := client.Supports(ctx, sdk.ExtSandboxesList); !ok {
+		return // a plain v1 backend cannot list
+	}
+	for s, err := range client.List(ctx, sdk.ListOptions{PageSize: 1}) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(s.SessionID, s.TTL)
+	}
+	// Output:
+	// list-a 15m0s
+	// list-b 15m0s
+}
+
+func ExampleExtractTarGz() {
+	src, _ := os.MkdirTemp("", "src-")
+	dst, _ := os.MkdirTemp("", "dst-")
+	defer os.RemoveAll(src)
+	defer os.RemoveAll(dst)
+	os.WriteFile(filepath.Join(src, "a.txt"), []byte("a"), 0o644)
+
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(sdk.WriteTarGz(pw, src)) }()
+	if err := sdk.ExtractTarGz(pr, dst); err != nil {
+		log.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dst, "a.txt"))
+	fmt.Println(string(data))
+	// Output: a
+}
+
+func ExampleWithHandler() {
+	// Any http.Handler serving the API under the base URL's path works;
+	// here the local backend, in process, without a socket. Responses
+	// stream as the handler writes them.
+	backend, stop := exampleBackend() // localbackend.New(localbackend.Config{...})
+	defer stop()
+	client, err := sdk.New("http://in-process", sdk.WithHandler(backend.Handler()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(client.Health(context.Background()))
+	// Output: <nil>
+}
+
+func ExampleAPIError() {
+	err := fmt.Errorf("deploying: %w", &sdk.APIError{StatusCode: 503, Message: "busy", Operation: "execInSandbox", RequestID: "r-1"})
+	fmt.Println(errors.Is(err, sdk.ErrUnavailable))
+	fmt.Println(err)
+	// Output:
+	// true
+	// deploying: nox: execInSandbox: 503 Service Unavailable: busy (request id r-1)
+}
