@@ -324,7 +324,7 @@ func TestRuntimeFailures(t *testing.T) {
 	// JSON bodies are small.
 	big := map[string]any{"cmd": []string{strings.Repeat("x", 2048)}}
 	resp, body = e.do("POST", "/v1/sandboxes/fail/exec", big)
-	expectError(t, resp, body, 413, "body")
+	expectError(t, resp, body, 400, "body: exceeds")
 	data, _ := json.Marshal(big)
 	req, _ = http.NewRequest("POST", e.url+"/v1/sandboxes/fail/exec", io.MultiReader(bytes.NewReader(data)))
 	req.Header.Set("Content-Type", "application/json")
@@ -335,5 +335,5 @@ func TestRuntimeFailures(t *testing.T) {
 	}
 	b3, _ := io.ReadAll(r3.Body)
 	r3.Body.Close()
-	expectError(t, r3, b3, 413, "body")
+	expectError(t, r3, b3, 400, "body: exceeds")
 }

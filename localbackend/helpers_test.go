@@ -25,6 +25,7 @@ func TestMain(m *testing.M) {
 // testEnv is one backend behind an httptest server.
 type testEnv struct {
 	t      *testing.T
+	httpc  *http.Client // validates every response against the contract
 	b      *Backend
 	rt     *fakeRuntime
 	srv    *httptest.Server
@@ -72,7 +73,7 @@ func start(t testing.TB, c Config, rt *fakeRuntime) *testEnv {
 // serve puts b behind an httptest server closed (with b) at cleanup.
 func serve(t testing.TB, b *Backend, token string) *testEnv {
 	srv := httptest.NewServer(b.Handler())
-	e := &testEnv{b: b, srv: srv, url: srv.URL, token: token}
+	e := &testEnv{b: b, srv: srv, url: srv.URL, token: token, httpc: newValidatingClient(t)}
 	if tt, ok := t.(*testing.T); ok {
 		e.t = tt
 	}
@@ -81,7 +82,7 @@ func serve(t testing.TB, b *Backend, token string) *testEnv {
 		srv.Close()
 		_ = b.Close()
 	})
-	cl, err := noxclient.NewClientWithResponses(srv.URL, noxclient.WithRequestEditorFn(func(ctx context.Context, r *http.Request) error {
+	cl, err := noxclient.NewClientWithResponses(srv.URL, noxclient.WithHTTPClient(e.httpc), noxclient.WithRequestEditorFn(func(ctx context.Context, r *http.Request) error {
 		if e.token != "" {
 			r.Header.Set("Authorization", "Bearer "+e.token)
 		}
@@ -127,7 +128,7 @@ func (e *testEnv) do(method, path string, body any) (*http.Response, []byte) {
 	if e.token != "" {
 		req.Header.Set("Authorization", "Bearer "+e.token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.httpc.Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)
 	}

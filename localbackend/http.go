@@ -134,16 +134,17 @@ func (b *Backend) buildHandler() (http.Handler, error) {
 	return b.logRequests(h), nil
 }
 
-// limitBodies bounds request bodies: uploads by MaxUploadBytes, everything
-// else by MaxJSONBodyBytes. Too large is a 413.
+// limitBodies bounds request bodies: uploads by MaxUploadBytes (413 above,
+// as the contract declares), everything else by MaxJSONBodyBytes (400
+// above: the contract declares no 413 for JSON operations).
 func (b *Backend) limitBodies(next http.Handler, isUpload func(*http.Request) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		limit := b.cfg.MaxJSONBodyBytes
+		limit, status := b.cfg.MaxJSONBodyBytes, http.StatusBadRequest
 		if isUpload(r) {
-			limit = b.cfg.MaxUploadBytes
+			limit, status = b.cfg.MaxUploadBytes, http.StatusRequestEntityTooLarge
 		}
 		if r.ContentLength > limit {
-			writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: exceeds the limit of %d bytes", limit), 0)
+			writeJSONError(w, status, fmt.Sprintf("body: exceeds the limit of %d bytes", limit), 0)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
@@ -240,7 +241,7 @@ func (b *Backend) logRequests(next http.Handler) http.Handler {
 func requestErrorStatus(err error) (int, string) {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) || findMaxBytes(err) {
-		return http.StatusRequestEntityTooLarge, "body: too large"
+		return http.StatusBadRequest, "body: exceeds the size limit of JSON bodies"
 	}
 	if msg := fieldMessage(err); msg != "" {
 		return http.StatusBadRequest, msg
