@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strconv"
@@ -74,19 +75,45 @@ func nox(t *testing.T, stdin string, args ...string) result {
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
-// TestScripts runs the end-to-end scripts in testdata/script. Scripts
-// talk to the host-process test double through NOXRUNNER_BASE_URL; those
-// that use --local need the [isolation] condition.
+// TestScripts runs the end-to-end scripts in testdata/script twice: with
+// NOXRUNNER_BASE_URL pointing at the host-process test double, and at
+// the real local backend served on loopback (skipped where it cannot
+// isolate sandboxes). Scripts that use --local need [isolation].
 func TestScripts(t *testing.T) {
-	_, srv := newHostFake(t)
 	isolated, why := localUsable(t)
 	if !isolated && requireIsolation() {
 		t.Fatalf("local backend unavailable: %s (NOX_REQUIRE_ISOLATION=1)", why)
 	}
+	t.Run("fake", func(t *testing.T) {
+		_, srv := newHostFake(t)
+		runScripts(t, srv.URL, "fake", isolated)
+	})
+	t.Run("local", func(t *testing.T) {
+		if !isolated {
+			t.Skipf("local backend unavailable: %s", why)
+		}
+		b, err := localbackend.New(localbackend.Config{DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(b.Handler())
+		t.Cleanup(func() {
+			srv.Close()
+			if err := b.Close(); err != nil {
+				t.Errorf("closing the local backend: %v", err)
+			}
+		})
+		runScripts(t, srv.URL, "local", isolated)
+	})
+}
+
+// runScripts runs the scripts against the backend at baseURL, whose kind
+// ("fake" or "local") the condition [backend:KIND] tests.
+func runScripts(t *testing.T, baseURL, kind string, isolated bool) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Setup: func(env *testscript.Env) error {
-			env.Setenv("NOXRUNNER_BASE_URL", srv.URL)
+			env.Setenv("NOXRUNNER_BASE_URL", baseURL)
 			env.Setenv("NO_COLOR", "1")
 			env.Setenv("HOME", env.WorkDir)
 			env.Setenv("XDG_STATE_HOME", env.WorkDir+"/.state")
@@ -95,6 +122,9 @@ func TestScripts(t *testing.T) {
 		Condition: func(cond string) (bool, error) {
 			if cond == "isolation" {
 				return isolated, nil
+			}
+			if k, ok := strings.CutPrefix(cond, "backend:"); ok {
+				return k == kind, nil
 			}
 			return false, errors.New("unknown condition " + cond)
 		},
