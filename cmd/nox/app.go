@@ -234,7 +234,7 @@ func (a *app) connect(c *cli.Context) (*conn, error) {
 		}
 		cl, err := sdk.New(g.baseURL, opts...)
 		if err != nil {
-			return nil, usagef("--base-url %q: %v", g.baseURL, err)
+			return nil, usagef("--base-url %q: %w", g.baseURL, err)
 		}
 		return &conn{client: cl, target: g.baseURL}, nil
 	}
