@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -279,6 +281,9 @@ func (a *app) openLocal(g globals) (*localbackend.Backend, error) {
 		cfg.Logger = slog.New(slog.NewTextHandler(a.stderr, nil))
 	}
 	b, err := localbackend.New(cfg)
+	if errors.Is(err, syscall.EWOULDBLOCK) { // the data dir's lock is held
+		return nil, fmt.Errorf("starting the local backend (--local): %w (if nox serve uses it, talk to it with --base-url; or pick another --data-dir)", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("starting the local backend (--local, data dir %s): %w", g.dataDir, err)
 	}
