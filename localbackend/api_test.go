@@ -285,3 +285,30 @@ func TestDataDirLocked(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestConfiguredDefaults(t *testing.T) {
+	t.Parallel()
+	e := setup(t, func(c *Config) {
+		c.DefaultTTL = 2 * time.Minute
+		c.DefaultExecTimeout = time.Second
+		c.Images = map[string]string{"alt": t.TempDir(), "host": ""}
+		c.DefaultImageName = "host"
+	})
+	e.create("defaults", map[string]any{})
+	st, err := e.b.store.get("defaults")
+	if err != nil || st.meta.TTLSeconds != 120 || st.meta.Image != "host" {
+		t.Fatalf("create without fields: %+v %v", st.meta, err)
+	}
+	r := e.exec("defaults", map[string]any{"cmd": []string{"sleep", "5"}})
+	if r.ExitCode != 124 || r.DurationMs > 4000 {
+		t.Errorf("default timeout not applied: %+v", r)
+	}
+	resp, body := e.do("PUT", "/v1/sandboxes/img", map[string]any{"image": "nope"})
+	expectError(t, resp, body, 400, "available: alt, host")
+	if _, err := New(Config{DataDir: t.TempDir(), Images: map[string]string{"x": "relative/dir"}}); err == nil || !strings.Contains(err.Error(), "Images") {
+		t.Errorf("New with a bad image dir: %v", err)
+	}
+	if _, err := New(Config{DataDir: t.TempDir(), Isolation: "strong"}); err == nil || !strings.Contains(err.Error(), "Isolation") {
+		t.Errorf("New with a bad tier: %v", err)
+	}
+}

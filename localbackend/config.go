@@ -188,9 +188,15 @@ func (c *Config) validate() (limits, error) {
 	if _, ok := c.Images[c.DefaultImageName]; !ok {
 		errs = append(errs, fmt.Errorf("field DefaultImageName: %q is not in Images", c.DefaultImageName))
 	}
-	for name := range c.Images {
+	for name, dir := range c.Images {
 		if name == "" {
 			errs = append(errs, errors.New("field Images: empty image name"))
+		}
+		if dir == "" {
+			continue
+		}
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() || !filepath.IsAbs(dir) {
+			errs = append(errs, fmt.Errorf("field Images: image %q: %q is not an absolute path to a directory", name, dir))
 		}
 	}
 	parse := func(field, s string, f func(string) (int64, error), dst *int64) {

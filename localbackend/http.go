@@ -99,6 +99,9 @@ func (b *Backend) buildHandler() (http.Handler, error) {
 		return status, errors.New(msg)
 	}
 	filterOpts := openapi3filter.Options{
+		// The configured defaults (DefaultTTL, DefaultExecTimeout...) apply,
+		// not the contract's example defaults.
+		SkipSettingDefaults:     true,
 		MultiError:              true,
 		SchemaValidationOptions: []openapi3.SchemaValidationOption{openapi3.DisableSchemaErrorDetails()},
 	}
