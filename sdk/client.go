@@ -56,9 +56,11 @@ type RetryPolicy struct {
 	// MaxDelay caps the backoff (not a Retry-After delay). Default 5s.
 	MaxDelay time.Duration
 	// RetryNonIdempotent also retries exec, exec stream and upload. A 503
-	// from exec means the command did not start, so this is safe for most
-	// backends; uploads are retried only when the body is an io.Seeker or was
-	// built by the SDK (UploadFiles).
+	// answer means the command did not start or the upload was not applied,
+	// but a connection error may hide a command that ran: set it only for
+	// commands that may run twice. Uploads are retried only when the body
+	// can be replayed: an io.Seeker passed to Upload, or UploadFiles (never
+	// UploadDir, which streams).
 	RetryNonIdempotent bool
 }
 
@@ -131,8 +133,9 @@ func WithHandler(h http.Handler) Option {
 	}
 }
 
-// WithTimeout bounds every call: the time until the answer is read, enforced
-// through the context (never http.Client.Timeout). For Exec and Shell the
+// WithTimeout bounds every call, all its attempts together: the time until
+// the answer is read, enforced through the context (never
+// http.Client.Timeout). For Exec and Shell the
 // command's own timeout is added. For Download and ExecStream it bounds the
 // time until the answer's headers arrive; the body is governed by the
 // caller's context (and, for streams, the idle timeout). Zero, the default,

@@ -99,7 +99,7 @@ func extractTar(r io.Reader, dir string) error {
 				return fmt.Errorf("extract %q: %w", hdr.Name, err)
 			}
 			dirs = append(dirs, dirMeta{name, mode, hdr.ModTime})
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg: // the reader reports the old TypeRegA as TypeReg
 			if name == "." {
 				return unsafeEntry(hdr.Name, "a file cannot replace the target directory")
 			}

@@ -58,9 +58,7 @@ func (c *Client) upload(ctx context.Context, id, dest string, body io.Reader, cl
 	}
 	params := &noxclient.UploadFilesParams{Dest: &dest}
 	resp, err := c.do(ctx, cl, func(ctx context.Context) (*http.Response, error) {
-		// The body is wrapped so that net/http does not see its concrete
-		// type: it must neither buffer nor close the caller's reader.
-		return c.gen.UploadFilesWithBody(ctx, id, params, "application/x-tar", readerOnly{body})
+		return c.gen.UploadFilesWithBody(ctx, id, params, "application/x-tar", requestBody(body))
 	})
 	if err != nil {
 		return nil, err
@@ -68,6 +66,18 @@ func (c *Client) upload(ctx context.Context, id, dest string, body io.Reader, cl
 	var g noxclient.UploadResult
 	decodeOptionalJSON(resp, &g)
 	return fromGenUpload(&g), nil
+}
+
+// requestBody returns the reader to send as a request body. In-memory
+// readers are passed as they are, so that net/http sends a Content-Length;
+// any other reader is wrapped so that net/http neither closes the caller's
+// reader (an *os.File, say) nor looks at its type, and sends it chunked.
+func requestBody(r io.Reader) io.Reader {
+	switch r.(type) {
+	case *bytes.Reader, *bytes.Buffer, *strings.Reader:
+		return r
+	}
+	return readerOnly{r}
 }
 
 // readerOnly hides every method of a reader but Read.

@@ -228,3 +228,49 @@ func TestErrorsWrapping(t *testing.T) {
 	}
 	assertEq(t, "message", errors.Unwrap(err).Error(), "nox: x: 409 Conflict: m (request id r)")
 }
+
+func TestUploadBodies(t *testing.T) {
+	t.Parallel()
+	c, f := setup(t)
+	ctx := context.Background()
+	_, err := c.Create(ctx, "s", CreateOptions{})
+	assertNoErr(t, err)
+	var lengths []int64
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, "/upload") {
+			f.mu.Lock()
+			lengths = append(lengths, r.ContentLength)
+			f.mu.Unlock()
+			if ct := r.Header.Get("Content-Type"); ct != "application/x-tar" {
+				t.Errorf("content type %q", ct)
+			}
+			if d := r.URL.Query().Get("dest"); d != "/workspace" {
+				t.Errorf("dest %q", d)
+			}
+		}
+		return false
+	}
+	_, err = c.UploadFiles(ctx, "s", "", map[string][]byte{"a": []byte("x")})
+	assertNoErr(t, err)
+
+	// A file passed to Upload is streamed and left open for the caller.
+	dir := t.TempDir()
+	mustWrite(t, filepath.Join(dir, "f"), "file", 0o644)
+	archive := filepath.Join(t.TempDir(), "a.tar.gz")
+	af, err := os.Create(archive)
+	assertNoErr(t, err)
+	assertNoErr(t, WriteTarGz(af, dir))
+	_, err = af.Seek(0, io.SeekStart)
+	assertNoErr(t, err)
+	_, err = c.Upload(ctx, "s", "", af)
+	assertNoErr(t, err)
+	if _, err := af.Seek(0, io.SeekStart); err != nil {
+		t.Errorf("the SDK closed the caller's file: %v", err)
+	}
+	af.Close()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(lengths) != 2 || lengths[0] <= 0 || lengths[1] != -1 {
+		t.Errorf("content lengths %v, want [n>0 -1]", lengths)
+	}
+}
