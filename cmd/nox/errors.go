@@ -130,7 +130,8 @@ func describe(ctx context.Context, err error) string {
 func describeAPI(what string, e *sdk.APIError) string {
 	status := fmt.Sprintf("(%d)", e.StatusCode)
 	msg := e.Message
-	if e.RequestID != "" && !strings.Contains(msg, e.RequestID) {
+	// The request id helps the backend's operator with its own failures.
+	if e.StatusCode >= 500 && e.RequestID != "" && !strings.Contains(msg, e.RequestID) {
 		msg = strings.TrimSpace(msg + " [request id " + e.RequestID + "]")
 	}
 	if what == "" {
