@@ -25,7 +25,7 @@ func TestNormalizeArgs(t *testing.T) {
 		{"exec demo --workdir /tmp -- ls -la", "exec --workdir /tmp -- demo ls -la"},
 		{"exec --env A=1 demo sh -c --json", "exec --env A=1 -- demo sh -c --json"},
 		{"sh demo 'echo -n x' --shell bash", "sh --shell bash -- demo 'echo -n x'"},
-		{"serve --isolation none-unsafe --data-dir d", "--data-dir d serve --isolation none-unsafe"},
+		{"serve --isolation none-unsafe --data-dir d --json", "--json serve --isolation none-unsafe --data-dir d"},
 		{"exec demo --bogus x", "exec --bogus -- demo x"},
 		{"create", "create"},
 		{"nosuch a --json", "nosuch a --json"},

@@ -25,6 +25,7 @@ func serveFlags() []cli.Flag {
 	d := localbackend.DefaultConfig()
 	return []cli.Flag{
 		&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "address to listen on (HOST:PORT; port 0 picks a free one)"},
+		&cli.StringFlag{Name: "data-dir", Usage: "data directory (default: the global --data-dir, " + localbackend.DefaultDataDir() + ")"},
 		&cli.StringFlag{Name: "token", EnvVars: []string{"NOX_TOKEN"}, Usage: "require this bearer token on /v1/ requests (required off loopback; the global --token counts too)"},
 		&cli.StringFlag{Name: "isolation", Value: localbackend.IsolationAuto,
 			Usage: "isolation tier: auto, namespaces, root-namespaces, landlock, none-unsafe (no isolation: trusted code only)"},
@@ -57,7 +58,7 @@ func (a *app) serveCommand() *cli.Command {
 		Name:  "serve",
 		Usage: "serve the nox local backend over HTTP",
 		Description: `Runs isolated sandboxes on this machine and serves the NoxRunner API.
-State lives in --data-dir (a global flag); sandboxes survive a restart
+State lives in --data-dir; sandboxes survive a restart
 (stopped, rebuilt on next use). A listen address off loopback needs --token.
 SIGINT or SIGTERM shut it down gracefully. Logs go to stderr.`,
 		Flags: serveFlags(),
@@ -78,11 +79,14 @@ SIGINT or SIGTERM shut it down gracefully. Logs go to stderr.`,
 func (a *app) serveConfig(c *cli.Context) (localbackend.Config, error) {
 	g := readGlobals(c)
 	cfg := localbackend.DefaultConfig()
-	cfg.DataDir = g.dataDir
+	cfg.DataDir = c.String("data-dir")
 	cfg.Isolation = c.String("isolation")
 	cfg.Token = c.String("token")
 	// The global --token and --isolation (nox --token T serve) count too.
 	if parent := c.Lineage()[1]; parent != nil {
+		if cfg.DataDir == "" {
+			cfg.DataDir = parent.String("data-dir")
+		}
 		if cfg.Token == "" {
 			cfg.Token = parent.String("token")
 		}
