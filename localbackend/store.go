@@ -195,9 +195,10 @@ func (s *store) unlock() {
 	}
 }
 
-// load reads every metadata file; sandboxes start in state stopped. Files
-// of other versions or broken files are logged and skipped; workspace
-// directories without metadata (a crash during delete) are removed.
+// load reads every metadata file; sandboxes start in state stopped.
+// Unreadable files are logged and skipped (their workspaces are kept);
+// sandbox directories without a metadata file (a crash during delete) are
+// removed.
 func (s *store) load() error {
 	ents, err := os.ReadDir(filepath.Join(s.dataDir, "meta"))
 	if err != nil {
@@ -235,9 +236,12 @@ func (s *store) load() error {
 	if err != nil {
 		return fmt.Errorf("load sandboxes: %w", err)
 	}
+	// A key with a metadata file, even an unreadable one, keeps its directory.
 	known := map[string]bool{}
-	for _, b := range s.boxes {
-		known[b.meta.Key] = true
+	for _, e := range ents {
+		if k, ok := strings.CutSuffix(e.Name(), ".json"); ok {
+			known[k] = true
+		}
 	}
 	for _, d := range dirs {
 		if !known[d.Name()] {
