@@ -244,10 +244,18 @@ func TestList(t *testing.T) {
 
 func TestConcurrentEnsure(t *testing.T) {
 	t.Parallel()
-	rt := &fakeRuntime{startDelay: 50 * time.Millisecond}
+	rt := &fakeRuntime{startDelay: 300 * time.Millisecond}
 	e := start(t, testConfig(t), rt)
 	e.t = t
 	var wg sync.WaitGroup
+	wg.Go(func() {
+		// While the environment is being built the sandbox is pending.
+		waitFor(t, func() bool { st, err := e.b.store.get("same"); return err == nil && st.state == "pending" })
+		resp, body := e.do("GET", "/v1/sandboxes/same", nil)
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"state":"pending"`) {
+			t.Errorf("get while starting: %d %s", resp.StatusCode, body)
+		}
+	})
 	pods := make([]string, 10)
 	for i := range pods {
 		wg.Go(func() {
