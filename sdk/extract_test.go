@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/base64"
 	"errors"
 	"io/fs"
 	"os"
@@ -152,6 +153,27 @@ func TestExtractHostile(t *testing.T) {
 				t.Errorf("base holds %d entries, want dest and outside", len(entries))
 			}
 		})
+	}
+}
+
+// sparseBomb is `truncate -s 1G big; tar --sparse --format=pax -cf - big |
+// gzip -9 | base64`: 352 bytes that a naive extractor turns into a 1 GiB file.
+const sparseBomb = "H4sIAAAAAAACA+3UsU7DMBAGYM9+ijyBc2c7djtkBSaEhHgAAxYyahpkB6ni6XE7hUi0A1Cp4v8WR/95iHU+q/Yu7G5ieI65tI/pRfwBqpy1h7VarqS9F9wZYjLW2ZozeWdEsxNn8F6mkOuviP9J6+b69kGVt5BLVEN4HXPPcpGmbU1JajNPt2GIfb0x0th5nGPYlPQR+9pE4y2vtJWGmmFKdTv7dWfNmmilvPOejGPeV8PR6tP3VQE/o9rau/tD667SJirutOdffghOzD/vv7/Ov/W2Ew2dc/7zOE7H9p2qLw93IVjO5pQwTwAAAAAAAAAAAAAAAAAAAACX5hOz38etACgAAA=="
+
+func TestExtractSparse(t *testing.T) {
+	t.Parallel()
+	data, err := base64.StdEncoding.DecodeString(sparseBomb)
+	assertNoErr(t, err)
+	dir := t.TempDir()
+	err = ExtractTarGz(bytes.NewReader(data), dir)
+	assertIs(t, err, ErrUnsafeArchive)
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("sparse entry extracted: %v", entries)
+	}
+	// An old-format GNU sparse entry is refused too (here the reader
+	// already rejects the empty sparse map).
+	if err := ExtractTar(bytes.NewReader(makeTar(t, entry{name: "old", typ: tar.TypeGNUSparse})), t.TempDir()); err == nil {
+		t.Error("old GNU sparse entry extracted")
 	}
 }
 
