@@ -274,3 +274,83 @@ func TestUploadBodies(t *testing.T) {
 		t.Errorf("content lengths %v, want [n>0 -1]", lengths)
 	}
 }
+
+func TestDownloadErrors(t *testing.T) {
+	t.Parallel()
+	c, f := setup(t)
+	ctx := context.Background()
+	_, err := c.Create(ctx, "s", CreateOptions{})
+	assertNoErr(t, err)
+	err = c.DownloadTo(ctx, "s", "/workspace/missing", t.TempDir())
+	assertIs(t, err, ErrNotFound)
+
+	// A hostile archive from the backend is refused.
+	base, dest := hostileLayout(t)
+	before := snapshot(t, filepath.Join(base, "outside"))
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, "/download") {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/x-tar")
+		w.Write(gzipBytes(makeTar(t, entry{name: "../outside/secret", typ: '0', body: "pwned"})))
+		return true
+	}
+	err = c.DownloadTo(ctx, "s", "", dest)
+	assertIs(t, err, ErrUnsafeArchive)
+	assertEq(t, "outside", snapshot(t, filepath.Join(base, "outside")), before)
+
+	// Cancelling mid-download.
+	dctx, cancel := context.WithCancel(ctx)
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, "/download") {
+			return false
+		}
+		gz := gzipBytes(makeTar(t, entry{name: "a", typ: '0', body: strings.Repeat("x", 1<<20)}))
+		w.Write(gz[:len(gz)/2])
+		w.(http.Flusher).Flush()
+		cancel()
+		<-dctx.Done()
+		return true
+	}
+	err = c.DownloadTo(dctx, "s", "", t.TempDir())
+	assertIs(t, err, context.Canceled)
+}
+
+func TestDeleteAndListEdgeCases(t *testing.T) {
+	t.Parallel()
+	c, f := setup(t)
+	ctx := context.Background()
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		switch {
+		case r.Method == "DELETE":
+			w.WriteHeader(http.StatusOK) // v1 allows 200
+		case r.URL.Path == basePath+"/v1/sandboxes" && r.URL.Query().Get("pageToken") == "":
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"items":[],"nextPageToken":"same"}`)
+		case r.URL.Path == basePath+"/v1/sandboxes":
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"items":[],"nextPageToken":"same"}`)
+		default:
+			return false
+		}
+		return true
+	}
+	assertNoErr(t, c.Delete(ctx, "any"))
+	var errs []error
+	for _, err := range c.List(ctx, ListOptions{PageSize: 5000}) {
+		errs = append(errs, err)
+	}
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "repeated page token") {
+		t.Errorf("repeated token: %v", errs)
+	}
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"items":[{"sessionId":1}]}`)
+		return true
+	}
+	for _, err := range c.List(ctx, ListOptions{}) {
+		if err == nil || !strings.Contains(err.Error(), "decoding") {
+			t.Errorf("bad page: %v", err)
+		}
+	}
+}
