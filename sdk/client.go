@@ -359,11 +359,11 @@ func (c *Client) do(ctx context.Context, cl call, send func(ctx context.Context)
 }
 
 // ctxError returns the reason the call's context is done, or nil: the
-// caller's own ctx.Err() when the caller's context ended, else the cause
-// (the client's timeout).
+// cause of the caller's context when it ended (its Err() unless it was
+// cancelled with a cause), else the client's timeout.
 func ctxError(parent, ctx context.Context) error {
-	if err := parent.Err(); err != nil {
-		return err
+	if parent.Err() != nil {
+		return context.Cause(parent)
 	}
 	if ctx.Err() != nil {
 		return context.Cause(ctx)

@@ -122,8 +122,16 @@ func (c *Client) ExecStream(ctx context.Context, id string, req ExecRequest, opt
 		idle = 3 * hb
 	}
 
+	// The idle timer runs from the start: a backend that never answers is
+	// as silent as a stream that stopped.
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(context.Canceled)
+	var idled atomic.Bool
+	timer := time.AfterFunc(idle, func() {
+		idled.Store(true)
+		cancel(ErrStreamIdle)
+	})
+	defer timer.Stop()
 	body := toGenExec(req)
 	resp, err := c.do(ctx, call{op: op, streaming: true}, func(ctx context.Context) (*http.Response, error) {
 		return c.gen.ExecInSandboxStream(ctx, id, body, func(_ context.Context, r *http.Request) error {
@@ -132,16 +140,13 @@ func (c *Client) ExecStream(ctx context.Context, id string, req ExecRequest, opt
 		})
 	})
 	if err != nil {
+		if idled.Load() {
+			return nil, fmt.Errorf("nox: %s: no answer for %s: %w", op, idle, ErrStreamIdle)
+		}
 		return nil, err
 	}
 	defer resp.Body.Close()
-
-	var idled atomic.Bool
-	timer := time.AfterFunc(idle, func() {
-		idled.Store(true)
-		cancel(ErrStreamIdle)
-	})
-	defer timer.Stop()
+	timer.Reset(idle)
 	r := &activityReader{r: resp.Body, onRead: func() { timer.Reset(idle) }}
 
 	var result *ExecResult

@@ -56,6 +56,30 @@ func TestExecStreamIdle(t *testing.T) {
 	}
 }
 
+func TestExecStreamIdleBeforeHeaders(t *testing.T) {
+	t.Parallel()
+	c, f := setup(t)
+	ctx := context.Background()
+	_, err := c.Create(ctx, "s", CreateOptions{})
+	assertNoErr(t, err)
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, "/stream") {
+			return false
+		}
+		select { // never answers
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+		return true
+	}
+	start := time.Now()
+	_, err = c.ExecStream(ctx, "s", ExecRequest{Cmd: []string{"x"}}, StreamOptions{IdleTimeout: 200 * time.Millisecond})
+	assertIs(t, err, ErrStreamIdle)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("took %s", d)
+	}
+}
+
 func TestExecStreamHeartbeatsKeepAlive(t *testing.T) {
 	t.Parallel()
 	c, f := setupInProcess(t)
