@@ -147,8 +147,15 @@ func TestRealFiles(t *testing.T) {
 	if _, err := os.Stat("/tmp/evil.txt"); err == nil {
 		t.Error("upload with dest through a planted link wrote to the host")
 	}
+	// A fifo (or socket) in the workspace is skipped, never opened.
+	if r := e.exec("rf", map[string]any{"cmd": []string{"mkfifo", "d/fifo"}}); r.ExitCode != 0 {
+		t.Fatalf("mkfifo: %+v", r)
+	}
 	resp, body = e.do("GET", "/v1/sandboxes/rf/files/download?src=/workspace/d", nil)
 	got := readTarGz(t, body)
+	if got["fifo"] != nil {
+		t.Error("download archived a fifo")
+	}
 	if resp.StatusCode != 200 || got["f.txt"] == nil || got["f.txt"].Uname != "content\nmore\n" {
 		t.Errorf("download: %d %v", resp.StatusCode, keys(got))
 	}
