@@ -84,8 +84,9 @@ func (s *store) validateExec(cmd []string, workdir *string, env map[string]strin
 	return p, nil
 }
 
-// checkWorkdir returns ErrInvalid when dir lies in /workspace and is not a
-// directory there. Directories elsewhere are checked by the runtime.
+// checkWorkdir returns ErrInvalid when dir lies in /workspace and is
+// missing or not a directory there. Directories elsewhere, or reached
+// through links leaving the workspace, are checked by the runtime.
 func (s *store) checkWorkdir(b *box, dir string) error {
 	rel, err := workspaceRel("workdir", dir)
 	if err != nil {
@@ -97,11 +98,13 @@ func (s *store) checkWorkdir(b *box, dir string) error {
 	}
 	defer root.Close()
 	fi, err := root.Stat(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("workdir: %q does not exist: %w", dir, ErrInvalid)
+	}
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("workdir: %q does not exist: %w", dir, ErrInvalid)
-		}
-		return fmt.Errorf("workdir: %q: %v: %w", dir, err, ErrInvalid)
+		// E.g. a link to a directory outside the workspace, which the
+		// sandbox may well have: the runtime decides.
+		return nil
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("workdir: %q is not a directory: %w", dir, ErrInvalid)

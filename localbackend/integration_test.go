@@ -86,6 +86,10 @@ func TestRealExec(t *testing.T) {
 	if r := e.exec("rx", map[string]any{"cmd": []string{"pwd"}, "workdir": "/tmp"}); r.Stdout != "/tmp\n" {
 		t.Errorf("workdir /tmp: %+v", r)
 	}
+	e.exec("rx", map[string]any{"cmd": []string{"ln", "-s", "/etc", "etc"}})
+	if r := e.exec("rx", map[string]any{"cmd": []string{"sh", "-c", "pwd -P"}, "workdir": "/workspace/etc"}); r.Stdout != "/etc\n" {
+		t.Errorf("workdir through a link: %+v", r)
+	}
 	st, err := e.b.store.get("rx")
 	if err != nil || st.state != "ready" {
 		t.Errorf("state = %+v %v", st, err)
