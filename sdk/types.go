@@ -8,18 +8,30 @@ import (
 
 // Extension names a backend may advertise in Info.Extensions.
 const (
-	ExtInfo          = "info"
-	ExtSandboxesGet  = "sandboxes.get"
+	// ExtInfo is GET /v1/info itself (Info).
+	ExtInfo = "info"
+	// ExtSandboxesGet is GET /v1/sandboxes/{sessionId} (Get).
+	ExtSandboxesGet = "sandboxes.get"
+	// ExtSandboxesList is GET /v1/sandboxes (List).
 	ExtSandboxesList = "sandboxes.list"
-	ExtExecStream    = "exec.stream"
-	ExtExecFlags     = "exec.flags"
-	ExtAuthBearer    = "auth.bearer"
+	// ExtExecStream is POST /v1/sandboxes/{sessionId}/exec/stream (ExecStream).
+	ExtExecStream = "exec.stream"
+	// ExtExecFlags is the flags of ExecResult (TimedOut, StdoutTruncated,
+	// StderrTruncated, OOMKilled).
+	ExtExecFlags = "exec.flags"
+	// ExtAuthBearer means the backend requires a bearer token (WithToken).
+	ExtAuthBearer = "auth.bearer"
 )
 
 // Defaults the SDK sends when a field is left zero, like the Python client.
 const (
-	DefaultTTL         = 900 * time.Second
-	DefaultWorkdir     = "/workspace"
+	// DefaultTTL is the TTL Create asks for when CreateOptions.TTL is zero.
+	DefaultTTL = 900 * time.Second
+	// DefaultWorkdir is the working directory of commands, and the
+	// directory of uploads and downloads, when none is given.
+	DefaultWorkdir = "/workspace"
+	// DefaultExecTimeout is the command timeout when ExecRequest.Timeout is
+	// zero.
 	DefaultExecTimeout = 30 * time.Second
 	// DefaultHeartbeat is the heartbeat interval assumed for an exec stream
 	// when the backend does not advertise one.
@@ -174,9 +186,14 @@ type SandboxState string
 
 // The states of a sandbox.
 const (
-	StatePending     SandboxState = "pending"
-	StateReady       SandboxState = "ready"
-	StateStopped     SandboxState = "stopped"
+	// StatePending: the sandbox is being created.
+	StatePending SandboxState = "pending"
+	// StateReady: commands run at once.
+	StateReady SandboxState = "ready"
+	// StateStopped: no process runs (after a backend restart, say); the
+	// environment is rebuilt on next use.
+	StateStopped SandboxState = "stopped"
+	// StateTerminating: the sandbox is being deleted.
 	StateTerminating SandboxState = "terminating"
 )
 
