@@ -16,7 +16,7 @@ const (
 	ExtSandboxesList = "sandboxes.list"
 	// ExtExecStream is POST /v1/sandboxes/{sessionId}/exec/stream (ExecStream).
 	ExtExecStream = "exec.stream"
-	// ExtExecFlags is the flags of ExecResult (TimedOut, StdoutTruncated,
+	// ExtExecFlags is the optional flags of ExecResult (TimedOut, StdoutTruncated,
 	// StderrTruncated, OOMKilled).
 	ExtExecFlags = "exec.flags"
 	// ExtAuthBearer means the backend requires a bearer token (WithToken).
@@ -186,14 +186,14 @@ type SandboxState string
 
 // The states of a sandbox.
 const (
-	// StatePending: the sandbox is being created.
+	// StatePending means the sandbox is being created.
 	StatePending SandboxState = "pending"
-	// StateReady: commands run at once.
+	// StateReady means commands run at once.
 	StateReady SandboxState = "ready"
-	// StateStopped: no process runs (after a backend restart, say); the
+	// StateStopped means no process runs (after a backend restart, say); the
 	// environment is rebuilt on next use.
 	StateStopped SandboxState = "stopped"
-	// StateTerminating: the sandbox is being deleted.
+	// StateTerminating means the sandbox is being deleted.
 	StateTerminating SandboxState = "terminating"
 )
 
