@@ -42,7 +42,9 @@ type Option func(*Client) error
 
 // RetryPolicy says how a Client retries failed calls. Calls are retried on
 // connection errors and on 502, 503 and 504 answers, with exponential backoff
-// and full jitter; a Retry-After header sets the delay instead. Only
+// and full jitter; a Retry-After header sets the delay instead (when it
+// would outlast the context's deadline, the call ends at once with the
+// answer's error). Only
 // idempotent operations (health, info, create, touch, get, list, delete,
 // download) are retried unless RetryNonIdempotent is set, and a request whose
 // body cannot be replayed is never retried. The zero value of a field means

@@ -354,3 +354,35 @@ func TestDeleteAndListEdgeCases(t *testing.T) {
 		}
 	}
 }
+
+func TestConcurrentUse(t *testing.T) {
+	t.Parallel()
+	c, _ := setupInProcess(t)
+	ctx := context.Background()
+	done := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			id := fmt.Sprintf("c%d", i)
+			sb := c.Sandbox(id)
+			if _, err := sb.Create(ctx, CreateOptions{}); err != nil {
+				done <- err
+				return
+			}
+			if ok, err := c.Supports(ctx, ExtExecStream); err != nil || !ok {
+				done <- fmt.Errorf("supports: %v %v", ok, err)
+				return
+			}
+			res, err := sb.ExecStream(ctx, ExecRequest{Cmd: []string{"echo", id}}, StreamOptions{})
+			if err == nil && res.Stdout != id+"\n" {
+				err = fmt.Errorf("stdout %q", res.Stdout)
+			}
+			if err == nil {
+				err = sb.Delete(ctx)
+			}
+			done <- err
+		}()
+	}
+	for range 8 {
+		assertNoErr(t, <-done)
+	}
+}
