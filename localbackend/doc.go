@@ -22,11 +22,18 @@
 //
 // <key> is an opaque hex digest of the session id; session ids are never
 // used raw in host paths. Metadata is written atomically (temporary file,
-// fsync, rename) when a sandbox is created; later changes of its expiry are
-// flushed every ReaperInterval and on Close, so a kill -9 loses at most one
-// interval of activity and never a sandbox or a workspace. After a restart
+// fsync, rename) when a sandbox is created, outside the store's lock; the
+// meta directory itself is fsynced every ReaperInterval and on Close, and
+// later changes of a sandbox's expiry are flushed at the same times. A
+// kill -9 therefore loses at most one interval of activity and never a
+// sandbox or a workspace; a power loss within one interval of a create may
+// lose that sandbox (its workspace is then removed at the next start). After a restart
 // every sandbox is loaded in state "stopped" and its environment is rebuilt
 // on next use.
+//
+// Create answers as soon as the sandbox's init runs; while the init sets up
+// the environment (mounts, pivot_root, seccomp) the sandbox is "pending" and
+// the first exec waits for it. A setup failure is reported by that exec.
 //
 // # Lifecycle
 //

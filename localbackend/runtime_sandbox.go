@@ -31,7 +31,9 @@ func (r managerRuntime) Report() sandbox.Report { return r.m.Report() }
 func (r managerRuntime) Close() error           { return r.m.Close() }
 
 func (r managerRuntime) Start(ctx context.Context, spec sandbox.Spec) (environment, error) {
-	s, err := r.m.Start(ctx, spec)
+	// Create answers once the init runs; the first exec waits for its
+	// setup (the sandbox is "pending" meanwhile).
+	s, err := r.m.StartAsync(ctx, spec)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -67,8 +68,9 @@ type box struct {
 	env      environment
 	starting bool
 	deleting bool
-	busy     int // operations in flight (execs, uploads, downloads); never reaped while > 0
-	execs    int // commands running
+	creating chan struct{} // non-nil while ensure writes its files; closed when done
+	busy     int           // operations in flight (execs, uploads, downloads); never reaped while > 0
+	execs    int           // commands running
 }
 
 // boxStatus is a snapshot of one sandbox for the API.
@@ -99,6 +101,9 @@ type store struct {
 	now     func() time.Time
 
 	metaMu sync.Mutex // serialises metadata file writes and removals
+	// metaDirty: a metadata file was renamed into meta/ since the
+	// directory was last fsynced (done by flush, off the request path).
+	metaDirty atomic.Bool
 
 	mu     sync.Mutex
 	boxes  map[string]*box
@@ -252,8 +257,9 @@ func (s *store) load() error {
 	return nil
 }
 
-// writeMeta persists m atomically: temp file, fsync, rename, fsync dir.
-// It does nothing when the sandbox was deleted meanwhile.
+// writeMeta persists m atomically: temp file, fsync, rename (the
+// directory is fsynced by the next flush). It does nothing when the
+// sandbox was deleted meanwhile.
 func (s *store) writeMeta(m meta) error {
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
@@ -264,16 +270,39 @@ func (s *store) writeMeta(m meta) error {
 	if gone {
 		return nil
 	}
+	return s.writeMetaFile(m)
+}
+
+// writeMetaFile writes m's file; the caller makes sure nobody else writes it.
+func (s *store) writeMetaFile(m meta) error {
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.metaPath(m.Key), data)
+	if err := writeFileAtomic(s.metaPath(m.Key), data); err != nil {
+		return err
+	}
+	s.metaDirty.Store(true)
+	return nil
 }
 
+// syncMetaDir makes the renames into meta/ durable.
+func (s *store) syncMetaDir() {
+	if !s.metaDirty.Swap(false) {
+		return
+	}
+	if d, err := os.Open(filepath.Join(s.dataDir, "meta")); err == nil {
+		if err := d.Sync(); err != nil {
+			s.metaDirty.Store(true)
+		}
+		d.Close()
+	}
+}
+
+// writeFileAtomic writes name through a fsynced temporary file and a
+// rename. The directory is not fsynced: see store.syncMetaDir.
 func writeFileAtomic(name string, data []byte) error {
-	dir := filepath.Dir(name)
-	f, err := os.CreateTemp(dir, ".tmp-*")
+	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
@@ -292,10 +321,6 @@ func writeFileAtomic(name string, data []byte) error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
 	return nil
 }
 
@@ -309,7 +334,7 @@ func (s *store) lookupLocked(id string) (*box, error) {
 		return nil, fmt.Errorf("backend is closed: %w", ErrUnavailable)
 	}
 	b, ok := s.boxes[id]
-	if !ok {
+	if !ok || b.creating != nil {
 		return nil, notFound(id)
 	}
 	if b.deleting {
@@ -330,16 +355,33 @@ func (s *store) touchLocked(b *box) {
 // its TTL.
 func (s *store) ensure(ctx context.Context, id string, p createParams) (meta, error) {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return meta{}, fmt.Errorf("backend is closed: %w", ErrUnavailable)
+	var b *box
+	for {
+		if s.closed {
+			s.mu.Unlock()
+			return meta{}, fmt.Errorf("backend is closed: %w", ErrUnavailable)
+		}
+		var ok bool
+		b, ok = s.boxes[id]
+		if ok && b.creating != nil {
+			// A concurrent ensure is writing its files: wait, then look again.
+			ch := b.creating
+			s.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return meta{}, ctx.Err()
+			}
+			s.mu.Lock()
+			continue
+		}
+		break
 	}
-	b, ok := s.boxes[id]
-	if ok && b.deleting {
+	if b != nil && b.deleting {
 		s.mu.Unlock()
 		return meta{}, fmt.Errorf("sandbox %q is being deleted; retry: %w", id, ErrUnavailable)
 	}
-	if !ok {
+	if b == nil {
 		now := s.now().UTC().Truncate(time.Millisecond)
 		ttl := p.ttlSeconds
 		if ttl == 0 {
@@ -350,25 +392,29 @@ func (s *store) ensure(ctx context.Context, id string, p createParams) (meta, er
 			TTLSeconds: ttl, CreatedAt: now, LastActiveAt: now,
 			CPUMilli: p.cpuMilli, MemoryBytes: p.memoryBytes, StorageBytes: p.storageBytes, Pids: s.cfg.Pids,
 		}
-		b = &box{meta: m}
-		// Create the workspace and the metadata before anyone can see the
-		// sandbox, holding s.mu so that concurrent ensures wait.
+		// Reserve the id, then create the workspace and the metadata
+		// without holding s.mu: until creating is closed the sandbox is
+		// invisible (lookupLocked, get and list skip it) and concurrent
+		// ensures of id wait.
+		b = &box{meta: m, creating: make(chan struct{})}
+		s.boxes[id] = b
+		s.mu.Unlock()
 		err := s.makeBoxDirs(m.Key)
 		if err == nil {
-			var data []byte
-			data, err = json.MarshalIndent(m, "", "  ")
-			if err == nil {
-				// No metaMu (lock order is metaMu before mu): nobody else
-				// writes the metadata of a sandbox that is not in the map yet.
-				err = writeFileAtomic(s.metaPath(m.Key), data)
-			}
+			// No metaMu: nobody else writes the metadata of a sandbox
+			// that is still being created.
+			err = s.writeMetaFile(m)
 		}
+		s.mu.Lock()
+		close(b.creating)
+		b.creating = nil
 		if err != nil {
+			delete(s.boxes, id)
 			s.mu.Unlock()
+			_ = os.Remove(s.metaPath(m.Key))
 			_ = os.RemoveAll(s.boxDir(m.Key))
 			return meta{}, fmt.Errorf("create sandbox %q: %w", id, err)
 		}
-		s.boxes[id] = b
 	} else {
 		if p.ttlSeconds != 0 {
 			b.meta.TTLSeconds = p.ttlSeconds
@@ -445,12 +491,27 @@ func (s *store) startEnv(ctx context.Context, b *box) (environment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start sandbox %q: %w", m.SessionID, err)
 	}
-	if n, ok := env.(interface{ Notes() []string }); ok {
-		if notes := n.Notes(); len(notes) > 0 {
-			s.log.Warn("sandbox started with restrictions", "sessionId", m.SessionID, "notes", notes)
-		}
+	if n, ok := env.(interface {
+		WaitReady(context.Context) error
+		Notes() []string
+	}); ok {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StartTimeout)
+			defer cancel()
+			if err := n.WaitReady(ctx); err != nil {
+				s.log.Error("sandbox setup failed", "sessionId", m.SessionID, "err", err)
+			} else if notes := n.Notes(); len(notes) > 0 {
+				s.log.Warn("sandbox started with restrictions", "sessionId", m.SessionID, "notes", notes)
+			}
+		}()
 	}
 	return env, nil
+}
+
+// envReady reports false while env's setup runs in the background.
+func envReady(env environment) bool {
+	r, ok := env.(interface{ Ready() bool })
+	return !ok || r.Ready()
 }
 
 // acquire begins an operation on sandbox id: it refreshes its expiry and
@@ -519,6 +580,8 @@ func (s *store) statusLocked(b *box) (boxStatus, environment) {
 		st.state = "terminating"
 	case b.starting:
 		st.state = "pending"
+	case b.env != nil && !envReady(b.env):
+		st.state = "pending" // its setup runs (the runtime's StartAsync)
 	case b.env != nil:
 		st.state = "ready"
 	default:
@@ -531,7 +594,7 @@ func (s *store) statusLocked(b *box) (boxStatus, environment) {
 func (s *store) get(id string) (boxStatus, error) {
 	s.mu.Lock()
 	b, ok := s.boxes[id]
-	if !ok || s.closed {
+	if !ok || s.closed || b.creating != nil {
 		s.mu.Unlock()
 		return boxStatus{}, notFound(id)
 	}
@@ -548,8 +611,8 @@ func (s *store) get(id string) (boxStatus, error) {
 func (s *store) list(after string, n int) ([]boxStatus, bool) {
 	s.mu.Lock()
 	ids := make([]string, 0, len(s.boxes))
-	for id := range s.boxes {
-		if id > after {
+	for id, b := range s.boxes {
+		if id > after && b.creating == nil {
 			ids = append(ids, id)
 		}
 	}
@@ -649,7 +712,7 @@ func (s *store) reaper(ctx context.Context) {
 // reap deletes every expired sandbox that has no operation in flight.
 func (s *store) reap() {
 	expired := func(b *box) bool {
-		return !b.deleting && b.busy == 0 && !s.now().Before(b.meta.expiresAt())
+		return !b.deleting && b.creating == nil && b.busy == 0 && !s.now().Before(b.meta.expiresAt())
 	}
 	var ids []string
 	s.mu.Lock()
@@ -687,6 +750,7 @@ func (s *store) flush() {
 			s.log.Error("writing sandbox metadata", "sessionId", m.SessionID, "err", err)
 		}
 	}
+	s.syncMetaDir()
 }
 
 // close stops the reaper and every environment and releases the data dir.

@@ -115,6 +115,9 @@ type ExecResult struct {
 //	func New(opts Options) (*Manager, error)              // probes the host (a probe that really mounts inside a user namespace) and picks the tier
 //	func (m *Manager) Report() Report
 //	func (m *Manager) Start(ctx context.Context, spec Spec) (*Sandbox, error) // builds the environment once; fast when already running
+//	func (m *Manager) StartAsync(ctx context.Context, spec Spec) (*Sandbox, error) // Start that returns once the init runs; Exec waits for its setup
+//	func (s *Sandbox) WaitReady(ctx context.Context) error  // waits for the setup started by StartAsync
+//	func (s *Sandbox) Ready() bool                         // the setup ended successfully
 //	func (m *Manager) Close() error                       // stops every sandbox it started
 //	func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) // error only for infrastructure failures, never for exit codes
 //	func (s *Sandbox) Alive() bool                        // the environment's processes are running
@@ -126,6 +129,10 @@ type ExecResult struct {
 // (or is not an absolute path).
 var ErrNoWorkdir = errors.New("working directory does not exist in the sandbox")
 
+// ErrSetup reports that the sandbox's environment could not be set up
+// (Exec after StartAsync); the sandbox is stopped.
+var ErrSetup = errors.New("sandbox setup failed")
+
 // ErrStopped reports an Exec on a sandbox that is stopped or whose init
 // died; Start builds a fresh one.
 var ErrStopped = errors.New("sandbox is not running")
@@ -134,5 +141,7 @@ var ErrStopped = errors.New("sandbox is not running")
 var (
 	_ func(Options) (*Manager, error)                               = New
 	_ func(*Manager, context.Context, Spec) (*Sandbox, error)       = (*Manager).Start
+	_ func(*Manager, context.Context, Spec) (*Sandbox, error)       = (*Manager).StartAsync
+	_ func(*Sandbox, context.Context) error                         = (*Sandbox).WaitReady
 	_ func(*Sandbox, context.Context, ExecSpec) (ExecResult, error) = (*Sandbox).Exec
 )

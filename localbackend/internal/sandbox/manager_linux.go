@@ -277,8 +277,23 @@ func (m *Manager) Report() Report {
 }
 
 // Start builds the sandbox's environment, or returns the running one for
-// spec.Key.
+// spec.Key, and waits until it is ready.
 func (m *Manager) Start(ctx context.Context, spec Spec) (*Sandbox, error) {
+	s, err := m.StartAsync(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.WaitReady(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// StartAsync is Start that returns as soon as the sandbox's init runs,
+// while it sets up the environment (mounts, pivot_root, seccomp): Exec
+// waits for the setup, WaitReady reports its outcome, and a failed setup
+// stops the sandbox. ctx's deadline (60s without one) bounds the setup.
+func (m *Manager) StartAsync(ctx context.Context, spec Spec) (*Sandbox, error) {
 	if spec.Key == "" || strings.ContainsAny(spec.Key, "/\x00") || spec.Key == "." || spec.Key == ".." {
 		return nil, fmt.Errorf("sandbox key %q is not a file name", spec.Key)
 	}

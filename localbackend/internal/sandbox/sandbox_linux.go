@@ -7,7 +7,9 @@ package sandbox
 // with new user, mount, pid, net, ipc, uts and cgroup namespaces (no user
 // namespace in TierRootNamespaces, none at all in the host tiers). The
 // child, the sandbox's init, lives as long as the sandbox: PID 1 of its
-// namespaces. The server moves it into the sandbox's cgroups and sends its
+// namespaces. StartAsync returns here; the rest of the setup runs in a
+// goroutine that Exec and Start wait for. The server moves it into the
+// sandbox's cgroups and sends its
 // configuration over a SOCK_SEQPACKET socketpair (fd 3), with detached
 // mount trees of the workspace and RootFS and the init's own cgroup task
 // file as SCM_RIGHTS. The init builds the root (tmpfs, read-only binds,
@@ -80,6 +82,10 @@ type Sandbox struct {
 	cleanup  sync.WaitGroup
 	free     []*cmdCgroup // empty command cgroups for reuse
 	oomSeen  int64        // the cgroup's OOM kill count last looked at
+
+	ready     chan struct{} // closed when the init's setup ended (see setupErr)
+	readyOnce sync.Once
+	setupErr  error // why the setup failed; read only after ready is closed
 }
 
 func (m *Manager) build(ctx context.Context, spec Spec, seq uint64) (_ *Sandbox, err error) {
@@ -88,7 +94,7 @@ func (m *Manager) build(ctx context.Context, spec Spec, seq uint64) (_ *Sandbox,
 	}
 	s := &Sandbox{
 		m: m, spec: spec, mode: m.mode,
-		dead: make(chan struct{}), stopped: make(chan struct{}),
+		dead: make(chan struct{}), stopped: make(chan struct{}), ready: make(chan struct{}),
 		pending: map[uint64]chan reply{}, tail: &tailBuffer{max: 4096},
 	}
 	s.uid, s.gid = m.allocUID(spec.Key)
@@ -243,50 +249,104 @@ func (m *Manager) build(ctx context.Context, spec Spec, seq uint64) (_ *Sandbox,
 		close(s.dead)
 		conn.Close()
 	}()
-	if s.cg != nil {
-		// Before the init gets its config it runs nothing of ours.
-		if err := s.cg.addProc(cmd.Process.Pid); err != nil {
-			return nil, err
-		}
-	}
-	if err := sendMsg(conn, request{Op: "config", Config: &cfg}, files...); err != nil {
-		return nil, err
-	}
-	closeFiles(files)
-	files = nil
 
-	ready := make(chan error, 1)
+	// The setup runs on: Start (or the first Exec) waits for it. A setup
+	// that fails or outlives ctx's deadline stops the sandbox.
+	setupTimeout := 60 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		setupTimeout = time.Until(d)
+	}
+	cfgFiles := files
+	files = nil // the setup goroutine closes them
 	go func() {
 		var r reply
 		buf, oob := make([]byte, 64<<10), make([]byte, 512)
-		fs, err := recvMsg(conn, buf, oob, &r)
-		closeFiles(fs)
+		var err error
+		if s.cg != nil {
+			// Before the init gets its config it runs nothing of ours.
+			err = s.cg.addProc(cmd.Process.Pid)
+		}
+		if err == nil {
+			err = sendMsg(conn, request{Op: "config", Config: &cfg}, cfgFiles...)
+		}
+		closeFiles(cfgFiles)
+		if err == nil {
+			var fs []*os.File
+			fs, err = recvMsg(conn, buf, oob, &r)
+			closeFiles(fs)
+			if err != nil {
+				err = fmt.Errorf("sandbox init died during setup: %w%s", err, s.tail.suffix())
+			}
+		}
 		switch {
 		case err != nil:
-			ready <- fmt.Errorf("sandbox init died during setup: %w%s", err, s.tail.suffix())
 		case r.Op != "ready":
-			ready <- fmt.Errorf("sandbox setup: %s", r.Err)
+			err = fmt.Errorf("sandbox setup: %s", r.Err)
 		default:
 			s.notes = r.Notes
-			ready <- nil
-			s.readLoop(buf, oob)
+			if s.cg != nil {
+				// The first command's cgroup, off its critical path.
+				if cc, err := s.takeCgroup(0); err == nil {
+					s.mu.Lock()
+					s.free = append(s.free, cc)
+					s.mu.Unlock()
+				}
+			}
+		}
+		if !s.finishSetup(err) {
+			err = s.setupErr // the watchdog gave up first
+		}
+		if err != nil {
+			_ = s.Stop()
+			return
+		}
+		s.readLoop(buf, oob)
+	}()
+	go func() {
+		t := time.NewTimer(setupTimeout)
+		defer t.Stop()
+		select {
+		case <-s.ready:
+		case <-t.C:
+			if s.finishSetup(fmt.Errorf("sandbox setup did not finish within %v", setupTimeout.Round(time.Millisecond))) {
+				_ = s.cmd.Process.Kill()
+			}
 		}
 	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			return nil, err
-		}
-	case <-ctx.Done():
-		return nil, fmt.Errorf("start sandbox: %w", ctx.Err())
-	}
-	if s.cg != nil {
-		// The first command's cgroup, off its critical path.
-		if cc, err := s.takeCgroup(0); err == nil {
-			s.free = append(s.free, cc)
-		}
-	}
 	return s, nil
+}
+
+// finishSetup records the outcome of the init's setup once; it reports
+// whether this call decided it.
+func (s *Sandbox) finishSetup(err error) bool {
+	first := false
+	s.readyOnce.Do(func() {
+		first = true
+		s.setupErr = err
+		close(s.ready)
+	})
+	return first
+}
+
+// WaitReady waits until the sandbox's setup ended and returns its error,
+// or ctx's.
+func (s *Sandbox) WaitReady(ctx context.Context) error {
+	select {
+	case <-s.ready:
+		return s.setupErr
+	case <-ctx.Done():
+		return fmt.Errorf("wait for sandbox setup: %w", ctx.Err())
+	}
+}
+
+// Ready reports whether the setup ended successfully: false while pending.
+func (s *Sandbox) Ready() bool {
+	select {
+	case <-s.ready:
+		return s.setupErr == nil
+	default:
+		return false
+	}
 }
 
 // readLoop dispatches the init's replies to the waiting Exec calls.
@@ -325,7 +385,13 @@ func (s *Sandbox) HostOwner() (uid, gid int) { return s.uid, s.gid }
 
 // Notes lists what this sandbox's init could not do (one sentence each);
 // host-wide limitations are in Manager.Report.
-func (s *Sandbox) Notes() []string { return append([]string(nil), s.notes...) }
+// Empty while the setup is pending.
+func (s *Sandbox) Notes() []string {
+	if !s.Ready() {
+		return nil
+	}
+	return append([]string(nil), s.notes...)
+}
 
 // Alive reports whether the sandbox's init still runs.
 func (s *Sandbox) Alive() bool {
@@ -360,6 +426,14 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 	}
 	if stderr == nil {
 		stderr = io.Discard
+	}
+	select {
+	case <-s.ready:
+		if s.setupErr != nil {
+			return ExecResult{}, fmt.Errorf("%w: %w", ErrSetup, s.setupErr)
+		}
+	case <-ctx.Done():
+		return ExecResult{}, fmt.Errorf("wait for sandbox setup: %w", context.Cause(ctx))
 	}
 	if !s.Alive() {
 		return ExecResult{}, ErrStopped
@@ -671,14 +745,19 @@ func (s *Sandbox) Stop() error {
 	return s.stopErr
 }
 
+// drainBufs holds the copy buffers of drain: two per Exec would
+// otherwise allocate 128 KiB per command.
+var drainBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
 // drain copies r to w until EOF and closes r.
 func drain(r *os.File, w io.Writer) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		defer r.Close()
-		buf := make([]byte, 64<<10)
-		_, _ = io.CopyBuffer(w, r, buf)
+		buf := drainBufs.Get().(*[]byte)
+		defer drainBufs.Put(buf)
+		_, _ = io.CopyBuffer(w, r, *buf)
 	}()
 	return done
 }

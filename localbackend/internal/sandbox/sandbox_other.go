@@ -93,6 +93,17 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (*Sandbox, error) {
 	return s, nil
 }
 
+// StartAsync is Start: there is no setup to wait for.
+func (m *Manager) StartAsync(ctx context.Context, spec Spec) (*Sandbox, error) {
+	return m.Start(ctx, spec)
+}
+
+// WaitReady returns nil: the sandbox is ready when Start returns.
+func (s *Sandbox) WaitReady(ctx context.Context) error { return nil }
+
+// Ready reports true.
+func (s *Sandbox) Ready() bool { return true }
+
 // Close stops every sandbox.
 func (m *Manager) Close() error {
 	m.mu.Lock()
