@@ -92,6 +92,9 @@ func (s *store) checkWorkdir(b *box, dir string) error {
 	if err != nil {
 		return nil // outside /workspace: the runtime decides
 	}
+	if rel == "." {
+		return nil // the workspace itself, which the store created
+	}
 	root, err := os.OpenRoot(s.workspacePath(b.meta.Key))
 	if err != nil {
 		return fmt.Errorf("open workspace: %w", err)

@@ -757,7 +757,8 @@ func drain(r *os.File, w io.Writer) <-chan struct{} {
 		defer r.Close()
 		buf := drainBufs.Get().(*[]byte)
 		defer drainBufs.Put(buf)
-		_, _ = io.CopyBuffer(w, r, *buf)
+		// Hide *os.File's WriteTo, which would ignore buf and allocate.
+		_, _ = io.CopyBuffer(w, struct{ io.Reader }{r}, *buf)
 	}()
 	return done
 }
