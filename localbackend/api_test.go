@@ -1,6 +1,7 @@
 package localbackend
 
 import (
+	"errors"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -289,7 +290,7 @@ func TestDataDirLocked(t *testing.T) {
 	if b, err := newBackend(c, lim, func() (runtime, error) { return &fakeRuntime{}, nil }); err == nil {
 		b.Close()
 		t.Fatal("second backend on one data dir succeeded")
-	} else if !strings.Contains(err.Error(), "in use") {
+	} else if !strings.Contains(err.Error(), "in use") || !errors.Is(err, ErrDataDirLocked) {
 		t.Errorf("err = %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync/atomic"
@@ -71,7 +72,17 @@ func New(cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("localbackend: data dir: %w", err)
 	}
 	cfg.DataDir = dir
-	return newBackend(cfg, lim, func() (runtime, error) { return newRuntime(cfg) })
+	return newBackend(cfg, lim, func() (runtime, error) {
+		rt, err := newRuntime(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkDataDirReachable(cfg.DataDir, rt.Report().Tier, os.Geteuid() == 0); err != nil {
+			_ = rt.Close()
+			return nil, err
+		}
+		return rt, nil
+	})
 }
 
 // newBackend builds a Backend on the runtime newRT returns (tests pass a
@@ -87,6 +98,9 @@ func newBackend(cfg Config, lim limits, newRT func() (runtime, error)) (*Backend
 		return nil, fmt.Errorf("localbackend: %w", err)
 	}
 	b := &Backend{cfg: cfg, lim: lim, log: cfg.Logger, report: rt.Report()}
+	if cfg.StorageCheckInterval > 0 {
+		b.report.Notes, b.report.Unenforced = withStorageMonitoring(b.report.Notes, b.report.Unenforced, cfg.StorageCheckInterval)
+	}
 	b.server = &Server{b: b}
 	h, err := b.buildHandler()
 	if err == nil {
@@ -99,6 +113,33 @@ func newBackend(cfg Config, lim limits, newRT func() (runtime, error)) (*Backend
 		return nil, fmt.Errorf("localbackend: %w", err)
 	}
 	return b, nil
+}
+
+// checkDataDirReachable fails when the tier runs commands under per-sandbox
+// host uids that reach /workspace by its host path (landlock and
+// none-unsafe, as root) and a parent of dataDir is not searchable by them:
+// every exec would fail with "working directory does not exist". The
+// directories under dataDir are the backend's own and made 0711.
+func checkDataDirReachable(dataDir string, tier sandbox.Tier, root bool) error {
+	if !root || (tier != sandbox.TierLandlock && tier != sandbox.TierNoneUnsafe) {
+		return nil
+	}
+	dir, err := filepath.EvalSymlinks(dataDir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("data dir %s: its parent %s (mode %04o) is not searchable by the sandboxes' uids, which reach /workspace by its host path with the %s tier: use a data dir whose parents are (e.g. /var/lib/nox) or run chmod o+x %s", dataDir, d, fi.Mode().Perm(), tier, d)
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
 }
 
 // Handler returns the HTTP handler serving the API.

@@ -93,6 +93,13 @@ type Config struct {
 	ReaperInterval time.Duration
 	// StartTimeout bounds building one sandbox's environment. Default: 60s.
 	StartTimeout time.Duration
+	// StorageCheckInterval is how often the workspace of every running
+	// sandbox is measured against its ephemeral storage limit; above it
+	// every process of the sandbox is killed. Usage can overshoot the
+	// limit by what the sandbox writes in one interval. Default: 1s;
+	// negative disables the monitor (ephemeralStorage is then reported
+	// unenforced for commands and checked on uploads only).
+	StorageCheckInterval time.Duration
 }
 
 // DefaultConfig returns a Config with every default filled in.
@@ -151,6 +158,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.StreamHeartbeat, 5*time.Second)
 	setDefault(&c.ReaperInterval, time.Second)
 	setDefault(&c.StartTimeout, 60*time.Second)
+	setDefault(&c.StorageCheckInterval, time.Second)
 }
 
 func setDefault[T comparable](p *T, v T) {

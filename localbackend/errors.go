@@ -15,4 +15,7 @@ var (
 	ErrBusy = errors.New("busy")
 	// ErrUnavailable: the sandbox is being deleted or the backend is closed (503).
 	ErrUnavailable = errors.New("unavailable")
+	// ErrDataDirLocked: New found Config.DataDir locked by another server
+	// (another process, or another Backend in this one).
+	ErrDataDirLocked = errors.New("data dir locked by another server")
 )

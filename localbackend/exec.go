@@ -169,13 +169,23 @@ func (h *execHandle) run(ctx context.Context, onStdout, onStderr func(string)) (
 	stderr := newCapWriter(h.s.cfg.MaxOutputBytes, onStderr)
 	p := h.p
 	spec := sandbox.ExecSpec{Argv: p.argv, Dir: p.dir, Env: p.env, Timeout: p.timeout, Stdout: stdout, Stderr: stderr}
+	kills := h.s.storageKills(h.b)
 	res, err := h.env.Exec(ctx, spec)
 	if errors.Is(err, sandbox.ErrStopped) {
 		// The environment died since it was checked: rebuild it once.
 		var env environment
 		if env, err = h.s.startEnv(ctx, h.b); err == nil {
+			kills = h.s.storageKills(h.b)
 			res, err = env.Exec(ctx, spec)
 		}
+	}
+	if (err != nil || res.ExitCode == 137) && ctx.Err() == nil && h.s.storageKills(h.b) != kills {
+		// The storage monitor killed every process of the sandbox.
+		stderr.note(storageKilledNote(h.b.meta.StorageBytes))
+		out := execOutcome{exitCode: 137, duration: res.Duration}
+		out.stdout, out.stdoutTruncated = stdout.finish()
+		out.stderr, out.stderrTruncated = stderr.finish()
+		return out, nil
 	}
 	switch {
 	case err == nil:
@@ -194,6 +204,13 @@ func (h *execHandle) run(ctx context.Context, onStdout, onStderr func(string)) (
 	out.stdout, out.stdoutTruncated = stdout.finish()
 	out.stderr, out.stderrTruncated = stderr.finish()
 	return out, nil
+}
+
+// storageKills returns how often the storage monitor killed b's processes.
+func (s *store) storageKills(b *box) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return b.storageKills
 }
 
 // exec runs one command in sandbox id and waits for it.

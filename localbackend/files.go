@@ -33,12 +33,10 @@ func (s *store) upload(ctx context.Context, id, dest string, body io.Reader) (ex
 	}
 	key := b.meta.Key
 	lim := extractLimits{maxEntries: s.cfg.MaxUploadEntries, maxBytes: -1}
-	if q := b.meta.StorageBytes; q > 0 {
-		used, err := diskUsage(s.workspacePath(key))
-		if err != nil {
-			return extractStats{}, fmt.Errorf("measure workspace: %w", err)
+	if b.meta.StorageBytes > 0 {
+		if lim.maxBytes, err = s.storageRoom(b); err != nil {
+			return extractStats{}, err
 		}
-		lim.maxBytes = max(q-used, 0)
 	}
 
 	boxRoot, err := os.OpenRoot(s.boxDir(key))

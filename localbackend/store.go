@@ -71,6 +71,9 @@ type box struct {
 	creating chan struct{} // non-nil while ensure writes its files; closed when done
 	busy     int           // operations in flight (execs, uploads, downloads); never reaped while > 0
 	execs    int           // commands running
+
+	storageKills int   // times the storage monitor killed its processes
+	overFloor    int64 // > 0: above its storage limit; the lowest usage seen since (see checkStorage)
 }
 
 // boxStatus is a snapshot of one sandbox for the API.
@@ -111,8 +114,9 @@ type store struct {
 
 	execSlots chan struct{}
 
-	stopReaper context.CancelFunc
-	reaperDone chan struct{}
+	stopReaper  context.CancelFunc
+	reaperDone  chan struct{}
+	monitorDone chan struct{} // closed when the storage monitor ended (at once when disabled)
 }
 
 func (s *store) metaPath(key string) string {
@@ -160,7 +164,10 @@ func lockDataDir(dir string) (*os.File, error) {
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		lock.Close()
-		return nil, fmt.Errorf("data dir %s is in use by another nox server: %w", dir, err)
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("data dir %s is in use by another nox server: %w", dir, ErrDataDirLocked)
+		}
+		return nil, fmt.Errorf("data dir %s: lock: %w", dir, err)
 	}
 	return lock, nil
 }
@@ -190,6 +197,12 @@ func openStore(cfg Config, lim limits, rt runtime, lock *os.File) (*store, error
 	s.stopReaper = cancel
 	s.reaperDone = make(chan struct{})
 	go s.reaper(ctx)
+	s.monitorDone = make(chan struct{})
+	if cfg.StorageCheckInterval > 0 {
+		go s.storageMonitor(ctx)
+	} else {
+		close(s.monitorDone)
+	}
 	return s, nil
 }
 
@@ -499,7 +512,9 @@ func (s *store) startEnv(ctx context.Context, b *box) (environment, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StartTimeout)
 			defer cancel()
 			if err := n.WaitReady(ctx); err != nil {
-				s.log.Error("sandbox setup failed", "sessionId", m.SessionID, "err", err)
+				if !errors.Is(err, sandbox.ErrStopped) {
+					s.log.Error("sandbox setup failed", "sessionId", m.SessionID, "err", err)
+				}
 			} else if notes := n.Notes(); len(notes) > 0 {
 				s.log.Warn("sandbox started with restrictions", "sessionId", m.SessionID, "notes", notes)
 			}
@@ -765,6 +780,7 @@ func (s *store) close() error {
 	s.mu.Unlock()
 	s.stopReaper()
 	<-s.reaperDone
+	<-s.monitorDone
 	s.flush()
 	var errs []error
 	s.mu.Lock()

@@ -77,7 +77,8 @@ type Sandbox struct {
 	pending  map[uint64]chan reply
 	seq      uint64
 	stopping bool
-	stopped  chan struct{}
+	stopped  chan struct{} // closed when the init is dead
+	stopDone chan struct{} // closed when Stop is done; stopErr is set
 	stopErr  error
 	cleanup  sync.WaitGroup
 	free     []*cmdCgroup // empty command cgroups for reuse
@@ -94,7 +95,7 @@ func (m *Manager) build(ctx context.Context, spec Spec, seq uint64) (_ *Sandbox,
 	}
 	s := &Sandbox{
 		m: m, spec: spec, mode: m.mode,
-		dead: make(chan struct{}), stopped: make(chan struct{}), ready: make(chan struct{}),
+		dead: make(chan struct{}), stopped: make(chan struct{}), stopDone: make(chan struct{}), ready: make(chan struct{}),
 		pending: map[uint64]chan reply{}, tail: &tailBuffer{max: 4096},
 	}
 	s.uid, s.gid = m.allocUID(spec.Key)
@@ -292,6 +293,13 @@ func (m *Manager) build(ctx context.Context, spec Spec, seq uint64) (_ *Sandbox,
 					s.mu.Unlock()
 				}
 			}
+		}
+		if err != nil {
+			s.mu.Lock()
+			if s.stopping {
+				err = fmt.Errorf("%w during its setup", ErrStopped)
+			}
+			s.mu.Unlock()
 		}
 		if !s.finishSetup(err) {
 			err = s.setupErr // the watchdog gave up first
@@ -696,7 +704,7 @@ func (s *Sandbox) Stop() error {
 	s.mu.Lock()
 	if s.stopping {
 		s.mu.Unlock()
-		<-s.stopped
+		<-s.stopDone
 		return s.stopErr
 	}
 	s.stopping = true
@@ -742,6 +750,7 @@ func (s *Sandbox) Stop() error {
 	s.m.mu.Unlock()
 	s.m.releaseUID(s.uid, s.spec.Key)
 	s.stopErr = errors.Join(errs...)
+	close(s.stopDone)
 	return s.stopErr
 }
 

@@ -1,0 +1,144 @@
+package localbackend
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/noxrunner/nox/localbackend/internal/sandbox"
+)
+
+// testStorageLimit fills a sandbox's workspace past its 64Mi limit and
+// checks that the monitor kills the filler (exit 137 and a note), that
+// uploads are refused until files are deleted, and that the server and
+// another sandbox keep working.
+func testStorageLimit(t *testing.T, e *testEnv) {
+	e.create("fill", map[string]any{"ttlSeconds": 600, "ephemeralStorageLimit": "64Mi"})
+	e.create("other", nil)
+	// At most 40 x 16 MiB, then a sleep the timeout ends: a monitor that
+	// does not work fails the test without filling the disk.
+	filler := `i=0; while [ $i -lt 40 ]; do dd if=/dev/zero of=big$i bs=1M count=16 2>/dev/null; i=$((i+1)); done; sleep 60`
+	t0 := time.Now()
+	r := e.exec("fill", map[string]any{"cmd": []string{"sh", "-c", filler}, "timeoutSeconds": 30})
+	if r.ExitCode != 137 || *r.TimedOut || !strings.Contains(r.Stderr, "nox: ephemeral storage limit 64Mi exceeded; processes killed") {
+		t.Fatalf("filler after %v: %+v", time.Since(t0), r)
+	}
+	t.Logf("filler killed after %v", time.Since(t0))
+	if r := e.exec("other", map[string]any{"cmd": []string{"echo", "ok"}}); r.ExitCode != 0 || r.Stdout != "ok\n" {
+		t.Fatalf("other sandbox: %+v", r)
+	}
+	up := tarGz(t, []tarEntry{{name: "small.txt", body: "x"}})
+	resp, body := e.do("POST", "/v1/sandboxes/fill/files/upload", up)
+	expectError(t, resp, body, 413, "ephemeral storage limit 64Mi exceeded")
+	// Deleting files works (shrinking is allowed) and makes room again.
+	if r := e.exec("fill", map[string]any{"cmd": []string{"sh", "-c", "rm -f big*; echo done"}}); r.ExitCode != 0 || r.Stdout != "done\n" {
+		t.Fatalf("rm: %+v", r)
+	}
+	if resp, body := e.do("POST", "/v1/sandboxes/fill/files/upload", up); resp.StatusCode != 200 {
+		t.Fatalf("upload after rm: %d %s", resp.StatusCode, body)
+	}
+	// The sandbox stays usable, including writes below the limit.
+	if r := e.exec("fill", map[string]any{"cmd": []string{"sh", "-c", "dd if=/dev/zero of=ok bs=1M count=8 2>/dev/null && cat small.txt"}}); r.ExitCode != 0 || r.Stdout != "x" {
+		t.Fatalf("after rm: %+v", r)
+	}
+	time.Sleep(3 * e.b.cfg.StorageCheckInterval) // the monitor must leave it alone
+	if r := e.exec("fill", map[string]any{"cmd": []string{"ls", "ok"}}); r.ExitCode != 0 {
+		t.Fatalf("below the limit: %+v", r)
+	}
+	resp, body = e.do("GET", "/v1/sandboxes/fill", nil)
+	var st struct {
+		Limits struct{ Unenforced []string }
+	}
+	if err := json.Unmarshal(body, &st); err != nil || resp.StatusCode != 200 || slices.Contains(st.Limits.Unenforced, "ephemeralStorage") {
+		t.Fatalf("status: %d %s %v", resp.StatusCode, body, err)
+	}
+	info := e.b.Info()
+	if slices.Contains(info.Unenforced, "ephemeralStorage") || !slices.ContainsFunc(info.Notes, func(n string) bool { return strings.Contains(n, "enforced by monitoring") }) {
+		t.Fatalf("info: %+v", info)
+	}
+}
+
+func TestStorageLimitFake(t *testing.T) {
+	t.Parallel()
+	e := setup(t, func(c *Config) { c.StorageCheckInterval = 200 * time.Millisecond })
+	testStorageLimit(t, e)
+}
+
+func TestRealStorageLimit(t *testing.T) {
+	t.Parallel()
+	e := realEnv(t, func(c *Config) { c.StorageCheckInterval = 200 * time.Millisecond })
+	e.t = t
+	testStorageLimit(t, e)
+}
+
+func TestStorageMonitorDisabled(t *testing.T) {
+	t.Parallel()
+	e := setup(t, func(c *Config) { c.StorageCheckInterval = -1 })
+	if !slices.Contains(e.b.Info().Unenforced, "ephemeralStorage") {
+		t.Fatalf("info: %+v", e.b.Info())
+	}
+}
+
+func TestDiskUsageUpTo(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, n := range []string{"a", "b", "c"} {
+		writeTestFile(t, dir+"/"+n, 1<<20)
+	}
+	used, capped, err := diskUsageUpTo(dir, 10<<20)
+	if err != nil || capped || used < 3<<20 {
+		t.Fatalf("uncapped: %d %v %v", used, capped, err)
+	}
+	used, capped, err = diskUsageUpTo(dir, 1<<20)
+	if err != nil || !capped || used > 3<<20 {
+		t.Fatalf("capped: %d %v %v", used, capped, err)
+	}
+}
+
+// writeTestFile writes n zero bytes (allocated: not a sparse file) to name.
+func writeTestFile(t *testing.T, name string, n int) {
+	t.Helper()
+	if err := os.WriteFile(name, make([]byte, n), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDataDirReachable(t *testing.T) {
+	t.Parallel()
+	top := t.TempDir()
+	closed := filepath.Join(top, "closed")
+	data := filepath.Join(closed, "data")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for d := top; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(closed, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	err := checkDataDirReachable(data, sandbox.TierLandlock, true)
+	if err == nil || !strings.Contains(err.Error(), "not searchable") || !strings.Contains(err.Error(), closed) {
+		t.Fatalf("closed parent: %v", err)
+	}
+	for _, tier := range []sandbox.Tier{sandbox.TierNamespaces, sandbox.TierRootNamespaces} {
+		if err := checkDataDirReachable(data, tier, true); err != nil {
+			t.Fatalf("%s: %v", tier, err)
+		}
+	}
+	if err := checkDataDirReachable(data, sandbox.TierNoneUnsafe, false); err != nil {
+		t.Fatalf("not root: %v", err)
+	}
+	if err := os.Chmod(closed, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkDataDirReachable(data, sandbox.TierNoneUnsafe, true); err != nil {
+		t.Fatalf("searchable: %v", err)
+	}
+}
