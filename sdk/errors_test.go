@@ -321,7 +321,8 @@ func TestContextErrors(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	t.Parallel()
-	c, f := setup(t, WithTimeout(200*time.Millisecond), WithoutRetry())
+	// Generous enough that Create passes on a loaded machine.
+	c, f := setup(t, WithTimeout(time.Second), WithoutRetry())
 	ctx := context.Background()
 	_, err := c.Create(ctx, "s", CreateOptions{})
 	assertNoErr(t, err)
@@ -337,7 +338,7 @@ func TestTimeout(t *testing.T) {
 		case strings.HasSuffix(r.URL.Path, "/download"):
 			w.WriteHeader(200)
 			w.(http.Flusher).Flush()
-			time.Sleep(400 * time.Millisecond) // longer than the timeout
+			time.Sleep(1500 * time.Millisecond) // longer than the timeout
 			var buf bytes.Buffer
 			_ = writeFilesTarGz(&buf, map[string][]byte{"late.txt": []byte("late")})
 			w.Write(buf.Bytes())
@@ -348,11 +349,11 @@ func TestTimeout(t *testing.T) {
 	start := time.Now()
 	_, err = c.Touch(ctx, "s")
 	assertIs(t, err, context.DeadlineExceeded)
-	if d := time.Since(start); d > 2*time.Second {
+	if d := time.Since(start); d > 4*time.Second {
 		t.Errorf("timeout took %s", d)
 	}
 	// The command's timeout is added for exec.
-	res, err := c.Exec(ctx, "s", ExecRequest{Cmd: []string{"sleep", "0.4"}, Timeout: 2 * time.Second})
+	res, err := c.Exec(ctx, "s", ExecRequest{Cmd: []string{"sleep", "1.5"}, Timeout: 3 * time.Second})
 	assertNoErr(t, err)
 	assertEq(t, "exit", res.ExitCode, 0)
 	// A download body may take longer than the timeout.

@@ -39,7 +39,7 @@ func TestExecStreamIdle(t *testing.T) {
 		f.stream = blockingStream("event: stdout\ndata: {\"data\":\"first\\n\"}\n\n")
 		var out bytes.Buffer
 		start := time.Now()
-		_, err = c.ExecStream(ctx, "s", ExecRequest{Cmd: []string{"x"}}, StreamOptions{Stdout: &out, IdleTimeout: 200 * time.Millisecond})
+		_, err = c.ExecStream(ctx, "s", ExecRequest{Cmd: []string{"x"}}, StreamOptions{Stdout: &out, IdleTimeout: time.Second})
 		assertIs(t, err, ErrStreamIdle)
 		if d := time.Since(start); d > 3*time.Second {
 			t.Errorf("idle stream ended after %s", d)
@@ -66,6 +66,9 @@ func TestExecStreamIdleBeforeHeaders(t *testing.T) {
 		if !strings.HasSuffix(r.URL.Path, "/stream") {
 			return false
 		}
+		// The server notices the client leaving only once the body is
+		// read; unread, the handler would hold srv.Close for 10 seconds.
+		_, _ = io.Copy(io.Discard, r.Body)
 		select { // never answers
 		case <-r.Context().Done():
 		case <-time.After(10 * time.Second):
@@ -89,8 +92,10 @@ func TestExecStreamHeartbeatsKeepAlive(t *testing.T) {
 	f.stream = func(ctx context.Context, req noxserver.ExecRequest) io.Reader {
 		pr, pw := io.Pipe()
 		go func() {
-			for range 6 {
-				time.Sleep(50 * time.Millisecond)
+			// 1s of stream, longer than the idle timeout, with heartbeats
+			// 5x as often as it (a loaded -race run delays sleepers).
+			for range 10 {
+				time.Sleep(100 * time.Millisecond)
 				io.WriteString(pw, ": heartbeat\n\n")
 			}
 			writeEvent(pw, "exit", noxserver.ExecResult{ExitCode: 0, DurationMs: 300})
@@ -98,7 +103,7 @@ func TestExecStreamHeartbeatsKeepAlive(t *testing.T) {
 		}()
 		return pr
 	}
-	res, err := c.ExecStream(ctx, "s", ExecRequest{Cmd: []string{"x"}}, StreamOptions{IdleTimeout: 150 * time.Millisecond})
+	res, err := c.ExecStream(ctx, "s", ExecRequest{Cmd: []string{"x"}}, StreamOptions{IdleTimeout: 500 * time.Millisecond})
 	assertNoErr(t, err)
 	assertEq(t, "duration", res.Duration, 300*time.Millisecond)
 }
