@@ -45,6 +45,10 @@ type Manager struct {
 	cg       *cgroupBase
 	stateDir string
 	ownState bool // stateDir was created by New and is removed by Close
+	// Contents of the generated /etc/passwd and /etc/group naming
+	// innerUID "sandbox" (TierNamespaces on the host's system
+	// directories); "" when none.
+	passwd, group string
 
 	spawn chan spawnReq
 	quit  chan struct{}
@@ -90,6 +94,9 @@ func New(opts Options) (*Manager, error) {
 	switch tier {
 	case TierNamespaces:
 		m.mode = modeUserNS
+		if err := m.buildIDFiles(); err != nil {
+			m.report.Notes = append(m.report.Notes, "uid 1000 inside keeps the host's name for it: "+err.Error())
+		}
 	case TierRootNamespaces:
 		m.mode = modeRootNS
 	default:
@@ -137,6 +144,43 @@ func New(opts Options) (*Manager, error) {
 		}
 	}
 	return m, nil
+}
+
+// buildIDFiles builds the sandbox's /etc/passwd and /etc/group: the
+// host's, without the entries of uid/gid innerUID or named "sandbox", plus
+// "sandbox" (innerUID, home /workspace). Root and the host's system users
+// keep their names for tools like ls -l.
+func (m *Manager) buildIDFiles() error {
+	gen := func(host, entry string, idField int) (string, error) {
+		data, err := os.ReadFile(host)
+		if err != nil {
+			return "", err
+		}
+		var b strings.Builder
+		for _, l := range strings.Split(string(data), "\n") {
+			f := strings.Split(l, ":")
+			if strings.TrimSpace(l) == "" || (len(f) > idField && (f[idField] == strconv.Itoa(innerUID) || f[0] == "sandbox")) {
+				continue
+			}
+			b.WriteString(l + "\n")
+		}
+		b.WriteString(entry + "\n")
+		if b.Len() > 256<<10 {
+			return "", errors.New("too large to pass to the init")
+		}
+		return b.String(), nil
+	}
+	u := strconv.Itoa(innerUID)
+	passwd, err := gen("/etc/passwd", "sandbox:x:"+u+":"+u+":sandbox:/workspace:/bin/sh", 2)
+	if err != nil {
+		return fmt.Errorf("passwd: %w", err)
+	}
+	group, err := gen("/etc/group", "sandbox:x:"+u+":", 2)
+	if err != nil {
+		return fmt.Errorf("group: %w", err)
+	}
+	m.passwd, m.group = passwd, group
+	return nil
 }
 
 func (m *Manager) initStateDir() error {

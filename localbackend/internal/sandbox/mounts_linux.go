@@ -115,6 +115,11 @@ func setupMounts(c *initConfig, ws, rootfs *os.File) error {
 			return err
 		}
 	}
+	if rootfs == nil && c.RootFS == "" {
+		if err := overlayIDFiles(root, map[string]string{"passwd": c.Passwd, "group": c.Group}); err != nil {
+			return err
+		}
+	}
 	if err := attach(ws, wsPath, filepath.Join(root, "workspace"), false); err != nil {
 		return err
 	}
@@ -158,6 +163,28 @@ func setupMounts(c *initConfig, ws, rootfs *os.File) error {
 		return wrap("chdir /", err)
 	}
 	return wrap("read-only /", unix.MountSetattr(-1, "/", 0, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}))
+}
+
+// overlayIDFiles binds files with the given contents read-only over
+// root/etc/<name>. Each is written to the root tmpfs, bound, and unlinked:
+// only the bind mount keeps it.
+func overlayIDFiles(root string, files map[string]string) error {
+	for name, content := range files {
+		dst := filepath.Join(root, "etc", name)
+		if fi, err := os.Lstat(dst); content == "" || err != nil || !fi.Mode().IsRegular() {
+			continue // nothing to cover (or a link we do not follow)
+		}
+		src := filepath.Join(root, ".nox-"+name)
+		if err := os.WriteFile(src, []byte(content), 0o644); err != nil {
+			return wrap("write "+name, err)
+		}
+		err := bindMount(src, dst, false, true)
+		_ = os.Remove(src)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // attach mounts a detached tree (or, without one, binds path) on dir.

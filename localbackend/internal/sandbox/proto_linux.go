@@ -55,6 +55,10 @@ type initConfig struct {
 	// v1 with a memory limit: the task files of the memory cgroup of the
 	// commands and of the init's own, visited by the forking thread too.
 	MemEnterFD, MemHomeFD int
+	// Generated /etc/passwd and /etc/group that name the sandbox user,
+	// bound read-only over the host's when the root is made of the host's
+	// system directories; "": keep the host's.
+	Passwd, Group string
 }
 
 type rlimit struct {

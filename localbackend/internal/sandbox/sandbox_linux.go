@@ -181,6 +181,9 @@ func (m *Manager) build(ctx context.Context, spec Spec, seq uint64) (_ *Sandbox,
 			}
 		}
 	}
+	if spec.RootFS == "" {
+		cfg.Passwd, cfg.Group = m.passwd, m.group
+	}
 	if m.cg != nil {
 		s.cg, err = m.cg.newSandbox("s-"+spec.Key+"-"+strconv.FormatUint(seq, 10), lim)
 		if err != nil {
