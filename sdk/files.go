@@ -179,10 +179,13 @@ func (c *Client) UploadDir(ctx context.Context, id, dest, localDir string) (*Upl
 		done <- err
 	}()
 	res, err := c.upload(ctx, id, dest, pr, call{op: op, noReplay: true})
-	pr.CloseWithError(errors.New("upload finished"))
+	pr.CloseWithError(errUploadEnded) // stops the writer if it still runs
 	werr := <-done
+	if errors.Is(werr, errUploadEnded) || errors.Is(werr, io.ErrClosedPipe) {
+		werr = nil // the writer was stopped, it did not fail
+	}
 	if err != nil {
-		if werr != nil && !errors.Is(werr, io.ErrClosedPipe) && !strings.Contains(werr.Error(), "upload finished") {
+		if werr != nil {
 			return nil, fmt.Errorf("%w (archiving %s: %v)", err, localDir, werr)
 		}
 		return nil, err
@@ -192,6 +195,9 @@ func (c *Client) UploadDir(ctx context.Context, id, dest, localDir string) (*Upl
 	}
 	return res, nil
 }
+
+// errUploadEnded stops the archive writer of an upload that ended.
+var errUploadEnded = errors.New("upload ended")
 
 // WriteTarGz writes a gzip-compressed tar (at gzip.BestSpeed) of the
 // contents of dir to w, with paths relative to dir. Permission bits,
