@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -90,8 +91,12 @@ empty directories and symbolic links (not followed) preserved.`,
 // progress bar, and returns the answer and the archive's size.
 func (a *app) upload(ctx context.Context, sb *sdk.Sandbox, dest string, write func(io.Writer) error) (*sdk.UploadResult, int64, error) {
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(write(pw)) }()
-	defer pr.Close() // stops the writer when the upload fails early
+	werr := make(chan error, 1)
+	go func() {
+		err := write(pw)
+		pw.CloseWithError(err) // nil closes with io.EOF
+		werr <- err
+	}()
 	cr := &countingReader{r: pr}
 	bar := a.progress("uploading")
 	var r io.Reader = cr
@@ -100,8 +105,17 @@ func (a *app) upload(ctx context.Context, sb *sdk.Sandbox, dest string, write fu
 		defer bar.Finish()
 	}
 	res, err := sb.Upload(ctx, dest, r)
+	pr.CloseWithError(errUploadEnded) // stops the writer when the upload failed early
+	// An archiving failure (a file unreadable or changed) says more than
+	// the transport error it caused.
+	if aerr := <-werr; aerr != nil && !errors.Is(aerr, errUploadEnded) {
+		return nil, cr.n, fmt.Errorf("archiving: %w", aerr)
+	}
 	return res, cr.n, err
 }
+
+// errUploadEnded stops the archive writer of an upload that ended.
+var errUploadEnded = errors.New("upload ended")
 
 // writeFilesTarGz writes a gzip tar of the regular files paths (symbolic
 // links followed), each under its base name.

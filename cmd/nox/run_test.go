@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -176,5 +177,35 @@ func TestInterruptedExitCode(t *testing.T) {
 	code := run(ctx, []string{"nox", "--base-url", srv.URL, "health"}, strings.NewReader(""), &out, &errb)
 	if code != exitInterrupted || !strings.Contains(errb.String(), "nox: interrupted") {
 		t.Errorf("cancelled health: exit %d, stderr %q; want %d and an interrupted line", code, errb.String(), exitInterrupted)
+	}
+}
+
+func TestUploadReportsArchiveErrors(t *testing.T) {
+	_, srv := newHostFake(t)
+	ctx := context.Background()
+	cl, err := sdk.New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := cl.Sandbox("up")
+	if _, err := sb.Create(ctx, sdk.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a := &app{stdout: io.Discard, stderr: io.Discard}
+	broken := errors.New("disk on fire")
+	_, _, err = a.upload(ctx, sb, "", func(w io.Writer) error {
+		if _, err := w.Write([]byte{0x1f, 0x8b}); err != nil {
+			return err
+		}
+		return broken
+	})
+	if !errors.Is(err, broken) || !strings.Contains(err.Error(), "archiving") {
+		t.Errorf("upload with a failing archive writer: %v, want the archiving error", err)
+	}
+	_, n, err := a.upload(ctx, sb, "", func(w io.Writer) error {
+		return writeFilesTarGz(w, []string{"run_test.go"})
+	})
+	if err != nil || n == 0 {
+		t.Errorf("upload: %d bytes, %v", n, err)
 	}
 }
