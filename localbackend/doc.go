@@ -61,9 +61,26 @@
 // rejected or interrupted upload therefore leaves the workspace unchanged.
 // Files are given to the sandbox's host uid when the runtime uses one.
 // The sandbox's storage limit is checked against the files already in the
-// workspace before the upload is written. A download streams a gzip tar of a
+// workspace before the upload is written; a workspace at or above its limit
+// refuses uploads (413) until files are deleted. A download streams a gzip tar of a
 // file or directory, keeping modes, mtimes, empty directories and symbolic
 // links (never followed); hard links are stored as separate files.
+//
+// # Storage limit
+//
+// ephemeralStorage is enforced the way Kubernetes does it, by monitoring:
+// every Config.StorageCheckInterval (1s) one goroutine measures, one
+// sandbox after another, the disk space allocated in the workspace of each
+// sandbox whose environment runs, stopping the walk at twice the limit.
+// Above the limit every process of the sandbox is killed (its environment
+// is stopped and rebuilt on next use); a command that was running ends with
+// exit code 137 and "nox: ephemeral storage limit <q> exceeded; processes
+// killed" on stderr. While the workspace stays above its limit it may only
+// shrink: commands may run (to delete files), but growth beyond the lowest
+// usage seen since the kill is killed again. The overshoot is bounded by
+// what the sandbox writes in one interval (plus the walk's duration);
+// RLIMIT_FSIZE caps every single file at the limit, and the private /tmp is
+// a separate tmpfs of min(256Mi, limit) that is not counted.
 //
 // # Output
 //

@@ -197,6 +197,9 @@ func readFileIfExists(name string) ([]byte, error) { return os.ReadFile(name) }
 func benchEnv(b *testing.B) *testEnv {
 	c := testConfig(b)
 	c.MaxConcurrentExecs = 64
+	// Production intervals: the tests' 100ms reaper would fsync metadata
+	// ten times a second during the measurements.
+	c.ReaperInterval = DefaultConfig().ReaperInterval
 	for d := c.DataDir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
 		_ = os.Chmod(d, 0o711)
 	}

@@ -24,7 +24,9 @@ const (
 	// TierAuto picks the strongest tier the host allows.
 	TierAuto Tier = "auto"
 	// TierNamespaces: user, mount, pid, net, ipc, uts (and cgroup) namespaces,
-	// pivot_root onto a read-only root, seccomp, no capabilities.
+	// pivot_root onto a read-only root, seccomp, no capabilities. Commands
+	// run as uid/gid 1000, named "sandbox" (home /workspace) by generated
+	// /etc/passwd and /etc/group when the root is the host's system dirs.
 	TierNamespaces Tier = "namespaces"
 	// TierRootNamespaces: the same namespaces without a user namespace,
 	// available when the server runs as root on a host without user namespaces.
