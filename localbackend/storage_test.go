@@ -1,7 +1,9 @@
 package localbackend
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -140,5 +142,94 @@ func TestDataDirReachable(t *testing.T) {
 	}
 	if err := checkDataDirReachable(data, sandbox.TierNoneUnsafe, true); err != nil {
 		t.Fatalf("searchable: %v", err)
+	}
+}
+
+// asyncEnv is a fakeEnv whose setup ends when setup is closed, like the
+// runtime's StartAsync.
+type asyncEnv struct {
+	*fakeEnv
+	setup chan struct{}
+}
+
+func (a asyncEnv) Ready() bool {
+	select {
+	case <-a.setup:
+		return true
+	default:
+		return false
+	}
+}
+
+func (a asyncEnv) WaitReady(ctx context.Context) error {
+	select {
+	case <-a.setup:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (a asyncEnv) Notes() []string { return nil }
+
+func (a asyncEnv) Exec(ctx context.Context, x sandbox.ExecSpec) (sandbox.ExecResult, error) {
+	if err := a.WaitReady(ctx); err != nil {
+		return sandbox.ExecResult{}, err
+	}
+	return a.fakeEnv.Exec(ctx, x)
+}
+
+type asyncRuntime struct {
+	*fakeRuntime
+	setup chan struct{}
+}
+
+func (r asyncRuntime) Start(ctx context.Context, spec sandbox.Spec) (environment, error) {
+	env, err := r.fakeRuntime.Start(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return asyncEnv{env.(*fakeEnv), r.setup}, nil
+}
+
+// Create answers while the environment is still being set up: the sandbox
+// is pending and the first exec waits for the setup.
+func TestCreateAnswersBeforeSetup(t *testing.T) {
+	t.Parallel()
+	c := testConfig(t)
+	c.applyDefaults()
+	lim, err := c.validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	setupDone := make(chan struct{})
+	b, err := newBackend(c, lim, func() (runtime, error) { return asyncRuntime{&fakeRuntime{}, setupDone}, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := serve(t, b, "")
+	e.t = t
+	e.create("async", nil)
+	resp, body := e.do("GET", "/v1/sandboxes/async", nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"state":"pending"`) {
+		t.Fatalf("status during setup: %d %s", resp.StatusCode, body)
+	}
+	got := make(chan string, 1)
+	go func() {
+		r, data := e.do("POST", "/v1/sandboxes/async/exec", map[string]any{"cmd": []string{"echo", "hi"}})
+		got <- fmt.Sprint(r.StatusCode, " ", string(data))
+	}()
+	select {
+	case r := <-got:
+		t.Fatalf("exec answered before the setup ended: %s", r)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(setupDone)
+	if r := <-got; !strings.HasPrefix(r, "200 ") || !strings.Contains(r, `"stdout":"hi\n"`) {
+		t.Fatalf("exec: %s", r)
+	}
+	resp, body = e.do("GET", "/v1/sandboxes/async", nil)
+	if !strings.Contains(string(body), `"state":"ready"`) {
+		t.Fatalf("status after setup: %d %s", resp.StatusCode, body)
 	}
 }
