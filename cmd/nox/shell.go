@@ -24,7 +24,8 @@ import (
 
 const shellHelp = `Each line runs as SHELL -c LINE in the current directory of the sandbox, so
 pipes, redirections, && and variables work. Built in:
-  cd [DIR]   change directory (checked in the sandbox; default /workspace)
+  cd [DIR]   change directory (checked in the sandbox; default /workspace);
+             a cd line with shell operators (cd d && make) runs as one command
   pwd        print the current directory
   touch      with no arguments: extend the sandbox's TTL
   help       this help
@@ -171,6 +172,10 @@ func (s *shellSession) prompt() string {
 	return fmt.Sprintf("%s %s$ ", p.green("nox:"+s.id), p.bold(s.workdir))
 }
 
+// shellOperators mark a line that the shell must run as a whole, even when
+// it starts with cd: `cd build && make` runs make in build.
+const shellOperators = ";&|<>()`\n"
+
 // handle runs one line; it returns true when the shell should end.
 func (s *shellSession) handle(ctx context.Context, line string) (bool, error) {
 	a := s.app
@@ -203,7 +208,7 @@ func (s *shellSession) handle(ctx context.Context, line string) (bool, error) {
 		}
 		fmt.Fprintf(a.stdout, "sandbox %q expires %s\n", s.id, timeOrDash(res.ExpiresAt))
 		return false, nil
-	case fields[0] == "cd":
+	case fields[0] == "cd" && !strings.ContainsAny(line, shellOperators):
 		target := sdk.DefaultWorkdir
 		if rest := strings.TrimSpace(strings.TrimPrefix(line, "cd")); rest != "" {
 			target = unquote(rest)
