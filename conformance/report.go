@@ -14,14 +14,14 @@ type Status string
 
 // The statuses of a check.
 const (
-	// StatusPass: the backend behaved as the contract says.
+	// StatusPass means the backend behaved as the contract says.
 	StatusPass Status = "pass"
-	// StatusFail: the backend misbehaved; Result.Message says how.
+	// StatusFail means the backend misbehaved; Result.Message says how.
 	StatusFail Status = "fail"
-	// StatusSkip: the check did not run (level not selected, capability
+	// StatusSkip means the check did not run (level not selected, capability
 	// not advertised, slow checks skipped, ...); Result.Message says why.
 	StatusSkip Status = "skip"
-	// StatusError: the suite itself broke (backend unreachable, run
+	// StatusError means the suite itself broke (backend unreachable, run
 	// cancelled), so the check could not judge the backend.
 	StatusError Status = "error"
 )
