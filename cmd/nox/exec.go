@@ -15,7 +15,7 @@ func execFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, Usage: "working directory in the sandbox (default /workspace)"},
 		&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set an environment variable, KEY=VALUE (repeatable)"},
-		&cli.IntFlag{Name: "timeout-seconds", Usage: "kill the command after this many seconds (0: backend default, 30)"},
+		&cli.IntFlag{Name: "timeout-seconds", Value: int(sdk.DefaultExecTimeout / time.Second), Usage: "kill the command after this many seconds"},
 		&cli.BoolFlag{Name: "ignore-exit-code", Usage: "exit 0 even when the command fails"},
 	}
 }

@@ -44,7 +44,7 @@ and history; otherwise lines are read from standard input.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, Value: sdk.DefaultWorkdir, Usage: "starting directory"},
 			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set an environment variable, KEY=VALUE (repeatable)"},
-			&cli.IntFlag{Name: "timeout-seconds", Usage: "timeout of each command (0: backend default, 30)"},
+			&cli.IntFlag{Name: "timeout-seconds", Value: int(sdk.DefaultExecTimeout / time.Second), Usage: "timeout of each command in seconds"},
 			&cli.StringFlag{Name: "shell", Value: "sh", Usage: "the shell running each line: sh or bash"},
 		},
 		Action: func(c *cli.Context) error {
