@@ -176,6 +176,7 @@ func (a *app) serve(ctx context.Context, addr string, cfg localbackend.Config, a
 	}
 	srv := &http.Server{Handler: b.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
 	if err := a.banner(asJSON, ln.Addr().String(), b.Info()); err != nil {
+		_ = ln.Close()
 		return err
 	}
 	errc := make(chan error, 1)
