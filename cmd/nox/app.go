@@ -70,8 +70,9 @@ type app struct {
 	// jsonErrors is set once the global flags are read, so that errors are
 	// reported as JSON with --json.
 	jsonErrors bool
-	// color is set once the global flags are read.
-	color painter
+	// color (for stdout) and errColor (for stderr) are set once the
+	// global flags are read.
+	color, errColor painter
 	// argLimits gives, per command name, the number of positional
 	// arguments after which every argument is the command's own (exec).
 	argLimits map[string]int
@@ -168,6 +169,7 @@ func (a *app) commands() []*cli.Command {
 func (a *app) before(c *cli.Context) error {
 	a.jsonErrors = c.Bool("json")
 	a.color = newPainter(a.stdout, c.Bool("no-color"))
+	a.errColor = newPainter(a.stderr, c.Bool("no-color"))
 	return nil
 }
 
@@ -289,7 +291,7 @@ func (a *app) openLocal(g globals) (*localbackend.Backend, error) {
 	}
 	if info := b.Info(); !info.Isolated {
 		fmt.Fprintf(a.stderr, "%s commands run on this host WITHOUT ISOLATION (--isolation %s): trusted code only\n",
-			a.color.red("nox: WARNING:"), info.Tier)
+			a.errColor.red("nox: WARNING:"), info.Tier)
 	}
 	return b, nil
 }

@@ -94,7 +94,7 @@ func (a *app) report(ctx context.Context, err error) int {
 		fmt.Fprintf(a.stderr, "%s\n", b)
 		return code
 	}
-	fmt.Fprintf(a.stderr, "%s %s\n", a.color.red("nox:"), msg)
+	fmt.Fprintf(a.stderr, "%s %s\n", a.errColor.red("nox:"), msg)
 	if code == exitUsage {
 		fmt.Fprintln(a.stderr, "Run 'nox --help' or 'nox COMMAND --help' for usage.")
 	}

@@ -159,7 +159,7 @@ func (a *app) runRemote(c *cli.Context, cn *conn, id string, req sdk.ExecRequest
 
 // execNotes tells on stderr what the exec flags say about a result.
 func (a *app) execNotes(res *sdk.ExecResult) {
-	note := func(s string) { fmt.Fprintf(a.stderr, "%s %s\n", a.color.yellow("nox:"), s) }
+	note := func(s string) { fmt.Fprintf(a.stderr, "%s %s\n", a.errColor.yellow("nox:"), s) }
 	if res.TimedOut {
 		note(fmt.Sprintf("the command timed out and was killed (exit %d); raise --timeout-seconds", res.ExitCode))
 	}

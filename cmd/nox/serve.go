@@ -211,7 +211,7 @@ func (a *app) banner(asJSON bool, addr string, info localbackend.Info) error {
 			"isolation":  isolationJSON{Tier: info.Tier, Isolated: info.Isolated, Notes: info.Notes},
 			"unenforced": info.Unenforced, "images": info.Images, "authRequired": info.AuthRequired})
 		if !info.Isolated {
-			warnUnsafe(a.stderr, a.color)
+			warnUnsafe(a.stderr, a.errColor)
 		}
 		return err
 	}
@@ -242,7 +242,7 @@ func (a *app) banner(asJSON bool, addr string, info localbackend.Info) error {
 	}
 	fmt.Fprintf(w, "  auth          %s\n", auth)
 	if !info.Isolated {
-		warnUnsafe(a.stderr, p)
+		warnUnsafe(a.stderr, a.errColor)
 	}
 	return nil
 }

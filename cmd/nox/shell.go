@@ -241,7 +241,7 @@ func (s *shellSession) handle(ctx context.Context, line string) (bool, error) {
 	a.execNotes(res)
 	s.last = res.ExitCode
 	if res.ExitCode != 0 && s.tty {
-		fmt.Fprintln(a.stderr, a.color.dim(fmt.Sprintf("[exit %d]", res.ExitCode)))
+		fmt.Fprintln(a.stderr, a.errColor.dim(fmt.Sprintf("[exit %d]", res.ExitCode)))
 	}
 	return false, nil
 }
@@ -256,7 +256,7 @@ func (s *shellSession) commandError(ctx context.Context, err error) error {
 	if errors.Is(err, context.Canceled) {
 		fmt.Fprintln(s.app.stderr) // the terminal echoed ^C
 	} else {
-		fmt.Fprintf(s.app.stderr, "%s %s\n", s.app.color.red("nox:"), describe(ctx, onSandbox(s.id, err)))
+		fmt.Fprintf(s.app.stderr, "%s %s\n", s.app.errColor.red("nox:"), describe(ctx, onSandbox(s.id, err)))
 	}
 	s.last = 130
 	return nil
