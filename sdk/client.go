@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -361,16 +362,27 @@ func (c *Client) do(ctx context.Context, cl call, send func(ctx context.Context)
 }
 
 // ctxError returns the reason the call's context is done, or nil: the
-// cause of the caller's context when it ended (its Err() unless it was
-// cancelled with a cause), else the client's timeout.
+// caller's context's error (and its cause) when it ended, else the
+// client's timeout.
 func ctxError(parent, ctx context.Context) error {
 	if parent.Err() != nil {
-		return context.Cause(parent)
+		return doneError(parent)
 	}
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
 	return nil
+}
+
+// doneError returns the error of the done context ctx: ctx.Err(), or its
+// cause when that matches ctx.Err(), else both, so that errors.Is finds
+// context.Canceled (or DeadlineExceeded) and the cause alike.
+func doneError(ctx context.Context) error {
+	err, cause := ctx.Err(), context.Cause(ctx)
+	if cause == nil || errors.Is(cause, err) {
+		return cmp.Or(cause, err)
+	}
+	return fmt.Errorf("%w: %w", err, cause)
 }
 
 func retryableStatus(s int) bool {

@@ -317,6 +317,13 @@ func TestContextErrors(t *testing.T) {
 	time.AfterFunc(100*time.Millisecond, cancel)
 	_, err := c.Create(ctx, "s", CreateOptions{})
 	assertIs(t, err, context.Canceled)
+	// A cancel cause is reported, and the error still matches ctx.Err().
+	errShutdown := errors.New("shutting down")
+	cctx, cancelCause := context.WithCancelCause(context.Background())
+	time.AfterFunc(100*time.Millisecond, func() { cancelCause(errShutdown) })
+	_, err = c.Create(cctx, "s", CreateOptions{})
+	assertIs(t, err, context.Canceled)
+	assertIs(t, err, errShutdown)
 }
 
 func TestTimeout(t *testing.T) {

@@ -178,7 +178,7 @@ func (c *Client) ExecStream(ctx context.Context, id string, req ExecRequest, opt
 		return nil, fmt.Errorf("nox: %s: no event or heartbeat for %s: %w", op, idle, ErrStreamIdle)
 	case ctx.Err() != nil:
 		// The caller's context ended (the stream may then look cut short).
-		return nil, fmt.Errorf("nox: %s: %w", op, context.Cause(ctx))
+		return nil, fmt.Errorf("nox: %s: %w", op, doneError(ctx))
 	case err == nil:
 		return nil, fmt.Errorf("nox: %s: the stream ended without an exit event: %w", op, io.ErrUnexpectedEOF)
 	}
