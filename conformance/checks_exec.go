@@ -244,8 +244,8 @@ func checkTimeout(ctx context.Context, env *Env) error {
 		}
 	}
 	// The sandbox still works.
-	if out, err := env.Sh(ctx, id, "echo after"); err != nil || out != "after\n" {
-		errs = append(errs, fmt.Errorf("exec after a timeout: stdout %q: %w", out, err))
+	if err := env.shOutput(ctx, id, "echo after", "after\n", "exec after a timeout"); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -287,8 +287,8 @@ func checkLargeOutput(ctx context.Context, env *Env) error {
 			errs = append(errs, fmt.Errorf("a command whose output was capped exited %d, want 0 (capping must not kill it)\n%s", res.ExitCode, x))
 		}
 	}
-	if out, err := env.Sh(ctx, id, "echo after"); err != nil || out != "after\n" {
-		errs = append(errs, fmt.Errorf("exec after large output: stdout %q: %w", out, err))
+	if err := env.shOutput(ctx, id, "echo after", "after\n", "exec after large output"); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -401,8 +401,8 @@ func checkExecInvalid(ctx context.Context, env *Env) error {
 		}
 	}
 	// The sandbox still works after bad requests.
-	if out, err := env.Sh(ctx, id, "echo fine"); err != nil || out != "fine\n" {
-		errs = append(errs, fmt.Errorf("exec after invalid requests: stdout %q: %w", out, err))
+	if err := env.shOutput(ctx, id, "echo fine", "fine\n", "exec after invalid requests"); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

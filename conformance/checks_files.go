@@ -148,8 +148,8 @@ func checkDefaultPaths(ctx context.Context, env *Env) error {
 		return err
 	}
 	var errs []error
-	if out, err := env.Sh(ctx, id, "cat /workspace/"+name); err != nil || out != "default\n" {
-		errs = append(errs, fmt.Errorf("upload without dest: /workspace/%s holds %q (%v), want \"default\\n\"", name, out, err))
+	if err := env.shOutput(ctx, id, "cat /workspace/"+name, "default\n", "upload without dest: /workspace/"+name); err != nil {
+		errs = append(errs, err)
 	}
 	dx, err := env.Download(ctx, id, "")
 	if err != nil {
@@ -445,8 +445,8 @@ func checkHostileArchives(ctx context.Context, env *Env) error {
 		errs = append(errs, fmt.Errorf("hostile archive entries uploaded to one sandbox appeared in another: %q", strings.Fields(out)))
 	}
 	// The sandbox still works.
-	if out, err := env.Sh(ctx, a, "echo ok"); err != nil || out != "ok\n" {
-		errs = append(errs, fmt.Errorf("exec after hostile uploads: stdout %q: %w", out, err))
+	if err := env.shOutput(ctx, a, "echo ok", "ok\n", "exec after hostile uploads"); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -217,8 +217,8 @@ func checkCreateConcurrent(ctx context.Context, env *Env) error {
 			break
 		}
 	}
-	if out, err := env.Sh(ctx, id, "echo one"); err != nil || out != "one\n" {
-		all = append(all, fmt.Errorf("exec after concurrent creates: stdout %q: %w", out, err))
+	if err := env.shOutput(ctx, id, "echo one", "one\n", "exec after concurrent creates"); err != nil {
+		all = append(all, err)
 	}
 	return errors.Join(all...)
 }
@@ -286,8 +286,8 @@ func checkCreateLimits(ctx context.Context, env *Env) error {
 	}
 	if err := expectStatus(x, http.StatusOK); err != nil {
 		errs = append(errs, fmt.Errorf("create with valid limits: %w", err))
-	} else if out, err := env.Sh(ctx, id, "echo limited"); err != nil || out != "limited\n" {
-		errs = append(errs, fmt.Errorf("exec in a sandbox with limits: stdout %q: %w", out, err))
+	} else if err := env.shOutput(ctx, id, "echo limited", "limited\n", "exec in a sandbox with limits"); err != nil {
+		errs = append(errs, err)
 	}
 	for _, body := range []string{
 		`{"ttlSeconds":60,"cpuLimit":"lots"}`,
@@ -456,8 +456,8 @@ func checkIsolationFiles(ctx context.Context, env *Env) error {
 		errs = append(errs, fmt.Errorf("sandbox B sees sandbox A's files %s (in /workspace or /tmp): B's listing:\n%s", secret, out))
 	}
 	// And A's files are still there (the check is not vacuous).
-	if out, err := env.Sh(ctx, a, "cat /workspace/"+secret); err != nil || out != "hidden\n" {
-		errs = append(errs, fmt.Errorf("sandbox A lost its own file: %q, %v", out, err))
+	if err := env.shOutput(ctx, a, "cat /workspace/"+secret, "hidden\n", "sandbox A lost its own file"); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -303,6 +303,19 @@ func (e *Env) Sh(ctx context.Context, id, script string) (string, error) {
 	return res.Stdout, nil
 }
 
+// shOutput runs `sh -c script` in sandbox id like Sh and returns an error
+// starting with what unless the script exits 0 with stdout exactly want.
+func (e *Env) shOutput(ctx context.Context, id, script, want, what string) error {
+	out, err := e.Sh(ctx, id, script)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if out != want {
+		return fmt.Errorf("%s: stdout %q, want %q", what, out, want)
+	}
+	return nil
+}
+
 // Upload posts archive (a tar, gzip-compressed or not) to sandbox id,
 // extracting under dest ("" for the default), and returns the exchange.
 func (e *Env) Upload(ctx context.Context, id, dest string, archive []byte) (*Exchange, error) {
