@@ -53,8 +53,8 @@ type Info struct {
 	// Images lists the image names create accepts, when advertised.
 	Images []string
 	// PlainV1 is true for a backend without GET /v1/info; Supports and
-	// ExecStream treat it as implementing no extension. Only Supports
-	// produces such an Info.
+	// ExecStream treat it as implementing no extension. Only Capabilities
+	// returns such an Info (Info answers an error matching ErrNotFound).
 	PlainV1 bool
 }
 
