@@ -93,7 +93,7 @@ func globalFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "base-url", Value: defaultBaseURL, EnvVars: []string{"NOXRUNNER_BASE_URL"},
 			Usage: "base URL of the NoxRunner backend"},
-		&cli.BoolFlag{Name: "local", EnvVars: []string{"NOX_LOCAL"},
+		&cli.BoolFlag{Name: "local", Aliases: []string{"local-test"}, EnvVars: []string{"NOX_LOCAL"},
 			Usage: "run against the nox local backend in process, with state in --data-dir"},
 		&cli.StringFlag{Name: "data-dir", Value: localbackend.DefaultDataDir(), EnvVars: []string{"NOX_DATA_DIR"},
 			Usage: "data directory of the local backend (--local and serve)"},

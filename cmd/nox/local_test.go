@@ -38,6 +38,10 @@ func TestLocalAcrossInvocations(t *testing.T) {
 		t.Errorf("exec stdout = %q", r.stdout)
 	}
 	step("", 3, "sh", "demo", "echo partial; exit 3")
+	// --local-test is the Python CLI's name for --local.
+	if r := nox(t, "", "--local-test", "--data-dir", dataDir, "ls"); r.code != 0 || !strings.Contains(r.stdout, "demo") {
+		t.Errorf("nox --local-test ls: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
 	if r := step("", 0, "ls"); !strings.Contains(r.stdout, "demo") {
 		t.Errorf("ls does not list demo: %q", r.stdout)
 	}

@@ -22,6 +22,7 @@ func TestNormalizeArgs(t *testing.T) {
 		{"create demo --wait --ttl 60", "create --wait --ttl 60 -- demo"},
 		{"create demo --json", "--json create -- demo"},
 		{"--local create demo --image=x", "--local create --image=x -- demo"},
+		{"create demo --local-test", "--local-test create -- demo"},
 		{"exec demo ls -la", "exec -- demo ls -la"},
 		{"exec demo --workdir /tmp -- ls -la", "exec --workdir /tmp -- demo ls -la"},
 		{"exec --env A=1 demo sh -c --json", "exec --env A=1 -- demo sh -c --json"},
