@@ -491,8 +491,12 @@ func checkTTLExpiry(ctx context.Context, env *Env) error {
 				return err
 			}
 		}
-	} else if err := sleep(ctx, time.Until(exp.Add(2*time.Second))); err != nil {
-		return err
+	} else {
+		// Every v1 call but delete refreshes the TTL: probe once, when
+		// the grace has passed.
+		if err := sleep(ctx, time.Until(deadline)); err != nil {
+			return err
+		}
 	}
 	ex, err := env.Exec(ctx, id, noxclient.ExecRequest{Cmd: []string{"echo", "alive"}})
 	if err != nil {

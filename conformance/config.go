@@ -103,7 +103,9 @@ type Config struct {
 	TimeoutGrace time.Duration
 
 	// ExpiryGrace is how long after its expiresAt an idle sandbox may still
-	// exist before the TTL check fails. Default 30s.
+	// exist before the TTL check fails. Default 30s. Without extension
+	// sandboxes.get the check cannot look without refreshing the TTL, so
+	// it waits the whole grace before its one probe.
 	ExpiryGrace time.Duration
 
 	// ClockSkew is the tolerated difference between the backend's clock and

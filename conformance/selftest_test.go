@@ -423,6 +423,7 @@ func TestPlainV1Backend(t *testing.T) {
 	defer srv.Close()
 	cfg := conformance.NewConfig()
 	cfg.BaseURL = srv.URL
+	cfg.ExpiryGrace = 3 * time.Second // the TTL check waits all of it
 	rep, err := conformance.RunSuite(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
