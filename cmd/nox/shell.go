@@ -63,6 +63,9 @@ and history; otherwise lines are read from standard input.`,
 			if sh != "sh" && sh != "bash" {
 				return usagef("shell: --shell %q: want sh or bash", sh)
 			}
+			if c.Int("timeout-seconds") < 0 {
+				return usagef("shell: --timeout-seconds must be >= 0")
+			}
 			s := &shellSession{app: a, id: id, shell: sh, env: env,
 				timeout: time.Duration(c.Int("timeout-seconds")) * time.Second, workdir: c.String("workdir")}
 			return a.withConn(c, func(cn *conn) error {
