@@ -86,8 +86,8 @@ func TestTTLExpiry(t *testing.T) {
 	ws := e.b.store.workspacePath(sandboxKey("short"))
 	created := time.Now()
 	waitFor(t, func() bool { _, err := e.b.store.get("short"); return err != nil })
-	if d := time.Since(created); d > 2500*time.Millisecond {
-		t.Errorf("reaped after %v, want within ~2 s", d)
+	if d := time.Since(created); d > 5*time.Second {
+		t.Errorf("reaped %v after a create with a 1 s TTL, want within a couple of seconds of expiry", d)
 	}
 	if _, err := os.Stat(ws); !os.IsNotExist(err) {
 		t.Errorf("workspace of an expired sandbox still exists: %v", err)

@@ -251,7 +251,7 @@ func TestTimeoutKillsTreeButNotEarlierBackground(t *testing.T) {
 	if r.ExitCode != 124 || !r.TimedOut {
 		t.Fatalf("got %v, want 124", r)
 	}
-	if d := time.Since(t0); d > 3*time.Second {
+	if d := time.Since(t0); d > 5*time.Second {
 		t.Errorf("timeout took %v", d)
 	}
 	ps := cmdlines(t, s)
@@ -284,7 +284,7 @@ func TestBackgroundLivesUntilStop(t *testing.T) {
 	if r.ExitCode != 0 || r.stdout != "started\n" {
 		t.Fatalf("%v", r)
 	}
-	if d := time.Since(t0); d > 2*time.Second {
+	if d := time.Since(t0); d > 5*time.Second {
 		t.Errorf("exec with a background process took %v", d)
 	}
 	read := func() string { b, _ := os.ReadFile(filepath.Join(ws, "tick")); return string(b) }
