@@ -328,6 +328,9 @@ func fieldMessage(err error) string {
 		if inner != nil && schemaErr.SchemaField == "allOf" {
 			reason = inner.Reason
 		}
+		if hint := patternHint(field); hint != "" && (schemaErr.SchemaField == "pattern" || inner != nil && inner.SchemaField == "pattern") {
+			reason = hint
+		}
 		if reqErr != nil && reqErr.Parameter == nil && len(schemaErr.JSONPointer()) == 0 && schemaErr.SchemaField == "required" {
 			// A missing required property is reported at the object.
 			reason = schemaErr.Reason
@@ -349,6 +352,18 @@ func fieldMessage(err error) string {
 		field = "body"
 	}
 	return field + ": " + reason
+}
+
+// patternHint says in words what a field's pattern in the contract asks
+// for, instead of quoting the regular expression.
+func patternHint(field string) string {
+	switch field {
+	case "sessionId":
+		return "must be 1 to 128 characters from A-Z, a-z, 0-9, '.', '_' and '-', starting with a letter or digit"
+	case "cpuLimit", "memoryLimit", "ephemeralStorageLimit":
+		return "must be a Kubernetes quantity such as 500m, 1, 512Mi or 2Gi"
+	}
+	return ""
 }
 
 // paramErrorMessage formats a parameter binding error of the generated router.
