@@ -139,7 +139,8 @@ func describeAPI(what string, e *sdk.APIError) string {
 	}
 	switch {
 	case errors.Is(e, sdk.ErrNotFound):
-		if strings.Contains(e.Operation, "ownload") && msg != "" {
+		// A download's 404 may be the missing source, not the sandbox.
+		if e.Operation == "downloadFiles" && msg != "" {
 			return fmt.Sprintf("%s: not found %s: %s", what, status, msg)
 		}
 		return fmt.Sprintf("%s not found %s", what, status)
