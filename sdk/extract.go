@@ -15,6 +15,10 @@ import (
 	"time"
 )
 
+// maxTrailingBytes bounds what ExtractTarGz reads after the tar end marker
+// (tar writers pad archives to a multiple of 10 KiB records).
+const maxTrailingBytes = 1 << 20
+
 // ExtractTarGz extracts a gzip-compressed tar archive (a plain tar is
 // accepted too, detected by the gzip magic bytes) into dir, which is created
 // when missing. It is safe on hostile archives: see ExtractTar.
@@ -33,7 +37,20 @@ func ExtractTarGz(r io.Reader, dir string) error {
 			return fmt.Errorf("extract: %w", err)
 		}
 		defer gz.Close()
-		return ExtractTar(gz, dir)
+		if err := ExtractTar(gz, dir); err != nil {
+			return err
+		}
+		// The tar end marker can come before the end of the gzip stream;
+		// read on (a bounded amount: only padding may follow) so gzip
+		// checks its CRC and length and a truncated download is an error.
+		n, err := io.Copy(io.Discard, io.LimitReader(gz, maxTrailingBytes+1))
+		if err != nil {
+			return fmt.Errorf("extract: %w", err)
+		}
+		if n > maxTrailingBytes {
+			return fmt.Errorf("extract: more than %d bytes after the end of the tar archive", maxTrailingBytes)
+		}
+		return nil
 	}
 	return ExtractTar(br, dir)
 }

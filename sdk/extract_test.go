@@ -304,3 +304,25 @@ func FuzzExtract(f *testing.F) {
 		})
 	})
 }
+
+// TestExtractTarGzTruncated: a gzip stream cut after the tar end marker
+// (its CRC and length trailer missing) is an error, not a silent success.
+func TestExtractTarGzTruncated(t *testing.T) {
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	if err := tw.WriteHeader(&tar.Header{Name: "f", Mode: 0o644, Size: 2, Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write([]byte("hi"))
+	tw.Close()
+	gz.Close()
+	whole := buf.Bytes()
+	if err := ExtractTarGz(bytes.NewReader(whole), t.TempDir()); err != nil {
+		t.Fatalf("whole archive: %v", err)
+	}
+	cut := whole[:len(whole)-8] // drop the gzip trailer
+	if err := ExtractTarGz(bytes.NewReader(cut), t.TempDir()); err == nil {
+		t.Fatal("an archive without its gzip trailer extracted without error")
+	}
+}
