@@ -31,6 +31,12 @@ suite creates is named with a random prefix and deleted afterwards.`,
 			&cli.BoolFlag{Name: "skip-slow", Usage: "skip slow checks (TTL expiry, stream heartbeat)"},
 			&cli.StringFlag{Name: "image", Usage: "image to create the suite's sandboxes with"},
 			&cli.IntFlag{Name: "parallel", Value: d.Parallelism, Usage: "parallel-safe checks run at once"},
+			&cli.DurationFlag{Name: "request-timeout", Value: d.RequestTimeout, Usage: "bound of each HTTP request"},
+			&cli.DurationFlag{Name: "check-timeout", Value: d.CheckTimeout, Usage: "bound of each check, cleanup included"},
+			&cli.DurationFlag{Name: "timeout-grace", Value: d.TimeoutGrace, Usage: "how long after its timeoutSeconds an exec may still answer, and its processes take to die"},
+			&cli.DurationFlag{Name: "expiry-grace", Value: d.ExpiryGrace, Usage: "how long after expiresAt an idle sandbox may still exist"},
+			&cli.DurationFlag{Name: "clock-skew", Value: d.ClockSkew, Usage: "tolerated difference between the backend's clock and this machine's"},
+			&cli.StringFlag{Name: "id-prefix", Usage: "prefix of every session id the suite creates (default: nox-conf- and random characters)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -55,6 +61,9 @@ suite creates is named with a random prefix and deleted afterwards.`,
 			cfg.BaseURL, cfg.Token, cfg.Level = g.baseURL, g.token, lvl
 			cfg.Run, cfg.SkipSlow, cfg.Image = c.String("run"), c.Bool("skip-slow"), c.String("image")
 			cfg.Parallelism = c.Int("parallel")
+			cfg.RequestTimeout, cfg.CheckTimeout = c.Duration("request-timeout"), c.Duration("check-timeout")
+			cfg.TimeoutGrace, cfg.ExpiryGrace, cfg.ClockSkew = c.Duration("timeout-grace"), c.Duration("expiry-grace"), c.Duration("clock-skew")
+			cfg.IDPrefix = c.String("id-prefix")
 			if g.verbose {
 				cfg.Logf = func(format string, args ...any) { fmt.Fprintf(a.stderr, format+"\n", args...) }
 			}
