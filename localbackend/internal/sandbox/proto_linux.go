@@ -95,7 +95,7 @@ const codeNoWorkdir = -1
 // maxPacket bounds one message (argv + env of one command).
 const maxPacket = 4 << 20
 
-func sendMsg(c *net.UnixConn, v any, files ...*os.File) error {
+func sendMsg(c *net.UnixConn, v any, fds ...int) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode message: %w", err)
@@ -104,11 +104,7 @@ func sendMsg(c *net.UnixConn, v any, files ...*os.File) error {
 		return fmt.Errorf("message of %d bytes exceeds %d: argv and env are too large", len(b), maxPacket)
 	}
 	var oob []byte
-	if len(files) > 0 {
-		fds := make([]int, len(files))
-		for i, f := range files {
-			fds[i] = int(f.Fd())
-		}
+	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
 	}
 	if _, _, err := c.WriteMsgUnix(b, oob, nil); err != nil {

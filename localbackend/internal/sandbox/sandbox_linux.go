@@ -271,7 +271,11 @@ func (m *Manager) build(ctx context.Context, spec Spec, seq uint64) (_ *Sandbox,
 			err = s.cg.addProc(cmd.Process.Pid)
 		}
 		if err == nil {
-			err = sendMsg(conn, request{Op: "config", Config: &cfg}, cfgFiles...)
+			fds := make([]int, len(cfgFiles))
+			for i, f := range cfgFiles {
+				fds[i] = int(f.Fd())
+			}
+			err = sendMsg(conn, request{Op: "config", Config: &cfg}, fds...)
 		}
 		closeFiles(cfgFiles)
 		if err == nil {
@@ -475,23 +479,21 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 			return ExecResult{}, err
 		}
 	}
-	defer func() { go s.releaseCgroup(cc) }()
+	defer s.releaseCgroup(cc)
 
-	outR, outW, err := os.Pipe()
+	outR, outW, err := outputPipe()
 	if err != nil {
 		return ExecResult{}, fmt.Errorf("exec: %w", err)
 	}
-	errR, errW, err := os.Pipe()
+	errR, errW, err := outputPipe()
 	if err != nil {
 		outR.Close()
-		outW.Close()
+		unix.Close(outW)
 		return ExecResult{}, fmt.Errorf("exec: %w", err)
 	}
-	files := []*os.File{outW, errW}
-	defer func() { closeFiles(files) }()
-	send := files
+	send := []int{outW, errW}
 	if cc != nil {
-		send = []*os.File{outW, errW, cc.task}
+		send = append(send, cc.taskFD)
 	}
 	outSink := &detachableWriter{w: stdout}
 	errSink := &detachableWriter{w: stderr}
@@ -499,8 +501,8 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 
 	start := time.Now()
 	err = sendMsg(s.conn, request{Op: "exec", ID: id, Argv: e.Argv, Env: e.Env, Dir: dir, Cgroup: cc != nil}, send...)
-	closeFiles(files)
-	files = nil
+	unix.Close(outW)
+	unix.Close(errW)
 	if err != nil {
 		outSink.detach()
 		errSink.detach()
@@ -646,8 +648,38 @@ func (s *Sandbox) hostPath(dir string) string {
 
 // cmdCgroup is the cgroup of one command; empty ones are reused.
 type cmdCgroup struct {
-	dir  string
-	task *os.File // its task file, opened by us, written to by the init
+	dir    string
+	task   *os.File // its task file, opened by us, written to by the init
+	taskFD int      // task's descriptor, sent with every exec request
+	// count is pids.current (v1) or cgroup.events (v2), re-read to see
+	// whether the cgroup is empty; nil: read cgroup.procs instead.
+	count *os.File
+	v2    bool
+}
+
+// close closes the cgroup's files (not the cgroup).
+func (cc *cmdCgroup) close() {
+	cc.task.Close()
+	if cc.count != nil {
+		cc.count.Close()
+	}
+}
+
+// empty reports whether no process is left in the cgroup. A process
+// counts until it is reaped.
+func (cc *cmdCgroup) empty() bool {
+	if cc.count != nil {
+		var b [256]byte
+		if n, _ := cc.count.ReadAt(b[:], 0); n > 0 {
+			s := string(b[:n])
+			if cc.v2 {
+				return strings.Contains(s, "populated 0")
+			}
+			return strings.TrimSpace(s) == "0"
+		}
+	}
+	pids, err := readPids(cc.dir)
+	return err == nil && len(pids) == 0
 }
 
 // maxFreeCgroups bounds the empty command cgroups kept for reuse.
@@ -666,39 +698,61 @@ func (s *Sandbox) takeCgroup(id uint64) (*cmdCgroup, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cmdCgroup{dir: d, task: f}, nil
+	cc := &cmdCgroup{dir: d, task: f, taskFD: int(f.Fd()), v2: s.cg.v2}
+	name := "pids.current"
+	if cc.v2 {
+		name = "cgroup.events"
+	}
+	if c, err := os.Open(filepath.Join(d, name)); err == nil {
+		cc.count = c
+	}
+	return cc, nil
 }
 
 // releaseCgroup keeps a command's cgroup for reuse, or removes it, once
-// its processes are gone; background processes keep it until they exit
-// or the sandbox stops.
+// its processes are gone. An empty cgroup (the command left nothing
+// behind) is released at once, without a goroutine; else background
+// processes keep it until they exit or the sandbox stops.
 func (s *Sandbox) releaseCgroup(cc *cmdCgroup) {
-	defer s.cleanup.Done()
 	if cc == nil {
+		s.cleanup.Done()
 		return
 	}
-	for {
-		if pids, err := readPids(cc.dir); err == nil && len(pids) == 0 {
-			// Nothing can enter an empty command cgroup but the init's
-			// forking thread, on our request: reuse is safe.
-			s.mu.Lock()
-			if !s.stopping && len(s.free) < maxFreeCgroups {
-				s.free = append(s.free, cc)
-				s.mu.Unlock()
+	if cc.empty() {
+		s.recycleCgroup(cc)
+		s.cleanup.Done()
+		return
+	}
+	go func() {
+		defer s.cleanup.Done()
+		for {
+			select {
+			case <-s.stopped:
+				cc.close()
+				return // Stop removes the whole tree
+			case <-time.After(time.Second):
+			}
+			if cc.empty() {
+				s.recycleCgroup(cc)
 				return
 			}
-			s.mu.Unlock()
-			cc.task.Close()
-			_ = unix.Rmdir(cc.dir)
-			return
 		}
-		select {
-		case <-s.stopped:
-			cc.task.Close()
-			return // Stop removes the whole tree
-		case <-time.After(time.Second):
-		}
+	}()
+}
+
+// recycleCgroup keeps an empty command cgroup for reuse, or removes it.
+// Nothing can enter an empty command cgroup but the init's forking
+// thread, on our request: reuse is safe.
+func (s *Sandbox) recycleCgroup(cc *cmdCgroup) {
+	s.mu.Lock()
+	if !s.stopping && len(s.free) < maxFreeCgroups {
+		s.free = append(s.free, cc)
+		s.mu.Unlock()
+		return
 	}
+	s.mu.Unlock()
+	cc.close()
+	_ = unix.Rmdir(cc.dir)
 }
 
 // Stop kills every process of the sandbox and removes its cgroups. The
@@ -729,7 +783,7 @@ func (s *Sandbox) Stop() error {
 	s.cleanup.Wait()
 	s.mu.Lock()
 	for _, cc := range s.free {
-		cc.task.Close()
+		cc.close()
 	}
 	s.free = nil
 	s.mu.Unlock()
@@ -755,6 +809,23 @@ func (s *Sandbox) Stop() error {
 	s.stopErr = errors.Join(errs...)
 	close(s.stopDone)
 	return s.stopErr
+}
+
+// outputPipe returns a pipe for one output stream of a command: the read
+// end non-blocking in the server's poller, the write end a bare blocking
+// descriptor that is only passed to the init (as an *os.File it would be
+// registered with the poller, and made blocking again to be sent).
+func outputPipe() (*os.File, int, error) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return nil, -1, err
+	}
+	if _, err := unix.FcntlInt(uintptr(p[0]), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return nil, -1, err
+	}
+	return os.NewFile(uintptr(p[0]), "|0"), p[1], nil
 }
 
 // drainBufs holds the copy buffers of drain: two per Exec would
