@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -42,6 +43,18 @@ func extChecks() []Check {
 		{ID: "exec/flags-truncated", Level: LevelExtension, Capability: api.ExtExecFlags, Parallel: true,
 			Spec: "ExecResult.stdoutTruncated/stderrTruncated (exec.flags): true exactly when output was cut",
 			Run:  checkFlagsTruncated},
+		{ID: "exec/oom-killed", Level: LevelExtension, Capability: api.ExtExecFlags, Parallel: true,
+			Spec: "ExecResult.oomKilled (exec.flags): a command exceeding the sandbox's memoryLimit is killed with exit 137, oomKilled true and a note on stderr; the sandbox stays usable",
+			Run:  checkOOMKilled},
+		{ID: "sandbox/create-ttl-over-max", Level: LevelExtension, Capability: api.ExtInfo, Parallel: true,
+			Spec: "PUT /v1/sandboxes/{sessionId}: ttlSeconds above Info.limits.maxTtlSeconds is a 400 JSON Error naming ttlSeconds; the maximum itself is accepted",
+			Run:  checkCreateTTLOverMax},
+		{ID: "exec/timeout-over-max", Level: LevelExtension, Capability: api.ExtInfo, Parallel: true,
+			Spec: "POST .../exec: timeoutSeconds above Info.limits.maxTimeoutSeconds is a 400 JSON Error naming timeoutSeconds; the maximum itself is accepted",
+			Run:  checkTimeoutOverMax},
+		{ID: "files/upload-too-large-413", Level: LevelExtension, Capability: api.ExtInfo, Parallel: true,
+			Spec: "POST .../files/upload: a body above Info.limits.maxUploadBytes is a 413 JSON Error, with or without Content-Length, and nothing of it is extracted",
+			Run:  checkUploadTooLarge},
 		{ID: "auth/bearer-required", Level: LevelExtension, Capability: api.ExtAuthBearer, Parallel: true,
 			Spec: "auth.bearer: /v1/ requests without or with a wrong token get 401 JSON Error; /healthz stays open",
 			Run:  checkAuth},
@@ -519,6 +532,222 @@ func checkStreamHeartbeat(ctx context.Context, env *Env) error {
 	}
 	if len(errs) > 0 {
 		errs = append(errs, fmt.Errorf("the stream was:\n%s", x))
+	}
+	return errors.Join(errs...)
+}
+
+// limits returns the backend's advertised limits (never nil).
+func limits(env *Env) noxclient.BackendLimits {
+	if env.Info == nil || env.Info.Limits == nil {
+		return noxclient.BackendLimits{}
+	}
+	return *env.Info.Limits
+}
+
+// expectErrorNaming checks that x is a JSON Error with status code whose
+// message names field.
+func expectErrorNaming(x *Exchange, code int, field string) error {
+	if err := expectError(x, code); err != nil {
+		return err
+	}
+	var body noxclient.Error
+	_ = json.Unmarshal(x.Body, &body)
+	if !strings.Contains(body.Error, field) {
+		return fmt.Errorf("error message %q does not name the field %s\n%s", body.Error, field, x)
+	}
+	return nil
+}
+
+// oomHog grows a shell variable until the memory limit stops it; it needs
+// nothing but sh.
+const oomHog = "x=xxxxxxxxxxxxxxxx; while :; do x=$x$x; done"
+
+func checkOOMKilled(ctx context.Context, env *Env) error {
+	id := env.ID("oom")
+	const memory = "64Mi"
+	x, err := env.Create(ctx, id, noxclient.CreateSandboxRequest{TTLSeconds: ptr[int32](600), MemoryLimit: ptr(memory)})
+	if err != nil {
+		return err
+	}
+	if x.Status == http.StatusBadRequest {
+		return Skip(fmt.Sprintf("the backend refuses memoryLimit %s: %s", memory, x.Body))
+	}
+	if err := expectStatus(x, http.StatusOK); err != nil {
+		return fmt.Errorf("create with memoryLimit %s: %w", memory, err)
+	}
+	if env.Has(api.ExtSandboxesGet) {
+		st, _, err := getStatus(ctx, env, id)
+		if err != nil {
+			return err
+		}
+		if st.Limits != nil && slices.Contains(st.Limits.Unenforced, "memory") {
+			return Skip("the backend declares the memory limit unenforced (limits.unenforced of GET /v1/sandboxes/{sessionId})")
+		}
+	}
+	var errs []error
+	req := argv("sh", "-c", oomHog)
+	req.TimeoutSeconds = ptr[int32](60)
+	res, ex, err := env.ExecOK(ctx, id, req)
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("a command exceeding memoryLimit %s: %w", memory, err))
+	case res.ExitCode == 124 || flag(res.TimedOut):
+		errs = append(errs, fmt.Errorf("a command growing without bound ran until its timeout (exit %d): memoryLimit %s is not enforced, yet the backend does not declare memory in limits.unenforced\n%s", res.ExitCode, memory, ex))
+	default:
+		want(&errs, "exitCode of a command killed for exceeding memoryLimit", res.ExitCode, 137, ex)
+		want(&errs, "oomKilled of a command killed for exceeding memoryLimit", flag(res.OomKilled), true, ex)
+		if strings.TrimSpace(res.Stderr) == "" {
+			errs = append(errs, fmt.Errorf("stderr of a command killed for exceeding memoryLimit is empty, want a note saying so\n%s", ex))
+		}
+	}
+	// The server and the sandbox survive.
+	resp, err := env.NoAuthClient.Healthz(ctx)
+	if hx, err := env.do(ctx, "GET /healthz", resp, err); err != nil {
+		errs = append(errs, fmt.Errorf("after the out-of-memory kill: %w", err))
+	} else if err := expectStatus(hx, http.StatusOK); err != nil {
+		errs = append(errs, fmt.Errorf("health after the out-of-memory kill: %w", err))
+	}
+	if err := env.shOutput(ctx, id, "echo after", "after\n", "exec after the out-of-memory kill"); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func checkCreateTTLOverMax(ctx context.Context, env *Env) error {
+	mp := limits(env).MaxTTLSeconds
+	if mp == nil {
+		return Skip("the backend does not advertise limits.maxTtlSeconds")
+	}
+	max := *mp
+	if max == math.MaxInt32 {
+		return Skip("limits.maxTtlSeconds is the largest int32: no ttlSeconds lies above it")
+	}
+	if max < 1 {
+		return fmt.Errorf("limits.maxTtlSeconds %d is not positive", max)
+	}
+	var errs []error
+	over := env.ID("ttl-over-max")
+	req := noxclient.CreateSandboxRequest{TTLSeconds: ptr(max + 1)}
+	if env.cfg.Image != "" {
+		req.Image = &env.cfg.Image
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSuite, err)
+	}
+	x, err := env.Raw(ctx, http.MethodPut, "/v1/sandboxes/"+over, "application/json", body, true)
+	if err != nil {
+		return err
+	}
+	if x.Status/100 == 2 {
+		env.Track(over) // accepted: delete it afterwards
+	}
+	if err := expectErrorNaming(x, http.StatusBadRequest, "ttlSeconds"); err != nil {
+		errs = append(errs, fmt.Errorf("create with ttlSeconds %d, one above the advertised maxTtlSeconds: %w", max+1, err))
+	}
+	if _, _, _, err := createAndCheck(ctx, env, env.ID("ttl-max"), max); err != nil {
+		errs = append(errs, fmt.Errorf("create with ttlSeconds %d, the advertised maxTtlSeconds: %w", max, err))
+	}
+	return errors.Join(errs...)
+}
+
+func checkTimeoutOverMax(ctx context.Context, env *Env) error {
+	mp := limits(env).MaxTimeoutSeconds
+	if mp == nil {
+		return Skip("the backend does not advertise limits.maxTimeoutSeconds")
+	}
+	max := *mp
+	if max == math.MaxInt32 {
+		return Skip("limits.maxTimeoutSeconds is the largest int32: no timeoutSeconds lies above it")
+	}
+	if max < 1 {
+		return fmt.Errorf("limits.maxTimeoutSeconds %d is not positive", max)
+	}
+	id, err := env.NewSandbox(ctx, "timeout-max")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	req := argv("echo", "ran")
+	req.TimeoutSeconds = ptr(max + 1)
+	x, err := env.Exec(ctx, id, req)
+	if err != nil {
+		return err
+	}
+	if err := expectErrorNaming(x, http.StatusBadRequest, "timeoutSeconds"); err != nil {
+		errs = append(errs, fmt.Errorf("exec with timeoutSeconds %d, one above the advertised maxTimeoutSeconds: %w", max+1, err))
+	}
+	req.TimeoutSeconds = ptr(max)
+	res, x, err := env.ExecOK(ctx, id, req)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("exec with timeoutSeconds %d, the advertised maxTimeoutSeconds: %w", max, err))
+	} else if res.ExitCode != 0 || res.Stdout != "ran\n" {
+		errs = append(errs, fmt.Errorf("exec with timeoutSeconds %d, the advertised maxTimeoutSeconds: want exit 0 and stdout \"ran\\n\"\n%s", max, x))
+	}
+	return errors.Join(errs...)
+}
+
+// maxTestedUpload is the largest maxUploadBytes files/upload-too-large-413
+// sends more than; above it the check is skipped as too slow.
+const maxTestedUpload = 32 << 20
+
+func checkUploadTooLarge(ctx context.Context, env *Env) error {
+	mp := limits(env).MaxUploadBytes
+	if mp == nil {
+		return Skip("the backend does not advertise limits.maxUploadBytes")
+	}
+	max := *mp
+	if max > maxTestedUpload {
+		return Skip(fmt.Sprintf("limits.maxUploadBytes %d is above %d: too slow to exceed", max, maxTestedUpload))
+	}
+	if max < 1 {
+		return fmt.Errorf("limits.maxUploadBytes %d is not positive", max)
+	}
+	id, err := env.NewSandbox(ctx, "too-large")
+	if err != nil {
+		return err
+	}
+	tag := env.ID("t")
+	dest := "/workspace/too-large-" + tag
+	// A small file first: a backend that extracts as it reads would
+	// write it before it notices the limit.
+	files := []streamedFile{{"small-" + tag + ".txt", 6, 's'}, {"big-" + tag + ".bin", max + 1, 'b'}}
+	size, open, err := streamTar(files)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSuite, err)
+	}
+	var errs []error
+	for _, chunked := range []bool{false, true} {
+		how := fmt.Sprintf("with Content-Length: %d", size)
+		if chunked {
+			how = "chunked, without Content-Length"
+		}
+		x, err := env.uploadStream(ctx, id, dest, size, chunked, open)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("upload of a %d-byte plain tar (maxUploadBytes %d), %s: %w", size, max, how, err))
+			continue
+		}
+		if err := expectError(x, http.StatusRequestEntityTooLarge); err != nil {
+			errs = append(errs, fmt.Errorf("upload of a %d-byte plain tar (maxUploadBytes %d), %s: %w", size, max, how, err))
+		}
+	}
+	// Nothing of it was extracted: dest is absent or empty.
+	if out, err := env.Sh(ctx, id, fmt.Sprintf("if [ -e '%s' ]; then ls -A '%s'; fi", dest, dest)); err != nil {
+		errs = append(errs, fmt.Errorf("inspect dest after the refused uploads: %w", err))
+	} else if out != "" {
+		errs = append(errs, fmt.Errorf("refused uploads left files in dest %s: %q", dest, strings.Fields(out)))
+	}
+	// Uploads within the limit still work.
+	small, err := BuildTar([]TarEntry{{Name: "after.txt", Body: []byte("after\n")}}, false)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSuite, err)
+	}
+	if x, err := env.Upload(ctx, id, dest, small); err != nil {
+		errs = append(errs, fmt.Errorf("upload after the refused ones: %w", err))
+	} else if err := expectStatus(x, http.StatusOK); err != nil {
+		errs = append(errs, fmt.Errorf("upload after the refused ones: %w", err))
+	} else if err := env.shOutput(ctx, id, fmt.Sprintf("cat '%s/after.txt'", dest), "after\n", "file of the upload after the refused ones"); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

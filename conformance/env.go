@@ -328,6 +328,29 @@ func (e *Env) Upload(ctx context.Context, id, dest string, archive []byte) (*Exc
 	})
 }
 
+// uploadStream posts an archive of size bytes to sandbox id, extracting
+// under dest ("" for the default), without holding it in memory: open
+// returns a new reader of the archive for each attempt. The request
+// declares Content-Length: size, or, when chunked, no length (chunked
+// transfer encoding). The exchange does not keep the body, only how much
+// of it was sent.
+func (e *Env) uploadStream(ctx context.Context, id, dest string, size int64, chunked bool, open func() io.Reader) (*Exchange, error) {
+	var p *noxclient.UploadFilesParams
+	if dest != "" {
+		p = &noxclient.UploadFilesParams{Dest: &dest}
+	}
+	length := func(_ context.Context, req *http.Request) error {
+		req.ContentLength, req.GetBody = size, nil
+		if chunked {
+			req.ContentLength = -1
+		}
+		return nil
+	}
+	return e.send(ctx, "upload to "+id, func() (*http.Response, error) {
+		return e.Client.UploadFilesWithBody(ctx, id, p, "application/x-tar", open(), length)
+	})
+}
+
 // Download gets the archive of src ("" for the default) from sandbox id
 // and returns the exchange.
 func (e *Env) Download(ctx context.Context, id, src string) (*Exchange, error) {

@@ -42,6 +42,12 @@ type fakeBackend struct {
 	leakProcesses bool
 	// noOutputCap returns all output, a deliberate bug.
 	noOutputCap bool
+	// ignoreMaxTTL accepts any ttlSeconds, above the advertised
+	// maxTtlSeconds too, a deliberate bug.
+	ignoreMaxTTL bool
+	// noUploadLimit accepts uploads above the advertised maxUploadBytes,
+	// a deliberate bug.
+	noUploadLimit bool
 
 	mu  sync.Mutex
 	sbx map[string]*fakeSandbox
@@ -60,7 +66,17 @@ type fakeSandbox struct {
 
 func (s *fakeSandbox) expires() time.Time { return s.last.Add(time.Duration(s.ttl) * time.Second) }
 
-const fakeOutputCap = 1 << 20
+// The fake's limits, advertised in GET /v1/info.
+const (
+	fakeOutputCap  = 1 << 20
+	fakeMaxTTL     = 86400
+	fakeMaxTimeout = 3600
+	fakeMaxUpload  = 1 << 20
+)
+
+// fakeUnenforced are the resource limits the fake records but does not
+// enforce (it runs commands on the host): all of them.
+var fakeUnenforced = []string{"cpu", "memory", "pids", "ephemeralStorage"}
 
 var _ noxserver.StrictServerInterface = (*fakeBackend)(nil)
 
@@ -132,14 +148,16 @@ func (f *fakeBackend) GetInfo(context.Context, noxserver.GetInfoRequestObject) (
 	if f.token != "" {
 		ext = append(ext, "auth.bearer")
 	}
-	c, hb := int64(fakeOutputCap), int32(1)
+	lim := noxserver.BackendLimits{MaxOutputBytes: ptrTo[int64](fakeOutputCap), StreamHeartbeatSeconds: ptrTo[int32](1),
+		MaxTTLSeconds: ptrTo[int32](fakeMaxTTL), MaxTimeoutSeconds: ptrTo[int32](fakeMaxTimeout), MaxUploadBytes: ptrTo[int64](fakeMaxUpload)}
 	return noxserver.GetInfo200JSONResponse{APIVersion: "v1", Backend: noxserver.BackendIdentity{Name: "fake", Version: "0"},
-		Extensions: ext, Limits: &noxserver.BackendLimits{MaxOutputBytes: &c, StreamHeartbeatSeconds: &hb}}, nil
+		Extensions: ext, Limits: &lim}, nil
 }
 
 func (f *fakeBackend) status(s *fakeSandbox) noxserver.SandboxStatus {
 	return noxserver.SandboxStatus{SessionID: s.id, PodName: s.pod, State: noxserver.Ready, CreatedAt: s.created,
-		LastActiveAt: s.last, ExpiresAt: s.expires(), TTLSeconds: s.ttl}
+		LastActiveAt: s.last, ExpiresAt: s.expires(), TTLSeconds: s.ttl,
+		Limits: &noxserver.ResourceLimits{Unenforced: slices.Clone(fakeUnenforced)}}
 }
 
 func (f *fakeBackend) ListSandboxes(_ context.Context, r noxserver.ListSandboxesRequestObject) (noxserver.ListSandboxesResponseObject, error) {
@@ -211,8 +229,8 @@ func (f *fakeBackend) CreateSandbox(_ context.Context, r noxserver.CreateSandbox
 	if r.Body != nil && r.Body.TTLSeconds != nil {
 		ttl = *r.Body.TTLSeconds
 	}
-	if ttl < 1 || ttl > 86400 {
-		return noxserver.CreateSandbox400JSONResponse{Error: "ttlSeconds: must be between 1 and 86400"}, nil
+	if ttl < 1 || ttl > fakeMaxTTL && !f.ignoreMaxTTL {
+		return noxserver.CreateSandbox400JSONResponse{Error: fmt.Sprintf("ttlSeconds: must be between 1 and %d", fakeMaxTTL)}, nil
 	}
 	if r.Body != nil {
 		for name, q := range map[string]*string{"cpuLimit": r.Body.CPULimit, "memoryLimit": r.Body.MemoryLimit, "ephemeralStorageLimit": r.Body.EphemeralStorageLimit} {
@@ -283,8 +301,8 @@ func (f *fakeBackend) run(ctx context.Context, s *fakeSandbox, req noxserver.Exe
 	if req.TimeoutSeconds != nil {
 		timeout = *req.TimeoutSeconds
 	}
-	if timeout < 1 || timeout > 3600 {
-		return execOutcome{bad: "timeoutSeconds: must be between 1 and 3600"}
+	if timeout < 1 || timeout > fakeMaxTimeout {
+		return execOutcome{bad: fmt.Sprintf("timeoutSeconds: must be between 1 and %d", fakeMaxTimeout)}
 	}
 	wd := "/workspace"
 	if req.Workdir != nil {
@@ -458,9 +476,16 @@ func (f *fakeBackend) UploadFiles(_ context.Context, r noxserver.UploadFilesRequ
 	if hostDest == "" {
 		return noxserver.UploadFiles400JSONResponse{Error: "dest: outside the sandbox"}, nil
 	}
-	body, err := io.ReadAll(r.Body)
+	limit := int64(fakeMaxUpload)
+	if f.noUploadLimit {
+		limit = 1 << 40
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		return nil, err
+	}
+	if int64(len(body)) > limit {
+		return noxserver.UploadFiles413JSONResponse{Error: fmt.Sprintf("archive exceeds the upload limit of %d bytes", limit)}, nil
 	}
 	var rd io.Reader = bytes.NewReader(body)
 	if bytes.HasPrefix(body, []byte{0x1f, 0x8b}) {

@@ -40,6 +40,11 @@ func localBackend(t *testing.T, token string) http.Handler {
 		Token:          token,
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 		ReaperInterval: 200 * time.Millisecond,
+		// Limits low enough for the checks of limits to run (an upload
+		// above maxUploadBytes must be cheap to send).
+		MaxTTL:         2 * time.Hour,
+		MaxExecTimeout: 10 * time.Minute,
+		MaxUploadBytes: 8 << 20,
 	})
 	if err != nil {
 		if requireIsolation() {

@@ -319,11 +319,20 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 		fake  func(*fakeBackend)
 		wrap  func(http.Handler) http.Handler
 		fails []string
+		// report holds what the text report must say.
+		report []string
 	}{
 		{"timeout leaves processes running", func(f *fakeBackend) { f.leakProcesses = true }, nil,
-			[]string{"exec/timeout-kills-process-tree"}},
+			[]string{"exec/timeout-kills-process-tree"}, nil},
 		{"output not capped", func(f *fakeBackend) { f.noOutputCap = true }, nil,
-			[]string{"exec/large-output-capped"}},
+			[]string{"exec/large-output-capped"}, nil},
+		{"ttlSeconds above the advertised maximum accepted", func(f *fakeBackend) { f.ignoreMaxTTL = true }, nil,
+			[]string{"sandbox/create-ttl-over-max"},
+			[]string{"create with ttlSeconds 86401, one above the advertised maxTtlSeconds: status 200, want 400", "request:  PUT /v1/sandboxes/"}},
+		{"upload above maxUploadBytes accepted", func(f *fakeBackend) { f.noUploadLimit = true }, nil,
+			[]string{"files/upload-too-large-413"},
+			[]string{"(maxUploadBytes 1048576), with Content-Length: ", "(maxUploadBytes 1048576), chunked, without Content-Length: status 200, want 413",
+				"<streamed body, 1051648 bytes sent>", "refused uploads left files in dest"}},
 		{"touch answers 204", nil,
 			func(h http.Handler) http.Handler {
 				return rewrite(h, func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/touch") },
@@ -333,7 +342,7 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 						}
 					})
 			},
-			[]string{"sandbox/touch-extends-expiry"}},
+			[]string{"sandbox/touch-extends-expiry"}, nil},
 		{"stream without exit event", nil,
 			func(h http.Handler) http.Handler {
 				return rewrite(h, func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/exec/stream") },
@@ -341,7 +350,7 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 						rec.Body = bytes.NewBuffer(exitEvent.ReplaceAll(rec.Body.Bytes(), nil))
 					})
 			},
-			[]string{"exec/stream-events"}},
+			[]string{"exec/stream-events"}, nil},
 		{"404 as text/plain", nil,
 			func(h http.Handler) http.Handler {
 				return rewrite(h, func(*http.Request) bool { return true },
@@ -362,7 +371,7 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 				"files/unknown-sandbox-404",
 				"sandbox/get",
 				"exec/stream-errors",
-			}},
+			}, nil},
 	}
 	// The runs mostly wait (sleeps, timeouts), so they run at once, outside
 	// go test's -parallel limit; the subtests then judge their reports.
@@ -398,10 +407,15 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 			got, want := rep.Failed(), slices.Clone(c.fails)
 			slices.Sort(got)
 			slices.Sort(want)
+			var text bytes.Buffer
+			_ = rep.WriteText(&text)
 			if !slices.Equal(got, want) {
-				var text bytes.Buffer
-				_ = rep.WriteText(&text)
 				t.Errorf("failed checks:\n got %q\nwant %q\nreport:\n%s", got, want, text.String())
+			}
+			for _, s := range c.report {
+				if !strings.Contains(text.String(), s) {
+					t.Errorf("text report lacks %q:\n%s", s, text.String())
+				}
 			}
 		})
 	}

@@ -123,3 +123,49 @@ func tarNameContained(name string) bool {
 }
 
 func newGzip(w io.Writer) *gzip.Writer { return gzip.NewWriter(w) }
+
+// streamedFile is a regular file of a streamed archive: size bytes of fill.
+type streamedFile struct {
+	name string
+	size int64
+	fill byte
+}
+
+// streamTar describes a plain (uncompressed) tar archive of files without
+// building it: it returns the archive's size and a function that returns a
+// new reader of it, which generates the content as it is read.
+func streamTar(files []streamedFile) (int64, func() io.Reader, error) {
+	const block = 512
+	mtime := time.Now().Add(-time.Hour).Truncate(time.Second)
+	headers := make([][]byte, len(files))
+	var size int64
+	for i, f := range files {
+		var buf bytes.Buffer
+		h := &tar.Header{Name: f.name, Typeflag: tar.TypeReg, Mode: 0o644, Size: f.size, ModTime: mtime, Format: tar.FormatUSTAR}
+		if err := tar.NewWriter(&buf).WriteHeader(h); err != nil { // the header blocks only
+			return 0, nil, fmt.Errorf("tar header %q: %w", f.name, err)
+		}
+		headers[i] = buf.Bytes()
+		size += int64(len(headers[i])) + (f.size+block-1)/block*block
+	}
+	size += 2 * block // the end marker
+	open := func() io.Reader {
+		var parts []io.Reader
+		for i, f := range files {
+			pad := (block - f.size%block) % block
+			parts = append(parts, bytes.NewReader(headers[i]), io.LimitReader(fillReader(f.fill), f.size), io.LimitReader(fillReader(0), pad))
+		}
+		return io.MultiReader(append(parts, io.LimitReader(fillReader(0), 2*block))...)
+	}
+	return size, open, nil
+}
+
+// fillReader is an endless stream of one byte.
+type fillReader byte
+
+func (f fillReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(f)
+	}
+	return len(p), nil
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -168,6 +169,10 @@ type Exchange struct {
 	Body   []byte
 	// Err is the transport error, when there was no response.
 	Err error
+
+	// sent counts the bytes sent of a request body too large to keep in
+	// ReqBody (nil when ReqBody holds the body).
+	sent *atomic.Int64
 }
 
 const maxShownBody = 600
@@ -183,6 +188,8 @@ func (x *Exchange) String() string {
 	if len(x.ReqBody) > 0 {
 		b.WriteString(" ")
 		b.WriteString(showBody(x.ReqHeader.Get("Content-Type"), x.ReqBody))
+	} else if x.sent != nil {
+		fmt.Fprintf(&b, " <streamed body, %d bytes sent>", x.sent.Load())
 	}
 	b.WriteString("\nresponse: ")
 	if x.Err != nil {
@@ -240,11 +247,19 @@ type recordingDoer struct {
 
 const maxResponseBody = 64 << 20
 
+// maxKeptRequestBody is the largest request body kept in an Exchange;
+// larger ones, and those of unknown length, are streamed.
+const maxKeptRequestBody = 1 << 20
+
 // Do implements noxclient.HttpRequestDoer.
 func (d *recordingDoer) Do(req *http.Request) (*http.Response, error) {
 	e := d.env
 	x := &Exchange{Method: req.Method, URL: req.URL.RequestURI(), ReqHeader: req.Header.Clone()}
-	if req.Body != nil && req.Body != http.NoBody {
+	if req.Body != nil && req.Body != http.NoBody && (req.ContentLength < 0 || req.ContentLength > maxKeptRequestBody) {
+		// Streamed: send it as it comes, counting what was sent.
+		x.sent = new(atomic.Int64)
+		req.Body = &countingBody{rc: req.Body, n: x.sent}
+	} else if req.Body != nil && req.Body != http.NoBody {
 		b, err := io.ReadAll(req.Body)
 		req.Body.Close()
 		if err != nil {
@@ -324,3 +339,18 @@ func (c *captureBody) Close() error {
 	}
 	return nil
 }
+
+// countingBody counts the bytes a streamed request body gives the
+// transport.
+type countingBody struct {
+	rc io.ReadCloser
+	n  *atomic.Int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *countingBody) Close() error { return c.rc.Close() }
