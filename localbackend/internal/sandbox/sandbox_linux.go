@@ -497,12 +497,14 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 	}
 	outSink := &detachableWriter{w: stdout}
 	errSink := &detachableWriter{w: stderr}
-	outDone, errDone := drain(outR, outSink), drain(errR, errSink)
 
 	start := time.Now()
 	err = sendMsg(s.conn, request{Op: "exec", ID: id, Argv: e.Argv, Env: e.Env, Dir: dir, Cgroup: cc != nil}, send...)
 	unix.Close(outW)
 	unix.Close(errW)
+	// The drains start once the init has the request, which they need
+	// not wait for (the pipes buffer the output meanwhile).
+	outDone, errDone := drain(outR, outSink), drain(errR, errSink)
 	if err != nil {
 		outSink.detach()
 		errSink.detach()
