@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/noxrunner/nox/api"
 	"github.com/noxrunner/nox/gen/noxclient"
 )
 
@@ -36,6 +37,9 @@ func execChecks() []Check {
 		{ID: "exec/large-output-capped", Level: LevelMinimum, Parallel: true,
 			Spec: "POST .../exec: stdout/stderr limited to a reasonable size (about 1 MB)",
 			Run:  checkLargeOutput},
+		{ID: "exec/output-not-blocking", Level: LevelRecommended, Parallel: true, Slow: true,
+			Spec: "POST .../exec: output beyond the cap is drained, not left to block the command: 50 MB on stdout ends well within the timeout, cut (stdoutTruncated with exec.flags)",
+			Run:  checkOutputNotBlocking},
 		{ID: "exec/non-ascii", Level: LevelMinimum, Parallel: true,
 			Spec: "POST .../exec: stdout/stderr are UTF-8 strings; argv and env are UTF-8",
 			Run:  checkNonASCII},
@@ -289,6 +293,29 @@ func checkLargeOutput(ctx context.Context, env *Env) error {
 	}
 	if err := env.shOutput(ctx, id, "echo after", "after\n", "exec after large output"); err != nil {
 		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func checkOutputNotBlocking(ctx context.Context, env *Env) error {
+	id, err := env.NewSandbox(ctx, "flood")
+	if err != nil {
+		return err
+	}
+	const produced, timeout = 50_000_000, 120
+	req := argv("sh", "-c", fmt.Sprintf("head -c %d /dev/zero | tr '\\0' a && echo done >&2", produced))
+	req.TimeoutSeconds = ptr[int32](timeout)
+	res, x, err := env.ExecOK(ctx, id, req)
+	if err != nil {
+		return fmt.Errorf("a command writing %d bytes to stdout: %w", produced, err)
+	}
+	var errs []error
+	if res.ExitCode != 0 || flag(res.TimedOut) {
+		errs = append(errs, fmt.Errorf("a command writing %d bytes to stdout (timeoutSeconds %d) exited %d, want 0: output past the cap must be read and dropped, not block the command\n%s", produced, timeout, res.ExitCode, x))
+	}
+	want(&errs, "stderr (written after the flood of stdout)", res.Stderr, "done\n", x)
+	if len(res.Stdout) < produced && env.Has(api.ExtExecFlags) { // the cap itself is exec/large-output-capped's
+		want(&errs, "stdoutTruncated of cut output", flag(res.StdoutTruncated), true, x)
 	}
 	return errors.Join(errs...)
 }

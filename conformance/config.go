@@ -84,7 +84,8 @@ type Config struct {
 
 	// SkipSlow skips checks marked slow: sandbox/ttl-expiry waits for a
 	// sandbox to expire, exec/stream-heartbeat for a silent command to
-	// outlast the heartbeat interval.
+	// outlast the heartbeat interval, exec/output-not-blocking has a
+	// command write 50 MB.
 	SkipSlow bool
 
 	// Parallelism bounds how many parallel-safe checks run at once in
