@@ -705,8 +705,10 @@ func (s *Sandbox) takeCgroup(id uint64) (*cmdCgroup, error) {
 	if cc.v2 {
 		name = "cgroup.events"
 	}
-	if c, err := os.Open(filepath.Join(d, name)); err == nil {
-		cc.count = c
+	// Not through os.Open: the poller would be woken by cgroup.events
+	// at every start and end of a command, for nothing.
+	if fd, err := unix.Open(filepath.Join(d, name), unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+		cc.count = os.NewFile(uintptr(fd), name)
 	}
 	return cc, nil
 }
