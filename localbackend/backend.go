@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/noxrunner/nox/api"
 	"github.com/noxrunner/nox/gen/noxserver"
 	"github.com/noxrunner/nox/localbackend/internal/sandbox"
 )
@@ -175,9 +176,9 @@ func (b *Backend) Info() Info {
 
 // apiInfo is the body of GET /v1/info.
 func (b *Backend) apiInfo() noxserver.Info {
-	ext := []string{"info", "sandboxes.get", "sandboxes.list", "exec.stream", "exec.flags"}
+	ext := []string{api.ExtInfo, api.ExtSandboxesGet, api.ExtSandboxesList, api.ExtExecStream, api.ExtExecFlags}
 	if b.cfg.Token != "" {
-		ext = append(ext, "auth.bearer")
+		ext = append(ext, api.ExtAuthBearer)
 	}
 	i32 := func(d time.Duration) *int32 { v := int32(d / time.Second); return &v }
 	i64 := func(v int64) *int64 { return &v }

@@ -4,23 +4,25 @@ import (
 	"io"
 	"slices"
 	"time"
+
+	"github.com/noxrunner/nox/api"
 )
 
 // Extension names a backend may advertise in Info.Extensions.
 const (
 	// ExtInfo is GET /v1/info itself (Info).
-	ExtInfo = "info"
+	ExtInfo = api.ExtInfo
 	// ExtSandboxesGet is GET /v1/sandboxes/{sessionId} (Get).
-	ExtSandboxesGet = "sandboxes.get"
+	ExtSandboxesGet = api.ExtSandboxesGet
 	// ExtSandboxesList is GET /v1/sandboxes (List).
-	ExtSandboxesList = "sandboxes.list"
+	ExtSandboxesList = api.ExtSandboxesList
 	// ExtExecStream is POST /v1/sandboxes/{sessionId}/exec/stream (ExecStream).
-	ExtExecStream = "exec.stream"
+	ExtExecStream = api.ExtExecStream
 	// ExtExecFlags is the optional flags of ExecResult (TimedOut, StdoutTruncated,
 	// StderrTruncated, OOMKilled).
-	ExtExecFlags = "exec.flags"
+	ExtExecFlags = api.ExtExecFlags
 	// ExtAuthBearer means the backend requires a bearer token (WithToken).
-	ExtAuthBearer = "auth.bearer"
+	ExtAuthBearer = api.ExtAuthBearer
 )
 
 // Defaults the SDK sends when a field is left zero, like the Python client.
