@@ -421,19 +421,12 @@ func (s *Sandbox) Alive() bool {
 // Exec runs one command and waits for it. The error reports infrastructure
 // failures (and ErrNoWorkdir, ctx cancellation) only, never exit codes.
 func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
-	if len(e.Argv) == 0 || e.Argv[0] == "" {
-		return ExecResult{}, errors.New("exec: empty argv")
+	dir, err := execDir(e)
+	if err != nil {
+		return ExecResult{}, err
 	}
-	dir := e.Dir
-	if dir == "" {
-		dir = "/workspace"
-	}
-	if !filepath.IsAbs(dir) {
-		return ExecResult{}, fmt.Errorf("%w: %q is not absolute", ErrNoWorkdir, dir)
-	}
-	dir = filepath.Clean(dir)
 	if s.mode == modeHost {
-		dir = s.hostPath(dir)
+		dir = hostPath(dir, s.spec.Workspace, s.tmpDir)
 	}
 	stdout, stderr := e.Stdout, e.Stderr
 	if stdout == nil {
@@ -635,17 +628,6 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 		res.TimedOut, res.ExitCode, res.OOMKilled = true, 124, false
 	}
 	return res, nil
-}
-
-// hostPath maps /workspace and /tmp onto host directories (host mode).
-func (s *Sandbox) hostPath(dir string) string {
-	if rest, ok := strings.CutPrefix(dir, "/workspace"); ok && (rest == "" || rest[0] == '/') {
-		return s.spec.Workspace + rest
-	}
-	if rest, ok := strings.CutPrefix(dir, "/tmp"); ok && (rest == "" || rest[0] == '/') {
-		return s.tmpDir + rest
-	}
-	return dir
 }
 
 // cmdCgroup is the cgroup of one command; empty ones are reused.

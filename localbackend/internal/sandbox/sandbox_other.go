@@ -148,22 +148,11 @@ func (s *Sandbox) Alive() bool {
 
 // Exec runs one command on the host.
 func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
-	if len(e.Argv) == 0 {
-		return ExecResult{}, errors.New("exec: empty argv")
+	dir, err := execDir(e)
+	if err != nil {
+		return ExecResult{}, err
 	}
-	dir := e.Dir
-	if dir == "" {
-		dir = "/workspace"
-	}
-	if !filepath.IsAbs(dir) {
-		return ExecResult{}, fmt.Errorf("%w: %q is not absolute", ErrNoWorkdir, dir)
-	}
-	dir = filepath.Clean(dir)
-	if rest, ok := strings.CutPrefix(dir, "/workspace"); ok && (rest == "" || rest[0] == '/') {
-		dir = s.spec.Workspace + rest
-	} else if rest, ok := strings.CutPrefix(dir, "/tmp"); ok && (rest == "" || rest[0] == '/') {
-		dir = s.tmpDir + rest
-	}
+	dir = hostPath(dir, s.spec.Workspace, s.tmpDir)
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return ExecResult{}, fmt.Errorf("%w: %s", ErrNoWorkdir, e.Dir)
 	}

@@ -1,0 +1,37 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// execDir checks an ExecSpec's argv and returns its working directory,
+// cleaned, /workspace when unset.
+func execDir(e ExecSpec) (string, error) {
+	if len(e.Argv) == 0 || e.Argv[0] == "" {
+		return "", errors.New("exec: empty argv")
+	}
+	dir := e.Dir
+	if dir == "" {
+		dir = "/workspace"
+	}
+	if !filepath.IsAbs(dir) {
+		return "", fmt.Errorf("%w: %q is not absolute", ErrNoWorkdir, dir)
+	}
+	return filepath.Clean(dir), nil
+}
+
+// hostPath maps a sandbox path under /workspace or /tmp to the host
+// directories that stand for them in tiers without a mount namespace; other
+// paths are returned as they are.
+func hostPath(dir, workspace, tmp string) string {
+	if rest, ok := strings.CutPrefix(dir, "/workspace"); ok && (rest == "" || rest[0] == '/') {
+		return workspace + rest
+	}
+	if rest, ok := strings.CutPrefix(dir, "/tmp"); ok && (rest == "" || rest[0] == '/') {
+		return tmp + rest
+	}
+	return dir
+}
