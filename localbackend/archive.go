@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // extractLimits bound one upload.
@@ -272,7 +274,7 @@ func mergeTree(src, dst *os.Root) error {
 		return err
 	}
 	move := func(name string) error {
-		return os.NewSyscallError("renameat", syscall.Renameat(int(sd.Fd()), name, int(dd.Fd()), name))
+		return os.NewSyscallError("renameat", unix.Renameat(int(sd.Fd()), name, int(dd.Fd()), name))
 	}
 	for _, e := range ents {
 		name := e.Name()
