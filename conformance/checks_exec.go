@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/noxrunner/nox/api"
-	"github.com/noxrunner/nox/gen/noxclient"
+	"github.com/noxrunner/nox/gen/noxapi"
 )
 
 func execChecks() []Check {
@@ -58,7 +58,7 @@ func execChecks() []Check {
 	}
 }
 
-func argv(a ...string) noxclient.ExecRequest { return noxclient.ExecRequest{Cmd: a} }
+func argv(a ...string) noxapi.ExecRequest { return noxapi.ExecRequest{Cmd: a} }
 
 // want compares one field of an exec result.
 func want[T comparable](errs *[]error, what string, got, want T, x *Exchange) {

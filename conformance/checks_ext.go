@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/noxrunner/nox/api"
-	"github.com/noxrunner/nox/gen/noxclient"
+	"github.com/noxrunner/nox/gen/noxapi"
 )
 
 func extChecks() []Check {
@@ -67,7 +67,7 @@ func checkInfo(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
-	var info noxclient.Info
+	var info noxapi.Info
 	if err := expectJSON(x, http.StatusOK, &info); err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func checkGet(ctx context.Context, env *Env) error {
 	want(&errs, "sessionId", st.SessionID, id, x)
 	want(&errs, "podName (as create answered)", st.PodName, pod, x)
 	want(&errs, "ttlSeconds", st.TTLSeconds, int32(ttl), x)
-	if st.State != noxclient.Ready && st.State != noxclient.Pending {
+	if st.State != noxapi.Ready && st.State != noxapi.Pending {
 		errs = append(errs, fmt.Errorf("state %q of a new sandbox, want ready or pending\n%s", st.State, x))
 	}
 	if st.LastActiveAt.Before(st.CreatedAt) {
@@ -157,12 +157,12 @@ func checkList(ctx context.Context, env *Env) error {
 			break
 		}
 		size := int32(1)
-		resp, err := env.Client.ListSandboxes(ctx, &noxclient.ListSandboxesParams{PageSize: &size, PageToken: token})
+		resp, err := env.Client.ListSandboxes(ctx, &noxapi.ListSandboxesParams{PageSize: &size, PageToken: token})
 		x, err := env.do(ctx, "list sandboxes", resp, err)
 		if err != nil {
 			return errors.Join(append(errs, err)...)
 		}
-		var l noxclient.SandboxList
+		var l noxapi.SandboxList
 		if err := expectJSON(x, http.StatusOK, &l); err != nil {
 			return errors.Join(append(errs, err)...)
 		}
@@ -219,7 +219,7 @@ func countOf(s []string, v string) int {
 }
 
 // stream runs req through exec/stream and parses the events.
-func stream(ctx context.Context, env *Env, id string, req noxclient.ExecRequest) ([]SSEEvent, int, *Exchange, error) {
+func stream(ctx context.Context, env *Env, id string, req noxapi.ExecRequest) ([]SSEEvent, int, *Exchange, error) {
 	resp, err := env.Client.ExecInSandboxStream(ctx, id, req)
 	if err != nil {
 		return nil, 0, nil, transportError(ctx, "exec stream in "+id, err)
@@ -241,10 +241,10 @@ func stream(ctx context.Context, env *Env, id string, req noxclient.ExecRequest)
 
 // streamResult checks the events of one stream and returns the exit
 // result and the concatenated output.
-func streamResult(env *Env, events []SSEEvent, x *Exchange) (*noxclient.ExecResult, string, string, error) {
+func streamResult(env *Env, events []SSEEvent, x *Exchange) (*noxapi.ExecResult, string, string, error) {
 	var errs []error
 	var stdout, stderr strings.Builder
-	var exit *noxclient.ExecResult
+	var exit *noxapi.ExecResult
 	exits := 0
 	for i, ev := range events {
 		switch ev.Event {
@@ -253,7 +253,7 @@ func streamResult(env *Env, events []SSEEvent, x *Exchange) (*noxclient.ExecResu
 				errs = append(errs, fmt.Errorf("event %d (%s) data %q %w", i, ev.Event, ev.Data, err))
 				continue
 			}
-			var c noxclient.OutputChunk
+			var c noxapi.OutputChunk
 			_ = json.Unmarshal([]byte(ev.Data), &c)
 			if ev.Event == "stdout" {
 				stdout.WriteString(c.Data)
@@ -269,7 +269,7 @@ func streamResult(env *Env, events []SSEEvent, x *Exchange) (*noxclient.ExecResu
 				errs = append(errs, fmt.Errorf("exit event data %q %w", ev.Data, err))
 				continue
 			}
-			var r noxclient.ExecResult
+			var r noxapi.ExecResult
 			_ = json.Unmarshal([]byte(ev.Data), &r)
 			exit = &r
 		case "error":
@@ -537,9 +537,9 @@ func checkStreamHeartbeat(ctx context.Context, env *Env) error {
 }
 
 // limits returns the backend's advertised limits (never nil).
-func limits(env *Env) noxclient.BackendLimits {
+func limits(env *Env) noxapi.BackendLimits {
 	if env.Info == nil || env.Info.Limits == nil {
-		return noxclient.BackendLimits{}
+		return noxapi.BackendLimits{}
 	}
 	return *env.Info.Limits
 }
@@ -550,7 +550,7 @@ func expectErrorNaming(x *Exchange, code int, field string) error {
 	if err := expectError(x, code); err != nil {
 		return err
 	}
-	var body noxclient.Error
+	var body noxapi.Error
 	_ = json.Unmarshal(x.Body, &body)
 	if !strings.Contains(body.Error, field) {
 		return fmt.Errorf("error message %q does not name the field %s\n%s", body.Error, field, x)
@@ -565,7 +565,7 @@ const oomHog = "x=xxxxxxxxxxxxxxxx; while :; do x=$x$x; done"
 func checkOOMKilled(ctx context.Context, env *Env) error {
 	id := env.ID("oom")
 	const memory = "64Mi"
-	x, err := env.Create(ctx, id, noxclient.CreateSandboxRequest{TTLSeconds: ptr[int32](600), MemoryLimit: ptr(memory)})
+	x, err := env.Create(ctx, id, noxapi.CreateSandboxRequest{TTLSeconds: ptr[int32](600), MemoryLimit: ptr(memory)})
 	if err != nil {
 		return err
 	}
@@ -627,7 +627,7 @@ func checkCreateTTLOverMax(ctx context.Context, env *Env) error {
 	}
 	var errs []error
 	over := env.ID("ttl-over-max")
-	req := noxclient.CreateSandboxRequest{TTLSeconds: ptr(max + 1)}
+	req := noxapi.CreateSandboxRequest{TTLSeconds: ptr(max + 1)}
 	if env.cfg.Image != "" {
 		req.Image = &env.cfg.Image
 	}

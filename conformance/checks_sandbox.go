@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/noxrunner/nox/api"
-	"github.com/noxrunner/nox/gen/noxclient"
+	"github.com/noxrunner/nox/gen/noxapi"
 )
 
 func sandboxChecks() []Check {
@@ -79,7 +79,7 @@ func rawExpiresAt(x *Exchange) (time.Time, error) {
 // expiry is now + ttl within the clock skew.
 func createAndCheck(ctx context.Context, env *Env, id string, ttl int32) (string, time.Time, *Exchange, error) {
 	before := time.Now()
-	x, err := env.Create(ctx, id, noxclient.CreateSandboxRequest{TTLSeconds: &ttl})
+	x, err := env.Create(ctx, id, noxapi.CreateSandboxRequest{TTLSeconds: &ttl})
 	if err != nil {
 		return "", time.Time{}, x, err
 	}
@@ -120,7 +120,7 @@ func checkCreate(ctx context.Context, env *Env) error {
 		return err
 	}
 	// The sandbox is usable (the Python client's readiness probe).
-	res, x, err := env.ExecOK(ctx, id, noxclient.ExecRequest{Cmd: []string{"echo", "ready"}, TimeoutSeconds: ptr[int32](5)})
+	res, x, err := env.ExecOK(ctx, id, noxapi.ExecRequest{Cmd: []string{"echo", "ready"}, TimeoutSeconds: ptr[int32](5)})
 	if err != nil {
 		return err
 	}
@@ -137,7 +137,7 @@ func checkCreateDefaultTTL(ctx context.Context, env *Env) error {
 	}
 	id := env.ID("default-ttl")
 	before := time.Now()
-	x, err := env.Create(ctx, id, noxclient.CreateSandboxRequest{})
+	x, err := env.Create(ctx, id, noxapi.CreateSandboxRequest{})
 	if err != nil {
 		return err
 	}
@@ -235,7 +235,7 @@ func checkCreateInvalidID(ctx context.Context, env *Env) error {
 		env.ID("uni") + "é",
 	}
 	for _, id := range bad {
-		body, _ := json.Marshal(noxclient.CreateSandboxRequest{TTLSeconds: &ttl})
+		body, _ := json.Marshal(noxapi.CreateSandboxRequest{TTLSeconds: &ttl})
 		x, err := env.Raw(ctx, http.MethodPut, "/v1/sandboxes/"+url.PathEscape(id), "application/json", body, true)
 		if err != nil {
 			errs = append(errs, err)
@@ -279,7 +279,7 @@ func checkCreateLimits(ctx context.Context, env *Env) error {
 	var errs []error
 	id := env.ID("limits")
 	ttl := int32(600)
-	x, err := env.Create(ctx, id, noxclient.CreateSandboxRequest{TTLSeconds: &ttl,
+	x, err := env.Create(ctx, id, noxapi.CreateSandboxRequest{TTLSeconds: &ttl,
 		CPULimit: ptr("500m"), MemoryLimit: ptr("512Mi"), EphemeralStorageLimit: ptr("1Gi")})
 	if err != nil {
 		return err
@@ -311,13 +311,13 @@ func checkCreateLimits(ctx context.Context, env *Env) error {
 }
 
 // getStatus returns a sandbox's status through getSandbox.
-func getStatus(ctx context.Context, env *Env, id string) (*noxclient.SandboxStatus, *Exchange, error) {
+func getStatus(ctx context.Context, env *Env, id string) (*noxapi.SandboxStatus, *Exchange, error) {
 	resp, err := env.Client.GetSandbox(ctx, id)
 	x, err := env.do(ctx, "get sandbox "+id, resp, err)
 	if err != nil {
 		return nil, x, err
 	}
-	var st noxclient.SandboxStatus
+	var st noxapi.SandboxStatus
 	if err := expectJSON(x, http.StatusOK, &st); err != nil {
 		return nil, x, fmt.Errorf("get sandbox: %w", err)
 	}
@@ -355,7 +355,7 @@ func checkTouch(ctx context.Context, env *Env) error {
 		}
 		newExp, src = st.ExpiresAt, gx
 	} else if strings.HasPrefix(x.Header.Get("Content-Type"), "application/json") && len(x.Body) > 0 {
-		var tr noxclient.TouchResult
+		var tr noxapi.TouchResult
 		if err := json.Unmarshal(x.Body, &tr); err != nil {
 			return fmt.Errorf("touch answered application/json that is not a TouchResult: %w\n%s", err, x)
 		}
@@ -402,7 +402,7 @@ func checkDelete(ctx context.Context, env *Env) error {
 		return err
 	}
 	var errs []error
-	ex, err := env.Exec(ctx, id, noxclient.ExecRequest{Cmd: []string{"echo", "still here"}})
+	ex, err := env.Exec(ctx, id, noxapi.ExecRequest{Cmd: []string{"echo", "still here"}})
 	if err != nil {
 		return err
 	}
@@ -498,7 +498,7 @@ func checkTTLExpiry(ctx context.Context, env *Env) error {
 			return err
 		}
 	}
-	ex, err := env.Exec(ctx, id, noxclient.ExecRequest{Cmd: []string{"echo", "alive"}})
+	ex, err := env.Exec(ctx, id, noxapi.ExecRequest{Cmd: []string{"echo", "alive"}})
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@
 // describes every misbehaviour it saw, including the request it made and the
 // response it got, so the same checks run under go test and from the nox CLI.
 //
-// Checks talk to the backend through the generated client (gen/noxclient) and
+// Checks talk to the backend through the generated client (gen/noxapi) and
 // raw net/http for malformed input, never through the SDK. Every response is
 // validated against the contract with kin-openapi (status codes, content
 // types, headers and body schemas); a response that does not match is a

@@ -17,14 +17,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/noxrunner/nox/gen/noxclient"
+	"github.com/noxrunner/nox/gen/noxapi"
 )
 
 // runState is shared by every Env of one run.
 type runState struct {
 	cfg      Config
-	contract *contract
-	info     *noxclient.Info // nil for a plain v1 backend
+	contract *spec
+	info     *noxapi.Info // nil for a plain v1 backend
 	seq      atomic.Int64
 }
 
@@ -41,12 +41,12 @@ type Env struct {
 	Prefix string
 	// Client is the generated client; it sends the token and validates and
 	// records every exchange.
-	Client *noxclient.Client
+	Client *noxapi.Client
 	// NoAuthClient is like Client but never sends a token.
-	NoAuthClient *noxclient.Client
+	NoAuthClient *noxapi.Client
 	// Info is the backend's GET /v1/info answer; nil for a plain v1
 	// backend.
-	Info *noxclient.Info
+	Info *noxapi.Info
 
 	cfg      Config
 	run      *runState
@@ -70,12 +70,12 @@ func newEnv(run *runState) (*Env, error) {
 		cfg: cfg, run: run, basePath: u.Path, exchanges: map[*http.Response]*Exchange{},
 	}
 	doer := &recordingDoer{env: e}
-	e.NoAuthClient, err = noxclient.NewClient(cfg.BaseURL, noxclient.WithHTTPClient(doer))
+	e.NoAuthClient, err = noxapi.NewClient(cfg.BaseURL, noxapi.WithHTTPClient(doer))
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	e.Client, err = noxclient.NewClient(cfg.BaseURL, noxclient.WithHTTPClient(doer),
-		noxclient.WithRequestEditorFn(e.authorize))
+	e.Client, err = noxapi.NewClient(cfg.BaseURL, noxapi.WithHTTPClient(doer),
+		noxapi.WithRequestEditorFn(e.authorize))
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
@@ -233,7 +233,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 // Create creates (or ensures) sandbox id with body (plus Config.Image),
 // records it for deletion and returns the exchange; it does not judge the
 // status.
-func (e *Env) Create(ctx context.Context, id string, body noxclient.CreateSandboxRequest) (*Exchange, error) {
+func (e *Env) Create(ctx context.Context, id string, body noxapi.CreateSandboxRequest) (*Exchange, error) {
 	e.Track(id)
 	if body.Image == nil && e.cfg.Image != "" {
 		body.Image = &e.cfg.Image
@@ -244,15 +244,15 @@ func (e *Env) Create(ctx context.Context, id string, body noxclient.CreateSandbo
 // CreateOK creates sandbox id with the given TTL (0: 600 seconds), and
 // returns its decoded answer, or an error when the answer is not a 200 with
 // a CreateSandboxResult.
-func (e *Env) CreateOK(ctx context.Context, id string, ttl int32) (*noxclient.CreateSandboxResult, *Exchange, error) {
+func (e *Env) CreateOK(ctx context.Context, id string, ttl int32) (*noxapi.CreateSandboxResult, *Exchange, error) {
 	if ttl == 0 {
 		ttl = 600
 	}
-	x, err := e.Create(ctx, id, noxclient.CreateSandboxRequest{TTLSeconds: &ttl})
+	x, err := e.Create(ctx, id, noxapi.CreateSandboxRequest{TTLSeconds: &ttl})
 	if err != nil {
 		return nil, x, err
 	}
-	var res noxclient.CreateSandboxResult
+	var res noxapi.CreateSandboxResult
 	if err := expectJSON(x, http.StatusOK, &res); err != nil {
 		return nil, x, fmt.Errorf("create sandbox: %w", err)
 	}
@@ -270,19 +270,19 @@ func (e *Env) NewSandbox(ctx context.Context, name string) (string, error) {
 }
 
 // Exec runs req in sandbox id and returns the exchange, whatever the status.
-func (e *Env) Exec(ctx context.Context, id string, req noxclient.ExecRequest) (*Exchange, error) {
+func (e *Env) Exec(ctx context.Context, id string, req noxapi.ExecRequest) (*Exchange, error) {
 	return e.send(ctx, "exec in "+id, func() (*http.Response, error) { return e.Client.ExecInSandbox(ctx, id, req) })
 }
 
 // ExecOK runs req in sandbox id and returns the decoded result, or an error
 // when the answer is not a 200 with an ExecResult. The exit code is not
 // judged.
-func (e *Env) ExecOK(ctx context.Context, id string, req noxclient.ExecRequest) (*noxclient.ExecResult, *Exchange, error) {
+func (e *Env) ExecOK(ctx context.Context, id string, req noxapi.ExecRequest) (*noxapi.ExecResult, *Exchange, error) {
 	x, err := e.Exec(ctx, id, req)
 	if err != nil {
 		return nil, x, err
 	}
-	var res noxclient.ExecResult
+	var res noxapi.ExecResult
 	if err := expectJSON(x, http.StatusOK, &res); err != nil {
 		return nil, x, fmt.Errorf("exec: %w", err)
 	}
@@ -293,7 +293,7 @@ func (e *Env) ExecOK(ctx context.Context, id string, req noxclient.ExecRequest) 
 // stdout, or an error when the exec fails or exits non-zero.
 func (e *Env) Sh(ctx context.Context, id, script string) (string, error) {
 	t := int32(30)
-	res, x, err := e.ExecOK(ctx, id, noxclient.ExecRequest{Cmd: []string{"sh", "-c", script}, TimeoutSeconds: &t})
+	res, x, err := e.ExecOK(ctx, id, noxapi.ExecRequest{Cmd: []string{"sh", "-c", script}, TimeoutSeconds: &t})
 	if err != nil {
 		return "", err
 	}
@@ -319,9 +319,9 @@ func (e *Env) shOutput(ctx context.Context, id, script, want, what string) error
 // Upload posts archive (a tar, gzip-compressed or not) to sandbox id,
 // extracting under dest ("" for the default), and returns the exchange.
 func (e *Env) Upload(ctx context.Context, id, dest string, archive []byte) (*Exchange, error) {
-	var p *noxclient.UploadFilesParams
+	var p *noxapi.UploadFilesParams
 	if dest != "" {
-		p = &noxclient.UploadFilesParams{Dest: &dest}
+		p = &noxapi.UploadFilesParams{Dest: &dest}
 	}
 	return e.send(ctx, "upload to "+id, func() (*http.Response, error) {
 		return e.Client.UploadFilesWithBody(ctx, id, p, "application/x-tar", bytes.NewReader(archive))
@@ -335,9 +335,9 @@ func (e *Env) Upload(ctx context.Context, id, dest string, archive []byte) (*Exc
 // transfer encoding). The exchange does not keep the body, only how much
 // of it was sent.
 func (e *Env) uploadStream(ctx context.Context, id, dest string, size int64, chunked bool, open func() io.Reader) (*Exchange, error) {
-	var p *noxclient.UploadFilesParams
+	var p *noxapi.UploadFilesParams
 	if dest != "" {
-		p = &noxclient.UploadFilesParams{Dest: &dest}
+		p = &noxapi.UploadFilesParams{Dest: &dest}
 	}
 	length := func(_ context.Context, req *http.Request) error {
 		req.ContentLength, req.GetBody = size, nil
@@ -354,9 +354,9 @@ func (e *Env) uploadStream(ctx context.Context, id, dest string, size int64, chu
 // Download gets the archive of src ("" for the default) from sandbox id
 // and returns the exchange.
 func (e *Env) Download(ctx context.Context, id, src string) (*Exchange, error) {
-	var p *noxclient.DownloadFilesParams
+	var p *noxapi.DownloadFilesParams
 	if src != "" {
-		p = &noxclient.DownloadFilesParams{Src: &src}
+		p = &noxapi.DownloadFilesParams{Src: &src}
 	}
 	return e.send(ctx, "download from "+id, func() (*http.Response, error) { return e.Client.DownloadFiles(ctx, id, p) })
 }

@@ -24,7 +24,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/noxrunner/nox/gen/noxserver"
+	"github.com/noxrunner/nox/gen/noxapi"
 )
 
 // fakeBackend is a small in-memory backend for testing the suite itself.
@@ -78,7 +78,7 @@ const (
 // enforce (it runs commands on the host): all of them.
 var fakeUnenforced = []string{"cpu", "memory", "pids", "ephemeralStorage"}
 
-var _ noxserver.StrictServerInterface = (*fakeBackend)(nil)
+var _ noxapi.StrictServerInterface = (*fakeBackend)(nil)
 
 var (
 	sessionIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -99,11 +99,11 @@ func jsonError(w http.ResponseWriter, code int, msg string) {
 // bearer token check.
 func (f *fakeBackend) handler() http.Handler {
 	bad := func(w http.ResponseWriter, _ *http.Request, err error) { jsonError(w, 400, err.Error()) }
-	si := noxserver.NewStrictHandlerWithOptions(f, nil, noxserver.StrictHTTPServerOptions{
+	si := noxapi.NewStrictHandlerWithOptions(f, nil, noxapi.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc:  bad,
 		ResponseErrorHandlerFunc: func(w http.ResponseWriter, _ *http.Request, err error) { jsonError(w, 500, err.Error()) },
 	})
-	h := noxserver.HandlerWithOptions(si, noxserver.StdHTTPServerOptions{ErrorHandlerFunc: bad})
+	h := noxapi.HandlerWithOptions(si, noxapi.StdHTTPServerOptions{ErrorHandlerFunc: bad})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f.token != "" && strings.HasPrefix(r.URL.Path, "/v1/") && r.Header.Get("Authorization") != "Bearer "+f.token {
 			jsonError(w, 401, "missing or invalid bearer token")
@@ -139,40 +139,40 @@ func (f *fakeBackend) removeLocked(s *fakeSandbox) {
 	go os.RemoveAll(s.dir)
 }
 
-func (f *fakeBackend) Healthz(context.Context, noxserver.HealthzRequestObject) (noxserver.HealthzResponseObject, error) {
-	return noxserver.Healthz200TextResponse("OK"), nil
+func (f *fakeBackend) Healthz(context.Context, noxapi.HealthzRequestObject) (noxapi.HealthzResponseObject, error) {
+	return noxapi.Healthz200TextResponse("OK"), nil
 }
 
-func (f *fakeBackend) GetInfo(context.Context, noxserver.GetInfoRequestObject) (noxserver.GetInfoResponseObject, error) {
+func (f *fakeBackend) GetInfo(context.Context, noxapi.GetInfoRequestObject) (noxapi.GetInfoResponseObject, error) {
 	ext := []string{"info", "sandboxes.get", "sandboxes.list", "exec.stream", "exec.flags"}
 	if f.token != "" {
 		ext = append(ext, "auth.bearer")
 	}
-	lim := noxserver.BackendLimits{MaxOutputBytes: ptrTo[int64](fakeOutputCap), StreamHeartbeatSeconds: ptrTo[int32](1),
+	lim := noxapi.BackendLimits{MaxOutputBytes: ptrTo[int64](fakeOutputCap), StreamHeartbeatSeconds: ptrTo[int32](1),
 		MaxTTLSeconds: ptrTo[int32](fakeMaxTTL), MaxTimeoutSeconds: ptrTo[int32](fakeMaxTimeout), MaxUploadBytes: ptrTo[int64](fakeMaxUpload)}
-	return noxserver.GetInfo200JSONResponse{APIVersion: "v1", Backend: noxserver.BackendIdentity{Name: "fake", Version: "0"},
+	return noxapi.GetInfo200JSONResponse{APIVersion: "v1", Backend: noxapi.BackendIdentity{Name: "fake", Version: "0"},
 		Extensions: ext, Limits: &lim}, nil
 }
 
-func (f *fakeBackend) status(s *fakeSandbox) noxserver.SandboxStatus {
-	return noxserver.SandboxStatus{SessionID: s.id, PodName: s.pod, State: noxserver.Ready, CreatedAt: s.created,
+func (f *fakeBackend) status(s *fakeSandbox) noxapi.SandboxStatus {
+	return noxapi.SandboxStatus{SessionID: s.id, PodName: s.pod, State: noxapi.Ready, CreatedAt: s.created,
 		LastActiveAt: s.last, ExpiresAt: s.expires(), TTLSeconds: s.ttl,
-		Limits: &noxserver.ResourceLimits{Unenforced: slices.Clone(fakeUnenforced)}}
+		Limits: &noxapi.ResourceLimits{Unenforced: slices.Clone(fakeUnenforced)}}
 }
 
-func (f *fakeBackend) ListSandboxes(_ context.Context, r noxserver.ListSandboxesRequestObject) (noxserver.ListSandboxesResponseObject, error) {
+func (f *fakeBackend) ListSandboxes(_ context.Context, r noxapi.ListSandboxesRequestObject) (noxapi.ListSandboxesResponseObject, error) {
 	size := int32(100)
 	if r.Params.PageSize != nil {
 		size = *r.Params.PageSize
 	}
 	if size < 1 || size > 1000 {
-		return noxserver.ListSandboxes400JSONResponse{Error: "pageSize: must be between 1 and 1000"}, nil
+		return noxapi.ListSandboxes400JSONResponse{Error: "pageSize: must be between 1 and 1000"}, nil
 	}
 	after := ""
 	if r.Params.PageToken != nil {
 		b, err := base64.RawURLEncoding.DecodeString(*r.Params.PageToken)
 		if err != nil || len(b) == 0 {
-			return noxserver.ListSandboxes400JSONResponse{Error: "pageToken: malformed"}, nil
+			return noxapi.ListSandboxes400JSONResponse{Error: "pageToken: malformed"}, nil
 		}
 		after = string(b)
 	}
@@ -184,7 +184,7 @@ func (f *fakeBackend) ListSandboxes(_ context.Context, r noxserver.ListSandboxes
 		}
 	}
 	slices.Sort(ids)
-	out := noxserver.ListSandboxes200JSONResponse{Items: []noxserver.SandboxStatus{}}
+	out := noxapi.ListSandboxes200JSONResponse{Items: []noxapi.SandboxStatus{}}
 	for i, id := range ids {
 		if i == int(size) {
 			t := base64.RawURLEncoding.EncodeToString([]byte(ids[i-1]))
@@ -197,45 +197,45 @@ func (f *fakeBackend) ListSandboxes(_ context.Context, r noxserver.ListSandboxes
 	return out, nil
 }
 
-func (f *fakeBackend) DeleteSandbox(_ context.Context, r noxserver.DeleteSandboxRequestObject) (noxserver.DeleteSandboxResponseObject, error) {
+func (f *fakeBackend) DeleteSandbox(_ context.Context, r noxapi.DeleteSandboxRequestObject) (noxapi.DeleteSandboxResponseObject, error) {
 	if !sessionIDPattern.MatchString(r.SessionID) {
-		return noxserver.DeleteSandbox400JSONResponse{Error: "sessionId: invalid"}, nil
+		return noxapi.DeleteSandbox400JSONResponse{Error: "sessionId: invalid"}, nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := f.sbx[r.SessionID]
 	if s == nil {
-		return noxserver.DeleteSandbox404JSONResponse{Error: "sandbox not found"}, nil
+		return noxapi.DeleteSandbox404JSONResponse{Error: "sandbox not found"}, nil
 	}
 	f.removeLocked(s)
-	return noxserver.DeleteSandbox204Response{}, nil
+	return noxapi.DeleteSandbox204Response{}, nil
 }
 
-func (f *fakeBackend) GetSandbox(_ context.Context, r noxserver.GetSandboxRequestObject) (noxserver.GetSandboxResponseObject, error) {
+func (f *fakeBackend) GetSandbox(_ context.Context, r noxapi.GetSandboxRequestObject) (noxapi.GetSandboxResponseObject, error) {
 	s := f.lookup(r.SessionID, false)
 	if s == nil {
-		return noxserver.GetSandbox404JSONResponse{Error: "sandbox not found"}, nil
+		return noxapi.GetSandbox404JSONResponse{Error: "sandbox not found"}, nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return noxserver.GetSandbox200JSONResponse(f.status(s)), nil
+	return noxapi.GetSandbox200JSONResponse(f.status(s)), nil
 }
 
-func (f *fakeBackend) CreateSandbox(_ context.Context, r noxserver.CreateSandboxRequestObject) (noxserver.CreateSandboxResponseObject, error) {
+func (f *fakeBackend) CreateSandbox(_ context.Context, r noxapi.CreateSandboxRequestObject) (noxapi.CreateSandboxResponseObject, error) {
 	if !sessionIDPattern.MatchString(r.SessionID) {
-		return noxserver.CreateSandbox400JSONResponse{Error: "sessionId: invalid"}, nil
+		return noxapi.CreateSandbox400JSONResponse{Error: "sessionId: invalid"}, nil
 	}
 	ttl := int32(900)
 	if r.Body != nil && r.Body.TTLSeconds != nil {
 		ttl = *r.Body.TTLSeconds
 	}
 	if ttl < 1 || ttl > fakeMaxTTL && !f.ignoreMaxTTL {
-		return noxserver.CreateSandbox400JSONResponse{Error: fmt.Sprintf("ttlSeconds: must be between 1 and %d", fakeMaxTTL)}, nil
+		return noxapi.CreateSandbox400JSONResponse{Error: fmt.Sprintf("ttlSeconds: must be between 1 and %d", fakeMaxTTL)}, nil
 	}
 	if r.Body != nil {
 		for name, q := range map[string]*string{"cpuLimit": r.Body.CPULimit, "memoryLimit": r.Body.MemoryLimit, "ephemeralStorageLimit": r.Body.EphemeralStorageLimit} {
 			if q != nil && !quantityPattern.MatchString(*q) {
-				return noxserver.CreateSandbox400JSONResponse{Error: name + ": not a quantity"}, nil
+				return noxapi.CreateSandbox400JSONResponse{Error: name + ": not a quantity"}, nil
 			}
 		}
 	}
@@ -258,7 +258,7 @@ func (f *fakeBackend) CreateSandbox(_ context.Context, r noxserver.CreateSandbox
 		f.sbx[r.SessionID] = s
 	}
 	s.ttl, s.last = ttl, now
-	return noxserver.CreateSandbox200JSONResponse{PodName: s.pod, ExpiresAt: s.expires()}, nil
+	return noxapi.CreateSandbox200JSONResponse{PodName: s.pod, ExpiresAt: s.expires()}, nil
 }
 
 // capped collects output up to the cap, noting truncation.
@@ -286,14 +286,14 @@ func (c *capped) Write(p []byte) (int, error) {
 }
 
 type execOutcome struct {
-	res noxserver.ExecResult
+	res noxapi.ExecResult
 	bad string // a 400 message
 }
 
 func validUTF8(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 
 // run executes req in s; onOut/onErr receive output chunks as they come.
-func (f *fakeBackend) run(ctx context.Context, s *fakeSandbox, req noxserver.ExecRequest, onOut, onErr func([]byte)) execOutcome {
+func (f *fakeBackend) run(ctx context.Context, s *fakeSandbox, req noxapi.ExecRequest, onOut, onErr func([]byte)) execOutcome {
 	if len(req.Cmd) == 0 {
 		return execOutcome{bad: "cmd: must hold at least one element"}
 	}
@@ -334,7 +334,7 @@ func (f *fakeBackend) run(ctx context.Context, s *fakeSandbox, req noxserver.Exe
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = time.Second
 	start := time.Now()
-	res := noxserver.ExecResult{}
+	res := noxapi.ExecResult{}
 	no := false
 	if err := cmd.Start(); err != nil {
 		res.ExitCode = 127
@@ -385,28 +385,28 @@ func (f *fakeBackend) run(ctx context.Context, s *fakeSandbox, req noxserver.Exe
 	return execOutcome{res: res}
 }
 
-func (f *fakeBackend) ExecInSandbox(ctx context.Context, r noxserver.ExecInSandboxRequestObject) (noxserver.ExecInSandboxResponseObject, error) {
+func (f *fakeBackend) ExecInSandbox(ctx context.Context, r noxapi.ExecInSandboxRequestObject) (noxapi.ExecInSandboxResponseObject, error) {
 	s := f.lookup(r.SessionID, true)
 	if s == nil {
-		return noxserver.ExecInSandbox404JSONResponse{Error: "sandbox not found"}, nil
+		return noxapi.ExecInSandbox404JSONResponse{Error: "sandbox not found"}, nil
 	}
 	if r.Body == nil {
-		return noxserver.ExecInSandbox400JSONResponse{Error: "body required"}, nil
+		return noxapi.ExecInSandbox400JSONResponse{Error: "body required"}, nil
 	}
 	out := f.run(ctx, s, *r.Body, nil, nil)
 	if out.bad != "" {
-		return noxserver.ExecInSandbox400JSONResponse{Error: out.bad}, nil
+		return noxapi.ExecInSandbox400JSONResponse{Error: out.bad}, nil
 	}
-	return noxserver.ExecInSandbox200JSONResponse(out.res), nil
+	return noxapi.ExecInSandbox200JSONResponse(out.res), nil
 }
 
-func (f *fakeBackend) ExecInSandboxStream(ctx context.Context, r noxserver.ExecInSandboxStreamRequestObject) (noxserver.ExecInSandboxStreamResponseObject, error) {
+func (f *fakeBackend) ExecInSandboxStream(ctx context.Context, r noxapi.ExecInSandboxStreamRequestObject) (noxapi.ExecInSandboxStreamResponseObject, error) {
 	s := f.lookup(r.SessionID, true)
 	if s == nil {
-		return noxserver.ExecInSandboxStream404JSONResponse{Error: "sandbox not found"}, nil
+		return noxapi.ExecInSandboxStream404JSONResponse{Error: "sandbox not found"}, nil
 	}
 	if r.Body == nil || len(r.Body.Cmd) == 0 {
-		return noxserver.ExecInSandboxStream400JSONResponse{Error: "cmd: must hold at least one element"}, nil
+		return noxapi.ExecInSandboxStream400JSONResponse{Error: "cmd: must hold at least one element"}, nil
 	}
 	pr, pw := io.Pipe()
 	var mu sync.Mutex
@@ -417,7 +417,7 @@ func (f *fakeBackend) ExecInSandboxStream(ctx context.Context, r noxserver.ExecI
 		fmt.Fprintf(pw, "event: %s\ndata: %s\n\n", event, b)
 	}
 	chunk := func(event string) func([]byte) {
-		return func(b []byte) { send(event, noxserver.OutputChunk{Data: validUTF8(string(b))}) }
+		return func(b []byte) { send(event, noxapi.OutputChunk{Data: validUTF8(string(b))}) }
 	}
 	go func() {
 		mu.Lock()
@@ -441,13 +441,13 @@ func (f *fakeBackend) ExecInSandboxStream(ctx context.Context, r noxserver.ExecI
 		}()
 		out := f.run(ctx, s, *r.Body, chunk("stdout"), chunk("stderr"))
 		if out.bad != "" {
-			send("error", noxserver.Error{Error: out.bad})
+			send("error", noxapi.Error{Error: out.bad})
 		} else {
 			send("exit", out.res)
 		}
 		pw.Close()
 	}()
-	return noxserver.ExecInSandboxStream200TextEventStreamResponse{Body: pr}, nil
+	return noxapi.ExecInSandboxStream200TextEventStreamResponse{Body: pr}, nil
 }
 
 // sandboxPath maps a sandbox path to the host, or "" when outside the
@@ -463,10 +463,10 @@ func sandboxPath(s *fakeSandbox, p string) string {
 	return ""
 }
 
-func (f *fakeBackend) UploadFiles(_ context.Context, r noxserver.UploadFilesRequestObject) (noxserver.UploadFilesResponseObject, error) {
+func (f *fakeBackend) UploadFiles(_ context.Context, r noxapi.UploadFilesRequestObject) (noxapi.UploadFilesResponseObject, error) {
 	s := f.lookup(r.SessionID, true)
 	if s == nil {
-		return noxserver.UploadFiles404JSONResponse{Error: "sandbox not found"}, nil
+		return noxapi.UploadFiles404JSONResponse{Error: "sandbox not found"}, nil
 	}
 	dest := "/workspace"
 	if r.Params.Dest != nil {
@@ -474,7 +474,7 @@ func (f *fakeBackend) UploadFiles(_ context.Context, r noxserver.UploadFilesRequ
 	}
 	hostDest := sandboxPath(s, dest)
 	if hostDest == "" {
-		return noxserver.UploadFiles400JSONResponse{Error: "dest: outside the sandbox"}, nil
+		return noxapi.UploadFiles400JSONResponse{Error: "dest: outside the sandbox"}, nil
 	}
 	limit := int64(fakeMaxUpload)
 	if f.noUploadLimit {
@@ -485,13 +485,13 @@ func (f *fakeBackend) UploadFiles(_ context.Context, r noxserver.UploadFilesRequ
 		return nil, err
 	}
 	if int64(len(body)) > limit {
-		return noxserver.UploadFiles413JSONResponse{Error: fmt.Sprintf("archive exceeds the upload limit of %d bytes", limit)}, nil
+		return noxapi.UploadFiles413JSONResponse{Error: fmt.Sprintf("archive exceeds the upload limit of %d bytes", limit)}, nil
 	}
 	var rd io.Reader = bytes.NewReader(body)
 	if bytes.HasPrefix(body, []byte{0x1f, 0x8b}) {
 		zr, err := gzip.NewReader(rd)
 		if err != nil {
-			return noxserver.UploadFiles400JSONResponse{Error: "bad gzip: " + err.Error()}, nil
+			return noxapi.UploadFiles400JSONResponse{Error: "bad gzip: " + err.Error()}, nil
 		}
 		rd = zr
 	}
@@ -507,21 +507,21 @@ func (f *fakeBackend) UploadFiles(_ context.Context, r noxserver.UploadFilesRequ
 			break
 		}
 		if err != nil {
-			return noxserver.UploadFiles400JSONResponse{Error: "bad tar: " + err.Error()}, nil
+			return noxapi.UploadFiles400JSONResponse{Error: "bad tar: " + err.Error()}, nil
 		}
 		b, err := io.ReadAll(tr)
 		if err != nil {
-			return noxserver.UploadFiles400JSONResponse{Error: "bad tar: " + err.Error()}, nil
+			return noxapi.UploadFiles400JSONResponse{Error: "bad tar: " + err.Error()}, nil
 		}
 		if !f.followDotDot {
 			if msg := hostileEntry(h); msg != "" {
-				return noxserver.UploadFiles400JSONResponse{Error: fmt.Sprintf("archive entry %q: %s", h.Name, msg)}, nil
+				return noxapi.UploadFiles400JSONResponse{Error: fmt.Sprintf("archive entry %q: %s", h.Name, msg)}, nil
 			}
 		}
 		entries = append(entries, entry{h, b})
 	}
 	if len(entries) == 0 && !bytes.HasPrefix(body, []byte{0x1f, 0x8b}) && len(body) > 0 && len(body) < 1024 {
-		return noxserver.UploadFiles400JSONResponse{Error: "not a tar archive"}, nil
+		return noxapi.UploadFiles400JSONResponse{Error: "not a tar archive"}, nil
 	}
 	if err := os.MkdirAll(hostDest, 0o755); err != nil {
 		return nil, err
@@ -556,7 +556,7 @@ func (f *fakeBackend) UploadFiles(_ context.Context, r noxserver.UploadFilesRequ
 			}
 		}
 	}
-	return noxserver.UploadFiles200Response{}, nil
+	return noxapi.UploadFiles200Response{}, nil
 }
 
 // hostileEntry says why an entry may not be extracted, or "".
@@ -580,10 +580,10 @@ func hostileEntry(h *tar.Header) string {
 	return ""
 }
 
-func (f *fakeBackend) DownloadFiles(_ context.Context, r noxserver.DownloadFilesRequestObject) (noxserver.DownloadFilesResponseObject, error) {
+func (f *fakeBackend) DownloadFiles(_ context.Context, r noxapi.DownloadFilesRequestObject) (noxapi.DownloadFilesResponseObject, error) {
 	s := f.lookup(r.SessionID, true)
 	if s == nil {
-		return noxserver.DownloadFiles404JSONResponse{Error: "sandbox not found"}, nil
+		return noxapi.DownloadFiles404JSONResponse{Error: "sandbox not found"}, nil
 	}
 	src := "/workspace"
 	if r.Params.Src != nil {
@@ -591,11 +591,11 @@ func (f *fakeBackend) DownloadFiles(_ context.Context, r noxserver.DownloadFiles
 	}
 	host := sandboxPath(s, src)
 	if host == "" {
-		return noxserver.DownloadFiles400JSONResponse{Error: "src: outside the sandbox"}, nil
+		return noxapi.DownloadFiles400JSONResponse{Error: "src: outside the sandbox"}, nil
 	}
 	st, err := os.Lstat(host)
 	if err != nil {
-		return noxserver.DownloadFiles404JSONResponse{Error: fmt.Sprintf("src %q: no such file or directory", src)}, nil
+		return noxapi.DownloadFiles404JSONResponse{Error: fmt.Sprintf("src %q: no such file or directory", src)}, nil
 	}
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
@@ -646,14 +646,14 @@ func (f *fakeBackend) DownloadFiles(_ context.Context, r noxserver.DownloadFiles
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
-	return noxserver.DownloadFiles200ApplicationXTarResponse{Body: &buf, ContentLength: int64(buf.Len())}, nil
+	return noxapi.DownloadFiles200ApplicationXTarResponse{Body: &buf, ContentLength: int64(buf.Len())}, nil
 }
 
-func (f *fakeBackend) TouchSandbox(_ context.Context, r noxserver.TouchSandboxRequestObject) (noxserver.TouchSandboxResponseObject, error) {
+func (f *fakeBackend) TouchSandbox(_ context.Context, r noxapi.TouchSandboxRequestObject) (noxapi.TouchSandboxResponseObject, error) {
 	if s := f.lookup(r.SessionID, true); s == nil {
-		return noxserver.TouchSandbox404JSONResponse{Error: "sandbox not found"}, nil
+		return noxapi.TouchSandbox404JSONResponse{Error: "sandbox not found"}, nil
 	}
-	return noxserver.TouchSandbox200Response{}, nil
+	return noxapi.TouchSandbox200Response{}, nil
 }
 
 func ptrTo[T any](v T) *T { return &v }

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/noxrunner/nox/api"
-	"github.com/noxrunner/nox/gen/noxclient"
+	"github.com/noxrunner/nox/gen/noxapi"
 )
 
 // skipError is returned by Skip.
@@ -52,12 +52,12 @@ func prepare(ctx context.Context, cfg Config) (*runState, error) {
 	}
 	switch x.Status {
 	case http.StatusOK:
-		var info noxclient.Info
+		var info noxapi.Info
 		if err := json.Unmarshal(x.Body, &info); err == nil {
 			run.info = &info
 		} else {
 			// Unreadable: test as a plain v1 backend; info/shape fails.
-			run.info = &noxclient.Info{Extensions: []string{api.ExtInfo}}
+			run.info = &noxapi.Info{Extensions: []string{api.ExtInfo}}
 		}
 	case http.StatusUnauthorized:
 		if cfg.Token == "" {

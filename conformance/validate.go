@@ -19,33 +19,27 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
-	"github.com/noxrunner/nox/api"
+	"github.com/noxrunner/nox/internal/contract"
 )
 
-// contract is the loaded OpenAPI document and a router over it.
-type contract struct {
+// spec is the loaded OpenAPI document and a router over it.
+type spec struct {
 	doc    *openapi3.T
 	router routers.Router
 }
 
 // loadContract loads api/openapi.yaml (embedded in package api), validates
 // it and builds a router that matches any host.
-func loadContract(ctx context.Context) (*contract, error) {
-	loader := openapi3.NewLoader()
-	loader.Context = ctx
-	doc, err := loader.LoadFromData(api.OpenAPI())
+func loadContract(ctx context.Context) (*spec, error) {
+	doc, err := contract.Load(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("load contract: %w", err)
+		return nil, err
 	}
-	if err := doc.Validate(ctx); err != nil {
-		return nil, fmt.Errorf("validate contract: %w", err)
-	}
-	doc.Servers = nil // match the backend under test, wherever it is
 	r, err := gorillamux.NewRouter(doc)
 	if err != nil {
 		return nil, fmt.Errorf("route contract: %w", err)
 	}
-	return &contract{doc: doc, router: r}, nil
+	return &spec{doc: doc, router: r}, nil
 }
 
 // schemaError formats a schema violation as "at /path: reason".
@@ -63,7 +57,7 @@ func schemaError(err *openapi3.SchemaError) string {
 // body must match the declaration. body == nil skips the body (event
 // streams) but still checks the content type. A request that matches no
 // operation of the contract is not validated.
-func (c *contract) validateResponse(ctx context.Context, req *http.Request, basePath string, status int, h http.Header, body []byte) error {
+func (c *spec) validateResponse(ctx context.Context, req *http.Request, basePath string, status int, h http.Header, body []byte) error {
 	r := req.Clone(ctx)
 	r.Body = http.NoBody
 	if basePath != "" && basePath != "/" {
@@ -130,7 +124,7 @@ func flattenValidation(err error) []error {
 
 // validateSchema checks a JSON document against a schema of the contract's
 // components, e.g. "ExecResult" for the data of an exit event.
-func (c *contract) validateSchema(name string, raw []byte) error {
+func (c *spec) validateSchema(name string, raw []byte) error {
 	ref := c.doc.Components.Schemas[name]
 	if ref == nil || ref.Value == nil {
 		return fmt.Errorf("schema %q: not in the contract: %w", name, ErrSuite)
@@ -251,7 +245,7 @@ const maxResponseBody = 64 << 20
 // larger ones, and those of unknown length, are streamed.
 const maxKeptRequestBody = 1 << 20
 
-// Do implements noxclient.HttpRequestDoer.
+// Do implements noxapi.HttpRequestDoer.
 func (d *recordingDoer) Do(req *http.Request) (*http.Response, error) {
 	e := d.env
 	x := &Exchange{Method: req.Method, URL: req.URL.RequestURI(), ReqHeader: req.Header.Clone()}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/noxrunner/nox/gen/noxclient"
+	"github.com/noxrunner/nox/gen/noxapi"
 )
 
 func TestHealthzAndInfo(t *testing.T) {
@@ -138,7 +138,7 @@ func TestLifecycle(t *testing.T) {
 	ctx := t.Context()
 	ttl := int32(300)
 	cpu, mem := "500m", "256Mi"
-	cr, err := e.client.CreateSandboxWithResponse(ctx, "life", noxclient.CreateSandboxRequest{TTLSeconds: &ttl, CPULimit: &cpu, MemoryLimit: &mem})
+	cr, err := e.client.CreateSandboxWithResponse(ctx, "life", noxapi.CreateSandboxRequest{TTLSeconds: &ttl, CPULimit: &cpu, MemoryLimit: &mem})
 	if err != nil || cr.JSON200 == nil {
 		t.Fatalf("create: %v %s", err, cr.Body)
 	}
@@ -146,7 +146,7 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("create = %+v", cr.JSON200)
 	}
 	// Ensure again: same podName.
-	cr2, err := e.client.CreateSandboxWithResponse(ctx, "life", noxclient.CreateSandboxRequest{TTLSeconds: &ttl})
+	cr2, err := e.client.CreateSandboxWithResponse(ctx, "life", noxapi.CreateSandboxRequest{TTLSeconds: &ttl})
 	if err != nil || cr2.JSON200 == nil || cr2.JSON200.PodName != cr.JSON200.PodName {
 		t.Fatalf("ensure: %v %s", err, cr2.Body)
 	}
@@ -163,7 +163,7 @@ func TestLifecycle(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
 		t.Fatalf("touch: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
-	var tr noxclient.TouchResult
+	var tr noxapi.TouchResult
 	if err := json.Unmarshal(body, &tr); err != nil || tr.ExpiresAt == nil || tr.Message == nil {
 		t.Fatalf("touch body %s: %v", body, err)
 	}
@@ -217,7 +217,7 @@ func TestList(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("list: %d %s", resp.StatusCode, body)
 		}
-		var l noxclient.SandboxList
+		var l noxapi.SandboxList
 		if err := json.Unmarshal(body, &l); err != nil {
 			t.Fatal(err)
 		}
@@ -265,7 +265,7 @@ func TestConcurrentEnsure(t *testing.T) {
 				t.Errorf("create: %d %s", resp.StatusCode, body)
 				return
 			}
-			var r noxclient.CreateSandboxResult
+			var r noxapi.CreateSandboxResult
 			_ = json.Unmarshal(body, &r)
 			pods[i] = r.PodName
 		})

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/noxrunner/nox/api"
-	"github.com/noxrunner/nox/gen/noxserver"
+	"github.com/noxrunner/nox/gen/noxapi"
 	"github.com/noxrunner/nox/localbackend/internal/sandbox"
 )
 
@@ -175,7 +175,7 @@ func (b *Backend) Info() Info {
 }
 
 // apiInfo is the body of GET /v1/info.
-func (b *Backend) apiInfo() noxserver.Info {
+func (b *Backend) apiInfo() noxapi.Info {
 	ext := []string{api.ExtInfo, api.ExtSandboxesGet, api.ExtSandboxesList, api.ExtExecStream, api.ExtExecFlags}
 	if b.cfg.Token != "" {
 		ext = append(ext, api.ExtAuthBearer)
@@ -184,12 +184,12 @@ func (b *Backend) apiInfo() noxserver.Info {
 	i64 := func(v int64) *int64 { return &v }
 	conc := int32(b.cfg.MaxConcurrentExecs)
 	notes := slices.Clone(b.report.Notes)
-	return noxserver.Info{
+	return noxapi.Info{
 		APIVersion: "v1",
-		Backend:    noxserver.BackendIdentity{Name: BackendName, Version: b.cfg.Version},
+		Backend:    noxapi.BackendIdentity{Name: BackendName, Version: b.cfg.Version},
 		Extensions: ext,
-		Isolation:  &noxserver.Isolation{Tier: string(b.report.Tier), Isolated: b.report.Isolated, Notes: notes},
-		Limits: &noxserver.BackendLimits{
+		Isolation:  &noxapi.Isolation{Tier: string(b.report.Tier), Isolated: b.report.Isolated, Notes: notes},
+		Limits: &noxapi.BackendLimits{
 			DefaultTTLSeconds:      i32(b.cfg.DefaultTTL),
 			MaxTTLSeconds:          i32(b.cfg.MaxTTL),
 			DefaultTimeoutSeconds:  i32(b.cfg.DefaultExecTimeout),

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/noxrunner/nox/gen/noxclient"
+	"github.com/noxrunner/nox/gen/noxapi"
 	"github.com/noxrunner/nox/localbackend/internal/sandbox"
 )
 
@@ -24,56 +24,56 @@ func TestExec(t *testing.T) {
 	cases := []struct {
 		name  string
 		req   map[string]any
-		check func(t *testing.T, r noxclient.ExecResult)
+		check func(t *testing.T, r noxapi.ExecResult)
 	}{
-		{"echo", map[string]any{"cmd": []string{"echo", "hi"}}, func(t *testing.T, r noxclient.ExecResult) {
+		{"echo", map[string]any{"cmd": []string{"echo", "hi"}}, func(t *testing.T, r noxapi.ExecResult) {
 			if r.ExitCode != 0 || r.Stdout != "hi\n" || r.Stderr != "" || *r.TimedOut || *r.StdoutTruncated {
 				t.Errorf("%+v", r)
 			}
 		}},
-		{"exit code and stderr", map[string]any{"cmd": []string{"sh", "-c", "echo oops >&2; exit 3"}}, func(t *testing.T, r noxclient.ExecResult) {
+		{"exit code and stderr", map[string]any{"cmd": []string{"sh", "-c", "echo oops >&2; exit 3"}}, func(t *testing.T, r noxapi.ExecResult) {
 			if r.ExitCode != 3 || r.Stderr != "oops\n" {
 				t.Errorf("%+v", r)
 			}
 		}},
-		{"not found", map[string]any{"cmd": []string{"no-such-command-xyz"}}, func(t *testing.T, r noxclient.ExecResult) {
+		{"not found", map[string]any{"cmd": []string{"no-such-command-xyz"}}, func(t *testing.T, r noxapi.ExecResult) {
 			if r.ExitCode != 127 {
 				t.Errorf("%+v", r)
 			}
 		}},
-		{"argv not shell", map[string]any{"cmd": []string{"echo", "$HOME;", "|", "x"}}, func(t *testing.T, r noxclient.ExecResult) {
+		{"argv not shell", map[string]any{"cmd": []string{"echo", "$HOME;", "|", "x"}}, func(t *testing.T, r noxapi.ExecResult) {
 			if r.Stdout != "$HOME; | x\n" {
 				t.Errorf("%+v", r)
 			}
 		}},
-		{"clean env", map[string]any{"cmd": []string{"sh", "-c", "echo $HOME $LANG $TMPDIR $MY_VAR; env | wc -l"}, "env": map[string]string{"MY_VAR": "v1"}}, func(t *testing.T, r noxclient.ExecResult) {
+		{"clean env", map[string]any{"cmd": []string{"sh", "-c", "echo $HOME $LANG $TMPDIR $MY_VAR; env | wc -l"}, "env": map[string]string{"MY_VAR": "v1"}}, func(t *testing.T, r noxapi.ExecResult) {
 			// sh adds PWD, SHLVL, _ ; the server passes PATH HOME LANG TMPDIR MY_VAR.
 			lines := strings.Split(r.Stdout, "\n")
 			if lines[0] != "/workspace C.UTF-8 /tmp v1" {
 				t.Errorf("%+v", r)
 			}
 		}},
-		{"timeout", map[string]any{"cmd": []string{"sleep", "10"}, "timeoutSeconds": 1}, func(t *testing.T, r noxclient.ExecResult) {
+		{"timeout", map[string]any{"cmd": []string{"sleep", "10"}, "timeoutSeconds": 1}, func(t *testing.T, r noxapi.ExecResult) {
 			if r.ExitCode != 124 || !*r.TimedOut || r.DurationMs < 900 || r.DurationMs > 5000 {
 				t.Errorf("%+v", r)
 			}
 		}},
-		{"truncated", map[string]any{"cmd": []string{"sh", "-c", "head -c 5000 /dev/zero | tr '\\0' x; head -c 3000 /dev/zero >&2"}}, func(t *testing.T, r noxclient.ExecResult) {
+		{"truncated", map[string]any{"cmd": []string{"sh", "-c", "head -c 5000 /dev/zero | tr '\\0' x; head -c 3000 /dev/zero >&2"}}, func(t *testing.T, r noxapi.ExecResult) {
 			if len(r.Stdout) != 1000 || !*r.StdoutTruncated || !*r.StderrTruncated || !strings.HasPrefix(r.Stdout, "xxx") {
 				t.Errorf("stdout %d truncated %v %v", len(r.Stdout), *r.StdoutTruncated, *r.StderrTruncated)
 			}
 		}},
-		{"invalid utf8", map[string]any{"cmd": []string{"printf", "a\\377b\\303\\251"}}, func(t *testing.T, r noxclient.ExecResult) {
+		{"invalid utf8", map[string]any{"cmd": []string{"printf", "a\\377b\\303\\251"}}, func(t *testing.T, r noxapi.ExecResult) {
 			if r.Stdout != "a\uFFFDbé" {
 				t.Errorf("%q", r.Stdout)
 			}
 		}},
-		{"workdir", map[string]any{"cmd": []string{"sh", "-c", "mkdir -p sub && echo ok"}, "workdir": "/workspace"}, func(t *testing.T, r noxclient.ExecResult) {
+		{"workdir", map[string]any{"cmd": []string{"sh", "-c", "mkdir -p sub && echo ok"}, "workdir": "/workspace"}, func(t *testing.T, r noxapi.ExecResult) {
 			if r.Stdout != "ok\n" {
 				t.Errorf("%+v", r)
 			}
 		}},
-		{"oom", map[string]any{"cmd": []string{"__oom"}}, func(t *testing.T, r noxclient.ExecResult) {
+		{"oom", map[string]any{"cmd": []string{"__oom"}}, func(t *testing.T, r noxapi.ExecResult) {
 			if r.ExitCode != 137 || !*r.OomKilled || !strings.Contains(r.Stderr, "memory limit (1Gi)") {
 				t.Errorf("%+v", r)
 			}
@@ -125,7 +125,7 @@ func TestExecConcurrencyLimit(t *testing.T) {
 	t.Parallel()
 	e := setup(t, func(c *Config) { c.MaxConcurrentExecs = 1; c.ExecQueueWait = 100 * time.Millisecond })
 	e.create("busy", nil)
-	done := make(chan noxclient.ExecResult)
+	done := make(chan noxapi.ExecResult)
 	go func() { done <- e.exec("busy", map[string]any{"cmd": []string{"sleep", "1"}}) }()
 	waitFor(t, func() bool { st, _ := e.b.store.get("busy"); return st.runningExecs == 1 })
 	resp, body := e.do("POST", "/v1/sandboxes/busy/exec", map[string]any{"cmd": []string{"true"}})
@@ -214,7 +214,7 @@ func TestExecStream(t *testing.T) {
 				heartbeats++
 			}
 		case "stdout", "stderr":
-			var c noxclient.OutputChunk
+			var c noxapi.OutputChunk
 			if err := json.Unmarshal([]byte(ev.data), &c); err != nil {
 				t.Fatalf("chunk %q: %v", ev.data, err)
 			}
@@ -230,7 +230,7 @@ func TestExecStream(t *testing.T) {
 			if i != len(evs)-1 {
 				t.Error("exit is not last")
 			}
-			var r noxclient.ExecResult
+			var r noxapi.ExecResult
 			if err := json.Unmarshal([]byte(ev.data), &r); err != nil {
 				t.Fatal(err)
 			}

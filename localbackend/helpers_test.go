@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/noxrunner/nox/gen/noxclient"
+	"github.com/noxrunner/nox/gen/noxapi"
 )
 
 func TestMain(m *testing.M) {
@@ -31,7 +31,7 @@ type testEnv struct {
 	srv    *httptest.Server
 	url    string
 	token  string
-	client *noxclient.ClientWithResponses
+	client *noxapi.ClientWithResponses
 }
 
 // testConfig is a Config for tests: a temporary data dir and quiet logs.
@@ -82,7 +82,7 @@ func serve(t testing.TB, b *Backend, token string) *testEnv {
 		srv.Close()
 		_ = b.Close()
 	})
-	cl, err := noxclient.NewClientWithResponses(srv.URL, noxclient.WithHTTPClient(e.httpc), noxclient.WithRequestEditorFn(func(ctx context.Context, r *http.Request) error {
+	cl, err := noxapi.NewClientWithResponses(srv.URL, noxapi.WithHTTPClient(e.httpc), noxapi.WithRequestEditorFn(func(ctx context.Context, r *http.Request) error {
 		if e.token != "" {
 			r.Header.Set("Authorization", "Bearer "+e.token)
 		}
@@ -160,7 +160,7 @@ func expectError(t *testing.T, resp *http.Response, body []byte, status int, wan
 }
 
 // create makes sandbox id with an optional JSON body.
-func (e *testEnv) create(id string, body any) noxclient.CreateSandboxResult {
+func (e *testEnv) create(id string, body any) noxapi.CreateSandboxResult {
 	e.t.Helper()
 	if body == nil {
 		body = map[string]any{"ttlSeconds": 600}
@@ -169,7 +169,7 @@ func (e *testEnv) create(id string, body any) noxclient.CreateSandboxResult {
 	if resp.StatusCode != 200 {
 		e.t.Fatalf("create %s: %d %s", id, resp.StatusCode, data)
 	}
-	var r noxclient.CreateSandboxResult
+	var r noxapi.CreateSandboxResult
 	if err := json.Unmarshal(data, &r); err != nil {
 		e.t.Fatal(err)
 	}
@@ -177,13 +177,13 @@ func (e *testEnv) create(id string, body any) noxclient.CreateSandboxResult {
 }
 
 // exec runs argv in sandbox id and returns the result.
-func (e *testEnv) exec(id string, req map[string]any) noxclient.ExecResult {
+func (e *testEnv) exec(id string, req map[string]any) noxapi.ExecResult {
 	e.t.Helper()
 	resp, data := e.do("POST", "/v1/sandboxes/"+id+"/exec", req)
 	if resp.StatusCode != 200 {
 		e.t.Fatalf("exec %v: %d %s", req, resp.StatusCode, data)
 	}
-	var r noxclient.ExecResult
+	var r noxapi.ExecResult
 	if err := json.Unmarshal(data, &r); err != nil {
 		e.t.Fatal(err)
 	}

@@ -14,12 +14,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/noxrunner/nox/internal/contract"
+
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	nethttpmiddleware "github.com/oapi-codegen/nethttp-middleware"
 
-	"github.com/noxrunner/nox/gen/noxserver"
+	"github.com/noxrunner/nox/gen/noxapi"
 )
 
 // IsolationHeader is set on every response when commands run without
@@ -40,7 +42,7 @@ func requestIDFrom(ctx context.Context) string {
 // buildHandler wires the generated strict server onto a ServeMux behind the
 // request validator, body limits, auth, logging and request ids.
 func (b *Backend) buildHandler() (http.Handler, error) {
-	strict := noxserver.NewStrictHandlerWithOptions(b.server, nil, noxserver.StrictHTTPServerOptions{
+	strict := noxapi.NewStrictHandlerWithOptions(b.server, nil, noxapi.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			status, msg := requestErrorStatus(err)
 			writeJSONError(w, status, msg, 0)
@@ -60,14 +62,14 @@ func (b *Backend) buildHandler() (http.Handler, error) {
 		},
 	})
 	mux := http.NewServeMux()
-	h := noxserver.HandlerWithOptions(strict, noxserver.StdHTTPServerOptions{
+	h := noxapi.HandlerWithOptions(strict, noxapi.StdHTTPServerOptions{
 		BaseRouter: mux,
 		ErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeJSONError(w, http.StatusBadRequest, paramErrorMessage(err), 0)
 		},
 	})
 
-	spec, err := noxserver.GetSpec()
+	spec, err := contract.Load(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("load embedded spec: %w", err)
 	}
@@ -368,11 +370,11 @@ func patternHint(field string) string {
 
 // paramErrorMessage formats a parameter binding error of the generated router.
 func paramErrorMessage(err error) string {
-	var inv *noxserver.InvalidParamFormatError
+	var inv *noxapi.InvalidParamFormatError
 	if errors.As(err, &inv) {
 		return fmt.Sprintf("%s: invalid format: %v", inv.ParamName, inv.Err)
 	}
-	var req *noxserver.RequiredParamError
+	var req *noxapi.RequiredParamError
 	if errors.As(err, &req) {
 		return req.ParamName + ": required"
 	}

@@ -11,16 +11,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/noxrunner/nox/gen/noxserver"
+	"github.com/noxrunner/nox/gen/noxapi"
 )
 
-// Server implements the contract's operations (noxserver.StrictServerInterface)
+// Server implements the contract's operations (noxapi.StrictServerInterface)
 // on top of the store. It is the transport half of a Backend.
 type Server struct {
 	b *Backend
 }
 
-var _ noxserver.StrictServerInterface = (*Server)(nil)
+var _ noxapi.StrictServerInterface = (*Server)(nil)
 
 // errorResponse is the JSON error answer of any operation. It implements
 // every operation's response interface so that handlers can return it for
@@ -43,7 +43,7 @@ func writeJSONError(w http.ResponseWriter, status int, msg string, retryAfter in
 		w.Header().Set("Retry-After", fmt.Sprint(retryAfter))
 	}
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(noxserver.Error{Error: msg})
+	_ = json.NewEncoder(w).Encode(noxapi.Error{Error: msg})
 }
 
 func (e errorResponse) VisitGetInfoResponse(w http.ResponseWriter) error       { return e.visit(w) }
@@ -99,20 +99,20 @@ func trimSentinel(err, sentinel error) string {
 }
 
 // Healthz answers OK while the backend is open.
-func (s *Server) Healthz(ctx context.Context, _ noxserver.HealthzRequestObject) (noxserver.HealthzResponseObject, error) {
+func (s *Server) Healthz(ctx context.Context, _ noxapi.HealthzRequestObject) (noxapi.HealthzResponseObject, error) {
 	if s.b.closed() {
-		return noxserver.Healthz503TextResponse("backend is closed"), nil
+		return noxapi.Healthz503TextResponse("backend is closed"), nil
 	}
-	return noxserver.Healthz200TextResponse("OK"), nil
+	return noxapi.Healthz200TextResponse("OK"), nil
 }
 
 // GetInfo describes the backend, its extensions and limits.
-func (s *Server) GetInfo(ctx context.Context, _ noxserver.GetInfoRequestObject) (noxserver.GetInfoResponseObject, error) {
-	return noxserver.GetInfo200JSONResponse(s.b.apiInfo()), nil
+func (s *Server) GetInfo(ctx context.Context, _ noxapi.GetInfoRequestObject) (noxapi.GetInfoResponseObject, error) {
+	return noxapi.GetInfo200JSONResponse(s.b.apiInfo()), nil
 }
 
 // ListSandboxes pages through the sandboxes ordered by session id.
-func (s *Server) ListSandboxes(ctx context.Context, req noxserver.ListSandboxesRequestObject) (noxserver.ListSandboxesResponseObject, error) {
+func (s *Server) ListSandboxes(ctx context.Context, req noxapi.ListSandboxesRequestObject) (noxapi.ListSandboxesResponseObject, error) {
 	n := 100
 	if req.Params.PageSize != nil {
 		n = int(*req.Params.PageSize)
@@ -129,7 +129,7 @@ func (s *Server) ListSandboxes(ctx context.Context, req noxserver.ListSandboxesR
 		after = string(raw)
 	}
 	items, more := s.b.store.list(after, n)
-	out := noxserver.SandboxList{Items: make([]noxserver.SandboxStatus, 0, len(items))}
+	out := noxapi.SandboxList{Items: make([]noxapi.SandboxStatus, 0, len(items))}
 	for _, st := range items {
 		out.Items = append(out.Items, s.b.sandboxStatus(st))
 	}
@@ -137,22 +137,22 @@ func (s *Server) ListSandboxes(ctx context.Context, req noxserver.ListSandboxesR
 		tok := base64.RawURLEncoding.EncodeToString([]byte(items[len(items)-1].meta.SessionID))
 		out.NextPageToken = &tok
 	}
-	return noxserver.ListSandboxes200JSONResponse(out), nil
+	return noxapi.ListSandboxes200JSONResponse(out), nil
 }
 
 // DeleteSandbox stops a sandbox and removes its files.
-func (s *Server) DeleteSandbox(ctx context.Context, req noxserver.DeleteSandboxRequestObject) (noxserver.DeleteSandboxResponseObject, error) {
+func (s *Server) DeleteSandbox(ctx context.Context, req noxapi.DeleteSandboxRequestObject) (noxapi.DeleteSandboxResponseObject, error) {
 	if err := validateSessionID(req.SessionID); err != nil {
 		return s.errorFor(ctx, err), nil
 	}
 	if err := s.b.store.remove(req.SessionID); err != nil {
 		return s.errorFor(ctx, err), nil
 	}
-	return noxserver.DeleteSandbox204Response{}, nil
+	return noxapi.DeleteSandbox204Response{}, nil
 }
 
 // GetSandbox returns one sandbox's status without refreshing its expiry.
-func (s *Server) GetSandbox(ctx context.Context, req noxserver.GetSandboxRequestObject) (noxserver.GetSandboxResponseObject, error) {
+func (s *Server) GetSandbox(ctx context.Context, req noxapi.GetSandboxRequestObject) (noxapi.GetSandboxResponseObject, error) {
 	if err := validateSessionID(req.SessionID); err != nil {
 		return s.errorFor(ctx, err), nil
 	}
@@ -160,15 +160,15 @@ func (s *Server) GetSandbox(ctx context.Context, req noxserver.GetSandboxRequest
 	if err != nil {
 		return s.errorFor(ctx, err), nil
 	}
-	return noxserver.GetSandbox200JSONResponse(s.b.sandboxStatus(st)), nil
+	return noxapi.GetSandbox200JSONResponse(s.b.sandboxStatus(st)), nil
 }
 
 // CreateSandbox creates or ensures a sandbox.
-func (s *Server) CreateSandbox(ctx context.Context, req noxserver.CreateSandboxRequestObject) (noxserver.CreateSandboxResponseObject, error) {
+func (s *Server) CreateSandbox(ctx context.Context, req noxapi.CreateSandboxRequestObject) (noxapi.CreateSandboxResponseObject, error) {
 	if err := validateSessionID(req.SessionID); err != nil {
 		return s.errorFor(ctx, err), nil
 	}
-	var body noxserver.CreateSandboxRequest
+	var body noxapi.CreateSandboxRequest
 	if req.Body != nil {
 		body = *req.Body
 	}
@@ -180,11 +180,11 @@ func (s *Server) CreateSandbox(ctx context.Context, req noxserver.CreateSandboxR
 	if err != nil {
 		return s.errorFor(ctx, err), nil
 	}
-	return noxserver.CreateSandbox200JSONResponse{PodName: m.PodName, ExpiresAt: m.expiresAt()}, nil
+	return noxapi.CreateSandbox200JSONResponse{PodName: m.PodName, ExpiresAt: m.expiresAt()}, nil
 }
 
 // ExecInSandbox runs a command and answers when it ends.
-func (s *Server) ExecInSandbox(ctx context.Context, req noxserver.ExecInSandboxRequestObject) (noxserver.ExecInSandboxResponseObject, error) {
+func (s *Server) ExecInSandbox(ctx context.Context, req noxapi.ExecInSandboxRequestObject) (noxapi.ExecInSandboxResponseObject, error) {
 	p, err := s.execParams(req.SessionID, req.Body)
 	if err != nil {
 		return s.errorFor(ctx, err), nil
@@ -193,10 +193,10 @@ func (s *Server) ExecInSandbox(ctx context.Context, req noxserver.ExecInSandboxR
 	if err != nil {
 		return s.errorFor(ctx, err), nil
 	}
-	return noxserver.ExecInSandbox200JSONResponse(execResult(out)), nil
+	return noxapi.ExecInSandbox200JSONResponse(execResult(out)), nil
 }
 
-func (s *Server) execParams(id string, body *noxserver.ExecRequest) (execParams, error) {
+func (s *Server) execParams(id string, body *noxapi.ExecRequest) (execParams, error) {
 	if err := validateSessionID(id); err != nil {
 		return execParams{}, err
 	}
@@ -206,8 +206,8 @@ func (s *Server) execParams(id string, body *noxserver.ExecRequest) (execParams,
 	return s.b.store.validateExec(body.Cmd, body.Workdir, body.Env, body.TimeoutSeconds)
 }
 
-func execResult(o execOutcome) noxserver.ExecResult {
-	return noxserver.ExecResult{
+func execResult(o execOutcome) noxapi.ExecResult {
+	return noxapi.ExecResult{
 		ExitCode:        int32(o.exitCode),
 		Stdout:          o.stdout,
 		Stderr:          o.stderr,
@@ -220,7 +220,7 @@ func execResult(o execOutcome) noxserver.ExecResult {
 }
 
 // DownloadFiles streams a gzip tar of src.
-func (s *Server) DownloadFiles(ctx context.Context, req noxserver.DownloadFilesRequestObject) (noxserver.DownloadFilesResponseObject, error) {
+func (s *Server) DownloadFiles(ctx context.Context, req noxapi.DownloadFilesRequestObject) (noxapi.DownloadFilesResponseObject, error) {
 	if err := validateSessionID(req.SessionID); err != nil {
 		return s.errorFor(ctx, err), nil
 	}
@@ -232,11 +232,11 @@ func (s *Server) DownloadFiles(ctx context.Context, req noxserver.DownloadFilesR
 	if err != nil {
 		return s.errorFor(ctx, err), nil
 	}
-	return noxserver.DownloadFiles200ApplicationXTarResponse{Body: r}, nil
+	return noxapi.DownloadFiles200ApplicationXTarResponse{Body: r}, nil
 }
 
 // UploadFiles extracts a (gzip) tar archive under dest, all or nothing.
-func (s *Server) UploadFiles(ctx context.Context, req noxserver.UploadFilesRequestObject) (noxserver.UploadFilesResponseObject, error) {
+func (s *Server) UploadFiles(ctx context.Context, req noxapi.UploadFilesRequestObject) (noxapi.UploadFilesResponseObject, error) {
 	if err := validateSessionID(req.SessionID); err != nil {
 		return s.errorFor(ctx, err), nil
 	}
@@ -249,11 +249,11 @@ func (s *Server) UploadFiles(ctx context.Context, req noxserver.UploadFilesReque
 		return s.errorFor(ctx, err), nil
 	}
 	msg := "files uploaded"
-	return jsonOK{noxserver.UploadResult{Message: &msg, Files: &st.files, Bytes: &st.bytes}}, nil
+	return jsonOK{noxapi.UploadResult{Message: &msg, Files: &st.files, Bytes: &st.bytes}}, nil
 }
 
 // TouchSandbox extends a sandbox's TTL and answers 200 with a TouchResult.
-func (s *Server) TouchSandbox(ctx context.Context, req noxserver.TouchSandboxRequestObject) (noxserver.TouchSandboxResponseObject, error) {
+func (s *Server) TouchSandbox(ctx context.Context, req noxapi.TouchSandboxRequestObject) (noxapi.TouchSandboxResponseObject, error) {
 	if err := validateSessionID(req.SessionID); err != nil {
 		return s.errorFor(ctx, err), nil
 	}
@@ -262,11 +262,11 @@ func (s *Server) TouchSandbox(ctx context.Context, req noxserver.TouchSandboxReq
 		return s.errorFor(ctx, err), nil
 	}
 	msg, exp := "TTL extended", m.expiresAt()
-	return jsonOK{noxserver.TouchResult{Message: &msg, ExpiresAt: &exp}}, nil
+	return jsonOK{noxapi.TouchResult{Message: &msg, ExpiresAt: &exp}}, nil
 }
 
 // validateCreate checks a create request against the configured limits.
-func (b *Backend) validateCreate(r noxserver.CreateSandboxRequest) (createParams, error) {
+func (b *Backend) validateCreate(r noxapi.CreateSandboxRequest) (createParams, error) {
 	var p createParams
 	c := &b.cfg
 	if r.TTLSeconds != nil {
@@ -313,18 +313,18 @@ func (b *Backend) validateCreate(r noxserver.CreateSandboxRequest) (createParams
 }
 
 // sandboxStatus converts a store snapshot to the contract's type.
-func (b *Backend) sandboxStatus(st boxStatus) noxserver.SandboxStatus {
+func (b *Backend) sandboxStatus(st boxStatus) noxapi.SandboxStatus {
 	m := st.meta
 	cpu, mem, storage := formatCPUMilli(m.CPUMilli), formatBytes(m.MemoryBytes), formatBytes(m.StorageBytes)
 	pids := int32(min(m.Pids, 1<<31-1))
 	running := int32(st.runningExecs)
 	image := m.Image
-	lim := &noxserver.ResourceLimits{CPU: &cpu, Memory: &mem, EphemeralStorage: &storage, Pids: &pids}
+	lim := &noxapi.ResourceLimits{CPU: &cpu, Memory: &mem, EphemeralStorage: &storage, Pids: &pids}
 	if u := b.report.Unenforced; len(u) > 0 {
 		lim.Unenforced = slices.Clone(u)
 	}
-	return noxserver.SandboxStatus{
-		SessionID: m.SessionID, PodName: m.PodName, State: noxserver.SandboxStatusState(st.state),
+	return noxapi.SandboxStatus{
+		SessionID: m.SessionID, PodName: m.PodName, State: noxapi.SandboxStatusState(st.state),
 		Image: &image, CreatedAt: m.CreatedAt, LastActiveAt: m.LastActiveAt, ExpiresAt: m.expiresAt(),
 		TTLSeconds: m.TTLSeconds, Limits: lim, RunningExecs: &running,
 	}

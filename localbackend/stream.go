@@ -8,13 +8,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/noxrunner/nox/gen/noxserver"
+	"github.com/noxrunner/nox/gen/noxapi"
 )
 
 // ExecInSandboxStream runs a command and streams its output as
 // Server-Sent Events. Errors found before the command starts are ordinary
 // JSON answers.
-func (s *Server) ExecInSandboxStream(ctx context.Context, req noxserver.ExecInSandboxStreamRequestObject) (noxserver.ExecInSandboxStreamResponseObject, error) {
+func (s *Server) ExecInSandboxStream(ctx context.Context, req noxapi.ExecInSandboxStreamRequestObject) (noxapi.ExecInSandboxStreamResponseObject, error) {
 	p, err := s.execParams(req.SessionID, req.Body)
 	if err != nil {
 		return s.errorFor(ctx, err), nil
@@ -77,8 +77,8 @@ func (e *sseExec) VisitExecInSandboxStreamResponse(w http.ResponseWriter) error 
 	done := make(chan result, 1)
 	go func() {
 		out, err := e.h.run(ctx,
-			func(s string) { e.push("stdout", noxserver.OutputChunk{Data: s}) },
-			func(s string) { e.push("stderr", noxserver.OutputChunk{Data: s}) })
+			func(s string) { e.push("stdout", noxapi.OutputChunk{Data: s}) },
+			func(s string) { e.push("stderr", noxapi.OutputChunk{Data: s}) })
 		done <- result{out, err}
 	}()
 	// Once the goroutine is started, always wait for it so the sandbox's
@@ -134,7 +134,7 @@ func (e *sseExec) VisitExecInSandboxStreamResponse(w http.ResponseWriter) error 
 					return nil // the client went away
 				}
 				msg := e.log.server.errorFor(e.ctx, r.err).msg
-				data, _ := json.Marshal(noxserver.Error{Error: msg})
+				data, _ := json.Marshal(noxapi.Error{Error: msg})
 				evs = append(evs, sseEvent{"error", data})
 			} else {
 				data, _ := json.Marshal(execResult(r.out))

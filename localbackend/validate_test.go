@@ -2,6 +2,7 @@ package localbackend
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,11 +10,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/noxrunner/nox/internal/contract"
+
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
-
-	"github.com/noxrunner/nox/gen/noxserver"
 )
 
 // validatingTransport checks every response of a known operation against
@@ -26,7 +27,7 @@ type validatingTransport struct {
 }
 
 func newValidatingClient(t testing.TB) *http.Client {
-	spec, err := noxserver.GetSpec()
+	spec, err := contract.Load(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/noxrunner/nox/gen/noxclient"
+	"github.com/noxrunner/nox/gen/noxapi"
 )
 
 // Version is the SDK's version, sent in the default User-Agent.
@@ -26,7 +26,7 @@ const DefaultUserAgent = "nox-sdk-go/" + Version
 // Create it with New.
 type Client struct {
 	baseURL    string
-	gen        *noxclient.Client
+	gen        *noxapi.Client
 	httpClient *http.Client
 	transport  http.RoundTripper
 	token      string
@@ -227,9 +227,9 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		c.httpClient = &hc
 	}
 	c.baseURL = strings.TrimSuffix(u.String(), "/") + "/"
-	c.gen, err = noxclient.NewClient(c.baseURL,
-		noxclient.WithHTTPClient(c.httpClient),
-		noxclient.WithRequestEditorFn(c.editRequest))
+	c.gen, err = noxapi.NewClient(c.baseURL,
+		noxapi.WithHTTPClient(c.httpClient),
+		noxapi.WithRequestEditorFn(c.editRequest))
 	if err != nil {
 		return nil, fmt.Errorf("nox: %w", err)
 	}

@@ -1,13 +1,13 @@
 package sdk
 
-// This file is the one place where generated models (package noxclient) are
+// This file is the one place where generated models (package noxapi) are
 // converted to and from the SDK's value types.
 
 import (
 	"math"
 	"time"
 
-	"github.com/noxrunner/nox/gen/noxclient"
+	"github.com/noxrunner/nox/gen/noxapi"
 )
 
 func deref[T any](p *T) T {
@@ -36,13 +36,13 @@ func secs32(p *int32) time.Duration {
 	return time.Duration(deref(p)) * time.Second
 }
 
-func toGenCreate(o CreateOptions) noxclient.CreateSandboxRequest {
+func toGenCreate(o CreateOptions) noxapi.CreateSandboxRequest {
 	ttl := o.TTL
 	if ttl <= 0 {
 		ttl = DefaultTTL
 	}
 	s := seconds(ttl)
-	return noxclient.CreateSandboxRequest{
+	return noxapi.CreateSandboxRequest{
 		TTLSeconds:            &s,
 		Image:                 ptrIf(o.Image),
 		CPULimit:              ptrIf(o.CPU),
@@ -51,15 +51,15 @@ func toGenCreate(o CreateOptions) noxclient.CreateSandboxRequest {
 	}
 }
 
-func fromGenCreate(r *noxclient.CreateSandboxResult) *CreateResult {
+func fromGenCreate(r *noxapi.CreateSandboxResult) *CreateResult {
 	return &CreateResult{PodName: r.PodName, ExpiresAt: r.ExpiresAt}
 }
 
-func fromGenTouch(r *noxclient.TouchResult) *TouchResult {
+func fromGenTouch(r *noxapi.TouchResult) *TouchResult {
 	return &TouchResult{ExpiresAt: deref(r.ExpiresAt), Message: deref(r.Message)}
 }
 
-func toGenExec(r ExecRequest) noxclient.ExecRequest {
+func toGenExec(r ExecRequest) noxapi.ExecRequest {
 	wd := r.Workdir
 	if wd == "" {
 		wd = DefaultWorkdir
@@ -69,14 +69,14 @@ func toGenExec(r ExecRequest) noxclient.ExecRequest {
 		t = DefaultExecTimeout
 	}
 	ts := seconds(t)
-	g := noxclient.ExecRequest{Cmd: r.Cmd, Workdir: &wd, TimeoutSeconds: &ts}
+	g := noxapi.ExecRequest{Cmd: r.Cmd, Workdir: &wd, TimeoutSeconds: &ts}
 	if len(r.Env) > 0 {
 		g.Env = r.Env
 	}
 	return g
 }
 
-func fromGenExec(r *noxclient.ExecResult) *ExecResult {
+func fromGenExec(r *noxapi.ExecResult) *ExecResult {
 	return &ExecResult{
 		ExitCode:        int(r.ExitCode),
 		Stdout:          r.Stdout,
@@ -89,11 +89,11 @@ func fromGenExec(r *noxclient.ExecResult) *ExecResult {
 	}
 }
 
-func fromGenUpload(r *noxclient.UploadResult) *UploadResult {
+func fromGenUpload(r *noxapi.UploadResult) *UploadResult {
 	return &UploadResult{Files: deref(r.Files), Bytes: deref(r.Bytes), Message: deref(r.Message)}
 }
 
-func fromGenInfo(r *noxclient.Info) *Info {
+func fromGenInfo(r *noxapi.Info) *Info {
 	i := &Info{
 		APIVersion: r.APIVersion,
 		Backend:    BackendIdentity{Name: r.Backend.Name, Version: r.Backend.Version},
@@ -119,7 +119,7 @@ func fromGenInfo(r *noxclient.Info) *Info {
 	return i
 }
 
-func fromGenStatus(r *noxclient.SandboxStatus) SandboxStatus {
+func fromGenStatus(r *noxapi.SandboxStatus) SandboxStatus {
 	s := SandboxStatus{
 		SessionID:    r.SessionID,
 		PodName:      r.PodName,

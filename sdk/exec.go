@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/noxrunner/nox/gen/noxclient"
+	"github.com/noxrunner/nox/gen/noxapi"
 )
 
 func checkExec(op string, req ExecRequest) error {
@@ -50,7 +50,7 @@ func (c *Client) Exec(ctx context.Context, id string, req ExecRequest) (*ExecRes
 	if err != nil {
 		return nil, err
 	}
-	var g noxclient.ExecResult
+	var g noxapi.ExecResult
 	if err := decodeJSON(op, resp, &g); err != nil {
 		return nil, err
 	}
@@ -153,13 +153,13 @@ func (c *Client) ExecStream(ctx context.Context, id string, req ExecRequest, opt
 	err = parseSSE(r, func(event string, data []byte) error {
 		switch event {
 		case "stdout", "stderr":
-			var chunk noxclient.OutputChunk
+			var chunk noxapi.OutputChunk
 			if err := json.Unmarshal(data, &chunk); err != nil {
 				return fmt.Errorf("%s event: %w", event, err)
 			}
 			return emit(opts, event, []byte(chunk.Data))
 		case "exit":
-			var g noxclient.ExecResult
+			var g noxapi.ExecResult
 			if err := json.Unmarshal(data, &g); err != nil {
 				return fmt.Errorf("exit event: %w", err)
 			}

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/noxrunner/nox/gen/noxserver"
+	"github.com/noxrunner/nox/gen/noxapi"
 )
 
 // basePath is where test servers mount the API, to catch absolute-URL bugs.
@@ -33,14 +33,14 @@ type fakeBackend struct {
 
 	mu        sync.Mutex
 	sandboxes map[string]*fakeSandbox
-	info      *noxserver.Info // nil: plain v1 backend (404 on /v1/info)
+	info      *noxapi.Info // nil: plain v1 backend (404 on /v1/info)
 	token     string
 	requests  []string // "METHOD path" of every request
 	bodies    map[string]int64
 	// hook, when set, may answer a request itself (returns true).
 	hook func(w http.ResponseWriter, r *http.Request) bool
 	// stream, when set, supplies the body of exec stream answers.
-	stream func(ctx context.Context, req noxserver.ExecRequest) io.Reader
+	stream func(ctx context.Context, req noxapi.ExecRequest) io.Reader
 }
 
 type fakeSandbox struct {
@@ -52,7 +52,7 @@ type fakeSandbox struct {
 	root       string
 }
 
-var _ noxserver.StrictServerInterface = (*fakeBackend)(nil)
+var _ noxapi.StrictServerInterface = (*fakeBackend)(nil)
 
 func newFakeBackend(t *testing.T) *fakeBackend {
 	hb := int32(1)
@@ -61,13 +61,13 @@ func newFakeBackend(t *testing.T) *fakeBackend {
 		dir:       t.TempDir(),
 		sandboxes: map[string]*fakeSandbox{},
 		bodies:    map[string]int64{},
-		info: &noxserver.Info{
+		info: &noxapi.Info{
 			APIVersion: "v1",
-			Backend:    noxserver.BackendIdentity{Name: "fake", Version: "0.0.1"},
+			Backend:    noxapi.BackendIdentity{Name: "fake", Version: "0.0.1"},
 			Extensions: []string{ExtInfo, ExtSandboxesGet, ExtSandboxesList, ExtExecStream, ExtExecFlags},
-			Limits:     &noxserver.BackendLimits{StreamHeartbeatSeconds: &hb},
+			Limits:     &noxapi.BackendLimits{StreamHeartbeatSeconds: &hb},
 			Images:     []string{"default"},
-			Isolation:  &noxserver.Isolation{Tier: "none-unsafe", Notes: []string{"fake"}},
+			Isolation:  &noxapi.Isolation{Tier: "none-unsafe", Notes: []string{"fake"}},
 		},
 	}
 }
@@ -77,7 +77,7 @@ func (f *fakeBackend) handler() http.Handler {
 	jsonErr := func(w http.ResponseWriter, r *http.Request, err error) {
 		writeJSONError(w, http.StatusBadRequest, err.Error())
 	}
-	strict := noxserver.NewStrictHandlerWithOptions(f, nil, noxserver.StrictHTTPServerOptions{
+	strict := noxapi.NewStrictHandlerWithOptions(f, nil, noxapi.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: jsonErr,
 		ResponseErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			if r.Context().Err() != nil {
@@ -86,7 +86,7 @@ func (f *fakeBackend) handler() http.Handler {
 			writeJSONError(w, http.StatusInternalServerError, err.Error())
 		},
 	})
-	h := noxserver.HandlerWithOptions(strict, noxserver.StdHTTPServerOptions{BaseURL: basePath, ErrorHandlerFunc: jsonErr})
+	h := noxapi.HandlerWithOptions(strict, noxapi.StdHTTPServerOptions{BaseURL: basePath, ErrorHandlerFunc: jsonErr})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.requests = append(f.requests, r.Method+" "+r.URL.Path)
@@ -152,33 +152,33 @@ func (s *fakeSandbox) hostPath(p string) (string, error) {
 	return filepath.Join(s.root, filepath.FromSlash(path.Clean(p))), nil
 }
 
-func notFound(id string) noxserver.Error {
-	return noxserver.Error{Error: fmt.Sprintf("sandbox %q not found", id)}
+func notFound(id string) noxapi.Error {
+	return noxapi.Error{Error: fmt.Sprintf("sandbox %q not found", id)}
 }
 
-func (f *fakeBackend) Healthz(ctx context.Context, _ noxserver.HealthzRequestObject) (noxserver.HealthzResponseObject, error) {
-	return noxserver.Healthz200TextResponse("OK"), nil
+func (f *fakeBackend) Healthz(ctx context.Context, _ noxapi.HealthzRequestObject) (noxapi.HealthzResponseObject, error) {
+	return noxapi.Healthz200TextResponse("OK"), nil
 }
 
-func (f *fakeBackend) GetInfo(ctx context.Context, _ noxserver.GetInfoRequestObject) (noxserver.GetInfoResponseObject, error) {
+func (f *fakeBackend) GetInfo(ctx context.Context, _ noxapi.GetInfoRequestObject) (noxapi.GetInfoResponseObject, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return noxserver.GetInfo200JSONResponse(*f.info), nil
+	return noxapi.GetInfo200JSONResponse(*f.info), nil
 }
 
-func (f *fakeBackend) status(id string, s *fakeSandbox) noxserver.SandboxStatus {
+func (f *fakeBackend) status(id string, s *fakeSandbox) noxapi.SandboxStatus {
 	img := s.image
 	mem := "512Mi"
-	return noxserver.SandboxStatus{
-		SessionID: id, PodName: s.podName, State: noxserver.Ready, Image: &img,
+	return noxapi.SandboxStatus{
+		SessionID: id, PodName: s.podName, State: noxapi.Ready, Image: &img,
 		CreatedAt: s.created, LastActiveAt: s.lastActive,
 		ExpiresAt:  s.lastActive.Add(time.Duration(s.ttl) * time.Second),
 		TTLSeconds: s.ttl,
-		Limits:     &noxserver.ResourceLimits{Memory: &mem, Unenforced: []string{"cpu"}},
+		Limits:     &noxapi.ResourceLimits{Memory: &mem, Unenforced: []string{"cpu"}},
 	}
 }
 
-func (f *fakeBackend) ListSandboxes(ctx context.Context, req noxserver.ListSandboxesRequestObject) (noxserver.ListSandboxesResponseObject, error) {
+func (f *fakeBackend) ListSandboxes(ctx context.Context, req noxapi.ListSandboxesRequestObject) (noxapi.ListSandboxesResponseObject, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	size := 100
@@ -192,7 +192,7 @@ func (f *fakeBackend) ListSandboxes(ctx context.Context, req noxserver.ListSandb
 		}
 	}
 	slices.Sort(ids)
-	list := noxserver.SandboxList{Items: []noxserver.SandboxStatus{}}
+	list := noxapi.SandboxList{Items: []noxapi.SandboxStatus{}}
 	for i, id := range ids {
 		if i == size {
 			last := ids[i-1]
@@ -201,38 +201,38 @@ func (f *fakeBackend) ListSandboxes(ctx context.Context, req noxserver.ListSandb
 		}
 		list.Items = append(list.Items, f.status(id, f.sandboxes[id]))
 	}
-	return noxserver.ListSandboxes200JSONResponse(list), nil
+	return noxapi.ListSandboxes200JSONResponse(list), nil
 }
 
-func (f *fakeBackend) DeleteSandbox(ctx context.Context, req noxserver.DeleteSandboxRequestObject) (noxserver.DeleteSandboxResponseObject, error) {
+func (f *fakeBackend) DeleteSandbox(ctx context.Context, req noxapi.DeleteSandboxRequestObject) (noxapi.DeleteSandboxResponseObject, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.sandboxes[req.SessionID]
 	if !ok {
-		return noxserver.DeleteSandbox404JSONResponse(notFound(req.SessionID)), nil
+		return noxapi.DeleteSandbox404JSONResponse(notFound(req.SessionID)), nil
 	}
 	delete(f.sandboxes, req.SessionID)
 	_ = os.RemoveAll(s.root)
-	return noxserver.DeleteSandbox204Response{}, nil
+	return noxapi.DeleteSandbox204Response{}, nil
 }
 
-func (f *fakeBackend) GetSandbox(ctx context.Context, req noxserver.GetSandboxRequestObject) (noxserver.GetSandboxResponseObject, error) {
+func (f *fakeBackend) GetSandbox(ctx context.Context, req noxapi.GetSandboxRequestObject) (noxapi.GetSandboxResponseObject, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.sandboxes[req.SessionID]
 	if !ok {
-		return noxserver.GetSandbox404JSONResponse(notFound(req.SessionID)), nil
+		return noxapi.GetSandbox404JSONResponse(notFound(req.SessionID)), nil
 	}
-	return noxserver.GetSandbox200JSONResponse(f.status(req.SessionID, s)), nil
+	return noxapi.GetSandbox200JSONResponse(f.status(req.SessionID, s)), nil
 }
 
-func (f *fakeBackend) CreateSandbox(ctx context.Context, req noxserver.CreateSandboxRequestObject) (noxserver.CreateSandboxResponseObject, error) {
+func (f *fakeBackend) CreateSandbox(ctx context.Context, req noxapi.CreateSandboxRequestObject) (noxapi.CreateSandboxResponseObject, error) {
 	ttl := int32(900)
 	if req.Body.TTLSeconds != nil {
 		ttl = *req.Body.TTLSeconds
 	}
 	if ttl < 1 || ttl > 86400 {
-		return noxserver.CreateSandbox400JSONResponse{Error: "ttlSeconds: must be between 1 and 86400"}, nil
+		return noxapi.CreateSandbox400JSONResponse{Error: "ttlSeconds: must be between 1 and 86400"}, nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -250,37 +250,37 @@ func (f *fakeBackend) CreateSandbox(ctx context.Context, req noxserver.CreateSan
 		s.image = *req.Body.Image
 	}
 	s.ttl, s.lastActive = ttl, now
-	return noxserver.CreateSandbox200JSONResponse{PodName: s.podName, ExpiresAt: now.Add(time.Duration(ttl) * time.Second)}, nil
+	return noxapi.CreateSandbox200JSONResponse{PodName: s.podName, ExpiresAt: now.Add(time.Duration(ttl) * time.Second)}, nil
 }
 
-func (f *fakeBackend) TouchSandbox(ctx context.Context, req noxserver.TouchSandboxRequestObject) (noxserver.TouchSandboxResponseObject, error) {
+func (f *fakeBackend) TouchSandbox(ctx context.Context, req noxapi.TouchSandboxRequestObject) (noxapi.TouchSandboxResponseObject, error) {
 	if _, ok := f.get(req.SessionID); !ok {
-		return noxserver.TouchSandbox404JSONResponse(notFound(req.SessionID)), nil
+		return noxapi.TouchSandbox404JSONResponse(notFound(req.SessionID)), nil
 	}
-	return noxserver.TouchSandbox200Response{}, nil
+	return noxapi.TouchSandbox200Response{}, nil
 }
 
-func (f *fakeBackend) ExecInSandbox(ctx context.Context, req noxserver.ExecInSandboxRequestObject) (noxserver.ExecInSandboxResponseObject, error) {
+func (f *fakeBackend) ExecInSandbox(ctx context.Context, req noxapi.ExecInSandboxRequestObject) (noxapi.ExecInSandboxResponseObject, error) {
 	s, ok := f.get(req.SessionID)
 	if !ok {
-		return noxserver.ExecInSandbox404JSONResponse(notFound(req.SessionID)), nil
+		return noxapi.ExecInSandbox404JSONResponse(notFound(req.SessionID)), nil
 	}
 	if len(req.Body.Cmd) == 0 {
-		return noxserver.ExecInSandbox400JSONResponse{Error: "cmd: must hold at least one element"}, nil
+		return noxapi.ExecInSandbox400JSONResponse{Error: "cmd: must hold at least one element"}, nil
 	}
-	return noxserver.ExecInSandbox200JSONResponse(s.run(ctx, *req.Body)), nil
+	return noxapi.ExecInSandbox200JSONResponse(s.run(ctx, *req.Body)), nil
 }
 
-func (f *fakeBackend) ExecInSandboxStream(ctx context.Context, req noxserver.ExecInSandboxStreamRequestObject) (noxserver.ExecInSandboxStreamResponseObject, error) {
+func (f *fakeBackend) ExecInSandboxStream(ctx context.Context, req noxapi.ExecInSandboxStreamRequestObject) (noxapi.ExecInSandboxStreamResponseObject, error) {
 	s, ok := f.get(req.SessionID)
 	if !ok {
-		return noxserver.ExecInSandboxStream404JSONResponse(notFound(req.SessionID)), nil
+		return noxapi.ExecInSandboxStream404JSONResponse(notFound(req.SessionID)), nil
 	}
 	f.mu.Lock()
 	custom := f.stream
 	f.mu.Unlock()
 	if custom != nil {
-		return noxserver.ExecInSandboxStream200TextEventStreamResponse{Body: custom(ctx, *req.Body)}, nil
+		return noxapi.ExecInSandboxStream200TextEventStreamResponse{Body: custom(ctx, *req.Body)}, nil
 	}
 	res := s.run(ctx, *req.Body)
 	var b strings.Builder
@@ -294,7 +294,7 @@ func (f *fakeBackend) ExecInSandboxStream(ctx context.Context, req noxserver.Exe
 		writeEvent(&b, "stderr", map[string]string{"data": res.Stderr})
 	}
 	writeEvent(&b, "exit", res)
-	return noxserver.ExecInSandboxStream200TextEventStreamResponse{Body: strings.NewReader(b.String())}, nil
+	return noxapi.ExecInSandboxStream200TextEventStreamResponse{Body: strings.NewReader(b.String())}, nil
 }
 
 func writeEvent(w io.Writer, event string, v any) {
@@ -302,10 +302,10 @@ func writeEvent(w io.Writer, event string, v any) {
 	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data)
 }
 
-func (f *fakeBackend) DownloadFiles(ctx context.Context, req noxserver.DownloadFilesRequestObject) (noxserver.DownloadFilesResponseObject, error) {
+func (f *fakeBackend) DownloadFiles(ctx context.Context, req noxapi.DownloadFilesRequestObject) (noxapi.DownloadFilesResponseObject, error) {
 	s, ok := f.get(req.SessionID)
 	if !ok {
-		return noxserver.DownloadFiles404JSONResponse(notFound(req.SessionID)), nil
+		return noxapi.DownloadFiles404JSONResponse(notFound(req.SessionID)), nil
 	}
 	src := "/workspace"
 	if req.Params.Src != nil {
@@ -313,20 +313,20 @@ func (f *fakeBackend) DownloadFiles(ctx context.Context, req noxserver.DownloadF
 	}
 	p, err := s.hostPath(src)
 	if err != nil {
-		return noxserver.DownloadFiles400JSONResponse{Error: err.Error()}, nil
+		return noxapi.DownloadFiles400JSONResponse{Error: err.Error()}, nil
 	}
 	if _, err := os.Lstat(p); err != nil {
-		return noxserver.DownloadFiles404JSONResponse{Error: fmt.Sprintf("src %q: no such file or directory", src)}, nil
+		return noxapi.DownloadFiles404JSONResponse{Error: fmt.Sprintf("src %q: no such file or directory", src)}, nil
 	}
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(WriteTarGz(pw, p)) }()
-	return noxserver.DownloadFiles200ApplicationXTarResponse{Body: pr}, nil
+	return noxapi.DownloadFiles200ApplicationXTarResponse{Body: pr}, nil
 }
 
-func (f *fakeBackend) UploadFiles(ctx context.Context, req noxserver.UploadFilesRequestObject) (noxserver.UploadFilesResponseObject, error) {
+func (f *fakeBackend) UploadFiles(ctx context.Context, req noxapi.UploadFilesRequestObject) (noxapi.UploadFilesResponseObject, error) {
 	s, ok := f.get(req.SessionID)
 	if !ok {
-		return noxserver.UploadFiles404JSONResponse(notFound(req.SessionID)), nil
+		return noxapi.UploadFiles404JSONResponse(notFound(req.SessionID)), nil
 	}
 	dest := "/workspace"
 	if req.Params.Dest != nil {
@@ -334,19 +334,19 @@ func (f *fakeBackend) UploadFiles(ctx context.Context, req noxserver.UploadFiles
 	}
 	p, err := s.hostPath(dest)
 	if err != nil {
-		return noxserver.UploadFiles400JSONResponse{Error: err.Error()}, nil
+		return noxapi.UploadFiles400JSONResponse{Error: err.Error()}, nil
 	}
 	if err := ExtractTarGz(req.Body, p); err != nil {
 		if errors.Is(err, ErrUnsafeArchive) {
-			return noxserver.UploadFiles400JSONResponse{Error: err.Error()}, nil
+			return noxapi.UploadFiles400JSONResponse{Error: err.Error()}, nil
 		}
-		return noxserver.UploadFiles400JSONResponse{Error: err.Error()}, nil
+		return noxapi.UploadFiles400JSONResponse{Error: err.Error()}, nil
 	}
-	return noxserver.UploadFiles200Response{}, nil
+	return noxapi.UploadFiles200Response{}, nil
 }
 
 // run emulates a few commands.
-func (s *fakeSandbox) run(ctx context.Context, req noxserver.ExecRequest) noxserver.ExecResult {
+func (s *fakeSandbox) run(ctx context.Context, req noxapi.ExecRequest) noxapi.ExecResult {
 	start := time.Now()
 	timeout := 30 * time.Second
 	if req.TimeoutSeconds != nil {
@@ -358,7 +358,7 @@ func (s *fakeSandbox) run(ctx context.Context, req noxserver.ExecRequest) noxser
 	}
 	var out, errOut strings.Builder
 	code := s.runArgv(ctx, req.Cmd, wd, req.Env, timeout, &out, &errOut)
-	res := noxserver.ExecResult{ExitCode: int32(code), Stdout: out.String(), Stderr: errOut.String(), DurationMs: time.Since(start).Milliseconds()}
+	res := noxapi.ExecResult{ExitCode: int32(code), Stdout: out.String(), Stderr: errOut.String(), DurationMs: time.Since(start).Milliseconds()}
 	if code == 124 {
 		t := true
 		res.TimedOut = &t

@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/noxrunner/nox/gen/noxclient"
+	"github.com/noxrunner/nox/gen/noxapi"
 )
 
 // Upload sends a tar archive (gzip-compressed or plain; the backend tells
@@ -56,14 +56,14 @@ func (c *Client) upload(ctx context.Context, id, dest string, body io.Reader, cl
 	if dest == "" {
 		dest = DefaultWorkdir
 	}
-	params := &noxclient.UploadFilesParams{Dest: &dest}
+	params := &noxapi.UploadFilesParams{Dest: &dest}
 	resp, err := c.do(ctx, cl, func(ctx context.Context) (*http.Response, error) {
 		return c.gen.UploadFilesWithBody(ctx, id, params, "application/x-tar", requestBody(body))
 	})
 	if err != nil {
 		return nil, err
 	}
-	var g noxclient.UploadResult
+	var g noxapi.UploadResult
 	decodeOptionalJSON(resp, &g)
 	return fromGenUpload(&g), nil
 }
@@ -312,7 +312,7 @@ func (c *Client) Download(ctx context.Context, id, src string) (io.ReadCloser, e
 	if src == "" {
 		src = DefaultWorkdir
 	}
-	params := &noxclient.DownloadFilesParams{Src: &src}
+	params := &noxapi.DownloadFilesParams{Src: &src}
 	resp, err := c.do(ctx, call{op: op, idempotent: true, streaming: true}, func(ctx context.Context) (*http.Response, error) {
 		return c.gen.DownloadFiles(ctx, id, params)
 	})

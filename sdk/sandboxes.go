@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/noxrunner/nox/gen/noxclient"
+	"github.com/noxrunner/nox/gen/noxapi"
 )
 
 // maxJSONBody bounds a JSON answer the SDK decodes (exec results hold up to
@@ -95,7 +95,7 @@ func (c *Client) Info(ctx context.Context) (*Info, error) {
 		}
 		return nil, err
 	}
-	var g noxclient.Info
+	var g noxapi.Info
 	if err := decodeJSON(op, resp, &g); err != nil {
 		return nil, err
 	}
@@ -157,7 +157,7 @@ func (c *Client) Create(ctx context.Context, id string, opts CreateOptions) (*Cr
 	if err != nil {
 		return nil, err
 	}
-	var g noxclient.CreateSandboxResult
+	var g noxapi.CreateSandboxResult
 	if err := decodeJSON(op, resp, &g); err != nil {
 		return nil, err
 	}
@@ -180,7 +180,7 @@ func (c *Client) Touch(ctx context.Context, id string) (*TouchResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	var g noxclient.TouchResult
+	var g noxapi.TouchResult
 	decodeOptionalJSON(resp, &g)
 	return fromGenTouch(&g), nil
 }
@@ -200,7 +200,7 @@ func (c *Client) Get(ctx context.Context, id string) (*SandboxStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	var g noxclient.SandboxStatus
+	var g noxapi.SandboxStatus
 	if err := decodeJSON(op, resp, &g); err != nil {
 		return nil, err
 	}
@@ -224,7 +224,7 @@ func (c *Client) List(ctx context.Context, opts ListOptions) iter.Seq2[SandboxSt
 		token := opts.PageToken
 		seen := map[string]bool{}
 		for {
-			params := &noxclient.ListSandboxesParams{PageToken: ptrIf(token)}
+			params := &noxapi.ListSandboxesParams{PageToken: ptrIf(token)}
 			if opts.PageSize > 0 {
 				ps := int32(min(opts.PageSize, 1000))
 				params.PageSize = &ps
@@ -236,7 +236,7 @@ func (c *Client) List(ctx context.Context, opts ListOptions) iter.Seq2[SandboxSt
 				yield(SandboxStatus{}, err)
 				return
 			}
-			var page noxclient.SandboxList
+			var page noxapi.SandboxList
 			if err := decodeJSON(op, resp, &page); err != nil {
 				yield(SandboxStatus{}, err)
 				return

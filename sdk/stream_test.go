@@ -12,13 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/noxrunner/nox/gen/noxserver"
+	"github.com/noxrunner/nox/gen/noxapi"
 )
 
 // blockingStream returns a stream body that sends first, then blocks until
 // ctx ends.
-func blockingStream(first string) func(ctx context.Context, req noxserver.ExecRequest) io.Reader {
-	return func(ctx context.Context, req noxserver.ExecRequest) io.Reader {
+func blockingStream(first string) func(ctx context.Context, req noxapi.ExecRequest) io.Reader {
+	return func(ctx context.Context, req noxapi.ExecRequest) io.Reader {
 		pr, pw := io.Pipe()
 		go func() {
 			io.WriteString(pw, first)
@@ -89,7 +89,7 @@ func TestExecStreamHeartbeatsKeepAlive(t *testing.T) {
 	ctx := context.Background()
 	_, err := c.Create(ctx, "s", CreateOptions{})
 	assertNoErr(t, err)
-	f.stream = func(ctx context.Context, req noxserver.ExecRequest) io.Reader {
+	f.stream = func(ctx context.Context, req noxapi.ExecRequest) io.Reader {
 		pr, pw := io.Pipe()
 		go func() {
 			// 1s of stream, longer than the idle timeout, with heartbeats
@@ -98,7 +98,7 @@ func TestExecStreamHeartbeatsKeepAlive(t *testing.T) {
 				time.Sleep(100 * time.Millisecond)
 				io.WriteString(pw, ": heartbeat\n\n")
 			}
-			writeEvent(pw, "exit", noxserver.ExecResult{ExitCode: 0, DurationMs: 300})
+			writeEvent(pw, "exit", noxapi.ExecResult{ExitCode: 0, DurationMs: 300})
 			pw.Close()
 		}()
 		return pr
@@ -173,12 +173,12 @@ func TestExecStreamEvents(t *testing.T) {
 			}},
 	}
 	for _, tc := range cases {
-		f.stream = func(ctx context.Context, req noxserver.ExecRequest) io.Reader { return strings.NewReader(tc.body) }
+		f.stream = func(ctx context.Context, req noxapi.ExecRequest) io.Reader { return strings.NewReader(tc.body) }
 		res, err := c.ExecStream(ctx, "s", ExecRequest{Cmd: []string{"x"}}, StreamOptions{})
 		t.Run(tc.name, func(t *testing.T) { tc.check(t, res, err) })
 	}
 	// A failing writer ends the stream.
-	f.stream = func(ctx context.Context, req noxserver.ExecRequest) io.Reader {
+	f.stream = func(ctx context.Context, req noxapi.ExecRequest) io.Reader {
 		return strings.NewReader("event: stdout\ndata: {\"data\":\"x\"}\n\n")
 	}
 	_, err = c.ExecStream(ctx, "s", ExecRequest{Cmd: []string{"x"}}, StreamOptions{Stdout: failWriter{}})
@@ -264,7 +264,7 @@ func TestHandlerStreams(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Error("the client did not receive the chunk while the handler ran")
 		}
-		writeEvent(w, "exit", noxserver.ExecResult{ExitCode: 0, Stdout: "early"})
+		writeEvent(w, "exit", noxapi.ExecResult{ExitCode: 0, Stdout: "early"})
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /p/v1/info", func(w http.ResponseWriter, r *http.Request) {

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/noxrunner/nox/gen/noxserver"
+	"github.com/noxrunner/nox/gen/noxapi"
 	"github.com/noxrunner/nox/sdk"
 )
 
@@ -59,9 +59,9 @@ func (f *hostFake) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "OK") })
 	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, 200, noxserver.Info{APIVersion: "v1", Backend: noxserver.BackendIdentity{Name: "host-fake", Version: "test"},
+		writeJSON(w, 200, noxapi.Info{APIVersion: "v1", Backend: noxapi.BackendIdentity{Name: "host-fake", Version: "test"},
 			Extensions: []string{sdk.ExtInfo, sdk.ExtSandboxesGet, sdk.ExtSandboxesList},
-			Isolation:  &noxserver.Isolation{Tier: "none-unsafe", Isolated: false, Notes: []string{"test double"}}})
+			Isolation:  &noxapi.Isolation{Tier: "none-unsafe", Isolated: false, Notes: []string{"test double"}}})
 	})
 	mux.HandleFunc("PUT /v1/sandboxes/{id}", f.create)
 	mux.HandleFunc("GET /v1/sandboxes/{id}", f.get)
@@ -81,7 +81,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeErr(w http.ResponseWriter, status int, format string, args ...any) {
-	writeJSON(w, status, noxserver.Error{Error: fmt.Sprintf(format, args...)})
+	writeJSON(w, status, noxapi.Error{Error: fmt.Sprintf(format, args...)})
 }
 
 // sandbox returns the sandbox of the request, or answers 404.
@@ -98,7 +98,7 @@ func (f *hostFake) sandbox(w http.ResponseWriter, r *http.Request) *fakeSandbox 
 }
 
 func (f *hostFake) create(w http.ResponseWriter, r *http.Request) {
-	var req noxserver.CreateSandboxRequest
+	var req noxapi.CreateSandboxRequest
 	if r.ContentLength != 0 {
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 			writeErr(w, 400, "bad JSON: %v", err)
@@ -126,11 +126,11 @@ func (f *hostFake) create(w http.ResponseWriter, r *http.Request) {
 		sb.image = *req.Image
 	}
 	sb.active = time.Now()
-	writeJSON(w, 200, noxserver.CreateSandboxResult{PodName: sb.podName, ExpiresAt: sb.active.Add(sb.ttl)})
+	writeJSON(w, 200, noxapi.CreateSandboxResult{PodName: sb.podName, ExpiresAt: sb.active.Add(sb.ttl)})
 }
 
-func (f *hostFake) status(id string, sb *fakeSandbox) noxserver.SandboxStatus {
-	return noxserver.SandboxStatus{SessionID: id, PodName: sb.podName, State: "ready", Image: &sb.image,
+func (f *hostFake) status(id string, sb *fakeSandbox) noxapi.SandboxStatus {
+	return noxapi.SandboxStatus{SessionID: id, PodName: sb.podName, State: "ready", Image: &sb.image,
 		CreatedAt: sb.created, LastActiveAt: sb.active, ExpiresAt: sb.active.Add(sb.ttl), TTLSeconds: int32(sb.ttl / time.Second)}
 }
 
@@ -152,7 +152,7 @@ func (f *hostFake) list(w http.ResponseWriter, _ *http.Request) {
 			}
 		}
 	})
-	out := noxserver.SandboxList{Items: []noxserver.SandboxStatus{}}
+	out := noxapi.SandboxList{Items: []noxapi.SandboxStatus{}}
 	for _, id := range ids {
 		out.Items = append(out.Items, f.status(id, f.sandboxes[id]))
 	}
@@ -172,7 +172,7 @@ func (f *hostFake) delete(w http.ResponseWriter, r *http.Request) {
 func (f *hostFake) touch(w http.ResponseWriter, r *http.Request) {
 	if sb := f.sandbox(w, r); sb != nil {
 		exp := sb.active.Add(sb.ttl)
-		writeJSON(w, 200, noxserver.TouchResult{ExpiresAt: &exp})
+		writeJSON(w, 200, noxapi.TouchResult{ExpiresAt: &exp})
 	}
 }
 
@@ -194,7 +194,7 @@ func (f *hostFake) exec(w http.ResponseWriter, r *http.Request) {
 	if sb == nil {
 		return
 	}
-	var req noxserver.ExecRequest
+	var req noxapi.ExecRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Cmd) == 0 {
 		writeErr(w, 400, "bad exec request")
 		return
@@ -228,7 +228,7 @@ func (f *hostFake) exec(w http.ResponseWriter, r *http.Request) {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
 	err = cmd.Run()
-	res := noxserver.ExecResult{DurationMs: time.Since(start).Milliseconds(),
+	res := noxapi.ExecResult{DurationMs: time.Since(start).Milliseconds(),
 		Stdout: strings.ReplaceAll(stdout.String(), sb.root, sdk.DefaultWorkdir), Stderr: stderr.String()}
 	var ee *exec.ExitError
 	switch {
@@ -259,7 +259,7 @@ func (f *hostFake) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	msg := "ok"
-	writeJSON(w, 200, noxserver.UploadResult{Message: &msg})
+	writeJSON(w, 200, noxapi.UploadResult{Message: &msg})
 }
 
 func (f *hostFake) download(w http.ResponseWriter, r *http.Request) {
