@@ -322,3 +322,27 @@ func TestResponseValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestRulesMatchContract keeps the Go copies of the contract's rules equal
+// to the contract.
+func TestRulesMatchContract(t *testing.T) {
+	doc := load(t)
+	id := doc.Components.Parameters["SessionId"].Value.Schema.Value
+	if id.Pattern != api.SessionIDPattern {
+		t.Errorf("SessionIDPattern = %q, contract says %q", api.SessionIDPattern, id.Pattern)
+	}
+	if id.MaxLength == nil || *id.MaxLength != api.MaxSessionIDLength {
+		t.Errorf("MaxSessionIDLength = %d, contract says %v", api.MaxSessionIDLength, id.MaxLength)
+	}
+	exec := doc.Components.Schemas["ExecRequest"].Value.Properties["workdir"].Value
+	if exec.Default != api.Workspace {
+		t.Errorf("Workspace = %q, contract's default workdir is %v", api.Workspace, exec.Default)
+	}
+	var states []string
+	for _, v := range doc.Components.Schemas["SandboxStatus"].Value.Properties["state"].Value.Enum {
+		states = append(states, v.(string))
+	}
+	if want := []string{api.StatePending, api.StateReady, api.StateStopped, api.StateTerminating}; !slices.Equal(states, want) {
+		t.Errorf("states = %v, contract says %v", want, states)
+	}
+}

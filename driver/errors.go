@@ -1,0 +1,20 @@
+package driver
+
+import "errors"
+
+// The error categories a Backend returns (wrapped, with a message naming
+// the field or path); the server maps each to its status code.
+var (
+	// ErrNotFound: the sandbox or a path does not exist (404).
+	ErrNotFound = errors.New("not found")
+	// ErrInvalidArgument: a request field is invalid (400).
+	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrTooLarge: an upload exceeds a size, entry-count or storage limit (413).
+	ErrTooLarge = errors.New("too large")
+	// ErrBusy: the backend is at its limit of concurrent commands (503 with
+	// Retry-After).
+	ErrBusy = errors.New("busy")
+	// ErrUnavailable: the sandbox is being deleted or the backend is
+	// closed (503 with Retry-After).
+	ErrUnavailable = errors.New("unavailable")
+)
