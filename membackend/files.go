@@ -3,7 +3,6 @@ package membackend
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -11,11 +10,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
-	"strings"
 
 	"github.com/noxrunner/nox/driver"
+	"github.com/noxrunner/nox/internal/tarball"
 )
 
 // entry is one accepted archive entry, held until the whole archive was
@@ -63,7 +61,7 @@ func (b *Backend) Upload(ctx context.Context, id, dest string, archive io.Reader
 func (b *Backend) readArchive(archive io.Reader) ([]entry, error) {
 	br := bufio.NewReader(archive)
 	var r io.Reader = br
-	if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
+	if magic, _ := br.Peek(2); tarball.IsGzip(magic) {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("body: not a gzip stream: %v: %w", err, driver.ErrInvalidArgument)
@@ -98,18 +96,21 @@ func (b *Backend) readArchive(archive io.Reader) ([]entry, error) {
 
 // unsafeEntry says why an entry may not be extracted, or "".
 func unsafeEntry(h *tar.Header) string {
-	contained := func(p string) bool {
-		c := path.Clean(p)
-		return !path.IsAbs(p) && c != ".." && !strings.HasPrefix(c, "../")
+	name, err := tarball.CleanName(h.Name)
+	if err != nil {
+		return err.Error()
 	}
-	switch {
-	case !contained(h.Name):
-		return "path leaves dest"
-	case h.Typeflag == tar.TypeSymlink && (path.IsAbs(h.Linkname) || !contained(path.Join(path.Dir(h.Name), h.Linkname))):
-		return "symlink points outside dest"
-	case h.Typeflag == tar.TypeLink && !contained(h.Linkname):
-		return "hard link points outside dest"
-	case h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeDir && h.Typeflag != tar.TypeSymlink && h.Typeflag != tar.TypeLink:
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeDir:
+	case tar.TypeSymlink:
+		if err := tarball.CheckSymlink(name, h.Linkname, ""); err != nil {
+			return "symlink: " + err.Error()
+		}
+	case tar.TypeLink:
+		if _, err := tarball.CleanName(h.Linkname); err != nil {
+			return "hard link: " + err.Error()
+		}
+	default:
 		return "unsupported entry type (devices and fifos are refused)"
 	}
 	return ""
@@ -172,7 +173,7 @@ func writeArchive(ctx context.Context, w io.Writer, host string, st fs.FileInfo)
 	tw := tar.NewWriter(zw)
 	var err error
 	if !st.IsDir() {
-		err = addEntry(tw, host, filepath.Base(host), st)
+		err = tarball.AddFile(tw, host, filepath.Base(host), st)
 	} else {
 		err = filepath.Walk(host, func(p string, fi fs.FileInfo, err error) error {
 			if err != nil || p == host {
@@ -182,40 +183,8 @@ func writeArchive(ctx context.Context, w io.Writer, host string, st fs.FileInfo)
 				return ctx.Err()
 			}
 			rel, _ := filepath.Rel(host, p)
-			return addEntry(tw, p, filepath.ToSlash(rel), fi)
+			return tarball.AddFile(tw, p, filepath.ToSlash(rel), fi)
 		})
 	}
 	return errors.Join(err, tw.Close(), zw.Close())
-}
-
-// addEntry adds one file, directory or symlink.
-func addEntry(tw *tar.Writer, p, name string, fi fs.FileInfo) error {
-	link := ""
-	if fi.Mode()&fs.ModeSymlink != 0 {
-		var err error
-		if link, err = os.Readlink(p); err != nil {
-			return err
-		}
-	}
-	hdr, err := tar.FileInfoHeader(fi, link)
-	if err != nil {
-		return err
-	}
-	hdr.Name = name
-	if fi.IsDir() {
-		hdr.Name += "/"
-	}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = io.Copy(tw, f)
-	return err
 }
