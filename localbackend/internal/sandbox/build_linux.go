@@ -15,6 +15,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Defaults for the private /tmp.
+const (
+	defaultTmpBytes = 256 << 20
+	minTmpInodes    = 1024
+	maxTmpInodes    = 1 << 20
+)
+
 // defaultSetupTimeout bounds the init's setup when StartAsync's ctx has no
 // deadline.
 const defaultSetupTimeout = 60 * time.Second

@@ -31,16 +31,21 @@ package sandbox
 //
 // Where each part lives:
 //
-//	manager_linux.go     Manager: tier probes, uids, the spawner thread
+//	manager_linux.go     Manager: New, Start, Close, the spawner thread
+//	tier_linux.go        the probes that pick the tier
+//	uids_linux.go        host uids of sandboxes, the generated /etc/passwd and /etc/group
 //	build_linux.go       Manager.build: host preparation, the init's config and files, spawn, setup
 //	sandbox_linux.go     Sandbox: readiness, Stop
 //	exec_linux.go        Sandbox.Exec: request, tracking (timeout, kill), result
 //	output_linux.go      a command's output pipes and their forwarding
 //	cmdcgroup_linux.go   per-command cgroups and their reuse
-//	cgroup_linux.go      the Manager's cgroup hierarchy; cgroup_sandbox_linux.go a sandbox's
+//	cgroup_linux.go      the Manager's cgroup hierarchy, killing and removing cgroups
+//	cgroup_sandbox_linux.go  a sandbox's cgroups and their limits
 //	proto_linux.go       the messages between the server and the init
-//	init_linux.go        the init: setup, request loop; fork_linux.go forking and reaping commands
-//	mounts_linux.go      the init's root filesystem; privs_linux.go seccomp, Landlock
+//	init_linux.go        the init: config, setup, request loop
+//	fork_linux.go        the init forks, reaps and kills commands
+//	mounts_linux.go      the init's root filesystem
+//	privs_linux.go       capabilities, seccomp, Landlock
 
 import (
 	"context"
