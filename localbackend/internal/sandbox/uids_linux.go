@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/noxrunner/nox/api"
 	"golang.org/x/sys/unix"
 )
 
@@ -93,7 +94,7 @@ func (m *Manager) buildIDFiles() error {
 		return b.String(), nil
 	}
 	u := strconv.Itoa(innerUID)
-	passwd, err := gen("/etc/passwd", "sandbox:x:"+u+":"+u+":sandbox:/workspace:/bin/sh", 2)
+	passwd, err := gen("/etc/passwd", "sandbox:x:"+u+":"+u+":sandbox:"+api.Workspace+":/bin/sh", 2)
 	if err != nil {
 		return fmt.Errorf("passwd: %w", err)
 	}
