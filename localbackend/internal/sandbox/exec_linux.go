@@ -56,6 +56,7 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 	if err != nil {
 		return ExecResult{}, err
 	}
+	// x stays on Exec's stack: no allocation for it on the hot path.
 	r, err := x.track(ctx, replies, e.Timeout)
 	if err != nil {
 		return ExecResult{}, err
@@ -171,7 +172,7 @@ type execution struct {
 // startCommand sends the exec request with the write ends of the
 // command's stdout and stderr pipes (and its cgroup's task file), and
 // starts forwarding the pipes to stdout and stderr (nil: discarded).
-func (s *Sandbox) startCommand(req request, cc *cmdCgroup, stdout, stderr io.Writer) (*execution, error) {
+func (s *Sandbox) startCommand(req request, cc *cmdCgroup, stdout, stderr io.Writer) (execution, error) {
 	if stdout == nil {
 		stdout = io.Discard
 	}
@@ -180,19 +181,19 @@ func (s *Sandbox) startCommand(req request, cc *cmdCgroup, stdout, stderr io.Wri
 	}
 	outR, outW, err := outputPipe()
 	if err != nil {
-		return nil, fmt.Errorf("exec: %w", err)
+		return execution{}, fmt.Errorf("exec: %w", err)
 	}
 	errR, errW, err := outputPipe()
 	if err != nil {
 		outR.Close()
 		unix.Close(outW)
-		return nil, fmt.Errorf("exec: %w", err)
+		return execution{}, fmt.Errorf("exec: %w", err)
 	}
 	send := []int{outW, errW}
 	if cc != nil {
 		send = append(send, cc.taskFD)
 	}
-	x := &execution{
+	x := execution{
 		s: s, id: req.ID, cc: cc,
 		outSink: &detachableWriter{w: stdout},
 		errSink: &detachableWriter{w: stderr},
@@ -207,7 +208,7 @@ func (s *Sandbox) startCommand(req request, cc *cmdCgroup, stdout, stderr io.Wri
 	x.outDone, x.errDone = drain(outR, x.outSink), drain(errR, x.errSink)
 	if err != nil {
 		x.detach()
-		return nil, err
+		return execution{}, err
 	}
 	return x, nil
 }
