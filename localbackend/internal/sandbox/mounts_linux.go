@@ -52,11 +52,9 @@ func setupMounts(c *initConfig, ws, rootfs *os.File) error {
 	if err := unix.Mount("sandbox", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=1m,nr_inodes=4k"); err != nil {
 		return wrap("root tmpfs", err)
 	}
-	unstage, err := bindSystem(root, c, rootfs, rootfsPath)
-	if err != nil {
+	if err := bindSystem(root, c, rootfs, rootfsPath); err != nil {
 		return err
 	}
-	defer unstage()
 	if err := attach(ws, wsPath, filepath.Join(root, "workspace"), false); err != nil {
 		return err
 	}
@@ -102,25 +100,28 @@ func pinSources(c *initConfig, ws, rootfs *os.File, pinned *[]*os.File) (wsPath,
 // bindSystem fills root with read-only binds of the system directories:
 // the top-level entries of RootFS (staged below root), or the host's
 // system directories and generated /etc/passwd and /etc/group naming the
-// sandbox user. It returns the function that unmounts the stage.
-func bindSystem(root string, c *initConfig, rootfs *os.File, rootfsPath string) (unstage func(), err error) {
-	unstage = func() {}
+// sandbox user. The stage is gone when it returns: only the binds of its
+// entries stay, so RootFS's own /proc, /sys, /tmp and the like never
+// show.
+func bindSystem(root string, c *initConfig, rootfs *os.File, rootfsPath string) (err error) {
 	roBinds := hostSystemDirs()
 	if rootfs != nil || c.RootFS != "" {
 		// Stage the root filesystem, bind its entries, drop the stage.
 		stage := filepath.Join(root, ".rootfs")
 		if err := attach(rootfs, rootfsPath, stage, true); err != nil {
-			return nil, err
+			return err
 		}
-		unstage = func() { _ = unix.Unmount(stage, unix.MNT_DETACH) }
 		defer func() {
-			if err != nil {
-				unstage()
+			if uerr := unix.Unmount(stage, unix.MNT_DETACH); uerr != nil && err == nil {
+				err = wrap("unmount the root filesystem's stage", uerr)
+			}
+			if rerr := os.Remove(stage); rerr != nil && err == nil {
+				err = wrap("remove the root filesystem's stage", rerr)
 			}
 		}()
 		ents, err := os.ReadDir(stage)
 		if err != nil {
-			return nil, wrap("read root filesystem", err)
+			return wrap("read root filesystem", err)
 		}
 		roBinds = nil
 		for _, e := range ents {
@@ -129,15 +130,13 @@ func bindSystem(root string, c *initConfig, rootfs *os.File, rootfsPath string) 
 	}
 	for _, src := range roBinds {
 		if err := bindTop(root, src); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if rootfs == nil && c.RootFS == "" {
-		if err := overlayIDFiles(root, map[string]string{"passwd": c.Passwd, "group": c.Group}); err != nil {
-			return nil, err
-		}
+		return overlayIDFiles(root, map[string]string{"passwd": c.Passwd, "group": c.Group})
 	}
-	return unstage, nil
+	return nil
 }
 
 // bindTop binds src read-only at root/<its name>, or recreates it there
