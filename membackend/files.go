@@ -75,6 +75,9 @@ func (b *Backend) readArchive(archive io.Reader) ([]entry, error) {
 		if err == io.EOF {
 			return entries, nil
 		}
+		if errors.Is(err, driver.ErrTooLarge) {
+			return nil, err // the server's body limit
+		}
 		if err != nil {
 			return nil, fmt.Errorf("body: not a tar archive: %v: %w", err, driver.ErrInvalidArgument)
 		}
@@ -87,6 +90,9 @@ func (b *Backend) readArchive(archive io.Reader) ([]entry, error) {
 			}
 		}
 		body, err := io.ReadAll(tr)
+		if errors.Is(err, driver.ErrTooLarge) {
+			return nil, err
+		}
 		if err != nil {
 			return nil, fmt.Errorf("archive entry %q: %v: %w", hdr.Name, err, driver.ErrInvalidArgument)
 		}
