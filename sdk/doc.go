@@ -20,6 +20,10 @@
 //	defer sb.Delete(context.WithoutCancel(ctx))
 //	if err := sb.WaitReady(ctx, sdk.WaitOptions{}); err != nil { ... }
 //
+// Optional parameters are plain structs whose zero fields are not sent, so
+// the backend's defaults apply (a backend advertises them in Info.Limits;
+// DefaultTTL, DefaultWorkdir and DefaultExecTimeout are the contract's).
+//
 // # Commands
 //
 // Exec runs an argv and returns its exit code and output; a non-zero exit

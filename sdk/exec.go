@@ -22,10 +22,15 @@ func checkExec(op string, req ExecRequest) error {
 	return nil
 }
 
-// execExtra is what a command's timeout adds to the client's timeout.
-func execExtra(req ExecRequest) time.Duration {
+// execExtra is what a command's timeout adds to the client's timeout: the
+// timeout sent, else the default the backend applies, as it advertised it
+// when Info is cached, else the contract's, DefaultExecTimeout.
+func (c *Client) execExtra(req ExecRequest) time.Duration {
 	if req.Timeout > 0 {
 		return time.Duration(seconds(req.Timeout)) * time.Second
+	}
+	if i := c.cachedInfo(); i != nil && i.Limits.DefaultTimeout > 0 {
+		return i.Limits.DefaultTimeout
 	}
 	return DefaultExecTimeout
 }
@@ -44,7 +49,7 @@ func (c *Client) Exec(ctx context.Context, id string, req ExecRequest) (*ExecRes
 		return nil, err
 	}
 	body := toGenExec(req)
-	resp, err := c.do(ctx, call{op: op, extra: execExtra(req)}, func(ctx context.Context) (*http.Response, error) {
+	resp, err := c.do(ctx, call{op: op, extra: c.execExtra(req)}, func(ctx context.Context) (*http.Response, error) {
 		return c.gen.ExecInSandbox(ctx, id, body)
 	})
 	if err != nil {

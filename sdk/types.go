@@ -25,15 +25,18 @@ const (
 	ExtAuthBearer = api.ExtAuthBearer
 )
 
-// Defaults the SDK sends when a field is left zero, like the Python client.
+// The contract's defaults. The SDK leaves a zero field out of its request,
+// so the backend applies its own default, which it advertises in
+// Info.Limits (a NoxRunner backend without GET /v1/info applies these).
 const (
-	// DefaultTTL is the TTL Create asks for when CreateOptions.TTL is zero.
+	// DefaultTTL is the TTL of a sandbox created without one
+	// (CreateOptions.TTL zero).
 	DefaultTTL = 900 * time.Second
 	// DefaultWorkdir is the working directory of commands, and the
 	// directory of uploads and downloads, when none is given.
-	DefaultWorkdir = "/workspace"
-	// DefaultExecTimeout is the command timeout when ExecRequest.Timeout is
-	// zero.
+	DefaultWorkdir = api.Workspace
+	// DefaultExecTimeout is the timeout of a command run without one
+	// (ExecRequest.Timeout zero).
 	DefaultExecTimeout = 30 * time.Second
 	// DefaultHeartbeat is the heartbeat interval assumed for an exec stream
 	// when the backend does not advertise one.
@@ -97,11 +100,12 @@ type Limits struct {
 	StreamHeartbeat time.Duration
 }
 
-// CreateOptions are the optional parameters of Create. The zero value asks
-// for the defaults.
+// CreateOptions are the optional parameters of Create. A zero field is not
+// sent: the backend's default applies.
 type CreateOptions struct {
 	// TTL is the inactivity time after which the sandbox expires, in whole
-	// seconds (rounded up). Zero means DefaultTTL.
+	// seconds (rounded up). Zero (or negative) leaves it to the backend,
+	// whose default is Info.Limits.DefaultTTL (DefaultTTL by the contract).
 	TTL time.Duration
 	// Image is the environment image; empty means the backend's default.
 	Image string
@@ -130,16 +134,21 @@ type TouchResult struct {
 	Message string
 }
 
-// ExecRequest is a command to run in a sandbox.
+// ExecRequest is a command to run in a sandbox. A zero optional field is
+// not sent: the backend's default applies.
 type ExecRequest struct {
-	// Cmd is the argv; it is never interpreted by a shell (see Shell).
+	// Cmd is the argv; it is never interpreted by a shell (see Shell). An
+	// empty Cmd fails with ErrInvalidArgument before any request is made.
 	Cmd []string
-	// Workdir is the working directory; empty means DefaultWorkdir.
+	// Workdir is the working directory. Empty leaves it to the backend,
+	// whose default is DefaultWorkdir by the contract.
 	Workdir string
 	// Env is set on top of the backend's clean default environment.
 	Env map[string]string
 	// Timeout kills the command after this long (exit code 124), in whole
-	// seconds (rounded up). Zero means DefaultExecTimeout.
+	// seconds (rounded up). Zero (or negative) leaves it to the backend,
+	// whose default is Info.Limits.DefaultTimeout (DefaultExecTimeout by
+	// the contract).
 	Timeout time.Duration
 }
 
@@ -162,11 +171,13 @@ type ExecResult struct {
 	OOMKilled       bool
 }
 
-// ShellOptions are the optional parameters of Shell.
+// ShellOptions are the optional parameters of Shell. The zero value runs
+// the script with sh and the backend's defaults.
 type ShellOptions struct {
 	// Shell is "sh" (the default when empty) or "bash".
 	Shell string
-	// Workdir, Env and Timeout are as in ExecRequest.
+	// Workdir, Env and Timeout are as in ExecRequest: zero values are not
+	// sent, so the backend's defaults apply.
 	Workdir string
 	Env     map[string]string
 	Timeout time.Duration

@@ -15,7 +15,7 @@ func (a *app) createCommand() *cli.Command {
 		Usage:     "create a sandbox (or ensure it runs and refresh its TTL)",
 		ArgsUsage: "ID",
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "ttl", Value: int(sdk.DefaultTTL / time.Second), Usage: "seconds of inactivity before the sandbox expires"},
+			&cli.IntFlag{Name: "ttl", DefaultText: backendDefault, Usage: "seconds of inactivity before the sandbox expires"},
 			&cli.StringFlag{Name: "image", Usage: "environment image (default: the backend's)"},
 			&cli.StringFlag{Name: "cpu", Usage: "CPU limit, e.g. 500m or 2"},
 			&cli.StringFlag{Name: "mem", Aliases: []string{"memory"}, Usage: "memory limit, e.g. 1Gi"},

@@ -10,12 +10,17 @@ import (
 	"github.com/noxrunner/nox/sdk"
 )
 
-// execFlags are the flags exec and sh share.
+// backendDefault is the default shown for a flag that, when not given, is
+// left out of the request so that the backend's default applies.
+const backendDefault = "the backend's"
+
+// execFlags are the flags exec and sh share. Those left unset are not
+// sent.
 func execFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, Usage: "working directory in the sandbox (default /workspace)"},
+		&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, DefaultText: backendDefault, Usage: "working directory in the sandbox"},
 		&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set an environment variable, KEY=VALUE (repeatable)"},
-		&cli.IntFlag{Name: "timeout-seconds", Value: int(sdk.DefaultExecTimeout / time.Second), Usage: "kill the command after this many seconds"},
+		&cli.IntFlag{Name: "timeout-seconds", DefaultText: backendDefault, Usage: "kill the command after this many seconds"},
 		&cli.BoolFlag{Name: "ignore-exit-code", Usage: "exit 0 even when the command fails"},
 	}
 }

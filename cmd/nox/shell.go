@@ -42,9 +42,9 @@ func (a *app) shellCommand() *cli.Command {
 On a terminal the prompt shows the session and directory, with line editing
 and history; otherwise lines are read from standard input.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, Value: sdk.DefaultWorkdir, Usage: "starting directory"},
+			&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, DefaultText: backendDefault, Usage: "starting directory"},
 			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set an environment variable, KEY=VALUE (repeatable)"},
-			&cli.IntFlag{Name: "timeout-seconds", Value: int(sdk.DefaultExecTimeout / time.Second), Usage: "timeout of each command in seconds"},
+			&cli.IntFlag{Name: "timeout-seconds", DefaultText: backendDefault, Usage: "timeout of each command in seconds"},
 			&cli.StringFlag{Name: "shell", Value: "sh", Usage: "the shell running each line: sh or bash"},
 		},
 		Action: func(c *cli.Context) error {
@@ -106,12 +106,16 @@ type lineSource interface {
 func (s *shellSession) run(ctx context.Context) error {
 	a := s.app
 	s.tty = isTerminal(a.stdin) && isTerminal(a.stdout)
-	dir, res, err := s.cd(ctx, s.workdir)
+	start := s.workdir
+	if start == "" {
+		start = "." // the backend's default working directory (no workdir is sent)
+	}
+	dir, res, err := s.cd(ctx, start)
 	if err != nil {
 		return onSandbox(s.id, err)
 	}
 	if res.ExitCode != 0 {
-		return fmt.Errorf("shell: directory %s in sandbox %q: %s", s.workdir, s.id, strings.TrimSpace(res.Stderr))
+		return fmt.Errorf("shell: directory %s in sandbox %q: %s", start, s.id, strings.TrimSpace(res.Stderr))
 	}
 	s.workdir = dir
 
