@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -63,25 +65,32 @@ func (c *Client) Exec(ctx context.Context, id string, req ExecRequest) (*ExecRes
 }
 
 // Shell runs script with a shell, like the Python client's exec_shell: the
-// command is [shell, "-c", script] where shell is "sh" (default) or "bash".
+// command is ShellCommand(opts.Shell, script).
 func (c *Client) Shell(ctx context.Context, id, script string, opts ShellOptions) (*ExecResult, error) {
-	req, err := shellRequest(script, opts)
+	argv, err := ShellCommand(opts.Shell, script)
 	if err != nil {
 		return nil, err
 	}
-	return c.Exec(ctx, id, req)
+	return c.Exec(ctx, id, ExecRequest{Cmd: argv, Workdir: opts.Workdir, Env: opts.Env, Timeout: opts.Timeout})
 }
 
-func shellRequest(script string, opts ShellOptions) (ExecRequest, error) {
-	sh := opts.Shell
-	switch sh {
-	case "":
-		sh = "sh"
-	case "sh", "bash":
-	default:
-		return ExecRequest{}, fmt.Errorf("nox: shell %q: must be sh or bash: %w", sh, ErrInvalidArgument)
+// DefaultShell is the shell that runs a script when none is named.
+const DefaultShell = "sh"
+
+// Shells returns the shells a script may name, DefaultShell first.
+func Shells() []string { return []string{DefaultShell, "bash"} }
+
+// ShellCommand returns the argv that runs script with shell, one of Shells
+// ("" means DefaultShell): [shell, "-c", script]. Any other shell is an
+// error matching ErrInvalidArgument.
+func ShellCommand(shell, script string) ([]string, error) {
+	if shell == "" {
+		shell = DefaultShell
 	}
-	return ExecRequest{Cmd: []string{sh, "-c", script}, Workdir: opts.Workdir, Env: opts.Env, Timeout: opts.Timeout}, nil
+	if !slices.Contains(Shells(), shell) {
+		return nil, fmt.Errorf("nox: shell %q: want %s: %w", shell, strings.Join(Shells(), " or "), ErrInvalidArgument)
+	}
+	return []string{shell, "-c", script}, nil
 }
 
 // ExecStream runs req.Cmd and streams its output to opts as it is produced

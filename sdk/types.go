@@ -172,9 +172,9 @@ type ExecResult struct {
 }
 
 // ShellOptions are the optional parameters of Shell. The zero value runs
-// the script with sh and the backend's defaults.
+// the script with DefaultShell and the backend's defaults.
 type ShellOptions struct {
-	// Shell is "sh" (the default when empty) or "bash".
+	// Shell is one of Shells; empty means DefaultShell.
 	Shell string
 	// Workdir, Env and Timeout are as in ExecRequest: zero values are not
 	// sent, so the backend's defaults apply.

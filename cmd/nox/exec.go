@@ -91,8 +91,7 @@ Everything after the command name belongs to the command: nox exec demo ls -la`,
 }
 
 func (a *app) shCommand() *cli.Command {
-	flags := append(execFlags(),
-		&cli.StringFlag{Name: "shell", Value: "sh", Usage: "the shell: sh or bash"})
+	flags := append(execFlags(), shellFlag("the shell"))
 	return &cli.Command{
 		Name:      "sh",
 		Usage:     "run a shell script in a sandbox (shell -c SCRIPT); exits with its exit code",
@@ -106,17 +105,32 @@ func (a *app) shCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			shell := c.String("shell")
-			if shell != "sh" && shell != "bash" {
-				return usagef("sh: --shell %q: want sh or bash", shell)
+			argv, err := shellArgv(c, c.Args().Get(1))
+			if err != nil {
+				return err
 			}
 			id := c.Args().First()
-			req := sdk.ExecRequest{Cmd: []string{shell, "-c", c.Args().Get(1)}, Workdir: s.workdir, Env: s.env, Timeout: s.timeout}
+			req := sdk.ExecRequest{Cmd: argv, Workdir: s.workdir, Env: s.env, Timeout: s.timeout}
 			return a.withConn(c, func(cn *conn) error {
 				return a.runRemote(c, cn, id, req, s.ignoreExitCode)
 			})
 		},
 	}
+}
+
+// shellFlag is the --shell flag of sh and shell; usage says what it is.
+func shellFlag(usage string) cli.Flag {
+	return &cli.StringFlag{Name: "shell", Value: sdk.DefaultShell, Usage: usage + ": " + strings.Join(sdk.Shells(), " or ")}
+}
+
+// shellArgv returns the argv running script with the --shell flag's shell,
+// or a usage error.
+func shellArgv(c *cli.Context, script string) ([]string, error) {
+	argv, err := sdk.ShellCommand(c.String("shell"), script)
+	if err != nil {
+		return nil, usagef("%s: --shell %q: want %s", c.Command.Name, c.String("shell"), strings.Join(sdk.Shells(), " or "))
+	}
+	return argv, nil
 }
 
 // execJSON is the JSON form of sdk.ExecResult.

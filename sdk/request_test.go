@@ -140,3 +140,26 @@ func TestExecBudget(t *testing.T) {
 		assertEq(t, tc.name, c.execExtra(tc.req), tc.want)
 	}
 }
+
+func TestShellCommand(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		shell string
+		want  string // the argv joined by "|", or "" for an error
+	}{
+		{"", "sh|-c|echo hi"},
+		{"sh", "sh|-c|echo hi"},
+		{"bash", "bash|-c|echo hi"},
+		{"zsh", ""},
+		{"/bin/sh", ""},
+	} {
+		argv, err := ShellCommand(tc.shell, "echo hi")
+		if tc.want == "" {
+			assertIs(t, err, ErrInvalidArgument)
+			continue
+		}
+		assertNoErr(t, err)
+		assertEq(t, tc.shell, strings.Join(argv, "|"), tc.want)
+	}
+	assertEq(t, "Shells()[0]", Shells()[0], DefaultShell)
+}
