@@ -104,8 +104,10 @@ type Limits struct {
 // sent: the backend's default applies.
 type CreateOptions struct {
 	// TTL is the inactivity time after which the sandbox expires, in whole
-	// seconds (rounded up). Zero (or negative) leaves it to the backend,
-	// whose default is Info.Limits.DefaultTTL (DefaultTTL by the contract).
+	// seconds (rounded up); given for an existing sandbox, it replaces its
+	// TTL. Zero (or negative) leaves it to the backend: a new sandbox gets
+	// its default, Info.Limits.DefaultTTL (DefaultTTL by the contract); the
+	// nox local backend leaves an existing sandbox's TTL as it is.
 	TTL time.Duration
 	// Image is the environment image; empty means the backend's default.
 	Image string
