@@ -48,6 +48,13 @@
 //	_, err = sb.UploadDir(ctx, "/workspace/src", "./src")
 //	err = sb.DownloadTo(ctx, "/workspace/out", "./out")
 //
+// # JSON
+//
+// Info, Limits, SandboxStatus and ExecResult encode to JSON and decode from
+// it with the API's member names, times in RFC 3339 (UTC) and durations in
+// seconds or milliseconds as the member names say: the form nox --json
+// prints.
+//
 // # Discovery
 //
 // Extensions beyond the v1 specification are optional. Info describes the

@@ -70,18 +70,18 @@ func (i *Info) Supports(ext string) bool {
 
 // BackendIdentity names a backend implementation.
 type BackendIdentity struct {
-	Name    string
-	Version string
+	Name    string `json:"name"`
+	Version string `json:"version"`
 }
 
 // Isolation describes how a backend isolates sandboxes.
 type Isolation struct {
 	// Tier is the mechanism, e.g. "namespaces", "landlock", "none-unsafe".
-	Tier string
+	Tier string `json:"tier"`
 	// Isolated is false when commands run on the host without isolation.
-	Isolated bool
+	Isolated bool `json:"isolated"`
 	// Notes lists what the tier does not provide on this host.
-	Notes []string
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Limits holds the server-wide limits a backend advertises. A zero field was
@@ -229,14 +229,15 @@ type SandboxStatus struct {
 }
 
 // ResourceLimits are the limits of one sandbox, as Kubernetes quantities.
-// Empty or zero fields were not reported.
+// Empty or zero fields were not reported; the JSON form leaves them out
+// (the fields are declared in its member order).
 type ResourceLimits struct {
-	CPU              string
-	Memory           string
-	EphemeralStorage string
-	PIDs             int
+	CPU              string `json:"cpu,omitempty"`
+	EphemeralStorage string `json:"ephemeralStorage,omitempty"`
+	Memory           string `json:"memory,omitempty"`
+	PIDs             int    `json:"pids,omitempty"`
 	// Unenforced names the limits recorded but not enforced on this host.
-	Unenforced []string
+	Unenforced []string `json:"unenforced,omitempty"`
 }
 
 // ListOptions are the optional parameters of List.

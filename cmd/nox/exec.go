@@ -133,19 +133,6 @@ func shellArgv(c *cli.Context, script string) ([]string, error) {
 	return argv, nil
 }
 
-// execJSON is the JSON form of sdk.ExecResult.
-type execJSON struct {
-	SessionID       string `json:"sessionId"`
-	ExitCode        int    `json:"exitCode"`
-	Stdout          string `json:"stdout"`
-	Stderr          string `json:"stderr"`
-	DurationMs      int64  `json:"durationMs"`
-	TimedOut        bool   `json:"timedOut"`
-	StdoutTruncated bool   `json:"stdoutTruncated"`
-	StderrTruncated bool   `json:"stderrTruncated"`
-	OOMKilled       bool   `json:"oomKilled"`
-}
-
 // runRemote runs req in sandbox id: streamed to stdout and stderr, or as
 // one JSON object with --json. A non-zero exit code becomes an exitStatus.
 func (a *app) runRemote(c *cli.Context, cn *conn, id string, req sdk.ExecRequest, ignoreExit bool) error {
@@ -162,9 +149,7 @@ func (a *app) runRemote(c *cli.Context, cn *conn, id string, req sdk.ExecRequest
 		return onSandbox(id, fmt.Errorf("exec %s: %w", cmdString(req.Cmd), err))
 	}
 	if asJSON {
-		if err := a.printJSON(execJSON{SessionID: id, ExitCode: res.ExitCode, Stdout: res.Stdout, Stderr: res.Stderr,
-			DurationMs: res.Duration.Milliseconds(), TimedOut: res.TimedOut, StdoutTruncated: res.StdoutTruncated,
-			StderrTruncated: res.StderrTruncated, OOMKilled: res.OOMKilled}); err != nil {
+		if err := a.printJSON(aboutSandbox{id: id, v: res}); err != nil {
 			return err
 		}
 	} else {

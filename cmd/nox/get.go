@@ -2,48 +2,11 @@ package main
 
 import (
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/noxrunner/nox/sdk"
 )
-
-// statusJSON is the JSON form of sdk.SandboxStatus.
-type statusJSON struct {
-	SessionID    string         `json:"sessionId"`
-	PodName      string         `json:"podName,omitempty"`
-	State        string         `json:"state"`
-	Image        string         `json:"image,omitempty"`
-	CreatedAt    string         `json:"createdAt,omitempty"`
-	LastActiveAt string         `json:"lastActiveAt,omitempty"`
-	ExpiresAt    string         `json:"expiresAt,omitempty"`
-	TTLSeconds   int64          `json:"ttlSeconds,omitempty"`
-	Limits       map[string]any `json:"limits,omitempty"`
-	RunningExecs int            `json:"runningExecs"`
-}
-
-func toStatusJSON(s sdk.SandboxStatus) statusJSON {
-	lim := map[string]any{}
-	if s.Limits.CPU != "" {
-		lim["cpu"] = s.Limits.CPU
-	}
-	if s.Limits.Memory != "" {
-		lim["memory"] = s.Limits.Memory
-	}
-	if s.Limits.EphemeralStorage != "" {
-		lim["ephemeralStorage"] = s.Limits.EphemeralStorage
-	}
-	if s.Limits.PIDs != 0 {
-		lim["pids"] = s.Limits.PIDs
-	}
-	if len(s.Limits.Unenforced) > 0 {
-		lim["unenforced"] = s.Limits.Unenforced
-	}
-	return statusJSON{SessionID: s.SessionID, PodName: s.PodName, State: string(s.State), Image: s.Image,
-		CreatedAt: jsonTime(s.CreatedAt), LastActiveAt: jsonTime(s.LastActiveAt), ExpiresAt: jsonTime(s.ExpiresAt),
-		TTLSeconds: int64(s.TTL / time.Second), Limits: lim, RunningExecs: s.RunningExecs}
-}
 
 func (a *app) getCommand() *cli.Command {
 	return &cli.Command{
@@ -64,7 +27,7 @@ func (a *app) getCommand() *cli.Command {
 					return onSandbox(id, err)
 				}
 				if readGlobals(c).json {
-					return a.printJSON(toStatusJSON(*s))
+					return a.printJSON(s)
 				}
 				a.printf("session:     %s\n", s.SessionID)
 				a.printf("pod:         %s\n", s.PodName)

@@ -3,30 +3,11 @@ package main
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/noxrunner/nox/sdk"
 )
-
-// infoJSON is the JSON form of sdk.Info.
-type infoJSON struct {
-	APIVersion     string           `json:"apiVersion,omitempty"`
-	Backend        string           `json:"backend,omitempty"`
-	BackendVersion string           `json:"backendVersion,omitempty"`
-	PlainV1        bool             `json:"plainV1"`
-	Extensions     []string         `json:"extensions"`
-	Isolation      *isolationJSON   `json:"isolation,omitempty"`
-	Limits         map[string]int64 `json:"limits,omitempty"`
-	Images         []string         `json:"images,omitempty"`
-}
-
-type isolationJSON struct {
-	Tier     string   `json:"tier"`
-	Isolated bool     `json:"isolated"`
-	Notes    []string `json:"notes,omitempty"`
-}
 
 func (a *app) infoCommand() *cli.Command {
 	return &cli.Command{
@@ -48,33 +29,8 @@ func (a *app) infoCommand() *cli.Command {
 }
 
 func (a *app) printInfo(asJSON bool, target string, info *sdk.Info) error {
-	l := info.Limits
-	limits := map[string]int64{}
-	for k, v := range map[string]int64{
-		"defaultTtlSeconds":     int64(l.DefaultTTL / time.Second),
-		"maxTtlSeconds":         int64(l.MaxTTL / time.Second),
-		"defaultTimeoutSeconds": int64(l.DefaultTimeout / time.Second),
-		"maxTimeoutSeconds":     int64(l.MaxTimeout / time.Second),
-		"maxOutputBytes":        l.MaxOutputBytes,
-		"maxUploadBytes":        l.MaxUploadBytes,
-		"maxUploadEntries":      l.MaxUploadEntries,
-		"maxConcurrentExecs":    int64(l.MaxConcurrentExecs),
-		"streamHeartbeatMs":     l.StreamHeartbeat.Milliseconds(),
-	} {
-		if v != 0 {
-			limits[k] = v
-		}
-	}
 	if asJSON {
-		out := infoJSON{APIVersion: info.APIVersion, Backend: info.Backend.Name, BackendVersion: info.Backend.Version,
-			PlainV1: info.PlainV1, Extensions: info.Extensions, Limits: limits, Images: info.Images}
-		if out.Extensions == nil {
-			out.Extensions = []string{}
-		}
-		if iso := info.Isolation; iso != nil {
-			out.Isolation = &isolationJSON{Tier: iso.Tier, Isolated: iso.Isolated, Notes: iso.Notes}
-		}
-		return a.printJSON(out)
+		return a.printJSON(info)
 	}
 	a.printf("backend:     %s\n", target)
 	if info.PlainV1 {
@@ -97,6 +53,7 @@ func (a *app) printInfo(asJSON bool, target string, info *sdk.Info) error {
 	if len(info.Images) > 0 {
 		a.printf("images:      %s\n", strings.Join(info.Images, ", "))
 	}
+	l := info.Limits
 	if l.MaxTTL > 0 || l.DefaultTTL > 0 {
 		a.printf("ttl:         default %s, max %s\n", l.DefaultTTL, l.MaxTTL)
 	}

@@ -22,7 +22,7 @@ func (a *app) lsCommand() *cli.Command {
 				if err := needExtension(c, cn, sdk.ExtSandboxesList, "ls"); err != nil {
 					return err
 				}
-				var all []sdk.SandboxStatus
+				all := []sdk.SandboxStatus{} // --json prints [] for none
 				for s, err := range cn.client.List(c.Context, sdk.ListOptions{}) {
 					if err != nil {
 						return fmt.Errorf("listing sandboxes: %w", err)
@@ -30,11 +30,7 @@ func (a *app) lsCommand() *cli.Command {
 					all = append(all, s)
 				}
 				if readGlobals(c).json {
-					out := make([]statusJSON, 0, len(all))
-					for _, s := range all {
-						out = append(out, toStatusJSON(s))
-					}
-					return a.printJSON(out)
+					return a.printJSON(all)
 				}
 				if len(all) == 0 {
 					a.printf("no sandboxes\n")
