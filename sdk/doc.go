@@ -68,7 +68,10 @@
 // the backend's message, the X-Request-Id and the operation. Test its
 // category with errors.Is and the sentinels (ErrNotFound, ErrInvalidArgument,
 // ErrUnauthorized, ErrConflict, ErrTooLarge, ErrUnavailable, ErrInternal).
-// When the context ends, the error wraps ctx.Err().
+// When the context ends, the error wraps ctx.Err(). A call that cannot
+// succeed (an empty session id or command, an unknown shell, an archive
+// name outside the destination) fails with ErrInvalidArgument before any
+// request is made; the backend would refuse it with the same category.
 //
 // # Retries
 //

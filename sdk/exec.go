@@ -17,6 +17,10 @@ import (
 	"github.com/noxrunner/nox/gen/noxapi"
 )
 
+// checkExec rejects an empty command before any request is made. It is a
+// convenience, like checkID: the backend answers 400 (ErrInvalidArgument
+// too) to an empty cmd, but the caller learns it without a round trip,
+// and ExecStream without first asking for the backend's extensions.
 func checkExec(op string, req ExecRequest) error {
 	if len(req.Cmd) == 0 {
 		return fmt.Errorf("nox: %s: empty command: %w", op, ErrInvalidArgument)
