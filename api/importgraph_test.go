@@ -20,6 +20,8 @@ func TestImportGraph(t *testing.T) {
 	}{
 		{"github.com/noxrunner/nox/gen/noxapi", []string{"github.com/getkin/", "gopkg.in/yaml", "github.com/gorilla/", "testing"}},
 		{"github.com/noxrunner/nox/sdk", []string{"github.com/getkin/", "gopkg.in/yaml", "github.com/gorilla/", "testing"}},
+		{"github.com/noxrunner/nox/cmd/nox", []string{"testing"}},
+		{"github.com/noxrunner/nox/conformance", []string{"testing"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg, func(t *testing.T) {

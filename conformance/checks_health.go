@@ -9,11 +9,14 @@ import (
 
 func healthChecks() []Check {
 	return []Check{{
-		ID:       "health/ok",
-		Level:    LevelMinimum,
-		Spec:     "GET /healthz: 200 text/plain containing OK, no authentication",
-		Parallel: true,
-		Run:      checkHealth,
+		ID:          "health/ok",
+		Level:       LevelMinimum,
+		Requirement: Must,
+		Operations:  []string{"healthz"},
+		Anchor:      anchorHealthz,
+		Spec:        "GET /healthz: 200 text/plain containing OK, no authentication",
+		Parallel:    true,
+		Run:         checkHealth,
 	}}
 }
 

@@ -125,6 +125,11 @@ type Config struct {
 
 	// Logf, when set, receives progress messages (one per check end).
 	Logf func(format string, args ...any)
+
+	// ExtraChecks are checks of a third party's own, run after the suite's
+	// checks ([Checks]) under the same rules: Run, Level and SkipSlow
+	// select them, and their ids must differ from every other check's.
+	ExtraChecks []Check
 }
 
 // NewConfig returns a Config with every default filled in; set BaseURL (and

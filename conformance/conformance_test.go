@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/noxrunner/nox/conformance"
+	"github.com/noxrunner/nox/conformancetest"
 )
 
 // fakeServer serves a fresh fake backend.
@@ -24,5 +25,5 @@ func TestFakeBackendConforms(t *testing.T) {
 	cfg := conformance.NewConfig()
 	cfg.BaseURL = srv.URL
 	cfg.Parallelism = 4
-	conformance.Run(t, cfg)
+	conformancetest.Run(t, cfg)
 }

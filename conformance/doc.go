@@ -1,48 +1,72 @@
-// Package conformance is the NoxRunner backend conformance suite: a registry
-// of checks that exercise a running backend over HTTP and report every way it
-// departs from the contract in api/openapi.yaml.
+// Package conformance is the NoxRunner backend conformance suite: checks
+// that exercise a running backend over HTTP and report every way it departs
+// from the contract in api/openapi.yaml.
 //
-// The suite plays the role Go CDK's blob/drivertest plays for blob drivers:
-// the local backend passes it, and any other backend (Kubernetes, containers,
-// VMs) can be measured against it.
+// The suite plays the role Go CDK's blob/drivertest plays for blob drivers,
+// and is a library and a binary as csi-sanity is: the local backend passes
+// it, any other backend (Kubernetes, containers, VMs) can be measured
+// against it with nox conformance, and Go programs run it under go test
+// through package conformancetest. This package never imports testing, so
+// the nox binary does not link it.
 //
 // # Checks
 //
-// Each check has an id such as "exec/timeout-kills-process-tree", the level
-// of the behaviour it tests (minimum, recommended or extension), the
-// extension it needs (from GET /v1/info; "" for plain v1 behaviour) and the
-// section of the specification it tests. A check's body returns an error that
-// describes every misbehaviour it saw, including the request it made and the
-// response it got, so the same checks run under go test and from the nox CLI.
+// Each [Check] has an id such as "exec/timeout-kills-process-tree" (ids are
+// stable: scripts select checks by them), and says what it is keyed by:
+//
+//   - the contract operations it covers (Operations: operationId values
+//     such as "execInSandbox") and the extensions beyond those (Extensions:
+//     Info.extensions names such as "exec.flags");
+//   - how strongly the contract asks for the behaviour ([Must] or
+//     [Should]);
+//   - the level that selects it (minimum, recommended or extension) and
+//     the extension it needs advertised (Capability; "" for plain v1);
+//   - the behaviour it tests (Spec) and where that is written (Anchor: a
+//     JSON pointer into api/openapi.yaml, or a section of the v1
+//     specification).
+//
+// A check's body returns an error that describes every misbehaviour it saw,
+// including the request it made and the response it got, so the same checks
+// run under go test and from the nox CLI. A test of this package fails when
+// an operation or extension of the contract has no check, or an anchor
+// points nowhere.
 //
 // Checks talk to the backend through the generated client (gen/noxapi) and
 // raw net/http for malformed input, never through the SDK. Every response is
 // validated against the contract with kin-openapi (status codes, content
 // types, headers and body schemas); a response that does not match is a
-// failure of the check that made the request. Event streams are validated for
-// status and headers, and their event grammar is checked by the suite.
+// failure of the check that made the request. Event streams are validated
+// for status and headers, and read with the SDK's own event-stream reader
+// (internal/sse) in strict mode, which reports every departure from the
+// grammar ([ParseSSE]).
 //
-// [Checks] returns the registry. It is assembled by a function from the
+// [Checks] returns the suite's own checks, assembled by a function from the
 // per-area files (checks_health.go, checks_sandbox.go, checks_exec.go,
-// checks_files.go, checks_ext.go); there is no package-level mutable
-// registry. To add a check, append it to its area's list.
+// checks_files.go, checks_ext.go; anchors.go names the sections they test).
+// There is no package-level mutable registry: each call builds a new slice.
+// To add a check to the suite, append it to its area's list. A third party
+// adds checks of its own through [Config.ExtraChecks]; they run after the
+// suite's, under the same selection, and every id of a run must be unique.
 //
 // # Drivers
 //
-// [Run] runs the suite as Go subtests, one per check:
+// [RunSuite] runs the suite and returns a [Report], which can be written as
+// text, JSON or JUnit XML ([Report.Write]); the nox conformance command is
+// built on it and exits 0 only when [Report.OK]. A check ends as pass, fail,
+// skip (level not selected, extension not advertised, slow checks skipped)
+// or error (the suite itself broke, for example the backend is
+// unreachable).
+//
+// Package conformancetest runs the suite as Go subtests, one per check:
 //
 //	func TestMyBackend(t *testing.T) {
 //		cfg := conformance.NewConfig()
 //		cfg.BaseURL = srv.URL
-//		conformance.Run(t, cfg)
+//		conformancetest.Run(t, cfg)
 //	}
 //
-// [RunSuite] runs it without the testing package and returns a [Report],
-// which can be written as text, JSON or JUnit XML ([Report.Write]); the nox
-// conformance command is built on it and exits 0 only when [Report.OK].
-// A check ends as pass, fail, skip (level not selected, extension not
-// advertised, slow checks skipped) or error (the suite itself broke, for
-// example the backend is unreachable).
+// Other drivers build on a [Session] ([NewSession]), which selects the
+// checks, asks the backend what it is, and runs one check at a time.
 //
 // Levels select checks cumulatively: minimum, recommended (minimum too) or
 // all (extensions too, each only when GET /v1/info advertises it).

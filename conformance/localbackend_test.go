@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/noxrunner/nox/conformance"
+	"github.com/noxrunner/nox/conformancetest"
 	"github.com/noxrunner/nox/localbackend"
 )
 
@@ -75,7 +76,7 @@ func TestLocalBackendConforms(t *testing.T) {
 	cfg.BaseURL = srv.URL
 	cfg.Parallelism = 3
 	cfg.SkipSlow = testing.Short()
-	conformance.Run(t, cfg)
+	conformancetest.Run(t, cfg)
 }
 
 // TestLocalBackendAuth runs the auth checks against the local backend with
@@ -85,5 +86,5 @@ func TestLocalBackendAuth(t *testing.T) {
 	cfg := conformance.NewConfig()
 	cfg.BaseURL, cfg.Token = srv.URL, "conformance-token"
 	cfg.Run = "^(auth/|health/|info/|sandbox/create$|exec/argv-verbatim$)"
-	conformance.Run(t, cfg)
+	conformancetest.Run(t, cfg)
 }

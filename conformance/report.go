@@ -32,10 +32,19 @@ type Result struct {
 	ID string `json:"id"`
 	// Level is the check's level.
 	Level Level `json:"level"`
+	// Requirement is the strength of the requirement the check tests.
+	Requirement Requirement `json:"requirement"`
+	// Operations are the contract operations the check covers.
+	Operations []string `json:"operations,omitempty"`
+	// Extensions are the extensions the check covers beyond those its
+	// operations belong to.
+	Extensions []string `json:"extensions,omitempty"`
 	// Capability is the extension the check needs ("" for plain v1).
 	Capability string `json:"capability,omitempty"`
-	// Spec is the part of the specification the check tests.
+	// Spec is the behaviour the check tests.
 	Spec string `json:"spec"`
+	// Anchor points to the section of the specification the check tests.
+	Anchor string `json:"anchor,omitempty"`
 	// Status is the outcome.
 	Status Status `json:"status"`
 	// Duration is how long the check ran, cleanup included.
@@ -63,7 +72,7 @@ type Report struct {
 	// Duration is how long the whole run took.
 	Duration time.Duration `json:"durationNs"`
 	// Results holds one entry per check selected by Config.Run, in
-	// registry order.
+	// check order (the suite's own, then Config.ExtraChecks).
 	Results []Result `json:"results"`
 }
 
@@ -139,7 +148,10 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		b.WriteByte('\n')
 		if (res.Status == StatusFail || res.Status == StatusError) && res.Message != "" {
-			fmt.Fprintf(&b, "      spec: %s\n", res.Spec)
+			fmt.Fprintf(&b, "      spec: %s %s\n", res.Requirement, res.Spec)
+			if res.Anchor != "" {
+				fmt.Fprintf(&b, "      see:  %s\n", res.Anchor)
+			}
 			for _, line := range strings.Split(strings.TrimRight(res.Message, "\n"), "\n") {
 				b.WriteString("      ")
 				b.WriteString(line)
@@ -243,7 +255,7 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 		c := junitCase{Name: res.ID, Classname: "conformance." + area, Time: seconds(res.Duration)}
 		switch res.Status {
 		case StatusFail:
-			c.Failure = &junitMessage{Message: firstLine(res.Message), Type: string(res.Level), Text: "spec: " + res.Spec + "\n" + res.Message}
+			c.Failure = &junitMessage{Message: firstLine(res.Message), Type: string(res.Level), Text: "spec: " + string(res.Requirement) + " " + res.Spec + "\nsee: " + res.Anchor + "\n" + res.Message}
 		case StatusError:
 			c.Error = &junitMessage{Message: firstLine(res.Message), Text: res.Message}
 		case StatusSkip:

@@ -10,7 +10,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/noxrunner/nox/api"
@@ -27,13 +26,41 @@ func (s *skipError) Error() string { return "skipped: " + s.reason }
 // reported as skipped with reason.
 func Skip(reason string) error { return &skipError{reason: reason} }
 
-// prepare loads the contract and asks the backend what it is. A backend
-// that cannot be reached, or refuses the configured token, is an error.
-func prepare(ctx context.Context, cfg Config) (*runState, error) {
+// plan checks cfg, fills in its defaults, loads the contract and selects
+// the checks cfg.Run matches from the suite's own and cfg.ExtraChecks,
+// after validating all of them.
+func plan(ctx context.Context, cfg Config) (Config, *spec, []Check, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return cfg, nil, nil, err
+	}
 	c, err := loadContract(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrSuite, err)
+		return cfg, nil, nil, fmt.Errorf("%w: %w", ErrSuite, err)
 	}
+	all := append(Checks(), cfg.ExtraChecks...)
+	if err := validateChecks(all, c.operationIDs()); err != nil {
+		return cfg, nil, nil, fmt.Errorf("%w: checks: %w", ErrSuite, err)
+	}
+	if cfg.Run == "" {
+		return cfg, c, all, nil
+	}
+	re, err := regexp.Compile(cfg.Run)
+	if err != nil {
+		return cfg, nil, nil, fmt.Errorf("run pattern: %w", err)
+	}
+	var out []Check
+	for _, ch := range all {
+		if re.MatchString(ch.ID) {
+			out = append(out, ch)
+		}
+	}
+	return cfg, c, out, nil
+}
+
+// prepare asks the backend what it is. A backend that cannot be reached,
+// or refuses the configured token, is an error.
+func prepare(ctx context.Context, cfg Config, c *spec) (*runState, error) {
 	run := &runState{cfg: cfg, contract: c}
 	env, err := newEnv(run)
 	if err != nil {
@@ -89,26 +116,15 @@ func (r *runState) extensions() []string {
 	return slices.Clone(r.info.Extensions)
 }
 
-// selected returns the checks whose id matches cfg.Run.
-func selected(cfg Config) ([]Check, error) {
-	all := Checks()
-	if err := validateRegistry(all); err != nil {
-		return nil, fmt.Errorf("%w: registry: %w", ErrSuite, err)
+// resultOf returns the result of c with what the check says about itself
+// filled in.
+func resultOf(c Check, status Status, msg string) Result {
+	return Result{
+		ID: c.ID, Level: c.Level, Requirement: c.Requirement,
+		Operations: slices.Clone(c.Operations), Extensions: slices.Clone(c.Extensions),
+		Capability: c.Capability, Spec: c.Spec, Anchor: c.Anchor,
+		Status: status, Message: msg,
 	}
-	if cfg.Run == "" {
-		return all, nil
-	}
-	re, err := regexp.Compile(cfg.Run)
-	if err != nil {
-		return nil, fmt.Errorf("run pattern: %w", err)
-	}
-	var out []Check
-	for _, c := range all {
-		if re.MatchString(c.ID) {
-			out = append(out, c)
-		}
-	}
-	return out, nil
 }
 
 // skipReason says why c does not run, or "" when it runs.
@@ -127,7 +143,7 @@ func (r *runState) skipReason(c Check) string {
 
 // runCheck runs one check with its own Env and cleans up after it.
 func (r *runState) runCheck(ctx context.Context, c Check) (res Result) {
-	res = Result{ID: c.ID, Level: c.Level, Capability: c.Capability, Spec: c.Spec}
+	res = resultOf(c, "", "")
 	start := time.Now()
 	defer func() { res.Duration = time.Since(start) }()
 	env, err := newEnv(r)
@@ -137,15 +153,7 @@ func (r *runState) runCheck(ctx context.Context, c Check) (res Result) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.CheckTimeout)
 	defer cancel()
-	var runErr error
-	func() {
-		defer func() {
-			if p := recover(); p != nil {
-				runErr = fmt.Errorf("%w: check panicked: %v\n%s", ErrSuite, p, debug.Stack())
-			}
-		}()
-		runErr = c.Run(cctx, env)
-	}()
+	runErr := runGuarded(cctx, c, env)
 	if runErr != nil && cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
 		runErr = fmt.Errorf("check did not finish within %s (the backend is too slow or hangs): %w", r.cfg.CheckTimeout, runErr)
 	}
@@ -175,28 +183,34 @@ func (r *runState) runCheck(ctx context.Context, c Check) (res Result) {
 	return res
 }
 
+// runGuarded runs c, turning a panic into a suite error.
+func runGuarded(ctx context.Context, c Check, env *Env) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: check panicked: %v\n%s", ErrSuite, p, debug.Stack())
+		}
+	}()
+	return c.Run(ctx, env)
+}
+
 // RunSuite runs the checks selected by cfg against the backend at
-// cfg.BaseURL and returns the report. It returns an error only when cfg is
-// invalid; a backend that cannot be reached gives a report whose checks all
-// have StatusError. Parallel-safe checks run first, at most cfg.Parallelism
-// at a time, then the others one by one.
+// cfg.BaseURL and returns the report. It returns an error only when cfg or
+// a check is invalid; a backend that cannot be reached gives a report whose
+// checks all have StatusError. Parallel-safe checks run first, at most
+// cfg.Parallelism at a time, then the others one by one.
 func RunSuite(ctx context.Context, cfg Config) (*Report, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	checks, err := selected(cfg)
+	cfg, doc, checks, err := plan(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	rep := &Report{BaseURL: cfg.BaseURL, Level: cfg.Level, IDPrefix: cfg.IDPrefix, Started: time.Now(), Extensions: []string{}}
 	defer func() { rep.Duration = time.Since(rep.Started) }()
 	rep.Results = make([]Result, len(checks))
-	run, err := prepare(ctx, cfg)
+	run, err := prepare(ctx, cfg, doc)
 	if err != nil {
 		rep.Backend = "unknown backend"
 		for i, c := range checks {
-			rep.Results[i] = Result{ID: c.ID, Level: c.Level, Capability: c.Capability, Spec: c.Spec, Status: StatusError, Message: err.Error()}
+			rep.Results[i] = resultOf(c, StatusError, err.Error())
 		}
 		return rep, nil
 	}
@@ -213,7 +227,7 @@ func RunSuite(ctx context.Context, cfg Config) (*Report, error) {
 	var serial []int
 	for i, c := range checks {
 		if why := run.skipReason(c); why != "" {
-			rep.Results[i] = Result{ID: c.ID, Level: c.Level, Capability: c.Capability, Spec: c.Spec, Status: StatusSkip, Message: why}
+			rep.Results[i] = resultOf(c, StatusSkip, why)
 			continue
 		}
 		if !c.Parallel {
@@ -233,49 +247,4 @@ func RunSuite(ctx context.Context, cfg Config) (*Report, error) {
 		done(i, run.runCheck(ctx, checks[i]))
 	}
 	return rep, nil
-}
-
-// Run runs the suite as subtests of t, one per check (named by its id),
-// against the backend at cfg.BaseURL: a check that fails is a test error
-// listing every misbehaviour; checks the backend lacks the capability for,
-// or whose level is not selected, are skipped; parallel-safe checks call
-// t.Parallel. It fails t at once when cfg is invalid or the backend cannot
-// be reached.
-func Run(t *testing.T, cfg Config) {
-	t.Helper()
-	cfg, err := cfg.withDefaults()
-	if err != nil {
-		t.Fatal(err)
-	}
-	checks, err := selected(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := prepare(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("conformance: %s at %s, extensions %v, id prefix %s", run.backendName(), cfg.BaseURL, run.extensions(), cfg.IDPrefix)
-	sem := make(chan struct{}, cfg.Parallelism)
-	for _, c := range checks {
-		t.Run(c.ID, func(t *testing.T) {
-			if why := run.skipReason(c); why != "" {
-				t.Skip(why)
-			}
-			if c.Parallel {
-				t.Parallel()
-				sem <- struct{}{}
-				defer func() { <-sem }()
-			}
-			res := run.runCheck(t.Context(), c)
-			switch res.Status {
-			case StatusFail:
-				t.Errorf("%s (spec: %s):\n%s", c.ID, c.Spec, res.Message)
-			case StatusError:
-				t.Errorf("suite error in %s:\n%s", c.ID, res.Message)
-			case StatusSkip:
-				t.Skip(res.Message)
-			}
-		})
-	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/noxrunner/nox/conformance"
+	"github.com/noxrunner/nox/conformancetest"
 )
 
 var (
@@ -234,7 +235,7 @@ func TestAuthBearer(t *testing.T) {
 		cfg := conformance.NewConfig()
 		cfg.BaseURL, cfg.Token = srv.URL, "s3cret"
 		cfg.Run = "^(auth|health|sandbox/create$|exec/argv)"
-		conformance.Run(t, cfg)
+		conformancetest.Run(t, cfg)
 	})
 	t.Run("without token", func(t *testing.T) {
 		cfg := conformance.NewConfig()

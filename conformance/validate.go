@@ -348,3 +348,14 @@ func (c *countingBody) Read(p []byte) (int, error) {
 }
 
 func (c *countingBody) Close() error { return c.rc.Close() }
+
+// operationIDs returns the operation ids of the contract.
+func (c *spec) operationIDs() map[string]bool {
+	ids := map[string]bool{}
+	for _, item := range c.doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			ids[op.OperationID] = true
+		}
+	}
+	return ids
+}

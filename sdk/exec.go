@@ -1,8 +1,6 @@
 package sdk
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/noxrunner/nox/gen/noxapi"
+	"github.com/noxrunner/nox/internal/sse"
 )
 
 // checkExec rejects an empty command before any request is made. It is a
@@ -244,86 +243,26 @@ func (a *activityReader) Read(p []byte) (int, error) {
 // errStop ends parseSSE without an error.
 var errStop = errors.New("stop")
 
-// maxSSELine bounds one line of an event stream. The exit event carries the
-// whole capped output JSON-escaped, so it is generous.
-const maxSSELine = 32 << 20
-
-// parseSSE reads a text/event-stream and calls fn for every dispatched event
-// with its type ("message" when none was given) and its data (data lines
-// joined by "\n"). Comments, id and retry fields are ignored. Lines end with
-// "\n", "\r\n" or "\r". It returns fn's first error, a read error, or nil at
-// the end of the stream; an event not terminated by a blank line at the end
-// of the stream is discarded, as the SSE specification requires.
+// parseSSE reads a text/event-stream with the tolerant reader of package
+// sse and calls fn for every dispatched event with its type ("message" when
+// none was given) and its data (data lines joined by "\n"). Comments, id and
+// retry fields and unknown fields are ignored; lines end with "\n", "\r\n"
+// or "\r" and are at most sse.DefaultMaxLine bytes long. It returns fn's
+// first error, a read error, or nil at the end of the stream; an event not
+// terminated by a blank line at the end of the stream is discarded, as the
+// SSE specification requires.
 func parseSSE(r io.Reader, fn func(event string, data []byte) error) error {
-	br := bufio.NewReaderSize(r, 64<<10)
-	var (
-		event   string
-		data    bytes.Buffer
-		hasData bool
-		line    []byte
-		pendCR  bool // the previous line ended with "\r": skip a following "\n"
-	)
+	sr := sse.NewReader(r)
 	for {
-		line = line[:0]
-		var err error
-		for {
-			b, e := br.ReadByte()
-			if e != nil {
-				err = e
-				break
-			}
-			if pendCR {
-				pendCR = false
-				if b == '\n' {
-					continue
-				}
-			}
-			if b == '\n' {
-				break
-			}
-			if b == '\r' {
-				pendCR = true
-				break
-			}
-			if len(line) >= maxSSELine {
-				return fmt.Errorf("event stream line longer than %d bytes", maxSSELine)
-			}
-			line = append(line, b)
+		ev, err := sr.Next()
+		if err == io.EOF {
+			return nil
 		}
 		if err != nil {
-			if err == io.EOF {
-				return nil
-			}
 			return err
 		}
-		if len(line) == 0 { // dispatch
-			if hasData {
-				ev := event
-				if ev == "" {
-					ev = "message"
-				}
-				if ferr := fn(ev, data.Bytes()); ferr != nil {
-					return ferr
-				}
-			}
-			event, hasData = "", false
-			data.Reset()
-			continue
-		}
-		if line[0] == ':' {
-			continue // comment, e.g. a heartbeat
-		}
-		field, value, _ := bytes.Cut(line, []byte(":"))
-		value = bytes.TrimPrefix(value, []byte(" "))
-		switch string(field) {
-		case "event":
-			event = string(value)
-		case "data":
-			if hasData {
-				data.WriteByte('\n')
-			}
-			data.Write(value)
-			hasData = true
+		if err := fn(ev.Type, ev.Data); err != nil {
+			return err
 		}
 	}
 }

@@ -1,0 +1,50 @@
+package conformance
+
+// The anchors of the suite's own checks: JSON pointers into the contract
+// (api/openapi.yaml), or sections of the NoxRunner v1 specification as
+// restated in noxrunner-v1.md, for what the contract states only in its
+// prose. A test resolves every contract anchor.
+const (
+	contractDoc = "api/openapi.yaml#"
+	specDoc     = "noxrunner-v1.md#"
+
+	anchorHealthz = contractDoc + "/paths/~1healthz/get"
+	anchorInfo    = contractDoc + "/components/schemas/Info"
+	anchorList    = contractDoc + "/paths/~1v1~1sandboxes/get"
+
+	anchorSandbox       = contractDoc + "/paths/~1v1~1sandboxes~1{sessionId}"
+	anchorCreate        = anchorSandbox + "/put"
+	anchorGet           = anchorSandbox + "/get"
+	anchorDelete        = anchorSandbox + "/delete"
+	anchorDeleteUnknown = anchorDelete + "/responses/404"
+	anchorSessionID     = contractDoc + "/components/parameters/SessionId"
+	anchorTTL           = contractDoc + "/components/schemas/CreateSandboxRequest/properties/ttlSeconds"
+	anchorQuantity      = contractDoc + "/components/schemas/Quantity"
+	anchorMaxTTL        = contractDoc + "/components/schemas/BackendLimits/properties/maxTtlSeconds"
+
+	anchorTouch        = contractDoc + "/paths/~1v1~1sandboxes~1{sessionId}~1touch/post"
+	anchorTouchUnknown = anchorTouch + "/responses/404"
+
+	anchorExec          = contractDoc + "/paths/~1v1~1sandboxes~1{sessionId}~1exec/post"
+	anchorExecInvalid   = anchorExec + "/responses/400"
+	anchorExecUnknown   = anchorExec + "/responses/404"
+	anchorExecStream    = contractDoc + "/paths/~1v1~1sandboxes~1{sessionId}~1exec~1stream/post"
+	anchorCmd           = contractDoc + "/components/schemas/ExecRequest/properties/cmd"
+	anchorEnv           = contractDoc + "/components/schemas/ExecRequest/properties/env"
+	anchorWorkdir       = contractDoc + "/components/schemas/ExecRequest/properties/workdir"
+	anchorTimeout       = contractDoc + "/components/schemas/ExecRequest/properties/timeoutSeconds"
+	anchorStdout        = contractDoc + "/components/schemas/ExecResult/properties/stdout"
+	anchorTimedOut      = contractDoc + "/components/schemas/ExecResult/properties/timedOut"
+	anchorTruncated     = contractDoc + "/components/schemas/ExecResult/properties/stdoutTruncated"
+	anchorOOMKilled     = contractDoc + "/components/schemas/ExecResult/properties/oomKilled"
+	anchorMaxTimeout    = contractDoc + "/components/schemas/BackendLimits/properties/maxTimeoutSeconds"
+	anchorBearer        = contractDoc + "/components/securitySchemes/bearerAuth"
+	anchorUpload        = contractDoc + "/paths/~1v1~1sandboxes~1{sessionId}~1files~1upload/post"
+	anchorUploadInvalid = anchorUpload + "/responses/400"
+	anchorUploadTooBig  = anchorUpload + "/responses/413"
+	anchorDownload      = contractDoc + "/paths/~1v1~1sandboxes~1{sessionId}~1files~1download/get"
+	anchorDownloadGone  = anchorDownload + "/responses/404"
+
+	anchorSpecGeneral  = specDoc + "general"
+	anchorSpecSecurity = specDoc + "security-considerations-listed-by-the-spec"
+)
