@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/noxrunner/nox/conformance"
+	"github.com/noxrunner/nox/conformancetest"
 	"github.com/noxrunner/nox/driver"
 	"github.com/noxrunner/nox/membackend"
 	"github.com/noxrunner/nox/server"
@@ -32,5 +33,5 @@ func TestConforms(t *testing.T) {
 	cfg.BaseURL = srv.URL
 	cfg.Token = "conformance-token"
 	cfg.Parallelism = 4
-	conformance.Run(t, cfg)
+	conformancetest.Run(t, cfg)
 }
