@@ -40,12 +40,12 @@ func infoBody(in driver.Info, opts Options) noxapi.Info {
 }
 
 // extensions lists the extensions served, in the contract's order: the
-// ones the server implements for every backend (info, exec.stream, and
-// auth.bearer with a token) and the ones the backend reports, followed by
+// ones the server implements for every backend (info, exec.stream,
+// upload.chunked, and auth.bearer with a token) and the ones the backend reports, followed by
 // any the server does not know.
 func extensions(backend []string, auth bool) []string {
-	serverOwned := map[string]bool{api.ExtInfo: true, api.ExtExecStream: true, api.ExtAuthBearer: auth}
-	known := []string{api.ExtInfo, api.ExtSandboxesGet, api.ExtSandboxesList, api.ExtExecStream, api.ExtExecFlags, api.ExtAuthBearer}
+	serverOwned := map[string]bool{api.ExtInfo: true, api.ExtExecStream: true, api.ExtAuthBearer: auth, api.ExtUploadChunked: true}
+	known := api.Extensions()
 	var out []string
 	for _, x := range known {
 		owned, isOwned := serverOwned[x]
