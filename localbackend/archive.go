@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"path"
 	"slices"
@@ -47,12 +46,9 @@ func entryError(name, reason string) error {
 	return fmt.Errorf("archive entry %q: %s: %w", name, reason, ErrInvalid)
 }
 
-// bodyError maps a read error of the request body.
+// bodyError maps a read error of the request body. The server reports a
+// body over its upload limit as an ErrTooLarge error, passed on as it is.
 func bodyError(err error) error {
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return fmt.Errorf("archive exceeds the upload limit of %d bytes: %w", mbe.Limit, ErrTooLarge)
-	}
 	if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrInvalid) {
 		return err
 	}
