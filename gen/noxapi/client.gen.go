@@ -277,6 +277,10 @@ type ClientInterface interface {
 	// must answer 200, never 204. The body may be empty (v1) or an
 	// `UploadResult` (nox).
 	//
+	// A body without `Content-Length` (`Transfer-Encoding: chunked`) is
+	// accepted by backends advertising the extension `upload.chunked`;
+	// clients send a `Content-Length` to all others.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/sandboxes/{sessionId}/files/upload (the `UploadFiles` operationId).
@@ -601,6 +605,10 @@ func (c *Client) DownloadFiles(ctx context.Context, sessionID SessionID, params 
 // with a gzip body and treats only status **200** as success, so backends
 // must answer 200, never 204. The body may be empty (v1) or an
 // `UploadResult` (nox).
+//
+// A body without `Content-Length` (`Transfer-Encoding: chunked`) is
+// accepted by backends advertising the extension `upload.chunked`;
+// clients send a `Content-Length` to all others.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1368,6 +1376,10 @@ type ClientWithResponsesInterface interface {
 	// with a gzip body and treats only status **200** as success, so backends
 	// must answer 200, never 204. The body may be empty (v1) or an
 	// `UploadResult` (nox).
+	//
+	// A body without `Content-Length` (`Transfer-Encoding: chunked`) is
+	// accepted by backends advertising the extension `upload.chunked`;
+	// clients send a `Content-Length` to all others.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2397,6 +2409,10 @@ func (c *ClientWithResponses) DownloadFilesWithResponse(ctx context.Context, ses
 // with a gzip body and treats only status **200** as success, so backends
 // must answer 200, never 204. The body may be empty (v1) or an
 // `UploadResult` (nox).
+//
+// A body without `Content-Length` (`Transfer-Encoding: chunked`) is
+// accepted by backends advertising the extension `upload.chunked`;
+// clients send a `Content-Length` to all others.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //

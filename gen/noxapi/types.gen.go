@@ -202,7 +202,7 @@ type ExecResult struct {
 	TimedOut *bool `json:"timedOut,omitempty"`
 }
 
-// Info Example: {"apiVersion":"v1","backend":{"name":"nox-local","version":"0.1.0"},"extensions":["info","sandboxes.get","sandboxes.list","exec.stream","exec.flags"],"images":["default"],"isolation":{"isolated":true,"tier":"namespaces"}}
+// Info Example: {"apiVersion":"v1","backend":{"name":"nox-local","version":"0.1.0"},"extensions":["info","sandboxes.get","sandboxes.list","exec.stream","exec.flags","upload.chunked"],"images":["default"],"isolation":{"isolated":true,"tier":"namespaces"}}
 type Info struct {
 	// APIVersion The API version served, `v1`.
 	//
@@ -214,7 +214,7 @@ type Info struct {
 
 	// Extensions The extensions implemented (see the document's description). Clients ignore unknown names.
 	//
-	// Example: ["info","sandboxes.get","sandboxes.list","exec.stream","exec.flags"]
+	// Example: ["info","sandboxes.get","sandboxes.list","exec.stream","exec.flags","upload.chunked"]
 	Extensions []string `json:"extensions"`
 
 	// Images Image names accepted by create.
