@@ -46,7 +46,11 @@ func TestRestartPersistence(t *testing.T) {
 	if cr := e2.create("persist", nil); cr.PodName != "sandbox-persist" {
 		t.Errorf("podName changed: %s", cr.PodName)
 	}
-	// Metadata is JSON under an opaque key; the id is not a path.
+	// Metadata is JSON under an opaque key; the id is not a path. Close
+	// first: the flusher writes temporary files into meta/ while it runs.
+	if err := e2.b.Close(); err != nil {
+		t.Fatal(err)
+	}
 	ents, _ := os.ReadDir(filepath.Join(c.DataDir, "meta"))
 	if len(ents) != 1 || ents[0].Name() != sandboxKey("persist")+".json" {
 		t.Errorf("meta dir = %v", ents)
