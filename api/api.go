@@ -43,4 +43,14 @@ const (
 	ExtExecFlags = "exec.flags"
 	// ExtAuthBearer means the backend requires Authorization: Bearer <token>.
 	ExtAuthBearer = "auth.bearer"
+	// ExtUploadChunked means uploads may be sent with Transfer-Encoding:
+	// chunked and no Content-Length. Clients send a Content-Length to
+	// backends that do not advertise it.
+	ExtUploadChunked = "upload.chunked"
 )
+
+// Extensions returns the extension names the contract defines, in the
+// order backends list them in GET /v1/info.
+func Extensions() []string {
+	return []string{ExtInfo, ExtSandboxesGet, ExtSandboxesList, ExtExecStream, ExtExecFlags, ExtAuthBearer, ExtUploadChunked}
+}

@@ -9,25 +9,15 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/noxrunner/nox/internal/tarball"
 )
 
-// TarEntry is one entry of an archive the suite builds or reads.
-type TarEntry struct {
-	// Name is the entry's path in the archive ("dir/file.txt"; a trailing
-	// slash is not needed for directories).
-	Name string
-	// Type is the tar type flag (tar.TypeReg when zero).
-	Type byte
-	// Mode holds the permission bits (0644 for files, 0755 for
-	// directories when zero).
-	Mode int64
-	// Body is a regular file's content.
-	Body []byte
-	// Linkname is the target of a symlink or hardlink.
-	Linkname string
-	// Devmajor and Devminor are a device entry's numbers.
-	Devmajor, Devminor int64
-}
+// TarEntry is one entry of an archive the suite builds or reads: its Name,
+// type flag (Type, tar.TypeReg when zero), permission bits (Mode, 0644 or
+// 0755 for a directory when zero), a regular file's Body, a link's
+// Linkname, and a device's Devmajor and Devminor.
+type TarEntry = tarball.Entry
 
 // BuildTar returns a tar archive of entries, gzip-compressed when gz.
 func BuildTar(entries []TarEntry, gz bool) ([]byte, error) {
@@ -41,27 +31,8 @@ func BuildTar(entries []TarEntry, gz bool) ([]byte, error) {
 	tw := tar.NewWriter(w)
 	mtime := time.Now().Add(-time.Hour).Truncate(time.Second)
 	for _, e := range entries {
-		h := &tar.Header{Name: e.Name, Typeflag: e.Type, Mode: e.Mode, Linkname: e.Linkname, ModTime: mtime, Format: tar.FormatPAX,
-			Devmajor: e.Devmajor, Devminor: e.Devminor}
-		if h.Typeflag == 0 {
-			h.Typeflag = tar.TypeReg
-		}
-		if h.Mode == 0 {
-			h.Mode = 0o644
-			if h.Typeflag == tar.TypeDir {
-				h.Mode = 0o755
-			}
-		}
-		if h.Typeflag == tar.TypeReg {
-			h.Size = int64(len(e.Body))
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			return nil, fmt.Errorf("tar header %q: %w", e.Name, err)
-		}
-		if h.Typeflag == tar.TypeReg {
-			if _, err := tw.Write(e.Body); err != nil {
-				return nil, fmt.Errorf("tar entry %q: %w", e.Name, err)
-			}
+		if err := tarball.WriteEntry(tw, e, mtime); err != nil {
+			return nil, err
 		}
 	}
 	if err := tw.Close(); err != nil {
@@ -112,14 +83,10 @@ func ReadTarGz(b []byte) ([]TarEntry, error) {
 	return out, nil
 }
 
-// tarName reports whether an archive entry name is relative and stays
-// inside the archive root.
+// tarNameContained reports whether an archive entry name is relative and
+// stays inside the archive root.
 func tarNameContained(name string) bool {
-	if strings.HasPrefix(name, "/") {
-		return false
-	}
-	c := path.Clean(name)
-	return c != ".." && !strings.HasPrefix(c, "../")
+	return !path.IsAbs(name) && !tarball.Escapes(name)
 }
 
 func newGzip(w io.Writer) *gzip.Writer { return gzip.NewWriter(w) }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"path"
 	"slices"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/noxrunner/nox/internal/tarball"
 )
 
 // extractLimits bound one upload.
@@ -45,35 +46,27 @@ func entryError(name, reason string) error {
 	return fmt.Errorf("archive entry %q: %s: %w", name, reason, ErrInvalid)
 }
 
-// bodyError maps a read error of the request body.
+// bodyError maps a read error of the request body. The server reports a
+// body over its upload limit as an ErrTooLarge error, passed on as it is.
 func bodyError(err error) error {
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return fmt.Errorf("archive exceeds the upload limit of %d bytes: %w", mbe.Limit, ErrTooLarge)
-	}
 	if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrInvalid) {
 		return err
 	}
 	return fmt.Errorf("body: not a valid (gzip) tar archive: %v: %w", err, ErrInvalid)
 }
 
-// cleanEntryName validates an archive entry name and returns it cleaned and
-// relative ("" for the archive's root directory).
+// cleanEntryName validates an archive entry name with tarball.CleanName
+// and returns it cleaned and relative ("." for the archive's root
+// directory).
 func cleanEntryName(name string) (string, error) {
-	if name == "" || strings.IndexByte(name, 0) >= 0 {
-		return "", entryError(name, "empty name or NUL byte")
-	}
-	if path.IsAbs(name) {
+	c, err := tarball.CleanName(name)
+	switch {
+	case errors.Is(err, tarball.ErrAbsolute):
 		return "", entryError(name, "absolute path")
-	}
-	for _, el := range strings.Split(name, "/") {
-		if el == ".." {
-			return "", entryError(name, "path escapes dest")
-		}
-	}
-	c := path.Clean(name)
-	if c == "." {
-		return "", nil
+	case errors.Is(err, tarball.ErrDotDot):
+		return "", entryError(name, "path escapes dest")
+	case err != nil:
+		return "", entryError(name, "empty name or NUL byte")
 	}
 	return c, nil
 }
@@ -87,7 +80,7 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, destAbs string,
 	var st extractStats
 	br := bufio.NewReaderSize(r, 64<<10)
 	var src io.Reader = br
-	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+	if magic, err := br.Peek(2); err == nil && tarball.IsGzip(magic) {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return st, bodyError(err)
@@ -124,7 +117,7 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, destAbs string,
 		}
 		switch hdr.Typeflag {
 		case tar.TypeDir:
-			if name == "" {
+			if name == "." {
 				continue // the root of the archive is dest itself
 			}
 			if fi, err := root.Lstat(name); err == nil && !fi.IsDir() {
@@ -137,7 +130,7 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, destAbs string,
 			}
 			st.dirs = append(st.dirs, dirAttr{name, mode, hdr.ModTime})
 		case tar.TypeReg:
-			if name == "" {
+			if name == "." {
 				return st, entryError(hdr.Name, "a file cannot replace dest")
 			}
 			if err := prepareEntry(root, name); err != nil {
@@ -167,19 +160,14 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, destAbs string,
 			}
 			_ = root.Chtimes(name, hdr.ModTime, hdr.ModTime)
 		case tar.TypeSymlink:
-			if name == "" {
+			if name == "." {
 				return st, entryError(hdr.Name, "a link cannot replace dest")
 			}
 			t := hdr.Linkname
-			if t == "" || strings.IndexByte(t, 0) >= 0 {
+			switch err := tarball.CheckSymlink(name, t, destAbs); {
+			case errors.Is(err, tarball.ErrEmptyTarget), errors.Is(err, tarball.ErrNUL):
 				return st, entryError(hdr.Name, "empty link target")
-			}
-			if path.IsAbs(t) {
-				c := path.Clean(t)
-				if c != destAbs && !strings.HasPrefix(c, destAbs+"/") {
-					return st, entryError(hdr.Name, fmt.Sprintf("link target %q points outside dest", t))
-				}
-			} else if j := path.Join(path.Dir(name), t); j == ".." || strings.HasPrefix(j, "../") {
+			case err != nil:
 				return st, entryError(hdr.Name, fmt.Sprintf("link target %q points outside dest", t))
 			}
 			if err := prepareEntry(root, name); err != nil {
@@ -189,16 +177,15 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, destAbs string,
 				return st, entryError(hdr.Name, err.Error())
 			}
 		case tar.TypeLink:
-			if name == "" {
+			if name == "." {
 				return st, entryError(hdr.Name, "a link cannot replace dest")
 			}
-			t, err := cleanEntryName(hdr.Linkname)
-			if err != nil || t == "" {
-				return st, entryError(hdr.Name, fmt.Sprintf("hard link target %q points outside dest", hdr.Linkname))
-			}
-			fi, err := root.Lstat(t)
-			if err != nil || !fi.Mode().IsRegular() {
+			t, err := tarball.HardLinkTarget(root, hdr.Linkname)
+			switch {
+			case errors.Is(err, tarball.ErrNotRegular):
 				return st, entryError(hdr.Name, fmt.Sprintf("hard link target %q is not a file extracted earlier", hdr.Linkname))
+			case err != nil:
+				return st, entryError(hdr.Name, fmt.Sprintf("hard link target %q points outside dest", hdr.Linkname))
 			}
 			if err := prepareEntry(root, name); err != nil {
 				return st, entryError(hdr.Name, err.Error())
@@ -232,24 +219,15 @@ func applyDirAttrs(root *os.Root, dirs []dirAttr) {
 	}
 }
 
-// prepareEntry creates the parent directories of name and removes what is
-// at name, so that a later entry replaces an earlier one.
+// prepareEntry is tarball.Prepare that also refuses an entry whose parent
+// is a file or a symbolic link rather than a directory.
 func prepareEntry(root *os.Root, name string) error {
 	if dir := path.Dir(name); dir != "." {
 		if fi, err := root.Lstat(dir); err == nil && !fi.IsDir() {
 			return fmt.Errorf("parent %q is not a directory", dir)
 		}
-		if err := root.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
 	}
-	if fi, err := root.Lstat(name); err == nil {
-		if fi.IsDir() {
-			return errors.New("replaces a directory")
-		}
-		return root.Remove(name)
-	}
-	return nil
+	return tarball.Prepare(root, name)
 }
 
 // mergeTree moves every entry of the directory src into the directory dst:
@@ -367,17 +345,10 @@ func writeEntry(root *os.Root, p, name string, fi fs.FileInfo, tw *tar.Writer) e
 	default:
 		return nil // sockets, devices, fifos
 	}
-	hdr, err := tar.FileInfoHeader(fi, link)
+	hdr, err := tarball.Header(fi, name, link)
 	if err != nil {
 		return err
 	}
-	hdr.Name = name
-	if fi.IsDir() {
-		hdr.Name += "/"
-	}
-	hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
-	hdr.Format = tar.FormatPAX
-	hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
 	if !fi.Mode().IsRegular() {
 		return tw.WriteHeader(hdr)
 	}

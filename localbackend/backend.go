@@ -2,31 +2,31 @@ package localbackend
 
 import (
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync/atomic"
-	"time"
 
-	"github.com/noxrunner/nox/api"
-	"github.com/noxrunner/nox/gen/noxapi"
+	"github.com/noxrunner/nox/driver"
 	"github.com/noxrunner/nox/localbackend/internal/sandbox"
+	"github.com/noxrunner/nox/server"
 )
 
 // BackendName is the backend's name in GET /v1/info.
 const BackendName = "nox-local"
 
-// Backend is a running local backend: the store of sandboxes, the runtime
-// and the HTTP handler serving them.
+// IsolationHeader is set to "none-unsafe" on every response when commands
+// run without isolation (tier none-unsafe).
+const IsolationHeader = server.IsolationHeader
+
+// Backend is a running local backend: the store of sandboxes on the
+// sandbox runtime, and the HTTP handler serving them.
 type Backend struct {
 	cfg     Config
 	lim     limits
-	log     *slog.Logger
 	report  sandbox.Report
 	store   *store
-	server  *Server
 	handler http.Handler
 	isClose atomic.Bool
 }
@@ -98,15 +98,16 @@ func newBackend(cfg Config, lim limits, newRT func() (runtime, error)) (*Backend
 		unlockFile(lock)
 		return nil, fmt.Errorf("localbackend: %w", err)
 	}
-	b := &Backend{cfg: cfg, lim: lim, log: cfg.Logger, report: rt.Report()}
+	b := &Backend{cfg: cfg, lim: lim, report: rt.Report()}
 	if cfg.StorageCheckInterval > 0 {
 		b.report.Notes, b.report.Unenforced = withStorageMonitoring(b.report.Notes, b.report.Unenforced, cfg.StorageCheckInterval)
 	}
-	b.server = &Server{b: b}
-	h, err := b.buildHandler()
+	b.handler, err = server.New(b.Driver(), server.Options{
+		Token: cfg.Token, MaxUploadBytes: cfg.MaxUploadBytes, MaxJSONBodyBytes: cfg.MaxJSONBodyBytes,
+		StreamHeartbeat: cfg.StreamHeartbeat, Logger: cfg.Logger,
+	})
 	if err == nil {
-		b.handler = h
-		b.store, err = openStore(cfg, lim, rt, lock)
+		b.store, err = openStore(cfg, rt, lock)
 	}
 	if err != nil {
 		_ = rt.Close()
@@ -116,39 +117,14 @@ func newBackend(cfg Config, lim limits, newRT func() (runtime, error)) (*Backend
 	return b, nil
 }
 
-// checkDataDirReachable fails when the tier runs commands under per-sandbox
-// host uids that reach /workspace by its host path (landlock and
-// none-unsafe, as root) and a parent of dataDir is not searchable by them:
-// every exec would fail with "working directory does not exist". The
-// directories under dataDir are the backend's own and made 0711.
-func checkDataDirReachable(dataDir string, tier sandbox.Tier, root bool) error {
-	if !root || (tier != sandbox.TierLandlock && tier != sandbox.TierNoneUnsafe) {
-		return nil
-	}
-	dir, err := filepath.EvalSymlinks(dataDir)
-	if err != nil {
-		return fmt.Errorf("data dir: %w", err)
-	}
-	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil {
-			return fmt.Errorf("data dir: %w", err)
-		}
-		if fi.Mode().Perm()&0o001 == 0 {
-			return fmt.Errorf("data dir %s: its parent %s (mode %04o) is not searchable by the sandboxes' uids, which reach /workspace by its host path with the %s tier: use a data dir whose parents are (e.g. /var/lib/nox) or run chmod o+x %s", dataDir, d, fi.Mode().Perm(), tier, d)
-		}
-		if d == filepath.Dir(d) {
-			return nil
-		}
-	}
-}
-
-// Handler returns the HTTP handler serving the API.
+// Handler returns the HTTP handler serving the API: the server layer
+// (package server) over Driver, with the Config's Token, MaxUploadBytes,
+// MaxJSONBodyBytes, StreamHeartbeat and Logger.
 func (b *Backend) Handler() http.Handler { return b.handler }
 
-// Server returns the implementation of the generated strict server
-// interface, for embedding into another router.
-func (b *Backend) Server() *Server { return b.server }
+// Driver returns the backend as a driver.Backend, for serving it with
+// options of one's own (server.New) or embedding it in another program.
+func (b *Backend) Driver() driver.Backend { return driverBackend{b} }
 
 // Close stops the reaper and every sandbox environment and unlocks the
 // data directory. Workspaces and metadata stay for the next run.
@@ -171,35 +147,5 @@ func (b *Backend) Info() Info {
 		Notes: slices.Clone(b.report.Notes), Unenforced: slices.Clone(b.report.Unenforced),
 		DataDir: b.cfg.DataDir, Images: b.cfg.imageNames(), Version: b.cfg.Version,
 		AuthRequired: b.cfg.Token != "",
-	}
-}
-
-// apiInfo is the body of GET /v1/info.
-func (b *Backend) apiInfo() noxapi.Info {
-	ext := []string{api.ExtInfo, api.ExtSandboxesGet, api.ExtSandboxesList, api.ExtExecStream, api.ExtExecFlags}
-	if b.cfg.Token != "" {
-		ext = append(ext, api.ExtAuthBearer)
-	}
-	i32 := func(d time.Duration) *int32 { v := int32(d / time.Second); return &v }
-	i64 := func(v int64) *int64 { return &v }
-	conc := int32(b.cfg.MaxConcurrentExecs)
-	notes := slices.Clone(b.report.Notes)
-	return noxapi.Info{
-		APIVersion: "v1",
-		Backend:    noxapi.BackendIdentity{Name: BackendName, Version: b.cfg.Version},
-		Extensions: ext,
-		Isolation:  &noxapi.Isolation{Tier: string(b.report.Tier), Isolated: b.report.Isolated, Notes: notes},
-		Limits: &noxapi.BackendLimits{
-			DefaultTTLSeconds:      i32(b.cfg.DefaultTTL),
-			MaxTTLSeconds:          i32(b.cfg.MaxTTL),
-			DefaultTimeoutSeconds:  i32(b.cfg.DefaultExecTimeout),
-			MaxTimeoutSeconds:      i32(b.cfg.MaxExecTimeout),
-			MaxOutputBytes:         i64(b.cfg.MaxOutputBytes),
-			MaxUploadBytes:         i64(b.cfg.MaxUploadBytes),
-			MaxUploadEntries:       i64(b.cfg.MaxUploadEntries),
-			MaxConcurrentExecs:     &conc,
-			StreamHeartbeatSeconds: i32(max(b.cfg.StreamHeartbeat, time.Second)),
-		},
-		Images: b.cfg.imageNames(),
 	}
 }

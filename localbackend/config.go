@@ -8,6 +8,10 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/noxrunner/nox/internal/quantity"
+	"github.com/noxrunner/nox/localbackend/internal/sandbox"
+	"github.com/noxrunner/nox/server"
 )
 
 // DefaultImage is the name of the image that runs on the host's system
@@ -15,14 +19,21 @@ import (
 // defines it otherwise.
 const DefaultImage = "default"
 
-// Isolation tiers accepted by Config.Isolation.
+// Isolation tiers accepted by Config.Isolation: the sandbox runtime's
+// tiers, defined there once.
 const (
-	IsolationAuto           = "auto"
-	IsolationNamespaces     = "namespaces"
-	IsolationRootNamespaces = "root-namespaces"
-	IsolationLandlock       = "landlock"
-	IsolationNoneUnsafe     = "none-unsafe"
+	IsolationAuto           = string(sandbox.TierAuto)
+	IsolationNamespaces     = string(sandbox.TierNamespaces)
+	IsolationRootNamespaces = string(sandbox.TierRootNamespaces)
+	IsolationLandlock       = string(sandbox.TierLandlock)
+	IsolationNoneUnsafe     = string(sandbox.TierNoneUnsafe)
 )
+
+// IsolationTiers returns the values Config.Isolation accepts, auto first,
+// then the tiers strongest first.
+func IsolationTiers() []string {
+	return []string{IsolationAuto, IsolationNamespaces, IsolationRootNamespaces, IsolationLandlock, IsolationNoneUnsafe}
+}
 
 // Config configures a Backend. Start from DefaultConfig; New fills zero
 // durations and sizes with the defaults below, so a zero Config works too.
@@ -67,7 +78,7 @@ type Config struct {
 	// MaxUploadEntries is the largest number of entries in one upload
 	// archive (413 above). Default: 100000.
 	MaxUploadEntries int64
-	// MaxJSONBodyBytes is the largest JSON request body (413 above). Default: 1 MiB.
+	// MaxJSONBodyBytes is the largest JSON request body (400 above). Default: 1 MiB.
 	MaxJSONBodyBytes int64
 	// MaxConcurrentExecs bounds the commands running at once in the whole
 	// server. Default: 64.
@@ -143,9 +154,9 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.DefaultExecTimeout, 30*time.Second)
 	setDefault(&c.MaxExecTimeout, time.Hour)
 	setDefault(&c.MaxOutputBytes, 1<<20)
-	setDefault(&c.MaxUploadBytes, 1<<30)
+	setDefault(&c.MaxUploadBytes, server.DefaultMaxUploadBytes)
 	setDefault(&c.MaxUploadEntries, 100000)
-	setDefault(&c.MaxJSONBodyBytes, 1<<20)
+	setDefault(&c.MaxJSONBodyBytes, server.DefaultMaxJSONBodyBytes)
 	setDefault(&c.MaxConcurrentExecs, 64)
 	setDefault(&c.ExecQueueWait, 2*time.Second)
 	setDefault(&c.DefaultCPU, "1")
@@ -155,7 +166,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.MaxMemory, "8Gi")
 	setDefault(&c.MaxStorage, "20Gi")
 	setDefault(&c.Pids, 1024)
-	setDefault(&c.StreamHeartbeat, 5*time.Second)
+	setDefault(&c.StreamHeartbeat, server.DefaultStreamHeartbeat)
 	setDefault(&c.ReaperInterval, time.Second)
 	setDefault(&c.StartTimeout, 60*time.Second)
 	setDefault(&c.StorageCheckInterval, time.Second)
@@ -188,9 +199,7 @@ type limits struct {
 func (c *Config) validate() (limits, error) {
 	var l limits
 	var errs []error
-	switch c.Isolation {
-	case IsolationAuto, IsolationNamespaces, IsolationRootNamespaces, IsolationLandlock, IsolationNoneUnsafe:
-	default:
+	if !slices.Contains(IsolationTiers(), c.Isolation) {
 		errs = append(errs, fmt.Errorf("field Isolation: unknown tier %q", c.Isolation))
 	}
 	if _, ok := c.Images[c.DefaultImageName]; !ok {
@@ -214,12 +223,12 @@ func (c *Config) validate() (limits, error) {
 		}
 		*dst = v
 	}
-	parse("DefaultCPU", c.DefaultCPU, parseCPUMilli, &l.defCPU)
-	parse("MaxCPU", c.MaxCPU, parseCPUMilli, &l.maxCPU)
-	parse("DefaultMemory", c.DefaultMemory, parseBytes, &l.defMemory)
-	parse("MaxMemory", c.MaxMemory, parseBytes, &l.maxMemory)
-	parse("DefaultStorage", c.DefaultStorage, parseBytes, &l.defStorage)
-	parse("MaxStorage", c.MaxStorage, parseBytes, &l.maxStorage)
+	parse("DefaultCPU", c.DefaultCPU, quantity.ParseCPUMilli, &l.defCPU)
+	parse("MaxCPU", c.MaxCPU, quantity.ParseCPUMilli, &l.maxCPU)
+	parse("DefaultMemory", c.DefaultMemory, quantity.ParseBytes, &l.defMemory)
+	parse("MaxMemory", c.MaxMemory, quantity.ParseBytes, &l.maxMemory)
+	parse("DefaultStorage", c.DefaultStorage, quantity.ParseBytes, &l.defStorage)
+	parse("MaxStorage", c.MaxStorage, quantity.ParseBytes, &l.maxStorage)
 	if l.defCPU > l.maxCPU || l.defMemory > l.maxMemory || l.defStorage > l.maxStorage {
 		errs = append(errs, errors.New("a default resource limit exceeds its maximum"))
 	}

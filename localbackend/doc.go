@@ -1,14 +1,33 @@
-// Package localbackend is the nox reference backend: it serves the NoxRunner
-// API (api/openapi.yaml) on one Linux host and runs each sandbox in an
-// isolated environment provided by localbackend/internal/sandbox.
+// Package localbackend is the nox reference backend: it implements
+// driver.Backend on one Linux host, running each sandbox in an isolated
+// environment provided by localbackend/internal/sandbox. Package server
+// turns it into the NoxRunner API (api/openapi.yaml); Backend.Handler is
+// that HTTP handler, built with the Config's server options.
 //
 // # Layout
 //
-// The transport (server.go, http.go, stream.go) maps HTTP requests to the
-// store (store.go), which holds the sandboxes' state and returns wrapped
-// sentinel errors (ErrNotFound, ErrInvalid, ...). The store talks to the
-// runtime through a small unexported interface (runtime.go) so that tests can
-// run the HTTP and state layers against a test double without namespaces.
+// The package holds no HTTP code. driver.go converts between the driver's
+// types and the store's; the store holds the sandboxes' state and returns
+// wrapped sentinel errors (ErrNotFound, ErrInvalid, ...), one job per file:
+//
+//	backend.go      Backend: New, Handler, Driver, Close, Info
+//	config.go       Config, its defaults and validation, isolation tiers
+//	datadir.go      the data directory's layout and lock
+//	meta.go         sandbox metadata: atomic writes, loading, flushing
+//	store.go        the in-memory state; acquiring and releasing a sandbox
+//	lifecycle.go    create (ensure), get, list, touch, delete
+//	reaper.go       deleting expired sandboxes
+//	environment.go  building a sandbox's environment on the runtime
+//	admission.go    admitting a command: backend slots, workdir check
+//	exec.go         running an admitted command (driver.Execution)
+//	output.go       capping and streaming a command's output
+//	files.go        upload and download; archive.go the tar codec
+//	paths.go        sandbox paths inside /workspace to workspace-relative ones
+//	storage.go      the ephemeral storage monitor
+//
+// The store talks to the runtime through a small unexported interface
+// (runtime.go) so that tests can run the whole backend against a test
+// double without namespaces.
 //
 // # Data directory
 //

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"syscall"
 	"time"
+
+	"github.com/noxrunner/nox/internal/quantity"
 )
 
 // errUsageCapped stops a usage walk that reached its cap.
@@ -152,7 +154,7 @@ func (s *store) killForStorage(b *box, env environment, limit int64) {
 	b.overFloor = max(used, limit+1)
 	s.mu.Unlock()
 	s.log.Warn("sandbox exceeded its ephemeral storage limit; every process killed",
-		"sessionId", id, "limit", formatBytes(limit), "used", used, "stopErr", err)
+		"sessionId", id, "limit", quantity.FormatBytes(limit), "used", used, "stopErr", err)
 }
 
 // storageRoom returns the room left in sandbox b's workspace, or an
@@ -165,12 +167,12 @@ func (s *store) storageRoom(b *box) (int64, error) {
 		return 0, fmt.Errorf("measure workspace: %w", err)
 	}
 	if used >= q {
-		return 0, fmt.Errorf("ephemeral storage limit %s exceeded (the workspace holds %d bytes): delete files first: %w", formatBytes(q), used, ErrTooLarge)
+		return 0, fmt.Errorf("ephemeral storage limit %s exceeded (the workspace holds %d bytes): delete files first: %w", quantity.FormatBytes(q), used, ErrTooLarge)
 	}
 	return q - used, nil
 }
 
 // storageKilledNote is the stderr note of a command killed by the monitor.
 func storageKilledNote(limit int64) string {
-	return fmt.Sprintf("nox: ephemeral storage limit %s exceeded; processes killed\n", formatBytes(limit))
+	return fmt.Sprintf("nox: ephemeral storage limit %s exceeded; processes killed\n", quantity.FormatBytes(limit))
 }

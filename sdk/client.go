@@ -139,7 +139,9 @@ func WithHandler(h http.Handler) Option {
 // WithTimeout bounds every call, all its attempts together: the time until
 // the answer is read, enforced through the context (never
 // http.Client.Timeout). For Exec and Shell the
-// command's own timeout is added. For Download and ExecStream it bounds the
+// command's own timeout is added; for a command sent without one, the
+// backend's default (Info.Limits.DefaultTimeout when Info was fetched,
+// else DefaultExecTimeout). For Download and ExecStream it bounds the
 // time until the answer's headers arrive; the body is governed by the
 // caller's context (and, for streams, the idle timeout). Zero, the default,
 // means no timeout.

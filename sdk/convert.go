@@ -32,18 +32,23 @@ func seconds(d time.Duration) int32 {
 	return int32(min(max(s, 1), math.MaxInt32))
 }
 
+// optionalSeconds is seconds(d) for a positive d, and nil (the field is
+// not sent, so the backend's default applies) otherwise.
+func optionalSeconds(d time.Duration) *int32 {
+	if d <= 0 {
+		return nil
+	}
+	s := seconds(d)
+	return &s
+}
+
 func secs32(p *int32) time.Duration {
 	return time.Duration(deref(p)) * time.Second
 }
 
 func toGenCreate(o CreateOptions) noxapi.CreateSandboxRequest {
-	ttl := o.TTL
-	if ttl <= 0 {
-		ttl = DefaultTTL
-	}
-	s := seconds(ttl)
 	return noxapi.CreateSandboxRequest{
-		TTLSeconds:            &s,
+		TTLSeconds:            optionalSeconds(o.TTL),
 		Image:                 ptrIf(o.Image),
 		CPULimit:              ptrIf(o.CPU),
 		MemoryLimit:           ptrIf(o.Memory),
@@ -60,16 +65,7 @@ func fromGenTouch(r *noxapi.TouchResult) *TouchResult {
 }
 
 func toGenExec(r ExecRequest) noxapi.ExecRequest {
-	wd := r.Workdir
-	if wd == "" {
-		wd = DefaultWorkdir
-	}
-	t := r.Timeout
-	if t <= 0 {
-		t = DefaultExecTimeout
-	}
-	ts := seconds(t)
-	g := noxapi.ExecRequest{Cmd: r.Cmd, Workdir: &wd, TimeoutSeconds: &ts}
+	g := noxapi.ExecRequest{Cmd: r.Cmd, Workdir: ptrIf(r.Workdir), TimeoutSeconds: optionalSeconds(r.Timeout)}
 	if len(r.Env) > 0 {
 		g.Env = r.Env
 	}

@@ -20,6 +20,10 @@
 //	defer sb.Delete(context.WithoutCancel(ctx))
 //	if err := sb.WaitReady(ctx, sdk.WaitOptions{}); err != nil { ... }
 //
+// Optional parameters are plain structs whose zero fields are not sent, so
+// the backend's defaults apply (a backend advertises them in Info.Limits;
+// DefaultTTL, DefaultWorkdir and DefaultExecTimeout are the contract's).
+//
 // # Commands
 //
 // Exec runs an argv and returns its exit code and output; a non-zero exit
@@ -44,6 +48,13 @@
 //	_, err = sb.UploadDir(ctx, "/workspace/src", "./src")
 //	err = sb.DownloadTo(ctx, "/workspace/out", "./out")
 //
+// # JSON
+//
+// Info, Limits, SandboxStatus and ExecResult encode to JSON and decode from
+// it with the API's member names, times in RFC 3339 (UTC) and durations in
+// seconds or milliseconds as the member names say: the form nox --json
+// prints.
+//
 // # Discovery
 //
 // Extensions beyond the v1 specification are optional. Info describes the
@@ -57,7 +68,10 @@
 // the backend's message, the X-Request-Id and the operation. Test its
 // category with errors.Is and the sentinels (ErrNotFound, ErrInvalidArgument,
 // ErrUnauthorized, ErrConflict, ErrTooLarge, ErrUnavailable, ErrInternal).
-// When the context ends, the error wraps ctx.Err().
+// When the context ends, the error wraps ctx.Err(). A call that cannot
+// succeed (an empty session id or command, an unknown shell, an archive
+// name outside the destination) fails with ErrInvalidArgument before any
+// request is made; the backend would refuse it with the same category.
 //
 // # Retries
 //

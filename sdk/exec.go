@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +16,10 @@ import (
 	"github.com/noxrunner/nox/internal/sse"
 )
 
+// checkExec rejects an empty command before any request is made. It is a
+// convenience, like checkID: the backend answers 400 (ErrInvalidArgument
+// too) to an empty cmd, but the caller learns it without a round trip,
+// and ExecStream without first asking for the backend's extensions.
 func checkExec(op string, req ExecRequest) error {
 	if len(req.Cmd) == 0 {
 		return fmt.Errorf("nox: %s: empty command: %w", op, ErrInvalidArgument)
@@ -21,10 +27,15 @@ func checkExec(op string, req ExecRequest) error {
 	return nil
 }
 
-// execExtra is what a command's timeout adds to the client's timeout.
-func execExtra(req ExecRequest) time.Duration {
+// execExtra is what a command's timeout adds to the client's timeout: the
+// timeout sent, else the default the backend applies, as it advertised it
+// when Info is cached, else the contract's, DefaultExecTimeout.
+func (c *Client) execExtra(req ExecRequest) time.Duration {
 	if req.Timeout > 0 {
 		return time.Duration(seconds(req.Timeout)) * time.Second
+	}
+	if i := c.cachedInfo(); i != nil && i.Limits.DefaultTimeout > 0 {
+		return i.Limits.DefaultTimeout
 	}
 	return DefaultExecTimeout
 }
@@ -43,7 +54,7 @@ func (c *Client) Exec(ctx context.Context, id string, req ExecRequest) (*ExecRes
 		return nil, err
 	}
 	body := toGenExec(req)
-	resp, err := c.do(ctx, call{op: op, extra: execExtra(req)}, func(ctx context.Context) (*http.Response, error) {
+	resp, err := c.do(ctx, call{op: op, extra: c.execExtra(req)}, func(ctx context.Context) (*http.Response, error) {
 		return c.gen.ExecInSandbox(ctx, id, body)
 	})
 	if err != nil {
@@ -57,25 +68,32 @@ func (c *Client) Exec(ctx context.Context, id string, req ExecRequest) (*ExecRes
 }
 
 // Shell runs script with a shell, like the Python client's exec_shell: the
-// command is [shell, "-c", script] where shell is "sh" (default) or "bash".
+// command is ShellCommand(opts.Shell, script).
 func (c *Client) Shell(ctx context.Context, id, script string, opts ShellOptions) (*ExecResult, error) {
-	req, err := shellRequest(script, opts)
+	argv, err := ShellCommand(opts.Shell, script)
 	if err != nil {
 		return nil, err
 	}
-	return c.Exec(ctx, id, req)
+	return c.Exec(ctx, id, ExecRequest{Cmd: argv, Workdir: opts.Workdir, Env: opts.Env, Timeout: opts.Timeout})
 }
 
-func shellRequest(script string, opts ShellOptions) (ExecRequest, error) {
-	sh := opts.Shell
-	switch sh {
-	case "":
-		sh = "sh"
-	case "sh", "bash":
-	default:
-		return ExecRequest{}, fmt.Errorf("nox: shell %q: must be sh or bash: %w", sh, ErrInvalidArgument)
+// DefaultShell is the shell that runs a script when none is named.
+const DefaultShell = "sh"
+
+// Shells returns the shells a script may name, DefaultShell first.
+func Shells() []string { return []string{DefaultShell, "bash"} }
+
+// ShellCommand returns the argv that runs script with shell, one of Shells
+// ("" means DefaultShell): [shell, "-c", script]. Any other shell is an
+// error matching ErrInvalidArgument.
+func ShellCommand(shell, script string) ([]string, error) {
+	if shell == "" {
+		shell = DefaultShell
 	}
-	return ExecRequest{Cmd: []string{sh, "-c", script}, Workdir: opts.Workdir, Env: opts.Env, Timeout: opts.Timeout}, nil
+	if !slices.Contains(Shells(), shell) {
+		return nil, fmt.Errorf("nox: shell %q: want %s: %w", shell, strings.Join(Shells(), " or "), ErrInvalidArgument)
+	}
+	return []string{shell, "-c", script}, nil
 }
 
 // ExecStream runs req.Cmd and streams its output to opts as it is produced

@@ -9,10 +9,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/noxrunner/nox/internal/tarball"
 )
 
 // maxTrailingBytes bounds what ExtractTarGz reads after the tar end marker
@@ -31,7 +32,7 @@ func ExtractTarGz(r io.Reader, dir string) error {
 		}
 		return fmt.Errorf("extract: %w", err)
 	}
-	if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+	if tarball.IsGzip(magic) {
 		gz, err := gzip.NewReader(br)
 		if err != nil {
 			return fmt.Errorf("extract: %w", err)
@@ -107,8 +108,7 @@ func extractTar(r io.Reader, dir string) error {
 			return err
 		}
 		mode := fs.FileMode(hdr.Mode) & fs.ModePerm
-		if isSparse(hdr) {
-			// A few bytes of sparse map can stand for terabytes of zeros.
+		if tarball.IsSparse(hdr) {
 			return unsafeEntry(hdr.Name, "sparse files are not extracted")
 		}
 		switch hdr.Typeflag {
@@ -116,7 +116,7 @@ func extractTar(r io.Reader, dir string) error {
 			if name == "." {
 				continue
 			}
-			if err := mkdirAll(root, name); err != nil {
+			if err := root.MkdirAll(name, 0o755); err != nil {
 				return fmt.Errorf("extract %q: %w", hdr.Name, err)
 			}
 			dirs = append(dirs, dirMeta{name, mode, hdr.ModTime})
@@ -124,7 +124,7 @@ func extractTar(r io.Reader, dir string) error {
 			if name == "." {
 				return unsafeEntry(hdr.Name, "a file cannot replace the target directory")
 			}
-			if err := prepare(root, name); err != nil {
+			if err := tarball.Prepare(root, name); err != nil {
 				return fmt.Errorf("extract %q: %w", hdr.Name, err)
 			}
 			f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -148,10 +148,10 @@ func extractTar(r io.Reader, dir string) error {
 			if name == "." {
 				return unsafeEntry(hdr.Name, "a link cannot replace the target directory")
 			}
-			if err := checkSymlink(name, hdr.Linkname); err != nil {
-				return fmt.Errorf("extract %q: %w", hdr.Name, err)
+			if err := tarball.CheckSymlink(name, hdr.Linkname, ""); err != nil {
+				return unsafeEntry(hdr.Name, fmt.Sprintf("%v: %q", err, hdr.Linkname))
 			}
-			if err := prepare(root, name); err != nil {
+			if err := tarball.Prepare(root, name); err != nil {
 				return fmt.Errorf("extract %q: %w", hdr.Name, err)
 			}
 			if err := root.Symlink(hdr.Linkname, name); err != nil {
@@ -164,19 +164,14 @@ func extractTar(r io.Reader, dir string) error {
 				return fmt.Errorf("extract %q: link target %q: %w", hdr.Name, hdr.Linkname, ErrUnsafeArchive)
 			}
 		case tar.TypeLink:
-			target, err := entryName(hdr.Linkname)
-			if err != nil || target == "." {
-				return unsafeEntry(hdr.Name, fmt.Sprintf("hard link target %q is outside the target directory", hdr.Linkname))
-			}
 			if name == "." {
 				return unsafeEntry(hdr.Name, "a link cannot replace the target directory")
 			}
-			// Only regular files are linked: a hard link to a symbolic link
-			// would copy a link that may point anywhere.
-			if fi, err := root.Lstat(target); err != nil || !fi.Mode().IsRegular() {
-				return unsafeEntry(hdr.Name, fmt.Sprintf("hard link target %q is not a regular file extracted before", hdr.Linkname))
+			target, err := tarball.HardLinkTarget(root, hdr.Linkname)
+			if err != nil {
+				return unsafeEntry(hdr.Name, fmt.Sprintf("%v: %q", err, hdr.Linkname))
 			}
-			if err := prepare(root, name); err != nil {
+			if err := tarball.Prepare(root, name); err != nil {
 				return fmt.Errorf("extract %q: %w", hdr.Name, err)
 			}
 			if err := root.Link(target, name); err != nil {
@@ -204,81 +199,21 @@ func extractTar(r io.Reader, dir string) error {
 	return nil
 }
 
-// isSparse reports a GNU sparse file in the PAX format (the old GNU format
-// has its own type flag, rejected as unsupported).
-func isSparse(hdr *tar.Header) bool {
-	for k := range hdr.PAXRecords {
-		if strings.HasPrefix(k, "GNU.sparse.") {
-			return true
-		}
-	}
-	return false
-}
-
 func unsafeEntry(name, why string) error {
 	return fmt.Errorf("extract %q: %s: %w", name, why, ErrUnsafeArchive)
 }
 
-// entryName validates an archive path and returns it cleaned, relative to
-// the target directory ("." for the directory itself).
+// entryName validates an archive path with tarball.CleanName and returns
+// it cleaned, relative to the target directory ("." for the directory
+// itself). Names a Windows host reads as rooted (a leading backslash, a
+// drive letter) are refused too: the SDK may extract on such a host.
 func entryName(name string) (string, error) {
-	if name == "" {
-		return "", unsafeEntry(name, "empty name")
+	if strings.HasPrefix(name, `\`) || (len(name) >= 2 && name[1] == ':') {
+		return "", unsafeEntry(name, tarball.ErrAbsolute.Error())
 	}
-	if strings.HasPrefix(name, "/") || strings.HasPrefix(name, `\`) || (len(name) >= 2 && name[1] == ':') {
-		return "", unsafeEntry(name, "absolute path")
-	}
-	if strings.ContainsRune(name, 0) {
-		return "", unsafeEntry(name, "NUL in name")
-	}
-	for _, part := range strings.Split(name, "/") {
-		if part == ".." {
-			return "", unsafeEntry(name, "path contains ..")
-		}
-	}
-	return path.Clean(name), nil
-}
-
-// checkSymlink rejects link targets that are absolute or that climb out of
-// the target directory, relative to the link's own directory.
-func checkSymlink(name, target string) error {
-	if target == "" {
-		return fmt.Errorf("empty link target: %w", ErrUnsafeArchive)
-	}
-	if strings.HasPrefix(target, "/") || strings.ContainsRune(target, 0) {
-		return fmt.Errorf("absolute link target %q: %w", target, ErrUnsafeArchive)
-	}
-	resolved := path.Join(path.Dir(name), target)
-	if resolved == ".." || strings.HasPrefix(resolved, "../") {
-		return fmt.Errorf("link target %q leaves the target directory: %w", target, ErrUnsafeArchive)
-	}
-	return nil
-}
-
-// mkdirAll creates a directory and its parents; an existing non-directory
-// in the way is an error.
-func mkdirAll(root *os.Root, name string) error {
-	return root.MkdirAll(name, 0o755)
-}
-
-// prepare creates the parents of name and removes what name holds now
-// (file, link, or empty directory), so that the new entry never writes
-// through an existing link.
-func prepare(root *os.Root, name string) error {
-	if dir := path.Dir(name); dir != "." {
-		if err := mkdirAll(root, dir); err != nil {
-			return err
-		}
-	}
-	fi, err := root.Lstat(name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	clean, err := tarball.CleanName(name)
 	if err != nil {
-		return err
+		return "", unsafeEntry(name, err.Error())
 	}
-	if fi.IsDir() {
-		return fmt.Errorf("a directory exists at this path")
-	}
-	return root.Remove(name)
+	return clean, nil
 }

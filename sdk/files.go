@@ -11,14 +11,12 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
-	"path"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/noxrunner/nox/gen/noxapi"
+	"github.com/noxrunner/nox/internal/tarball"
 )
 
 // Upload sends a tar archive (gzip-compressed or plain; the backend tells
@@ -102,61 +100,19 @@ func (c *Client) UploadFiles(ctx context.Context, id, dest string, files map[str
 	return c.upload(ctx, id, dest, r, cl)
 }
 
+// writeFilesTarGz writes the gzip tar UploadFiles sends. The archive is
+// written to memory, so an error of tarball.WriteFiles can only be a name
+// it refuses: an invalid argument.
 func writeFilesTarGz(w io.Writer, files map[string][]byte) error {
-	names := make([]string, 0, len(files))
-	for name := range files {
-		clean, err := cleanRel(name)
-		if err != nil {
-			return err
-		}
-		if clean == "." {
-			return fmt.Errorf("file name %q: %w", name, ErrInvalidArgument)
-		}
-		names = append(names, name)
-	}
-	sort.Strings(names)
 	gz := gzip.NewWriter(w)
 	tw := tar.NewWriter(gz)
-	now := time.Now().Truncate(time.Second)
-	dirs := map[string]bool{}
-	for _, name := range names {
-		clean, _ := cleanRel(name)
-		var parents []string
-		for d := path.Dir(clean); d != "." && !dirs[d]; d = path.Dir(d) {
-			dirs[d] = true
-			parents = append(parents, d)
-		}
-		slices.Reverse(parents)
-		for _, d := range parents {
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, ModTime: now}); err != nil {
-				return err
-			}
-		}
-		data := files[name]
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: clean, Mode: 0o644, Size: int64(len(data)), ModTime: now}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(data); err != nil {
-			return err
-		}
+	if err := tarball.WriteFiles(tw, files, time.Now().Truncate(time.Second)); err != nil {
+		return fmt.Errorf("%w: %w", err, ErrInvalidArgument)
 	}
 	if err := tw.Close(); err != nil {
 		return err
 	}
 	return gz.Close()
-}
-
-// cleanRel validates a relative slash-separated path and cleans it.
-func cleanRel(name string) (string, error) {
-	if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, "\x00") || filepath.IsAbs(name) {
-		return "", fmt.Errorf("path %q: must be relative: %w", name, ErrInvalidArgument)
-	}
-	for _, part := range strings.Split(name, "/") {
-		if part == ".." {
-			return "", fmt.Errorf("path %q: must not contain ..: %w", name, ErrInvalidArgument)
-		}
-	}
-	return path.Clean(name), nil
 }
 
 // UploadDir uploads the contents of the local directory localDir under dest
@@ -223,7 +179,7 @@ func WriteTar(w io.Writer, dir string) error {
 		return err
 	}
 	if !fi.IsDir() {
-		if err := addFile(tw, dir, filepath.Base(dir), fi); err != nil {
+		if err := tarball.AddFile(tw, dir, filepath.Base(dir), fi); err != nil {
 			return err
 		}
 		return tw.Close()
@@ -243,59 +199,12 @@ func WriteTar(w io.Writer, dir string) error {
 		if err != nil {
 			return err
 		}
-		return addFile(tw, p, filepath.ToSlash(rel), fi)
+		return tarball.AddFile(tw, p, filepath.ToSlash(rel), fi)
 	})
 	if err != nil {
 		return err
 	}
 	return tw.Close()
-}
-
-// addFile writes one entry of WriteTar.
-func addFile(tw *tar.Writer, p, name string, fi fs.FileInfo) error {
-	var link string
-	switch {
-	case fi.Mode().IsRegular(), fi.IsDir():
-	case fi.Mode()&fs.ModeSymlink != 0:
-		l, err := os.Readlink(p)
-		if err != nil {
-			return err
-		}
-		link = l
-	default:
-		return nil // socket, device, fifo: skipped
-	}
-	hdr, err := tar.FileInfoHeader(fi, link)
-	if err != nil {
-		return fmt.Errorf("%s: %w", p, err)
-	}
-	hdr.Name = name
-	if fi.IsDir() {
-		hdr.Name += "/"
-	}
-	hdr.Uname, hdr.Gname = "", ""
-	hdr.Uid, hdr.Gid = 0, 0
-	hdr.Format = tar.FormatPAX
-	hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("%s: %w", p, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	n, err := io.Copy(tw, f)
-	if err != nil {
-		return fmt.Errorf("%s: %w", p, err)
-	}
-	if n != hdr.Size {
-		return fmt.Errorf("%s: file changed size while archiving", p)
-	}
-	return nil
 }
 
 // Download returns a stream of the gzip-compressed tar of src in the

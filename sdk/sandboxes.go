@@ -110,22 +110,23 @@ func (c *Client) setInfo(i *Info) {
 	c.infoMu.Unlock()
 }
 
+// cachedInfo returns the cached Info, or nil when the backend was not asked.
+func (c *Client) cachedInfo() *Info {
+	c.infoMu.Lock()
+	defer c.infoMu.Unlock()
+	return c.info
+}
+
 // Capabilities returns the backend's description, fetched once and cached
 // by the Client. A plain v1 backend (404 on GET /v1/info) yields an Info
 // with PlainV1 set and no extensions, and no error.
 func (c *Client) Capabilities(ctx context.Context) (*Info, error) {
-	c.infoMu.Lock()
-	i := c.info
-	c.infoMu.Unlock()
-	if i != nil {
+	if i := c.cachedInfo(); i != nil {
 		return i, nil
 	}
 	i, err := c.Info(ctx)
 	if errors.Is(err, ErrNotFound) {
-		c.infoMu.Lock()
-		i = c.info
-		c.infoMu.Unlock()
-		return i, nil
+		return c.cachedInfo(), nil
 	}
 	return i, err
 }

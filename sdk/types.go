@@ -25,15 +25,18 @@ const (
 	ExtAuthBearer = api.ExtAuthBearer
 )
 
-// Defaults the SDK sends when a field is left zero, like the Python client.
+// The contract's defaults. The SDK leaves a zero field out of its request,
+// so the backend applies its own default, which it advertises in
+// Info.Limits (a NoxRunner backend without GET /v1/info applies these).
 const (
-	// DefaultTTL is the TTL Create asks for when CreateOptions.TTL is zero.
+	// DefaultTTL is the TTL of a sandbox created without one
+	// (CreateOptions.TTL zero).
 	DefaultTTL = 900 * time.Second
 	// DefaultWorkdir is the working directory of commands, and the
 	// directory of uploads and downloads, when none is given.
-	DefaultWorkdir = "/workspace"
-	// DefaultExecTimeout is the command timeout when ExecRequest.Timeout is
-	// zero.
+	DefaultWorkdir = api.Workspace
+	// DefaultExecTimeout is the timeout of a command run without one
+	// (ExecRequest.Timeout zero).
 	DefaultExecTimeout = 30 * time.Second
 	// DefaultHeartbeat is the heartbeat interval assumed for an exec stream
 	// when the backend does not advertise one.
@@ -67,18 +70,18 @@ func (i *Info) Supports(ext string) bool {
 
 // BackendIdentity names a backend implementation.
 type BackendIdentity struct {
-	Name    string
-	Version string
+	Name    string `json:"name"`
+	Version string `json:"version"`
 }
 
 // Isolation describes how a backend isolates sandboxes.
 type Isolation struct {
 	// Tier is the mechanism, e.g. "namespaces", "landlock", "none-unsafe".
-	Tier string
+	Tier string `json:"tier"`
 	// Isolated is false when commands run on the host without isolation.
-	Isolated bool
+	Isolated bool `json:"isolated"`
 	// Notes lists what the tier does not provide on this host.
-	Notes []string
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Limits holds the server-wide limits a backend advertises. A zero field was
@@ -97,11 +100,14 @@ type Limits struct {
 	StreamHeartbeat time.Duration
 }
 
-// CreateOptions are the optional parameters of Create. The zero value asks
-// for the defaults.
+// CreateOptions are the optional parameters of Create. A zero field is not
+// sent: the backend's default applies.
 type CreateOptions struct {
 	// TTL is the inactivity time after which the sandbox expires, in whole
-	// seconds (rounded up). Zero means DefaultTTL.
+	// seconds (rounded up); given for an existing sandbox, it replaces its
+	// TTL. Zero (or negative) leaves it to the backend: a new sandbox gets
+	// its default, Info.Limits.DefaultTTL (DefaultTTL by the contract); the
+	// nox local backend leaves an existing sandbox's TTL as it is.
 	TTL time.Duration
 	// Image is the environment image; empty means the backend's default.
 	Image string
@@ -130,16 +136,21 @@ type TouchResult struct {
 	Message string
 }
 
-// ExecRequest is a command to run in a sandbox.
+// ExecRequest is a command to run in a sandbox. A zero optional field is
+// not sent: the backend's default applies.
 type ExecRequest struct {
-	// Cmd is the argv; it is never interpreted by a shell (see Shell).
+	// Cmd is the argv; it is never interpreted by a shell (see Shell). An
+	// empty Cmd fails with ErrInvalidArgument before any request is made.
 	Cmd []string
-	// Workdir is the working directory; empty means DefaultWorkdir.
+	// Workdir is the working directory. Empty leaves it to the backend,
+	// whose default is DefaultWorkdir by the contract.
 	Workdir string
 	// Env is set on top of the backend's clean default environment.
 	Env map[string]string
 	// Timeout kills the command after this long (exit code 124), in whole
-	// seconds (rounded up). Zero means DefaultExecTimeout.
+	// seconds (rounded up). Zero (or negative) leaves it to the backend,
+	// whose default is Info.Limits.DefaultTimeout (DefaultExecTimeout by
+	// the contract).
 	Timeout time.Duration
 }
 
@@ -162,11 +173,13 @@ type ExecResult struct {
 	OOMKilled       bool
 }
 
-// ShellOptions are the optional parameters of Shell.
+// ShellOptions are the optional parameters of Shell. The zero value runs
+// the script with DefaultShell and the backend's defaults.
 type ShellOptions struct {
-	// Shell is "sh" (the default when empty) or "bash".
+	// Shell is one of Shells; empty means DefaultShell.
 	Shell string
-	// Workdir, Env and Timeout are as in ExecRequest.
+	// Workdir, Env and Timeout are as in ExecRequest: zero values are not
+	// sent, so the backend's defaults apply.
 	Workdir string
 	Env     map[string]string
 	Timeout time.Duration
@@ -216,14 +229,15 @@ type SandboxStatus struct {
 }
 
 // ResourceLimits are the limits of one sandbox, as Kubernetes quantities.
-// Empty or zero fields were not reported.
+// Empty or zero fields were not reported; the JSON form leaves them out
+// (the fields are declared in its member order).
 type ResourceLimits struct {
-	CPU              string
-	Memory           string
-	EphemeralStorage string
-	PIDs             int
+	CPU              string `json:"cpu,omitempty"`
+	EphemeralStorage string `json:"ephemeralStorage,omitempty"`
+	Memory           string `json:"memory,omitempty"`
+	PIDs             int    `json:"pids,omitempty"`
 	// Unenforced names the limits recorded but not enforced on this host.
-	Unenforced []string
+	Unenforced []string `json:"unenforced,omitempty"`
 }
 
 // ListOptions are the optional parameters of List.

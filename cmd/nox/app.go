@@ -254,16 +254,10 @@ func (a *app) connect(c *cli.Context) (*conn, error) {
 	return &conn{client: cl, target: "the local backend in " + g.dataDir, backend: b}, nil
 }
 
-// isolationTiers returns the values of --isolation.
-func isolationTiers() []string {
-	return []string{localbackend.IsolationAuto, localbackend.IsolationNamespaces,
-		localbackend.IsolationRootNamespaces, localbackend.IsolationLandlock, localbackend.IsolationNoneUnsafe}
-}
-
 // checkIsolation returns a usage error for an unknown tier.
 func checkIsolation(tier string) error {
-	if !slices.Contains(isolationTiers(), tier) {
-		return usagef("--isolation %q: want one of %s", tier, strings.Join(isolationTiers(), ", "))
+	if !slices.Contains(localbackend.IsolationTiers(), tier) {
+		return usagef("--isolation %q: want one of %s", tier, strings.Join(localbackend.IsolationTiers(), ", "))
 	}
 	return nil
 }

@@ -10,12 +10,17 @@ import (
 	"github.com/noxrunner/nox/sdk"
 )
 
-// execFlags are the flags exec and sh share.
+// backendDefault is the default shown for a flag that, when not given, is
+// left out of the request so that the backend's default applies.
+const backendDefault = "the backend's"
+
+// execFlags are the flags exec and sh share. Those left unset are not
+// sent.
 func execFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, Usage: "working directory in the sandbox (default /workspace)"},
+		&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, DefaultText: backendDefault, Usage: "working directory in the sandbox"},
 		&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set an environment variable, KEY=VALUE (repeatable)"},
-		&cli.IntFlag{Name: "timeout-seconds", Value: int(sdk.DefaultExecTimeout / time.Second), Usage: "kill the command after this many seconds"},
+		&cli.IntFlag{Name: "timeout-seconds", DefaultText: backendDefault, Usage: "kill the command after this many seconds"},
 		&cli.BoolFlag{Name: "ignore-exit-code", Usage: "exit 0 even when the command fails"},
 	}
 }
@@ -86,8 +91,7 @@ Everything after the command name belongs to the command: nox exec demo ls -la`,
 }
 
 func (a *app) shCommand() *cli.Command {
-	flags := append(execFlags(),
-		&cli.StringFlag{Name: "shell", Value: "sh", Usage: "the shell: sh or bash"})
+	flags := append(execFlags(), shellFlag("the shell"))
 	return &cli.Command{
 		Name:      "sh",
 		Usage:     "run a shell script in a sandbox (shell -c SCRIPT); exits with its exit code",
@@ -101,12 +105,12 @@ func (a *app) shCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			shell := c.String("shell")
-			if shell != "sh" && shell != "bash" {
-				return usagef("sh: --shell %q: want sh or bash", shell)
+			argv, err := shellArgv(c, c.Args().Get(1))
+			if err != nil {
+				return err
 			}
 			id := c.Args().First()
-			req := sdk.ExecRequest{Cmd: []string{shell, "-c", c.Args().Get(1)}, Workdir: s.workdir, Env: s.env, Timeout: s.timeout}
+			req := sdk.ExecRequest{Cmd: argv, Workdir: s.workdir, Env: s.env, Timeout: s.timeout}
 			return a.withConn(c, func(cn *conn) error {
 				return a.runRemote(c, cn, id, req, s.ignoreExitCode)
 			})
@@ -114,17 +118,19 @@ func (a *app) shCommand() *cli.Command {
 	}
 }
 
-// execJSON is the JSON form of sdk.ExecResult.
-type execJSON struct {
-	SessionID       string `json:"sessionId"`
-	ExitCode        int    `json:"exitCode"`
-	Stdout          string `json:"stdout"`
-	Stderr          string `json:"stderr"`
-	DurationMs      int64  `json:"durationMs"`
-	TimedOut        bool   `json:"timedOut"`
-	StdoutTruncated bool   `json:"stdoutTruncated"`
-	StderrTruncated bool   `json:"stderrTruncated"`
-	OOMKilled       bool   `json:"oomKilled"`
+// shellFlag is the --shell flag of sh and shell; usage says what it is.
+func shellFlag(usage string) cli.Flag {
+	return &cli.StringFlag{Name: "shell", Value: sdk.DefaultShell, Usage: usage + ": " + strings.Join(sdk.Shells(), " or ")}
+}
+
+// shellArgv returns the argv running script with the --shell flag's shell,
+// or a usage error.
+func shellArgv(c *cli.Context, script string) ([]string, error) {
+	argv, err := sdk.ShellCommand(c.String("shell"), script)
+	if err != nil {
+		return nil, usagef("%s: --shell %q: want %s", c.Command.Name, c.String("shell"), strings.Join(sdk.Shells(), " or "))
+	}
+	return argv, nil
 }
 
 // runRemote runs req in sandbox id: streamed to stdout and stderr, or as
@@ -143,9 +149,7 @@ func (a *app) runRemote(c *cli.Context, cn *conn, id string, req sdk.ExecRequest
 		return onSandbox(id, fmt.Errorf("exec %s: %w", cmdString(req.Cmd), err))
 	}
 	if asJSON {
-		if err := a.printJSON(execJSON{SessionID: id, ExitCode: res.ExitCode, Stdout: res.Stdout, Stderr: res.Stderr,
-			DurationMs: res.Duration.Milliseconds(), TimedOut: res.TimedOut, StdoutTruncated: res.StdoutTruncated,
-			StderrTruncated: res.StderrTruncated, OOMKilled: res.OOMKilled}); err != nil {
+		if err := a.printJSON(aboutSandbox{id: id, v: res}); err != nil {
 			return err
 		}
 	} else {

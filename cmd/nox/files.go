@@ -14,6 +14,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
+	"github.com/noxrunner/nox/internal/tarball"
 	"github.com/noxrunner/nox/sdk"
 )
 
@@ -123,7 +124,14 @@ func writeFilesTarGz(w io.Writer, paths []string) error {
 	gz := gzip.NewWriter(w)
 	tw := tar.NewWriter(gz)
 	for _, p := range paths {
-		if err := addFile(tw, p); err != nil {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s is not a regular file", p)
+		}
+		if err := tarball.AddFile(tw, p, filepath.Base(p), fi); err != nil {
 			return err
 		}
 	}
@@ -132,33 +140,6 @@ func writeFilesTarGz(w io.Writer, paths []string) error {
 	}
 	if err := gz.Close(); err != nil {
 		return fmt.Errorf("writing archive: %w", err)
-	}
-	return nil
-}
-
-// addFile adds the regular file p to tw under its base name.
-func addFile(tw *tar.Writer, p string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file", p)
-	}
-	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: filepath.Base(p), Size: fi.Size(),
-		Mode: int64(fi.Mode().Perm()), ModTime: fi.ModTime(), Format: tar.FormatPAX}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("archiving %s: %w", p, err)
-	}
-	if n, err := io.Copy(tw, f); err != nil {
-		return fmt.Errorf("archiving %s: %w", p, err)
-	} else if n != fi.Size() {
-		return fmt.Errorf("archiving %s: file changed size while being read", p)
 	}
 	return nil
 }

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"time"
@@ -43,4 +46,43 @@ func jsonTime(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// aboutSandbox is printed as the JSON object of v with "sessionId": id as
+// its first member: how nox prints a result about one sandbox.
+type aboutSandbox struct {
+	id string
+	v  any
+}
+
+// MarshalJSON encodes s, leaving HTML characters as they are (printJSON
+// does not escape them either).
+func (s aboutSandbox) MarshalJSON() ([]byte, error) {
+	id, err := compactJSON(s.id)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := compactJSON(s.v)
+	if err != nil {
+		return nil, err
+	}
+	if len(obj) < 2 || obj[0] != '{' {
+		return nil, fmt.Errorf("the JSON form of %T is not an object", s.v)
+	}
+	out := append([]byte(`{"sessionId":`), id...)
+	if len(obj) > 2 {
+		out = append(out, ',')
+	}
+	return append(out, obj[1:]...), nil
+}
+
+// compactJSON encodes v without escaping HTML characters.
+func compactJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/noxrunner/nox/localbackend"
+	"github.com/noxrunner/nox/sdk"
 )
 
 // shutdownGrace bounds how long serve waits for requests in flight.
@@ -208,7 +209,7 @@ func (a *app) serve(ctx context.Context, addr string, cfg localbackend.Config, a
 func (a *app) banner(asJSON bool, addr string, info localbackend.Info) error {
 	if asJSON {
 		err := a.printJSON(map[string]any{"listen": "http://" + addr, "dataDir": info.DataDir, "version": version,
-			"isolation":  isolationJSON{Tier: info.Tier, Isolated: info.Isolated, Notes: info.Notes},
+			"isolation":  sdk.Isolation{Tier: info.Tier, Isolated: info.Isolated, Notes: info.Notes},
 			"unenforced": info.Unenforced, "images": info.Images, "authRequired": info.AuthRequired})
 		if !info.Isolated {
 			warnUnsafe(a.stderr, a.errColor)

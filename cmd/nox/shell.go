@@ -42,10 +42,10 @@ func (a *app) shellCommand() *cli.Command {
 On a terminal the prompt shows the session and directory, with line editing
 and history; otherwise lines are read from standard input.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, Value: sdk.DefaultWorkdir, Usage: "starting directory"},
+			&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, DefaultText: backendDefault, Usage: "starting directory"},
 			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set an environment variable, KEY=VALUE (repeatable)"},
-			&cli.IntFlag{Name: "timeout-seconds", Value: int(sdk.DefaultExecTimeout / time.Second), Usage: "timeout of each command in seconds"},
-			&cli.StringFlag{Name: "shell", Value: "sh", Usage: "the shell running each line: sh or bash"},
+			&cli.IntFlag{Name: "timeout-seconds", DefaultText: backendDefault, Usage: "timeout of each command in seconds"},
+			shellFlag("the shell running each line"),
 		},
 		Action: func(c *cli.Context) error {
 			id, err := sandboxID(c, 1)
@@ -59,14 +59,13 @@ and history; otherwise lines are read from standard input.`,
 			if err != nil {
 				return err
 			}
-			sh := c.String("shell")
-			if sh != "sh" && sh != "bash" {
-				return usagef("shell: --shell %q: want sh or bash", sh)
+			if _, err := shellArgv(c, ""); err != nil {
+				return err
 			}
 			if c.Int("timeout-seconds") < 0 {
 				return usagef("shell: --timeout-seconds must be >= 0")
 			}
-			s := &shellSession{app: a, id: id, shell: sh, env: env,
+			s := &shellSession{app: a, id: id, shell: c.String("shell"), env: env,
 				timeout: time.Duration(c.Int("timeout-seconds")) * time.Second, workdir: c.String("workdir")}
 			return a.withConn(c, func(cn *conn) error {
 				s.sb = cn.client.Sandbox(id)
@@ -81,7 +80,7 @@ type shellSession struct {
 	app     *app
 	sb      *sdk.Sandbox
 	id      string
-	shell   string
+	shell   string // one of sdk.Shells
 	env     map[string]string
 	timeout time.Duration
 	workdir string
@@ -106,12 +105,16 @@ type lineSource interface {
 func (s *shellSession) run(ctx context.Context) error {
 	a := s.app
 	s.tty = isTerminal(a.stdin) && isTerminal(a.stdout)
-	dir, res, err := s.cd(ctx, s.workdir)
+	start := s.workdir
+	if start == "" {
+		start = "." // the backend's default working directory (no workdir is sent)
+	}
+	dir, res, err := s.cd(ctx, start)
 	if err != nil {
 		return onSandbox(s.id, err)
 	}
 	if res.ExitCode != 0 {
-		return fmt.Errorf("shell: directory %s in sandbox %q: %s", s.workdir, s.id, strings.TrimSpace(res.Stderr))
+		return fmt.Errorf("shell: directory %s in sandbox %q: %s", start, s.id, strings.TrimSpace(res.Stderr))
 	}
 	s.workdir = dir
 
@@ -234,8 +237,12 @@ func (s *shellSession) handle(ctx context.Context, line string) (bool, error) {
 		s.workdir, s.last = dir, 0
 		return false, nil
 	}
+	argv, err := sdk.ShellCommand(s.shell, line)
+	if err != nil {
+		return false, err // the shell was checked when the session started
+	}
 	cctx, stop := s.interruptible(ctx)
-	res, err := s.sb.ExecStream(cctx, sdk.ExecRequest{Cmd: []string{s.shell, "-c", line}, Workdir: s.workdir,
+	res, err := s.sb.ExecStream(cctx, sdk.ExecRequest{Cmd: argv, Workdir: s.workdir,
 		Env: s.env, Timeout: s.timeout}, sdk.StreamOptions{Stdout: a.stdout, Stderr: a.stderr})
 	stop()
 	if err != nil {

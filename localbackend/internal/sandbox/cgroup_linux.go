@@ -223,6 +223,8 @@ func killCgroup(ctx context.Context, dir string, spare ...int) error {
 	}
 }
 
+// waitEmpty waits until no process is left in a cgroup (after
+// cgroup.kill).
 func waitEmpty(ctx context.Context, dir string) error {
 	for i := 0; ; i++ {
 		pids, err := readPids(dir)
@@ -236,6 +238,7 @@ func waitEmpty(ctx context.Context, dir string) error {
 	}
 }
 
+// readPids lists the processes of a cgroup; none when it is gone.
 func readPids(dir string) ([]int, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 	if err != nil {
@@ -253,6 +256,7 @@ func readPids(dir string) ([]int, error) {
 	return pids, nil
 }
 
+// writeFile writes val to dir/name, which must exist (a cgroup file).
 func writeFile(dir, name, val string) error {
 	f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY, 0)
 	if err != nil {
@@ -265,13 +269,15 @@ func writeFile(dir, name, val string) error {
 	return err
 }
 
+// remove kills what runs in the Manager's cgroups and removes them.
 func (b *cgroupBase) remove() {
 	for _, d := range b.dirs {
 		removeTree(context.Background(), d)
 	}
 }
 
-// enforced lists the limit names this base can enforce.
+// has reports whether this base can enforce limit ("cpu", "memory",
+// "pids").
 func (b *cgroupBase) has(limit string) bool {
 	if b == nil {
 		return false
@@ -288,181 +294,4 @@ func (b *cgroupBase) has(limit string) bool {
 		return b.dirs["pids"] != ""
 	}
 	return false
-}
-
-// sandboxCgroup is one sandbox's cgroup set.
-type sandboxCgroup struct {
-	v2       bool
-	dirs     map[string]string // controller -> sandbox dir
-	cmds     string            // parent of the per-command cgroups
-	initDir  string            // where the init lives (v2: dirs[""]/init)
-	taskFile string            // "tasks" (v1: move one thread) or "cgroup.procs" (v2)
-	memCmds  string            // the memory cgroup with Limits.MemoryBytes, "" if none
-}
-
-func (b *cgroupBase) newSandbox(name string, lim Limits) (*sandboxCgroup, error) {
-	sc := &sandboxCgroup{v2: b.v2, dirs: map[string]string{}, taskFile: "tasks"}
-	if b.v2 {
-		sc.taskFile = "cgroup.procs"
-	}
-	fail := func(err error) (*sandboxCgroup, error) {
-		sc.remove(context.Background())
-		return nil, err
-	}
-	for c, base := range b.dirs {
-		d := filepath.Join(base, name)
-		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			return fail(fmt.Errorf("create cgroup: %w", err))
-		}
-		sc.dirs[c] = d
-	}
-	set := func(dir, file, val string) error {
-		if err := writeFile(dir, file, val); err != nil {
-			return fmt.Errorf("cgroup %s=%s: %w", file, val, err)
-		}
-		return nil
-	}
-	if b.v2 {
-		d := sc.dirs[""]
-		if err := set(d, "cgroup.subtree_control", "+memory +pids +cpu"); err != nil {
-			return fail(err)
-		}
-		if lim.MemoryBytes > 0 {
-			if err := set(d, "memory.max", strconv.FormatInt(lim.MemoryBytes+initMemReserve, 10)); err != nil {
-				return fail(err)
-			}
-			_ = set(d, "memory.swap.max", "0")
-		}
-		if lim.CPUMilli > 0 {
-			if err := set(d, "cpu.max", fmt.Sprintf("%d 100000", lim.CPUMilli*100)); err != nil {
-				return fail(err)
-			}
-		}
-		if lim.Pids > 0 {
-			if err := set(d, "pids.max", strconv.FormatInt(lim.Pids+initPidsReserve, 10)); err != nil {
-				return fail(err)
-			}
-		}
-		sc.initDir = filepath.Join(d, "init")
-		sc.cmds = filepath.Join(d, "cmds")
-	} else {
-		if d := sc.dirs["memory"]; d != "" && lim.MemoryBytes > 0 {
-			sc.memCmds = filepath.Join(d, "cmds")
-			if err := os.Mkdir(sc.memCmds, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-				return fail(fmt.Errorf("create cgroup: %w", err))
-			}
-			for dir, v := range map[string]int64{d: lim.MemoryBytes + initMemReserve, sc.memCmds: lim.MemoryBytes} {
-				if err := set(dir, "memory.limit_in_bytes", strconv.FormatInt(v, 10)); err != nil {
-					return fail(err)
-				}
-				// Only with swap accounting; must be >= limit_in_bytes.
-				_ = writeFile(dir, "memory.memsw.limit_in_bytes", strconv.FormatInt(v, 10))
-				_ = writeFile(dir, "memory.swappiness", "0")
-			}
-		}
-		if d := sc.dirs["cpu"]; d != "" && lim.CPUMilli > 0 {
-			if err := set(d, "cpu.cfs_period_us", "100000"); err != nil {
-				return fail(err)
-			}
-			if err := set(d, "cpu.cfs_quota_us", strconv.FormatInt(lim.CPUMilli*100, 10)); err != nil {
-				return fail(err)
-			}
-		}
-		d := sc.dirs["pids"]
-		if lim.Pids > 0 {
-			if err := set(d, "pids.max", strconv.FormatInt(lim.Pids+initPidsReserve, 10)); err != nil {
-				return fail(err)
-			}
-		}
-		sc.initDir = d
-		sc.cmds = filepath.Join(d, "cmds")
-	}
-	if sc.initDir != sc.dirs["pids"] || b.v2 {
-		if err := os.Mkdir(sc.initDir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			return fail(fmt.Errorf("create cgroup: %w", err))
-		}
-	}
-	if err := os.Mkdir(sc.cmds, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return fail(fmt.Errorf("create cgroup: %w", err))
-	}
-	if lim.Pids > 0 {
-		if err := set(sc.cmds, "pids.max", strconv.FormatInt(lim.Pids, 10)); err != nil {
-			return fail(err)
-		}
-	}
-	if b.v2 && lim.MemoryBytes > 0 {
-		sc.memCmds = sc.cmds
-		if err := set(sc.cmds, "memory.max", strconv.FormatInt(lim.MemoryBytes, 10)); err != nil {
-			return fail(err)
-		}
-		_ = set(sc.cmds, "memory.swap.max", "0")
-	}
-	return sc, nil
-}
-
-// addProc moves a process (the init, before it runs anything) into the
-// sandbox's cgroups.
-func (sc *sandboxCgroup) addProc(pid int) error {
-	for c, d := range sc.dirs {
-		if c == "pids" || c == "" {
-			d = sc.initDir
-		}
-		if err := writeFile(d, "cgroup.procs", strconv.Itoa(pid)); err != nil {
-			return fmt.Errorf("move init into cgroup %s: %w", d, err)
-		}
-	}
-	return nil
-}
-
-// openTasks opens the file the init writes "0" to in order to move its
-// forking thread (v1) or itself (v2) into dir. The kernel checks the
-// opener's (our) credentials, so the unprivileged init can use it.
-func (sc *sandboxCgroup) openTasks(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, sc.taskFile), os.O_WRONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("open cgroup: %w", err)
-	}
-	return f, nil
-}
-
-// newCommand creates the cgroup of one command and opens its task file.
-func (sc *sandboxCgroup) newCommand(seq uint64) (string, *os.File, error) {
-	d := filepath.Join(sc.cmds, "c"+strconv.FormatUint(seq, 10))
-	if err := os.Mkdir(d, 0o755); err != nil {
-		return "", nil, fmt.Errorf("create command cgroup: %w", err)
-	}
-	f, err := sc.openTasks(d)
-	if err != nil {
-		_ = unix.Rmdir(d)
-		return "", nil, err
-	}
-	return d, f, nil
-}
-
-// oomKills reads the sandbox's OOM kill counter.
-func (sc *sandboxCgroup) oomKills() int64 {
-	if sc.memCmds == "" {
-		return 0
-	}
-	d, file := sc.memCmds, "memory.oom_control"
-	if sc.v2 {
-		file = "memory.events"
-	}
-	b, err := os.ReadFile(filepath.Join(d, file))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "oom_kill "); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
-func (sc *sandboxCgroup) remove(ctx context.Context) {
-	for _, d := range sc.dirs {
-		removeTree(ctx, d)
-	}
 }

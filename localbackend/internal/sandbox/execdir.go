@@ -5,17 +5,19 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/noxrunner/nox/api"
 )
 
 // execDir checks an ExecSpec's argv and returns its working directory,
-// cleaned, /workspace when unset.
+// cleaned, api.Workspace when unset.
 func execDir(e ExecSpec) (string, error) {
 	if len(e.Argv) == 0 || e.Argv[0] == "" {
 		return "", errors.New("exec: empty argv")
 	}
 	dir := e.Dir
 	if dir == "" {
-		dir = "/workspace"
+		dir = api.Workspace
 	}
 	if !filepath.IsAbs(dir) {
 		return "", fmt.Errorf("%w: %q is not absolute", ErrNoWorkdir, dir)
@@ -27,7 +29,7 @@ func execDir(e ExecSpec) (string, error) {
 // directories that stand for them in tiers without a mount namespace; other
 // paths are returned as they are.
 func hostPath(dir, workspace, tmp string) string {
-	if rest, ok := strings.CutPrefix(dir, "/workspace"); ok && (rest == "" || rest[0] == '/') {
+	if rest, ok := strings.CutPrefix(dir, api.Workspace); ok && (rest == "" || rest[0] == '/') {
 		return workspace + rest
 	}
 	if rest, ok := strings.CutPrefix(dir, "/tmp"); ok && (rest == "" || rest[0] == '/') {

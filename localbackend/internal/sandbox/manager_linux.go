@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,24 +14,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
-
-	"golang.org/x/sys/unix"
-)
-
-// Host uids of sandboxes when the server is root: uidBase + a slot derived
-// from Spec.Key, so a restarted server maps a workspace to the same owner.
-const (
-	uidBase  = 200000
-	uidSlots = 100000
-	innerUID = 1000 // the sandbox user as seen inside (TierNamespaces)
-)
-
-// Defaults for the private /tmp.
-const (
-	defaultTmpBytes = 256 << 20
-	minTmpInodes    = 1024
-	maxTmpInodes    = 1 << 20
 )
 
 // Manager starts and tracks the sandboxes of one server.
@@ -102,11 +82,18 @@ func New(opts Options) (*Manager, error) {
 	default:
 		m.mode = modeHost
 	}
+	m.initCgroups(opts.NoCgroups)
+	m.reportHost()
+	return m, nil
+}
 
+// initCgroups creates the Manager's cgroups (unless disabled) and reports
+// the limits they cannot enforce.
+func (m *Manager) initCgroups(disabled bool) {
 	var suffix [4]byte
 	_, _ = rand.Read(suffix[:])
 	base, why := (*cgroupBase)(nil), "disabled by Options.NoCgroups"
-	if !opts.NoCgroups {
+	if !disabled {
 		base, why = newCgroupBase("m" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(suffix[:]))
 	}
 	m.cg = base
@@ -124,6 +111,12 @@ func New(opts Options) (*Manager, error) {
 			}
 		}
 	}
+}
+
+// reportHost adds what every tier lacks on this host to the report: the
+// host paths in mountinfo, the shared uids, the storage quota, the owner
+// of the server binary.
+func (m *Manager) reportHost() {
 	if m.mode != modeHost {
 		m.report.Notes = append(m.report.Notes,
 			"/proc/self/mountinfo inside shows the host path of the workspace: keep host paths opaque")
@@ -143,46 +136,10 @@ func New(opts Options) (*Manager, error) {
 			m.report.Notes = append(m.report.Notes, "the server binary is not root-owned and read-only: a sandbox uid might be able to modify the init binary")
 		}
 	}
-	return m, nil
 }
 
-// buildIDFiles builds the sandbox's /etc/passwd and /etc/group: the
-// host's, without the entries of uid/gid innerUID or named "sandbox", plus
-// "sandbox" (innerUID, home /workspace). Root and the host's system users
-// keep their names for tools like ls -l.
-func (m *Manager) buildIDFiles() error {
-	gen := func(host, entry string, idField int) (string, error) {
-		data, err := os.ReadFile(host)
-		if err != nil {
-			return "", err
-		}
-		var b strings.Builder
-		for _, l := range strings.Split(string(data), "\n") {
-			f := strings.Split(l, ":")
-			if strings.TrimSpace(l) == "" || (len(f) > idField && (f[idField] == strconv.Itoa(innerUID) || f[0] == "sandbox")) {
-				continue
-			}
-			b.WriteString(l + "\n")
-		}
-		b.WriteString(entry + "\n")
-		if b.Len() > 256<<10 {
-			return "", errors.New("too large to pass to the init")
-		}
-		return b.String(), nil
-	}
-	u := strconv.Itoa(innerUID)
-	passwd, err := gen("/etc/passwd", "sandbox:x:"+u+":"+u+":sandbox:/workspace:/bin/sh", 2)
-	if err != nil {
-		return fmt.Errorf("passwd: %w", err)
-	}
-	group, err := gen("/etc/group", "sandbox:x:"+u+":", 2)
-	if err != nil {
-		return fmt.Errorf("group: %w", err)
-	}
-	m.passwd, m.group = passwd, group
-	return nil
-}
-
+// initStateDir creates (or adopts) the directory of per-sandbox host
+// state.
 func (m *Manager) initStateDir() error {
 	if m.opts.StateDir == "" {
 		d, err := os.MkdirTemp("", "nox-sandbox-")
@@ -215,6 +172,7 @@ func (m *Manager) spawner() {
 	}
 }
 
+// start starts cmd on the spawner thread.
 func (m *Manager) start(ctx context.Context, cmd *exec.Cmd) error {
 	r := spawnReq{cmd: cmd, done: make(chan error, 1)}
 	select {
@@ -225,91 +183,6 @@ func (m *Manager) start(ctx context.Context, cmd *exec.Cmd) error {
 		return ctx.Err()
 	}
 	return <-r.done
-}
-
-// pickTier runs the probes.
-func (m *Manager) pickTier(want Tier) (Tier, []string, error) {
-	var notes []string
-	tryUserNS := func() error { return m.probe(true) }
-	tryRootNS := func() error {
-		if !m.root {
-			return errors.New("the server is not root")
-		}
-		return m.probe(false)
-	}
-	tryLandlock := func() error {
-		if abi := landlockABI(); abi < 1 {
-			return errors.New("landlock is not available")
-		}
-		return nil
-	}
-	landlockNotes := []string{
-		"no namespaces: /workspace is the host directory (ExecSpec.Dir under /workspace or /tmp is rewritten; argv and env are not)",
-		"no pid namespace: commands can see host processes in /proc",
-		"no network namespace: Landlock denies TCP bind/connect only; UDP and other protocols are reachable",
-		"a timed-out command's double-forked descendants are found by a /proc walk only when no cgroup is available",
-	}
-	switch want {
-	case TierAuto, "":
-		err := tryUserNS()
-		if err == nil {
-			return TierNamespaces, nil, nil
-		}
-		notes = append(notes, "user namespaces unusable: "+err.Error())
-		if err := tryRootNS(); err == nil {
-			return TierRootNamespaces, append(notes, "no user namespace: the init runs as host root until it switches to the sandbox uid; inside, the sandbox user has its host uid"), nil
-		}
-		if err := tryLandlock(); err == nil {
-			return TierLandlock, append(notes, landlockNotes...), nil
-		}
-		return "", nil, fmt.Errorf("%w: no namespaces and no Landlock (TierNoneUnsafe must be asked for explicitly)", ErrUnavailable)
-	case TierNamespaces:
-		if err := tryUserNS(); err != nil {
-			return "", nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, want, err)
-		}
-		return want, nil, nil
-	case TierRootNamespaces:
-		if err := tryRootNS(); err != nil {
-			return "", nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, want, err)
-		}
-		return want, []string{"no user namespace: the init runs as host root until it switches to the sandbox uid; inside, the sandbox user has its host uid"}, nil
-	case TierLandlock:
-		if err := tryLandlock(); err != nil {
-			return "", nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, want, err)
-		}
-		return want, landlockNotes, nil
-	case TierNoneUnsafe:
-		return want, []string{
-			"NOT ISOLATED: commands run on the host with the server's view of the filesystem and network",
-			"only a process group, a session and rlimits apply (and a per-sandbox uid and cgroup when the server is root)",
-			"/workspace is the host directory (ExecSpec.Dir under /workspace or /tmp is rewritten; argv and env are not)",
-		}, nil
-	}
-	return "", nil, fmt.Errorf("%w: unknown tier %q", ErrUnavailable, want)
-}
-
-// probe re-executes this binary in new namespaces where it must mount.
-func (m *Manager) probe(userns bool) error {
-	cmd := exec.Command("/proc/self/exe", probeArg)
-	cmd.Env = []string{}
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID,
-		Pdeathsig:  syscall.SIGKILL,
-	}
-	if userns {
-		cmd.SysProcAttr.Cloneflags |= syscall.CLONE_NEWUSER
-		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
-		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := m.start(ctx, cmd); err != nil {
-		return fmt.Errorf("probe: %w", err)
-	}
-	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("probe: mount in new namespaces failed: %w", err)
-	}
-	return nil
 }
 
 // Report says what the chosen tier provides.
@@ -389,52 +262,6 @@ func (m *Manager) StartAsync(ctx context.Context, spec Spec) (*Sandbox, error) {
 	}
 }
 
-// allocUID picks the host uid of a sandbox.
-func (m *Manager) allocUID(key string) (int, int) {
-	if !m.root {
-		return os.Getuid(), os.Getgid()
-	}
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	slot := int(h.Sum32() % uidSlots)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for i := 0; i < uidSlots; i++ {
-		uid := uidBase + (slot+i)%uidSlots
-		if owner, used := m.uids[uid]; !used || owner == key {
-			m.uids[uid] = key
-			return uid, uid
-		}
-	}
-	return uidBase, uidBase
-}
-
-func (m *Manager) releaseUID(uid int, key string) {
-	m.mu.Lock()
-	if m.uids[uid] == key {
-		delete(m.uids, uid)
-	}
-	m.mu.Unlock()
-}
-
-// chownTree gives the workspace to the sandbox uid (when it is not already
-// its owner: a full walk only after a change of uid).
-func chownTree(dir string, uid, gid int) error {
-	var st unix.Stat_t
-	if err := unix.Lstat(dir, &st); err != nil {
-		return fmt.Errorf("workspace: %w", err)
-	}
-	if int(st.Uid) == uid && int(st.Gid) == gid {
-		return nil
-	}
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, uid, gid)
-	})
-}
-
 // Close stops every sandbox and removes the Manager's cgroups.
 func (m *Manager) Close() error {
 	m.mu.Lock()
@@ -456,6 +283,8 @@ func (m *Manager) Close() error {
 	return errors.Join(errs...)
 }
 
+// shutdown ends the spawner thread and removes the Manager's cgroups and
+// its own state directory.
 func (m *Manager) shutdown() {
 	select {
 	case <-m.quit:

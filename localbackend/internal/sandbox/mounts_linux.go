@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -41,29 +40,11 @@ func setupMounts(c *initConfig, ws, rootfs *os.File) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return wrap("make / private", err)
 	}
-	// Without detached trees, pin the paths before /tmp is covered (they
-	// may lie below it); mount then binds from /proc/self/fd.
 	var pinned []*os.File
 	defer func() { closeFiles(pinned) }()
-	pin := func(path string) (string, error) {
-		f, err := os.OpenFile(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return "", wrap("open "+path, err)
-		}
-		pinned = append(pinned, f)
-		return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())), nil
-	}
-	wsPath, rootfsPath := c.Workspace, c.RootFS
-	var err error
-	if ws == nil {
-		if wsPath, err = pin(wsPath); err != nil {
-			return err
-		}
-	}
-	if rootfs == nil && rootfsPath != "" {
-		if rootfsPath, err = pin(rootfsPath); err != nil {
-			return err
-		}
+	wsPath, rootfsPath, err := pinSources(c, ws, rootfs, &pinned)
+	if err != nil {
+		return err
 	}
 	// The new root's mount point: any directory will do in our private
 	// mount namespace, and /tmp exists and is reachable for every uid.
@@ -71,6 +52,58 @@ func setupMounts(c *initConfig, ws, rootfs *os.File) error {
 	if err := unix.Mount("sandbox", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=1m,nr_inodes=4k"); err != nil {
 		return wrap("root tmpfs", err)
 	}
+	if err := bindSystem(root, c, rootfs, rootfsPath); err != nil {
+		return err
+	}
+	if err := attach(ws, wsPath, filepath.Join(root, "workspace"), false); err != nil {
+		return err
+	}
+	if err := mountTmp(root, c); err != nil {
+		return err
+	}
+	if err := mountProc(root); err != nil {
+		return err
+	}
+	if err := setupDev(filepath.Join(root, "dev")); err != nil {
+		return err
+	}
+	return pivotRoot(root)
+}
+
+// pinSources returns the paths to bind the workspace and RootFS from.
+// Without detached trees it pins the config's paths before /tmp is
+// covered (they may lie below it): mount then binds from /proc/self/fd.
+// The pinned files are appended to pinned, for the caller to close.
+func pinSources(c *initConfig, ws, rootfs *os.File, pinned *[]*os.File) (wsPath, rootfsPath string, err error) {
+	pin := func(path string) (string, error) {
+		f, err := os.OpenFile(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return "", wrap("open "+path, err)
+		}
+		*pinned = append(*pinned, f)
+		return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())), nil
+	}
+	wsPath, rootfsPath = c.Workspace, c.RootFS
+	if ws == nil {
+		if wsPath, err = pin(wsPath); err != nil {
+			return "", "", err
+		}
+	}
+	if rootfs == nil && rootfsPath != "" {
+		if rootfsPath, err = pin(rootfsPath); err != nil {
+			return "", "", err
+		}
+	}
+	return wsPath, rootfsPath, nil
+}
+
+// bindSystem fills root with read-only binds of the system directories:
+// the top-level entries of RootFS (staged below root), or the host's
+// system directories and generated /etc/passwd and /etc/group naming the
+// sandbox user. The stage is gone when it returns: only the binds of its
+// entries stay, so RootFS's own /proc, /sys, /tmp and the like never
+// show.
+func bindSystem(root string, c *initConfig, rootfs *os.File, rootfsPath string) (err error) {
 	roBinds := hostSystemDirs()
 	if rootfs != nil || c.RootFS != "" {
 		// Stage the root filesystem, bind its entries, drop the stage.
@@ -78,7 +111,14 @@ func setupMounts(c *initConfig, ws, rootfs *os.File) error {
 		if err := attach(rootfs, rootfsPath, stage, true); err != nil {
 			return err
 		}
-		defer unix.Unmount(stage, unix.MNT_DETACH)
+		defer func() {
+			if uerr := unix.Unmount(stage, unix.MNT_DETACH); uerr != nil && err == nil {
+				err = wrap("unmount the root filesystem's stage", uerr)
+			}
+			if rerr := os.Remove(stage); rerr != nil && err == nil {
+				err = wrap("remove the root filesystem's stage", rerr)
+			}
+		}()
 		ents, err := os.ReadDir(stage)
 		if err != nil {
 			return wrap("read root filesystem", err)
@@ -89,48 +129,55 @@ func setupMounts(c *initConfig, ws, rootfs *os.File) error {
 		}
 	}
 	for _, src := range roBinds {
-		fi, err := os.Lstat(src)
-		if err != nil {
-			continue
-		}
-		base := filepath.Base(src)
-		if reservedTop(base) {
-			continue
-		}
-		dst := filepath.Join(root, base)
-		if fi.Mode()&os.ModeSymlink != 0 {
-			target, err := os.Readlink(src)
-			if err != nil {
-				return wrap("readlink "+src, err)
-			}
-			if err := os.Symlink(target, dst); err != nil {
-				return wrap("symlink "+src, err)
-			}
-			continue
-		}
-		if !fi.IsDir() && !fi.Mode().IsRegular() {
-			continue
-		}
-		if err := bindMount(src, dst, fi.IsDir(), true); err != nil {
+		if err := bindTop(root, src); err != nil {
 			return err
 		}
 	}
 	if rootfs == nil && c.RootFS == "" {
-		if err := overlayIDFiles(root, map[string]string{"passwd": c.Passwd, "group": c.Group}); err != nil {
-			return err
+		return overlayIDFiles(root, map[string]string{"passwd": c.Passwd, "group": c.Group})
+	}
+	return nil
+}
+
+// bindTop binds src read-only at root/<its name>, or recreates it there
+// when it is a symlink. Missing sources, names the sandbox provides itself
+// and files that are neither directories nor regular are skipped.
+func bindTop(root, src string) error {
+	fi, err := os.Lstat(src)
+	if err != nil {
+		return nil
+	}
+	base := filepath.Base(src)
+	if reservedTop(base) {
+		return nil
+	}
+	dst := filepath.Join(root, base)
+	if fi.Mode()&os.ModeSymlink != 0 {
+		target, err := os.Readlink(src)
+		if err != nil {
+			return wrap("readlink "+src, err)
 		}
+		return wrap("symlink "+src, os.Symlink(target, dst))
 	}
-	if err := attach(ws, wsPath, filepath.Join(root, "workspace"), false); err != nil {
-		return err
+	if !fi.IsDir() && !fi.Mode().IsRegular() {
+		return nil
 	}
+	return bindMount(src, dst, fi.IsDir(), true)
+}
+
+// mountTmp mounts the sandbox's private, size-limited /tmp.
+func mountTmp(root string, c *initConfig) error {
 	tmp := filepath.Join(root, "tmp")
 	if err := os.Mkdir(tmp, 0o755); err != nil {
 		return wrap("mkdir /tmp", err)
 	}
-	if err := unix.Mount("tmpfs", tmp, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV,
-		fmt.Sprintf("mode=1777,size=%d,nr_inodes=%d", c.TmpBytes, c.TmpInodes)); err != nil {
-		return wrap("mount /tmp", err)
-	}
+	return wrap("mount /tmp", unix.Mount("tmpfs", tmp, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV,
+		fmt.Sprintf("mode=1777,size=%d,nr_inodes=%d", c.TmpBytes, c.TmpInodes)))
+}
+
+// mountProc mounts the pid namespace's /proc, with the parts that reach
+// the host's kernel bound read-only over themselves.
+func mountProc(root string) error {
 	proc := filepath.Join(root, "proc")
 	if err := os.Mkdir(proc, 0o755); err != nil {
 		return wrap("mkdir /proc", err)
@@ -146,10 +193,12 @@ func setupMounts(c *initConfig, ws, rootfs *os.File) error {
 			}
 		}
 	}
-	if err := setupDev(filepath.Join(root, "dev")); err != nil {
-		return err
-	}
-	// pivot_root(".", ".") and a lazy unmount of the old root, as runc.
+	return nil
+}
+
+// pivotRoot makes root the root, with pivot_root(".", ".") and a lazy
+// unmount of the old root as runc does, and makes it read-only.
+func pivotRoot(root string) error {
 	if err := unix.Chdir(root); err != nil {
 		return wrap("chdir new root", err)
 	}
@@ -244,6 +293,8 @@ func bindMount(src, dst string, dir, ro bool) error {
 	return wrap("mount_setattr "+dst, unix.MountSetattr(-1, dst, unix.AT_RECURSIVE, &attr))
 }
 
+// setupDev builds a minimal /dev: the harmless device nodes bound from
+// the host, the usual symlinks, /dev/shm and a private devpts.
 func setupDev(dev string) error {
 	if err := os.Mkdir(dev, 0o755); err != nil {
 		return wrap("mkdir /dev", err)
@@ -282,6 +333,7 @@ func setupDev(dev string) error {
 	return nil
 }
 
+// loopbackUp brings up lo in the network namespace.
 func loopbackUp() error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -294,76 +346,4 @@ func loopbackUp() error {
 	}
 	ifr.SetUint16(unix.IFF_UP | unix.IFF_RUNNING)
 	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
-}
-
-// Securebits (linux/securebits.h).
-const (
-	secbitNoRoot                 = 1 << 0
-	secbitNoRootLocked           = 1 << 1
-	secbitNoSetuidFixup          = 1 << 2
-	secbitNoSetuidFixupLocked    = 1 << 3
-	secbitKeepCapsLocked         = 1 << 5
-	secbitNoCapAmbientRaise      = 1 << 6
-	secbitNoCapAmbientRaiseLockd = 1 << 7
-)
-
-func lastCap() int {
-	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
-	if err != nil {
-		return 40
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 40
-	}
-	return n
-}
-
-// dropBounding empties this thread's capability bounding set.
-func dropBounding() error {
-	for c := 0; c <= lastCap(); c++ {
-		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
-			return wrap("drop bounding set", err)
-		}
-	}
-	return nil
-}
-
-// dropPrivileges leaves this thread (the one that forks commands) with no
-// capabilities in any set, locked securebits and no_new_privs.
-func dropPrivileges() error {
-	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
-		return wrap("clear ambient caps", err)
-	}
-	var hdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err == nil && (data[0].Effective&(1<<unix.CAP_SETPCAP)) != 0 {
-		if err := dropBounding(); err != nil {
-			return err
-		}
-		if err := unix.Prctl(unix.PR_SET_SECUREBITS, secbitNoRoot|secbitNoRootLocked|secbitNoSetuidFixup|
-			secbitNoSetuidFixupLocked|secbitKeepCapsLocked|secbitNoCapAmbientRaise|secbitNoCapAmbientRaiseLockd, 0, 0, 0); err != nil {
-			return wrap("securebits", err)
-		}
-	}
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return wrap("no_new_privs", err)
-	}
-	data = [2]unix.CapUserData{}
-	return wrap("capset", unix.Capset(&hdr, &data[0]))
-}
-
-// dropOtherThreads clears the capabilities of the init's other threads too,
-// (psx works in cgo and pure Go binaries). Only the locked main thread
-// forks commands, so this is hygiene, not the barrier.
-func dropOtherThreads() string {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if _, _, e := allThreadsSyscall(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); e != 0 {
-		return "the sandbox init's helper threads keep their ambient capabilities (" + e.Error() + "); commands are forked only from the dropped thread"
-	}
-	if _, _, e := allThreadsSyscall(unix.SYS_CAPSET, uintptr(ptr(&hdr)), uintptr(ptr(&data[0])), 0); e != 0 {
-		return "the sandbox init's helper threads keep their capabilities (" + e.Error() + "); commands are forked only from the dropped thread"
-	}
-	return ""
 }

@@ -1,7 +1,11 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -17,6 +21,79 @@ func ptr[T any](p *T) unsafe.Pointer { return unsafe.Pointer(p) }
 // binaries, where syscall.AllThreadsSyscall does not).
 func allThreadsSyscall(trap, a1, a2, a3 uintptr) (uintptr, uintptr, syscall.Errno) {
 	return psx.Syscall6(trap, a1, a2, a3, 0, 0, 0)
+}
+
+// Securebits (linux/securebits.h).
+const (
+	secbitNoRoot                 = 1 << 0
+	secbitNoRootLocked           = 1 << 1
+	secbitNoSetuidFixup          = 1 << 2
+	secbitNoSetuidFixupLocked    = 1 << 3
+	secbitKeepCapsLocked         = 1 << 5
+	secbitNoCapAmbientRaise      = 1 << 6
+	secbitNoCapAmbientRaiseLockd = 1 << 7
+)
+
+// lastCap is the highest capability number the kernel knows.
+func lastCap() int {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return 40
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 40
+	}
+	return n
+}
+
+// dropBounding empties this thread's capability bounding set.
+func dropBounding() error {
+	for c := 0; c <= lastCap(); c++ {
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+			return wrap("drop bounding set", err)
+		}
+	}
+	return nil
+}
+
+// dropPrivileges leaves this thread (the one that forks commands) with no
+// capabilities in any set, locked securebits and no_new_privs.
+func dropPrivileges() error {
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return wrap("clear ambient caps", err)
+	}
+	var hdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err == nil && (data[0].Effective&(1<<unix.CAP_SETPCAP)) != 0 {
+		if err := dropBounding(); err != nil {
+			return err
+		}
+		if err := unix.Prctl(unix.PR_SET_SECUREBITS, secbitNoRoot|secbitNoRootLocked|secbitNoSetuidFixup|
+			secbitNoSetuidFixupLocked|secbitKeepCapsLocked|secbitNoCapAmbientRaise|secbitNoCapAmbientRaiseLockd, 0, 0, 0); err != nil {
+			return wrap("securebits", err)
+		}
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return wrap("no_new_privs", err)
+	}
+	data = [2]unix.CapUserData{}
+	return wrap("capset", unix.Capset(&hdr, &data[0]))
+}
+
+// dropOtherThreads clears the capabilities of the init's other threads too,
+// (psx works in cgo and pure Go binaries). Only the locked main thread
+// forks commands, so this is hygiene, not the barrier.
+func dropOtherThreads() string {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if _, _, e := allThreadsSyscall(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); e != 0 {
+		return "the sandbox init's helper threads keep their ambient capabilities (" + e.Error() + "); commands are forked only from the dropped thread"
+	}
+	if _, _, e := allThreadsSyscall(unix.SYS_CAPSET, uintptr(ptr(&hdr)), uintptr(ptr(&data[0])), 0); e != 0 {
+		return "the sandbox init's helper threads keep their capabilities (" + e.Error() + "); commands are forked only from the dropped thread"
+	}
+	return ""
 }
 
 // loadSeccomp installs the deny-list on every thread of the init (TSYNC);

@@ -236,3 +236,10 @@ func socketpair() (*net.UnixConn, *os.File, error) {
 	}
 	return fc.(*net.UnixConn), os.NewFile(uintptr(fds[1]), "ctrl-init"), nil
 }
+
+// closeFiles closes the files that came with a message.
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}

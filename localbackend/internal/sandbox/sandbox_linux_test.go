@@ -654,7 +654,7 @@ func TestRootFS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Stop()
-	r := sh(t, s, "test -d /var && test -d /workspace && ! touch /var/pwned 2>/dev/null && ! test -e /sys/kernel && echo ok")
+	r := sh(t, s, "test -d /var && test -d /workspace && ! touch /var/pwned 2>/dev/null && ! test -e /sys/kernel && ! test -e /.rootfs && ! grep -q rootfs /proc/self/mountinfo && echo ok")
 	if r.stdout != "ok\n" {
 		t.Errorf("%v", r)
 	}

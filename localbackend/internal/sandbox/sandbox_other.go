@@ -184,15 +184,21 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 		}
 		return ExecResult{ExitCode: code, Duration: time.Since(start)}, nil
 	}
-	pgid := cmd.Process.Pid
 	s.mu.Lock()
-	s.groups[pgid] = true
+	s.groups[cmd.Process.Pid] = true
 	s.mu.Unlock()
+	return wait(ctx, cmd, e.Timeout, start)
+}
+
+// wait waits for a started cmd, killing its process group when limit (0:
+// none) passes or ctx ends, and turns its end into Exec's result.
+func wait(ctx context.Context, cmd *exec.Cmd, limit time.Duration, start time.Time) (ExecResult, error) {
+	pgid := cmd.Process.Pid
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	var timeout <-chan time.Time
-	if e.Timeout > 0 {
-		t := time.NewTimer(e.Timeout)
+	if limit > 0 {
+		t := time.NewTimer(limit)
 		defer t.Stop()
 		timeout = t.C
 	}
@@ -230,6 +236,7 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 	return res, nil
 }
 
+// orDiscard is w, or io.Discard when w is nil.
 func orDiscard(w io.Writer) io.Writer {
 	if w == nil {
 		return io.Discard

@@ -1,4 +1,8 @@
-package localbackend
+// Package quantity parses and formats Kubernetes resource quantities
+// ("500m", "1", "512Mi", "2Gi", "2e3"), the form of a sandbox's cpuLimit,
+// memoryLimit and ephemeralStorageLimit. The server layer checks requests
+// with it and backends report limits with it.
+package quantity
 
 import (
 	"errors"
@@ -8,8 +12,8 @@ import (
 	"strings"
 )
 
-// maxQuantityLen is the longest quantity string accepted (the contract's maxLength).
-const maxQuantityLen = 64
+// MaxLen is the longest quantity string accepted (the contract's maxLength).
+const MaxLen = 64
 
 // suffixMultiplier returns the multiplier of a Kubernetes quantity suffix.
 func suffixMultiplier(suffix string) (*big.Rat, bool) {
@@ -49,15 +53,15 @@ func suffixMultiplier(suffix string) (*big.Rat, bool) {
 	return nil, false
 }
 
-// parseQuantity parses a Kubernetes resource quantity ("1", "500m", "1.5Gi",
+// Parse parses a Kubernetes resource quantity ("1", "500m", "1.5Gi",
 // "2e3") into an exact non-negative rational number. Signs other than a
 // leading "+" are rejected: no limit can be negative.
-func parseQuantity(s string) (*big.Rat, error) {
+func Parse(s string) (*big.Rat, error) {
 	if s == "" {
 		return nil, errors.New("empty quantity")
 	}
-	if len(s) > maxQuantityLen {
-		return nil, fmt.Errorf("quantity longer than %d characters", maxQuantityLen)
+	if len(s) > MaxLen {
+		return nil, fmt.Errorf("quantity longer than %d characters", MaxLen)
 	}
 	rest := strings.TrimPrefix(s, "+")
 	// The number: digits with an optional fraction.
@@ -127,9 +131,9 @@ func ratCeil(v *big.Rat, scale int64) (int64, bool) {
 	return q.Int64(), true
 }
 
-// parseCPUMilli parses a CPU quantity into thousandths of a CPU, rounding up.
-func parseCPUMilli(s string) (int64, error) {
-	v, err := parseQuantity(s)
+// ParseCPUMilli parses a CPU quantity into thousandths of a CPU, rounding up.
+func ParseCPUMilli(s string) (int64, error) {
+	v, err := Parse(s)
 	if err != nil {
 		return 0, err
 	}
@@ -140,9 +144,9 @@ func parseCPUMilli(s string) (int64, error) {
 	return n, nil
 }
 
-// parseBytes parses a memory or storage quantity into bytes, rounding up.
-func parseBytes(s string) (int64, error) {
-	v, err := parseQuantity(s)
+// ParseBytes parses a memory or storage quantity into bytes, rounding up.
+func ParseBytes(s string) (int64, error) {
+	v, err := Parse(s)
 	if err != nil {
 		return 0, err
 	}
@@ -153,17 +157,17 @@ func parseBytes(s string) (int64, error) {
 	return n, nil
 }
 
-// formatCPUMilli formats thousandths of a CPU as a quantity: "2", "500m".
-func formatCPUMilli(m int64) string {
+// FormatCPUMilli formats thousandths of a CPU as a quantity: "2", "500m".
+func FormatCPUMilli(m int64) string {
 	if m%1000 == 0 {
 		return strconv.FormatInt(m/1000, 10)
 	}
 	return strconv.FormatInt(m, 10) + "m"
 }
 
-// formatBytes formats a byte count as a quantity with the largest exact
+// FormatBytes formats a byte count as a quantity with the largest exact
 // binary suffix: "512Mi", "1Gi", "1000".
-func formatBytes(n int64) string {
+func FormatBytes(n int64) string {
 	if n == 0 {
 		return "0"
 	}

@@ -1,4 +1,4 @@
-package localbackend
+package quantity
 
 import (
 	"testing"
@@ -14,9 +14,9 @@ func TestParseQuantity(t *testing.T) {
 		{"2e3", 2000000}, {"1E-3", 1}, {"0.0001", 1}, {"1k", 1000000}, {"100m", 100}, {"3.", 3000},
 	}
 	for _, c := range cpu {
-		got, err := parseCPUMilli(c.in)
+		got, err := ParseCPUMilli(c.in)
 		if err != nil || got != c.want {
-			t.Errorf("parseCPUMilli(%q) = %d, %v; want %d", c.in, got, err, c.want)
+			t.Errorf("ParseCPUMilli(%q) = %d, %v; want %d", c.in, got, err, c.want)
 		}
 	}
 	mem := []struct {
@@ -27,35 +27,35 @@ func TestParseQuantity(t *testing.T) {
 		{"129e6", 129000000}, {"123Mi", 123 << 20}, {"1m", 1}, {"8Ei", 0},
 	}
 	for _, c := range mem {
-		got, err := parseBytes(c.in)
+		got, err := ParseBytes(c.in)
 		if c.in == "8Ei" {
 			if err == nil {
-				t.Errorf("parseBytes(8Ei) = %d, want overflow error", got)
+				t.Errorf("ParseBytes(8Ei) = %d, want overflow error", got)
 			}
 			continue
 		}
 		if err != nil || got != c.want {
-			t.Errorf("parseBytes(%q) = %d, %v; want %d", c.in, got, err, c.want)
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", c.in, got, err, c.want)
 		}
 	}
 	for _, bad := range []string{"", "-1", "1x", "Gi", "1Gib", "1.2.3", "e3", "1e", "1e+", "1e99", "1 Gi", "0x10", "1e3Gi", "NaN", "++1", "."} {
-		if v, err := parseQuantity(bad); err == nil {
-			t.Errorf("parseQuantity(%q) = %v, want error", bad, v)
+		if v, err := Parse(bad); err == nil {
+			t.Errorf("Parse(%q) = %v, want error", bad, v)
 		}
 	}
 	for _, c := range []struct {
 		n    int64
 		want string
 	}{{1 << 30, "1Gi"}, {512 << 20, "512Mi"}, {1000, "1000"}, {1536, "1536"}, {0, "0"}} {
-		if got := formatBytes(c.n); got != c.want {
-			t.Errorf("formatBytes(%d) = %q, want %q", c.n, got, c.want)
+		if got := FormatBytes(c.n); got != c.want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", c.n, got, c.want)
 		}
 	}
-	if got := formatCPUMilli(1500); got != "1500m" {
-		t.Errorf("formatCPUMilli(1500) = %q", got)
+	if got := FormatCPUMilli(1500); got != "1500m" {
+		t.Errorf("FormatCPUMilli(1500) = %q", got)
 	}
-	if got := formatCPUMilli(2000); got != "2" {
-		t.Errorf("formatCPUMilli(2000) = %q", got)
+	if got := FormatCPUMilli(2000); got != "2" {
+		t.Errorf("FormatCPUMilli(2000) = %q", got)
 	}
 }
 
@@ -64,27 +64,27 @@ func FuzzParseQuantity(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		v, err := parseQuantity(s)
+		v, err := Parse(s)
 		if err != nil {
 			return
 		}
 		if v.Sign() < 0 {
-			t.Fatalf("parseQuantity(%q) = %v < 0", s, v)
+			t.Fatalf("Parse(%q) = %v < 0", s, v)
 		}
-		if len(s) > maxQuantityLen {
-			t.Fatalf("parseQuantity accepted %d characters", len(s))
+		if len(s) > MaxLen {
+			t.Fatalf("Parse accepted %d characters", len(s))
 		}
 		// Whatever parses must round-trip through the byte formatter.
-		if n, err := parseBytes(s); err == nil {
-			back, err := parseBytes(formatBytes(n))
+		if n, err := ParseBytes(s); err == nil {
+			back, err := ParseBytes(FormatBytes(n))
 			if err != nil || back != n {
-				t.Fatalf("formatBytes(%d) = %q parses as %d, %v", n, formatBytes(n), back, err)
+				t.Fatalf("FormatBytes(%d) = %q parses as %d, %v", n, FormatBytes(n), back, err)
 			}
 		}
-		if m, err := parseCPUMilli(s); err == nil {
-			back, err := parseCPUMilli(formatCPUMilli(m))
+		if m, err := ParseCPUMilli(s); err == nil {
+			back, err := ParseCPUMilli(FormatCPUMilli(m))
 			if err != nil || back != m {
-				t.Fatalf("formatCPUMilli(%d) = %q parses as %d, %v", m, formatCPUMilli(m), back, err)
+				t.Fatalf("FormatCPUMilli(%d) = %q parses as %d, %v", m, FormatCPUMilli(m), back, err)
 			}
 		}
 	})

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/noxrunner/nox/sdk"
+)
+
+func (a *app) createCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "create",
+		Usage:     "create a sandbox (or ensure it runs and refresh its TTL)",
+		ArgsUsage: "ID",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "ttl", DefaultText: backendDefault, Usage: "seconds of inactivity before the sandbox expires"},
+			&cli.StringFlag{Name: "image", Usage: "environment image (default: the backend's)"},
+			&cli.StringFlag{Name: "cpu", Usage: "CPU limit, e.g. 500m or 2"},
+			&cli.StringFlag{Name: "mem", Aliases: []string{"memory"}, Usage: "memory limit, e.g. 1Gi"},
+			&cli.StringFlag{Name: "storage", Usage: "ephemeral storage limit, e.g. 2Gi"},
+			&cli.BoolFlag{Name: "wait", Usage: "wait until the sandbox runs commands"},
+			&cli.DurationFlag{Name: "wait-timeout", Value: 60 * time.Second, Usage: "how long --wait waits"},
+		},
+		Action: func(c *cli.Context) error {
+			id, err := sandboxID(c, 1)
+			if err != nil {
+				return err
+			}
+			if c.Int("ttl") < 0 {
+				return usagef("create: --ttl must be a number of seconds >= 0")
+			}
+			opts := sdk.CreateOptions{
+				TTL:   time.Duration(c.Int("ttl")) * time.Second,
+				Image: c.String("image"), CPU: c.String("cpu"), Memory: c.String("mem"), Storage: c.String("storage"),
+			}
+			return a.withConn(c, func(cn *conn) error {
+				sb := cn.client.Sandbox(id)
+				res, err := sb.Create(c.Context, opts)
+				if err != nil {
+					return onSandbox(id, fmt.Errorf("create: %w", err))
+				}
+				if c.Bool("wait") {
+					if err := sb.WaitReady(c.Context, sdk.WaitOptions{Timeout: c.Duration("wait-timeout")}); err != nil {
+						return onSandbox(id, fmt.Errorf("waiting until ready: %w", err))
+					}
+				}
+				if readGlobals(c).json {
+					return a.printJSON(map[string]any{"sessionId": id, "podName": res.PodName,
+						"expiresAt": jsonTime(res.ExpiresAt), "ready": c.Bool("wait")})
+				}
+				a.printf("%s sandbox %q (pod %s), expires %s\n", a.color.green("created"), id, res.PodName, timeOrDash(res.ExpiresAt))
+				return nil
+			})
+		},
+	}
+}

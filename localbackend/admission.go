@@ -1,0 +1,97 @@
+package localbackend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/noxrunner/nox/driver"
+	"github.com/noxrunner/nox/localbackend/internal/sandbox"
+)
+
+// execSlot waits up to ExecQueueWait for one of the backend's command
+// slots (MaxConcurrentExecs) and returns the function releasing it.
+func (s *store) execSlot(ctx context.Context) (func(), error) {
+	release := func() { <-s.execSlots }
+	select {
+	case s.execSlots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	t := time.NewTimer(s.cfg.ExecQueueWait)
+	defer t.Stop()
+	select {
+	case s.execSlots <- struct{}{}:
+		return release, nil
+	case <-t.C:
+		return nil, fmt.Errorf("too many concurrent commands (limit %d); retry later: %w", cap(s.execSlots), ErrBusy)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// startExec admits one command in sandbox id: an unknown id is
+// ErrNotFound, a full backend ErrBusy (after ExecQueueWait), a bad workdir
+// ErrInvalid. A zero Timeout is the default timeout.
+func (s *store) startExec(ctx context.Context, id string, req driver.ExecRequest) (*execHandle, error) {
+	// Existence first, so an unknown id is a 404 even when the backend is busy.
+	s.mu.Lock()
+	_, err := s.lookupLocked(id)
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	releaseSlot, err := s.execSlot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b, env, err := s.acquire(ctx, id, true)
+	if err != nil {
+		releaseSlot()
+		return nil, err
+	}
+	if req.Timeout == 0 {
+		req.Timeout = s.cfg.DefaultExecTimeout
+	}
+	h := &execHandle{s: s, id: id, b: b, env: env, releaseSlot: releaseSlot,
+		spec: sandbox.ExecSpec{Argv: req.Argv, Dir: req.Workdir, Env: commandEnv(req.Env), Timeout: req.Timeout}}
+	if err := s.checkWorkdir(b, req.Workdir); err != nil {
+		h.Abort()
+		return nil, err
+	}
+	return h, nil
+}
+
+// checkWorkdir returns ErrInvalid when dir lies in /workspace and is
+// missing or not a directory there. Directories elsewhere, or reached
+// through links leaving the workspace, are checked by the runtime.
+func (s *store) checkWorkdir(b *box, dir string) error {
+	rel, err := workspaceRel("workdir", dir)
+	if err != nil {
+		return nil // outside /workspace: the runtime decides
+	}
+	if rel == "." {
+		return nil // the workspace itself, which the store created
+	}
+	root, err := os.OpenRoot(s.workspacePath(b.meta.Key))
+	if err != nil {
+		return fmt.Errorf("open workspace: %w", err)
+	}
+	defer root.Close()
+	fi, err := root.Stat(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("workdir: %q does not exist: %w", dir, ErrInvalid)
+	}
+	if err != nil {
+		// E.g. a link to a directory outside the workspace, which the
+		// sandbox may well have: the runtime decides.
+		return nil
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("workdir: %q is not a directory: %w", dir, ErrInvalid)
+	}
+	return nil
+}

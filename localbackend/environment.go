@@ -1,0 +1,80 @@
+package localbackend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/noxrunner/nox/localbackend/internal/sandbox"
+)
+
+// startEnv returns b's running environment, building it when needed.
+func (s *store) startEnv(ctx context.Context, b *box) (environment, error) {
+	b.startMu.Lock()
+	defer b.startMu.Unlock()
+	s.mu.Lock()
+	env, m, deleting := b.env, b.meta, b.deleting
+	s.mu.Unlock()
+	if deleting {
+		return nil, fmt.Errorf("sandbox %q is being deleted: %w", m.SessionID, ErrNotFound)
+	}
+	if env != nil && env.Alive() {
+		return env, nil
+	}
+	if env != nil {
+		_ = env.Stop()
+	}
+	rootfs, ok := s.cfg.Images[m.Image]
+	if !ok {
+		return nil, fmt.Errorf("sandbox %q: its image %q is no longer configured; delete and recreate it: %w", m.SessionID, m.Image, ErrUnavailable)
+	}
+	s.mu.Lock()
+	b.starting = true
+	b.env = nil
+	s.mu.Unlock()
+	// Building is not cancelled by the client going away: a concurrent
+	// ensure may be waiting for the same environment.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StartTimeout)
+	defer cancel()
+	env, err := s.rt.Start(sctx, sandbox.Spec{
+		Key:       m.Key,
+		Workspace: s.workspacePath(m.Key),
+		RootFS:    rootfs,
+		Hostname:  "sandbox",
+		Limits: sandbox.Limits{
+			CPUMilli: m.CPUMilli, MemoryBytes: m.MemoryBytes, Pids: m.Pids, StorageBytes: m.StorageBytes,
+		},
+	})
+	s.mu.Lock()
+	b.starting = false
+	if err == nil {
+		b.env = env
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("start sandbox %q: %w", m.SessionID, err)
+	}
+	if n, ok := env.(interface {
+		WaitReady(context.Context) error
+		Notes() []string
+	}); ok {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StartTimeout)
+			defer cancel()
+			if err := n.WaitReady(ctx); err != nil {
+				if !errors.Is(err, sandbox.ErrStopped) {
+					s.log.Error("sandbox setup failed", "sessionId", m.SessionID, "err", err)
+				}
+			} else if notes := n.Notes(); len(notes) > 0 {
+				s.log.Warn("sandbox started with restrictions", "sessionId", m.SessionID, "notes", notes)
+			}
+		}()
+	}
+	return env, nil
+}
+
+// envReady reports false while env's setup runs in the background.
+func envReady(env environment) bool {
+	r, ok := env.(interface{ Ready() bool })
+	return !ok || r.Ready()
+}

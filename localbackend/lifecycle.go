@@ -1,0 +1,252 @@
+package localbackend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/noxrunner/nox/api"
+	"github.com/noxrunner/nox/driver"
+)
+
+// ensure creates the sandbox id or refreshes an existing one, then builds
+// its environment. Concurrent ensures of one id yield one sandbox. An
+// existing sandbox keeps its image and limits; a non-zero TTL replaces
+// its TTL. An empty image is the default image.
+func (s *store) ensure(ctx context.Context, id string, p driver.CreateRequest) (boxStatus, error) {
+	s.mu.Lock()
+	b, err := s.settledLocked(ctx, id)
+	switch {
+	case err != nil:
+		s.mu.Unlock()
+		return boxStatus{}, err
+	case b == nil:
+		if b, err = s.createLocked(id, p); err != nil {
+			s.mu.Unlock()
+			return boxStatus{}, err
+		}
+	case b.deleting:
+		s.mu.Unlock()
+		return boxStatus{}, fmt.Errorf("sandbox %q is being deleted; retry: %w", id, ErrUnavailable)
+	default:
+		if p.TTL != 0 {
+			b.meta.TTLSeconds = int32(p.TTL / time.Second)
+		}
+		s.touchLocked(b)
+	}
+	b.busy++
+	s.mu.Unlock()
+	defer s.release(b, false)
+	if _, err := s.startEnv(ctx, b); err != nil {
+		return boxStatus{}, err
+	}
+	s.mu.Lock()
+	st, _ := s.statusLocked(b)
+	s.mu.Unlock()
+	return st, nil
+}
+
+// settledLocked returns the box of id (nil when there is none) once no
+// concurrent ensure is creating it. s.mu is held on entry and on return,
+// released while waiting.
+func (s *store) settledLocked(ctx context.Context, id string) (*box, error) {
+	for {
+		if s.closed {
+			return nil, fmt.Errorf("backend is closed: %w", ErrUnavailable)
+		}
+		b, ok := s.boxes[id]
+		if !ok || b.creating == nil {
+			return b, nil
+		}
+		// A concurrent ensure is writing its files: wait, then look again.
+		ch := b.creating
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			s.mu.Lock()
+			return nil, ctx.Err()
+		}
+		s.mu.Lock()
+	}
+}
+
+// createLocked makes the new sandbox id: its directories and metadata
+// file. s.mu is held on entry and on return, released while the files are
+// written.
+func (s *store) createLocked(id string, p driver.CreateRequest) (*box, error) {
+	now := s.now().UTC().Truncate(time.Millisecond)
+	ttl := p.TTL
+	if ttl == 0 {
+		ttl = s.cfg.DefaultTTL
+	}
+	image := p.Image
+	if image == "" {
+		image = s.cfg.DefaultImageName
+	}
+	m := meta{
+		SessionID: id, Key: sandboxKey(id), PodName: "sandbox-" + id, Image: image,
+		TTLSeconds: int32(ttl / time.Second), CreatedAt: now, LastActiveAt: now,
+		CPUMilli: p.CPUMilli, MemoryBytes: p.MemoryBytes, StorageBytes: p.StorageBytes, Pids: s.cfg.Pids,
+	}
+	// Reserve the id, then create the workspace and the metadata without
+	// holding s.mu: until creating is closed the sandbox is invisible
+	// (lookupLocked, get and list skip it) and concurrent ensures of id
+	// wait.
+	b := &box{meta: m, creating: make(chan struct{})}
+	s.boxes[id] = b
+	s.mu.Unlock()
+	err := s.makeBoxDirs(m.Key)
+	if err == nil {
+		// No metaMu: nobody else writes the metadata of a sandbox that is
+		// still being created.
+		err = s.writeMetaFile(m)
+	}
+	s.mu.Lock()
+	close(b.creating)
+	b.creating = nil
+	if err != nil {
+		delete(s.boxes, id)
+		s.mu.Unlock()
+		_ = os.Remove(s.metaPath(m.Key))
+		_ = os.RemoveAll(s.boxDir(m.Key))
+		s.mu.Lock()
+		return nil, fmt.Errorf("create sandbox %q: %w", id, err)
+	}
+	return b, nil
+}
+
+// touch refreshes id's expiry.
+func (s *store) touch(id string) (meta, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, err := s.lookupLocked(id)
+	if err != nil {
+		return meta{}, err
+	}
+	s.touchLocked(b)
+	return b.meta, nil
+}
+
+func (s *store) statusLocked(b *box) (boxStatus, environment) {
+	st := boxStatus{meta: b.meta, runningExecs: b.execs}
+	switch {
+	case b.deleting:
+		st.state = api.StateTerminating
+	case b.starting:
+		st.state = api.StatePending
+	case b.env != nil && !envReady(b.env):
+		st.state = api.StatePending // its setup runs (the runtime's StartAsync)
+	case b.env != nil:
+		st.state = api.StateReady
+	default:
+		st.state = api.StateStopped
+	}
+	return st, b.env
+}
+
+// get returns id's status without refreshing its expiry.
+func (s *store) get(id string) (boxStatus, error) {
+	s.mu.Lock()
+	b, ok := s.boxes[id]
+	if !ok || s.closed || b.creating != nil {
+		s.mu.Unlock()
+		return boxStatus{}, notFound(id)
+	}
+	st, env := s.statusLocked(b)
+	s.mu.Unlock()
+	if st.state == api.StateReady && !env.Alive() {
+		st.state = api.StateStopped
+	}
+	return st, nil
+}
+
+// list returns up to n sandboxes with ids greater than after, ordered by
+// id, and whether more follow.
+func (s *store) list(after string, n int) ([]boxStatus, bool) {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.boxes))
+	for id, b := range s.boxes {
+		if id > after && b.creating == nil {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	more := len(ids) > n
+	if more {
+		ids = ids[:n]
+	}
+	out := make([]boxStatus, 0, len(ids))
+	envs := make([]environment, 0, len(ids))
+	for _, id := range ids {
+		st, env := s.statusLocked(s.boxes[id])
+		out = append(out, st)
+		envs = append(envs, env)
+	}
+	s.mu.Unlock()
+	for i := range out {
+		if out[i].state == api.StateReady && !envs[i].Alive() {
+			out[i].state = api.StateStopped
+		}
+	}
+	return out, more
+}
+
+// remove deletes sandbox id: it stops its environment (killing every
+// command) and removes its workspace and metadata.
+func (s *store) remove(id string) error {
+	_, err := s.removeIf(id, nil)
+	return err
+}
+
+// removeIf is remove when cond, checked under s.mu, holds (nil: always).
+func (s *store) removeIf(id string, cond func(*box) bool) (bool, error) {
+	s.mu.Lock()
+	b, err := s.lookupLocked(id)
+	if err != nil {
+		s.mu.Unlock()
+		return false, err
+	}
+	if cond != nil && !cond(b) {
+		s.mu.Unlock()
+		return false, nil
+	}
+	b.deleting = true
+	key := b.meta.Key
+	s.mu.Unlock()
+
+	b.startMu.Lock()
+	s.mu.Lock()
+	env := b.env
+	b.env = nil
+	s.mu.Unlock()
+	var errs []error
+	if env != nil {
+		if err := env.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stop: %w", err))
+		}
+	}
+	b.startMu.Unlock()
+
+	s.metaMu.Lock()
+	if err := os.Remove(s.metaPath(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	s.metaMu.Unlock()
+	if err := os.RemoveAll(s.boxDir(key)); err != nil {
+		errs = append(errs, err)
+	}
+	s.mu.Lock()
+	if s.boxes[id] == b {
+		delete(s.boxes, id)
+	}
+	s.mu.Unlock()
+	if err := errors.Join(errs...); err != nil {
+		return true, fmt.Errorf("delete sandbox %q: %w", id, err)
+	}
+	return true, nil
+}

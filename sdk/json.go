@@ -1,0 +1,231 @@
+package sdk
+
+// This file is the JSON form of the SDK's value types, the form `nox
+// --json` prints. Members are named as in the API; times are RFC 3339 in
+// UTC with as many fraction digits as needed, and left out when zero;
+// durations are whole seconds (...Seconds) or milliseconds (...Ms).
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// marshalJSON encodes v without escaping HTML characters: the caller's
+// encoder decides that (json.Marshal escapes them, an Encoder with
+// SetEscapeHTML(false) does not).
+func marshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// formatTime is the JSON form of t: RFC 3339 in UTC, "" when zero.
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// parseTime parses formatTime's form.
+func parseTime(member, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: %w", member, err)
+	}
+	return t, nil
+}
+
+// infoJSON is the JSON form of Info.
+type infoJSON struct {
+	APIVersion     string      `json:"apiVersion,omitempty"`
+	Backend        string      `json:"backend,omitempty"`
+	BackendVersion string      `json:"backendVersion,omitempty"`
+	PlainV1        bool        `json:"plainV1"`
+	Extensions     []string    `json:"extensions"`
+	Isolation      *Isolation  `json:"isolation,omitempty"`
+	Limits         *limitsJSON `json:"limits,omitempty"`
+	Images         []string    `json:"images,omitempty"`
+}
+
+// MarshalJSON encodes i with the backend's name and version as the
+// members backend and backendVersion, extensions always as a list, and
+// limits as Limits.MarshalJSON does, left out when none was advertised.
+func (i Info) MarshalJSON() ([]byte, error) {
+	j := infoJSON{APIVersion: i.APIVersion, Backend: i.Backend.Name, BackendVersion: i.Backend.Version,
+		PlainV1: i.PlainV1, Extensions: i.Extensions, Isolation: i.Isolation, Images: i.Images}
+	if j.Extensions == nil {
+		j.Extensions = []string{}
+	}
+	if l := i.Limits.toJSON(); l != (limitsJSON{}) {
+		j.Limits = &l
+	}
+	return marshalJSON(j)
+}
+
+// UnmarshalJSON decodes the form MarshalJSON encodes.
+func (i *Info) UnmarshalJSON(b []byte) error {
+	var j infoJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*i = Info{APIVersion: j.APIVersion, Backend: BackendIdentity{Name: j.Backend, Version: j.BackendVersion},
+		Extensions: j.Extensions, Isolation: j.Isolation, Images: j.Images, PlainV1: j.PlainV1}
+	if j.Limits != nil {
+		i.Limits = j.Limits.value()
+	}
+	return nil
+}
+
+// limitsJSON is the JSON form of Limits, its members in alphabetical order.
+type limitsJSON struct {
+	DefaultTimeoutSeconds int64 `json:"defaultTimeoutSeconds,omitempty"`
+	DefaultTTLSeconds     int64 `json:"defaultTtlSeconds,omitempty"`
+	MaxConcurrentExecs    int64 `json:"maxConcurrentExecs,omitempty"`
+	MaxOutputBytes        int64 `json:"maxOutputBytes,omitempty"`
+	MaxTimeoutSeconds     int64 `json:"maxTimeoutSeconds,omitempty"`
+	MaxTTLSeconds         int64 `json:"maxTtlSeconds,omitempty"`
+	MaxUploadBytes        int64 `json:"maxUploadBytes,omitempty"`
+	MaxUploadEntries      int64 `json:"maxUploadEntries,omitempty"`
+	StreamHeartbeatMs     int64 `json:"streamHeartbeatMs,omitempty"`
+}
+
+func (l Limits) toJSON() limitsJSON {
+	return limitsJSON{
+		DefaultTimeoutSeconds: int64(l.DefaultTimeout / time.Second),
+		DefaultTTLSeconds:     int64(l.DefaultTTL / time.Second),
+		MaxConcurrentExecs:    int64(l.MaxConcurrentExecs),
+		MaxOutputBytes:        l.MaxOutputBytes,
+		MaxTimeoutSeconds:     int64(l.MaxTimeout / time.Second),
+		MaxTTLSeconds:         int64(l.MaxTTL / time.Second),
+		MaxUploadBytes:        l.MaxUploadBytes,
+		MaxUploadEntries:      l.MaxUploadEntries,
+		StreamHeartbeatMs:     l.StreamHeartbeat.Milliseconds(),
+	}
+}
+
+func (j limitsJSON) value() Limits {
+	return Limits{
+		DefaultTTL:         time.Duration(j.DefaultTTLSeconds) * time.Second,
+		MaxTTL:             time.Duration(j.MaxTTLSeconds) * time.Second,
+		DefaultTimeout:     time.Duration(j.DefaultTimeoutSeconds) * time.Second,
+		MaxTimeout:         time.Duration(j.MaxTimeoutSeconds) * time.Second,
+		MaxOutputBytes:     j.MaxOutputBytes,
+		MaxUploadBytes:     j.MaxUploadBytes,
+		MaxUploadEntries:   j.MaxUploadEntries,
+		MaxConcurrentExecs: int(j.MaxConcurrentExecs),
+		StreamHeartbeat:    time.Duration(j.StreamHeartbeatMs) * time.Millisecond,
+	}
+}
+
+// MarshalJSON encodes l with its members in alphabetical order: durations
+// in whole seconds, except streamHeartbeatMs in milliseconds; a zero
+// (unadvertised) limit is left out.
+func (l Limits) MarshalJSON() ([]byte, error) { return marshalJSON(l.toJSON()) }
+
+// UnmarshalJSON decodes the form MarshalJSON encodes.
+func (l *Limits) UnmarshalJSON(b []byte) error {
+	var j limitsJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*l = j.value()
+	return nil
+}
+
+// statusJSON is the JSON form of SandboxStatus.
+type statusJSON struct {
+	SessionID    string          `json:"sessionId"`
+	PodName      string          `json:"podName,omitempty"`
+	State        SandboxState    `json:"state"`
+	Image        string          `json:"image,omitempty"`
+	CreatedAt    string          `json:"createdAt,omitempty"`
+	LastActiveAt string          `json:"lastActiveAt,omitempty"`
+	ExpiresAt    string          `json:"expiresAt,omitempty"`
+	TTLSeconds   int64           `json:"ttlSeconds,omitempty"`
+	Limits       *ResourceLimits `json:"limits,omitempty"`
+	RunningExecs int             `json:"runningExecs"`
+}
+
+// MarshalJSON encodes s as the API does, leaving out empty members and
+// limits when none was reported.
+func (s SandboxStatus) MarshalJSON() ([]byte, error) {
+	j := statusJSON{SessionID: s.SessionID, PodName: s.PodName, State: s.State, Image: s.Image,
+		CreatedAt: formatTime(s.CreatedAt), LastActiveAt: formatTime(s.LastActiveAt), ExpiresAt: formatTime(s.ExpiresAt),
+		TTLSeconds: int64(s.TTL / time.Second), RunningExecs: s.RunningExecs}
+	if !s.Limits.empty() {
+		j.Limits = &s.Limits
+	}
+	return marshalJSON(j)
+}
+
+// UnmarshalJSON decodes the form MarshalJSON encodes.
+func (s *SandboxStatus) UnmarshalJSON(b []byte) error {
+	var j statusJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	v := SandboxStatus{SessionID: j.SessionID, PodName: j.PodName, State: j.State, Image: j.Image,
+		TTL: time.Duration(j.TTLSeconds) * time.Second, RunningExecs: j.RunningExecs}
+	if j.Limits != nil {
+		v.Limits = *j.Limits
+	}
+	var err error
+	if v.CreatedAt, err = parseTime("createdAt", j.CreatedAt); err != nil {
+		return err
+	}
+	if v.LastActiveAt, err = parseTime("lastActiveAt", j.LastActiveAt); err != nil {
+		return err
+	}
+	if v.ExpiresAt, err = parseTime("expiresAt", j.ExpiresAt); err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
+
+// empty reports whether no limit was reported.
+func (r ResourceLimits) empty() bool {
+	return r.CPU == "" && r.EphemeralStorage == "" && r.Memory == "" && r.PIDs == 0 && len(r.Unenforced) == 0
+}
+
+// execResultJSON is the JSON form of ExecResult.
+type execResultJSON struct {
+	ExitCode        int    `json:"exitCode"`
+	Stdout          string `json:"stdout"`
+	Stderr          string `json:"stderr"`
+	DurationMs      int64  `json:"durationMs"`
+	TimedOut        bool   `json:"timedOut"`
+	StdoutTruncated bool   `json:"stdoutTruncated"`
+	StderrTruncated bool   `json:"stderrTruncated"`
+	OOMKilled       bool   `json:"oomKilled"`
+}
+
+// MarshalJSON encodes r as the API does, with every flag of extension
+// exec.flags and the duration in milliseconds.
+func (r ExecResult) MarshalJSON() ([]byte, error) {
+	return marshalJSON(execResultJSON{ExitCode: r.ExitCode, Stdout: r.Stdout, Stderr: r.Stderr,
+		DurationMs: r.Duration.Milliseconds(), TimedOut: r.TimedOut, StdoutTruncated: r.StdoutTruncated,
+		StderrTruncated: r.StderrTruncated, OOMKilled: r.OOMKilled})
+}
+
+// UnmarshalJSON decodes the form MarshalJSON encodes.
+func (r *ExecResult) UnmarshalJSON(b []byte) error {
+	var j execResultJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*r = ExecResult{ExitCode: j.ExitCode, Stdout: j.Stdout, Stderr: j.Stderr,
+		Duration: time.Duration(j.DurationMs) * time.Millisecond, TimedOut: j.TimedOut,
+		StdoutTruncated: j.StdoutTruncated, StderrTruncated: j.StderrTruncated, OOMKilled: j.OOMKilled}
+	return nil
+}

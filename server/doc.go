@@ -1,0 +1,64 @@
+// Package server turns any driver.Backend into the complete NoxRunner HTTP
+// API of api/openapi.yaml, so that every backend behaves the same on the
+// wire and none of them repeats the work.
+//
+// # The request path
+//
+// A request passes, outermost first:
+//
+//  1. logRequests: assigns the request id (a sane X-Request-Id is echoed,
+//     anything else replaced), and writes one access log line.
+//  2. markUnisolated: X-Nox-Isolation: none-unsafe on every response when
+//     the backend's Info says commands run without isolation.
+//  3. requireToken: with Options.Token, 401 unless "Authorization: Bearer
+//     <token>" (GET /healthz is always open).
+//  4. limitBodies: JSON bodies above Options.MaxJSONBodyBytes are 400,
+//     uploads above Options.MaxUploadBytes 413.
+//  5. withoutExtensions: GET /v1/sandboxes[/{sessionId}] are 404 "no such
+//     endpoint" when the backend does not report sandboxes.list or
+//     sandboxes.get, as on a server without them.
+//  6. the request validator, built from the contract (internal/contract):
+//     unknown endpoints 404, other methods 405, malformed parameters and
+//     JSON bodies 400 with a message naming the field. Upload bodies are
+//     not read.
+//  7. the generated router and strict handler (gen/noxapi), which decode
+//     the request and call the handler of its operation.
+//  8. the handler (handlers.go) checks what the contract cannot (the
+//     session id, argv, env, workdir, ttlSeconds and timeoutSeconds
+//     against Info().Limits, the resource quantities and image against
+//     Info()), applies the defaults (workdir /workspace, Limits'
+//     DefaultTimeout and default quantities), calls the backend with a
+//     driver request, and converts its answer to the contract's type.
+//
+// A backend error is answered by its category (see package driver):
+// ErrInvalidArgument 400, ErrNotFound 404, ErrTooLarge 413, ErrBusy and
+// ErrUnavailable 503 with Retry-After: 1, each as {"error": msg} with the
+// error's message minus the sentinel's text. Any other error is logged and
+// answered 500 "internal error (request id X)".
+//
+// POST .../exec/stream answers errors of StartExec as JSON; once the
+// command is admitted it writes Server-Sent Events: stdout and stderr
+// chunks as output arrives, a heartbeat comment after
+// Options.StreamHeartbeat of silence, then one exit (or error) event. A
+// client that goes away cancels the command.
+//
+// GET /v1/info is built once from the backend's Info, the extensions the
+// server implements for every backend (info, exec.stream, and auth.bearer
+// with a token) and its own limits (maxUploadBytes,
+// streamHeartbeatSeconds).
+//
+// # Serving a new backend
+//
+// Implement driver.Backend, then:
+//
+//	h, err := server.New(myBackend, server.Options{Token: token})
+//	if err != nil {
+//		return err
+//	}
+//	return http.ListenAndServe(addr, h)
+//
+// A new operation in the contract is a new method of handlers (the build
+// fails until it exists: handlers must satisfy
+// noxapi.StrictServerInterface) and usually a new driver method, which
+// every backend must then implement.
+package server

@@ -1,0 +1,88 @@
+package server
+
+import (
+	"slices"
+	"time"
+
+	"github.com/noxrunner/nox/api"
+	"github.com/noxrunner/nox/driver"
+	"github.com/noxrunner/nox/gen/noxapi"
+)
+
+// apiVersion is the version of the contract served.
+const apiVersion = "v1"
+
+// infoBody builds the answer of GET /v1/info from what the backend says
+// and what the server itself implements and limits.
+func infoBody(in driver.Info, opts Options) noxapi.Info {
+	l := in.Limits
+	out := noxapi.Info{
+		APIVersion: apiVersion,
+		Backend:    noxapi.BackendIdentity{Name: in.Name, Version: in.Version},
+		Extensions: extensions(in.Extensions, opts.Token != ""),
+		Limits: &noxapi.BackendLimits{
+			DefaultTTLSeconds:      secondsField(l.DefaultTTL),
+			MaxTTLSeconds:          secondsField(l.MaxTTL),
+			DefaultTimeoutSeconds:  secondsField(l.DefaultTimeout),
+			MaxTimeoutSeconds:      secondsField(l.MaxTimeout),
+			MaxOutputBytes:         sizeField(l.MaxOutputBytes),
+			MaxUploadBytes:         sizeField(opts.MaxUploadBytes),
+			MaxUploadEntries:       sizeField(l.MaxUploadEntries),
+			MaxConcurrentExecs:     countField(l.MaxConcurrentExecs),
+			StreamHeartbeatSeconds: secondsField(max(opts.StreamHeartbeat, time.Second)),
+		},
+		Images: slices.Clone(in.Images),
+	}
+	if iso := in.Isolation; iso != nil {
+		out.Isolation = &noxapi.Isolation{Tier: iso.Tier, Isolated: iso.Isolated, Notes: slices.Clone(iso.Notes)}
+	}
+	return out
+}
+
+// extensions lists the extensions served, in the contract's order: the
+// ones the server implements for every backend (info, exec.stream,
+// upload.chunked, and auth.bearer with a token) and the ones the backend reports, followed by
+// any the server does not know.
+func extensions(backend []string, auth bool) []string {
+	serverOwned := map[string]bool{api.ExtInfo: true, api.ExtExecStream: true, api.ExtAuthBearer: auth, api.ExtUploadChunked: true}
+	known := api.Extensions()
+	var out []string
+	for _, x := range known {
+		owned, isOwned := serverOwned[x]
+		if owned || !isOwned && slices.Contains(backend, x) {
+			out = append(out, x)
+		}
+	}
+	for _, x := range backend {
+		if !slices.Contains(known, x) && !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// secondsField is d in whole seconds, or nil (not advertised) when zero.
+func secondsField(d time.Duration) *int32 {
+	if d <= 0 {
+		return nil
+	}
+	v := int32(d / time.Second)
+	return &v
+}
+
+// sizeField is n, or nil (not advertised) when zero.
+func sizeField(n int64) *int64 {
+	if n <= 0 {
+		return nil
+	}
+	return &n
+}
+
+// countField is n, or nil (not advertised) when zero.
+func countField(n int) *int32 {
+	if n <= 0 {
+		return nil
+	}
+	v := int32(n)
+	return &v
+}

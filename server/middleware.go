@@ -1,0 +1,158 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// requestIDPattern is what a client-sent X-Request-Id must look like to be echoed.
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:/+=-]{1,128}$`)
+
+type requestIDKey struct{}
+
+// requestIDFrom returns the request id stored in ctx by logRequests.
+func requestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// logRequests assigns the request id (echoing a sane X-Request-Id or
+// generating one) and writes one structured access log line per request.
+func logRequests(next http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if !requestIDPattern.MatchString(id) {
+			var raw [12]byte
+			_, _ = rand.Read(raw[:])
+			id = hex.EncodeToString(raw[:])
+		}
+		w.Header().Set("X-Request-Id", id)
+		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() { // also when the handler aborts the connection
+			log.LogAttrs(ctx, slog.LevelInfo, "request",
+				slog.String("requestId", id),
+				slog.String("method", r.Method),
+				slog.String("path", r.URL.Path),
+				slog.Int("status", rec.status),
+				slog.Int64("bytes", rec.bytes),
+				slog.Float64("ms", float64(time.Since(start).Microseconds())/1000),
+				slog.String("remote", r.RemoteAddr),
+			)
+		}()
+		next.ServeHTTP(rec, r.WithContext(ctx))
+	})
+}
+
+// statusRecorder remembers the status and size of a response. It keeps
+// http.Flusher and http.ResponseController working for streams.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(p []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	n, err := s.ResponseWriter.Write(p)
+	s.bytes += int64(n)
+	return n, err
+}
+
+// Flush implements http.Flusher (the generated SSE code asserts it).
+func (s *statusRecorder) Flush() {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	_ = http.NewResponseController(s.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// markUnisolated sets IsolationHeader on every response.
+func markUnisolated(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(IsolationHeader, "none-unsafe")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requireToken demands "Authorization: Bearer <token>" on everything but
+// /healthz, comparing in constant time.
+func requireToken(next http.Handler, token string) http.Handler {
+	want := sha256.Sum256([]byte(token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="nox"`)
+			writeJSONError(w, http.StatusUnauthorized, "missing or invalid bearer token", 0)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitBodies bounds request bodies: uploads by maxUpload (413 above, as
+// the contract declares), everything else by maxJSON (400 above: the
+// contract declares no 413 for JSON operations).
+func limitBodies(next http.Handler, maxJSON, maxUpload int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit, status := maxJSON, http.StatusBadRequest
+		if isUpload(r) {
+			limit, status = maxUpload, http.StatusRequestEntityTooLarge
+		}
+		if r.ContentLength > limit {
+			writeJSONError(w, status, fmt.Sprintf("body: exceeds the limit of %d bytes", limit), 0)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// withoutExtensions answers GET /v1/sandboxes/{sessionId} (when noGet)
+// and GET /v1/sandboxes (when noList) as a server without these
+// endpoints does: 404 "no such endpoint", before any validation.
+func withoutExtensions(next http.Handler, noGet, noList bool) http.Handler {
+	if !noGet && !noList {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			if rest, ok := strings.CutPrefix(r.URL.Path, "/v1/sandboxes"); ok {
+				list := rest == ""
+				get := len(rest) > 1 && rest[0] == '/' && !strings.Contains(rest[1:], "/")
+				if list && noList || get && noGet {
+					writeNoSuchEndpoint(w, r)
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}

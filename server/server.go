@@ -1,0 +1,143 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/noxrunner/nox/api"
+	"github.com/noxrunner/nox/driver"
+	"github.com/noxrunner/nox/gen/noxapi"
+)
+
+// IsolationHeader is set to "none-unsafe" on every response when the
+// backend runs commands without isolation.
+const IsolationHeader = "X-Nox-Isolation"
+
+// The defaults of the zero fields of Options.
+const (
+	DefaultMaxUploadBytes   = 1 << 30 // 1 GiB
+	DefaultMaxJSONBodyBytes = 1 << 20 // 1 MiB
+	DefaultStreamHeartbeat  = 5 * time.Second
+)
+
+// Options configure the HTTP layer. The zero value works: zero fields take
+// the documented defaults.
+type Options struct {
+	// Token, when set, is required as "Authorization: Bearer <token>" on
+	// every request except GET /healthz, and auth.bearer is advertised.
+	Token string
+	// MaxUploadBytes is the largest upload request body; larger uploads
+	// are answered 413. Default: DefaultMaxUploadBytes.
+	MaxUploadBytes int64
+	// MaxJSONBodyBytes is the largest JSON request body; larger bodies are
+	// answered 400 (the contract declares no 413 for JSON operations).
+	// Default: DefaultMaxJSONBodyBytes.
+	MaxJSONBodyBytes int64
+	// StreamHeartbeat is the longest silence on an exec stream before a
+	// heartbeat comment is sent. Default: DefaultStreamHeartbeat.
+	StreamHeartbeat time.Duration
+	// Logger receives one access log line per request and the errors
+	// answered as 500. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// withDefaults returns o with its zero fields set to the defaults.
+func (o Options) withDefaults() (Options, error) {
+	if o.MaxUploadBytes < 0 || o.MaxJSONBodyBytes < 0 || o.StreamHeartbeat < 0 {
+		return o, errors.New("server: MaxUploadBytes, MaxJSONBodyBytes and StreamHeartbeat must not be negative")
+	}
+	if o.MaxUploadBytes == 0 {
+		o.MaxUploadBytes = DefaultMaxUploadBytes
+	}
+	if o.MaxJSONBodyBytes == 0 {
+		o.MaxJSONBodyBytes = DefaultMaxJSONBodyBytes
+	}
+	if o.StreamHeartbeat == 0 {
+		o.StreamHeartbeat = DefaultStreamHeartbeat
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o, nil
+}
+
+// handlers implements the contract's operations on a driver.Backend.
+type handlers struct {
+	b    driver.Backend
+	opts Options
+	log  *slog.Logger
+	// info is b.Info(), read once; body is the answer of GET /v1/info.
+	info driver.Info
+	body noxapi.Info
+	// execFlags: the backend reports exec.flags, so exec results carry
+	// timedOut, stdoutTruncated, stderrTruncated and oomKilled.
+	execFlags bool
+}
+
+// A new operation in the contract breaks the build until it is handled.
+var _ noxapi.StrictServerInterface = (*handlers)(nil)
+
+// New returns the complete NoxRunner HTTP API served by b: GET /healthz and
+// every /v1/ operation of the contract, behind the request validator, body
+// limits, bearer-token auth (when opts.Token is set), request ids and
+// access logs. It calls b.Info once.
+func New(b driver.Backend, opts Options) (http.Handler, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	info := b.Info()
+	h := &handlers{
+		b: b, opts: opts, log: opts.Logger, info: info,
+		body:      infoBody(info, opts),
+		execFlags: slices.Contains(info.Extensions, api.ExtExecFlags),
+	}
+	strict := noxapi.NewStrictHandlerWithOptions(h, nil, noxapi.StrictHTTPServerOptions{
+		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
+			writeJSONError(w, http.StatusBadRequest, requestErrorMessage(err), 0)
+		},
+		ResponseErrorHandlerFunc: h.responseError,
+	})
+	mux := http.NewServeMux()
+	var next http.Handler = noxapi.HandlerWithOptions(strict, noxapi.StdHTTPServerOptions{
+		BaseRouter: mux,
+		ErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
+			writeJSONError(w, http.StatusBadRequest, paramErrorMessage(err), 0)
+		},
+	})
+	validate, err := newValidator(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	next = validate(next)
+	next = withoutExtensions(next, !slices.Contains(info.Extensions, api.ExtSandboxesGet), !slices.Contains(info.Extensions, api.ExtSandboxesList))
+	next = limitBodies(next, opts.MaxJSONBodyBytes, opts.MaxUploadBytes)
+	if opts.Token != "" {
+		next = requireToken(next, opts.Token)
+	}
+	if info.Isolation != nil && !info.Isolation.Isolated {
+		next = markUnisolated(next)
+	}
+	return logRequests(next, opts.Logger), nil
+}
+
+// responseError handles an error writing a response.
+func (h *handlers) responseError(w http.ResponseWriter, r *http.Request, err error) {
+	ctx := r.Context()
+	if ctx.Err() != nil {
+		return // the client went away mid-stream
+	}
+	if rec, ok := w.(*statusRecorder); ok && rec.status != 0 {
+		// Headers are sent: break the connection so that the client sees
+		// a truncated body (e.g. a download) as an error.
+		h.log.WarnContext(ctx, "response failed mid-body", "requestId", requestIDFrom(ctx), "err", err)
+		panic(http.ErrAbortHandler)
+	}
+	h.log.ErrorContext(ctx, "response failed", "requestId", requestIDFrom(ctx), "err", err)
+	writeJSONError(w, http.StatusInternalServerError, "internal error", 0)
+}
