@@ -67,6 +67,10 @@ func extChecks() []Check {
 			Requirement: Must, Operations: []string{"uploadFiles"}, Extensions: []string{api.ExtInfo}, Anchor: anchorUploadTooBig,
 			Spec: "POST .../files/upload: a body above Info.limits.maxUploadBytes is a 413 JSON Error, with or without Content-Length, and nothing of it is extracted",
 			Run:  checkUploadTooLarge},
+		{ID: "files/upload-chunked", Level: LevelExtension, Capability: api.ExtUploadChunked, Parallel: true,
+			Requirement: Must, Operations: []string{"uploadFiles"}, Extensions: []string{api.ExtUploadChunked}, Anchor: anchorUpload,
+			Spec: "POST .../files/upload (upload.chunked): a body sent with Transfer-Encoding: chunked and no Content-Length is accepted and extracted like any other",
+			Run:  checkUploadChunked},
 		{ID: "auth/bearer-required", Level: LevelExtension, Capability: api.ExtAuthBearer, Parallel: true,
 			Requirement: Must, Extensions: []string{api.ExtAuthBearer}, Anchor: anchorBearer,
 			Spec: "auth.bearer: /v1/ requests without or with a wrong token get 401 JSON Error; /healthz stays open",
@@ -763,4 +767,25 @@ func checkUploadTooLarge(ctx context.Context, env *Env) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+func checkUploadChunked(ctx context.Context, env *Env) error {
+	id, err := env.NewSandbox(ctx, "chunked")
+	if err != nil {
+		return err
+	}
+	tree := sampleTree()
+	archive, err := BuildTar(tree, true)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSuite, err)
+	}
+	dest := "/workspace/chunked"
+	x, err := env.uploadStream(ctx, id, dest, int64(len(archive)), true, func() io.Reader { return bytes.NewReader(archive) })
+	if err != nil {
+		return err
+	}
+	if err := expectStatus(x, http.StatusOK); err != nil {
+		return fmt.Errorf("upload without Content-Length (Transfer-Encoding: chunked): %w", err)
+	}
+	return verifyTree(ctx, env, id, dest, tree)
 }

@@ -64,6 +64,7 @@ func TestCheckIDsStable(t *testing.T) {
 		"sandbox/create-ttl-over-max",
 		"exec/timeout-over-max",
 		"files/upload-too-large-413",
+		"files/upload-chunked",
 		"auth/bearer-required",
 	}
 	var got []string
