@@ -14,14 +14,17 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/noxrunner/nox/internal/testbackend"
 )
 
 func TestUploadDirCancel(t *testing.T) {
 	t.Parallel()
-	for _, mk := range []func(*testing.T, ...Option) (*Client, *fakeBackend){setup, setupInProcess} {
+	for _, mk := range []func(*testing.T, ...Option) (*Client, *testbackend.Backend){setup, setupInProcess} {
 		c, f := mk(t)
 		ctx := context.Background()
 		_, err := c.Create(ctx, "s", CreateOptions{})
@@ -33,7 +36,7 @@ func TestUploadDirCancel(t *testing.T) {
 
 		ctx, cancel := context.WithCancel(ctx)
 		var read atomic.Int64
-		f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		f.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 			if !strings.HasSuffix(r.URL.Path, "/upload") {
 				return false
 			}
@@ -50,7 +53,7 @@ func TestUploadDirCancel(t *testing.T) {
 			// read, so the handler returns on the client's cancel.
 			<-ctx.Done()
 			return true
-		}
+		})
 		done := make(chan error, 1)
 		go func() {
 			_, err := c.UploadDir(ctx, "s", "", dir)
@@ -92,7 +95,7 @@ func TestWaitReady(t *testing.T) {
 	_, err := c.Create(ctx, "s", CreateOptions{})
 	assertNoErr(t, err)
 	var n atomic.Int32
-	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	f.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 		if !strings.HasSuffix(r.URL.Path, "/exec") {
 			return false
 		}
@@ -106,17 +109,17 @@ func TestWaitReady(t *testing.T) {
 			return false
 		}
 		return true
-	}
+	})
 	assertNoErr(t, c.WaitReady(ctx, "s", WaitOptions{Interval: time.Millisecond}))
 	assertEq(t, "polls", n.Load(), int32(3))
 
 	err = c.WaitReady(ctx, "missing", WaitOptions{})
 	assertIs(t, err, ErrNotFound)
 
-	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	f.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 		writeJSONError(w, 503, "never ready")
 		return true
-	}
+	})
 	start := time.Now()
 	err = c.Sandbox("s").WaitReady(ctx, WaitOptions{Timeout: 300 * time.Millisecond, Interval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond})
 	assertIs(t, err, context.DeadlineExceeded)
@@ -235,12 +238,15 @@ func TestUploadBodies(t *testing.T) {
 	ctx := context.Background()
 	_, err := c.Create(ctx, "s", CreateOptions{})
 	assertNoErr(t, err)
-	var lengths []int64
-	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	var (
+		mu      sync.Mutex
+		lengths []int64
+	)
+	f.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 		if strings.HasSuffix(r.URL.Path, "/upload") {
-			f.mu.Lock()
+			mu.Lock()
 			lengths = append(lengths, r.ContentLength)
-			f.mu.Unlock()
+			mu.Unlock()
 			if ct := r.Header.Get("Content-Type"); ct != "application/x-tar" {
 				t.Errorf("content type %q", ct)
 			}
@@ -249,7 +255,7 @@ func TestUploadBodies(t *testing.T) {
 			}
 		}
 		return false
-	}
+	})
 	_, err = c.UploadFiles(ctx, "s", "", map[string][]byte{"a": []byte("x")})
 	assertNoErr(t, err)
 
@@ -268,8 +274,8 @@ func TestUploadBodies(t *testing.T) {
 		t.Errorf("the SDK closed the caller's file: %v", err)
 	}
 	af.Close()
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	mu.Lock()
+	defer mu.Unlock()
 	if len(lengths) != 2 || lengths[0] <= 0 || lengths[1] != -1 {
 		t.Errorf("content lengths %v, want [n>0 -1]", lengths)
 	}
@@ -287,21 +293,21 @@ func TestDownloadErrors(t *testing.T) {
 	// A hostile archive from the backend is refused.
 	base, dest := hostileLayout(t)
 	before := snapshot(t, filepath.Join(base, "outside"))
-	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	f.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 		if !strings.HasSuffix(r.URL.Path, "/download") {
 			return false
 		}
 		w.Header().Set("Content-Type", "application/x-tar")
 		w.Write(gzipBytes(makeTar(t, entry{name: "../outside/secret", typ: '0', body: "pwned"})))
 		return true
-	}
+	})
 	err = c.DownloadTo(ctx, "s", "", dest)
 	assertIs(t, err, ErrUnsafeArchive)
 	assertEq(t, "outside", snapshot(t, filepath.Join(base, "outside")), before)
 
 	// Cancelling mid-download.
 	dctx, cancel := context.WithCancel(ctx)
-	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	f.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 		if !strings.HasSuffix(r.URL.Path, "/download") {
 			return false
 		}
@@ -311,7 +317,7 @@ func TestDownloadErrors(t *testing.T) {
 		cancel()
 		<-dctx.Done()
 		return true
-	}
+	})
 	err = c.DownloadTo(dctx, "s", "", t.TempDir())
 	assertIs(t, err, context.Canceled)
 }
@@ -320,7 +326,7 @@ func TestDeleteAndListEdgeCases(t *testing.T) {
 	t.Parallel()
 	c, f := setup(t)
 	ctx := context.Background()
-	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	f.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 		switch {
 		case r.Method == "DELETE":
 			w.WriteHeader(http.StatusOK) // v1 allows 200
@@ -334,7 +340,7 @@ func TestDeleteAndListEdgeCases(t *testing.T) {
 			return false
 		}
 		return true
-	}
+	})
 	assertNoErr(t, c.Delete(ctx, "any"))
 	var errs []error
 	for _, err := range c.List(ctx, ListOptions{PageSize: 5000}) {
@@ -343,11 +349,11 @@ func TestDeleteAndListEdgeCases(t *testing.T) {
 	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "repeated page token") {
 		t.Errorf("repeated token: %v", errs)
 	}
-	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	f.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"items":[{"sessionId":1}]}`)
 		return true
-	}
+	})
 	for _, err := range c.List(ctx, ListOptions{}) {
 		if err == nil || !strings.Contains(err.Error(), "decoding") {
 			t.Errorf("bad page: %v", err)

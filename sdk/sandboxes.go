@@ -310,6 +310,9 @@ func (c *Client) WaitReady(ctx context.Context, id string, opts WaitOptions) err
 			last = fmt.Errorf("probe exited %d with stdout %q", res.ExitCode, truncate(res.Stdout, 100))
 		case errors.Is(err, ErrNotFound), errors.Is(err, ErrUnauthorized), errors.Is(err, ErrInvalidArgument):
 			return fmt.Errorf("nox: waiting for sandbox %q: %w", id, err)
+		case ctx.Err() != nil && last != nil:
+			// The wait ended during this probe: the failure before it
+			// says more than the deadline.
 		default:
 			last = err
 		}
