@@ -263,21 +263,11 @@ type call struct {
 	rewind func() error
 	// noReplay is set when the body can be sent only once.
 	noReplay bool
-	// ok lists the success statuses; default 200.
-	ok []int
 }
 
-func (cl *call) success(status int) bool {
-	if len(cl.ok) == 0 {
-		return status == http.StatusOK
-	}
-	for _, s := range cl.ok {
-		if s == status {
-			return true
-		}
-	}
-	return false
-}
+// success reports whether an answer's status is a success: any 2xx, for
+// every operation (a backend may answer a create 201 or an upload 204).
+func success(status int) bool { return status >= 200 && status < 300 }
 
 // do runs send (which builds and sends one request with the given context)
 // with the client's timeout and retry policy. On success it returns the
@@ -328,7 +318,7 @@ func (c *Client) do(ctx context.Context, cl call, send func(ctx context.Context)
 			}
 			delay = c.retry.backoff(attempt)
 		} else {
-			if cl.success(resp.StatusCode) {
+			if success(resp.StatusCode) {
 				if cl.streaming && timer != nil {
 					timer.Stop()
 				}

@@ -55,6 +55,33 @@
 // seconds or milliseconds as the member names say: the form nox --json
 // prints.
 //
+// # What the SDK accepts
+//
+// The SDK is as tolerant as a client should be of backends that depart
+// from the contract in form but not in substance, so that a call whose
+// effect happened is never reported as failed:
+//
+//   - any 2xx status is success, for every operation (a create answered
+//     201, an upload or touch answered 204 with no body);
+//   - timestamps are read in RFC 3339, with a redundant Z after an offset
+//     ("...+00:00Z"), without a zone (taken as UTC), with a space for the
+//     T, or as seconds since the Unix epoch (a JSON number or a string of
+//     one); a timestamp in no such form leaves its field zero and its JSON
+//     text in the result's Unparsed map (CreateResult, TouchResult,
+//     SandboxStatus), keyed by member name;
+//   - integer members written with a fraction or an exponent (durationMs
+//     1.5, exitCode 0.0) or as strings are rounded to the nearest integer;
+//   - unknown members are ignored and missing optional ones left zero; a
+//     create, touch or upload answer that is empty or not JSON at all
+//     leaves the result zero (its text is in Unparsed under "");
+//   - the exec.flags members (TimedOut, ...) are false when not sent,
+//     except TimedOut, derived from exit code 124 when the backend is not
+//     known to advertise exec.flags (see ExecResult.TimedOut).
+//
+// Exec, Get, List and Info fail when their answer is not readable even
+// so: their data is the point of the call. WithDebug logs every request
+// and answer to see what a backend sent.
+//
 // # Discovery
 //
 // Extensions beyond the v1 specification are optional. Info describes the

@@ -3,13 +3,13 @@ package sdk
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
-	"mime"
 	"net/http"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,31 +20,39 @@ import (
 // a few MiB of output).
 const maxJSONBody = 64 << 20
 
-// decodeJSON decodes a JSON answer into v and closes the body.
-func decodeJSON(op string, resp *http.Response, v any) error {
+// decodeJSON decodes a JSON answer into the generated model v with
+// decodeModel, closes the body, and returns the members it could not read.
+func decodeJSON(op string, resp *http.Response, v any) (map[string]string, error) {
 	defer resp.Body.Close()
-	dec := json.NewDecoder(io.LimitReader(resp.Body, maxJSONBody))
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("nox: %s: decoding the answer: %w", op, err)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJSONBody))
+	if err != nil {
+		return nil, fmt.Errorf("nox: %s: reading the answer: %w", op, err)
 	}
-	return nil
+	unparsed, err := decodeModel(body, v)
+	if err != nil {
+		return nil, fmt.Errorf("nox: %s: decoding the answer %q: %w", op, truncate(string(bytes.TrimSpace(body)), 200), err)
+	}
+	return unparsed, nil
 }
 
-// decodeOptionalJSON decodes a body that may be empty or JSON (touch,
-// upload). It reports whether v was filled. A malformed body is ignored:
-// the status already said the call succeeded.
-func decodeOptionalJSON(resp *http.Response, v any) bool {
+// decodeOptionalJSON decodes the body of a successful answer whose effect
+// has happened (create, touch, upload) into the generated model v: the
+// status said the call succeeded, so no body is an error. An empty body
+// leaves v zero; a body decodeModel cannot read leaves it zero too and is
+// returned in unparsed under "" (truncated to 1 KiB).
+func decodeOptionalJSON(resp *http.Response, v any) map[string]string {
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	if err != nil {
-		return false
-	}
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	body = bytes.TrimSpace(body)
-	if len(body) == 0 || (!strings.Contains(mt, "json") && body[0] != '{') {
-		return false
+	if len(body) == 0 {
+		return nil
 	}
-	return json.Unmarshal(body, v) == nil
+	unparsed, err := decodeModel(body, v)
+	if err != nil {
+		reflect.ValueOf(v).Elem().SetZero()
+		return map[string]string{"": truncate(string(body), 1024)}
+	}
+	return unparsed
 }
 
 // Health checks the backend's liveness. It returns nil when the backend
@@ -96,7 +104,7 @@ func (c *Client) Info(ctx context.Context) (*Info, error) {
 		return nil, err
 	}
 	var g noxapi.Info
-	if err := decodeJSON(op, resp, &g); err != nil {
+	if _, err := decodeJSON(op, resp, &g); err != nil {
 		return nil, err
 	}
 	info := fromGenInfo(&g)
@@ -159,10 +167,8 @@ func (c *Client) Create(ctx context.Context, id string, opts CreateOptions) (*Cr
 		return nil, err
 	}
 	var g noxapi.CreateSandboxResult
-	if err := decodeJSON(op, resp, &g); err != nil {
-		return nil, err
-	}
-	return fromGenCreate(&g), nil
+	unparsed := decodeOptionalJSON(resp, &g)
+	return fromGenCreate(&g, unparsed), nil
 }
 
 // Touch extends the sandbox's TTL: it expires TTL after now. An unknown
@@ -174,7 +180,7 @@ func (c *Client) Touch(ctx context.Context, id string) (*TouchResult, error) {
 	if err := checkID(op, id); err != nil {
 		return nil, err
 	}
-	resp, err := c.do(ctx, call{op: op, idempotent: true, ok: []int{http.StatusOK, http.StatusNoContent}},
+	resp, err := c.do(ctx, call{op: op, idempotent: true},
 		func(ctx context.Context) (*http.Response, error) {
 			return c.gen.TouchSandbox(ctx, id)
 		})
@@ -182,8 +188,8 @@ func (c *Client) Touch(ctx context.Context, id string) (*TouchResult, error) {
 		return nil, err
 	}
 	var g noxapi.TouchResult
-	decodeOptionalJSON(resp, &g)
-	return fromGenTouch(&g), nil
+	unparsed := decodeOptionalJSON(resp, &g)
+	return fromGenTouch(&g, unparsed), nil
 }
 
 // Get returns the status of one sandbox (extension sandboxes.get). An
@@ -202,10 +208,11 @@ func (c *Client) Get(ctx context.Context, id string) (*SandboxStatus, error) {
 		return nil, err
 	}
 	var g noxapi.SandboxStatus
-	if err := decodeJSON(op, resp, &g); err != nil {
+	unparsed, err := decodeJSON(op, resp, &g)
+	if err != nil {
 		return nil, err
 	}
-	s := fromGenStatus(&g)
+	s := fromGenStatus(&g, unparsed)
 	return &s, nil
 }
 
@@ -238,12 +245,13 @@ func (c *Client) List(ctx context.Context, opts ListOptions) iter.Seq2[SandboxSt
 				return
 			}
 			var page noxapi.SandboxList
-			if err := decodeJSON(op, resp, &page); err != nil {
+			unparsed, err := decodeJSON(op, resp, &page)
+			if err != nil {
 				yield(SandboxStatus{}, err)
 				return
 			}
 			for i := range page.Items {
-				if !yield(fromGenStatus(&page.Items[i]), nil) {
+				if !yield(fromGenStatus(&page.Items[i], unparsedUnder(unparsed, "items."+strconv.Itoa(i)+".")), nil) {
 					return
 				}
 			}
@@ -270,7 +278,7 @@ func (c *Client) Delete(ctx context.Context, id string) error {
 	if err := checkID(op, id); err != nil {
 		return err
 	}
-	resp, err := c.do(ctx, call{op: op, idempotent: true, ok: []int{http.StatusOK, http.StatusNoContent}},
+	resp, err := c.do(ctx, call{op: op, idempotent: true},
 		func(ctx context.Context) (*http.Response, error) {
 			return c.gen.DeleteSandbox(ctx, id)
 		})
