@@ -34,6 +34,8 @@ type Client struct {
 	timeout    time.Duration
 	retry      RetryPolicy
 
+	debug io.Writer // WithDebug
+
 	infoMu sync.Mutex
 	info   *Info // cached by Supports; plainV1 when the backend has no /v1/info
 }
@@ -226,6 +228,15 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	case c.transport != nil:
 		hc := *c.httpClient
 		hc.Transport = c.transport
+		c.httpClient = &hc
+	}
+	if c.debug != nil {
+		hc := *c.httpClient
+		next := hc.Transport
+		if next == nil {
+			next = http.DefaultTransport
+		}
+		hc.Transport = &debugTransport{next: next, mu: &sync.Mutex{}, w: c.debug}
 		c.httpClient = &hc
 	}
 	c.baseURL = strings.TrimSuffix(u.String(), "/") + "/"

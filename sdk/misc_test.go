@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/noxrunner/nox/internal/quirks"
 	"github.com/noxrunner/nox/internal/testbackend"
 )
 
@@ -259,7 +261,8 @@ func TestUploadBodies(t *testing.T) {
 	_, err = c.UploadFiles(ctx, "s", "", map[string][]byte{"a": []byte("x")})
 	assertNoErr(t, err)
 
-	// A file passed to Upload is streamed and left open for the caller.
+	// A file passed to Upload is sent with its length and left open for
+	// the caller.
 	dir := t.TempDir()
 	mustWrite(t, filepath.Join(dir, "f"), "file", 0o644)
 	archive := filepath.Join(t.TempDir(), "a.tar.gz")
@@ -274,10 +277,60 @@ func TestUploadBodies(t *testing.T) {
 		t.Errorf("the SDK closed the caller's file: %v", err)
 	}
 	af.Close()
+	// A directory and a reader of unknown length stream to a backend that
+	// advertises upload.chunked.
+	_, err = c.UploadDir(ctx, "s", "", dir)
+	assertNoErr(t, err)
+	var buf bytes.Buffer
+	assertNoErr(t, WriteTarGz(&buf, dir))
+	_, err = c.Upload(ctx, "s", "", io.MultiReader(&buf))
+	assertNoErr(t, err)
 	mu.Lock()
 	defer mu.Unlock()
-	if len(lengths) != 2 || lengths[0] <= 0 || lengths[1] != -1 {
-		t.Errorf("content lengths %v, want [n>0 -1]", lengths)
+	if len(lengths) != 4 || lengths[0] <= 0 || lengths[1] <= 0 || lengths[2] != -1 || lengths[3] != -1 {
+		t.Errorf("content lengths %v, want [n>0 n>0 -1 -1]", lengths)
+	}
+}
+
+// TestUploadsWithoutChunked checks that every upload reaches a backend
+// that reads bodies by Content-Length only and advertises nothing: a
+// directory and a reader of unknown length are spooled, sent with their
+// length, and the temporary file is gone afterwards, also when the upload
+// fails.
+func TestUploadsWithoutChunked(t *testing.T) {
+	// Not parallel: it sets TMPDIR.
+	bo := testOptions()
+	bo.Quirks = &quirks.Quirks{ContentLengthOnly: true, NoExtensions: true}
+	c, f := setupWith(t, bo, WithoutRetry())
+	ctx := context.Background()
+	_, err := c.Create(ctx, "s", CreateOptions{})
+	assertNoErr(t, err)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where the spool goes
+	dir := t.TempDir()
+	mustWrite(t, filepath.Join(dir, "sub/f.txt"), "file", 0o600)
+	_, err = c.UploadDir(ctx, "s", "/workspace/d", dir)
+	assertNoErr(t, err)
+	var buf bytes.Buffer
+	assertNoErr(t, WriteTarGz(&buf, dir))
+	_, err = c.Upload(ctx, "s", "/workspace/r", io.MultiReader(&buf))
+	assertNoErr(t, err)
+	res, err := c.Exec(ctx, "s", ExecRequest{Cmd: []string{"cat", "d/sub/f.txt", "r/sub/f.txt"}})
+	assertNoErr(t, err)
+	assertEq(t, "uploaded", res.Stdout, "filefile")
+	for _, r := range f.Requests() {
+		if strings.HasSuffix(r.Path, "/upload") && r.ContentLength <= 0 {
+			t.Errorf("upload sent with Content-Length %d", r.ContentLength)
+		}
+	}
+	_, err = c.UploadDir(ctx, "missing", "", dir)
+	assertIs(t, err, ErrNotFound)
+	_, err = c.UploadArchive(ctx, "s", "", func(w io.Writer) error { return errors.New("disk on fire") })
+	if err == nil || !strings.Contains(err.Error(), "archiving: disk on fire") {
+		t.Errorf("failing archive writer: %v", err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("spool files left behind: %v", left)
 	}
 }
 

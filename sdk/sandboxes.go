@@ -9,6 +9,7 @@ import (
 	"iter"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,9 +88,11 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
-// Info fetches the backend's description (extension info). A plain v1
-// backend answers an *APIError matching ErrNotFound; use Supports to test
-// for an extension on any backend. Info refreshes the cache Supports uses.
+// Info fetches the backend's description (extension info). On a plain v1
+// backend it fails with an error matching ErrUnsupported and the answer's
+// category (an *APIError matching ErrNotFound for a 404); use Supports to
+// test for an extension on any backend. Info refreshes the cache Supports
+// uses.
 //
 //meta:operation GET /v1/info
 func (c *Client) Info(ctx context.Context) (*Info, error) {
@@ -98,8 +101,10 @@ func (c *Client) Info(ctx context.Context) (*Info, error) {
 		return c.gen.GetInfo(ctx)
 	})
 	if err != nil {
-		if errors.Is(err, ErrNotFound) {
+		var apiErr *APIError
+		if errors.As(err, &apiErr) && slices.Contains([]int{http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotImplemented}, apiErr.StatusCode) {
 			c.setInfo(&Info{APIVersion: "v1", PlainV1: true})
+			return nil, &unsupportedError{op: op, ext: ExtInfo, answer: apiErr, matchAnswer: true}
 		}
 		return nil, err
 	}
@@ -126,14 +131,14 @@ func (c *Client) cachedInfo() *Info {
 }
 
 // Capabilities returns the backend's description, fetched once and cached
-// by the Client. A plain v1 backend (404 on GET /v1/info) yields an Info
-// with PlainV1 set and no extensions, and no error.
+// by the Client. A plain v1 backend (404, 405 or 501 on GET /v1/info)
+// yields an Info with PlainV1 set and no extensions, and no error.
 func (c *Client) Capabilities(ctx context.Context) (*Info, error) {
 	if i := c.cachedInfo(); i != nil {
 		return i, nil
 	}
 	i, err := c.Info(ctx)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrUnsupported) {
 		return c.cachedInfo(), nil
 	}
 	return i, err
@@ -193,7 +198,8 @@ func (c *Client) Touch(ctx context.Context, id string) (*TouchResult, error) {
 }
 
 // Get returns the status of one sandbox (extension sandboxes.get). An
-// unknown sandbox is an error matching ErrNotFound.
+// unknown sandbox is an error matching ErrNotFound; a backend without the
+// extension fails with an error matching ErrUnsupported instead.
 //
 //meta:operation GET /v1/sandboxes/{sessionId}
 func (c *Client) Get(ctx context.Context, id string) (*SandboxStatus, error) {
@@ -205,7 +211,7 @@ func (c *Client) Get(ctx context.Context, id string) (*SandboxStatus, error) {
 		return c.gen.GetSandbox(ctx, id)
 	})
 	if err != nil {
-		return nil, err
+		return nil, c.unsupported(ctx, op, ExtSandboxesGet, err)
 	}
 	var g noxapi.SandboxStatus
 	unparsed, err := decodeJSON(op, resp, &g)
@@ -218,7 +224,8 @@ func (c *Client) Get(ctx context.Context, id string) (*SandboxStatus, error) {
 
 // List iterates over the sandboxes the caller can see, ordered by session
 // id, fetching pages as needed (extension sandboxes.list). On an error the
-// iteration yields it once, with a zero SandboxStatus, and stops.
+// iteration yields it once, with a zero SandboxStatus, and stops; on a
+// backend without the extension that error matches ErrUnsupported.
 //
 //	for s, err := range client.List(ctx, sdk.ListOptions{}) {
 //		if err != nil { return err }
@@ -241,7 +248,7 @@ func (c *Client) List(ctx context.Context, opts ListOptions) iter.Seq2[SandboxSt
 				return c.gen.ListSandboxes(ctx, params)
 			})
 			if err != nil {
-				yield(SandboxStatus{}, err)
+				yield(SandboxStatus{}, c.unsupported(ctx, op, ExtSandboxesList, err))
 				return
 			}
 			var page noxapi.SandboxList

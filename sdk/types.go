@@ -23,6 +23,9 @@ const (
 	ExtExecFlags = api.ExtExecFlags
 	// ExtAuthBearer means the backend requires a bearer token (WithToken).
 	ExtAuthBearer = api.ExtAuthBearer
+	// ExtUploadChunked means the backend reads upload bodies sent without a
+	// Content-Length (Transfer-Encoding: chunked); see UploadArchive.
+	ExtUploadChunked = api.ExtUploadChunked
 )
 
 // The contract's defaults. The SDK leaves a zero field out of its request,
