@@ -134,6 +134,10 @@ func writeDebugBody(b *strings.Builder, prefix string, data []byte, limit int) {
 		data = data[:limit]
 	}
 	for _, line := range strings.Split(strings.TrimRight(string(bytes.ToValidUTF8(data, []byte("\uFFFD"))), "\n"), "\n") {
+		if line == "" {
+			fmt.Fprintln(b, prefix)
+			continue
+		}
 		fmt.Fprintf(b, "%s %s\n", prefix, line)
 	}
 	if more {

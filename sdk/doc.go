@@ -39,10 +39,13 @@
 // # Files
 //
 // Files travel as gzip tar archives. UploadFiles sends in-memory files,
-// UploadDir streams a local directory (memory use does not grow with its
-// size) and Upload sends an archive you built. Download returns the archive
-// as a stream; DownloadTo extracts it locally with ExtractTarGz, which
-// refuses to write outside the target directory.
+// UploadDir a local directory, UploadArchive the archive a function writes
+// and Upload an archive you built. Every upload carries a Content-Length
+// when its size is known; an archive of unknown size streams chunked to a
+// backend that advertises ExtUploadChunked and is spooled to a temporary
+// file for any other (memory use does not grow with its size either way).
+// Download returns the archive as a stream; DownloadTo extracts it locally
+// with ExtractTarGz, which refuses to write outside the target directory.
 //
 //	_, err = sb.UploadFiles(ctx, "/workspace", map[string][]byte{"main.py": []byte("print(1)\n")})
 //	_, err = sb.UploadDir(ctx, "/workspace/src", "./src")
@@ -87,7 +90,8 @@
 // Extensions beyond the v1 specification are optional. Info describes the
 // backend; Supports (cached per Client) tells whether an extension such as
 // ExtSandboxesList is available, and is false for every extension on a
-// plain v1 backend. Get and List need sandboxes.get and sandboxes.list.
+// plain v1 backend. Get and List need sandboxes.get and sandboxes.list
+// (without them they fail with ErrUnsupported).
 //
 // # Errors
 //
@@ -95,6 +99,8 @@
 // the backend's message, the X-Request-Id and the operation. Test its
 // category with errors.Is and the sentinels (ErrNotFound, ErrInvalidArgument,
 // ErrUnauthorized, ErrConflict, ErrTooLarge, ErrUnavailable, ErrInternal).
+// A call to an extension the backend lacks (Get or List on a plain v1
+// backend) fails with an error matching ErrUnsupported, not ErrNotFound.
 // When the context ends, the error wraps ctx.Err(). A call that cannot
 // succeed (an empty session id or command, an unknown shell, an archive
 // name outside the destination) fails with ErrInvalidArgument before any
