@@ -34,6 +34,8 @@ type Client struct {
 	timeout    time.Duration
 	retry      RetryPolicy
 
+	debug io.Writer // WithDebug
+
 	infoMu sync.Mutex
 	info   *Info // cached by Supports; plainV1 when the backend has no /v1/info
 }
@@ -228,6 +230,15 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		hc.Transport = c.transport
 		c.httpClient = &hc
 	}
+	if c.debug != nil {
+		hc := *c.httpClient
+		next := hc.Transport
+		if next == nil {
+			next = http.DefaultTransport
+		}
+		hc.Transport = &debugTransport{next: next, mu: &sync.Mutex{}, w: c.debug}
+		c.httpClient = &hc
+	}
 	c.baseURL = strings.TrimSuffix(u.String(), "/") + "/"
 	c.gen, err = noxapi.NewClient(c.baseURL,
 		noxapi.WithHTTPClient(c.httpClient),
@@ -263,21 +274,11 @@ type call struct {
 	rewind func() error
 	// noReplay is set when the body can be sent only once.
 	noReplay bool
-	// ok lists the success statuses; default 200.
-	ok []int
 }
 
-func (cl *call) success(status int) bool {
-	if len(cl.ok) == 0 {
-		return status == http.StatusOK
-	}
-	for _, s := range cl.ok {
-		if s == status {
-			return true
-		}
-	}
-	return false
-}
+// success reports whether an answer's status is a success: any 2xx, for
+// every operation (a backend may answer a create 201 or an upload 204).
+func success(status int) bool { return status >= 200 && status < 300 }
 
 // do runs send (which builds and sends one request with the given context)
 // with the client's timeout and retry policy. On success it returns the
@@ -328,7 +329,7 @@ func (c *Client) do(ctx context.Context, cl call, send func(ctx context.Context)
 			}
 			delay = c.retry.backoff(attempt)
 		} else {
-			if cl.success(resp.StatusCode) {
+			if success(resp.StatusCode) {
 				if cl.streaming && timer != nil {
 					timer.Stop()
 				}

@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/noxrunner/nox/internal/testbackend"
+	"github.com/noxrunner/nox/membackend"
 )
 
 func assertNoErr(t *testing.T, err error) {
@@ -67,15 +70,15 @@ func TestNew(t *testing.T) {
 }
 
 // lifecycle runs the main workflow against a client.
-func lifecycle(t *testing.T, c *Client, f *fakeBackend) {
+func lifecycle(t *testing.T, c *Client, f *testbackend.Backend) {
 	ctx := context.Background()
 	assertNoErr(t, c.Health(ctx))
 
 	info, err := c.Info(ctx)
 	assertNoErr(t, err)
-	assertEq(t, "backend", info.Backend.Name, "fake")
+	assertEq(t, "backend", info.Backend.Name, membackend.Name)
 	assertEq(t, "heartbeat", info.Limits.StreamHeartbeat, time.Second)
-	assertEq(t, "isolation", info.Isolation.Tier, "none-unsafe")
+	assertEq(t, "isolation", info.Isolation.Tier, "none")
 	ok, err := c.Supports(ctx, ExtSandboxesList)
 	assertNoErr(t, err)
 	assertEq(t, "supports list", ok, true)
@@ -85,7 +88,7 @@ func lifecycle(t *testing.T, c *Client, f *fakeBackend) {
 	assertEq(t, "Client", sb.Client(), c)
 	cr, err := sb.Create(ctx, CreateOptions{TTL: 90 * time.Second, Image: "default", CPU: "1", Memory: "1Gi", Storage: "2Gi"})
 	assertNoErr(t, err)
-	assertEq(t, "podName", cr.PodName, "sandbox-s1")
+	assertEq(t, "podName", cr.PodName, "mem-s1")
 	if d := time.Until(cr.ExpiresAt); d < 80*time.Second || d > 95*time.Second {
 		t.Errorf("expiresAt in %s, want about 90s", d)
 	}
@@ -95,12 +98,12 @@ func lifecycle(t *testing.T, c *Client, f *fakeBackend) {
 	assertNoErr(t, err)
 	assertEq(t, "state", st.State, StateReady)
 	assertEq(t, "ttl", st.TTL, 90*time.Second)
-	assertEq(t, "memory", st.Limits.Memory, "512Mi")
+	assertEq(t, "memory", st.Limits.Memory, "1Gi")
 
 	tr, err := sb.Touch(ctx)
 	assertNoErr(t, err)
-	if !tr.ExpiresAt.IsZero() {
-		t.Errorf("touch expiresAt %v from an empty body", tr.ExpiresAt)
+	if d := time.Until(tr.ExpiresAt); d < 80*time.Second || d > 95*time.Second {
+		t.Errorf("touch expiresAt in %s, want about 90s", d)
 	}
 
 	res, err := sb.Exec(ctx, ExecRequest{Cmd: []string{"echo", "hello"}})
@@ -121,7 +124,7 @@ func lifecycle(t *testing.T, c *Client, f *fakeBackend) {
 
 	var out, errOut bytes.Buffer
 	var chunks int
-	res, err = sb.ExecStream(ctx, ExecRequest{Cmd: []string{"sh", "-c", "echo a; echo b; echo c >&2"}},
+	res, err = sb.ExecStream(ctx, ExecRequest{Cmd: []string{"sh", "-c", "echo a; sleep 0.3; echo b; echo c >&2"}},
 		StreamOptions{Stdout: &out, Stderr: &errOut, OnStdout: func([]byte) { chunks++ }})
 	assertNoErr(t, err)
 	assertEq(t, "stream stdout", out.String(), "a\nb\n")
@@ -177,7 +180,7 @@ func lifecycle(t *testing.T, c *Client, f *fakeBackend) {
 	for range c.List(ctx, ListOptions{PageSize: 1}) {
 		break // stopping early must not panic
 	}
-	if got := f.count("GET", "/v1/sandboxes"); got != 3 {
+	if got := f.Count("GET", "/v1/sandboxes"); got != 3 {
 		t.Errorf("list made %d requests, want 3 (pages of 2, plus one page of 1)", got)
 	}
 

@@ -1,14 +1,169 @@
 package sdk
 
 // This file is the one place where generated models (package noxapi) are
-// converted to and from the SDK's value types.
+// converted to and from the SDK's value types, and where answers are
+// decoded into them.
 
 import (
+	"bytes"
+	"encoding/json"
 	"math"
+	"reflect"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/noxrunner/nox/gen/noxapi"
 )
+
+// decodeModel decodes a JSON answer into the generated model v (a
+// pointer), as tolerantly as a client should be: unknown members are
+// ignored, missing ones left zero, timestamps read in any form
+// parseTimestamp reads, and integers written with a fraction or an
+// exponent, or as strings, rounded (parseInteger). A timestamp in no such
+// form is left zero and returned in unparsed, keyed by its member path
+// ("expiresAt", "items.0.createdAt"), with its JSON text. An answer in the
+// contract's own form takes one plain decode.
+func decodeModel(body []byte, v any) (unparsed map[string]string, err error) {
+	if json.Unmarshal(body, v) == nil {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var tree any
+	if err := dec.Decode(&tree); err != nil {
+		return nil, err
+	}
+	unparsed = map[string]string{}
+	tree = lenient(tree, reflect.TypeOf(v).Elem(), "", unparsed)
+	norm, err := json.Marshal(tree)
+	if err != nil {
+		return nil, err
+	}
+	reflect.ValueOf(v).Elem().SetZero() // the first decode may have filled some of it
+	if err := json.Unmarshal(norm, v); err != nil {
+		return nil, err
+	}
+	if len(unparsed) == 0 {
+		return nil, nil
+	}
+	return unparsed, nil
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+// lenient rewrites the decoded JSON value val, meant for a Go value of type
+// t, into the form encoding/json decodes into t, where it can; see
+// decodeModel. path names val in unparsed.
+func lenient(val any, t reflect.Type, path string, unparsed map[string]string) any {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if val == nil {
+		return nil
+	}
+	switch {
+	case t == timeType:
+		var text string
+		switch x := val.(type) {
+		case string:
+			text = x
+		case json.Number:
+			text = x.String()
+		}
+		if ts, ok := parseTimestamp(text); ok {
+			return ts.Format(time.RFC3339Nano)
+		}
+		raw, _ := json.Marshal(val)
+		unparsed[path] = string(raw)
+		return nil
+	case t.Kind() == reflect.Struct:
+		if m, ok := val.(map[string]any); ok {
+			for i := range t.NumField() {
+				f := t.Field(i)
+				name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+				if name == "-" || !f.IsExported() {
+					continue
+				}
+				if name == "" {
+					name = f.Name
+				}
+				if key, ok := memberKey(m, name); ok {
+					m[key] = lenient(m[key], f.Type, joinPath(path, name), unparsed)
+				}
+			}
+		}
+	case t.Kind() == reflect.Slice:
+		if a, ok := val.([]any); ok {
+			for i := range a {
+				a[i] = lenient(a[i], t.Elem(), joinPath(path, strconv.Itoa(i)), unparsed)
+			}
+		}
+	case t.Kind() == reflect.Map:
+		if m, ok := val.(map[string]any); ok {
+			for k := range m {
+				m[k] = lenient(m[k], t.Elem(), joinPath(path, k), unparsed)
+			}
+		}
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
+		bits := t.Bits()
+		lo, hi := int64(-1)<<(bits-1), int64(1)<<(bits-1)-1
+		if bits == 64 {
+			lo, hi = math.MinInt64, math.MaxInt64
+		}
+		if n, ok := parseInteger(numberText(val), lo, hi); ok {
+			return json.Number(strconv.FormatInt(n, 10))
+		}
+	}
+	return val
+}
+
+// numberText is the text of a JSON number or string, or "".
+func numberText(val any) string {
+	switch x := val.(type) {
+	case json.Number:
+		return x.String()
+	case string:
+		return x
+	}
+	return ""
+}
+
+// memberKey finds the member name in m as encoding/json does: the exact
+// key, else one equal under case folding.
+func memberKey(m map[string]any, name string) (string, bool) {
+	if _, ok := m[name]; ok {
+		return name, true
+	}
+	for k := range m {
+		if strings.EqualFold(k, name) {
+			return k, true
+		}
+	}
+	return "", false
+}
+
+func joinPath(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+// unparsedUnder returns the entries of unparsed under prefix (a member
+// path and a dot), with the prefix removed, or nil.
+func unparsedUnder(unparsed map[string]string, prefix string) map[string]string {
+	var out map[string]string
+	for k, v := range unparsed {
+		if rest, ok := strings.CutPrefix(k, prefix); ok {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[rest] = v
+		}
+	}
+	return out
+}
 
 func deref[T any](p *T) T {
 	var zero T
@@ -56,12 +211,12 @@ func toGenCreate(o CreateOptions) noxapi.CreateSandboxRequest {
 	}
 }
 
-func fromGenCreate(r *noxapi.CreateSandboxResult) *CreateResult {
-	return &CreateResult{PodName: r.PodName, ExpiresAt: r.ExpiresAt}
+func fromGenCreate(r *noxapi.CreateSandboxResult, unparsed map[string]string) *CreateResult {
+	return &CreateResult{PodName: r.PodName, ExpiresAt: r.ExpiresAt, Unparsed: unparsed}
 }
 
-func fromGenTouch(r *noxapi.TouchResult) *TouchResult {
-	return &TouchResult{ExpiresAt: deref(r.ExpiresAt), Message: deref(r.Message)}
+func fromGenTouch(r *noxapi.TouchResult, unparsed map[string]string) *TouchResult {
+	return &TouchResult{ExpiresAt: deref(r.ExpiresAt), Message: deref(r.Message), Unparsed: unparsed}
 }
 
 func toGenExec(r ExecRequest) noxapi.ExecRequest {
@@ -72,13 +227,20 @@ func toGenExec(r ExecRequest) noxapi.ExecRequest {
 	return g
 }
 
-func fromGenExec(r *noxapi.ExecResult) *ExecResult {
+// fromGenExec converts an exec result; deriveTimedOut sets TimedOut from
+// exit code 124 when the answer has no timedOut member (see
+// ExecResult.TimedOut).
+func fromGenExec(r *noxapi.ExecResult, deriveTimedOut bool) *ExecResult {
+	timedOut := deref(r.TimedOut)
+	if r.TimedOut == nil && deriveTimedOut {
+		timedOut = r.ExitCode == 124
+	}
 	return &ExecResult{
 		ExitCode:        int(r.ExitCode),
 		Stdout:          r.Stdout,
 		Stderr:          r.Stderr,
 		Duration:        time.Duration(r.DurationMs) * time.Millisecond,
-		TimedOut:        deref(r.TimedOut),
+		TimedOut:        timedOut,
 		StdoutTruncated: deref(r.StdoutTruncated),
 		StderrTruncated: deref(r.StderrTruncated),
 		OOMKilled:       deref(r.OomKilled),
@@ -115,7 +277,7 @@ func fromGenInfo(r *noxapi.Info) *Info {
 	return i
 }
 
-func fromGenStatus(r *noxapi.SandboxStatus) SandboxStatus {
+func fromGenStatus(r *noxapi.SandboxStatus, unparsed map[string]string) SandboxStatus {
 	s := SandboxStatus{
 		SessionID:    r.SessionID,
 		PodName:      r.PodName,
@@ -126,6 +288,7 @@ func fromGenStatus(r *noxapi.SandboxStatus) SandboxStatus {
 		ExpiresAt:    r.ExpiresAt,
 		TTL:          time.Duration(r.TTLSeconds) * time.Second,
 		RunningExecs: int(deref(r.RunningExecs)),
+		Unparsed:     unparsed,
 	}
 	if l := r.Limits; l != nil {
 		s.Limits = ResourceLimits{

@@ -39,10 +39,13 @@
 // # Files
 //
 // Files travel as gzip tar archives. UploadFiles sends in-memory files,
-// UploadDir streams a local directory (memory use does not grow with its
-// size) and Upload sends an archive you built. Download returns the archive
-// as a stream; DownloadTo extracts it locally with ExtractTarGz, which
-// refuses to write outside the target directory.
+// UploadDir a local directory, UploadArchive the archive a function writes
+// and Upload an archive you built. Every upload carries a Content-Length
+// when its size is known; an archive of unknown size streams chunked to a
+// backend that advertises ExtUploadChunked and is spooled to a temporary
+// file for any other (memory use does not grow with its size either way).
+// Download returns the archive as a stream; DownloadTo extracts it locally
+// with ExtractTarGz, which refuses to write outside the target directory.
 //
 //	_, err = sb.UploadFiles(ctx, "/workspace", map[string][]byte{"main.py": []byte("print(1)\n")})
 //	_, err = sb.UploadDir(ctx, "/workspace/src", "./src")
@@ -55,12 +58,40 @@
 // seconds or milliseconds as the member names say: the form nox --json
 // prints.
 //
+// # What the SDK accepts
+//
+// The SDK is as tolerant as a client should be of backends that depart
+// from the contract in form but not in substance, so that a call whose
+// effect happened is never reported as failed:
+//
+//   - any 2xx status is success, for every operation (a create answered
+//     201, an upload or touch answered 204 with no body);
+//   - timestamps are read in RFC 3339, with a redundant Z after an offset
+//     ("...+00:00Z"), without a zone (taken as UTC), with a space for the
+//     T, or as seconds since the Unix epoch (a JSON number or a string of
+//     one); a timestamp in no such form leaves its field zero and its JSON
+//     text in the result's Unparsed map (CreateResult, TouchResult,
+//     SandboxStatus), keyed by member name;
+//   - integer members written with a fraction or an exponent (durationMs
+//     1.5, exitCode 0.0) or as strings are rounded to the nearest integer;
+//   - unknown members are ignored and missing optional ones left zero; a
+//     create, touch or upload answer that is empty or not JSON at all
+//     leaves the result zero (its text is in Unparsed under "");
+//   - the exec.flags members (TimedOut, ...) are false when not sent,
+//     except TimedOut, derived from exit code 124 when the backend is not
+//     known to advertise exec.flags (see ExecResult.TimedOut).
+//
+// Exec, Get, List and Info fail when their answer is not readable even
+// so: their data is the point of the call. WithDebug logs every request
+// and answer to see what a backend sent.
+//
 // # Discovery
 //
 // Extensions beyond the v1 specification are optional. Info describes the
 // backend; Supports (cached per Client) tells whether an extension such as
 // ExtSandboxesList is available, and is false for every extension on a
-// plain v1 backend. Get and List need sandboxes.get and sandboxes.list.
+// plain v1 backend. Get and List need sandboxes.get and sandboxes.list
+// (without them they fail with ErrUnsupported).
 //
 // # Errors
 //
@@ -68,6 +99,8 @@
 // the backend's message, the X-Request-Id and the operation. Test its
 // category with errors.Is and the sentinels (ErrNotFound, ErrInvalidArgument,
 // ErrUnauthorized, ErrConflict, ErrTooLarge, ErrUnavailable, ErrInternal).
+// A call to an extension the backend lacks (Get or List on a plain v1
+// backend) fails with an error matching ErrUnsupported, not ErrNotFound.
 // When the context ends, the error wraps ctx.Err(). A call that cannot
 // succeed (an empty session id or command, an unknown shell, an archive
 // name outside the destination) fails with ErrInvalidArgument before any

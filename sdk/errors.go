@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,13 @@ var (
 	ErrUnavailable = errors.New("unavailable")
 	// ErrInternal matches a 500 answer and an `event: error` of an exec stream.
 	ErrInternal = errors.New("internal error")
+
+	// ErrUnsupported matches the error of a call to an extension the
+	// backend does not implement (Get, List or Info on a plain v1 backend):
+	// answered 404 by a backend whose Info does not list the extension, or
+	// 405 or 501 by any. It is distinct from ErrNotFound, except for Info,
+	// whose 404 matches both. Supports tells beforehand.
+	ErrUnsupported = errors.New("not supported by the backend")
 
 	// ErrUnsafeArchive is returned (wrapped) by the extraction functions for an
 	// entry that would write outside the target directory or that is a
@@ -158,4 +166,55 @@ func retryAfter(h http.Header) time.Duration {
 		}
 	}
 	return 0
+}
+
+// unsupportedError is the error of a call to an extension the backend does
+// not implement; see ErrUnsupported.
+type unsupportedError struct {
+	op, ext string
+	// answer is the answer that said so; it is matched (errors.Is, As)
+	// only when matchAnswer is set.
+	answer      *APIError
+	matchAnswer bool
+}
+
+func (e *unsupportedError) Error() string {
+	msg := fmt.Sprintf("nox: %s: the backend does not implement extension %s (it answered %d %s",
+		e.op, e.ext, e.answer.StatusCode, http.StatusText(e.answer.StatusCode))
+	if e.answer.Message != "" {
+		msg += ": " + truncate(e.answer.Message, 200)
+	}
+	if e.answer.RequestID != "" {
+		msg += ", request id " + e.answer.RequestID
+	}
+	return msg + ")"
+}
+
+func (e *unsupportedError) Is(target error) bool { return target == ErrUnsupported }
+
+func (e *unsupportedError) Unwrap() error {
+	if e.matchAnswer {
+		return e.answer
+	}
+	return nil
+}
+
+// unsupported returns err, or an error matching ErrUnsupported when err is
+// the answer of a backend without extension ext to operation op: a 405 or
+// 501, or a 404 when the backend's Info (fetched once) does not list ext.
+func (c *Client) unsupported(ctx context.Context, op, ext string, err error) error {
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) {
+		return err
+	}
+	switch apiErr.StatusCode {
+	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
+	case http.StatusNotFound:
+		if info, ierr := c.Capabilities(ctx); ierr != nil || info.Supports(ext) {
+			return err
+		}
+	default:
+		return err
+	}
+	return &unsupportedError{op: op, ext: ext, answer: apiErr}
 }

@@ -2,7 +2,6 @@ package sdk
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +39,13 @@ func (c *Client) execExtra(req ExecRequest) time.Duration {
 	return DefaultExecTimeout
 }
 
+// deriveTimedOut reports whether an exec result without the timedOut
+// member has TimedOut derived from its exit code: unless the cached Info
+// says the backend advertises exec.flags.
+func (c *Client) deriveTimedOut() bool {
+	return !c.cachedInfo().Supports(ExtExecFlags)
+}
+
 // Exec runs req.Cmd in the sandbox and waits for it. A command that exits
 // non-zero is not an error: check ExecResult.ExitCode. Exec is not retried
 // unless RetryPolicy.RetryNonIdempotent is set.
@@ -61,10 +67,10 @@ func (c *Client) Exec(ctx context.Context, id string, req ExecRequest) (*ExecRes
 		return nil, err
 	}
 	var g noxapi.ExecResult
-	if err := decodeJSON(op, resp, &g); err != nil {
-		return nil, err
+	if _, err := decodeJSON(op, resp, &g); err != nil {
+		return nil, fmt.Errorf("%w (the command ran; its result could not be read)", err)
 	}
-	return fromGenExec(&g), nil
+	return fromGenExec(&g, c.deriveTimedOut()), nil
 }
 
 // Shell runs script with a shell, like the Python client's exec_shell: the
@@ -171,16 +177,16 @@ func (c *Client) ExecStream(ctx context.Context, id string, req ExecRequest, opt
 		switch event {
 		case "stdout", "stderr":
 			var chunk noxapi.OutputChunk
-			if err := json.Unmarshal(data, &chunk); err != nil {
+			if _, err := decodeModel(data, &chunk); err != nil {
 				return fmt.Errorf("%s event: %w", event, err)
 			}
 			return emit(opts, event, []byte(chunk.Data))
 		case "exit":
 			var g noxapi.ExecResult
-			if err := json.Unmarshal(data, &g); err != nil {
+			if _, err := decodeModel(data, &g); err != nil {
 				return fmt.Errorf("exit event: %w", err)
 			}
-			result = fromGenExec(&g)
+			result = fromGenExec(&g, c.deriveTimedOut())
 			return errStop
 		case "error":
 			return &APIError{StatusCode: http.StatusInternalServerError, Operation: op,

@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -12,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/noxrunner/nox/gen/noxapi"
@@ -21,42 +21,196 @@ import (
 
 // Upload sends a tar archive (gzip-compressed or plain; the backend tells
 // them apart by the gzip magic bytes) and has the backend extract it under
-// dest (empty means DefaultWorkdir). The archive is streamed from tarStream.
-// Upload is not retried unless RetryPolicy.RetryNonIdempotent is set and
-// tarStream is an io.Seeker.
+// dest (empty means DefaultWorkdir). When tarStream is an io.Seeker (a
+// file, a bytes.Reader), what remains of it is sent with a Content-Length,
+// and the upload may be retried (RetryPolicy.RetryNonIdempotent); any
+// other reader is sent as UploadArchive sends an archive.
 //
 //meta:operation POST /v1/sandboxes/{sessionId}/files/upload
 func (c *Client) Upload(ctx context.Context, id, dest string, tarStream io.Reader) (*UploadResult, error) {
-	cl := call{op: "uploadFiles"}
-	if s, ok := tarStream.(io.Seeker); ok {
-		start, err := s.Seek(0, io.SeekCurrent)
-		if err == nil {
-			cl.rewind = func() error {
-				_, err := s.Seek(start, io.SeekStart)
-				return err
-			}
-		} else {
-			cl.noReplay = true
-		}
-	} else {
-		cl.noReplay = true
-	}
-	return c.upload(ctx, id, dest, tarStream, cl)
-}
-
-func (c *Client) upload(ctx context.Context, id, dest string, body io.Reader, cl call) (*UploadResult, error) {
-	if err := checkID(cl.op, id); err != nil {
+	const op = "uploadFiles"
+	if err := checkID(op, id); err != nil {
 		return nil, err
 	}
-	if body == nil {
-		return nil, fmt.Errorf("nox: %s: nil archive: %w", cl.op, ErrInvalidArgument)
+	if tarStream == nil {
+		return nil, fmt.Errorf("nox: %s: nil archive: %w", op, ErrInvalidArgument)
 	}
+	if s, ok := tarStream.(io.Seeker); ok {
+		if start, size, err := remaining(s); err == nil {
+			cl := call{op: op, rewind: func() error {
+				_, err := s.Seek(start, io.SeekStart)
+				return err
+			}}
+			return c.upload(ctx, id, dest, tarStream, size, cl)
+		}
+	}
+	return c.UploadArchive(ctx, id, dest, func(w io.Writer) error {
+		_, err := io.Copy(w, tarStream)
+		return err
+	})
+}
+
+// remaining returns the offset of s and the number of bytes after it,
+// leaving s where it was.
+func remaining(s io.Seeker) (start, size int64, err error) {
+	if start, err = s.Seek(0, io.SeekCurrent); err != nil {
+		return 0, 0, err
+	}
+	end, err := s.Seek(0, io.SeekEnd)
+	if err != nil {
+		return 0, 0, err
+	}
+	if _, err := s.Seek(start, io.SeekStart); err != nil {
+		return 0, 0, err
+	}
+	return start, max(end-start, 0), nil
+}
+
+// UploadArchive uploads the tar archive (gzip-compressed or plain) that
+// write writes, and has the backend extract it under dest (empty means
+// DefaultWorkdir). write is called once. How the archive travels depends
+// on the backend, as its Info says (fetched once per Client):
+//
+//   - to a backend that advertises ExtUploadChunked, it streams: write
+//     runs in a goroutine while the request sends what it writes, with
+//     Transfer-Encoding: chunked, and the upload is never retried;
+//   - to any other backend (a plain v1 one, or when Info cannot be
+//     fetched), write fills a temporary file first, which is then sent with
+//     a Content-Length (simple servers read only that) and may be retried;
+//     the file is unlinked at once and gone when the call returns, whatever
+//     happens.
+//
+// Memory use does not grow with the archive's size either way. An error
+// of write is returned as an archiving error (it says more than the
+// failed request it causes).
+func (c *Client) UploadArchive(ctx context.Context, id, dest string, write func(w io.Writer) error) (*UploadResult, error) {
+	const op = "uploadFiles"
+	if err := checkID(op, id); err != nil {
+		return nil, err
+	}
+	if write == nil {
+		return nil, fmt.Errorf("nox: %s: nil archive writer: %w", op, ErrInvalidArgument)
+	}
+	chunked, err := c.acceptsChunked(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("nox: %s: %w", op, err)
+	}
+	if chunked {
+		return c.uploadStreamed(ctx, id, dest, write)
+	}
+	return c.uploadSpooled(ctx, id, dest, write)
+}
+
+// acceptsChunked reports whether the backend advertises chunked uploads.
+// When its Info cannot be fetched the answer is false (a Content-Length
+// works everywhere), unless the context ended.
+func (c *Client) acceptsChunked(ctx context.Context) (bool, error) {
+	info, err := c.Capabilities(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, err
+		}
+		return false, nil
+	}
+	return info.Supports(ExtUploadChunked), nil
+}
+
+// uploadStreamed sends what write writes as it writes it (chunked).
+func (c *Client) uploadStreamed(ctx context.Context, id, dest string, write func(io.Writer) error) (*UploadResult, error) {
+	const op = "uploadFiles"
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := write(pw)
+		pw.CloseWithError(err) // nil closes with io.EOF
+		done <- err
+	}()
+	res, err := c.upload(ctx, id, dest, pr, -1, call{op: op, noReplay: true})
+	pr.CloseWithError(errUploadEnded) // stops the writer if it still runs
+	werr := <-done
+	if werr != nil && !errors.Is(werr, errUploadEnded) && !errors.Is(werr, io.ErrClosedPipe) {
+		if err != nil {
+			return nil, fmt.Errorf("nox: %s: archiving: %w (the upload then failed: %v)", op, werr, err)
+		}
+		return nil, fmt.Errorf("nox: %s: archiving: %w", op, werr)
+	}
+	return res, err
+}
+
+// uploadSpooled writes the archive to an unlinked temporary file, then
+// sends it with a Content-Length.
+func (c *Client) uploadSpooled(ctx context.Context, id, dest string, write func(io.Writer) error) (*UploadResult, error) {
+	const op = "uploadFiles"
+	f, err := os.CreateTemp("", "nox-upload-*.tar")
+	if err != nil {
+		return nil, fmt.Errorf("nox: %s: spooling the archive: %w", op, err)
+	}
+	name := f.Name()
+	unlinked := os.Remove(name) == nil // where open files can be removed
+	defer func() {
+		f.Close()
+		if !unlinked {
+			os.Remove(name)
+		}
+	}()
+	bw := bufio.NewWriterSize(ctxWriter{ctx: ctx, w: f}, 64<<10)
+	if err := write(bw); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, fmt.Errorf("nox: %s: %w", op, doneError(ctx))
+		}
+		return nil, fmt.Errorf("nox: %s: archiving: %w", op, err)
+	}
+	if err := bw.Flush(); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("nox: %s: %w", op, doneError(ctx))
+		}
+		return nil, fmt.Errorf("nox: %s: spooling the archive: %w", op, err)
+	}
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nox: %s: spooling the archive: %w", op, err)
+	}
+	cl := call{op: op, rewind: func() error {
+		_, err := f.Seek(0, io.SeekStart)
+		return err
+	}}
+	return c.upload(ctx, id, dest, f, size, cl)
+}
+
+// ctxWriter fails writes once its context ends.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
+}
+
+// upload sends body, of size bytes (-1: unknown, sent chunked).
+func (c *Client) upload(ctx context.Context, id, dest string, body io.Reader, size int64, cl call) (*UploadResult, error) {
 	if dest == "" {
 		dest = DefaultWorkdir
 	}
 	params := &noxapi.UploadFilesParams{Dest: &dest}
+	body = readerOnly{body} // net/http must neither close it nor look at its type
+	if size == 0 {
+		body = http.NoBody
+	}
+	setLength := func(_ context.Context, req *http.Request) error {
+		if size >= 0 {
+			req.ContentLength = size
+		}
+		return nil
+	}
 	resp, err := c.do(ctx, cl, func(ctx context.Context) (*http.Response, error) {
-		return c.gen.UploadFilesWithBody(ctx, id, params, "application/x-tar", requestBody(body))
+		return c.gen.UploadFilesWithBody(ctx, id, params, "application/x-tar", body, setLength)
 	})
 	if err != nil {
 		return nil, err
@@ -64,18 +218,6 @@ func (c *Client) upload(ctx context.Context, id, dest string, body io.Reader, cl
 	var g noxapi.UploadResult
 	decodeOptionalJSON(resp, &g)
 	return fromGenUpload(&g), nil
-}
-
-// requestBody returns the reader to send as a request body. In-memory
-// readers are passed as they are, so that net/http sends a Content-Length;
-// any other reader is wrapped so that net/http neither closes the caller's
-// reader (an *os.File, say) nor looks at its type, and sends it chunked.
-func requestBody(r io.Reader) io.Reader {
-	switch r.(type) {
-	case *bytes.Reader, *bytes.Buffer, *strings.Reader:
-		return r
-	}
-	return readerOnly{r}
 }
 
 // readerOnly hides every method of a reader but Read.
@@ -86,18 +228,15 @@ func (r readerOnly) Read(p []byte) (int, error) { return r.r.Read(p) }
 // UploadFiles uploads files, a map from slash-separated relative paths to
 // contents, under dest (empty means DefaultWorkdir), like the Python
 // client's upload_files. Files get mode 0644 and missing parent directories
-// 0755. The archive is built in memory, so the call may be retried.
+// 0755. The archive is built in memory and sent with a Content-Length, so
+// the call may be retried.
 func (c *Client) UploadFiles(ctx context.Context, id, dest string, files map[string][]byte) (*UploadResult, error) {
 	const op = "uploadFiles"
 	var buf bytes.Buffer
 	if err := writeFilesTarGz(&buf, files); err != nil {
 		return nil, fmt.Errorf("nox: %s: %w", op, err)
 	}
-	data := buf.Bytes()
-	var r *bytes.Reader
-	cl := call{op: op, rewind: func() error { r.Reset(data); return nil }}
-	r = bytes.NewReader(data)
-	return c.upload(ctx, id, dest, r, cl)
+	return c.Upload(ctx, id, dest, bytes.NewReader(buf.Bytes()))
 }
 
 // writeFilesTarGz writes the gzip tar UploadFiles sends. The archive is
@@ -119,37 +258,25 @@ func writeFilesTarGz(w io.Writer, files map[string][]byte) error {
 // (empty means DefaultWorkdir), keeping permission bits, modification times,
 // nested and empty directories and symbolic links (not followed). When
 // localDir is a file, that file is uploaded under its base name. Sockets,
-// devices and fifos are skipped. The gzip tar is written by a goroutine into
-// an io.Pipe while the request sends it, so memory use does not grow with
-// the directory's size; the upload is therefore never retried.
+// devices and fifos are skipped. The gzip tar is written by WriteTarGz and
+// sent as UploadArchive sends an archive: streamed to a backend that
+// advertises chunked uploads (never retried), else spooled to a temporary
+// file and sent with a Content-Length. Memory use does not grow with the
+// directory's size.
 func (c *Client) UploadDir(ctx context.Context, id, dest, localDir string) (*UploadResult, error) {
 	const op = "uploadFiles"
+	if err := checkID(op, id); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(localDir); err != nil {
 		return nil, fmt.Errorf("nox: %s: %w", op, err)
 	}
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := WriteTarGz(pw, localDir)
-		pw.CloseWithError(err) // nil closes with io.EOF
-		done <- err
-	}()
-	res, err := c.upload(ctx, id, dest, pr, call{op: op, noReplay: true})
-	pr.CloseWithError(errUploadEnded) // stops the writer if it still runs
-	werr := <-done
-	if errors.Is(werr, errUploadEnded) || errors.Is(werr, io.ErrClosedPipe) {
-		werr = nil // the writer was stopped, it did not fail
-	}
-	if err != nil {
-		if werr != nil {
-			return nil, fmt.Errorf("%w (archiving %s: %v)", err, localDir, werr)
+	return c.UploadArchive(ctx, id, dest, func(w io.Writer) error {
+		if err := WriteTarGz(w, localDir); err != nil {
+			return fmt.Errorf("%s: %w", localDir, err)
 		}
-		return nil, err
-	}
-	if werr != nil {
-		return nil, fmt.Errorf("nox: %s: archiving %s: %w", op, localDir, werr)
-	}
-	return res, nil
+		return nil
+	})
 }
 
 // errUploadEnded stops the archive writer of an upload that ended.

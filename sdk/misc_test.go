@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -14,14 +15,18 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/noxrunner/nox/internal/quirks"
+	"github.com/noxrunner/nox/internal/testbackend"
 )
 
 func TestUploadDirCancel(t *testing.T) {
 	t.Parallel()
-	for _, mk := range []func(*testing.T, ...Option) (*Client, *fakeBackend){setup, setupInProcess} {
+	for _, mk := range []func(*testing.T, ...Option) (*Client, *testbackend.Backend){setup, setupInProcess} {
 		c, f := mk(t)
 		ctx := context.Background()
 		_, err := c.Create(ctx, "s", CreateOptions{})
@@ -33,7 +38,7 @@ func TestUploadDirCancel(t *testing.T) {
 
 		ctx, cancel := context.WithCancel(ctx)
 		var read atomic.Int64
-		f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		f.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 			if !strings.HasSuffix(r.URL.Path, "/upload") {
 				return false
 			}
@@ -50,7 +55,7 @@ func TestUploadDirCancel(t *testing.T) {
 			// read, so the handler returns on the client's cancel.
 			<-ctx.Done()
 			return true
-		}
+		})
 		done := make(chan error, 1)
 		go func() {
 			_, err := c.UploadDir(ctx, "s", "", dir)
@@ -92,7 +97,7 @@ func TestWaitReady(t *testing.T) {
 	_, err := c.Create(ctx, "s", CreateOptions{})
 	assertNoErr(t, err)
 	var n atomic.Int32
-	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	f.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 		if !strings.HasSuffix(r.URL.Path, "/exec") {
 			return false
 		}
@@ -106,17 +111,17 @@ func TestWaitReady(t *testing.T) {
 			return false
 		}
 		return true
-	}
+	})
 	assertNoErr(t, c.WaitReady(ctx, "s", WaitOptions{Interval: time.Millisecond}))
 	assertEq(t, "polls", n.Load(), int32(3))
 
 	err = c.WaitReady(ctx, "missing", WaitOptions{})
 	assertIs(t, err, ErrNotFound)
 
-	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	f.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 		writeJSONError(w, 503, "never ready")
 		return true
-	}
+	})
 	start := time.Now()
 	err = c.Sandbox("s").WaitReady(ctx, WaitOptions{Timeout: 300 * time.Millisecond, Interval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond})
 	assertIs(t, err, context.DeadlineExceeded)
@@ -235,12 +240,15 @@ func TestUploadBodies(t *testing.T) {
 	ctx := context.Background()
 	_, err := c.Create(ctx, "s", CreateOptions{})
 	assertNoErr(t, err)
-	var lengths []int64
-	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	var (
+		mu      sync.Mutex
+		lengths []int64
+	)
+	f.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 		if strings.HasSuffix(r.URL.Path, "/upload") {
-			f.mu.Lock()
+			mu.Lock()
 			lengths = append(lengths, r.ContentLength)
-			f.mu.Unlock()
+			mu.Unlock()
 			if ct := r.Header.Get("Content-Type"); ct != "application/x-tar" {
 				t.Errorf("content type %q", ct)
 			}
@@ -249,11 +257,12 @@ func TestUploadBodies(t *testing.T) {
 			}
 		}
 		return false
-	}
+	})
 	_, err = c.UploadFiles(ctx, "s", "", map[string][]byte{"a": []byte("x")})
 	assertNoErr(t, err)
 
-	// A file passed to Upload is streamed and left open for the caller.
+	// A file passed to Upload is sent with its length and left open for
+	// the caller.
 	dir := t.TempDir()
 	mustWrite(t, filepath.Join(dir, "f"), "file", 0o644)
 	archive := filepath.Join(t.TempDir(), "a.tar.gz")
@@ -268,10 +277,60 @@ func TestUploadBodies(t *testing.T) {
 		t.Errorf("the SDK closed the caller's file: %v", err)
 	}
 	af.Close()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(lengths) != 2 || lengths[0] <= 0 || lengths[1] != -1 {
-		t.Errorf("content lengths %v, want [n>0 -1]", lengths)
+	// A directory and a reader of unknown length stream to a backend that
+	// advertises upload.chunked.
+	_, err = c.UploadDir(ctx, "s", "", dir)
+	assertNoErr(t, err)
+	var buf bytes.Buffer
+	assertNoErr(t, WriteTarGz(&buf, dir))
+	_, err = c.Upload(ctx, "s", "", io.MultiReader(&buf))
+	assertNoErr(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lengths) != 4 || lengths[0] <= 0 || lengths[1] <= 0 || lengths[2] != -1 || lengths[3] != -1 {
+		t.Errorf("content lengths %v, want [n>0 n>0 -1 -1]", lengths)
+	}
+}
+
+// TestUploadsWithoutChunked checks that every upload reaches a backend
+// that reads bodies by Content-Length only and advertises nothing: a
+// directory and a reader of unknown length are spooled, sent with their
+// length, and the temporary file is gone afterwards, also when the upload
+// fails.
+func TestUploadsWithoutChunked(t *testing.T) {
+	// Not parallel: it sets TMPDIR.
+	bo := testOptions()
+	bo.Quirks = &quirks.Quirks{ContentLengthOnly: true, NoExtensions: true}
+	c, f := setupWith(t, bo, WithoutRetry())
+	ctx := context.Background()
+	_, err := c.Create(ctx, "s", CreateOptions{})
+	assertNoErr(t, err)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where the spool goes
+	dir := t.TempDir()
+	mustWrite(t, filepath.Join(dir, "sub/f.txt"), "file", 0o600)
+	_, err = c.UploadDir(ctx, "s", "/workspace/d", dir)
+	assertNoErr(t, err)
+	var buf bytes.Buffer
+	assertNoErr(t, WriteTarGz(&buf, dir))
+	_, err = c.Upload(ctx, "s", "/workspace/r", io.MultiReader(&buf))
+	assertNoErr(t, err)
+	res, err := c.Exec(ctx, "s", ExecRequest{Cmd: []string{"cat", "d/sub/f.txt", "r/sub/f.txt"}})
+	assertNoErr(t, err)
+	assertEq(t, "uploaded", res.Stdout, "filefile")
+	for _, r := range f.Requests() {
+		if strings.HasSuffix(r.Path, "/upload") && r.ContentLength <= 0 {
+			t.Errorf("upload sent with Content-Length %d", r.ContentLength)
+		}
+	}
+	_, err = c.UploadDir(ctx, "missing", "", dir)
+	assertIs(t, err, ErrNotFound)
+	_, err = c.UploadArchive(ctx, "s", "", func(w io.Writer) error { return errors.New("disk on fire") })
+	if err == nil || !strings.Contains(err.Error(), "archiving: disk on fire") {
+		t.Errorf("failing archive writer: %v", err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("spool files left behind: %v", left)
 	}
 }
 
@@ -287,21 +346,21 @@ func TestDownloadErrors(t *testing.T) {
 	// A hostile archive from the backend is refused.
 	base, dest := hostileLayout(t)
 	before := snapshot(t, filepath.Join(base, "outside"))
-	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	f.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 		if !strings.HasSuffix(r.URL.Path, "/download") {
 			return false
 		}
 		w.Header().Set("Content-Type", "application/x-tar")
 		w.Write(gzipBytes(makeTar(t, entry{name: "../outside/secret", typ: '0', body: "pwned"})))
 		return true
-	}
+	})
 	err = c.DownloadTo(ctx, "s", "", dest)
 	assertIs(t, err, ErrUnsafeArchive)
 	assertEq(t, "outside", snapshot(t, filepath.Join(base, "outside")), before)
 
 	// Cancelling mid-download.
 	dctx, cancel := context.WithCancel(ctx)
-	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	f.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 		if !strings.HasSuffix(r.URL.Path, "/download") {
 			return false
 		}
@@ -311,7 +370,7 @@ func TestDownloadErrors(t *testing.T) {
 		cancel()
 		<-dctx.Done()
 		return true
-	}
+	})
 	err = c.DownloadTo(dctx, "s", "", t.TempDir())
 	assertIs(t, err, context.Canceled)
 }
@@ -320,7 +379,7 @@ func TestDeleteAndListEdgeCases(t *testing.T) {
 	t.Parallel()
 	c, f := setup(t)
 	ctx := context.Background()
-	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	f.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 		switch {
 		case r.Method == "DELETE":
 			w.WriteHeader(http.StatusOK) // v1 allows 200
@@ -334,7 +393,7 @@ func TestDeleteAndListEdgeCases(t *testing.T) {
 			return false
 		}
 		return true
-	}
+	})
 	assertNoErr(t, c.Delete(ctx, "any"))
 	var errs []error
 	for _, err := range c.List(ctx, ListOptions{PageSize: 5000}) {
@@ -343,11 +402,11 @@ func TestDeleteAndListEdgeCases(t *testing.T) {
 	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "repeated page token") {
 		t.Errorf("repeated token: %v", errs)
 	}
-	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	f.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"items":[{"sessionId":1}]}`)
 		return true
-	}
+	})
 	for _, err := range c.List(ctx, ListOptions{}) {
 		if err == nil || !strings.Contains(err.Error(), "decoding") {
 			t.Errorf("bad page: %v", err)

@@ -62,6 +62,12 @@ func (s *Sandbox) Upload(ctx context.Context, dest string, tarStream io.Reader) 
 	return s.c.Upload(ctx, s.id, dest, tarStream)
 }
 
+// UploadArchive uploads the archive write writes; see
+// Client.UploadArchive.
+func (s *Sandbox) UploadArchive(ctx context.Context, dest string, write func(w io.Writer) error) (*UploadResult, error) {
+	return s.c.UploadArchive(ctx, s.id, dest, write)
+}
+
 // UploadFiles uploads in-memory files; see Client.UploadFiles.
 func (s *Sandbox) UploadFiles(ctx context.Context, dest string, files map[string][]byte) (*UploadResult, error) {
 	return s.c.UploadFiles(ctx, s.id, dest, files)

@@ -3,13 +3,14 @@ package sdk
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
-	"mime"
 	"net/http"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,31 +21,39 @@ import (
 // a few MiB of output).
 const maxJSONBody = 64 << 20
 
-// decodeJSON decodes a JSON answer into v and closes the body.
-func decodeJSON(op string, resp *http.Response, v any) error {
+// decodeJSON decodes a JSON answer into the generated model v with
+// decodeModel, closes the body, and returns the members it could not read.
+func decodeJSON(op string, resp *http.Response, v any) (map[string]string, error) {
 	defer resp.Body.Close()
-	dec := json.NewDecoder(io.LimitReader(resp.Body, maxJSONBody))
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("nox: %s: decoding the answer: %w", op, err)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJSONBody))
+	if err != nil {
+		return nil, fmt.Errorf("nox: %s: reading the answer: %w", op, err)
 	}
-	return nil
+	unparsed, err := decodeModel(body, v)
+	if err != nil {
+		return nil, fmt.Errorf("nox: %s: decoding the answer %q: %w", op, truncate(string(bytes.TrimSpace(body)), 200), err)
+	}
+	return unparsed, nil
 }
 
-// decodeOptionalJSON decodes a body that may be empty or JSON (touch,
-// upload). It reports whether v was filled. A malformed body is ignored:
-// the status already said the call succeeded.
-func decodeOptionalJSON(resp *http.Response, v any) bool {
+// decodeOptionalJSON decodes the body of a successful answer whose effect
+// has happened (create, touch, upload) into the generated model v: the
+// status said the call succeeded, so no body is an error. An empty body
+// leaves v zero; a body decodeModel cannot read leaves it zero too and is
+// returned in unparsed under "" (truncated to 1 KiB).
+func decodeOptionalJSON(resp *http.Response, v any) map[string]string {
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	if err != nil {
-		return false
-	}
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	body = bytes.TrimSpace(body)
-	if len(body) == 0 || (!strings.Contains(mt, "json") && body[0] != '{') {
-		return false
+	if len(body) == 0 {
+		return nil
 	}
-	return json.Unmarshal(body, v) == nil
+	unparsed, err := decodeModel(body, v)
+	if err != nil {
+		reflect.ValueOf(v).Elem().SetZero()
+		return map[string]string{"": truncate(string(body), 1024)}
+	}
+	return unparsed
 }
 
 // Health checks the backend's liveness. It returns nil when the backend
@@ -79,9 +88,11 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
-// Info fetches the backend's description (extension info). A plain v1
-// backend answers an *APIError matching ErrNotFound; use Supports to test
-// for an extension on any backend. Info refreshes the cache Supports uses.
+// Info fetches the backend's description (extension info). On a plain v1
+// backend it fails with an error matching ErrUnsupported and the answer's
+// category (an *APIError matching ErrNotFound for a 404); use Supports to
+// test for an extension on any backend. Info refreshes the cache Supports
+// uses.
 //
 //meta:operation GET /v1/info
 func (c *Client) Info(ctx context.Context) (*Info, error) {
@@ -90,13 +101,15 @@ func (c *Client) Info(ctx context.Context) (*Info, error) {
 		return c.gen.GetInfo(ctx)
 	})
 	if err != nil {
-		if errors.Is(err, ErrNotFound) {
+		var apiErr *APIError
+		if errors.As(err, &apiErr) && slices.Contains([]int{http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotImplemented}, apiErr.StatusCode) {
 			c.setInfo(&Info{APIVersion: "v1", PlainV1: true})
+			return nil, &unsupportedError{op: op, ext: ExtInfo, answer: apiErr, matchAnswer: true}
 		}
 		return nil, err
 	}
 	var g noxapi.Info
-	if err := decodeJSON(op, resp, &g); err != nil {
+	if _, err := decodeJSON(op, resp, &g); err != nil {
 		return nil, err
 	}
 	info := fromGenInfo(&g)
@@ -118,14 +131,14 @@ func (c *Client) cachedInfo() *Info {
 }
 
 // Capabilities returns the backend's description, fetched once and cached
-// by the Client. A plain v1 backend (404 on GET /v1/info) yields an Info
-// with PlainV1 set and no extensions, and no error.
+// by the Client. A plain v1 backend (404, 405 or 501 on GET /v1/info)
+// yields an Info with PlainV1 set and no extensions, and no error.
 func (c *Client) Capabilities(ctx context.Context) (*Info, error) {
 	if i := c.cachedInfo(); i != nil {
 		return i, nil
 	}
 	i, err := c.Info(ctx)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrUnsupported) {
 		return c.cachedInfo(), nil
 	}
 	return i, err
@@ -159,10 +172,8 @@ func (c *Client) Create(ctx context.Context, id string, opts CreateOptions) (*Cr
 		return nil, err
 	}
 	var g noxapi.CreateSandboxResult
-	if err := decodeJSON(op, resp, &g); err != nil {
-		return nil, err
-	}
-	return fromGenCreate(&g), nil
+	unparsed := decodeOptionalJSON(resp, &g)
+	return fromGenCreate(&g, unparsed), nil
 }
 
 // Touch extends the sandbox's TTL: it expires TTL after now. An unknown
@@ -174,7 +185,7 @@ func (c *Client) Touch(ctx context.Context, id string) (*TouchResult, error) {
 	if err := checkID(op, id); err != nil {
 		return nil, err
 	}
-	resp, err := c.do(ctx, call{op: op, idempotent: true, ok: []int{http.StatusOK, http.StatusNoContent}},
+	resp, err := c.do(ctx, call{op: op, idempotent: true},
 		func(ctx context.Context) (*http.Response, error) {
 			return c.gen.TouchSandbox(ctx, id)
 		})
@@ -182,12 +193,13 @@ func (c *Client) Touch(ctx context.Context, id string) (*TouchResult, error) {
 		return nil, err
 	}
 	var g noxapi.TouchResult
-	decodeOptionalJSON(resp, &g)
-	return fromGenTouch(&g), nil
+	unparsed := decodeOptionalJSON(resp, &g)
+	return fromGenTouch(&g, unparsed), nil
 }
 
 // Get returns the status of one sandbox (extension sandboxes.get). An
-// unknown sandbox is an error matching ErrNotFound.
+// unknown sandbox is an error matching ErrNotFound; a backend without the
+// extension fails with an error matching ErrUnsupported instead.
 //
 //meta:operation GET /v1/sandboxes/{sessionId}
 func (c *Client) Get(ctx context.Context, id string) (*SandboxStatus, error) {
@@ -199,19 +211,21 @@ func (c *Client) Get(ctx context.Context, id string) (*SandboxStatus, error) {
 		return c.gen.GetSandbox(ctx, id)
 	})
 	if err != nil {
-		return nil, err
+		return nil, c.unsupported(ctx, op, ExtSandboxesGet, err)
 	}
 	var g noxapi.SandboxStatus
-	if err := decodeJSON(op, resp, &g); err != nil {
+	unparsed, err := decodeJSON(op, resp, &g)
+	if err != nil {
 		return nil, err
 	}
-	s := fromGenStatus(&g)
+	s := fromGenStatus(&g, unparsed)
 	return &s, nil
 }
 
 // List iterates over the sandboxes the caller can see, ordered by session
 // id, fetching pages as needed (extension sandboxes.list). On an error the
-// iteration yields it once, with a zero SandboxStatus, and stops.
+// iteration yields it once, with a zero SandboxStatus, and stops; on a
+// backend without the extension that error matches ErrUnsupported.
 //
 //	for s, err := range client.List(ctx, sdk.ListOptions{}) {
 //		if err != nil { return err }
@@ -234,16 +248,17 @@ func (c *Client) List(ctx context.Context, opts ListOptions) iter.Seq2[SandboxSt
 				return c.gen.ListSandboxes(ctx, params)
 			})
 			if err != nil {
-				yield(SandboxStatus{}, err)
+				yield(SandboxStatus{}, c.unsupported(ctx, op, ExtSandboxesList, err))
 				return
 			}
 			var page noxapi.SandboxList
-			if err := decodeJSON(op, resp, &page); err != nil {
+			unparsed, err := decodeJSON(op, resp, &page)
+			if err != nil {
 				yield(SandboxStatus{}, err)
 				return
 			}
 			for i := range page.Items {
-				if !yield(fromGenStatus(&page.Items[i]), nil) {
+				if !yield(fromGenStatus(&page.Items[i], unparsedUnder(unparsed, "items."+strconv.Itoa(i)+".")), nil) {
 					return
 				}
 			}
@@ -270,7 +285,7 @@ func (c *Client) Delete(ctx context.Context, id string) error {
 	if err := checkID(op, id); err != nil {
 		return err
 	}
-	resp, err := c.do(ctx, call{op: op, idempotent: true, ok: []int{http.StatusOK, http.StatusNoContent}},
+	resp, err := c.do(ctx, call{op: op, idempotent: true},
 		func(ctx context.Context) (*http.Response, error) {
 			return c.gen.DeleteSandbox(ctx, id)
 		})
@@ -310,6 +325,9 @@ func (c *Client) WaitReady(ctx context.Context, id string, opts WaitOptions) err
 			last = fmt.Errorf("probe exited %d with stdout %q", res.ExitCode, truncate(res.Stdout, 100))
 		case errors.Is(err, ErrNotFound), errors.Is(err, ErrUnauthorized), errors.Is(err, ErrInvalidArgument):
 			return fmt.Errorf("nox: waiting for sandbox %q: %w", id, err)
+		case ctx.Err() != nil && last != nil:
+			// The wait ended during this probe: the failure before it
+			// says more than the deadline.
 		default:
 			last = err
 		}

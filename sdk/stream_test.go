@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/noxrunner/nox/gen/noxapi"
+	"github.com/noxrunner/nox/internal/quirks"
+	"github.com/noxrunner/nox/internal/testbackend"
 )
 
 // blockingStream returns a stream body that sends first, then blocks until
 // ctx ends.
-func blockingStream(first string) func(ctx context.Context, req noxapi.ExecRequest) io.Reader {
-	return func(ctx context.Context, req noxapi.ExecRequest) io.Reader {
+func blockingStream(first string) func(ctx context.Context) io.Reader {
+	return func(ctx context.Context) io.Reader {
 		pr, pw := io.Pipe()
 		go func() {
 			io.WriteString(pw, first)
@@ -31,12 +33,12 @@ func blockingStream(first string) func(ctx context.Context, req noxapi.ExecReque
 
 func TestExecStreamIdle(t *testing.T) {
 	t.Parallel()
-	for _, mk := range []func(*testing.T, ...Option) (*Client, *fakeBackend){setup, setupInProcess} {
+	for _, mk := range []func(*testing.T, ...Option) (*Client, *testbackend.Backend){setup, setupInProcess} {
 		c, f := mk(t)
 		ctx := context.Background()
 		_, err := c.Create(ctx, "s", CreateOptions{})
 		assertNoErr(t, err)
-		f.stream = blockingStream("event: stdout\ndata: {\"data\":\"first\\n\"}\n\n")
+		f.SetHook(testbackend.StreamBody(blockingStream("event: stdout\ndata: {\"data\":\"first\\n\"}\n\n")))
 		var out bytes.Buffer
 		start := time.Now()
 		_, err = c.ExecStream(ctx, "s", ExecRequest{Cmd: []string{"x"}}, StreamOptions{Stdout: &out, IdleTimeout: time.Second})
@@ -62,7 +64,7 @@ func TestExecStreamIdleBeforeHeaders(t *testing.T) {
 	ctx := context.Background()
 	_, err := c.Create(ctx, "s", CreateOptions{})
 	assertNoErr(t, err)
-	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	f.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 		if !strings.HasSuffix(r.URL.Path, "/stream") {
 			return false
 		}
@@ -74,7 +76,7 @@ func TestExecStreamIdleBeforeHeaders(t *testing.T) {
 		case <-time.After(10 * time.Second):
 		}
 		return true
-	}
+	})
 	start := time.Now()
 	_, err = c.ExecStream(ctx, "s", ExecRequest{Cmd: []string{"x"}}, StreamOptions{IdleTimeout: 200 * time.Millisecond})
 	assertIs(t, err, ErrStreamIdle)
@@ -89,7 +91,7 @@ func TestExecStreamHeartbeatsKeepAlive(t *testing.T) {
 	ctx := context.Background()
 	_, err := c.Create(ctx, "s", CreateOptions{})
 	assertNoErr(t, err)
-	f.stream = func(ctx context.Context, req noxapi.ExecRequest) io.Reader {
+	f.SetHook(testbackend.StreamBody(func(ctx context.Context) io.Reader {
 		pr, pw := io.Pipe()
 		go func() {
 			// 1s of stream, longer than the idle timeout, with heartbeats
@@ -102,7 +104,7 @@ func TestExecStreamHeartbeatsKeepAlive(t *testing.T) {
 			pw.Close()
 		}()
 		return pr
-	}
+	}))
 	res, err := c.ExecStream(ctx, "s", ExecRequest{Cmd: []string{"x"}}, StreamOptions{IdleTimeout: 500 * time.Millisecond})
 	assertNoErr(t, err)
 	assertEq(t, "duration", res.Duration, 300*time.Millisecond)
@@ -110,12 +112,12 @@ func TestExecStreamHeartbeatsKeepAlive(t *testing.T) {
 
 func TestExecStreamCancel(t *testing.T) {
 	t.Parallel()
-	for _, mk := range []func(*testing.T, ...Option) (*Client, *fakeBackend){setup, setupInProcess} {
+	for _, mk := range []func(*testing.T, ...Option) (*Client, *testbackend.Backend){setup, setupInProcess} {
 		c, f := mk(t)
 		ctx := context.Background()
 		_, err := c.Create(ctx, "s", CreateOptions{})
 		assertNoErr(t, err)
-		f.stream = blockingStream(": heartbeat\n\n")
+		f.SetHook(testbackend.StreamBody(blockingStream(": heartbeat\n\n")))
 		ctx, cancel := context.WithCancel(ctx)
 		got := make(chan error, 1)
 		go func() {
@@ -173,14 +175,14 @@ func TestExecStreamEvents(t *testing.T) {
 			}},
 	}
 	for _, tc := range cases {
-		f.stream = func(ctx context.Context, req noxapi.ExecRequest) io.Reader { return strings.NewReader(tc.body) }
+		f.SetHook(testbackend.StreamBody(func(ctx context.Context) io.Reader { return strings.NewReader(tc.body) }))
 		res, err := c.ExecStream(ctx, "s", ExecRequest{Cmd: []string{"x"}}, StreamOptions{})
 		t.Run(tc.name, func(t *testing.T) { tc.check(t, res, err) })
 	}
 	// A failing writer ends the stream.
-	f.stream = func(ctx context.Context, req noxapi.ExecRequest) io.Reader {
+	f.SetHook(testbackend.StreamBody(func(ctx context.Context) io.Reader {
 		return strings.NewReader("event: stdout\ndata: {\"data\":\"x\"}\n\n")
-	}
+	}))
 	_, err = c.ExecStream(ctx, "s", ExecRequest{Cmd: []string{"x"}}, StreamOptions{Stdout: failWriter{}})
 	if err == nil || !strings.Contains(err.Error(), "writing stdout") {
 		t.Errorf("failing writer: %v", err)
@@ -196,11 +198,20 @@ func TestExecStreamFallback(t *testing.T) {
 	for _, name := range []string{"plain v1", "no exec.stream"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			c, f := setup(t)
+			bo := testOptions()
 			if name == "plain v1" {
-				f.info = nil
-			} else {
-				f.info.Extensions = []string{ExtInfo}
+				bo.Quirks = &quirks.Quirks{NoExtensions: true}
+			}
+			c, f := setupWith(t, bo)
+			if name == "no exec.stream" {
+				f.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
+					if r.URL.Path != basePath+"/v1/info" {
+						return false
+					}
+					w.Header().Set("Content-Type", "application/json")
+					io.WriteString(w, `{"apiVersion":"v1","backend":{"name":"x","version":"1"},"extensions":["info"]}`)
+					return true
+				})
 			}
 			ctx := context.Background()
 			_, err := c.Create(ctx, "s", CreateOptions{})
@@ -214,13 +225,13 @@ func TestExecStreamFallback(t *testing.T) {
 			assertEq(t, "stderr", errOut.String(), "err\n")
 			assertEq(t, "callback", fmt.Sprint(got), "[err\n]")
 			assertEq(t, "result", res.Stdout, "hi\n")
-			if n := f.count("POST", "/exec/stream"); n != 0 {
+			if n := f.Count("POST", "/exec/stream"); n != 0 {
 				t.Errorf("%d stream requests to a backend without exec.stream", n)
 			}
 			// Capabilities are cached: one info request for two streams.
 			_, err = c.ExecStream(ctx, "s", ExecRequest{Cmd: []string{"true"}}, StreamOptions{Stdout: failWriter{}})
 			assertNoErr(t, err)
-			assertEq(t, "info requests", f.count("GET", "/v1/info"), 1)
+			assertEq(t, "info requests", f.Count("GET", "/v1/info"), 1)
 			_, err = c.ExecStream(ctx, "s", ExecRequest{Cmd: []string{"echo"}}, StreamOptions{Stdout: failWriter{}})
 			if err == nil {
 				t.Error("failing writer in fallback accepted")

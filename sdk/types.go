@@ -23,6 +23,9 @@ const (
 	ExtExecFlags = api.ExtExecFlags
 	// ExtAuthBearer means the backend requires a bearer token (WithToken).
 	ExtAuthBearer = api.ExtAuthBearer
+	// ExtUploadChunked means the backend reads upload bodies sent without a
+	// Content-Length (Transfer-Encoding: chunked); see UploadArchive.
+	ExtUploadChunked = api.ExtUploadChunked
 )
 
 // The contract's defaults. The SDK leaves a zero field out of its request,
@@ -123,8 +126,14 @@ type CreateResult struct {
 	// PodName is the backend's name for the environment, stable across
 	// creates of one session id.
 	PodName string
-	// ExpiresAt is when the sandbox expires unless used again.
+	// ExpiresAt is when the sandbox expires unless used again; zero when
+	// the backend did not say (or said it in a form listed in Unparsed).
 	ExpiresAt time.Time
+	// Unparsed holds the members of the answer the SDK could not read (a
+	// timestamp in no form it knows, or a body that is not JSON, under
+	// ""), by member name, with their JSON text; the matching fields are
+	// zero. It is nil when everything was read.
+	Unparsed map[string]string
 }
 
 // TouchResult is the answer of Touch.
@@ -134,6 +143,11 @@ type TouchResult struct {
 	ExpiresAt time.Time
 	// Message is the backend's message, if any.
 	Message string
+	// Unparsed holds the members of the answer the SDK could not read (a
+	// timestamp in no form it knows, or a body that is not JSON, under
+	// ""), by member name, with their JSON text; the matching fields are
+	// zero. It is nil when everything was read.
+	Unparsed map[string]string
 }
 
 // ExecRequest is a command to run in a sandbox. A zero optional field is
@@ -166,7 +180,13 @@ type ExecResult struct {
 	// Duration is the wall-clock run time.
 	Duration time.Duration
 	// TimedOut, StdoutTruncated, StderrTruncated and OOMKilled are the flags
-	// of extension exec.flags; false when the backend does not send them.
+	// of extension exec.flags; false when the backend does not send them,
+	// except TimedOut: an answer without the timedOut member from a
+	// backend not known to advertise exec.flags (the Client's cached Info
+	// does not list it, or was never fetched) has TimedOut derived from
+	// the exit code, true for 124, the code the contract gives a timeout.
+	// Client.Supports(ctx, ExtExecFlags) tells whether the flags are
+	// reported.
 	TimedOut        bool
 	StdoutTruncated bool
 	StderrTruncated bool
@@ -226,6 +246,11 @@ type SandboxStatus struct {
 	Limits       ResourceLimits
 	// RunningExecs is the number of commands running now.
 	RunningExecs int
+	// Unparsed holds the members of the answer the SDK could not read (a
+	// timestamp in no form it knows), by member name, with their JSON
+	// text; the matching fields are zero. It is nil when everything was
+	// read. The JSON form leaves it out.
+	Unparsed map[string]string
 }
 
 // ResourceLimits are the limits of one sandbox, as Kubernetes quantities.

@@ -63,8 +63,8 @@ func (v *validatingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 // validated against the OpenAPI document.
 func TestRequestsMatchTheContract(t *testing.T) {
 	t.Parallel()
-	f := newFakeBackend(t)
-	vt := newValidatingTransport(t, HandlerTransport(f.handler()))
+	f := newTestBackend(t)
+	vt := newValidatingTransport(t, HandlerTransport(f))
 	c, err := New("http://nox.invalid"+basePath, WithTransport(vt), WithToken("t"))
 	assertNoErr(t, err)
 	lifecycle(t, c, f)

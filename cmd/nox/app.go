@@ -60,7 +60,7 @@ EXIT CODES:
 
 ENVIRONMENT:
    NOXRUNNER_BASE_URL, NOXRUNNER_TOKEN, NOX_LOCAL, NOX_DATA_DIR,
-   NOX_ISOLATION, NO_COLOR (see the flags); NOX_TOKEN (nox serve)`
+   NOX_ISOLATION, NOX_DEBUG, NO_COLOR (see the flags); NOX_TOKEN (nox serve)`
 
 // app holds one invocation's streams and the state its commands share.
 // Nothing in it outlives run.
@@ -106,6 +106,8 @@ func globalFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "json", Usage: "machine-readable JSON output"},
 		&cli.BoolFlag{Name: "no-color", Usage: "no colours (also when NO_COLOR is set or output is not a terminal)"},
 		&cli.BoolFlag{Name: "verbose", Usage: "log each request to stderr (with --local: the backend's logs)"},
+		&cli.BoolFlag{Name: "debug", EnvVars: []string{"NOX_DEBUG"},
+			Usage: "print each request and answer to stderr: method, URL, status, headers that matter, bodies (truncated)"},
 	}
 }
 
@@ -183,6 +185,7 @@ type globals struct {
 	token     string
 	json      bool
 	verbose   bool
+	debug     bool
 }
 
 // readGlobals reads the global flags from any command's context.
@@ -196,6 +199,7 @@ func readGlobals(c *cli.Context) globals {
 		token:     c.String("token"),
 		json:      c.Bool("json"),
 		verbose:   c.Bool("verbose"),
+		debug:     c.Bool("debug"),
 	}
 }
 
@@ -231,6 +235,9 @@ func (a *app) connect(c *cli.Context) (*conn, error) {
 	}
 	if g.token != "" {
 		opts = append(opts, sdk.WithToken(g.token))
+	}
+	if g.debug {
+		opts = append(opts, sdk.WithDebug(a.stderr))
 	}
 	if !g.local {
 		if g.verbose {

@@ -111,6 +111,9 @@ func describe(ctx context.Context, err error) string {
 	if errors.As(err, &op) {
 		what = op.what
 	}
+	if errors.Is(err, sdk.ErrUnsupported) {
+		return err.Error() // it names the extension and the answer
+	}
 	var apiErr *sdk.APIError
 	if errors.As(err, &apiErr) {
 		return describeAPI(what, apiErr)

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -88,35 +87,37 @@ empty directories and symbolic links (not followed) preserved.`,
 	}
 }
 
-// upload streams the archive write produces to the sandbox, with a
-// progress bar, and returns the answer and the archive's size.
+// upload sends the archive write produces to the sandbox, as
+// sdk.UploadArchive sends it (streamed or spooled, as the backend needs),
+// with a progress bar of the archive written, and returns the answer and
+// the archive's size.
 func (a *app) upload(ctx context.Context, sb *sdk.Sandbox, dest string, write func(io.Writer) error) (*sdk.UploadResult, int64, error) {
-	pr, pw := io.Pipe()
-	werr := make(chan error, 1)
-	go func() {
-		err := write(pw)
-		pw.CloseWithError(err) // nil closes with io.EOF
-		werr <- err
-	}()
-	cr := &countingReader{r: pr}
+	var n int64
 	bar := a.progress("uploading")
-	var r io.Reader = cr
 	if bar != nil {
-		r = io.TeeReader(cr, bar)
 		defer bar.Finish()
 	}
-	res, err := sb.Upload(ctx, dest, r)
-	pr.CloseWithError(errUploadEnded) // stops the writer when the upload failed early
-	// An archiving failure (a file unreadable or changed) says more than
-	// the transport error it caused.
-	if aerr := <-werr; aerr != nil && !errors.Is(aerr, errUploadEnded) {
-		return nil, cr.n, fmt.Errorf("archiving: %w", aerr)
-	}
-	return res, cr.n, err
+	res, err := sb.UploadArchive(ctx, dest, func(w io.Writer) error {
+		cw := &countingWriter{w: w, n: &n}
+		if bar != nil {
+			return write(io.MultiWriter(cw, bar))
+		}
+		return write(cw)
+	})
+	return res, n, err
 }
 
-// errUploadEnded stops the archive writer of an upload that ended.
-var errUploadEnded = errors.New("upload ended")
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n *int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	*c.n += int64(n)
+	return n, err
+}
 
 // writeFilesTarGz writes a gzip tar of the regular files paths (symbolic
 // links followed), each under its base name.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/noxrunner/nox/internal/testbackend"
 	"github.com/noxrunner/nox/localbackend"
 )
 
@@ -76,7 +77,7 @@ func nox(t *testing.T, stdin string, args ...string) result {
 }
 
 // TestScripts runs the end-to-end scripts in testdata/script twice: with
-// NOXRUNNER_BASE_URL pointing at the host-process test double, and at
+// NOXRUNNER_BASE_URL pointing at the reference test backend (membackend), and at
 // the real local backend served on loopback (skipped where it cannot
 // isolate sandboxes). Scripts that use --local need [isolation].
 func TestScripts(t *testing.T) {
@@ -84,9 +85,9 @@ func TestScripts(t *testing.T) {
 	if !isolated && requireIsolation() {
 		t.Fatalf("local backend unavailable: %s (NOX_REQUIRE_ISOLATION=1)", why)
 	}
-	t.Run("fake", func(t *testing.T) {
-		_, srv := newHostFake(t)
-		runScripts(t, srv.URL, "fake", isolated)
+	t.Run("mem", func(t *testing.T) {
+		_, url := newTestBackend(t, testbackend.Options{})
+		runScripts(t, url, "mem", isolated)
 	})
 	t.Run("local", func(t *testing.T) {
 		if !isolated {
@@ -108,7 +109,7 @@ func TestScripts(t *testing.T) {
 }
 
 // runScripts runs the scripts against the backend at baseURL, whose kind
-// ("fake" or "local") the condition [backend:KIND] tests.
+// ("mem" or "local") the condition [backend:KIND] tests.
 func runScripts(t *testing.T, baseURL, kind string, isolated bool) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/noxrunner/nox/internal/testbackend"
 	"github.com/noxrunner/nox/sdk"
 )
 
@@ -109,8 +110,8 @@ func TestDescribeAPIErrors(t *testing.T) {
 }
 
 func TestExitCodes(t *testing.T) {
-	_, srv := newHostFake(t)
-	base := []string{"--base-url", srv.URL}
+	_, url := newTestBackend(t, testbackend.Options{})
+	base := []string{"--base-url", url}
 	if r := nox(t, "", append(base, "create", "codes")...); r.code != 0 {
 		t.Fatalf("create: exit %d: %s", r.code, r.stderr)
 	}
@@ -137,10 +138,10 @@ func TestExitCodes(t *testing.T) {
 }
 
 func TestDownloadLeavesNoPartialFile(t *testing.T) {
-	_, srv := newHostFake(t)
+	_, url := newTestBackend(t, testbackend.Options{})
 	dir := t.TempDir()
 	out := filepath.Join(dir, "ws.tar.gz")
-	r := nox(t, "", "--base-url", srv.URL, "download", "nope", "--output", out)
+	r := nox(t, "", "--base-url", url, "download", "nope", "--output", out)
 	if r.code != exitError {
 		t.Fatalf("exit %d, want %d", r.code, exitError)
 	}
@@ -171,20 +172,20 @@ func TestErrorsAreNotUsageErrors(t *testing.T) {
 }
 
 func TestInterruptedExitCode(t *testing.T) {
-	_, srv := newHostFake(t)
+	_, url := newTestBackend(t, testbackend.Options{})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	var out, errb strings.Builder
-	code := run(ctx, []string{"nox", "--base-url", srv.URL, "health"}, strings.NewReader(""), &out, &errb)
+	code := run(ctx, []string{"nox", "--base-url", url, "health"}, strings.NewReader(""), &out, &errb)
 	if code != exitInterrupted || !strings.Contains(errb.String(), "nox: interrupted") {
 		t.Errorf("cancelled health: exit %d, stderr %q; want %d and an interrupted line", code, errb.String(), exitInterrupted)
 	}
 }
 
 func TestUploadReportsArchiveErrors(t *testing.T) {
-	_, srv := newHostFake(t)
+	_, url := newTestBackend(t, testbackend.Options{})
 	ctx := context.Background()
-	cl, err := sdk.New(srv.URL)
+	cl, err := sdk.New(url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -109,14 +110,9 @@ func (s *shellSession) run(ctx context.Context) error {
 	if start == "" {
 		start = "." // the backend's default working directory (no workdir is sent)
 	}
-	dir, res, err := s.cd(ctx, start)
-	if err != nil {
-		return onSandbox(s.id, err)
+	if err := s.enter(ctx, start); err != nil {
+		return err
 	}
-	if res.ExitCode != 0 {
-		return fmt.Errorf("shell: directory %s in sandbox %q: %s", start, s.id, strings.TrimSpace(res.Stderr))
-	}
-	s.workdir = dir
 
 	var src lineSource
 	base := ctx
@@ -165,6 +161,41 @@ func (s *shellSession) run(ctx context.Context) error {
 	}
 }
 
+// enter checks the starting directory start in the sandbox and makes it
+// the current one. When the check fails (a backend may map working
+// directories but not the paths in a command, or run no sh), the shell
+// warns and goes on in the backend's default directory: only a missing
+// sandbox, a refused token or an interrupt end it.
+func (s *shellSession) enter(ctx context.Context, start string) error {
+	dir, res, err := s.cd(ctx, start)
+	var why string
+	switch {
+	case err != nil && (ctx.Err() != nil || errors.Is(err, sdk.ErrNotFound) || errors.Is(err, sdk.ErrUnauthorized)):
+		return onSandbox(s.id, err)
+	case err != nil:
+		why = describe(ctx, err)
+	case res.ExitCode != 0:
+		why = fmt.Sprintf("exit %d: %s", res.ExitCode, orDash(strings.TrimSpace(res.Stderr)))
+	case !path.IsAbs(dir):
+		why = fmt.Sprintf("pwd printed %q", truncateText(dir, 80))
+	default:
+		s.workdir = dir
+		return nil
+	}
+	s.workdir = ""
+	fmt.Fprintf(s.app.stderr, "%s shell: cannot check directory %s in sandbox %q (%s); commands run in the backend's default directory\n",
+		s.app.errColor.yellow("nox: warning:"), start, s.id, why)
+	return nil
+}
+
+// truncateText cuts s to n bytes.
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
 // status is the shell's result: the last command's exit code.
 func (s *shellSession) status() error {
 	if s.last == 0 {
@@ -175,7 +206,11 @@ func (s *shellSession) status() error {
 
 func (s *shellSession) prompt() string {
 	p := s.app.color
-	return fmt.Sprintf("%s %s$ ", p.green("nox:"+s.id), p.bold(s.workdir))
+	dir := s.workdir
+	if dir == "" {
+		dir = "(default dir)"
+	}
+	return fmt.Sprintf("%s %s$ ", p.green("nox:"+s.id), p.bold(dir))
 }
 
 // shellOperators mark a line that the shell must run as a whole, even when
@@ -203,7 +238,7 @@ func (s *shellSession) handle(ctx context.Context, line string) (bool, error) {
 	case fields[0] == "help" && len(fields) == 1:
 		fmt.Fprintln(a.stdout, shellHelp)
 		return false, nil
-	case fields[0] == "pwd" && len(fields) == 1:
+	case fields[0] == "pwd" && len(fields) == 1 && s.workdir != "": // else the backend's pwd says
 		fmt.Fprintln(a.stdout, s.workdir)
 		s.last = 0
 		return false, nil

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -54,7 +55,17 @@ type Quirks struct {
 	// NoExtensions hides every extension: /v1/info, get, list and the
 	// exec stream answer 404 like a plain v1 backend's router.
 	NoExtensions bool
+	// ArgvPathsUnmapped maps a command's working directory but not the
+	// paths in its argv, as a backend that runs commands in a host
+	// directory it passes as the working directory does: /workspace in
+	// argv names a directory that does not exist, so `cd /workspace`
+	// fails while relative paths and workdir /workspace work.
+	ArgvPathsUnmapped bool
 }
+
+// unmappedWorkspace is what /workspace in argv becomes with
+// ArgvPathsUnmapped: a path no backend maps and no host has.
+const unmappedWorkspace = "/.unmapped-workspace"
 
 // All returns every quirk, with timestamps in form t.
 func All(t TimeForm) Quirks {
@@ -89,6 +100,9 @@ func Wrap(h http.Handler, q Quirks) http.Handler {
 			_, _ = io.WriteString(w, `{"error":"request body is empty"}`)
 			return
 		}
+		if q.ArgvPathsUnmapped && (op == "POST /exec" || op == "POST /exec/stream") {
+			unmapArgv(r)
+		}
 		if q.ImplicitCreate && m != nil && op != "PUT " && op != "DELETE " && op != "GET " {
 			create := httptest.NewRequest(http.MethodPut, m[1]+"/v1/sandboxes/"+m[2], strings.NewReader("{}"))
 			create.Header = r.Header.Clone()
@@ -119,6 +133,29 @@ func Wrap(h http.Handler, q Quirks) http.Handler {
 		w.WriteHeader(status)
 		_, _ = w.Write(body)
 	})
+}
+
+// unmapArgv rewrites /workspace in the argv of the exec request r to
+// unmappedWorkspace.
+func unmapArgv(r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	_ = r.Body.Close()
+	var req map[string]any
+	if err == nil && json.Unmarshal(body, &req) == nil {
+		if cmd, ok := req["cmd"].([]any); ok {
+			for i, a := range cmd {
+				if s, ok := a.(string); ok {
+					cmd[i] = strings.ReplaceAll(s, "/workspace", unmappedWorkspace)
+				}
+			}
+			if b, err := json.Marshal(req); err == nil {
+				body = b
+			}
+		}
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
 }
 
 // isExtension reports whether r is for an operation outside v1.
