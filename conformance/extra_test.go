@@ -97,7 +97,7 @@ func extraCheck(id string, runs *atomic.Int32) conformance.Check {
 
 func TestExtraChecksRunInRunSuite(t *testing.T) {
 	t.Parallel()
-	srv, _ := fakeServer(t, nil)
+	srv := reference{}.serve(t)
 	var runs atomic.Int32
 	cfg := conformance.NewConfig()
 	cfg.BaseURL = srv.URL
@@ -121,7 +121,7 @@ func TestExtraChecksRunInRunSuite(t *testing.T) {
 
 func TestExtraChecksRunInConformancetest(t *testing.T) {
 	t.Parallel()
-	srv, _ := fakeServer(t, nil)
+	srv := reference{}.serve(t)
 	var runs atomic.Int32
 	cfg := conformance.NewConfig()
 	cfg.BaseURL = srv.URL

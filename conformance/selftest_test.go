@@ -15,6 +15,7 @@ import (
 
 	"github.com/noxrunner/nox/conformance"
 	"github.com/noxrunner/nox/conformancetest"
+	"github.com/noxrunner/nox/membackend"
 )
 
 var (
@@ -83,9 +84,7 @@ func copyRecorded(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
 // them fail.
 func TestSuiteCatchesBrokenBackend(t *testing.T) {
 	t.Parallel()
-	f := newFake(t.TempDir())
-	f.followDotDot = true
-	srv := httptest.NewServer(breakBackend(f.handler()))
+	srv := httptest.NewServer(breakBackend(reference{faults: membackend.Faults{UploadFollowsDotDot: true}}.handler(t)))
 	defer srv.Close()
 
 	cfg := conformance.NewConfig()
@@ -230,7 +229,7 @@ func TestUnreachableBackendIsAnError(t *testing.T) {
 }
 
 func TestAuthBearer(t *testing.T) {
-	srv, _ := fakeServer(t, func(f *fakeBackend) { f.token = "s3cret" })
+	srv := reference{token: "s3cret"}.serve(t)
 	t.Run("with token", func(t *testing.T) {
 		cfg := conformance.NewConfig()
 		cfg.BaseURL, cfg.Token = srv.URL, "s3cret"
@@ -264,7 +263,7 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestLevelSelection(t *testing.T) {
-	srv, _ := fakeServer(t, nil)
+	srv := reference{}.serve(t)
 	cfg := conformance.NewConfig()
 	cfg.BaseURL, cfg.Level, cfg.SkipSlow = srv.URL, conformance.LevelMinimum, true
 	cfg.Run = "^(health/ok|files/download-missing-404|info/shape|sandbox/ttl-expiry)$"
@@ -317,24 +316,24 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name  string
-		fake  func(*fakeBackend)
+		ref   reference
 		wrap  func(http.Handler) http.Handler
 		fails []string
 		// report holds what the text report must say.
 		report []string
 	}{
-		{"timeout leaves processes running", func(f *fakeBackend) { f.leakProcesses = true }, nil,
+		{"timeout leaves processes running", reference{faults: membackend.Faults{TimeoutKillsOnlyCommand: true}}, nil,
 			[]string{"exec/timeout-kills-process-tree"}, nil},
-		{"output not capped", func(f *fakeBackend) { f.noOutputCap = true }, nil,
+		{"output not capped", reference{faults: membackend.Faults{NoOutputCap: true}}, nil,
 			[]string{"exec/large-output-capped"}, nil},
-		{"ttlSeconds above the advertised maximum accepted", func(f *fakeBackend) { f.ignoreMaxTTL = true }, nil,
+		{"ttlSeconds above the advertised maximum accepted", reference{acceptTTLAboveMax: true}, nil,
 			[]string{"sandbox/create-ttl-over-max"},
 			[]string{"create with ttlSeconds 86401, one above the advertised maxTtlSeconds: status 200, want 400", "request:  PUT /v1/sandboxes/"}},
-		{"upload above maxUploadBytes accepted", func(f *fakeBackend) { f.noUploadLimit = true }, nil,
+		{"upload above maxUploadBytes accepted", reference{acceptUploadAboveMax: true}, nil,
 			[]string{"files/upload-too-large-413"},
 			[]string{"(maxUploadBytes 1048576), with Content-Length: ", "(maxUploadBytes 1048576), chunked, without Content-Length: status 200, want 413",
 				"<streamed body, 1051648 bytes sent>", "refused uploads left files in dest"}},
-		{"touch answers 204", nil,
+		{"touch answers 204", reference{},
 			func(h http.Handler) http.Handler {
 				return rewrite(h, func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/touch") },
 					func(rec *httptest.ResponseRecorder) {
@@ -344,7 +343,7 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 					})
 			},
 			[]string{"sandbox/touch-extends-expiry"}, nil},
-		{"stream without exit event", nil,
+		{"stream without exit event", reference{},
 			func(h http.Handler) http.Handler {
 				return rewrite(h, func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/exec/stream") },
 					func(rec *httptest.ResponseRecorder) {
@@ -352,7 +351,7 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 					})
 			},
 			[]string{"exec/stream-events"}, nil},
-		{"404 as text/plain", nil,
+		{"404 as text/plain", reference{},
 			func(h http.Handler) http.Handler {
 				return rewrite(h, func(*http.Request) bool { return true },
 					func(rec *httptest.ResponseRecorder) {
@@ -380,11 +379,7 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 	errs := make([]error, len(cases))
 	var wg sync.WaitGroup
 	for i, c := range cases {
-		f := newFake(t.TempDir())
-		if c.fake != nil {
-			c.fake(f)
-		}
-		h := f.handler()
+		h := c.ref.handler(t)
 		if c.wrap != nil {
 			h = c.wrap(h)
 		}
@@ -426,8 +421,7 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 // as plain v1: every extension check is skipped and the rest pass.
 func TestPlainV1Backend(t *testing.T) {
 	t.Parallel()
-	f := newFake(t.TempDir())
-	inner := f.handler()
+	inner := reference{}.handler(t)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v1/info" {
 			http.NotFound(w, r) // text/plain, as a v1 server without the route would
@@ -446,7 +440,7 @@ func TestPlainV1Backend(t *testing.T) {
 	var text bytes.Buffer
 	_ = rep.WriteText(&text)
 	if !rep.OK() {
-		t.Errorf("plain v1 fake failed:\n%s", text.String())
+		t.Errorf("plain v1 reference backend failed:\n%s", text.String())
 	}
 	for _, r := range rep.Results {
 		if (r.Level == conformance.LevelExtension) != (r.Status == conformance.StatusSkip) {
