@@ -45,6 +45,11 @@ const (
 	anchorDownload      = contractDoc + "/paths/~1v1~1sandboxes~1{sessionId}~1files~1download/get"
 	anchorDownloadGone  = anchorDownload + "/responses/404"
 
+	anchorError         = contractDoc + "/components/schemas/Error"
+	anchorMaxConcurrent = contractDoc + "/components/schemas/BackendLimits/properties/maxConcurrentExecs"
+	anchorExecBusy      = anchorExec + "/responses/503"
+	anchorUploadChunked = anchorUpload
+
 	anchorSpecGeneral  = specDoc + "general"
 	anchorSpecSecurity = specDoc + "security-considerations-listed-by-the-spec"
 )

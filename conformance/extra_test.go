@@ -43,6 +43,7 @@ func TestCheckIDsStable(t *testing.T) {
 		"exec/stdin-empty",
 		"exec/invalid-request-400",
 		"exec/unknown-sandbox-404",
+		"exec/workspace-paths-contained",
 		"files/upload-gzip",
 		"files/upload-plain-tar",
 		"files/default-paths",
@@ -52,6 +53,8 @@ func TestCheckIDsStable(t *testing.T) {
 		"files/unknown-sandbox-404",
 		"files/upload-invalid-archive-400",
 		"files/hostile-archives-contained",
+		"files/upload-chunked",
+		"files/upload-dest-writable",
 		"info/shape",
 		"sandbox/get",
 		"sandbox/list-paging",
@@ -65,6 +68,7 @@ func TestCheckIDsStable(t *testing.T) {
 		"exec/timeout-over-max",
 		"files/upload-too-large-413",
 		"auth/bearer-required",
+		"exec/saturated-503",
 	}
 	var got []string
 	for _, c := range conformance.Checks() {

@@ -127,20 +127,6 @@ func resultOf(c Check, status Status, msg string) Result {
 	}
 }
 
-// skipReason says why c does not run, or "" when it runs.
-func (r *runState) skipReason(c Check) string {
-	cfg := r.cfg
-	switch {
-	case !cfg.Level.selects(c.Level):
-		return fmt.Sprintf("level %s not selected (--level %s)", c.Level, cfg.Level)
-	case c.Capability != "" && (r.info == nil || !slices.Contains(r.info.Extensions, c.Capability)):
-		return fmt.Sprintf("backend does not advertise extension %q", c.Capability)
-	case c.Slow && cfg.SkipSlow:
-		return "slow check skipped"
-	}
-	return ""
-}
-
 // runCheck runs one check with its own Env and cleans up after it.
 func (r *runState) runCheck(ctx context.Context, c Check) (res Result) {
 	res = resultOf(c, "", "")
@@ -160,7 +146,8 @@ func (r *runState) runCheck(ctx context.Context, c Check) (res Result) {
 	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer dcancel()
 	cleanupErr := env.cleanup(dctx)
-	violations := env.takeViolations()
+	explicit, _, _ := collect(errors.Join(runErr, cleanupErr))
+	violations := env.violations(explicit)
 
 	var skip *skipError
 	if errors.As(runErr, &skip) && len(violations) == 0 && cleanupErr == nil {
@@ -179,6 +166,10 @@ func (r *runState) runCheck(ctx context.Context, c Check) (res Result) {
 		res.Status, res.Message = StatusError, err.Error()
 	default:
 		res.Status, res.Message = StatusFail, err.Error()
+		res.found = deviationsOf(c, err)
+		for _, d := range res.found {
+			res.Deviations = append(res.Deviations, d.ID)
+		}
 	}
 	return res
 }
@@ -203,8 +194,12 @@ func RunSuite(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{BaseURL: cfg.BaseURL, Level: cfg.Level, IDPrefix: cfg.IDPrefix, Started: time.Now(), Extensions: []string{}}
-	defer func() { rep.Duration = time.Since(rep.Started) }()
+	rep := &Report{BaseURL: cfg.BaseURL, SpecVersion: doc.version(), Level: cfg.Level, Profile: cfg.Profile, Certify: cfg.Certify,
+		IDPrefix: cfg.IDPrefix, Started: time.Now(), Extensions: []string{}, Deviations: []Deviation{}}
+	defer func() {
+		rep.Duration = time.Since(rep.Started)
+		rep.Deviations = Summarize(rep.Results)
+	}()
 	rep.Results = make([]Result, len(checks))
 	run, err := prepare(ctx, cfg, doc)
 	if err != nil {
@@ -226,8 +221,9 @@ func RunSuite(ctx context.Context, cfg Config) (*Report, error) {
 	sem := make(chan struct{}, cfg.Parallelism)
 	var serial []int
 	for i, c := range checks {
-		if why := run.skipReason(c); why != "" {
+		if why, outside := run.skipReason(c); why != "" {
 			rep.Results[i] = resultOf(c, StatusSkip, why)
+			rep.Results[i].OutsideProfile = outside
 			continue
 		}
 		if !c.Parallel {

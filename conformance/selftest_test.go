@@ -362,7 +362,8 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 					})
 			},
 			[]string{
-				"sandbox/create-invalid-ttl", // cleanup deletes never-created ids: 404
+				// (sandbox/create-invalid-ttl's cleanup deletes ids never
+				// created: a set-up step, the subject of delete-unknown)
 				"sandbox/touch-unknown-404",
 				"sandbox/delete",
 				"sandbox/delete-unknown",
