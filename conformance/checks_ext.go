@@ -603,7 +603,7 @@ func checkOOMKilled(ctx context.Context, env *Env) error {
 			return err
 		}
 		if st.Limits != nil && slices.Contains(st.Limits.Unenforced, "memory") {
-			return Skip("the backend declares the memory limit unenforced (limits.unenforced of GET /v1/sandboxes/{sessionId})")
+			return SkipUnclaimed("the backend declares the memory limit unenforced (limits.unenforced of GET /v1/sandboxes/{sessionId})")
 		}
 	}
 	var errs []error
@@ -638,11 +638,11 @@ func checkOOMKilled(ctx context.Context, env *Env) error {
 func checkCreateTTLOverMax(ctx context.Context, env *Env) error {
 	mp := limits(env).MaxTTLSeconds
 	if mp == nil {
-		return Skip("the backend does not advertise limits.maxTtlSeconds")
+		return SkipUnclaimed("the backend does not advertise limits.maxTtlSeconds")
 	}
 	max := *mp
 	if max == math.MaxInt32 {
-		return Skip("limits.maxTtlSeconds is the largest int32: no ttlSeconds lies above it")
+		return SkipUnclaimed("limits.maxTtlSeconds is the largest int32: no ttlSeconds lies above it")
 	}
 	if max < 1 {
 		return fmt.Errorf("limits.maxTtlSeconds %d is not positive", max)
@@ -676,11 +676,11 @@ func checkCreateTTLOverMax(ctx context.Context, env *Env) error {
 func checkTimeoutOverMax(ctx context.Context, env *Env) error {
 	mp := limits(env).MaxTimeoutSeconds
 	if mp == nil {
-		return Skip("the backend does not advertise limits.maxTimeoutSeconds")
+		return SkipUnclaimed("the backend does not advertise limits.maxTimeoutSeconds")
 	}
 	max := *mp
 	if max == math.MaxInt32 {
-		return Skip("limits.maxTimeoutSeconds is the largest int32: no timeoutSeconds lies above it")
+		return SkipUnclaimed("limits.maxTimeoutSeconds is the largest int32: no timeoutSeconds lies above it")
 	}
 	if max < 1 {
 		return fmt.Errorf("limits.maxTimeoutSeconds %d is not positive", max)
@@ -716,7 +716,7 @@ const maxTestedUpload = 32 << 20
 func checkUploadTooLarge(ctx context.Context, env *Env) error {
 	mp := limits(env).MaxUploadBytes
 	if mp == nil {
-		return Skip("the backend does not advertise limits.maxUploadBytes")
+		return SkipUnclaimed("the backend does not advertise limits.maxUploadBytes")
 	}
 	max := *mp
 	if max > maxTestedUpload {
@@ -795,7 +795,7 @@ const saturationWait = 15 * time.Second
 func checkSaturated(ctx context.Context, env *Env) error {
 	lp := limits(env).MaxConcurrentExecs
 	if lp == nil {
-		return Skip("the backend does not advertise limits.maxConcurrentExecs")
+		return SkipUnclaimed("the backend does not advertise limits.maxConcurrentExecs")
 	}
 	n := int(*lp)
 	if n > maxSaturated {

@@ -149,13 +149,14 @@ func expectJSON(x *Exchange, code int, v any) error {
 }
 
 // expectError checks that x has one of the status codes and a JSON Error
-// body ({"error": "<non-empty message>"}). The answer is the check's
-// subject: the validator's complaints about it count.
+// body ({"error": "<non-empty message>"}). An error answer is the
+// subject of the check asking for it: the validator's complaints about it
+// count.
 func expectError(x *Exchange, codes ...int) error {
-	x.judge()
 	if err := expectStatus(x, codes...); err != nil {
-		return err
+		return err // the body of an answer with another status is not judged
 	}
+	x.judge()
 	return expectErrorBody(x)
 }
 
@@ -184,7 +185,6 @@ func expectErrorBody(x *Exchange) error {
 // not exist (never created, deleted or expired): a 404 JSON Error. Any
 // other answer is the deviation "unknown sandbox", wherever it is seen.
 func expectUnknown(x *Exchange) error {
-	x.judge()
 	if x.Status != http.StatusNotFound {
 		return &finding{
 			key: keyUnknownSandbox, req: Must, anchor: x.op.anchor + "/responses/404", aspect: aspectStatus, x: x,
@@ -193,6 +193,7 @@ func expectUnknown(x *Exchange) error {
 			err: fmt.Errorf("status %d for a sandbox that does not exist, want 404\n%s", x.Status, x),
 		}
 	}
+	x.judge()
 	return expectErrorBody(x)
 }
 

@@ -34,6 +34,9 @@ type reference struct {
 	faults membackend.Faults
 	// maxConcurrentExecs is membackend's limit (0: its default).
 	maxConcurrentExecs int
+	// execQueueWait is how long a command waits for a slot before 503
+	// (0: membackend's default).
+	execQueueWait time.Duration
 	// acceptTTLAboveMax enforces a maximum TTL above the advertised one,
 	// so ttlSeconds above the advertised maximum are accepted.
 	acceptTTLAboveMax bool
@@ -54,8 +57,9 @@ func (r reference) handler(t testing.TB) http.Handler {
 		maxUpload *= 8
 	}
 	b, err := membackend.New(membackend.Config{
-		Dir:    t.TempDir(),
-		Faults: r.faults,
+		Dir:           t.TempDir(),
+		Faults:        r.faults,
+		ExecQueueWait: r.execQueueWait,
 		Limits: driver.Limits{MaxTTL: maxTTL, MaxTimeout: refMaxTimeout * time.Second,
 			MaxOutputBytes: refOutputCap, MaxConcurrentExecs: r.maxConcurrentExecs},
 	})

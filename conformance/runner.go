@@ -16,15 +16,26 @@ import (
 	"github.com/noxrunner/nox/gen/noxapi"
 )
 
-// skipError is returned by Skip.
-type skipError struct{ reason string }
+// skipError is returned by Skip and SkipUnclaimed.
+type skipError struct {
+	reason string
+	// unclaimed: the backend declares it lacks what the check tests.
+	unclaimed bool
+}
 
 func (s *skipError) Error() string { return "skipped: " + s.reason }
 
 // Skip returns an error a check returns to say it cannot judge this backend
 // (for example, a needed tool is missing in the sandbox); the check is
-// reported as skipped with reason.
+// reported as skipped with reason. A certified run fails on it.
 func Skip(reason string) error { return &skipError{reason: reason} }
+
+// SkipUnclaimed returns an error a check returns when the backend declares
+// it lacks what the check tests, as csi-sanity skips a capability a driver
+// does not claim: a limit it does not advertise, a resource limit it
+// declares unenforced. The check is reported as skipped with reason,
+// outside the run's profile, so a certified run does not fail on it.
+func SkipUnclaimed(reason string) error { return &skipError{reason: reason, unclaimed: true} }
 
 // plan checks cfg, fills in its defaults, loads the contract and selects
 // the checks cfg.Run matches from the suite's own and cfg.ExtraChecks,
@@ -151,7 +162,7 @@ func (r *runState) runCheck(ctx context.Context, c Check) (res Result) {
 
 	var skip *skipError
 	if errors.As(runErr, &skip) && len(violations) == 0 && cleanupErr == nil {
-		res.Status, res.Message = StatusSkip, skip.reason
+		res.Status, res.Message, res.OutsideProfile = StatusSkip, skip.reason, skip.unclaimed
 		return res
 	}
 	all := append([]error{runErr}, violations...)
