@@ -203,6 +203,19 @@ func (r *Report) WriteText(w io.Writer) error {
 	return nil
 }
 
+// WriteSummary writes the end of the text report: the deviation summary
+// and the summary line.
+func (r *Report) WriteSummary(w io.Writer) error {
+	var b strings.Builder
+	writeDeviations(&b, r.Deviations)
+	b.WriteString(r.Summary())
+	b.WriteByte('\n')
+	if _, err := io.WriteString(w, strings.TrimLeft(b.String(), "\n")); err != nil {
+		return fmt.Errorf("write report summary: %w", err)
+	}
+	return nil
+}
+
 // writeResult writes one check's lines of the text report.
 func writeResult(b *strings.Builder, res Result, certify bool) {
 	label := strings.ToUpper(string(res.Status))

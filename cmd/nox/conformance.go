@@ -22,9 +22,23 @@ func (a *app) conformanceCommand() *cli.Command {
 		Usage: "check a backend against the NoxRunner contract; exits 0 only when it conforms",
 		Description: `Runs the conformance suite against --base-url (with --token), or with
 --local against the local backend started in process. Every sandbox the
-suite creates is named with a random prefix and deleted afterwards.`,
+suite creates is named with a random prefix and deleted afterwards.
+
+Each check fails only on its own subject, and the report ends with a
+deviation summary: each way the backend departs from the contract once,
+with its MUST/SHOULD level, the clause, the checks it affected and a
+one-line reproduction.
+
+--profile selects the checks: core (NoxRunner v1: the minimum and
+recommended checks), extended (core plus the extensions the backend
+advertises; the default) or all (every check: an extension the backend
+does not advertise counts as a skip). --level is the older selection:
+minimum, recommended (= --profile core) or all (= --profile extended).
+--certify makes a skip inside the profile a failure.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "level", Value: string(conformance.LevelAll), Usage: "levels to test: minimum, recommended or all"},
+			&cli.StringFlag{Name: "profile", Usage: "checks to run: " + strings.Join(conformance.Profiles(), ", ") + " (default extended)"},
+			&cli.BoolFlag{Name: "certify", Usage: "certified run: every check of the profile runs, and a skip inside it fails the run"},
+			&cli.StringFlag{Name: "level", Value: string(conformance.LevelAll), Usage: "levels to test: minimum, recommended (= --profile core) or all (= --profile extended)"},
 			&cli.StringFlag{Name: "run", Usage: "only run checks whose id matches this regular expression"},
 			&cli.StringFlag{Name: "format", Usage: "report format: " + strings.Join(conformance.Formats(), ", ") + " (default text, json with --json)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the report to FILE (a summary still goes to stdout)"},
@@ -48,6 +62,20 @@ suite creates is named with a random prefix and deleted afterwards.`,
 			if err != nil {
 				return usageErr(fmt.Errorf("conformance: --level: %w", err))
 			}
+			if c.IsSet("profile") {
+				if c.IsSet("level") {
+					return usagef("conformance: --profile and --level select the same thing; give one")
+				}
+				p, err := conformance.ParseProfile(c.String("profile"))
+				if err != nil {
+					return usageErr(fmt.Errorf("conformance: --profile: %w", err))
+				}
+				cfg.Profile = p
+			}
+			if c.Bool("certify") && (c.IsSet("run") || c.Bool("skip-slow")) {
+				return usagef("conformance: --certify runs every check of the profile; drop --run and --skip-slow")
+			}
+			cfg.Certify = c.Bool("certify")
 			format := c.String("format")
 			if format == "" {
 				format = "text"
@@ -114,9 +142,16 @@ func (a *app) writeReport(rep *conformance.Report, format, output string, asJSON
 		if failed == nil {
 			failed = []string{}
 		}
-		return a.printJSON(map[string]any{"ok": rep.OK(), "summary": rep.Summary(), "output": output, "failed": failed})
+		deviations := []string{}
+		for _, d := range rep.Deviations {
+			deviations = append(deviations, d.ID)
+		}
+		return a.printJSON(map[string]any{"ok": rep.OK(), "summary": rep.Summary(), "output": output, "failed": failed, "deviations": deviations})
 	}
-	a.printf("%s\nreport written to %s\n", rep.Summary(), output)
+	if err := rep.WriteSummary(a.stdout); err != nil {
+		return fmt.Errorf("conformance: %w", err)
+	}
+	a.printf("report written to %s\n", output)
 	return nil
 }
 
