@@ -143,6 +143,13 @@ func TestReportsRecordTheRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkJSONRecord(t, rep)
+	checkJUnitRecord(t, rep)
+}
+
+// checkJSONRecord checks the JSON report of TestReportsRecordTheRun.
+func checkJSONRecord(t *testing.T, rep *conformance.Report) {
+	t.Helper()
 	var js bytes.Buffer
 	if err := rep.WriteJSON(&js); err != nil {
 		t.Fatal(err)
@@ -185,7 +192,11 @@ func TestReportsRecordTheRun(t *testing.T) {
 			t.Errorf("JSON result of sandbox/create names deviations %q", r.Deviations)
 		}
 	}
+}
 
+// checkJUnitRecord checks the JUnit report of TestReportsRecordTheRun.
+func checkJUnitRecord(t *testing.T, rep *conformance.Report) {
+	t.Helper()
 	var ju bytes.Buffer
 	if err := rep.WriteJUnit(&ju); err != nil {
 		t.Fatal(err)
