@@ -46,7 +46,6 @@ const (
 	anchorDownloadGone  = anchorDownload + "/responses/404"
 
 	anchorError         = contractDoc + "/components/schemas/Error"
-	anchorMaxConcurrent = contractDoc + "/components/schemas/BackendLimits/properties/maxConcurrentExecs"
 	anchorExecBusy      = anchorExec + "/responses/503"
 	anchorUploadChunked = anchorUpload
 

@@ -217,11 +217,11 @@ func (c Config) withDefaults() (Config, error) {
 		c.Profile = profileOf(c.Level)
 	}
 	if c.Certify && (c.Run != "" || c.SkipSlow) {
-		errs = append(errs, errors.New("Certify: a certified run runs every check of its profile; unset Run and SkipSlow"))
+		errs = append(errs, errors.New("certify: a certified run runs every check of its profile; unset Run and SkipSlow"))
 	}
 	if c.Run != "" {
 		if _, err := regexp.Compile(c.Run); err != nil {
-			errs = append(errs, fmt.Errorf("Run: %w", err))
+			errs = append(errs, fmt.Errorf("run pattern: %w", err))
 		}
 	}
 	if len(errs) > 0 {
