@@ -31,5 +31,7 @@ bench: ## Run the benchmarks once each.
 run: build ## Build nox and run the demo against the embedded local backend.
 	sh scripts/demo.sh ./$(BIN)
 
-conformance: build ## Run nox conformance against nox serve on a free loopback port.
+CONFORMANCE_FLAGS ?= --certify --profile all
+
+conformance: build ## Certify nox serve with nox conformance (every check; a skip fails) on a free loopback port.
 	sh scripts/conformance.sh ./$(BIN) $(CONFORMANCE_FLAGS)

@@ -45,6 +45,10 @@ const (
 	anchorDownload      = contractDoc + "/paths/~1v1~1sandboxes~1{sessionId}~1files~1download/get"
 	anchorDownloadGone  = anchorDownload + "/responses/404"
 
+	anchorError         = contractDoc + "/components/schemas/Error"
+	anchorExecBusy      = anchorExec + "/responses/503"
+	anchorUploadChunked = anchorUpload
+
 	anchorSpecGeneral  = specDoc + "general"
 	anchorSpecSecurity = specDoc + "security-considerations-listed-by-the-spec"
 )

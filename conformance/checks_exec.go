@@ -66,19 +66,16 @@ func execChecks() []Check {
 			Run:  checkExecInvalid},
 		{ID: "exec/unknown-sandbox-404", Level: LevelMinimum, Parallel: true,
 			Requirement: Must, Operations: []string{"execInSandbox"}, Anchor: anchorExecUnknown,
-			Spec: "POST .../exec: 404 JSON Error for an unknown sandbox",
+			Spec: "POST .../exec: 404 JSON Error for an unknown sandbox, which the request does not create",
 			Run:  checkExecUnknown},
+		{ID: "exec/workspace-paths-contained", Level: LevelMinimum, Parallel: true,
+			Requirement: Must, Operations: []string{"execInSandbox"}, Anchor: anchorWorkdir,
+			Spec: "POST .../exec: absolute /workspace/... paths in argv, scripts and env name the sandbox's own workspace, the one its workdir shows; another sandbox does not see what they write",
+			Run:  checkWorkspacePaths},
 	}
 }
 
 func argv(a ...string) noxapi.ExecRequest { return noxapi.ExecRequest{Cmd: a} }
-
-// want compares one field of an exec result.
-func want[T comparable](errs *[]error, what string, got, want T, x *Exchange) {
-	if got != want {
-		*errs = append(*errs, fmt.Errorf("%s: got %#v, want %#v\n%s", what, got, want, x))
-	}
-}
 
 func checkArgvVerbatim(ctx context.Context, env *Env) error {
 	id, err := env.NewSandbox(ctx, "argv")
@@ -141,10 +138,21 @@ func checkStdoutStderr(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
-	res, x, err := env.ExecOK(ctx, id, argv("sh", "-c", "echo out; echo err >&2; printf 'no newline' >&2; exit 2"))
+	// This check judges the answer's form (status, fields, types): the
+	// other exec checks read it leniently.
+	x, err := env.Exec(ctx, id, argv("sh", "-c", "echo out; echo err >&2; printf 'no newline' >&2; exit 2"))
 	if err != nil {
 		return err
 	}
+	x.judge()
+	if err := expectStatus(x, http.StatusOK); err != nil {
+		return err
+	}
+	var lr lenientExecResult
+	if err := decodeLenient(x, &lr); err != nil {
+		return err
+	}
+	res := lr.result()
 	var errs []error
 	want(&errs, "stdout", res.Stdout, "out\n", x)
 	want(&errs, "stderr", res.Stderr, "err\nno newline", x)
@@ -454,5 +462,54 @@ func checkExecUnknown(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
-	return expectError(x, http.StatusNotFound)
+	return errors.Join(expectUnknown(x), stillUnknown(ctx, env, id, "exec"))
+}
+
+func checkWorkspacePaths(ctx context.Context, env *Env) error {
+	a, err := env.NewSandbox(ctx, "abs-a")
+	if err != nil {
+		return err
+	}
+	b, err := env.NewSandbox(ctx, "abs-b")
+	if err != nil {
+		return err
+	}
+	dir := "/workspace/abs-" + env.ID("d")
+	var errs []error
+	// Written through absolute paths: in a script, as argv elements, and
+	// in an environment variable.
+	steps := []noxapi.ExecRequest{
+		argv("sh", "-c", "mkdir -p "+dir+" && echo one > "+dir+"/f"),
+		argv("cp", dir+"/f", dir+"/g"),
+		{Cmd: []string{"sh", "-c", `echo three > "$NOX_TARGET"`}, Env: map[string]string{"NOX_TARGET": dir + "/h"}},
+	}
+	for _, req := range steps {
+		res, x, err := env.ExecOK(ctx, a, req)
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		want(&errs, fmt.Sprintf("exitCode of %q", req.Cmd), res.ExitCode, 0, x)
+	}
+	// Read back relative to the workdir, and to the default workdir.
+	req := argv("cat", "f", "g", "h")
+	req.Workdir = &dir
+	if res, x, err := env.ExecOK(ctx, a, req); err != nil {
+		errs = append(errs, err)
+	} else {
+		want(&errs, "stdout of `cat f g h` in workdir "+dir, res.Stdout, "one\none\nthree\n", x)
+	}
+	rel := strings.TrimPrefix(dir, "/workspace/")
+	if res, x, err := env.ExecOK(ctx, a, argv("cat", rel+"/h")); err != nil {
+		errs = append(errs, err)
+	} else {
+		want(&errs, "stdout of `cat "+rel+"/h` in the default workdir", res.Stdout, "three\n", x)
+	}
+	// Another sandbox does not see them.
+	probe := "for p in " + dir + "/f " + dir + "/g " + dir + "/h; do if [ -e $p ]; then echo FOUND $p; fi; done"
+	if out, err := env.Sh(ctx, b, probe); err != nil {
+		errs = append(errs, fmt.Errorf("look for the files in another sandbox: %w", err))
+	} else if out != "" {
+		errs = append(errs, fmt.Errorf("files written through absolute /workspace paths in one sandbox appear in another: %q", strings.Fields(out)))
+	}
+	return errors.Join(errs...)
 }

@@ -10,7 +10,9 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/noxrunner/nox/api"
@@ -67,14 +69,14 @@ func extChecks() []Check {
 			Requirement: Must, Operations: []string{"uploadFiles"}, Extensions: []string{api.ExtInfo}, Anchor: anchorUploadTooBig,
 			Spec: "POST .../files/upload: a body above Info.limits.maxUploadBytes is a 413 JSON Error, with or without Content-Length, and nothing of it is extracted",
 			Run:  checkUploadTooLarge},
-		{ID: "files/upload-chunked", Level: LevelExtension, Capability: api.ExtUploadChunked, Parallel: true,
-			Requirement: Must, Operations: []string{"uploadFiles"}, Extensions: []string{api.ExtUploadChunked}, Anchor: anchorUpload,
-			Spec: "POST .../files/upload (upload.chunked): a body sent with Transfer-Encoding: chunked and no Content-Length is accepted and extracted like any other",
-			Run:  checkUploadChunked},
 		{ID: "auth/bearer-required", Level: LevelExtension, Capability: api.ExtAuthBearer, Parallel: true,
 			Requirement: Must, Extensions: []string{api.ExtAuthBearer}, Anchor: anchorBearer,
 			Spec: "auth.bearer: /v1/ requests without or with a wrong token get 401 JSON Error; /healthz stays open",
 			Run:  checkAuth},
+		{ID: "exec/saturated-503", Level: LevelExtension, Capability: api.ExtInfo, Parallel: false,
+			Requirement: Should, Operations: []string{"execInSandbox"}, Extensions: []string{api.ExtInfo}, Anchor: anchorExecBusy,
+			Spec: fmt.Sprintf("POST .../exec: with Info.limits.maxConcurrentExecs commands running, one more is answered 503 JSON Error with Retry-After (seconds), not queued without bound (skipped above %d)", maxSaturated),
+			Run:  checkSaturated},
 	}
 }
 
@@ -84,6 +86,7 @@ func checkInfo(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
+	x.judge()
 	var info noxapi.Info
 	if err := expectJSON(x, http.StatusOK, &info); err != nil {
 		return err
@@ -112,11 +115,11 @@ func checkInfo(ctx context.Context, env *Env) error {
 func checkGet(ctx context.Context, env *Env) error {
 	id := env.ID("get")
 	const ttl = 600
-	pod, exp, _, err := createAndCheck(ctx, env, id, ttl)
+	pod, exp, _, err := createAndCheck(ctx, env, id, ttl, false)
 	if err != nil {
 		return err
 	}
-	st, x, err := getStatus(ctx, env, id)
+	st, x, err := getStatus(ctx, env, id, true)
 	if err != nil {
 		return err
 	}
@@ -139,7 +142,7 @@ func checkGet(ctx context.Context, env *Env) error {
 	if err := sleep(ctx, 1100*time.Millisecond); err != nil {
 		return err
 	}
-	st2, x2, err := getStatus(ctx, env, id)
+	st2, x2, err := getStatus(ctx, env, id, true)
 	if err != nil {
 		errs = append(errs, err)
 	} else if !st2.ExpiresAt.Equal(st.ExpiresAt) {
@@ -150,7 +153,7 @@ func checkGet(ctx context.Context, env *Env) error {
 	resp, err := env.Client.GetSandbox(ctx, unknown)
 	if ux, err := env.do(ctx, "get "+unknown, resp, err); err != nil {
 		errs = append(errs, err)
-	} else if err := expectError(ux, http.StatusNotFound); err != nil {
+	} else if err := expectUnknown(ux); err != nil {
 		errs = append(errs, fmt.Errorf("get of an unknown sandbox: %w", err))
 	}
 	return errors.Join(errs...)
@@ -179,7 +182,8 @@ func checkList(ctx context.Context, env *Env) error {
 		if err != nil {
 			return errors.Join(append(errs, err)...)
 		}
-		var l noxapi.SandboxList
+		x.judge()
+		var l lenientList
 		if err := expectJSON(x, http.StatusOK, &l); err != nil {
 			return errors.Join(append(errs, err)...)
 		}
@@ -243,6 +247,7 @@ func stream(ctx context.Context, env *Env, id string, req noxapi.ExecRequest) ([
 	}
 	defer resp.Body.Close()
 	x := env.exchange(resp)
+	x.judge()
 	if resp.StatusCode != http.StatusOK {
 		return nil, 0, x, expectStatus(x, http.StatusOK)
 	}
@@ -377,7 +382,7 @@ func checkStreamErrors(ctx context.Context, env *Env) error {
 	x, err = env.Raw(ctx, http.MethodPost, "/v1/sandboxes/"+unknown+"/exec/stream", "application/json", []byte(`{"cmd":["echo","hi"]}`), true)
 	if err != nil {
 		errs = append(errs, err)
-	} else if err := expectError(x, http.StatusNotFound); err != nil {
+	} else if err := expectUnknown(x); err != nil {
 		errs = append(errs, fmt.Errorf("unknown sandbox: %w", err))
 	}
 	return errors.Join(errs...)
@@ -589,16 +594,16 @@ func checkOOMKilled(ctx context.Context, env *Env) error {
 	if x.Status == http.StatusBadRequest {
 		return Skip(fmt.Sprintf("the backend refuses memoryLimit %s: %s", memory, x.Body))
 	}
-	if err := expectStatus(x, http.StatusOK); err != nil {
+	if err := expectSuccess(x); err != nil {
 		return fmt.Errorf("create with memoryLimit %s: %w", memory, err)
 	}
 	if env.Has(api.ExtSandboxesGet) {
-		st, _, err := getStatus(ctx, env, id)
+		st, _, err := getStatus(ctx, env, id, false)
 		if err != nil {
 			return err
 		}
 		if st.Limits != nil && slices.Contains(st.Limits.Unenforced, "memory") {
-			return Skip("the backend declares the memory limit unenforced (limits.unenforced of GET /v1/sandboxes/{sessionId})")
+			return SkipUnclaimed("the backend declares the memory limit unenforced (limits.unenforced of GET /v1/sandboxes/{sessionId})")
 		}
 	}
 	var errs []error
@@ -633,11 +638,11 @@ func checkOOMKilled(ctx context.Context, env *Env) error {
 func checkCreateTTLOverMax(ctx context.Context, env *Env) error {
 	mp := limits(env).MaxTTLSeconds
 	if mp == nil {
-		return Skip("the backend does not advertise limits.maxTtlSeconds")
+		return SkipUnclaimed("the backend does not advertise limits.maxTtlSeconds")
 	}
 	max := *mp
 	if max == math.MaxInt32 {
-		return Skip("limits.maxTtlSeconds is the largest int32: no ttlSeconds lies above it")
+		return SkipUnclaimed("limits.maxTtlSeconds is the largest int32: no ttlSeconds lies above it")
 	}
 	if max < 1 {
 		return fmt.Errorf("limits.maxTtlSeconds %d is not positive", max)
@@ -662,7 +667,7 @@ func checkCreateTTLOverMax(ctx context.Context, env *Env) error {
 	if err := expectErrorNaming(x, http.StatusBadRequest, "ttlSeconds"); err != nil {
 		errs = append(errs, fmt.Errorf("create with ttlSeconds %d, one above the advertised maxTtlSeconds: %w", max+1, err))
 	}
-	if _, _, _, err := createAndCheck(ctx, env, env.ID("ttl-max"), max); err != nil {
+	if _, _, _, err := createAndCheck(ctx, env, env.ID("ttl-max"), max, false); err != nil {
 		errs = append(errs, fmt.Errorf("create with ttlSeconds %d, the advertised maxTtlSeconds: %w", max, err))
 	}
 	return errors.Join(errs...)
@@ -671,11 +676,11 @@ func checkCreateTTLOverMax(ctx context.Context, env *Env) error {
 func checkTimeoutOverMax(ctx context.Context, env *Env) error {
 	mp := limits(env).MaxTimeoutSeconds
 	if mp == nil {
-		return Skip("the backend does not advertise limits.maxTimeoutSeconds")
+		return SkipUnclaimed("the backend does not advertise limits.maxTimeoutSeconds")
 	}
 	max := *mp
 	if max == math.MaxInt32 {
-		return Skip("limits.maxTimeoutSeconds is the largest int32: no timeoutSeconds lies above it")
+		return SkipUnclaimed("limits.maxTimeoutSeconds is the largest int32: no timeoutSeconds lies above it")
 	}
 	if max < 1 {
 		return fmt.Errorf("limits.maxTimeoutSeconds %d is not positive", max)
@@ -711,7 +716,7 @@ const maxTestedUpload = 32 << 20
 func checkUploadTooLarge(ctx context.Context, env *Env) error {
 	mp := limits(env).MaxUploadBytes
 	if mp == nil {
-		return Skip("the backend does not advertise limits.maxUploadBytes")
+		return SkipUnclaimed("the backend does not advertise limits.maxUploadBytes")
 	}
 	max := *mp
 	if max > maxTestedUpload {
@@ -734,7 +739,12 @@ func checkUploadTooLarge(ctx context.Context, env *Env) error {
 		return fmt.Errorf("%w: %w", ErrSuite, err)
 	}
 	var errs []error
-	for _, chunked := range []bool{false, true} {
+	ways := []bool{false}
+	if env.Has(api.ExtUploadChunked) { // others need not read chunked bodies at all
+		ways = append(ways, true)
+	}
+	lengthStatus := 0
+	for _, chunked := range ways {
 		how := fmt.Sprintf("with Content-Length: %d", size)
 		if chunked {
 			how = "chunked, without Content-Length"
@@ -744,7 +754,14 @@ func checkUploadTooLarge(ctx context.Context, env *Env) error {
 			errs = append(errs, fmt.Errorf("upload of a %d-byte plain tar (maxUploadBytes %d), %s: %w", size, max, how, err))
 			continue
 		}
-		if err := expectError(x, http.StatusRequestEntityTooLarge); err != nil {
+		if !chunked {
+			lengthStatus = x.Status
+		}
+		err = expectError(x, http.StatusRequestEntityTooLarge)
+		if chunked && err != nil && x.Status == http.StatusBadRequest && lengthStatus == http.StatusRequestEntityTooLarge {
+			err = chunkedRefused(x, true) // the same upload with a length was judged
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("upload of a %d-byte plain tar (maxUploadBytes %d), %s: %w", size, max, how, err))
 		}
 	}
@@ -759,9 +776,7 @@ func checkUploadTooLarge(ctx context.Context, env *Env) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSuite, err)
 	}
-	if x, err := env.Upload(ctx, id, dest, small); err != nil {
-		errs = append(errs, fmt.Errorf("upload after the refused ones: %w", err))
-	} else if err := expectStatus(x, http.StatusOK); err != nil {
+	if _, err := env.UploadOK(ctx, id, dest, small); err != nil {
 		errs = append(errs, fmt.Errorf("upload after the refused ones: %w", err))
 	} else if err := env.shOutput(ctx, id, fmt.Sprintf("cat '%s/after.txt'", dest), "after\n", "file of the upload after the refused ones"); err != nil {
 		errs = append(errs, err)
@@ -769,23 +784,98 @@ func checkUploadTooLarge(ctx context.Context, env *Env) error {
 	return errors.Join(errs...)
 }
 
-func checkUploadChunked(ctx context.Context, env *Env) error {
-	id, err := env.NewSandbox(ctx, "chunked")
+// maxSaturated is the largest maxConcurrentExecs exec/saturated-503
+// saturates; above it the check is skipped as too costly.
+const maxSaturated = 8
+
+// saturationWait bounds how long exec/saturated-503 waits for the answer
+// to a command beyond the limit.
+const saturationWait = 15 * time.Second
+
+func checkSaturated(ctx context.Context, env *Env) error {
+	lp := limits(env).MaxConcurrentExecs
+	if lp == nil {
+		return SkipUnclaimed("the backend does not advertise limits.maxConcurrentExecs")
+	}
+	n := int(*lp)
+	if n > maxSaturated {
+		return Skip(fmt.Sprintf("limits.maxConcurrentExecs %d is above %d: too costly to saturate", n, maxSaturated))
+	}
+	if n < 1 {
+		return fmt.Errorf("limits.maxConcurrentExecs %d is not positive", n)
+	}
+	id, err := env.NewSandbox(ctx, "saturate")
 	if err != nil {
 		return err
 	}
-	tree := sampleTree()
-	archive, err := BuildTar(tree, true)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrSuite, err)
+	// n commands hold every slot until the sandbox is deleted.
+	hold, release := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := argv("sleep", "120")
+			req.TimeoutSeconds = ptr[int32](150)
+			resp, err := env.Client.ExecInSandbox(hold, id, req)
+			if err == nil {
+				resp.Body.Close()
+			}
+		}()
 	}
-	dest := "/workspace/chunked"
-	x, err := env.uploadStream(ctx, id, dest, int64(len(archive)), true, func() io.Reader { return bytes.NewReader(archive) })
-	if err != nil {
-		return err
+	defer func() {
+		resp, err := env.Client.DeleteSandbox(context.WithoutCancel(ctx), id) // kills the commands
+		if err == nil {
+			resp.Body.Close()
+		}
+		release()
+		wg.Wait()
+	}()
+	return probeSaturated(ctx, env, id, n)
+}
+
+// probeSaturated sends one command more than the n running in sandbox id,
+// until it is answered 503 (judged) or the tries run out.
+func probeSaturated(ctx context.Context, env *Env, id string, n int) error {
+	var last *Exchange
+	for try := 0; try < 10; try++ {
+		if err := sleep(ctx, 500*time.Millisecond); err != nil { // let the n commands start
+			return err
+		}
+		pctx, cancel := context.WithTimeout(ctx, saturationWait)
+		resp, err := env.Client.ExecInSandbox(pctx, id, argv("true"))
+		x, err := env.do(pctx, "exec beyond the limit in "+id, resp, err)
+		queued := pctx.Err() != nil
+		cancel()
+		if queued {
+			return ownFinding(x, aspectNone, fmt.Sprintf("no answer within %s", saturationWait), "503 with Retry-After",
+				fmt.Errorf("with %d commands running (maxConcurrentExecs %d), one more got no answer within %s: it is queued, want 503 with Retry-After", n, n, saturationWait))
+		}
+		if err != nil {
+			return err
+		}
+		last = x
+		if x.Status == http.StatusServiceUnavailable {
+			return expectRetryAfter(x)
+		}
+		if !success(x.Status) {
+			return expectStatus(x, http.StatusServiceUnavailable)
+		}
 	}
-	if err := expectStatus(x, http.StatusOK); err != nil {
-		return fmt.Errorf("upload without Content-Length (Transfer-Encoding: chunked): %w", err)
+	return ownFinding(last, aspectStatus, fmt.Sprintf("status %d", last.Status), "503 with Retry-After",
+		fmt.Errorf("with %d commands running (maxConcurrentExecs %d), one more still ran at once, want 503 with Retry-After\n%s", n, n, last))
+}
+
+// expectRetryAfter checks a 503: a JSON Error with Retry-After in seconds.
+func expectRetryAfter(x *Exchange) error {
+	var errs []error
+	if err := expectError(x, http.StatusServiceUnavailable); err != nil {
+		errs = append(errs, err)
 	}
-	return verifyTree(ctx, env, id, dest, tree)
+	ra := x.Header.Get("Retry-After")
+	if n, err := strconv.Atoi(ra); err != nil || n < 0 {
+		errs = append(errs, ownFinding(x, aspectHeader, fmt.Sprintf("Retry-After %q", ra), "Retry-After: <seconds>",
+			fmt.Errorf("503 without Retry-After in seconds (Retry-After %q)\n%s", ra, x)))
+	}
+	return errors.Join(errs...)
 }

@@ -8,11 +8,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/noxrunner/nox/api"
 )
 
 func filesChecks() []Check {
@@ -53,7 +56,93 @@ func filesChecks() []Check {
 			Requirement: Must, Operations: []string{"uploadFiles"}, Anchor: anchorUpload,
 			Spec: "POST .../files/upload: entries with .., absolute paths, symlink or hardlink escapes, devices and fifos are rejected; nothing is written outside dest",
 			Run:  checkHostileArchives},
+		{ID: "files/upload-chunked", Level: LevelRecommended, Parallel: true,
+			Requirement: Should, Operations: []string{"uploadFiles"}, Extensions: []string{api.ExtUploadChunked}, Anchor: anchorUploadChunked,
+			Spec: "POST .../files/upload: a body sent chunked, without Content-Length, is accepted and extracted (SHOULD; MUST when the backend advertises upload.chunked)",
+			Run:  checkUploadChunked},
+		{ID: "files/upload-dest-writable", Level: LevelRecommended, Parallel: true,
+			Requirement: Must, Operations: []string{"uploadFiles"}, Anchor: anchorUpload,
+			Spec: "POST .../files/upload: a dest that does not exist is created, with its missing parents, writable by the sandbox's user",
+			Run:  checkUploadDestWritable},
 	}
+}
+
+// chunkedRefused is the finding of a chunked upload that was not
+// accepted: a MUST when the backend advertises upload.chunked.
+func chunkedRefused(x *Exchange, advertised bool) *finding {
+	f := &finding{key: keyUploadChunked, req: Should, anchor: anchorUploadChunked, aspect: aspectStatus, x: x,
+		title:    "uploads sent chunked, without Content-Length, are not accepted",
+		observed: fmt.Sprintf("status %d %s", x.Status, bodyExcerpt(x)), expected: "a success (2xx) extracting the archive, as with Content-Length",
+		err: fmt.Errorf("an upload sent chunked, without Content-Length, answered %d, want a success as with Content-Length\n%s", x.Status, x)}
+	if advertised {
+		f.req = Must
+		f.title += " although the backend advertises upload.chunked"
+	}
+	return f
+}
+
+func checkUploadChunked(ctx context.Context, env *Env) error {
+	id, err := env.NewSandbox(ctx, "chunked")
+	if err != nil {
+		return err
+	}
+	name := "chunked-" + env.ID("f") + ".txt"
+	archive, err := BuildTar([]TarEntry{{Name: name, Body: []byte("sent chunked\n")}}, true)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSuite, err)
+	}
+	dest := "/workspace/chunked"
+	x, err := env.uploadStream(ctx, id, dest, int64(len(archive)), true, func() io.Reader { return bytes.NewReader(archive) })
+	if err != nil {
+		return err
+	}
+	advertised := env.Has(api.ExtUploadChunked)
+	if !success(x.Status) {
+		return chunkedRefused(x, advertised)
+	}
+	// A server reading the body by Content-Length only sees it empty.
+	out, err := env.Sh(ctx, id, "cat '"+dest+"/"+name+"' 2>/dev/null || true")
+	if err != nil {
+		return err
+	}
+	if out != "sent chunked\n" {
+		f := chunkedRefused(x, advertised)
+		f.observed = fmt.Sprintf("status %d, then %s/%s holds %q", x.Status, dest, name, out)
+		f.err = fmt.Errorf("an upload sent chunked, without Content-Length, answered %d but %s/%s holds %q, want \"sent chunked\\n\" (was the body read by Content-Length only?)\n%s",
+			x.Status, dest, name, out, x)
+		return f
+	}
+	return nil
+}
+
+func checkUploadDestWritable(ctx context.Context, env *Env) error {
+	id, err := env.NewSandbox(ctx, "dest-w")
+	if err != nil {
+		return err
+	}
+	parent := "/workspace/made-" + env.ID("d")
+	dest := parent + "/sub"
+	archive, err := BuildTar([]TarEntry{{Name: "f.txt", Mode: 0o644, Body: []byte("f\n")}}, true)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSuite, err)
+	}
+	x, err := env.UploadOK(ctx, id, dest, archive)
+	if err != nil {
+		return err
+	}
+	out, err := env.Sh(ctx, id, fmt.Sprintf(`bad=""
+for d in '%s' '%s'; do
+  if ( : > "$d/.nox-writable" ) 2>/dev/null && mkdir "$d/.nox-dir" 2>/dev/null; then rm -rf "$d/.nox-writable" "$d/.nox-dir"; else bad="$bad $d"; fi
+done
+if [ -n "$bad" ]; then echo "not writable:$bad"; ls -ld '%s' '%s'; id; fi`, dest, parent, parent, dest))
+	if err != nil {
+		return err
+	}
+	if out != "" {
+		return ownFinding(x, aspectNone, strings.ReplaceAll(strings.TrimSpace(out), "\n", "; "), "dest and its new parents writable by the sandbox's user",
+			fmt.Errorf("after an upload to the new dest %s, the sandbox's user cannot write there:\n%s\nthe upload was:\n%s", dest, out, x))
+	}
+	return nil
 }
 
 // sampleTree is the archive the upload checks send.
@@ -122,8 +211,14 @@ func checkUpload(ctx context.Context, env *Env, gz bool) error {
 	if err != nil {
 		return err
 	}
-	if err := expectStatus(x, http.StatusOK); err != nil {
-		return fmt.Errorf("upload must answer 200 (the Python client treats anything else as failure): %w", err)
+	if gz { // this check judges the answer; files/upload-plain-tar judges the extraction
+		x.judge()
+		err = expectStatus(x, http.StatusOK)
+		if err != nil {
+			return fmt.Errorf("upload must answer 200 (the Python client treats anything else as failure): %w", err)
+		}
+	} else if err := expectSuccess(x); err != nil {
+		return err
 	}
 	var errs []error
 	if err := verifyTree(ctx, env, id, dest, tree); err != nil {
@@ -149,11 +244,7 @@ func checkDefaultPaths(ctx context.Context, env *Env) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSuite, err)
 	}
-	x, err := env.Upload(ctx, id, "", archive)
-	if err != nil {
-		return err
-	}
-	if err := expectStatus(x, http.StatusOK); err != nil {
+	if _, err := env.UploadOK(ctx, id, "", archive); err != nil {
 		return err
 	}
 	var errs []error
@@ -164,7 +255,7 @@ func checkDefaultPaths(ctx context.Context, env *Env) error {
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	if err := expectStatus(dx, http.StatusOK); err != nil {
+	if err := expectSuccess(dx); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
 	entries, err := ReadTarGz(dx.Body)
@@ -196,17 +287,14 @@ func checkDownloadRoundtrip(ctx context.Context, env *Env) error {
 		return fmt.Errorf("%w: %w", ErrSuite, err)
 	}
 	dir := "/workspace/round"
-	x, err := env.Upload(ctx, id, dir, archive)
-	if err != nil {
-		return err
-	}
-	if err := expectStatus(x, http.StatusOK); err != nil {
+	if _, err := env.UploadOK(ctx, id, dir, archive); err != nil {
 		return err
 	}
 	dx, err := env.Download(ctx, id, dir)
 	if err != nil {
 		return err
 	}
+	dx.judge() // this check judges the download's answer
 	if err := expectStatus(dx, http.StatusOK); err != nil {
 		return err
 	}
@@ -263,7 +351,7 @@ func checkDownloadSingleFile(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
-	if err := expectStatus(dx, http.StatusOK); err != nil {
+	if err := expectSuccess(dx); err != nil {
 		return err
 	}
 	got, err := ReadTarGz(dx.Body)
@@ -298,12 +386,12 @@ func checkFilesUnknown(ctx context.Context, env *Env) error {
 	var errs []error
 	if x, err := env.Upload(ctx, id, "/workspace", archive); err != nil {
 		errs = append(errs, err)
-	} else if err := expectError(x, http.StatusNotFound); err != nil {
+	} else if err := expectUnknown(x); err != nil {
 		errs = append(errs, fmt.Errorf("upload: %w", err))
 	}
 	if x, err := env.Download(ctx, id, "/workspace"); err != nil {
 		errs = append(errs, err)
-	} else if err := expectError(x, http.StatusNotFound); err != nil {
+	} else if err := expectUnknown(x); err != nil {
 		errs = append(errs, fmt.Errorf("download: %w", err))
 	}
 	return errors.Join(errs...)
@@ -414,12 +502,12 @@ func checkHostileArchives(ctx context.Context, env *Env) error {
 			errs = append(errs, fmt.Errorf("%s archive: %w", ar.name, err))
 			continue
 		}
-		switch x.Status {
-		case http.StatusBadRequest:
+		switch {
+		case x.Status == http.StatusBadRequest:
 			if err := expectError(x, http.StatusBadRequest); err != nil {
 				errs = append(errs, fmt.Errorf("%s archive: %w", ar.name, err))
 			}
-		case http.StatusOK:
+		case success(x.Status):
 			// Accepted: allowed only if contained, verified below.
 		default:
 			errs = append(errs, fmt.Errorf("%s archive: %w", ar.name, expectStatus(x, http.StatusBadRequest)))

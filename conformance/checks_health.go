@@ -26,6 +26,7 @@ func checkHealth(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
+	x.judge()
 	var errs []error
 	if err := expectStatus(x, 200); err != nil {
 		errs = append(errs, err)

@@ -74,8 +74,24 @@ type Config struct {
 	HTTPClient *http.Client
 
 	// Level is the highest level to test: LevelMinimum, LevelRecommended or
-	// LevelAll (the default). Checks above it are reported as skipped.
+	// LevelAll (the default). Checks above it are reported as skipped,
+	// outside the run's selection. Profile, when set, decides it instead.
 	Level Level
+
+	// Profile, when set, selects the checks instead of Level: ProfileCore
+	// (what LevelRecommended selects), ProfileExtended (what LevelAll
+	// selects) or ProfileAll (every check; an extension the backend does
+	// not advertise is a skip inside the profile). Empty means the profile
+	// Level stands for: recommended is core, all is extended, minimum has
+	// none.
+	Profile Profile
+
+	// Certify makes the run a certification: a skip of a check inside the
+	// run's profile (a slow check, a check that cannot judge this backend
+	// or configuration, an extension not advertised under ProfileAll)
+	// fails the run, as in Kubernetes' no-skip certified runs. A certified
+	// run runs the whole profile: Run and SkipSlow must be unset.
+	Certify bool
 
 	// Run, when non-empty, is a regular expression; only checks whose id it
 	// matches run (like go test -run, but unanchored and over the whole id).
@@ -187,12 +203,25 @@ func (c Config) withDefaults() (Config, error) {
 	} else if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("BaseURL %q: want an absolute http or https URL", c.BaseURL))
 	}
-	if _, err := ParseLevel(string(c.Level)); err != nil {
+	if l, err := ParseLevel(string(c.Level)); err != nil {
 		errs = append(errs, fmt.Errorf("Level: %w", err))
+	} else {
+		c.Level = l
+	}
+	if c.Profile != "" {
+		if _, err := ParseProfile(string(c.Profile)); err != nil {
+			errs = append(errs, fmt.Errorf("Profile: %w", err))
+		}
+		c.Level = c.Profile.level()
+	} else {
+		c.Profile = profileOf(c.Level)
+	}
+	if c.Certify && (c.Run != "" || c.SkipSlow) {
+		errs = append(errs, errors.New("certify: a certified run runs every check of its profile; unset Run and SkipSlow"))
 	}
 	if c.Run != "" {
 		if _, err := regexp.Compile(c.Run); err != nil {
-			errs = append(errs, fmt.Errorf("Run: %w", err))
+			errs = append(errs, fmt.Errorf("run pattern: %w", err))
 		}
 	}
 	if len(errs) > 0 {

@@ -1,29 +1,20 @@
 package conformance_test
 
 import (
-	"net/http/httptest"
 	"testing"
 
 	"github.com/noxrunner/nox/conformance"
 	"github.com/noxrunner/nox/conformancetest"
 )
 
-// fakeServer serves a fresh fake backend.
-func fakeServer(t *testing.T, mutate func(*fakeBackend)) (*httptest.Server, *fakeBackend) {
-	t.Helper()
-	f := newFake(t.TempDir())
-	if mutate != nil {
-		mutate(f)
-	}
-	srv := httptest.NewServer(f.handler())
-	t.Cleanup(srv.Close)
-	return srv, f
-}
-
-func TestFakeBackendConforms(t *testing.T) {
-	srv, _ := fakeServer(t, nil)
+// TestReferenceBackendConforms certifies the reference backend (package
+// server over membackend) with every check: a token for the auth checks,
+// a limit of concurrent commands low enough to saturate.
+func TestReferenceBackendConforms(t *testing.T) {
+	srv := reference{token: "conformance-token", maxConcurrentExecs: 4}.serve(t)
 	cfg := conformance.NewConfig()
-	cfg.BaseURL = srv.URL
+	cfg.BaseURL, cfg.Token = srv.URL, "conformance-token"
+	cfg.Profile, cfg.Certify = conformance.ProfileAll, true
 	cfg.Parallelism = 4
 	conformancetest.Run(t, cfg)
 }

@@ -34,11 +34,35 @@
 // Checks talk to the backend through the generated client (gen/noxapi) and
 // raw net/http for malformed input, never through the SDK. Every response is
 // validated against the contract with kin-openapi (status codes, content
-// types, headers and body schemas); a response that does not match is a
-// failure of the check that made the request. Event streams are validated
-// for status and headers, and read with the SDK's own event-stream reader
-// (internal/sse) in strict mode, which reports every departure from the
-// grammar ([ParseSSE]).
+// types, headers and body schemas) and its timestamps must be RFC 3339
+// strings. Event streams are validated for status and headers, and read
+// with the SDK's own event-stream reader (internal/sse) in strict mode,
+// which reports every departure from the grammar ([ParseSSE]).
+//
+// # Isolated failures and the deviation summary
+//
+// Each check fails only on its own subject. Its set-up steps (creating the
+// sandbox it needs, helper commands, uploads it builds on: [Env.CreateOK],
+// [Env.NewSandbox], [Env.ExecOK], [Env.Sh], [Env.UploadOK]) accept any
+// success and read answers leniently, as the Python NoxRunner client does:
+// timestamps in any form real backends send, numbers with a fraction for
+// integers, missing fields as zero values. A contract violation counts
+// against a check only in an answer the check judges: each operation has
+// one check that judges the form of its answer (sandbox/create,
+// exec/stdout-stderr, files/upload-gzip, ...), error answers are judged
+// by the checks that ask for them, and answers that must agree (the
+// answers to creates of one session id) are judged for what they do not
+// share. So a backend whose expiresAt is not RFC 3339 fails
+// sandbox/create, and the exec checks still run.
+//
+// What a check finds names a [Deviation]: a departure that several checks
+// can see (timestamps, an unknown sandbox not answered 404, chunked
+// uploads refused, an operation answering another success status) has an
+// id of its own; anything else is a deviation of the check's own subject.
+// A [Report] ends with the deviation summary ([Summarize]): each
+// deviation once, with its MUST/SHOULD level, the clause departed from,
+// the checks it made fail and a one-line reproduction (method, path, body,
+// observed against expected). Text, JSON and JUnit reports all carry it.
 //
 // [Checks] returns the suite's own checks, assembled by a function from the
 // per-area files (checks_health.go, checks_sandbox.go, checks_exec.go,
@@ -53,9 +77,9 @@
 // [RunSuite] runs the suite and returns a [Report], which can be written as
 // text, JSON or JUnit XML ([Report.Write]); the nox conformance command is
 // built on it and exits 0 only when [Report.OK]. A check ends as pass, fail,
-// skip (level not selected, extension not advertised, slow checks skipped)
-// or error (the suite itself broke, for example the backend is
-// unreachable).
+// skip (outside the profile, slow checks skipped, or the check cannot judge
+// this backend) or error (the suite itself broke, for example the backend
+// is unreachable).
 //
 // Package conformancetest runs the suite as Go subtests, one per check:
 //
@@ -68,8 +92,19 @@
 // Other drivers build on a [Session] ([NewSession]), which selects the
 // checks, asks the backend what it is, and runs one check at a time.
 //
-// Levels select checks cumulatively: minimum, recommended (minimum too) or
-// all (extensions too, each only when GET /v1/info advertises it).
+// # Profiles and certified runs
+//
+// A [Profile] selects the checks, as Gateway API's Core and Extended
+// support levels do: core is NoxRunner v1 (the minimum and recommended
+// checks), extended adds the checks of the extensions the backend
+// advertises in GET /v1/info (the default), all is every check. The older
+// [Level] selection still works: minimum, recommended (core) or all
+// (extended). A check outside the profile is reported as skipped, outside
+// the profile, as csi-sanity skips a capability a driver does not claim
+// ([SkipUnclaimed]). With [Config.Certify], as in Kubernetes' certified
+// runs, any other skip fails the run. Reports record the version of the
+// contract tested, the extensions the backend claims and every skip with
+// its reason.
 //
 // # Hygiene
 //

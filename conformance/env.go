@@ -3,7 +3,6 @@ package conformance
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -52,10 +51,10 @@ type Env struct {
 	run      *runState
 	basePath string
 
-	mu         sync.Mutex
-	sandboxes  []string
-	violations []violation
-	exchanges  map[*http.Response]*Exchange
+	mu        sync.Mutex
+	sandboxes []string
+	made      []*Exchange
+	exchanges map[*http.Response]*Exchange
 }
 
 // newEnv builds the Env of one check.
@@ -98,34 +97,48 @@ func (e *Env) Has(ext string) bool {
 func (e *Env) record(resp *http.Response, x *Exchange) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.made = append(e.made, x)
 	if resp != nil {
 		e.exchanges[resp] = x
 	}
 }
 
-// violation is a contract violation seen by an Env: the validation error
-// (key, used to merge repeats) and the report with its exchange.
-type violation struct {
-	key   string
-	err   error
-	count int
-}
-
-// violate records a contract violation; it fails the check. Repeats of
-// the same violation (same operation, same complaint) are counted, not
-// listed again.
-func (e *Env) violate(verr error, x *Exchange) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	key := verr.Error()
-	for i := range e.violations {
-		if e.violations[i].key == key {
-			e.violations[i].count++
-			return
+// judgeConsistent judges answers that must agree, such as the answers to
+// creates of one session id: a contract violation seen in every one of
+// them is a deviation of the operation, which its own check reports; one
+// seen in some but not all counts against this check.
+func (e *Env) judgeConsistent(xs ...*Exchange) {
+	common := map[string]int{}
+	n := 0
+	for _, x := range xs {
+		if x == nil {
+			continue
+		}
+		n++
+		seen := map[string]bool{}
+		for _, c := range x.complaints {
+			if !seen[c.key] {
+				seen[c.key] = true
+				common[c.key]++
+			}
 		}
 	}
-	e.violations = append(e.violations, violation{key: key, count: 1,
-		err: fmt.Errorf("response breaks the contract: %w\n%s", verr, x)})
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, x := range xs {
+		if x == nil {
+			continue
+		}
+		x.judge()
+		for k, c := range common {
+			if c == n {
+				if x.except == nil {
+					x.except = map[string]bool{}
+				}
+				x.except[k] = true
+			}
+		}
+	}
 }
 
 // exchange returns the recorded exchange of resp (or a stub).
@@ -241,9 +254,11 @@ func (e *Env) Create(ctx context.Context, id string, body noxapi.CreateSandboxRe
 	return e.send(ctx, "create sandbox "+id, func() (*http.Response, error) { return e.Client.CreateSandbox(ctx, id, body) })
 }
 
-// CreateOK creates sandbox id with the given TTL (0: 600 seconds), and
-// returns its decoded answer, or an error when the answer is not a 200 with
-// a CreateSandboxResult.
+// CreateOK creates sandbox id with the given TTL (0: 600 seconds) as a
+// set-up step, and returns its answer, or an error when the answer is not
+// a success. It reads the answer leniently (see [Env.ExecOK]): a missing
+// or unreadable expiresAt is the zero time. The form of the answer is
+// judged by the create checks.
 func (e *Env) CreateOK(ctx context.Context, id string, ttl int32) (*noxapi.CreateSandboxResult, *Exchange, error) {
 	if ttl == 0 {
 		ttl = 600
@@ -252,11 +267,14 @@ func (e *Env) CreateOK(ctx context.Context, id string, ttl int32) (*noxapi.Creat
 	if err != nil {
 		return nil, x, err
 	}
-	var res noxapi.CreateSandboxResult
-	if err := expectJSON(x, http.StatusOK, &res); err != nil {
+	if err := expectSuccess(x); err != nil {
 		return nil, x, fmt.Errorf("create sandbox: %w", err)
 	}
-	return &res, x, nil
+	var res lenientCreate
+	if err := decodeLenient(x, &res); err != nil {
+		return nil, x, fmt.Errorf("create sandbox: %w", err)
+	}
+	return &noxapi.CreateSandboxResult{PodName: res.PodName, ExpiresAt: res.ExpiresAt.Time}, x, nil
 }
 
 // NewSandbox creates a sandbox for the check (TTL 600 s) under a new id
@@ -274,23 +292,29 @@ func (e *Env) Exec(ctx context.Context, id string, req noxapi.ExecRequest) (*Exc
 	return e.send(ctx, "exec in "+id, func() (*http.Response, error) { return e.Client.ExecInSandbox(ctx, id, req) })
 }
 
-// ExecOK runs req in sandbox id and returns the decoded result, or an error
-// when the answer is not a 200 with an ExecResult. The exit code is not
-// judged.
+// ExecOK runs req in sandbox id and returns the result, or an error when
+// the answer is not a success with a JSON body. The exit code is not
+// judged. The answer is read leniently, as a client reads it: numbers with
+// a fraction for integers (durationMs 1.5), missing fields as zero values;
+// exec/stdout-stderr judges its exact form.
 func (e *Env) ExecOK(ctx context.Context, id string, req noxapi.ExecRequest) (*noxapi.ExecResult, *Exchange, error) {
 	x, err := e.Exec(ctx, id, req)
 	if err != nil {
 		return nil, x, err
 	}
-	var res noxapi.ExecResult
-	if err := expectJSON(x, http.StatusOK, &res); err != nil {
+	if err := expectSuccess(x); err != nil {
 		return nil, x, fmt.Errorf("exec: %w", err)
 	}
-	return &res, x, nil
+	var res lenientExecResult
+	if err := decodeLenient(x, &res); err != nil {
+		return nil, x, fmt.Errorf("exec: %w", err)
+	}
+	return res.result(), x, nil
 }
 
-// Sh runs `sh -c script` in sandbox id (timeout 30 s) and returns its
-// stdout, or an error when the exec fails or exits non-zero.
+// Sh runs `sh -c script` in sandbox id (timeout 30 s) as a helper command
+// and returns its stdout, or an error when the exec fails or exits
+// non-zero.
 func (e *Env) Sh(ctx context.Context, id, script string) (string, error) {
 	t := int32(30)
 	res, x, err := e.ExecOK(ctx, id, noxapi.ExecRequest{Cmd: []string{"sh", "-c", script}, TimeoutSeconds: &t})
@@ -298,7 +322,8 @@ func (e *Env) Sh(ctx context.Context, id, script string) (string, error) {
 		return "", err
 	}
 	if res.ExitCode != 0 {
-		return res.Stdout, fmt.Errorf("helper command exited %d, want 0\n%s", res.ExitCode, x)
+		return res.Stdout, ownFinding(x, aspectNone, fmt.Sprintf("exit %d, stderr %q", res.ExitCode, clip(res.Stderr, 200)), "exit 0",
+			fmt.Errorf("helper command exited %d, want 0\n%s", res.ExitCode, x))
 	}
 	return res.Stdout, nil
 }
@@ -314,6 +339,19 @@ func (e *Env) shOutput(ctx context.Context, id, script, want, what string) error
 		return fmt.Errorf("%s: stdout %q, want %q", what, out, want)
 	}
 	return nil
+}
+
+// UploadOK uploads archive to sandbox id under dest as a set-up step: any
+// success will do (files/upload-gzip judges the answer).
+func (e *Env) UploadOK(ctx context.Context, id, dest string, archive []byte) (*Exchange, error) {
+	x, err := e.Upload(ctx, id, dest, archive)
+	if err != nil {
+		return x, err
+	}
+	if err := expectSuccess(x); err != nil {
+		return x, fmt.Errorf("upload: %w", err)
+	}
+	return x, nil
 }
 
 // Upload posts archive (a tar, gzip-compressed or not) to sandbox id,
@@ -393,7 +431,7 @@ func (e *Env) rawHeader(ctx context.Context, method, path, contentType string, b
 	return e.do(ctx, method+" "+path, resp, err)
 }
 
-// cleanup deletes every sandbox the check created. A 200, 204 or 404 is
+// cleanup deletes every sandbox the check created. A success or 404 is
 // fine; anything else is a failure of the backend.
 func (e *Env) cleanup(ctx context.Context) error {
 	e.mu.Lock()
@@ -407,68 +445,60 @@ func (e *Env) cleanup(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		if err := expectStatus(x, 200, 204, 404); err != nil {
+		if x.Status == http.StatusNotFound {
+			continue
+		}
+		if err := expectSuccess(x); err != nil {
 			errs = append(errs, fmt.Errorf("clean up sandbox %s: %w", id, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// takeViolations returns the contract violations recorded so far.
-func (e *Env) takeViolations() []error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var out []error
-	for _, v := range e.violations {
-		if v.count > 1 {
-			out = append(out, fmt.Errorf("%w\n(the same violation in %d more responses)", v.err, v.count-1))
-		} else {
-			out = append(out, v.err)
+// violations returns the contract violations of the responses the check
+// judged (repeats of one complaint counted, not listed again), leaving out
+// those about an aspect of a response that an explicit finding of the
+// check already judges.
+func (e *Env) violations(explicit []*finding) []error {
+	covered := map[*Exchange]map[aspect]bool{}
+	for _, f := range explicit {
+		if f.x != nil && f.aspect != aspectNone {
+			if covered[f.x] == nil {
+				covered[f.x] = map[aspect]bool{}
+			}
+			covered[f.x][f.aspect] = true
 		}
 	}
-	e.violations = nil
-	return out
-}
-
-// expectStatus returns an error unless x's status is one of codes.
-func expectStatus(x *Exchange, codes ...int) error {
-	if slices.Contains(codes, x.Status) {
-		return nil
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []*finding
+	var texts []string
+	counts := map[string]int{}
+	for _, x := range e.made {
+		if !x.judged.Load() {
+			continue
+		}
+		for _, c := range x.complaints {
+			if covered[x][c.aspect] || x.except[c.key] {
+				continue
+			}
+			if counts[c.text]++; counts[c.text] > 1 {
+				continue
+			}
+			texts = append(texts, c.text)
+			out = append(out, &finding{key: c.key, title: c.title, req: Must, anchor: c.anchor, aspect: c.aspect, x: x,
+				observed: c.observed, expected: c.expected,
+				err: fmt.Errorf("response breaks the contract: %s\n%s", c.text, x)})
+		}
 	}
-	want := make([]string, len(codes))
-	for i, c := range codes {
-		want[i] = fmt.Sprint(c)
+	errs := make([]error, len(out))
+	for i, f := range out {
+		if n := counts[texts[i]]; n > 1 {
+			f.err = fmt.Errorf("%w\n(the same violation in %d more responses)", f.err, n-1)
+		}
+		errs[i] = f
 	}
-	return fmt.Errorf("status %d, want %s\n%s", x.Status, strings.Join(want, " or "), x)
-}
-
-// expectJSON checks x's status is code and decodes its JSON body into v.
-func expectJSON(x *Exchange, code int, v any) error {
-	if err := expectStatus(x, code); err != nil {
-		return err
-	}
-	if err := json.Unmarshal(x.Body, v); err != nil {
-		return fmt.Errorf("body is not the expected JSON: %w\n%s", err, x)
-	}
-	return nil
-}
-
-// expectError checks that x has one of the status codes and a JSON Error
-// body ({"error": "<non-empty message>"}).
-func expectError(x *Exchange, codes ...int) error {
-	if err := expectStatus(x, codes...); err != nil {
-		return err
-	}
-	var body struct {
-		Error *string `json:"error"`
-	}
-	if !strings.HasPrefix(x.Header.Get("Content-Type"), "application/json") {
-		return fmt.Errorf("error body has Content-Type %q, want application/json\n%s", x.Header.Get("Content-Type"), x)
-	}
-	if err := json.Unmarshal(x.Body, &body); err != nil || body.Error == nil || *body.Error == "" {
-		return fmt.Errorf("body is not a JSON Error {\"error\": \"<message>\"}\n%s", x)
-	}
-	return nil
+	return errs
 }
 
 // within reports whether got is within tol of want.

@@ -43,6 +43,7 @@ func TestCheckIDsStable(t *testing.T) {
 		"exec/stdin-empty",
 		"exec/invalid-request-400",
 		"exec/unknown-sandbox-404",
+		"exec/workspace-paths-contained",
 		"files/upload-gzip",
 		"files/upload-plain-tar",
 		"files/default-paths",
@@ -52,6 +53,8 @@ func TestCheckIDsStable(t *testing.T) {
 		"files/unknown-sandbox-404",
 		"files/upload-invalid-archive-400",
 		"files/hostile-archives-contained",
+		"files/upload-chunked",
+		"files/upload-dest-writable",
 		"info/shape",
 		"sandbox/get",
 		"sandbox/list-paging",
@@ -64,8 +67,8 @@ func TestCheckIDsStable(t *testing.T) {
 		"sandbox/create-ttl-over-max",
 		"exec/timeout-over-max",
 		"files/upload-too-large-413",
-		"files/upload-chunked",
 		"auth/bearer-required",
+		"exec/saturated-503",
 	}
 	var got []string
 	for _, c := range conformance.Checks() {
@@ -98,7 +101,7 @@ func extraCheck(id string, runs *atomic.Int32) conformance.Check {
 
 func TestExtraChecksRunInRunSuite(t *testing.T) {
 	t.Parallel()
-	srv, _ := fakeServer(t, nil)
+	srv := reference{}.serve(t)
 	var runs atomic.Int32
 	cfg := conformance.NewConfig()
 	cfg.BaseURL = srv.URL
@@ -122,7 +125,7 @@ func TestExtraChecksRunInRunSuite(t *testing.T) {
 
 func TestExtraChecksRunInConformancetest(t *testing.T) {
 	t.Parallel()
-	srv, _ := fakeServer(t, nil)
+	srv := reference{}.serve(t)
 	var runs atomic.Int32
 	cfg := conformance.NewConfig()
 	cfg.BaseURL = srv.URL

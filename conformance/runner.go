@@ -16,15 +16,26 @@ import (
 	"github.com/noxrunner/nox/gen/noxapi"
 )
 
-// skipError is returned by Skip.
-type skipError struct{ reason string }
+// skipError is returned by Skip and SkipUnclaimed.
+type skipError struct {
+	reason string
+	// unclaimed: the backend declares it lacks what the check tests.
+	unclaimed bool
+}
 
 func (s *skipError) Error() string { return "skipped: " + s.reason }
 
 // Skip returns an error a check returns to say it cannot judge this backend
 // (for example, a needed tool is missing in the sandbox); the check is
-// reported as skipped with reason.
+// reported as skipped with reason. A certified run fails on it.
 func Skip(reason string) error { return &skipError{reason: reason} }
+
+// SkipUnclaimed returns an error a check returns when the backend declares
+// it lacks what the check tests, as csi-sanity skips a capability a driver
+// does not claim: a limit it does not advertise, a resource limit it
+// declares unenforced. The check is reported as skipped with reason,
+// outside the run's profile, so a certified run does not fail on it.
+func SkipUnclaimed(reason string) error { return &skipError{reason: reason, unclaimed: true} }
 
 // plan checks cfg, fills in its defaults, loads the contract and selects
 // the checks cfg.Run matches from the suite's own and cfg.ExtraChecks,
@@ -127,20 +138,6 @@ func resultOf(c Check, status Status, msg string) Result {
 	}
 }
 
-// skipReason says why c does not run, or "" when it runs.
-func (r *runState) skipReason(c Check) string {
-	cfg := r.cfg
-	switch {
-	case !cfg.Level.selects(c.Level):
-		return fmt.Sprintf("level %s not selected (--level %s)", c.Level, cfg.Level)
-	case c.Capability != "" && (r.info == nil || !slices.Contains(r.info.Extensions, c.Capability)):
-		return fmt.Sprintf("backend does not advertise extension %q", c.Capability)
-	case c.Slow && cfg.SkipSlow:
-		return "slow check skipped"
-	}
-	return ""
-}
-
 // runCheck runs one check with its own Env and cleans up after it.
 func (r *runState) runCheck(ctx context.Context, c Check) (res Result) {
 	res = resultOf(c, "", "")
@@ -160,11 +157,12 @@ func (r *runState) runCheck(ctx context.Context, c Check) (res Result) {
 	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer dcancel()
 	cleanupErr := env.cleanup(dctx)
-	violations := env.takeViolations()
+	explicit, _, _ := collect(errors.Join(runErr, cleanupErr))
+	violations := env.violations(explicit)
 
 	var skip *skipError
 	if errors.As(runErr, &skip) && len(violations) == 0 && cleanupErr == nil {
-		res.Status, res.Message = StatusSkip, skip.reason
+		res.Status, res.Message, res.OutsideProfile = StatusSkip, skip.reason, skip.unclaimed
 		return res
 	}
 	all := append([]error{runErr}, violations...)
@@ -179,6 +177,10 @@ func (r *runState) runCheck(ctx context.Context, c Check) (res Result) {
 		res.Status, res.Message = StatusError, err.Error()
 	default:
 		res.Status, res.Message = StatusFail, err.Error()
+		res.found = deviationsOf(c, err)
+		for _, d := range res.found {
+			res.Deviations = append(res.Deviations, d.ID)
+		}
 	}
 	return res
 }
@@ -203,8 +205,12 @@ func RunSuite(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{BaseURL: cfg.BaseURL, Level: cfg.Level, IDPrefix: cfg.IDPrefix, Started: time.Now(), Extensions: []string{}}
-	defer func() { rep.Duration = time.Since(rep.Started) }()
+	rep := &Report{BaseURL: cfg.BaseURL, SpecVersion: doc.version(), Level: cfg.Level, Profile: cfg.Profile, Certify: cfg.Certify,
+		IDPrefix: cfg.IDPrefix, Started: time.Now(), Extensions: []string{}, Deviations: []Deviation{}}
+	defer func() {
+		rep.Duration = time.Since(rep.Started)
+		rep.Deviations = Summarize(rep.Results)
+	}()
 	rep.Results = make([]Result, len(checks))
 	run, err := prepare(ctx, cfg, doc)
 	if err != nil {
@@ -226,8 +232,9 @@ func RunSuite(ctx context.Context, cfg Config) (*Report, error) {
 	sem := make(chan struct{}, cfg.Parallelism)
 	var serial []int
 	for i, c := range checks {
-		if why := run.skipReason(c); why != "" {
+		if why, outside := run.skipReason(c); why != "" {
 			rep.Results[i] = resultOf(c, StatusSkip, why)
+			rep.Results[i].OutsideProfile = outside
 			continue
 		}
 		if !c.Parallel {

@@ -40,13 +40,29 @@ func (s *Session) Checks() []Check { return slices.Clone(s.checks) }
 // or that it is a plain v1 backend.
 func (s *Session) Backend() string { return s.run.backendName() }
 
+// SpecVersion is the version of the contract the session tests
+// (info.version of api/openapi.yaml).
+func (s *Session) SpecVersion() string { return s.run.contract.version() }
+
 // Extensions returns the extensions the backend advertises.
 func (s *Session) Extensions() []string { return s.run.extensions() }
 
 // SkipReason says why c does not run against this backend (its level is
 // not selected, the backend does not advertise its capability, or it is
 // slow and Config.SkipSlow is set), or "" when it runs.
-func (s *Session) SkipReason(c Check) string { return s.run.skipReason(c) }
+func (s *Session) SkipReason(c Check) string {
+	why, _ := s.run.skipReason(c)
+	return why
+}
+
+// OutsideProfile reports whether c lies outside the run's profile (its
+// level is not selected, or it needs an extension the backend does not
+// advertise and the profile is not ProfileAll). A certified run fails on
+// every other skip.
+func (s *Session) OutsideProfile(c Check) bool {
+	why, outside := s.run.skipReason(c)
+	return why != "" && outside
+}
 
 // RunCheck runs c with an Env of its own, bounded by Config.CheckTimeout,
 // deletes every sandbox it created and returns its result: pass, fail,

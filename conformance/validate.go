@@ -52,12 +52,19 @@ func schemaError(err *openapi3.SchemaError) string {
 	return fmt.Sprintf("at %s: %s", p, reason)
 }
 
-// validateResponse checks one response against the operation the request
-// matched: the status must be declared, and the headers, content type and
-// body must match the declaration. body == nil skips the body (event
-// streams) but still checks the content type. A request that matches no
-// operation of the contract is not validated.
-func (c *spec) validateResponse(ctx context.Context, req *http.Request, basePath string, status int, h http.Header, body []byte) error {
+// operation is the contract operation a request matched.
+type operation struct {
+	// id is the operationId, e.g. "createSandbox".
+	id string
+	// name is the method and path template, e.g. "PUT /v1/sandboxes/{sessionId}".
+	name string
+	// anchor points to the operation in the contract.
+	anchor string
+}
+
+// findRoute matches req (its path relative to basePath) to an operation
+// of the contract; nil when none matches.
+func (c *spec) findRoute(ctx context.Context, req *http.Request, basePath string) (*routers.Route, map[string]string, *http.Request) {
 	r := req.Clone(ctx)
 	r.Body = http.NoBody
 	if basePath != "" && basePath != "/" {
@@ -66,8 +73,34 @@ func (c *spec) validateResponse(ctx context.Context, req *http.Request, basePath
 	}
 	route, params, err := c.router.FindRoute(r)
 	if err != nil {
-		return nil // nothing in the contract to validate against
+		return nil, nil, r
 	}
+	return route, params, r
+}
+
+// operationOf describes the operation of route.
+func operationOf(route *routers.Route) operation {
+	esc := strings.NewReplacer("~", "~0", "/", "~1").Replace(route.Path)
+	return operation{
+		id:     route.Operation.OperationID,
+		name:   route.Method + " " + route.Path,
+		anchor: contractDoc + "/paths/" + esc + "/" + strings.ToLower(route.Method),
+	}
+}
+
+// validateResponse checks one response against the operation the request
+// matched: the status must be declared, and the headers, content type and
+// body must match the declaration; timestamps must be RFC 3339 strings
+// (stricter than the contract's date-time format checker, which lets a
+// missing zone pass). body == nil skips the body (event streams) but still
+// checks the content type. It returns the operation (zero when the request
+// matches none, which is not validated) and what the response does wrong.
+func (c *spec) validateResponse(ctx context.Context, req *http.Request, basePath string, status int, h http.Header, body []byte) (operation, []complaint) {
+	route, params, r := c.findRoute(ctx, req, basePath)
+	if route == nil {
+		return operation{}, nil // nothing in the contract to validate against
+	}
+	op := operationOf(route)
 	opts := &openapi3filter.Options{
 		IncludeResponseStatus: true, // undeclared status codes are violations
 		MultiError:            true,
@@ -81,21 +114,22 @@ func (c *spec) validateResponse(ctx context.Context, req *http.Request, basePath
 		Options:                opts,
 	}
 	in.SetBodyBytes(body)
-	var errs []error
+	v := violationOf{op: op, status: status, route: route}
+	var out []complaint
 	if err := openapi3filter.ValidateResponse(ctx, in); err != nil {
-		errs = append(errs, flattenValidation(err)...)
+		out = append(out, v.classify(err)...)
 	}
 	if body == nil {
 		if resp := route.Operation.Responses.Status(status); resp != nil && resp.Value != nil && len(resp.Value.Content) > 0 {
-			if resp.Value.Content.Get(h.Get("Content-Type")) == nil {
-				errs = append(errs, fmt.Errorf("response Content-Type %q is not declared for status %d", h.Get("Content-Type"), status))
+			if ct := h.Get("Content-Type"); resp.Value.Content.Get(ct) == nil {
+				out = append(out, v.contentType(fmt.Sprintf("response Content-Type %q is not declared for status %d", ct, status), ct))
 			}
 		}
 	}
-	if len(errs) == 0 {
-		return nil
+	if status/100 == 2 && body != nil {
+		out = append(out, v.timestamps(body)...)
 	}
-	return fmt.Errorf("%s %s: %w", route.Method, route.Path, errors.Join(errs...))
+	return op, out
 }
 
 // flattenValidation splits kin-openapi's multi-errors into one error each.
@@ -163,6 +197,20 @@ type Exchange struct {
 	Body   []byte
 	// Err is the transport error, when there was no response.
 	Err error
+	// Operation is the operationId of the contract operation the request
+	// matched ("" when it matched none).
+	Operation string
+
+	op operation
+	// complaints are the ways the response breaks the contract; they
+	// count against a check only for the exchanges it judges.
+	complaints []complaint
+	// judged is set when the response is the subject of the check that
+	// made it.
+	judged atomic.Bool
+	// except holds the keys of complaints not held against this exchange
+	// (see Env.judgeConsistent); guarded by the Env's mutex.
+	except map[string]bool
 
 	// sent counts the bytes sent of a request body too large to keep in
 	// ReqBody (nil when ReqBody holds the body).
@@ -170,6 +218,15 @@ type Exchange struct {
 }
 
 const maxShownBody = 600
+
+// judge makes x's response the subject of the check that made it: the
+// validator's complaints about it count against the check. Responses of
+// set-up steps are not judged; each operation's own checks judge them.
+func (x *Exchange) judge() {
+	if x != nil {
+		x.judged.Store(true)
+	}
+}
 
 // String shows the request and the response on two lines, bodies
 // abbreviated.
@@ -275,9 +332,8 @@ func (d *recordingDoer) Do(req *http.Request) (*http.Response, error) {
 	}
 	x.Status, x.Header = resp.StatusCode, resp.Header.Clone()
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/event-stream" {
-		if verr := e.run.contract.validateResponse(ctx, req, e.basePath, resp.StatusCode, resp.Header, nil); verr != nil {
-			e.violate(verr, x)
-		}
+		x.op, x.complaints = e.run.contract.validateResponse(ctx, req, e.basePath, resp.StatusCode, resp.Header, nil)
+		x.Operation = x.op.id
 		resp.Body = &captureBody{rc: resp.Body, x: x, env: e, cancel: cancel}
 		e.record(resp, x)
 		return resp, nil
@@ -297,9 +353,8 @@ func (d *recordingDoer) Do(req *http.Request) (*http.Response, error) {
 		return nil, x.Err
 	}
 	x.Body = body
-	if verr := e.run.contract.validateResponse(ctx, req, e.basePath, resp.StatusCode, resp.Header, body); verr != nil {
-		e.violate(verr, x)
-	}
+	x.op, x.complaints = e.run.contract.validateResponse(ctx, req, e.basePath, resp.StatusCode, resp.Header, body)
+	x.Operation = x.op.id
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	e.record(resp, x)
 	return resp, nil
@@ -348,6 +403,15 @@ func (c *countingBody) Read(p []byte) (int, error) {
 }
 
 func (c *countingBody) Close() error { return c.rc.Close() }
+
+// version is the contract's version (info.version), the version of the
+// specification a run tests.
+func (c *spec) version() string {
+	if c.doc.Info == nil {
+		return ""
+	}
+	return c.doc.Info.Version
+}
 
 // operationIDs returns the operation ids of the contract.
 func (c *spec) operationIDs() map[string]bool {

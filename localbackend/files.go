@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 )
 
 // upload extracts a (gzip) tar archive under dest, all or nothing: the
@@ -79,8 +80,19 @@ func (s *store) upload(ctx context.Context, id, dest string, body io.Reader) (ex
 	if fi, err := ws.Stat(destRel); err == nil && !fi.IsDir() {
 		return st, fmt.Errorf("dest: %q exists and is not a directory: %w", dest, ErrInvalid)
 	}
+	missing := missingDirs(ws, destRel)
 	if err := ws.MkdirAll(destRel, 0o755); err != nil {
 		return st, fmt.Errorf("dest: %q cannot be created inside %s (%v): %w", dest, workspaceDir, err, ErrInvalid)
+	}
+	if owner, ok := env.(fileOwner); ok {
+		// The directories made for dest belong to the sandbox's user,
+		// like the files extracted into them.
+		uid, gid := owner.HostOwner()
+		for _, d := range missing {
+			if err := ws.Lchown(d, uid, gid); err != nil {
+				return st, fmt.Errorf("chown dest: %w", err)
+			}
+		}
 	}
 	droot, err := ws.OpenRoot(destRel)
 	if err != nil {
@@ -92,6 +104,20 @@ func (s *store) upload(ctx context.Context, id, dest string, body io.Reader) (ex
 	}
 	applyDirAttrs(droot, st.dirs)
 	return st, nil
+}
+
+// missingDirs returns the directories of rel (a path inside root) that do
+// not exist yet, outermost first.
+func missingDirs(root *os.Root, rel string) []string {
+	var out []string
+	for p := path.Clean(rel); p != "." && p != "/"; p = path.Dir(p) {
+		if _, err := root.Lstat(p); err == nil {
+			break
+		}
+		out = append(out, p)
+	}
+	slices.Reverse(out)
+	return out
 }
 
 // chownTree changes the owner of everything in root, links not followed.

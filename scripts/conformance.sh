@@ -1,8 +1,10 @@
 #!/bin/sh
 # conformance.sh: start `nox serve` on a free loopback port with a
-# temporary data directory, wait for /healthz, run `nox conformance`
-# against it, stop the server, and exit with the conformance exit code.
-# Run by `make conformance`.
+# temporary data directory, a random bearer token and limits low enough
+# for every check to run (the 413 and 503 checks), wait for /healthz, run
+# `nox conformance` against it, stop the server, and exit with the
+# conformance exit code. Run by `make conformance`, which certifies the
+# whole suite (--certify --profile all: a skipped check fails).
 #
 # usage: scripts/conformance.sh [path/to/nox] [nox conformance flags...]
 # NOX_SERVE_FLAGS adds flags to nox serve, e.g. --isolation=none-unsafe.
@@ -25,14 +27,19 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+token=conformance-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+NOXRUNNER_TOKEN=$token
+export NOXRUNNER_TOKEN
 # shellcheck disable=SC2086 # NOX_SERVE_FLAGS is a list of flags
-"$NOX" --data-dir "$work/data" serve --listen 127.0.0.1:0 ${NOX_SERVE_FLAGS:-} >"$work/banner.txt" 2>"$work/serve.log" &
+"$NOX" --data-dir "$work/data" serve --listen 127.0.0.1:0 --token "$token" \
+	--max-upload-bytes 8388608 --max-concurrent-execs 8 \
+	${NOX_SERVE_FLAGS:-} >"$work/banner.txt" 2>"$work/serve.log" &
 pid=$!
 
 url=''
 tries=0
 while :; do
-	url=$(sed -n 's/^ *listening on *//p' "$work/banner.txt")
+	url=$(sed -n 's/^ *listening on *//p' "$work/banner.txt" 2>/dev/null)
 	if [ -n "$url" ] && "$NOX" --base-url "$url" --timeout 2s health >/dev/null 2>&1; then
 		break
 	fi
