@@ -83,6 +83,12 @@ func (s *store) storageMonitor(ctx context.Context) {
 	}
 }
 
+// floorSlack is the growth above its lowest usage that a sandbox over its
+// storage limit is allowed: the file system's own bookkeeping (directory
+// blocks, blocks allocated late for data written before the kill) may add
+// a few blocks while the sandbox deletes files.
+const floorSlack = 1 << 20
+
 // checkStorage measures the workspace of every sandbox whose environment
 // runs, one after another, and kills the processes of those above their
 // limit. While a sandbox stays above its limit it may only shrink: growth
@@ -90,16 +96,17 @@ func (s *store) storageMonitor(ctx context.Context) {
 // deleting files (even from a new command) works.
 func (s *store) checkStorage(ctx context.Context) {
 	type target struct {
-		b   *box
-		env environment
-		key string
-		lim int64
+		b     *box
+		env   environment
+		key   string
+		lim   int64
+		floor int64 // b.overFloor when the check began
 	}
 	var ts []target
 	s.mu.Lock()
 	for _, b := range s.boxes {
 		if b.env != nil && !b.deleting && b.creating == nil && b.meta.StorageBytes > 0 {
-			ts = append(ts, target{b, b.env, b.meta.Key, b.meta.StorageBytes})
+			ts = append(ts, target{b, b.env, b.meta.Key, b.meta.StorageBytes, b.overFloor})
 		}
 	}
 	s.mu.Unlock()
@@ -110,8 +117,15 @@ func (s *store) checkStorage(ctx context.Context) {
 		if !t.env.Alive() {
 			continue
 		}
-		// Walk up to twice the limit, enough to see growth past it.
-		used, capped, err := diskUsageUpTo(s.workspacePath(t.key), 2*t.lim)
+		// Walk up to twice the limit, enough to see growth past it; above
+		// the limit, up to the lowest usage seen since the kill (plus
+		// floorSlack): a walk that stops early there has seen growth, one
+		// that does not has measured the shrinking usage exactly.
+		walkCap := 2 * t.lim
+		if t.floor > 0 {
+			walkCap = t.floor + floorSlack
+		}
+		used, capped, err := diskUsageUpTo(s.workspacePath(t.key), walkCap)
 		if err != nil {
 			s.log.Warn("measuring workspace usage", "sessionId", t.b.meta.SessionID, "err", err)
 			continue
@@ -119,12 +133,12 @@ func (s *store) checkStorage(ctx context.Context) {
 		s.mu.Lock()
 		kill := false
 		switch {
-		case used <= t.lim:
+		case used <= t.lim && !capped:
 			t.b.overFloor = 0
-		case t.b.overFloor == 0 || used > t.b.overFloor || capped:
+		case t.b.overFloor == 0 || used > t.b.overFloor+floorSlack || capped:
 			kill = true
 		default:
-			t.b.overFloor = used // shrinking: fine
+			t.b.overFloor = min(t.b.overFloor, used) // shrinking: fine
 		}
 		s.mu.Unlock()
 		if kill {
@@ -149,7 +163,10 @@ func (s *store) killForStorage(b *box, env environment, limit int64) {
 	s.mu.Unlock()
 	err := env.Stop()
 	b.startMu.Unlock()
-	used, _, _ := diskUsageUpTo(s.workspacePath(key), 2*limit)
+	// The floor is measured whole (a walk's cost is in its entries, not
+	// their bytes): a capped floor would make every later check kill
+	// again, even while the sandbox deletes files.
+	used, _ := diskUsage(s.workspacePath(key))
 	s.mu.Lock()
 	b.overFloor = max(used, limit+1)
 	s.mu.Unlock()
