@@ -58,6 +58,7 @@ func TestQuirkyBackends(t *testing.T) {
 			res, err = sb.ExecStream(ctx, ExecRequest{Cmd: []string{"echo", "streamed"}}, StreamOptions{Stdout: &out})
 			assertNoErr(t, err)
 			assertEq(t, "stream stdout", out.String(), "streamed\n")
+			assertEq(t, "stream exit", res.ExitCode, 0)
 			res, err = sb.Exec(ctx, ExecRequest{Cmd: []string{"sleep", "3"}, Timeout: time.Second})
 			assertNoErr(t, err)
 			assertEq(t, "timed out", res.TimedOut, true)

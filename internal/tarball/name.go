@@ -23,7 +23,7 @@ var (
 	// ErrAbsolute is an absolute entry name.
 	ErrAbsolute = errors.New("absolute path")
 	// ErrDotDot is an entry name with a ".." element.
-	ErrDotDot = errors.New("path contains ..")
+	ErrDotDot = errors.New(`path has a ".." element`)
 	// ErrEmptyTarget is a link with an empty target.
 	ErrEmptyTarget = errors.New("empty link target")
 	// ErrAbsoluteTarget is a symbolic link to an absolute path where no
