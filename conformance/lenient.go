@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/noxrunner/nox/gen/noxapi"
+	"github.com/noxrunner/nox/internal/lenient"
 )
 
 // The set-up steps of checks read answers leniently, as the Python
@@ -42,30 +43,16 @@ func (t *lenientTime) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// parseTimestamp parses s leniently (see lenientTime).
+// parseTimestamp parses s leniently (see lenientTime): epoch
+// milliseconds (a number above 1e11), then every form lenient.ParseTimestamp
+// reads.
 func parseTimestamp(s string) (time.Time, bool) {
-	s = strings.TrimSpace(s)
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, true
-	}
-	if len(s) > 6 && (strings.HasSuffix(s, "Z") || strings.HasSuffix(s, "z")) {
-		if t, err := time.Parse(time.RFC3339Nano, s[:len(s)-1]); err == nil {
-			return t, true // "+00:00Z"
-		}
-	}
-	for _, layout := range []string{"2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC(), true
-		}
-	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
-		if f > 1e11 { // milliseconds
-			f /= 1000
-		}
-		sec, frac := math.Modf(f)
+	if f, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil && f > 1e11 && !math.IsInf(f, 0) {
+		ms := f / 1000
+		sec, frac := math.Modf(ms)
 		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), true
 	}
-	return time.Time{}, false
+	return lenient.ParseTimestamp(s)
 }
 
 // lenientInt is an integer that may arrive with a fraction (1.5) or as a

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/noxrunner/nox/gen/noxapi"
+	"github.com/noxrunner/nox/internal/lenient"
 )
 
 // decodeModel decodes a JSON answer into the generated model v (a
@@ -35,7 +36,7 @@ func decodeModel(body []byte, v any) (unparsed map[string]string, err error) {
 		return nil, err
 	}
 	unparsed = map[string]string{}
-	tree = lenient(tree, reflect.TypeOf(v).Elem(), "", unparsed)
+	tree = repairValue(tree, reflect.TypeOf(v).Elem(), "", unparsed)
 	norm, err := json.Marshal(tree)
 	if err != nil {
 		return nil, err
@@ -52,10 +53,10 @@ func decodeModel(body []byte, v any) (unparsed map[string]string, err error) {
 
 var timeType = reflect.TypeFor[time.Time]()
 
-// lenient rewrites the decoded JSON value val, meant for a Go value of type
+// repairValue rewrites the decoded JSON value val, meant for a Go value of type
 // t, into the form encoding/json decodes into t, where it can; see
 // decodeModel. path names val in unparsed.
-func lenient(val any, t reflect.Type, path string, unparsed map[string]string) any {
+func repairValue(val any, t reflect.Type, path string, unparsed map[string]string) any {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -71,7 +72,7 @@ func lenient(val any, t reflect.Type, path string, unparsed map[string]string) a
 		case json.Number:
 			text = x.String()
 		}
-		if ts, ok := parseTimestamp(text); ok {
+		if ts, ok := lenient.ParseTimestamp(text); ok {
 			return ts.Format(time.RFC3339Nano)
 		}
 		raw, _ := json.Marshal(val)
@@ -89,20 +90,20 @@ func lenient(val any, t reflect.Type, path string, unparsed map[string]string) a
 					name = f.Name
 				}
 				if key, ok := memberKey(m, name); ok {
-					m[key] = lenient(m[key], f.Type, joinPath(path, name), unparsed)
+					m[key] = repairValue(m[key], f.Type, joinPath(path, name), unparsed)
 				}
 			}
 		}
 	case t.Kind() == reflect.Slice:
 		if a, ok := val.([]any); ok {
 			for i := range a {
-				a[i] = lenient(a[i], t.Elem(), joinPath(path, strconv.Itoa(i)), unparsed)
+				a[i] = repairValue(a[i], t.Elem(), joinPath(path, strconv.Itoa(i)), unparsed)
 			}
 		}
 	case t.Kind() == reflect.Map:
 		if m, ok := val.(map[string]any); ok {
 			for k := range m {
-				m[k] = lenient(m[k], t.Elem(), joinPath(path, k), unparsed)
+				m[k] = repairValue(m[k], t.Elem(), joinPath(path, k), unparsed)
 			}
 		}
 	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
@@ -111,7 +112,7 @@ func lenient(val any, t reflect.Type, path string, unparsed map[string]string) a
 		if bits == 64 {
 			lo, hi = math.MinInt64, math.MaxInt64
 		}
-		if n, ok := parseInteger(numberText(val), lo, hi); ok {
+		if n, ok := lenient.ParseInteger(numberText(val), lo, hi); ok {
 			return json.Number(strconv.FormatInt(n, 10))
 		}
 	}
