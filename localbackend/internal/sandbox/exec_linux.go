@@ -14,8 +14,11 @@ import (
 
 // outputGrace is how long Exec waits, after the command exited, for
 // background processes that still hold its stdout/stderr. After that their
-// output is drained and dropped.
-const outputGrace = 200 * time.Millisecond
+// output is drained and dropped. A command's own output is already in the
+// pipes when it exits, but on a loaded host the goroutines draining them
+// may not run for a while: 200 ms lost the output of commands under CI
+// load. Only commands that leave a process holding the pipes wait it out.
+const outputGrace = time.Second
 
 // killReportTimeout bounds the wait for the exit report of a killed
 // command (it comes within milliseconds unless the init is broken).
