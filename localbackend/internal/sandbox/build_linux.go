@@ -210,7 +210,7 @@ func (s *Sandbox) initFiles(cfg *initConfig, seq uint64, undo *rollback) (_ []*o
 
 // spawnInit creates the control socket and starts the init on the
 // spawner thread, with the socket's other end as fd 3. A goroutine reaps
-// the init, closes s.dead and the socket.
+// the init once its pidfd says it exited, closes s.dead and the socket.
 func (s *Sandbox) spawnInit(ctx context.Context, undo *rollback) error {
 	conn, initEnd, err := socketpair()
 	if err != nil {
@@ -219,9 +219,14 @@ func (s *Sandbox) spawnInit(ctx context.Context, undo *rollback) error {
 	s.conn = conn
 	undo.add(func() { conn.Close() })
 	cmd := s.initCommand(initEnd)
+	pidfd := -1
+	cmd.SysProcAttr.PidFD = &pidfd
 	err = s.m.start(ctx, cmd)
 	initEnd.Close()
 	if err != nil {
+		if pidfd >= 0 {
+			unix.Close(pidfd)
+		}
 		return fmt.Errorf("start sandbox init: %w", err)
 	}
 	s.cmd = cmd
@@ -229,12 +234,62 @@ func (s *Sandbox) spawnInit(ctx context.Context, undo *rollback) error {
 		_ = cmd.Process.Kill()
 		<-s.dead
 	})
+	exited := pidfdExited(pidfd)
 	go func() {
+		<-exited // in the poller: no thread parked per sandbox
 		_ = cmd.Wait()
 		close(s.dead)
 		conn.Close()
 	}()
 	return nil
+}
+
+// pidfdExited returns a channel closed once the process of pidfd (owned
+// and closed here) has exited, so that the Wait that follows returns at
+// once. A goroutine waits for the pidfd to become readable in the
+// runtime's poller: blocking in waitid, as os.Process.Wait does, would
+// hold an OS thread per sandbox for its whole life, and Go never gives
+// idle threads back. pidfd < 0 (kernels before 5.3): closed at once, and
+// the Wait blocks as before.
+func pidfdExited(pidfd int) <-chan struct{} {
+	done := make(chan struct{})
+	if pidfd < 0 {
+		close(done)
+		return done
+	}
+	f, rc, err := pollableFD(pidfd, "pidfd")
+	if err != nil {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		defer f.Close()
+		_ = rc.Read(func(fd uintptr) bool {
+			// Readable once the process exited; poll says so without
+			// reaping it (cmd.Wait does).
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			n, err := unix.Poll(pfd, 0)
+			return n != 0 || (err != nil && err != unix.EINTR)
+		})
+	}()
+	return done
+}
+
+// pollableFD makes fd non-blocking and hands it to the runtime's poller
+// as a file (which owns it from then on, also on error).
+func pollableFD(fd int, name string) (*os.File, syscall.RawConn, error) {
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, nil, err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, rc, nil
 }
 
 // initCommand is the command that re-executes this binary as the
