@@ -39,7 +39,7 @@ func (m *Manager) build(ctx context.Context, spec Spec, seq uint64) (_ *Sandbox,
 	s := &Sandbox{
 		m: m, spec: spec, mode: m.mode,
 		dead: make(chan struct{}), stopped: make(chan struct{}), stopDone: make(chan struct{}), ready: make(chan struct{}),
-		pending: map[uint64]chan reply{}, tail: &tailBuffer{max: 4096},
+		pending: map[uint64]chan reply{}, stderr: &headBuffer{max: 1024},
 	}
 	s.uid, s.gid = m.allocUID(spec.Key)
 	var undo rollback
@@ -238,8 +238,19 @@ func (s *Sandbox) spawnInit(ctx context.Context, undo *rollback) error {
 	go func() {
 		<-exited // in the poller: no thread parked per sandbox
 		_ = cmd.Wait()
+		s.exitState = cmd.ProcessState.String()
 		close(s.dead)
 		conn.Close()
+		// An init that died on its own (a crash, or killed from inside
+		// in the host tiers) leaves its commands' processes, cgroups
+		// and uid behind: clean up now, so that the next Start builds
+		// a fresh sandbox at once.
+		s.mu.Lock()
+		asked := s.stopping
+		s.mu.Unlock()
+		if !asked {
+			_ = s.stop()
+		}
 	}()
 	return nil
 }
@@ -299,7 +310,7 @@ func (s *Sandbox) initCommand(initEnd *os.File) *exec.Cmd {
 	cmd.Args[0] = "nox-sandbox-init"
 	cmd.Env = []string{}
 	cmd.Dir = "/"
-	cmd.Stderr = s.tail
+	cmd.Stderr = s.stderr
 	cmd.ExtraFiles = []*os.File{initEnd} // fd 3
 	cmd.WaitDelay = time.Second
 	sys := &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
@@ -368,7 +379,7 @@ func (s *Sandbox) configure(cfg *initConfig, files []*os.File, buf, oob []byte) 
 	fs, err := recvMsg(s.conn, buf, oob, &r)
 	closeFiles(fs)
 	if err != nil {
-		return fmt.Errorf("sandbox init died during setup: %w%s", err, s.tail.suffix())
+		return fmt.Errorf("sandbox init died during setup: %w%s", err, s.initExit())
 	}
 	if r.Op != "ready" {
 		return fmt.Errorf("sandbox setup: %s", r.Err)
@@ -399,31 +410,40 @@ func (s *Sandbox) watchdog(timeout time.Duration) {
 	}
 }
 
-// tailBuffer keeps the last max bytes the init wrote to stderr (Go runtime
-// crashes), for error messages.
-type tailBuffer struct {
+// headBuffer keeps the first max bytes the init wrote to stderr (nothing
+// unless the Go runtime crashed), for a one-line summary in errors.
+type headBuffer struct {
 	mu  sync.Mutex
 	max int
 	b   []byte
 }
 
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append([]byte(nil), t.b[len(t.b)-t.max:]...)
+func (h *headBuffer) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n := h.max - len(h.b); n > 0 {
+		h.b = append(h.b, p[:min(n, len(p))]...)
 	}
 	return len(p), nil
 }
 
-// suffix is ": " and what the init wrote last, or "" when it wrote
-// nothing.
-func (t *tailBuffer) suffix() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.b) == 0 {
-		return ""
+// maxSummary bounds the summary of the init's stderr.
+const maxSummary = 160
+
+// summary is the first non-empty line the init wrote (a Go crash's
+// "fatal error: ..." or "SIGSEGV: ..."), at most maxSummary bytes; a
+// runtime stack trace is kilobytes, and would end up in every error and
+// log line about the sandbox.
+func (h *headBuffer) summary() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, l := range strings.Split(string(h.b), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			if len(l) > maxSummary {
+				l = strings.ToValidUTF8(l[:maxSummary], "") + "..."
+			}
+			return l
+		}
 	}
-	return ": " + strings.TrimSpace(string(t.b))
+	return ""
 }

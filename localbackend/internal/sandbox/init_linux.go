@@ -127,21 +127,63 @@ func initMain() int {
 	return 0
 }
 
-// dropSignals catches and drops the signals that would end the init. PID
-// 1 of a pid namespace only gets signals it has handlers for, and the Go
-// runtime installs handlers that would exit on SIGTERM & co. (Not
-// signal.Ignore: SIG_IGN would be inherited by every command.)
+// dropSignals catches and drops every signal that would end the init,
+// sent by kill(2) (si_code SI_USER): all of them but SIGKILL and SIGSTOP
+// (which the kernel never delivers to the init of a pid namespace from
+// inside it), SIGCHLD and SIGURG (harmless, used by the runtime) and the
+// runtime's own 32 and 33. PID 1 of a pid namespace gets only the signals
+// it has handlers for, and the Go runtime installs handlers that exit or
+// crash on most. (Not signal.Ignore: SIG_IGN of a signal the runtime does
+// not handle would be inherited by every command.) ignoreFaultSignals
+// completes this once the setup is done.
 func dropSignals() {
 	sink := make(chan os.Signal, 16)
 	go func() {
 		for range sink {
 		}
 	}()
-	signal.Notify(sink, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGABRT,
-		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE, syscall.SIGALRM, syscall.SIGTERM,
-		syscall.SIGSTKFLT, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGXCPU,
-		syscall.SIGXFSZ, syscall.SIGVTALRM, syscall.SIGPROF, syscall.SIGSYS, syscall.SIGPWR,
-		syscall.SIGTRAP)
+	var sigs []os.Signal
+	for sig := syscall.Signal(1); sig <= 64; sig++ {
+		switch sig {
+		case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGURG, 32, 33:
+			continue
+		}
+		sigs = append(sigs, sig)
+	}
+	signal.Notify(sink, sigs...)
+}
+
+// faultSignals are the signals the Go runtime takes for a fault of its own
+// when their si_code is not SI_USER or SI_TKILL: sent with
+// rt_sigqueueinfo(2) or pidfd_send_signal(2) as SI_QUEUE, they crash the
+// init even though signal.Notify asked for them.
+var faultSignals = []syscall.Signal{
+	syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS, syscall.SIGFPE,
+	syscall.SIGSEGV, syscall.SIGSTKFLT, syscall.SIGSYS,
+}
+
+// ignoreFaultSignals sets faultSignals to SIG_IGN behind the runtime's
+// back, so that the kernel discards them whoever sends them and however.
+// A real fault of the init still kills it: the kernel resets an ignored
+// synchronous signal to its default action (without the runtime's stack
+// trace). Commands get the default action back: the runtime resets every
+// signal it handled in a forked child (syscall.ForkExec), and it handles
+// all of these. Called after the setup, so that a fault in the setup
+// still shows the runtime's trace.
+func ignoreFaultSignals() error {
+	// struct sigaction with sa_handler first (every architecture but
+	// mips): SIG_IGN, no flags, an empty mask; the other fields stay
+	// zero.
+	var act [4]uint64
+	act[0] = 1 // SIG_IGN
+	for _, sig := range faultSignals {
+		const sigsetSize = 8
+		_, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(ptr(&act)), 0, sigsetSize, 0, 0)
+		if e != 0 {
+			return fmt.Errorf("ignore %v: %w", sig, e)
+		}
+	}
+	return nil
 }
 
 // setup builds the environment (buildEnvironment) and then drops every
@@ -151,7 +193,11 @@ func (z *zygote) setup(ws, rootfs *os.File) ([]string, error) {
 	if err := z.buildEnvironment(ws, rootfs); err != nil {
 		return nil, err
 	}
-	return confine(&z.cfg)
+	notes, err := confine(&z.cfg)
+	if err != nil {
+		return nil, err
+	}
+	return notes, ignoreFaultSignals()
 }
 
 // buildEnvironment builds the root, hostname and loopback in the

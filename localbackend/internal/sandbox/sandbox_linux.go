@@ -73,18 +73,22 @@ type Sandbox struct {
 	cg    *sandboxCgroup
 	dead  chan struct{} // closed when the init has exited
 	notes []string
-	tail  *tailBuffer
+	// stderr keeps what the init wrote to stderr; exitState says how it
+	// ended ("signal: killed"), set before dead is closed.
+	stderr    *headBuffer
+	exitState string
 
-	mu       sync.Mutex
-	pending  map[uint64]chan reply
-	seq      uint64
-	stopping bool
-	stopped  chan struct{} // closed when the init is dead
-	stopDone chan struct{} // closed when Stop is done; stopErr is set
-	stopErr  error
-	cleanup  sync.WaitGroup
-	free     []*cmdCgroup // empty command cgroups for reuse
-	oomSeen  int64        // the cgroup's OOM kill count last looked at
+	mu        sync.Mutex
+	pending   map[uint64]chan reply
+	seq       uint64
+	stopping  bool          // Stop runs or ran, or the init died on its own
+	stopAsked bool          // Stop was called
+	stopped   chan struct{} // closed when the init is dead
+	stopDone  chan struct{} // closed when Stop is done; stopErr is set
+	stopErr   error
+	cleanup   sync.WaitGroup
+	free      []*cmdCgroup // empty command cgroups for reuse
+	oomSeen   int64        // the cgroup's OOM kill count last looked at
 
 	ready     chan struct{} // closed when the init's setup ended (see setupErr)
 	readyOnce sync.Once
@@ -152,6 +156,31 @@ func (s *Sandbox) Alive() bool {
 // Stop kills every process of the sandbox and removes its cgroups. The
 // workspace stays. Stop is idempotent.
 func (s *Sandbox) Stop() error {
+	s.mu.Lock()
+	s.stopAsked = true
+	s.mu.Unlock()
+	return s.stop()
+}
+
+// initExit describes how the init ended, for errors: ": <exit status>
+// (<first line of its stderr>)". It waits up to a few seconds for the
+// init to be reaped; "" when it is still running.
+func (s *Sandbox) initExit() string {
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case <-s.dead:
+	case <-t.C:
+		return ""
+	}
+	if sum := s.stderr.summary(); sum != "" {
+		return ": " + s.exitState + " (" + sum + ")"
+	}
+	return ": " + s.exitState
+}
+
+// stop is Stop, also for an init that died on its own.
+func (s *Sandbox) stop() error {
 	s.mu.Lock()
 	if s.stopping {
 		s.mu.Unlock()
