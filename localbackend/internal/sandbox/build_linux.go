@@ -129,7 +129,7 @@ func (s *Sandbox) initConfig() initConfig {
 		TmpBytes: tmpBytes, TmpInodes: min(max(tmpBytes/16384, minTmpInodes), maxTmpInodes),
 		Uid: -1, Gid: -1,
 		Seccomp: m.report.Tier != TierNoneUnsafe, Landlock: m.report.Tier == TierLandlock,
-		HomeFD: -1, WorkspaceFD: -1, RootFSFD: -1, MemEnterFD: -1, MemHomeFD: -1,
+		HomeFD: -1, WorkspaceFD: -1, RootFSFD: -1, MemEnterFD: -1, MemHomeFD: -1, CmdsFD: -1,
 		Rlimits: []rlimit{{unix.RLIMIT_CORE, 0, 0}, {unix.RLIMIT_NOFILE, 65536, 65536}},
 		TmpDir:  s.tmpDir,
 	}
@@ -196,6 +196,11 @@ func (s *Sandbox) initFiles(cfg *initConfig, seq uint64, undo *rollback) (_ []*o
 	undo.add(func() { s.cg.remove(context.Background()) })
 	if cfg.HomeFD, err = add(s.cg.openTasks(s.cg.initDir)); err != nil {
 		return nil, err
+	}
+	if m.mode != modeHost {
+		if cfg.CmdsFD, err = add(s.cg.openTasks(s.cg.cmds)); err != nil {
+			return nil, err
+		}
 	}
 	if s.cg.memCmds != "" && !s.cg.v2 {
 		if cfg.MemEnterFD, err = add(s.cg.openTasks(s.cg.memCmds)); err != nil {
@@ -314,8 +319,12 @@ func (s *Sandbox) initCommand(initEnd *os.File) *exec.Cmd {
 	cmd.ExtraFiles = []*os.File{initEnd} // fd 3
 	cmd.WaitDelay = time.Second
 	sys := &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	// No CLONE_NEWCGROUP: its root would be the server's cgroup, and
+	// commands would see the path from there (with the server's pid);
+	// the init creates its cgroup namespace in the sandbox's cgroup
+	// (newCgroupNamespace).
 	const nsFlags = syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWNET |
-		syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS | syscall.CLONE_NEWCGROUP
+		syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS
 	switch s.mode {
 	case modeUserNS:
 		sys.Cloneflags = nsFlags | syscall.CLONE_NEWUSER

@@ -109,7 +109,7 @@ func initMain() int {
 	}
 	z.home = file(z.cfg.HomeFD)
 	z.memEnter, z.memHome = file(z.cfg.MemEnterFD), file(z.cfg.MemHomeFD)
-	notes, err := z.setup(file(z.cfg.WorkspaceFD), file(z.cfg.RootFSFD))
+	notes, err := z.setup(file(z.cfg.WorkspaceFD), file(z.cfg.RootFSFD), file(z.cfg.CmdsFD))
 	for i, f := range files {
 		if i != z.cfg.HomeFD && i != z.cfg.MemEnterFD && i != z.cfg.MemHomeFD {
 			f.Close()
@@ -189,8 +189,8 @@ func ignoreFaultSignals() error {
 // setup builds the environment (buildEnvironment) and then drops every
 // privilege of the forking thread (confine). It returns notes about what
 // it could not do.
-func (z *zygote) setup(ws, rootfs *os.File) ([]string, error) {
-	if err := z.buildEnvironment(ws, rootfs); err != nil {
+func (z *zygote) setup(ws, rootfs, cmds *os.File) ([]string, error) {
+	if err := z.buildEnvironment(ws, rootfs, cmds); err != nil {
 		return nil, err
 	}
 	notes, err := confine(&z.cfg)
@@ -200,14 +200,17 @@ func (z *zygote) setup(ws, rootfs *os.File) ([]string, error) {
 	return notes, ignoreFaultSignals()
 }
 
-// buildEnvironment builds the root, hostname and loopback in the
-// namespaces (or, in host mode, makes the init the subreaper of its
-// commands), opens /dev/null for the commands' stdin and sets the rlimits
-// they inherit.
-func (z *zygote) buildEnvironment(ws, rootfs *os.File) error {
+// buildEnvironment builds the cgroup namespace, the root, hostname and
+// loopback in the namespaces (or, in host mode, makes the init the
+// subreaper of its commands), opens /dev/null for the commands' stdin and
+// sets the rlimits they inherit.
+func (z *zygote) buildEnvironment(ws, rootfs, cmds *os.File) error {
 	c := &z.cfg
 	switch c.Mode {
 	case modeUserNS, modeRootNS:
+		if err := z.newCgroupNamespace(cmds); err != nil {
+			return err
+		}
 		if err := setupMounts(c, ws, rootfs); err != nil {
 			return err
 		}
@@ -232,6 +235,45 @@ func (z *zygote) buildEnvironment(ws, rootfs *os.File) error {
 	}
 	z.devNull = dn
 	return setRlimits(c.Rlimits)
+}
+
+// newCgroupNamespace gives the forking thread, and so every command, a
+// cgroup namespace rooted at the commands' cgroup (cmds, the task file of
+// which the server sent): a command's /proc/self/cgroup then reads
+// "0::/c<n>" (v2), never the host path of the sandbox's cgroup with the
+// server's pid in it. The thread visits cmds for the unshare and goes
+// back home (the migration checks use the namespace the task file was
+// opened in, the server's). Should the way back be refused (kernels
+// before 5.16 without the backport check the writer's namespace), it
+// returns to its old namespace and home and unshares there instead:
+// commands then see "/../cmds/c<n>", still nothing of the host.
+// Without cgroups (cmds nil) the namespace is rooted where the init is.
+func (z *zygote) newCgroupNamespace(cmds *os.File) error {
+	if cmds == nil || z.home == nil {
+		return wrap("cgroup namespace", unix.Unshare(unix.CLONE_NEWCGROUP))
+	}
+	old, err := os.Open("/proc/thread-self/ns/cgroup")
+	if err != nil {
+		return fmt.Errorf("cgroup namespace: %w", err)
+	}
+	defer old.Close()
+	if err := z.enterCgroup(cmds); err != nil {
+		return err
+	}
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		z.leaveCgroup()
+		return fmt.Errorf("cgroup namespace: %w", err)
+	}
+	if z.goHome() == nil {
+		return nil
+	}
+	if err := unix.Setns(int(old.Fd()), unix.CLONE_NEWCGROUP); err != nil {
+		return fmt.Errorf("cgroup namespace: %w", err)
+	}
+	if err := z.goHome(); err != nil {
+		return fmt.Errorf("cgroup namespace: back to the init's cgroup: %w", err)
+	}
+	return wrap("cgroup namespace", unix.Unshare(unix.CLONE_NEWCGROUP))
 }
 
 // confine drops the init's privileges for good: the capability bounding

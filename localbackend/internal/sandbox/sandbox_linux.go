@@ -4,8 +4,10 @@ package sandbox
 //
 // Start re-executes the server binary ("/proc/self/exe __nox_sandbox_init__")
 // from one locked spawner thread (Pdeathsig is tied to the forking thread),
-// with new user, mount, pid, net, ipc, uts and cgroup namespaces (no user
-// namespace in TierRootNamespaces, none at all in the host tiers). The
+// with new user, mount, pid, net, ipc and uts namespaces (no user
+// namespace in TierRootNamespaces, none at all in the host tiers; the
+// init creates its cgroup namespace itself, rooted in the sandbox's
+// cgroup, once the server has moved it there). The
 // child, the sandbox's init, lives as long as the sandbox: PID 1 of its
 // namespaces. StartAsync returns here; the rest of the setup runs in a
 // goroutine that Exec and Start wait for. The server moves it into the
