@@ -36,6 +36,7 @@ package sandbox
 //	manager_linux.go     Manager: New, Start, Close, the spawner thread
 //	tier_linux.go        the probes that pick the tier
 //	uids_linux.go        host uids of sandboxes, the generated /etc/passwd and /etc/group
+//	uidrange_linux.go    the host-wide registry of uid ranges (one per state directory)
 //	build_linux.go       Manager.build: host preparation, the init's config and files, spawn, setup
 //	sandbox_linux.go     Sandbox: readiness, Stop
 //	exec_linux.go        Sandbox.Exec: request, tracking (timeout, kill), result
@@ -47,7 +48,8 @@ package sandbox
 //	init_linux.go        the init: config, setup, request loop
 //	fork_linux.go        the init forks, reaps and kills commands
 //	mounts_linux.go      the init's root filesystem
-//	privs_linux.go       capabilities, seccomp, Landlock
+//	privs_linux.go       capabilities, Landlock
+//	seccomp_linux.go     the seccomp filter
 
 import (
 	"context"
