@@ -334,6 +334,14 @@ func (x *execution) initExited() (ExecResult, error) {
 		x.detach()
 		return ExecResult{}, errors.New("exec: the sandbox was stopped while the command ran")
 	}
+	if x.cc != nil {
+		// In the host tiers the command outlives its init: end it (and
+		// its hold on the output pipes) now, not when the clean-up,
+		// which waits for this Exec, removes the cgroups.
+		kctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = killCgroup(kctx, x.cc.dir)
+		cancel()
+	}
 	x.finishOutput(outputGrace)
 	x.errSink.final(fmt.Sprintf("nox: the sandbox's init exited%s: every process of the sandbox was killed; the next command starts it again\n", how))
 	x.detach()

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -95,28 +96,33 @@ func TestInitDeathIsAResult(t *testing.T) {
 			deaths := []death{{"killed by the server's side", "", 137}}
 			if m.mode == modeHost {
 				deaths = append(deaths,
-					death{"SIGKILL from inside", `kill 9, getppid(); sleep 3; print "survived\n"`, 137},
-					death{"signal 34 from inside", `kill 34, getppid(); sleep 3; print "survived\n"`, 137},
+					death{"SIGKILL from inside", `kill 9, getppid(); sleep 3; print STDERR "survived\n"`, 137},
+					death{"signal 34 from inside", `kill 34, getppid(); sleep 3; print STDERR "survived\n"`, 137},
 					// A stopped init cannot report: the timeout resumes it.
-					death{"SIGSTOP from inside", `kill "STOP", getppid(); sleep 3; print "survived\n"`, 124},
+					death{"SIGSTOP from inside", `kill "STOP", getppid(); sleep 3; print STDERR "survived\n"`, 124},
 				)
 			}
 			k := key("death")
 			s, _ := start(t, m, k, Limits{})
 			for _, d := range deaths {
 				argv := []string{"perl", "-e", d.script}
+				var out io.Writer = io.Discard
 				if d.script == "" {
-					argv = []string{"sleep", "3"}
-					go func() {
-						time.Sleep(200 * time.Millisecond)
+					// Kill the init once the command runs.
+					argv = []string{"sh", "-c", "echo up; exec sleep 3"}
+					out = writerFunc(func(p []byte) (int, error) {
 						_ = s.cmd.Process.Kill()
-					}()
+						return len(p), nil
+					})
 				}
 				t0 := time.Now()
-				r, err := runErr(s, "", time.Second, argv...)
-				if err != nil || r.ExitCode != d.want || strings.Contains(r.stdout, "survived") || time.Since(t0) > 2500*time.Millisecond {
+				var errb lockedBuffer
+				res, err := s.Exec(context.Background(), ExecSpec{Argv: argv, Env: testEnv(), Timeout: time.Second, Stdout: out, Stderr: &errb})
+				r := result{ExecResult: res, stderr: errb.String()}
+				if err != nil || r.ExitCode != d.want || strings.Contains(r.stderr, "survived") || time.Since(t0) > 2500*time.Millisecond {
 					t.Errorf("%s: %v %v after %v", d.name, r, err, time.Since(t0))
 				}
+				t.Logf("%s: %v after %v", d.name, r, time.Since(t0))
 				if d.want == 137 && (!strings.Contains(r.stderr, "init exited: signal: ") || len(r.stderr) > 300) {
 					t.Errorf("%s: stderr %q, want a one-line note", d.name, r.stderr)
 				}
@@ -136,3 +142,8 @@ func TestInitDeathIsAResult(t *testing.T) {
 		})
 	}
 }
+
+// writerFunc is an io.Writer.
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
