@@ -92,7 +92,8 @@ func archGuard(native *arch.Info) []bpf.Instruction {
 	if native.ID == arch.X86_64.ID {
 		guard = append(guard,
 			bpf.LoadAbsolute{Off: seccompDataNr, Size: 4},
-			bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: x32SyscallBit, SkipFalse: 1},
+			// x32 numbers (and anything above, which no ABI uses).
+			bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: x32SyscallBit, SkipFalse: 1},
 			bpf.RetConstant{Val: retENOSYS},
 		)
 	}
