@@ -287,4 +287,7 @@ func TestConfiguredDefaults(t *testing.T) {
 	if _, err := New(Config{DataDir: t.TempDir(), Isolation: "strong"}); err == nil || !strings.Contains(err.Error(), "Isolation") {
 		t.Errorf("New with a bad tier: %v", err)
 	}
+	if _, err := New(Config{DataDir: t.TempDir(), UIDRegistry: "uid-ranges"}); err == nil || !strings.Contains(err.Error(), "field UIDRegistry") {
+		t.Errorf("New with a relative uid registry: %v", err)
+	}
 }

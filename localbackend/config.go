@@ -48,6 +48,13 @@ type Config struct {
 	// Isolation is the isolation tier: auto (default), namespaces,
 	// root-namespaces, landlock or none-unsafe. auto never picks none-unsafe.
 	Isolation string
+	// UIDRegistry is the host-wide file in which a root server registers
+	// its data directory, like /etc/subuid, and gets a range of 65536
+	// host uids for its sandboxes that no other server of the host uses
+	// (the range is in the isolation notes of GET /v1/info). Every server
+	// of a host must use the same file. Unused when the server is not
+	// root. Default: /var/lib/nox/uid-ranges.
+	UIDRegistry string
 	// Images maps image names accepted by create to root filesystem
 	// directories. An empty directory means the host's system directories.
 	// Default: {"default": ""}.
@@ -135,6 +142,7 @@ func DefaultDataDir() string {
 func (c *Config) applyDefaults() {
 	setDefault(&c.DataDir, DefaultDataDir())
 	setDefault(&c.Isolation, IsolationAuto)
+	setDefault(&c.UIDRegistry, sandbox.DefaultUIDRegistry)
 	if len(c.Images) == 0 {
 		c.Images = map[string]string{DefaultImage: ""}
 	}
@@ -201,6 +209,9 @@ func (c *Config) validate() (limits, error) {
 	var errs []error
 	if !slices.Contains(IsolationTiers(), c.Isolation) {
 		errs = append(errs, fmt.Errorf("field Isolation: unknown tier %q", c.Isolation))
+	}
+	if !filepath.IsAbs(c.UIDRegistry) {
+		errs = append(errs, fmt.Errorf("field UIDRegistry: %q is not an absolute path", c.UIDRegistry))
 	}
 	if _, ok := c.Images[c.DefaultImageName]; !ok {
 		errs = append(errs, fmt.Errorf("field DefaultImageName: %q is not in Images", c.DefaultImageName))

@@ -15,8 +15,9 @@ func maybeInitRuntime() { sandbox.MaybeInit() }
 // data directory.
 func newRuntime(cfg Config) (runtime, error) {
 	m, err := sandbox.New(sandbox.Options{
-		Tier:     sandbox.Tier(cfg.Isolation),
-		StateDir: filepath.Join(cfg.DataDir, "runtime"),
+		Tier:        sandbox.Tier(cfg.Isolation),
+		StateDir:    filepath.Join(cfg.DataDir, "runtime"),
+		UIDRegistry: cfg.UIDRegistry,
 	})
 	if err != nil {
 		return nil, err

@@ -30,6 +30,7 @@ func serveFlags() []cli.Flag {
 		&cli.StringFlag{Name: "token", EnvVars: []string{"NOX_TOKEN"}, Usage: "require this bearer token on /v1/ requests (required off loopback; the global --token counts too)"},
 		&cli.StringFlag{Name: "isolation", Value: localbackend.IsolationAuto,
 			Usage: "isolation tier: auto, namespaces, root-namespaces, landlock, none-unsafe (no isolation: trusted code only)"},
+		&cli.StringFlag{Name: "uid-registry", Value: d.UIDRegistry, Usage: "host-wide file assigning each root server's data dir its own range of sandbox uids (shared by every server of the host)"},
 		&cli.StringSliceFlag{Name: "image", Usage: "make image NAME a root filesystem DIR, NAME=DIR (repeatable)"},
 		&cli.StringFlag{Name: "default-image", Usage: "image of a create without one (default: " + localbackend.DefaultImage + ")"},
 		&cli.DurationFlag{Name: "default-ttl", Value: d.DefaultTTL, Category: "limits", Usage: "TTL of a create without one"},
@@ -82,6 +83,7 @@ func (a *app) serveConfig(c *cli.Context) (localbackend.Config, error) {
 	cfg := localbackend.DefaultConfig()
 	cfg.DataDir = c.String("data-dir")
 	cfg.Isolation = c.String("isolation")
+	cfg.UIDRegistry = c.String("uid-registry")
 	cfg.Token = c.String("token")
 	// The global --token and --isolation (nox --token T serve) count too.
 	if parent := c.Lineage()[1]; parent != nil {

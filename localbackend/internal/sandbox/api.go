@@ -55,7 +55,17 @@ type Options struct {
 	// descendants that left its process tree (double fork) survive until
 	// Stop. For hosts where cgroups misbehave, and for tests.
 	NoCgroups bool
+	// UIDRegistry is the host-wide file in which a root server registers
+	// StateDir and gets a range of host uids for its sandboxes that no
+	// other server of the host uses (see DefaultUIDRegistry, which an
+	// empty value means). Every server of a host must use the same file.
+	// Unused when the server is not root (sandboxes then run as its uid).
+	UIDRegistry string
 }
+
+// DefaultUIDRegistry is the host-wide registry of uid ranges used when
+// Options.UIDRegistry is empty.
+const DefaultUIDRegistry = "/var/lib/nox/uid-ranges"
 
 // Report says honestly what the chosen tier provides on this host.
 type Report struct {

@@ -39,7 +39,7 @@ func (m *Manager) build(ctx context.Context, spec Spec, seq uint64) (_ *Sandbox,
 	s := &Sandbox{
 		m: m, spec: spec, mode: m.mode,
 		dead: make(chan struct{}), stopped: make(chan struct{}), stopDone: make(chan struct{}), ready: make(chan struct{}),
-		pending: map[uint64]chan reply{}, tail: &tailBuffer{max: 4096},
+		pending: map[uint64]chan reply{}, stderr: &headBuffer{max: 1024},
 	}
 	s.uid, s.gid = m.allocUID(spec.Key)
 	var undo rollback
@@ -129,7 +129,7 @@ func (s *Sandbox) initConfig() initConfig {
 		TmpBytes: tmpBytes, TmpInodes: min(max(tmpBytes/16384, minTmpInodes), maxTmpInodes),
 		Uid: -1, Gid: -1,
 		Seccomp: m.report.Tier != TierNoneUnsafe, Landlock: m.report.Tier == TierLandlock,
-		HomeFD: -1, WorkspaceFD: -1, RootFSFD: -1, MemEnterFD: -1, MemHomeFD: -1,
+		HomeFD: -1, WorkspaceFD: -1, RootFSFD: -1, MemEnterFD: -1, MemHomeFD: -1, CmdsFD: -1,
 		Rlimits: []rlimit{{unix.RLIMIT_CORE, 0, 0}, {unix.RLIMIT_NOFILE, 65536, 65536}},
 		TmpDir:  s.tmpDir,
 	}
@@ -197,6 +197,11 @@ func (s *Sandbox) initFiles(cfg *initConfig, seq uint64, undo *rollback) (_ []*o
 	if cfg.HomeFD, err = add(s.cg.openTasks(s.cg.initDir)); err != nil {
 		return nil, err
 	}
+	if m.mode != modeHost {
+		if cfg.CmdsFD, err = add(s.cg.openTasks(s.cg.cmds)); err != nil {
+			return nil, err
+		}
+	}
 	if s.cg.memCmds != "" && !s.cg.v2 {
 		if cfg.MemEnterFD, err = add(s.cg.openTasks(s.cg.memCmds)); err != nil {
 			return nil, err
@@ -210,7 +215,7 @@ func (s *Sandbox) initFiles(cfg *initConfig, seq uint64, undo *rollback) (_ []*o
 
 // spawnInit creates the control socket and starts the init on the
 // spawner thread, with the socket's other end as fd 3. A goroutine reaps
-// the init, closes s.dead and the socket.
+// the init once its pidfd says it exited, closes s.dead and the socket.
 func (s *Sandbox) spawnInit(ctx context.Context, undo *rollback) error {
 	conn, initEnd, err := socketpair()
 	if err != nil {
@@ -219,9 +224,14 @@ func (s *Sandbox) spawnInit(ctx context.Context, undo *rollback) error {
 	s.conn = conn
 	undo.add(func() { conn.Close() })
 	cmd := s.initCommand(initEnd)
+	pidfd := -1
+	cmd.SysProcAttr.PidFD = &pidfd
 	err = s.m.start(ctx, cmd)
 	initEnd.Close()
 	if err != nil {
+		if pidfd >= 0 {
+			unix.Close(pidfd)
+		}
 		return fmt.Errorf("start sandbox init: %w", err)
 	}
 	s.cmd = cmd
@@ -229,12 +239,73 @@ func (s *Sandbox) spawnInit(ctx context.Context, undo *rollback) error {
 		_ = cmd.Process.Kill()
 		<-s.dead
 	})
+	exited := pidfdExited(pidfd)
 	go func() {
+		<-exited // in the poller: no thread parked per sandbox
 		_ = cmd.Wait()
+		s.exitState = cmd.ProcessState.String()
 		close(s.dead)
 		conn.Close()
+		// An init that died on its own (a crash, or killed from inside
+		// in the host tiers) leaves its commands' processes, cgroups
+		// and uid behind: clean up now, so that the next Start builds
+		// a fresh sandbox at once.
+		s.mu.Lock()
+		asked := s.stopping
+		s.mu.Unlock()
+		if !asked {
+			_ = s.stop()
+		}
 	}()
 	return nil
+}
+
+// pidfdExited returns a channel closed once the process of pidfd (owned
+// and closed here) has exited, so that the Wait that follows returns at
+// once. A goroutine waits for the pidfd to become readable in the
+// runtime's poller: blocking in waitid, as os.Process.Wait does, would
+// hold an OS thread per sandbox for its whole life, and Go never gives
+// idle threads back. pidfd < 0 (kernels before 5.3): closed at once, and
+// the Wait blocks as before.
+func pidfdExited(pidfd int) <-chan struct{} {
+	done := make(chan struct{})
+	if pidfd < 0 {
+		close(done)
+		return done
+	}
+	f, rc, err := pollableFD(pidfd, "pidfd")
+	if err != nil {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		defer f.Close()
+		_ = rc.Read(func(fd uintptr) bool {
+			// Readable once the process exited; poll says so without
+			// reaping it (cmd.Wait does).
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			n, err := unix.Poll(pfd, 0)
+			return n != 0 || (err != nil && err != unix.EINTR)
+		})
+	}()
+	return done
+}
+
+// pollableFD makes fd non-blocking and hands it to the runtime's poller
+// as a file (which owns it from then on, also on error).
+func pollableFD(fd int, name string) (*os.File, syscall.RawConn, error) {
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, nil, err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, rc, nil
 }
 
 // initCommand is the command that re-executes this binary as the
@@ -244,12 +315,16 @@ func (s *Sandbox) initCommand(initEnd *os.File) *exec.Cmd {
 	cmd.Args[0] = "nox-sandbox-init"
 	cmd.Env = []string{}
 	cmd.Dir = "/"
-	cmd.Stderr = s.tail
+	cmd.Stderr = s.stderr
 	cmd.ExtraFiles = []*os.File{initEnd} // fd 3
 	cmd.WaitDelay = time.Second
 	sys := &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	// No CLONE_NEWCGROUP: its root would be the server's cgroup, and
+	// commands would see the path from there (with the server's pid);
+	// the init creates its cgroup namespace in the sandbox's cgroup
+	// (newCgroupNamespace).
 	const nsFlags = syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWNET |
-		syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS | syscall.CLONE_NEWCGROUP
+		syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS
 	switch s.mode {
 	case modeUserNS:
 		sys.Cloneflags = nsFlags | syscall.CLONE_NEWUSER
@@ -313,7 +388,7 @@ func (s *Sandbox) configure(cfg *initConfig, files []*os.File, buf, oob []byte) 
 	fs, err := recvMsg(s.conn, buf, oob, &r)
 	closeFiles(fs)
 	if err != nil {
-		return fmt.Errorf("sandbox init died during setup: %w%s", err, s.tail.suffix())
+		return fmt.Errorf("sandbox init died during setup: %w%s", err, s.initExit())
 	}
 	if r.Op != "ready" {
 		return fmt.Errorf("sandbox setup: %s", r.Err)
@@ -344,31 +419,40 @@ func (s *Sandbox) watchdog(timeout time.Duration) {
 	}
 }
 
-// tailBuffer keeps the last max bytes the init wrote to stderr (Go runtime
-// crashes), for error messages.
-type tailBuffer struct {
+// headBuffer keeps the first max bytes the init wrote to stderr (nothing
+// unless the Go runtime crashed), for a one-line summary in errors.
+type headBuffer struct {
 	mu  sync.Mutex
 	max int
 	b   []byte
 }
 
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append([]byte(nil), t.b[len(t.b)-t.max:]...)
+func (h *headBuffer) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n := h.max - len(h.b); n > 0 {
+		h.b = append(h.b, p[:min(n, len(p))]...)
 	}
 	return len(p), nil
 }
 
-// suffix is ": " and what the init wrote last, or "" when it wrote
-// nothing.
-func (t *tailBuffer) suffix() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.b) == 0 {
-		return ""
+// maxSummary bounds the summary of the init's stderr.
+const maxSummary = 160
+
+// summary is the first non-empty line the init wrote (a Go crash's
+// "fatal error: ..." or "SIGSEGV: ..."), at most maxSummary bytes; a
+// runtime stack trace is kilobytes, and would end up in every error and
+// log line about the sandbox.
+func (h *headBuffer) summary() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, l := range strings.Split(string(h.b), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			if len(l) > maxSummary {
+				l = strings.ToValidUTF8(l[:maxSummary], "") + "..."
+			}
+			return l
+		}
 	}
-	return ": " + strings.TrimSpace(string(t.b))
+	return ""
 }

@@ -211,6 +211,10 @@ func (s *Sandbox) startCommand(req request, cc *cmdCgroup, stdout, stderr io.Wri
 	x.outDone, x.errDone = drain(outR, x.outSink), drain(errR, x.errSink)
 	if err != nil {
 		x.detach()
+		if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) || errors.Is(err, net.ErrClosed) {
+			// The init is gone: once it is reaped, Start builds anew.
+			return execution{}, fmt.Errorf("%w: its init exited%s", ErrStopped, s.initExit())
+		}
 		return execution{}, err
 	}
 	return x, nil
@@ -237,8 +241,7 @@ func (x *execution) track(ctx context.Context, replies <-chan reply, timeout tim
 		select {
 		case r, ok := <-replies:
 			if !ok {
-				x.detach()
-				return reply{}, fmt.Errorf("exec: sandbox init exited%s", x.s.tail.suffix())
+				return reply{Op: opInitExited}, nil
 			}
 			return r, nil
 		case <-timer:
@@ -266,6 +269,12 @@ func (x *execution) kill() {
 		x.rekill = time.NewTicker(20 * time.Millisecond)
 		x.killedAt = time.Now()
 	}
+	if x.s.mode == modeHost {
+		// A command may have stopped the init (SIGSTOP from the same
+		// uid): it could not report the exit. (Through the pidfd: safe
+		// after the init is reaped.)
+		_ = x.s.cmd.Process.Signal(syscall.SIGCONT)
+	}
 	if x.cc != nil {
 		kctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = killCgroup(kctx, x.cc.dir, x.s.cmd.Process.Pid)
@@ -279,8 +288,11 @@ func (x *execution) kill() {
 // output is forwarded (or given up on). dir is ExecSpec.Dir, for the
 // error of a missing working directory.
 func (x *execution) collect(r reply, dir string) (ExecResult, error) {
-	if r.Op == "failed" {
+	switch r.Op {
+	case "failed":
 		return x.failed(r, dir)
+	case opInitExited:
+		return x.initExited()
 	}
 	var res ExecResult
 	if r.Op == "exited" {
@@ -299,6 +311,41 @@ func (x *execution) collect(r reply, dir string) (ExecResult, error) {
 		res.TimedOut, res.ExitCode, res.OOMKilled = true, 124, false
 	}
 	return res, nil
+}
+
+// opInitExited is the reply track makes up when the init exited before
+// it reported the command's exit.
+const opInitExited = "init-exited"
+
+// initExited is the result of a command whose init exited under it. After
+// Stop it is an error. Otherwise the init died on its own (killed from
+// inside in the host tiers, or a crash): every process of the sandbox
+// dies with it (the kernel kills a pid namespace with its init; in the
+// host tiers the clean-up that follows kills the sandbox's cgroup), so
+// the command's result is 137 with a note on stderr, and the next Start
+// builds a fresh sandbox.
+func (x *execution) initExited() (ExecResult, error) {
+	s := x.s
+	how := s.initExit() // waits until the init is reaped
+	s.mu.Lock()
+	asked := s.stopAsked
+	s.mu.Unlock()
+	if asked {
+		x.detach()
+		return ExecResult{}, errors.New("exec: the sandbox was stopped while the command ran")
+	}
+	if x.cc != nil {
+		// In the host tiers the command outlives its init: end it (and
+		// its hold on the output pipes) now, not when the clean-up,
+		// which waits for this Exec, removes the cgroups.
+		kctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = killCgroup(kctx, x.cc.dir)
+		cancel()
+	}
+	x.finishOutput(outputGrace)
+	x.errSink.final(fmt.Sprintf("nox: the sandbox's init exited%s: every process of the sandbox was killed; the next command starts it again\n", how))
+	x.detach()
+	return ExecResult{ExitCode: 137, Duration: time.Since(x.start)}, nil
 }
 
 // failed handles a "failed" reply: the init could not start the command.

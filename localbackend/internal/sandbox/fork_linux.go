@@ -113,14 +113,22 @@ func (z *zygote) enterCgroup(task *os.File) error {
 // cannot fail in practice; if it did, the thread would just visit the next
 // command's cgroup from here (and the server's kill loop spares the
 // init's pid).
-func (z *zygote) leaveCgroup() {
+func (z *zygote) leaveCgroup() { _ = z.goHome() }
+
+// goHome is leaveCgroup with its error.
+func (z *zygote) goHome() error {
 	if z.home == nil {
-		return
+		return nil
 	}
-	_, _ = z.home.WriteString("0")
+	if _, err := z.home.WriteString("0"); err != nil {
+		return err
+	}
 	if z.memHome != nil {
-		_, _ = z.memHome.WriteString("0")
+		if _, err := z.memHome.WriteString("0"); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 // forkExec forks and execs the command and registers its pid for the

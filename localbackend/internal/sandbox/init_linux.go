@@ -109,7 +109,7 @@ func initMain() int {
 	}
 	z.home = file(z.cfg.HomeFD)
 	z.memEnter, z.memHome = file(z.cfg.MemEnterFD), file(z.cfg.MemHomeFD)
-	notes, err := z.setup(file(z.cfg.WorkspaceFD), file(z.cfg.RootFSFD))
+	notes, err := z.setup(file(z.cfg.WorkspaceFD), file(z.cfg.RootFSFD), file(z.cfg.CmdsFD))
 	for i, f := range files {
 		if i != z.cfg.HomeFD && i != z.cfg.MemEnterFD && i != z.cfg.MemHomeFD {
 			f.Close()
@@ -127,41 +127,90 @@ func initMain() int {
 	return 0
 }
 
-// dropSignals catches and drops the signals that would end the init. PID
-// 1 of a pid namespace only gets signals it has handlers for, and the Go
-// runtime installs handlers that would exit on SIGTERM & co. (Not
-// signal.Ignore: SIG_IGN would be inherited by every command.)
+// dropSignals catches and drops every signal that would end the init,
+// sent by kill(2) (si_code SI_USER): all of them but SIGKILL and SIGSTOP
+// (which the kernel never delivers to the init of a pid namespace from
+// inside it), SIGCHLD and SIGURG (harmless, used by the runtime) and the
+// runtime's own 32 and 33. PID 1 of a pid namespace gets only the signals
+// it has handlers for, and the Go runtime installs handlers that exit or
+// crash on most. (Not signal.Ignore: SIG_IGN of a signal the runtime does
+// not handle would be inherited by every command.) ignoreFaultSignals
+// completes this once the setup is done.
 func dropSignals() {
 	sink := make(chan os.Signal, 16)
 	go func() {
 		for range sink {
 		}
 	}()
-	signal.Notify(sink, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGABRT,
-		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE, syscall.SIGALRM, syscall.SIGTERM,
-		syscall.SIGSTKFLT, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGXCPU,
-		syscall.SIGXFSZ, syscall.SIGVTALRM, syscall.SIGPROF, syscall.SIGSYS, syscall.SIGPWR,
-		syscall.SIGTRAP)
+	var sigs []os.Signal
+	for sig := syscall.Signal(1); sig <= 64; sig++ {
+		switch sig {
+		case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGURG, 32, 33:
+			continue
+		}
+		sigs = append(sigs, sig)
+	}
+	signal.Notify(sink, sigs...)
+}
+
+// faultSignals are the signals the Go runtime takes for a fault of its own
+// when their si_code is not SI_USER or SI_TKILL: sent with
+// rt_sigqueueinfo(2) or pidfd_send_signal(2) as SI_QUEUE, they crash the
+// init even though signal.Notify asked for them.
+var faultSignals = []syscall.Signal{
+	syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS, syscall.SIGFPE,
+	syscall.SIGSEGV, syscall.SIGSTKFLT, syscall.SIGSYS,
+}
+
+// ignoreFaultSignals sets faultSignals to SIG_IGN behind the runtime's
+// back, so that the kernel discards them whoever sends them and however.
+// A real fault of the init still kills it: the kernel resets an ignored
+// synchronous signal to its default action (without the runtime's stack
+// trace). Commands get the default action back: the runtime resets every
+// signal it handled in a forked child (syscall.ForkExec), and it handles
+// all of these. Called after the setup, so that a fault in the setup
+// still shows the runtime's trace.
+func ignoreFaultSignals() error {
+	// struct sigaction with sa_handler first (every architecture but
+	// mips): SIG_IGN, no flags, an empty mask; the other fields stay
+	// zero.
+	var act [4]uint64
+	act[0] = 1 // SIG_IGN
+	for _, sig := range faultSignals {
+		const sigsetSize = 8
+		_, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(ptr(&act)), 0, sigsetSize, 0, 0)
+		if e != 0 {
+			return fmt.Errorf("ignore %v: %w", sig, e)
+		}
+	}
+	return nil
 }
 
 // setup builds the environment (buildEnvironment) and then drops every
 // privilege of the forking thread (confine). It returns notes about what
 // it could not do.
-func (z *zygote) setup(ws, rootfs *os.File) ([]string, error) {
-	if err := z.buildEnvironment(ws, rootfs); err != nil {
+func (z *zygote) setup(ws, rootfs, cmds *os.File) ([]string, error) {
+	if err := z.buildEnvironment(ws, rootfs, cmds); err != nil {
 		return nil, err
 	}
-	return confine(&z.cfg)
+	notes, err := confine(&z.cfg)
+	if err != nil {
+		return nil, err
+	}
+	return notes, ignoreFaultSignals()
 }
 
-// buildEnvironment builds the root, hostname and loopback in the
-// namespaces (or, in host mode, makes the init the subreaper of its
-// commands), opens /dev/null for the commands' stdin and sets the rlimits
-// they inherit.
-func (z *zygote) buildEnvironment(ws, rootfs *os.File) error {
+// buildEnvironment builds the cgroup namespace, the root, hostname and
+// loopback in the namespaces (or, in host mode, makes the init the
+// subreaper of its commands), opens /dev/null for the commands' stdin and
+// sets the rlimits they inherit.
+func (z *zygote) buildEnvironment(ws, rootfs, cmds *os.File) error {
 	c := &z.cfg
 	switch c.Mode {
 	case modeUserNS, modeRootNS:
+		if err := z.newCgroupNamespace(cmds); err != nil {
+			return err
+		}
 		if err := setupMounts(c, ws, rootfs); err != nil {
 			return err
 		}
@@ -186,6 +235,45 @@ func (z *zygote) buildEnvironment(ws, rootfs *os.File) error {
 	}
 	z.devNull = dn
 	return setRlimits(c.Rlimits)
+}
+
+// newCgroupNamespace gives the forking thread, and so every command, a
+// cgroup namespace rooted at the commands' cgroup (cmds, the task file of
+// which the server sent): a command's /proc/self/cgroup then reads
+// "0::/c<n>" (v2), never the host path of the sandbox's cgroup with the
+// server's pid in it. The thread visits cmds for the unshare and goes
+// back home (the migration checks use the namespace the task file was
+// opened in, the server's). Should the way back be refused (kernels
+// before 5.16 without the backport check the writer's namespace), it
+// returns to its old namespace and home and unshares there instead:
+// commands then see "/../cmds/c<n>", still nothing of the host.
+// Without cgroups (cmds nil) the namespace is rooted where the init is.
+func (z *zygote) newCgroupNamespace(cmds *os.File) error {
+	if cmds == nil || z.home == nil {
+		return wrap("cgroup namespace", unix.Unshare(unix.CLONE_NEWCGROUP))
+	}
+	old, err := os.Open("/proc/thread-self/ns/cgroup")
+	if err != nil {
+		return fmt.Errorf("cgroup namespace: %w", err)
+	}
+	defer old.Close()
+	if err := z.enterCgroup(cmds); err != nil {
+		return err
+	}
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		z.leaveCgroup()
+		return fmt.Errorf("cgroup namespace: %w", err)
+	}
+	if z.goHome() == nil {
+		return nil
+	}
+	if err := unix.Setns(int(old.Fd()), unix.CLONE_NEWCGROUP); err != nil {
+		return fmt.Errorf("cgroup namespace: %w", err)
+	}
+	if err := z.goHome(); err != nil {
+		return fmt.Errorf("cgroup namespace: back to the init's cgroup: %w", err)
+	}
+	return wrap("cgroup namespace", unix.Unshare(unix.CLONE_NEWCGROUP))
 }
 
 // confine drops the init's privileges for good: the capability bounding

@@ -25,6 +25,10 @@ type Manager struct {
 	cg       *cgroupBase
 	stateDir string
 	ownState bool // stateDir was created by New and is removed by Close
+	// uids is the range of host uids registered for stateDir (root), and
+	// registry where.
+	uidRange uidRange
+	registry *uidRegistry
 	// Contents of the generated /etc/passwd and /etc/group naming
 	// innerUID "sandbox" (TierNamespaces on the host's system
 	// directories); "" when none.
@@ -63,6 +67,14 @@ func New(opts Options) (*Manager, error) {
 	}
 	if err := m.initStateDir(); err != nil {
 		return nil, err
+	}
+	if m.root {
+		if err := m.registerUIDs(opts.UIDRegistry); err != nil {
+			if m.ownState {
+				_ = os.RemoveAll(m.stateDir)
+			}
+			return nil, err
+		}
 	}
 	go m.spawner()
 	tier, notes, err := m.pickTier(opts.Tier)
@@ -123,7 +135,7 @@ func (m *Manager) reportHost() {
 	}
 	if m.root {
 		m.report.Notes = append(m.report.Notes, fmt.Sprintf(
-			"sandboxes run as host uids %d-%d chosen from Spec.Key; another server on this host using that range could collide", uidBase, uidBase+uidSlots-1))
+			"sandboxes run as host uids %d-%d, a range registered for this server's data directory that no other server of this host uses (if they share the uid registry)", m.uidRange.First, m.uidRange.First+m.uidRange.Count-1))
 	} else {
 		m.report.Notes = append(m.report.Notes,
 			"the server is not root: every sandbox runs as the server's host uid (inside a user namespace), so they share its per-uid kernel limits")
@@ -295,6 +307,9 @@ func (m *Manager) shutdown() {
 		m.cg.remove()
 	}
 	if m.ownState {
+		if m.registry != nil {
+			_ = m.registry.release(m.stateDir)
+		}
 		_ = os.RemoveAll(m.stateDir)
 	}
 }

@@ -68,3 +68,11 @@ func (d *detachableWriter) detach() {
 	d.detached = true
 	d.mu.Unlock()
 }
+
+// final writes p even when detached: a note of the runtime's own, before
+// Exec returns.
+func (d *detachableWriter) final(p string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, _ = io.WriteString(d.w, p)
+}

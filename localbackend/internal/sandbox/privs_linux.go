@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"unsafe"
 
-	seccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/landlock-lsm/go-landlock/landlock"
 	"golang.org/x/sys/unix"
 	"kernel.org/pub/linux/libs/security/libcap/psx"
@@ -94,54 +93,6 @@ func dropOtherThreads() string {
 		return "the sandbox init's helper threads keep their capabilities (" + e.Error() + "); commands are forked only from the dropped thread"
 	}
 	return ""
-}
-
-// loadSeccomp installs the deny-list on every thread of the init (TSYNC);
-// commands inherit it.
-func loadSeccomp() error {
-	return wrap("seccomp", seccomp.LoadFilter(seccomp.Filter{
-		NoNewPrivs: true,
-		Flag:       seccomp.FilterFlagTSync,
-		Policy:     seccompPolicy(),
-	}))
-}
-
-// seccompPolicy denies kernel attack surface a build or test never needs,
-// and every way to new namespaces, mounts or other processes' memory.
-func seccompPolicy() seccomp.Policy {
-	const nsFlags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWPID |
-		unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWCGROUP | unix.CLONE_NEWTIME
-	enosys := seccomp.Action(unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS))
-	return seccomp.Policy{
-		DefaultAction: seccomp.ActionAllow,
-		Syscalls: []seccomp.SyscallGroup{
-			{
-				Action: seccomp.ActionErrno, // EPERM
-				Names: []string{
-					"add_key", "keyctl", "request_key", "bpf", "perf_event_open",
-					"userfaultfd", "kexec_load", "kexec_file_load", "init_module",
-					"finit_module", "delete_module", "open_by_handle_at", "name_to_handle_at",
-					"mount", "umount2", "pivot_root", "move_mount", "open_tree", "fsopen",
-					"fsmount", "fsconfig", "fspick", "mount_setattr", "setns", "unshare",
-					"io_uring_setup", "io_uring_enter", "io_uring_register", "ptrace",
-					"process_vm_readv", "process_vm_writev", "swapon", "swapoff",
-					"reboot", "syslog", "acct", "quotactl", "lookup_dcookie", "vhangup",
-					"settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
-					"iopl", "ioperm", "pidfd_getfd", "kcmp",
-				},
-			},
-			{
-				Action: seccomp.ActionErrno,
-				NamesWithCondtions: []seccomp.NameWithConditions{{
-					Name:       "clone",
-					Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.BitsSet, Value: nsFlags}},
-				}},
-			},
-			// clone3 passes its flags in memory the filter cannot read;
-			// ENOSYS makes glibc and Go fall back to clone(2).
-			{Action: enosys, Names: []string{"clone3"}},
-		},
-	}
 }
 
 // landlockABI returns the kernel's Landlock ABI version, 0 if none.

@@ -55,6 +55,9 @@ type initConfig struct {
 	// v1 with a memory limit: the task files of the memory cgroup of the
 	// commands and of the init's own, visited by the forking thread too.
 	MemEnterFD, MemHomeFD int
+	// The task file of the commands' parent cgroup (cmds), where the init
+	// creates its cgroup namespace (-1: no cgroups; then where it is).
+	CmdsFD int
 	// Generated /etc/passwd and /etc/group that name the sandbox user,
 	// bound read-only over the host's when the root is made of the host's
 	// system directories; "": keep the host's.

@@ -4,8 +4,10 @@ package sandbox
 //
 // Start re-executes the server binary ("/proc/self/exe __nox_sandbox_init__")
 // from one locked spawner thread (Pdeathsig is tied to the forking thread),
-// with new user, mount, pid, net, ipc, uts and cgroup namespaces (no user
-// namespace in TierRootNamespaces, none at all in the host tiers). The
+// with new user, mount, pid, net, ipc and uts namespaces (no user
+// namespace in TierRootNamespaces, none at all in the host tiers; the
+// init creates its cgroup namespace itself, rooted in the sandbox's
+// cgroup, once the server has moved it there). The
 // child, the sandbox's init, lives as long as the sandbox: PID 1 of its
 // namespaces. StartAsync returns here; the rest of the setup runs in a
 // goroutine that Exec and Start wait for. The server moves it into the
@@ -34,6 +36,7 @@ package sandbox
 //	manager_linux.go     Manager: New, Start, Close, the spawner thread
 //	tier_linux.go        the probes that pick the tier
 //	uids_linux.go        host uids of sandboxes, the generated /etc/passwd and /etc/group
+//	uidrange_linux.go    the host-wide registry of uid ranges (one per state directory)
 //	build_linux.go       Manager.build: host preparation, the init's config and files, spawn, setup
 //	sandbox_linux.go     Sandbox: readiness, Stop
 //	exec_linux.go        Sandbox.Exec: request, tracking (timeout, kill), result
@@ -45,7 +48,8 @@ package sandbox
 //	init_linux.go        the init: config, setup, request loop
 //	fork_linux.go        the init forks, reaps and kills commands
 //	mounts_linux.go      the init's root filesystem
-//	privs_linux.go       capabilities, seccomp, Landlock
+//	privs_linux.go       capabilities, Landlock
+//	seccomp_linux.go     the seccomp filter
 
 import (
 	"context"
@@ -73,18 +77,22 @@ type Sandbox struct {
 	cg    *sandboxCgroup
 	dead  chan struct{} // closed when the init has exited
 	notes []string
-	tail  *tailBuffer
+	// stderr keeps what the init wrote to stderr; exitState says how it
+	// ended ("signal: killed"), set before dead is closed.
+	stderr    *headBuffer
+	exitState string
 
-	mu       sync.Mutex
-	pending  map[uint64]chan reply
-	seq      uint64
-	stopping bool
-	stopped  chan struct{} // closed when the init is dead
-	stopDone chan struct{} // closed when Stop is done; stopErr is set
-	stopErr  error
-	cleanup  sync.WaitGroup
-	free     []*cmdCgroup // empty command cgroups for reuse
-	oomSeen  int64        // the cgroup's OOM kill count last looked at
+	mu        sync.Mutex
+	pending   map[uint64]chan reply
+	seq       uint64
+	stopping  bool          // Stop runs or ran, or the init died on its own
+	stopAsked bool          // Stop was called
+	stopped   chan struct{} // closed when the init is dead
+	stopDone  chan struct{} // closed when Stop is done; stopErr is set
+	stopErr   error
+	cleanup   sync.WaitGroup
+	free      []*cmdCgroup // empty command cgroups for reuse
+	oomSeen   int64        // the cgroup's OOM kill count last looked at
 
 	ready     chan struct{} // closed when the init's setup ended (see setupErr)
 	readyOnce sync.Once
@@ -152,6 +160,31 @@ func (s *Sandbox) Alive() bool {
 // Stop kills every process of the sandbox and removes its cgroups. The
 // workspace stays. Stop is idempotent.
 func (s *Sandbox) Stop() error {
+	s.mu.Lock()
+	s.stopAsked = true
+	s.mu.Unlock()
+	return s.stop()
+}
+
+// initExit describes how the init ended, for errors: ": <exit status>
+// (<first line of its stderr>)". It waits up to a few seconds for the
+// init to be reaped; "" when it is still running.
+func (s *Sandbox) initExit() string {
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case <-s.dead:
+	case <-t.C:
+		return ""
+	}
+	if sum := s.stderr.summary(); sum != "" {
+		return ": " + s.exitState + " (" + sum + ")"
+	}
+	return ": " + s.exitState
+}
+
+// stop is Stop, also for an init that died on its own.
+func (s *Sandbox) stop() error {
 	s.mu.Lock()
 	if s.stopping {
 		s.mu.Unlock()

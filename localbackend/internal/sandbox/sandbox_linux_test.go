@@ -171,7 +171,7 @@ func TestEscapeBattery(t *testing.T) {
 	}
 	// The workspace is owned by the sandbox's host uid.
 	uid, _ := c.HostOwner()
-	if os.Geteuid() == 0 && (uid < uidBase || uid >= uidBase+uidSlots) {
+	if os.Geteuid() == 0 && !m.uidRange.contains(uid) {
 		t.Errorf("host uid %d outside the sandbox range", uid)
 	}
 	_ = a

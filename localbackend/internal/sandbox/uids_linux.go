@@ -14,32 +14,49 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Host uids of sandboxes when the server is root: uidBase + a slot derived
-// from Spec.Key, so a restarted server maps a workspace to the same owner.
-const (
-	uidBase  = 200000
-	uidSlots = 100000
-	innerUID = 1000 // the sandbox user as seen inside (TierNamespaces)
-)
+// innerUID is the sandbox user as seen inside (TierNamespaces).
+const innerUID = 1000
 
-// allocUID picks the host uid of a sandbox.
+// registerUIDs registers the state directory in the host's uid registry
+// (path, DefaultUIDRegistry when empty) and keeps its range.
+func (m *Manager) registerUIDs(path string) error {
+	if path == "" {
+		path = DefaultUIDRegistry
+	}
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("uid registry %q is not an absolute path", path)
+	}
+	reg := hostUIDRegistry(path)
+	r, err := reg.register(m.stateDir)
+	if err != nil {
+		return err
+	}
+	m.uidRange, m.registry = r, reg
+	return nil
+}
+
+// allocUID picks the host uid of a sandbox when the server is root: a slot
+// of the Manager's registered range derived from Spec.Key, so that a
+// restarted server maps a workspace to the same owner (the next free one
+// when two running keys collide).
 func (m *Manager) allocUID(key string) (int, int) {
 	if !m.root {
 		return os.Getuid(), os.Getgid()
 	}
 	h := fnv.New32a()
 	h.Write([]byte(key))
-	slot := int(h.Sum32() % uidSlots)
+	r := m.uidRange
+	slot := int(h.Sum32() % uint32(r.Count))
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for i := 0; i < uidSlots; i++ {
-		uid := uidBase + (slot+i)%uidSlots
+	for i := 0; i < r.Count; i++ {
+		uid := r.First + (slot+i)%r.Count
 		if owner, used := m.uids[uid]; !used || owner == key {
 			m.uids[uid] = key
 			return uid, uid
 		}
 	}
-	return uidBase, uidBase
+	return r.First + slot, r.First + slot // all taken: share (never in practice)
 }
 
 // releaseUID frees uid when key still holds it.
