@@ -358,15 +358,26 @@ func (c *Client) Download(ctx context.Context, id, src string) (io.ReadCloser, e
 	return resp.Body, nil
 }
 
-// DownloadTo downloads src from the sandbox and extracts it safely into the
-// local directory localDir (created when missing) with ExtractTarGz.
+// DownloadTo downloads src from the sandbox and extracts it into the
+// local directory localDir (created when missing) with the default
+// ExtractOptions; see DownloadToWith.
 func (c *Client) DownloadTo(ctx context.Context, id, src, localDir string) error {
+	return c.DownloadToWith(ctx, id, src, localDir, ExtractOptions{})
+}
+
+// DownloadToWith downloads src from the sandbox and extracts it safely
+// into the local directory localDir (created when missing) with
+// ExtractTarGzWith, within the caps of opts. A failed download or
+// extraction removes what it created; an archive over a cap fails with an
+// error wrapping ErrTooLarge, as does a backend's 413 for a source over
+// its download limit.
+func (c *Client) DownloadToWith(ctx context.Context, id, src, localDir string, opts ExtractOptions) error {
 	rc, err := c.Download(ctx, id, src)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	if err := ExtractTarGz(rc, localDir); err != nil {
+	if err := ExtractTarGzWith(rc, localDir, opts); err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return fmt.Errorf("nox: downloadFiles: %w", cerr)
 		}
