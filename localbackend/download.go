@@ -47,69 +47,88 @@ func (b *downloadBudget) add(size int64) error {
 	return nil
 }
 
+// depthPerEntry bounds how deeply a download's entries may nest, on
+// average: archiving resolves every entry's path one component at a time,
+// so a tree's cost grows with the sum of its entries' depths (the square
+// of its depth for a chain of directories), which must stay within
+// depthPerEntry times the entry limit.
+const depthPerEntry = 32
+
+// treeSize is what checkDownload measured of a tree.
+type treeSize struct {
+	entries int64 // files, directories, links and others
+	bytes   int64 // apparent bytes of the regular files
+	depths  int64 // the sum of the entries' depths (1 for a child of src)
+}
+
 // checkDownload measures the tree at rel under root, as writeTar would
 // archive it, against the limits of b, before anything is sent: it counts
 // every entry and sums the sizes of regular files, following no link. Its
 // cost is bounded by the entry limit: directories are read in batches and
-// the walk stops once the entries exceed it.
+// the walk stops once the entries, or the sum of their depths, exceed
+// what the limit allows.
 func checkDownload(ctx context.Context, root *os.Root, rel string, b *downloadBudget) error {
 	fi, err := root.Lstat(rel)
 	if err != nil {
 		return err
 	}
-	var entries, bytes int64
-	if !fi.IsDir() {
-		entries, bytes = 1, regularSize(fi.Mode(), fi.Size())
-	} else if entries, bytes, err = measureTree(ctx, root, rel, b.maxEntries); err != nil {
-		return err
+	maxDepths := b.maxEntries * depthPerEntry
+	t := treeSize{entries: 1, bytes: regularSize(fi.Mode(), fi.Size()), depths: 1}
+	if fi.IsDir() {
+		if t, err = measureTree(ctx, root, rel, b.maxEntries, maxDepths); err != nil {
+			return err
+		}
 	}
 	switch {
-	case entries > b.maxEntries:
+	case t.entries > b.maxEntries:
 		return b.overEntries()
-	case bytes > b.maxBytes:
-		return b.overBytes(bytes)
+	case t.depths > maxDepths:
+		return fmt.Errorf("src %q nests its entries too deeply to be archived: their depths add up to more than %d (%d per entry of the download limit of %d entries): %w", b.src, maxDepths, depthPerEntry, b.maxEntries, ErrTooLarge)
+	case t.bytes > b.maxBytes:
+		return b.overBytes(t.bytes)
 	}
 	return nil
 }
 
-// measureTree counts the entries under the directory rel and sums the
-// sizes of the regular files among them, stopping once the entries exceed
-// maxEntries.
-func measureTree(ctx context.Context, root *os.Root, rel string, maxEntries int64) (entries, bytes int64, err error) {
-	dirs := []string{rel}
-	for len(dirs) > 0 && entries <= maxEntries {
-		if err := ctx.Err(); err != nil {
-			return entries, bytes, err
-		}
-		dir := dirs[len(dirs)-1]
-		dirs = dirs[:len(dirs)-1]
-		var sub []string
-		entries, bytes, sub, err = measureDir(root, dir, entries, bytes, maxEntries)
-		if err != nil {
-			return entries, bytes, err
-		}
-		dirs = append(dirs, sub...)
+// measureTree measures the tree under the directory rel, stopping once
+// its entries exceed maxEntries or their depths add up to more than
+// maxDepths.
+func measureTree(ctx context.Context, root *os.Root, rel string, maxEntries, maxDepths int64) (treeSize, error) {
+	type dir struct {
+		name  string
+		depth int64
 	}
-	return entries, bytes, nil
+	var t treeSize
+	dirs := []dir{{rel, 0}}
+	for len(dirs) > 0 && t.entries <= maxEntries && t.depths <= maxDepths {
+		if err := ctx.Err(); err != nil {
+			return t, err
+		}
+		d := dirs[len(dirs)-1]
+		dirs = dirs[:len(dirs)-1]
+		for _, sub := range measureDir(root, d.name, d.depth+1, &t, maxEntries) {
+			dirs = append(dirs, dir{sub, d.depth + 1})
+		}
+	}
+	return t, nil
 }
 
-// measureDir adds the entries of the directory dir to the counts and
-// returns its subdirectories. A directory removed or replaced meanwhile
-// counts as empty, as writeTar would skip it.
-func measureDir(root *os.Root, dir string, entries, bytes, maxEntries int64) (int64, int64, []string, error) {
+// measureDir adds the entries of the directory dir, at depth, to t and
+// returns its subdirectories. A directory that cannot be read (removed or
+// replaced meanwhile, or unreadable) counts for what could be read of it:
+// writeTar skips it or reports its error as before.
+func measureDir(root *os.Root, dir string, depth int64, t *treeSize, maxEntries int64) []string {
 	f, err := root.OpenFile(dir, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_DIRECTORY, 0)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.ENOTDIR) {
-		return entries, bytes, nil, nil
-	}
 	if err != nil {
-		return entries, bytes, nil, err
+		return nil
 	}
 	defer f.Close()
 	var sub []string
-	for entries <= maxEntries {
+	for t.entries <= maxEntries {
 		ents, err := f.ReadDir(256)
 		for _, e := range ents {
-			entries++
+			t.entries++
+			t.depths += depth
 			switch {
 			case e.IsDir():
 				sub = append(sub, path.Join(dir, e.Name()))
@@ -117,18 +136,15 @@ func measureDir(root *os.Root, dir string, entries, bytes, maxEntries int64) (in
 				// fstatat on the directory's descriptor, link not followed.
 				var st unix.Stat_t
 				if unix.Fstatat(int(f.Fd()), e.Name(), &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
-					bytes += st.Size
+					t.bytes += st.Size
 				}
 			}
 		}
-		if errors.Is(err, io.EOF) || len(ents) == 0 {
-			break
-		}
-		if err != nil {
-			return entries, bytes, nil, err
+		if err != nil || len(ents) == 0 {
+			break // io.EOF, or unreadable from here on
 		}
 	}
-	return entries, bytes, sub, nil
+	return sub
 }
 
 // regularSize is size for a regular file, else 0.

@@ -195,7 +195,8 @@ func readBytes(t *testing.T) int64 {
 }
 
 // TestMeasureTreeBounded: measuring a tree stops soon after the entry
-// limit, however many entries there are.
+// limit, however many entries there are, follows no link, and a chain of
+// directories too deep to archive cheaply is refused.
 func TestMeasureTreeBounded(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -208,20 +209,35 @@ func TestMeasureTreeBounded(t *testing.T) {
 	}
 	root, _ := os.OpenRoot(dir)
 	defer root.Close()
-	entries, _, err := measureTree(context.Background(), root, ".", 100)
+	ctx := context.Background()
+	ts, err := measureTree(ctx, root, ".", 100, 1<<40)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if entries <= 100 || entries > 100+256 {
-		t.Errorf("counted %d entries with a limit of 100; want the walk cut after one more batch", entries)
+	if ts.entries <= 100 || ts.entries > 100+256 {
+		t.Errorf("counted %d entries with a limit of 100; want the walk cut after one more batch", ts.entries)
 	}
-	entries, bytes, err := measureTree(context.Background(), root, ".", 1<<20)
-	if err != nil || entries != 3+1800 || bytes != 5*1800 {
-		t.Errorf("whole tree: %d entries, %d bytes, %v; want 1803, 9000", entries, bytes, err)
+	ts, err = measureTree(ctx, root, ".", 1<<20, 1<<40)
+	if err != nil || ts.entries != 3+1800 || ts.bytes != 5*1800 || ts.depths != 3+2*1800 {
+		t.Errorf("whole tree: %+v, %v; want 1803 entries, 9000 bytes, depths 3603", ts, err)
 	}
 	// A link is counted, never followed.
 	os.Symlink("/", filepath.Join(dir, "d0", "root"))
-	if entries, _, _ := measureTree(context.Background(), root, ".", 1<<20); entries != 1804 {
-		t.Errorf("with a link to /: %d entries, want 1804", entries)
+	if ts, _ := measureTree(ctx, root, ".", 1<<20, 1<<40); ts.entries != 1804 {
+		t.Errorf("with a link to /: %d entries, want 1804", ts.entries)
+	}
+
+	// A chain of 90 directories: few entries, but 4095 levels to resolve.
+	deep := t.TempDir()
+	os.MkdirAll(filepath.Join(deep, strings.Repeat("d/", 90)), 0o755)
+	droot, _ := os.OpenRoot(deep)
+	defer droot.Close()
+	b := &downloadBudget{src: "/workspace", maxBytes: 1 << 30, maxEntries: 100}
+	if err := checkDownload(ctx, droot, ".", b); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "too deeply") {
+		t.Errorf("a chain of 90 directories with a limit of 100 entries: %v, want ErrTooLarge (too deeply)", err)
+	}
+	b.maxEntries = 200
+	if err := checkDownload(ctx, droot, ".", b); err != nil {
+		t.Errorf("the same chain with a limit of 200 entries: %v", err)
 	}
 }
