@@ -338,6 +338,9 @@ func WriteTar(w io.Writer, dir string) error {
 // sandbox (empty means DefaultWorkdir): every file and directory under it
 // with paths relative to src, or the single file when src is a file. The
 // caller must close it. Extract it with ExtractTarGz, or use DownloadTo.
+// A backend answers a src over its download limits (Info's
+// Limits.MaxDownloadBytes and MaxDownloadEntries) with an error matching
+// ErrTooLarge.
 //
 //meta:operation GET /v1/sandboxes/{sessionId}/files/download
 func (c *Client) Download(ctx context.Context, id, src string) (io.ReadCloser, error) {
