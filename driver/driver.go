@@ -159,6 +159,10 @@ type Limits struct {
 	MaxOutputBytes int64
 	// MaxUploadEntries caps the number of entries of one upload.
 	MaxUploadEntries int64
+	// MaxDownloadBytes caps the bytes of file contents of one download
+	// archive, at their apparent size; MaxDownloadEntries caps its
+	// entries. Zero: not advertised.
+	MaxDownloadBytes, MaxDownloadEntries int64
 	// MaxConcurrentExecs is how many commands run at once backend-wide;
 	// more wait briefly, then get 503 with Retry-After.
 	MaxConcurrentExecs int

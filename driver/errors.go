@@ -9,7 +9,8 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrInvalidArgument: a request field is invalid (400).
 	ErrInvalidArgument = errors.New("invalid argument")
-	// ErrTooLarge: an upload exceeds a size, entry-count or storage limit (413).
+	// ErrTooLarge: an upload or a download exceeds a size, entry-count or
+	// storage limit (413).
 	ErrTooLarge = errors.New("too large")
 	// ErrBusy: the backend is at its limit of concurrent commands (503 with
 	// Retry-After).

@@ -297,14 +297,15 @@ func mergeSubdir(src, dst *os.Root, name string) error {
 
 // writeTar writes the tree at rel (relative to root) to tw, with names
 // relative to rel; a single file or link is written under its base name.
-// Symbolic links are stored, never followed.
-func writeTar(ctx context.Context, root *os.Root, rel string, tw *tar.Writer) error {
+// Symbolic links are stored, never followed. It stops with an ErrTooLarge
+// error when the archive would exceed the limits of b.
+func writeTar(ctx context.Context, root *os.Root, rel string, tw *tar.Writer, b *downloadBudget) error {
 	fi, err := root.Lstat(rel)
 	if err != nil {
 		return err
 	}
 	if !fi.IsDir() {
-		return writeEntry(root, rel, path.Base(rel), fi, tw)
+		return writeEntry(root, rel, path.Base(rel), fi, tw, b)
 	}
 	return fs.WalkDir(root.FS(), rel, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -327,12 +328,14 @@ func writeTar(ctx context.Context, root *os.Root, rel string, tw *tar.Writer) er
 			}
 			return err
 		}
-		return writeEntry(root, p, name, fi, tw)
+		return writeEntry(root, p, name, fi, tw, b)
 	})
 }
 
-// writeEntry writes one file, directory or symlink; other types are skipped.
-func writeEntry(root *os.Root, p, name string, fi fs.FileInfo, tw *tar.Writer) error {
+// writeEntry writes one file, directory or symlink, within the limits of
+// b; other types are skipped. A regular file's holes are not read (see
+// copyData).
+func writeEntry(root *os.Root, p, name string, fi fs.FileInfo, tw *tar.Writer, b *downloadBudget) error {
 	var link string
 	switch {
 	case fi.Mode()&fs.ModeSymlink != 0:
@@ -347,6 +350,9 @@ func writeEntry(root *os.Root, p, name string, fi fs.FileInfo, tw *tar.Writer) e
 	}
 	hdr, err := tarball.Header(fi, name, link)
 	if err != nil {
+		return err
+	}
+	if err := b.add(hdr.Size); err != nil {
 		return err
 	}
 	if !fi.Mode().IsRegular() {
@@ -367,17 +373,5 @@ func writeEntry(root *os.Root, p, name string, fi fs.FileInfo, tw *tar.Writer) e
 	if err := tw.WriteHeader(hdr); err != nil {
 		return err
 	}
-	n, err := io.CopyN(tw, f, hdr.Size)
-	if errors.Is(err, io.EOF) {
-		// The file shrank while being read: pad to the announced size.
-		_, err = io.CopyN(tw, zeroReader{}, hdr.Size-n)
-	}
-	return err
-}
-
-type zeroReader struct{}
-
-func (zeroReader) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
+	return copyData(tw, f, hdr.Size)
 }

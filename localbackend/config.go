@@ -19,6 +19,10 @@ import (
 // defines it otherwise.
 const DefaultImage = "default"
 
+// DefaultMaxDownloadBytes is the default of Config.MaxDownloadBytes: 1 GiB,
+// the default upload limit, and the SDK's default extraction cap.
+const DefaultMaxDownloadBytes = 1 << 30
+
 // Isolation tiers accepted by Config.Isolation: the sandbox runtime's
 // tiers, defined there once.
 const (
@@ -85,6 +89,16 @@ type Config struct {
 	// MaxUploadEntries is the largest number of entries in one upload
 	// archive (413 above). Default: 100000.
 	MaxUploadEntries int64
+	// MaxDownloadBytes is the most bytes of file contents one download
+	// archive may hold, counted at the files' apparent sizes (a sparse
+	// file counts in full: that is what the client receives). A larger
+	// src is answered 413 before anything is sent; a tree that grows past
+	// it while being archived is cut off there. Default: 1 GiB.
+	MaxDownloadBytes int64
+	// MaxDownloadEntries is the largest number of entries (files,
+	// directories, links) in one download archive (413 above); it also
+	// bounds the cost of measuring src. Default: 100000.
+	MaxDownloadEntries int64
 	// MaxJSONBodyBytes is the largest JSON request body (400 above). Default: 1 MiB.
 	MaxJSONBodyBytes int64
 	// MaxConcurrentExecs bounds the commands running at once in the whole
@@ -164,6 +178,8 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.MaxOutputBytes, 1<<20)
 	setDefault(&c.MaxUploadBytes, server.DefaultMaxUploadBytes)
 	setDefault(&c.MaxUploadEntries, 100000)
+	setDefault(&c.MaxDownloadBytes, DefaultMaxDownloadBytes)
+	setDefault(&c.MaxDownloadEntries, 100000)
 	setDefault(&c.MaxJSONBodyBytes, server.DefaultMaxJSONBodyBytes)
 	setDefault(&c.MaxConcurrentExecs, 64)
 	setDefault(&c.ExecQueueWait, 2*time.Second)
@@ -252,7 +268,7 @@ func (c *Config) validate() (limits, error) {
 	for _, v := range []struct {
 		name string
 		n    int64
-	}{{"MaxOutputBytes", c.MaxOutputBytes}, {"MaxUploadBytes", c.MaxUploadBytes}, {"MaxUploadEntries", c.MaxUploadEntries}, {"MaxJSONBodyBytes", c.MaxJSONBodyBytes}, {"MaxConcurrentExecs", int64(c.MaxConcurrentExecs)}, {"Pids", c.Pids}} {
+	}{{"MaxOutputBytes", c.MaxOutputBytes}, {"MaxUploadBytes", c.MaxUploadBytes}, {"MaxUploadEntries", c.MaxUploadEntries}, {"MaxDownloadBytes", c.MaxDownloadBytes}, {"MaxDownloadEntries", c.MaxDownloadEntries}, {"MaxJSONBodyBytes", c.MaxJSONBodyBytes}, {"MaxConcurrentExecs", int64(c.MaxConcurrentExecs)}, {"Pids", c.Pids}} {
 		if v.n < 0 {
 			errs = append(errs, fmt.Errorf("field %s: must not be negative", v.name))
 		}

@@ -32,6 +32,7 @@ func (d driverBackend) Info() driver.Info {
 			DefaultTTL: c.DefaultTTL, MaxTTL: c.MaxTTL,
 			DefaultTimeout: c.DefaultExecTimeout, MaxTimeout: c.MaxExecTimeout,
 			MaxOutputBytes: c.MaxOutputBytes, MaxUploadEntries: c.MaxUploadEntries,
+			MaxDownloadBytes: c.MaxDownloadBytes, MaxDownloadEntries: c.MaxDownloadEntries,
 			MaxConcurrentExecs: c.MaxConcurrentExecs,
 			DefaultCPUMilli:    b.lim.defCPU, MaxCPUMilli: b.lim.maxCPU,
 			DefaultMemoryBytes: b.lim.defMemory, MaxMemoryBytes: b.lim.maxMemory,

@@ -14,7 +14,8 @@ var (
 	ErrNotFound = driver.ErrNotFound
 	// ErrInvalid: a request field is invalid (400). The message names the field.
 	ErrInvalid = driver.ErrInvalidArgument
-	// ErrTooLarge: an upload exceeds a size, entry-count or storage limit (413).
+	// ErrTooLarge: an upload or a download exceeds a size, entry-count or
+	// storage limit (413).
 	ErrTooLarge = driver.ErrTooLarge
 	// ErrBusy: the backend is at its limit of concurrent commands (503).
 	ErrBusy = driver.ErrBusy

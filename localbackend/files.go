@@ -174,13 +174,23 @@ func (s *store) download(ctx context.Context, id, src string) (io.ReadCloser, er
 		}
 		return nil, fmt.Errorf("src %q: %v: %w", src, err, ErrInvalid)
 	}
+	// Over a limit is a 413 before the 200 is sent.
+	budget := &downloadBudget{src: src, maxBytes: s.cfg.MaxDownloadBytes, maxEntries: s.cfg.MaxDownloadEntries}
+	if err := checkDownload(ctx, root, rel, budget); err != nil {
+		root.Close()
+		s.release(b, false)
+		if errors.Is(err, ErrTooLarge) || ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("src %q: measuring: %w", src, err)
+	}
 	pr, pw := io.Pipe()
 	go func() {
 		defer s.release(b, false)
 		defer root.Close()
 		zw, _ := gzip.NewWriterLevel(pw, gzip.BestSpeed)
 		tw := tar.NewWriter(zw)
-		err := writeTar(ctx, root, rel, tw)
+		err := writeTar(ctx, root, rel, tw, budget)
 		if err == nil {
 			err = tw.Close()
 		}

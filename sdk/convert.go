@@ -271,6 +271,8 @@ func fromGenInfo(r *noxapi.Info) *Info {
 			MaxOutputBytes:     deref(l.MaxOutputBytes),
 			MaxUploadBytes:     deref(l.MaxUploadBytes),
 			MaxUploadEntries:   deref(l.MaxUploadEntries),
+			MaxDownloadBytes:   deref(l.MaxDownloadBytes),
+			MaxDownloadEntries: deref(l.MaxDownloadEntries),
 			MaxConcurrentExecs: int(deref(l.MaxConcurrentExecs)),
 			StreamHeartbeat:    secs32(l.StreamHeartbeatSeconds),
 		}

@@ -45,11 +45,16 @@
 // backend that advertises ExtUploadChunked and is spooled to a temporary
 // file for any other (memory use does not grow with its size either way).
 // Download returns the archive as a stream; DownloadTo extracts it locally
-// with ExtractTarGz, which refuses to write outside the target directory.
+// with ExtractTarGz, which refuses to write outside the target directory
+// and caps what it writes (ExtractOptions: 1 GiB of file contents and
+// 100000 entries by default, DownloadToWith and ExtractTarGzWith to
+// change them). An archive over a cap fails with ErrTooLarge, and a failed
+// extraction removes what it created.
 //
 //	_, err = sb.UploadFiles(ctx, "/workspace", map[string][]byte{"main.py": []byte("print(1)\n")})
 //	_, err = sb.UploadDir(ctx, "/workspace/src", "./src")
 //	err = sb.DownloadTo(ctx, "/workspace/out", "./out")
+//	err = sb.DownloadToWith(ctx, "/workspace/data", "./data", sdk.ExtractOptions{MaxBytes: 8 << 30})
 //
 // # JSON
 //

@@ -28,7 +28,9 @@ var (
 	ErrUnauthorized = errors.New("unauthorized")
 	// ErrConflict matches a 409 answer.
 	ErrConflict = errors.New("conflict")
-	// ErrTooLarge matches a 413 answer: an upload exceeded a backend limit.
+	// ErrTooLarge matches a 413 answer (an upload or a download exceeded a
+	// backend limit), and is returned (wrapped) by the extraction
+	// functions for an archive over a cap of its ExtractOptions.
 	ErrTooLarge = errors.New("too large")
 	// ErrUnavailable matches 502, 503 and 504 answers: the backend or the
 	// sandbox is not ready, busy, or unreachable behind a proxy.

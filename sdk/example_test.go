@@ -1,6 +1,9 @@
 package sdk_test
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -344,4 +347,37 @@ func ExampleAPIError() {
 	// Output:
 	// true
 	// deploying: nox: execInSandbox: 503 Service Unavailable: busy (request id r-1)
+}
+
+// ExampleExtractTarGzWith extracts an archive within caps: a gzip bomb
+// (a few kilobytes that unpack to 64 MiB) is refused with ErrTooLarge, and
+// the files extracted before it are removed again.
+func ExampleExtractTarGzWith() {
+	dir, _ := os.MkdirTemp("", "nox-extract-")
+	defer os.RemoveAll(dir)
+
+	var archive bytes.Buffer
+	gz := gzip.NewWriter(&archive)
+	tw := tar.NewWriter(gz)
+	tw.WriteHeader(&tar.Header{Name: "notes.txt", Mode: 0o644, Size: 5, Typeflag: tar.TypeReg})
+	tw.Write([]byte("hello"))
+	tw.WriteHeader(&tar.Header{Name: "zeros.bin", Mode: 0o644, Size: 64 << 20, Typeflag: tar.TypeReg})
+	tw.Write(make([]byte, 64<<20))
+	tw.Close()
+	gz.Close()
+	fmt.Println("archive under 1 MiB:", archive.Len() < 1<<20)
+
+	err := sdk.ExtractTarGzWith(bytes.NewReader(archive.Bytes()), dir, sdk.ExtractOptions{MaxBytes: 16 << 20})
+	fmt.Println("too large:", errors.Is(err, sdk.ErrTooLarge))
+	left, _ := os.ReadDir(dir)
+	fmt.Println("files left:", len(left))
+
+	// sdk.Unlimited lifts the cap.
+	err = sdk.ExtractTarGzWith(bytes.NewReader(archive.Bytes()), dir, sdk.ExtractOptions{MaxBytes: sdk.Unlimited})
+	fmt.Println("unlimited:", err)
+	// Output:
+	// archive under 1 MiB: true
+	// too large: true
+	// files left: 0
+	// unlimited: <nil>
 }

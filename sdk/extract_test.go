@@ -272,11 +272,26 @@ func FuzzExtract(f *testing.F) {
 	} {
 		f.Add(gzipBytes(makeTar(f, entries...)))
 	}
+	f.Add(makeBomb(f, bombFile{name: "a/b", body: "x"}, bombFile{name: "z", size: 1 << 20}))
 	f.Add(makeTar(f, entry{name: "a", typ: tar.TypeReg, body: "x"})[:1024])
 	f.Fuzz(func(t *testing.T, data []byte) {
 		base, dest := hostileLayout(t)
 		before := snapshot(t, filepath.Join(base, "outside"))
-		_ = ExtractTarGz(bytes.NewReader(data), dest)
+		names := func() map[string]bool {
+			m := map[string]bool{}
+			filepath.WalkDir(dest, func(p string, _ fs.DirEntry, _ error) error { m[p] = true; return nil })
+			return m
+		}
+		was := names()
+		// Small caps, so that the fuzzer reaches them.
+		if err := ExtractTarGzWith(bytes.NewReader(data), dest, ExtractOptions{MaxBytes: 64 << 10, MaxEntries: 16}); err != nil {
+			// A failed extraction leaves no path that was not there.
+			for p := range names() {
+				if !was[p] {
+					t.Errorf("%s left behind by a failed extraction (%v)", p, err)
+				}
+			}
+		}
 		if after := snapshot(t, filepath.Join(base, "outside")); after != before {
 			t.Fatalf("outside changed:\n%s", after)
 		}

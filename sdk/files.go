@@ -338,6 +338,9 @@ func WriteTar(w io.Writer, dir string) error {
 // sandbox (empty means DefaultWorkdir): every file and directory under it
 // with paths relative to src, or the single file when src is a file. The
 // caller must close it. Extract it with ExtractTarGz, or use DownloadTo.
+// A backend answers a src over its download limits (Info's
+// Limits.MaxDownloadBytes and MaxDownloadEntries) with an error matching
+// ErrTooLarge.
 //
 //meta:operation GET /v1/sandboxes/{sessionId}/files/download
 func (c *Client) Download(ctx context.Context, id, src string) (io.ReadCloser, error) {
@@ -358,15 +361,26 @@ func (c *Client) Download(ctx context.Context, id, src string) (io.ReadCloser, e
 	return resp.Body, nil
 }
 
-// DownloadTo downloads src from the sandbox and extracts it safely into the
-// local directory localDir (created when missing) with ExtractTarGz.
+// DownloadTo downloads src from the sandbox and extracts it into the
+// local directory localDir (created when missing) with the default
+// ExtractOptions; see DownloadToWith.
 func (c *Client) DownloadTo(ctx context.Context, id, src, localDir string) error {
+	return c.DownloadToWith(ctx, id, src, localDir, ExtractOptions{})
+}
+
+// DownloadToWith downloads src from the sandbox and extracts it safely
+// into the local directory localDir (created when missing) with
+// ExtractTarGzWith, within the caps of opts. A failed download or
+// extraction removes what it created; an archive over a cap fails with an
+// error wrapping ErrTooLarge, as does a backend's 413 for a source over
+// its download limit.
+func (c *Client) DownloadToWith(ctx context.Context, id, src, localDir string, opts ExtractOptions) error {
 	rc, err := c.Download(ctx, id, src)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	if err := ExtractTarGz(rc, localDir); err != nil {
+	if err := ExtractTarGzWith(rc, localDir, opts); err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return fmt.Errorf("nox: downloadFiles: %w", cerr)
 		}

@@ -99,6 +99,8 @@ type limitsJSON struct {
 	MaxTTLSeconds         int64 `json:"maxTtlSeconds,omitempty"`
 	MaxUploadBytes        int64 `json:"maxUploadBytes,omitempty"`
 	MaxUploadEntries      int64 `json:"maxUploadEntries,omitempty"`
+	MaxDownloadBytes      int64 `json:"maxDownloadBytes,omitempty"`
+	MaxDownloadEntries    int64 `json:"maxDownloadEntries,omitempty"`
 	StreamHeartbeatMs     int64 `json:"streamHeartbeatMs,omitempty"`
 }
 
@@ -112,6 +114,8 @@ func (l Limits) toJSON() limitsJSON {
 		MaxTTLSeconds:         int64(l.MaxTTL / time.Second),
 		MaxUploadBytes:        l.MaxUploadBytes,
 		MaxUploadEntries:      l.MaxUploadEntries,
+		MaxDownloadBytes:      l.MaxDownloadBytes,
+		MaxDownloadEntries:    l.MaxDownloadEntries,
 		StreamHeartbeatMs:     l.StreamHeartbeat.Milliseconds(),
 	}
 }
@@ -125,6 +129,8 @@ func (j limitsJSON) value() Limits {
 		MaxOutputBytes:     j.MaxOutputBytes,
 		MaxUploadBytes:     j.MaxUploadBytes,
 		MaxUploadEntries:   j.MaxUploadEntries,
+		MaxDownloadBytes:   j.MaxDownloadBytes,
+		MaxDownloadEntries: j.MaxDownloadEntries,
 		MaxConcurrentExecs: int(j.MaxConcurrentExecs),
 		StreamHeartbeat:    time.Duration(j.StreamHeartbeatMs) * time.Millisecond,
 	}

@@ -88,3 +88,9 @@ func (s *Sandbox) Download(ctx context.Context, src string) (io.ReadCloser, erro
 func (s *Sandbox) DownloadTo(ctx context.Context, src, localDir string) error {
 	return s.c.DownloadTo(ctx, s.id, src, localDir)
 }
+
+// DownloadToWith downloads src and extracts it into localDir within the
+// caps of opts; see Client.DownloadToWith.
+func (s *Sandbox) DownloadToWith(ctx context.Context, src, localDir string, opts ExtractOptions) error {
+	return s.c.DownloadToWith(ctx, s.id, src, localDir, opts)
+}

@@ -90,13 +90,17 @@ type Isolation struct {
 // Limits holds the server-wide limits a backend advertises. A zero field was
 // not advertised.
 type Limits struct {
-	DefaultTTL         time.Duration
-	MaxTTL             time.Duration
-	DefaultTimeout     time.Duration
-	MaxTimeout         time.Duration
-	MaxOutputBytes     int64
-	MaxUploadBytes     int64
-	MaxUploadEntries   int64
+	DefaultTTL       time.Duration
+	MaxTTL           time.Duration
+	DefaultTimeout   time.Duration
+	MaxTimeout       time.Duration
+	MaxOutputBytes   int64
+	MaxUploadBytes   int64
+	MaxUploadEntries int64
+	// MaxDownloadBytes is the most bytes of file contents (at their
+	// apparent size) of one download; MaxDownloadEntries its most entries.
+	MaxDownloadBytes   int64
+	MaxDownloadEntries int64
 	MaxConcurrentExecs int
 	// StreamHeartbeat is the longest gap between events or heartbeats of an
 	// exec stream.

@@ -28,6 +28,8 @@ func infoBody(in driver.Info, opts Options) noxapi.Info {
 			MaxOutputBytes:         sizeField(l.MaxOutputBytes),
 			MaxUploadBytes:         sizeField(opts.MaxUploadBytes),
 			MaxUploadEntries:       sizeField(l.MaxUploadEntries),
+			MaxDownloadBytes:       sizeField(l.MaxDownloadBytes),
+			MaxDownloadEntries:     sizeField(l.MaxDownloadEntries),
 			MaxConcurrentExecs:     countField(l.MaxConcurrentExecs),
 			StreamHeartbeatSeconds: secondsField(max(opts.StreamHeartbeat, time.Second)),
 		},

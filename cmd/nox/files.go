@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
+	"github.com/noxrunner/nox/internal/quantity"
 	"github.com/noxrunner/nox/internal/tarball"
 	"github.com/noxrunner/nox/sdk"
 )
@@ -152,11 +154,18 @@ func (a *app) downloadCommand() *cli.Command {
 		ArgsUsage: "ID",
 		Description: `Without --output or --extract the archive is written to ID.tar.gz.
 --output - writes it to stdout. --extract refuses archive entries that would
-land outside DIR (absolute paths, "..", escaping links, devices).`,
+land outside DIR (absolute paths, "..", escaping links, devices), writes at
+most --max-size bytes of file contents (counted at their full size, holes
+included) and --max-entries entries, and when it fails (a cap, a bad entry,
+a broken transfer) removes every file and directory it created.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "src", Usage: "file or directory in the sandbox (default /workspace)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the archive to FILE (- for stdout)"},
 			&cli.StringFlag{Name: "extract", Aliases: []string{"x"}, Usage: "extract the files into local directory DIR"},
+			&cli.StringFlag{Name: "max-size", Value: quantity.FormatBytes(sdk.DefaultExtractMaxBytes),
+				Usage: "with --extract, the most bytes of file contents to write: a quantity (`SIZE`: 512Mi, 2Gi, 1048576) or unlimited"},
+			&cli.Int64Flag{Name: "max-entries", Value: sdk.DefaultExtractMaxEntries,
+				Usage: "with --extract, the most archive entries (files, directories, links) to accept; -1 for unlimited"},
 		},
 		Action: func(c *cli.Context) error {
 			id, err := sandboxID(c, 1)
@@ -167,6 +176,10 @@ land outside DIR (absolute paths, "..", escaping links, devices).`,
 			if output != "" && extract != "" {
 				return usagef("download: give either --output or --extract, not both")
 			}
+			caps, err := extractOptions(c)
+			if err != nil {
+				return err
+			}
 			if output == "" && extract == "" {
 				output = id + ".tar.gz"
 			}
@@ -175,7 +188,7 @@ land outside DIR (absolute paths, "..", escaping links, devices).`,
 				return usagef("download: --output - and --json both want stdout")
 			}
 			return a.withConn(c, func(cn *conn) error {
-				n, err := a.download(c.Context, cn.client.Sandbox(id), c.String("src"), output, extract)
+				n, err := a.download(c.Context, cn.client.Sandbox(id), c.String("src"), output, extract, caps)
 				if err != nil {
 					return onSandbox(id, fmt.Errorf("download: %w", err))
 				}
@@ -205,9 +218,28 @@ land outside DIR (absolute paths, "..", escaping links, devices).`,
 	}
 }
 
+// extractOptions reads --max-size and --max-entries.
+func extractOptions(c *cli.Context) (sdk.ExtractOptions, error) {
+	opts := sdk.ExtractOptions{MaxBytes: sdk.Unlimited, MaxEntries: c.Int64("max-entries")}
+	if s := c.String("max-size"); s != "unlimited" {
+		n, err := quantity.ParseBytes(s)
+		if err != nil || n <= 0 {
+			return opts, usagef("download: --max-size %q: want a positive size such as 512Mi or 2Gi, or unlimited", s)
+		}
+		opts.MaxBytes = n
+	}
+	switch n := opts.MaxEntries; {
+	case n < 0:
+		opts.MaxEntries = sdk.Unlimited
+	case n == 0:
+		return opts, usagef("download: --max-entries 0: want a positive count, or -1 for unlimited")
+	}
+	return opts, nil
+}
+
 // download fetches src and writes the archive to output, or extracts it
-// into extract. It returns the archive's size.
-func (a *app) download(ctx context.Context, sb *sdk.Sandbox, src, output, extract string) (int64, error) {
+// into extract within caps. It returns the archive's size.
+func (a *app) download(ctx context.Context, sb *sdk.Sandbox, src, output, extract string, caps sdk.ExtractOptions) (int64, error) {
 	rc, err := sb.Download(ctx, src)
 	if err != nil {
 		return 0, err
@@ -221,11 +253,15 @@ func (a *app) download(ctx context.Context, sb *sdk.Sandbox, src, output, extrac
 	}
 	switch {
 	case extract != "":
-		if err := sdk.ExtractTarGz(r, extract); err != nil {
+		if err := sdk.ExtractTarGzWith(r, extract, caps); err != nil {
+			if errors.Is(err, sdk.ErrTooLarge) {
+				return cr.n, fmt.Errorf("extracting into %s: %w (nothing left behind; see --max-size and --max-entries)", extract, err)
+			}
 			return cr.n, fmt.Errorf("extracting into %s: %w", extract, err)
 		}
-		// Drain what follows the archive so the transfer ends cleanly.
-		_, _ = io.Copy(io.Discard, r)
+		// Drain what follows the archive so the transfer ends cleanly,
+		// but not without end: only gzip padding may follow.
+		_, _ = io.Copy(io.Discard, io.LimitReader(r, 1<<20))
 	case output == "-":
 		if _, err := io.Copy(a.stdout, r); err != nil {
 			return cr.n, fmt.Errorf("writing to stdout: %w", err)

@@ -64,5 +64,8 @@ func (a *app) printInfo(asJSON bool, target string, info *sdk.Info) error {
 	if l.MaxUploadBytes > 0 {
 		a.printf("upload:      max %d bytes, %d entries\n", l.MaxUploadBytes, l.MaxUploadEntries)
 	}
+	if l.MaxDownloadBytes > 0 {
+		a.printf("download:    max %d bytes of file contents, %d entries\n", l.MaxDownloadBytes, l.MaxDownloadEntries)
+	}
 	return nil
 }

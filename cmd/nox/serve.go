@@ -40,6 +40,8 @@ func serveFlags() []cli.Flag {
 		&cli.Int64Flag{Name: "max-output-bytes", Value: d.MaxOutputBytes, Category: "limits", Usage: "cap on stdout and stderr of one command, each"},
 		&cli.Int64Flag{Name: "max-upload-bytes", Value: d.MaxUploadBytes, Category: "limits", Usage: "largest upload body"},
 		&cli.Int64Flag{Name: "max-upload-entries", Value: d.MaxUploadEntries, Category: "limits", Usage: "most entries in one upload archive"},
+		&cli.Int64Flag{Name: "max-download-bytes", Value: d.MaxDownloadBytes, Category: "limits", Usage: "most bytes of file contents in one download (sparse files at full size)"},
+		&cli.Int64Flag{Name: "max-download-entries", Value: d.MaxDownloadEntries, Category: "limits", Usage: "most entries in one download archive"},
 		&cli.Int64Flag{Name: "max-json-body-bytes", Value: d.MaxJSONBodyBytes, Category: "limits", Usage: "largest JSON request body"},
 		&cli.IntFlag{Name: "max-concurrent-execs", Value: d.MaxConcurrentExecs, Category: "limits", Usage: "commands running at once in the server"},
 		&cli.DurationFlag{Name: "exec-queue-wait", Value: d.ExecQueueWait, Category: "limits", Usage: "how long an exec waits for a slot before 503"},
@@ -115,6 +117,7 @@ func (a *app) serveConfig(c *cli.Context) (localbackend.Config, error) {
 	cfg.DefaultExecTimeout, cfg.MaxExecTimeout = c.Duration("default-exec-timeout"), c.Duration("max-exec-timeout")
 	cfg.MaxOutputBytes, cfg.MaxUploadBytes = c.Int64("max-output-bytes"), c.Int64("max-upload-bytes")
 	cfg.MaxUploadEntries, cfg.MaxJSONBodyBytes = c.Int64("max-upload-entries"), c.Int64("max-json-body-bytes")
+	cfg.MaxDownloadBytes, cfg.MaxDownloadEntries = c.Int64("max-download-bytes"), c.Int64("max-download-entries")
 	cfg.MaxConcurrentExecs, cfg.ExecQueueWait = c.Int("max-concurrent-execs"), c.Duration("exec-queue-wait")
 	cfg.DefaultCPU, cfg.DefaultMemory, cfg.DefaultStorage = c.String("default-cpu"), c.String("default-memory"), c.String("default-storage")
 	cfg.MaxCPU, cfg.MaxMemory, cfg.MaxStorage = c.String("max-cpu"), c.String("max-memory"), c.String("max-storage")

@@ -1207,6 +1207,20 @@ func (response DownloadFiles404JSONResponse) VisitDownloadFilesResponse(w http.R
 	return err
 }
 
+type DownloadFiles413JSONResponse Error
+
+func (response DownloadFiles413JSONResponse) VisitDownloadFilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DownloadFiles500JSONResponse Error
 
 func (response DownloadFiles500JSONResponse) VisitDownloadFilesResponse(w http.ResponseWriter) error {

@@ -57,6 +57,19 @@ type BackendLimits struct {
 	// MaxConcurrentExecs Example: 64
 	MaxConcurrentExecs *int32 `json:"maxConcurrentExecs,omitempty"`
 
+	// MaxDownloadBytes Most bytes of file contents in one download archive, counted at
+	// their apparent size (sparse files in full); larger sources are
+	// answered 413.
+	//
+	//
+	// Example: 1073741824
+	MaxDownloadBytes *int64 `json:"maxDownloadBytes,omitempty"`
+
+	// MaxDownloadEntries Most entries (files, directories, links) in one download archive; more are answered 413.
+	//
+	// Example: 100000
+	MaxDownloadEntries *int64 `json:"maxDownloadEntries,omitempty"`
+
 	// MaxOutputBytes Cap of stdout and of stderr, each.
 	//
 	// Example: 1048576
