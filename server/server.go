@@ -123,6 +123,7 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 	if info.Isolation != nil && !info.Isolation.Isolated {
 		next = markUnisolated(next)
 	}
+	next = recoverPanics(next, opts.Logger)
 	return logRequests(next, opts.Logger), nil
 }
 
