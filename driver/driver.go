@@ -162,6 +162,9 @@ type Limits struct {
 	// MaxConcurrentExecs is how many commands run at once backend-wide;
 	// more wait briefly, then get 503 with Retry-After.
 	MaxConcurrentExecs int
+	// MaxConcurrentExecsPerSandbox is how many of them run at once in one
+	// sandbox (0: not advertised); a sandbox beyond it gets ErrBusy.
+	MaxConcurrentExecsPerSandbox int
 	// DefaultCPUMilli, MaxCPUMilli, DefaultMemoryBytes, MaxMemoryBytes,
 	// DefaultStorageBytes and MaxStorageBytes bound the resource limits of
 	// a sandbox (cpuLimit, memoryLimit, ephemeralStorageLimit).

@@ -83,6 +83,13 @@ type Config struct {
 	// MaxConcurrentExecs bounds the commands running at once in the whole
 	// server. Default: 64.
 	MaxConcurrentExecs int
+	// MaxConcurrentExecsPerSandbox bounds the commands (plain and
+	// streamed) running at once in one sandbox, so that one tenant cannot
+	// take every slot of MaxConcurrentExecs; more wait ExecQueueWait, then
+	// get 503 with Retry-After, without holding a server-wide slot.
+	// Default: a quarter of MaxConcurrentExecs, at least 4 (16 of 64);
+	// values above MaxConcurrentExecs are lowered to it.
+	MaxConcurrentExecsPerSandbox int
 	// ExecQueueWait is how long an exec waits for a free slot before the
 	// server answers 503 with Retry-After. Default: 2s.
 	ExecQueueWait time.Duration
@@ -158,6 +165,8 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.MaxUploadEntries, 100000)
 	setDefault(&c.MaxJSONBodyBytes, server.DefaultMaxJSONBodyBytes)
 	setDefault(&c.MaxConcurrentExecs, 64)
+	setDefault(&c.MaxConcurrentExecsPerSandbox, min(max(c.MaxConcurrentExecs/4, 4), c.MaxConcurrentExecs))
+	c.MaxConcurrentExecsPerSandbox = min(c.MaxConcurrentExecsPerSandbox, c.MaxConcurrentExecs)
 	setDefault(&c.ExecQueueWait, 2*time.Second)
 	setDefault(&c.DefaultCPU, "1")
 	setDefault(&c.DefaultMemory, "1Gi")
@@ -241,7 +250,7 @@ func (c *Config) validate() (limits, error) {
 	for _, v := range []struct {
 		name string
 		n    int64
-	}{{"MaxOutputBytes", c.MaxOutputBytes}, {"MaxUploadBytes", c.MaxUploadBytes}, {"MaxUploadEntries", c.MaxUploadEntries}, {"MaxJSONBodyBytes", c.MaxJSONBodyBytes}, {"MaxConcurrentExecs", int64(c.MaxConcurrentExecs)}, {"Pids", c.Pids}} {
+	}{{"MaxOutputBytes", c.MaxOutputBytes}, {"MaxUploadBytes", c.MaxUploadBytes}, {"MaxUploadEntries", c.MaxUploadEntries}, {"MaxJSONBodyBytes", c.MaxJSONBodyBytes}, {"MaxConcurrentExecs", int64(c.MaxConcurrentExecs)}, {"MaxConcurrentExecsPerSandbox", int64(c.MaxConcurrentExecsPerSandbox)}, {"Pids", c.Pids}} {
 		if v.n < 0 {
 			errs = append(errs, fmt.Errorf("field %s: must not be negative", v.name))
 		}

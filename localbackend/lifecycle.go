@@ -97,7 +97,8 @@ func (s *store) createLocked(id string, p driver.CreateRequest) (*box, error) {
 	// holding s.mu: until creating is closed the sandbox is invisible
 	// (lookupLocked, get and list skip it) and concurrent ensures of id
 	// wait.
-	b := &box{meta: m, creating: make(chan struct{})}
+	b := s.newBox(m)
+	b.creating = make(chan struct{})
 	s.boxes[id] = b
 	s.mu.Unlock()
 	err := s.makeBoxDirs(m.Key)

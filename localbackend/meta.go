@@ -65,7 +65,7 @@ func (s *store) load() error {
 		}
 		// Staging areas of uploads a crash interrupted.
 		_ = os.RemoveAll(filepath.Join(s.boxDir(m.Key), "upload"))
-		s.boxes[m.SessionID] = &box{meta: m}
+		s.boxes[m.SessionID] = s.newBox(m)
 	}
 	// Remove sandbox directories left without metadata.
 	dirs, err := os.ReadDir(filepath.Join(s.dataDir, "sandboxes"))

@@ -26,8 +26,15 @@ type box struct {
 	busy     int           // operations in flight (execs, uploads, downloads); never reaped while > 0
 	execs    int           // commands running
 
+	execSlots chan struct{} // its share of the command slots (MaxConcurrentExecsPerSandbox)
+
 	storageKills int   // times the storage monitor killed its processes
 	overFloor    int64 // > 0: above its storage limit; the lowest usage seen since (see checkStorage)
+}
+
+// newBox returns the in-memory state of the sandbox m describes.
+func (s *store) newBox(m meta) *box {
+	return &box{meta: m, execSlots: make(chan struct{}, max(s.cfg.MaxConcurrentExecsPerSandbox, 1))}
 }
 
 // boxStatus is a snapshot of one sandbox for the API.

@@ -41,6 +41,7 @@ func serveFlags() []cli.Flag {
 		&cli.Int64Flag{Name: "max-upload-entries", Value: d.MaxUploadEntries, Category: "limits", Usage: "most entries in one upload archive"},
 		&cli.Int64Flag{Name: "max-json-body-bytes", Value: d.MaxJSONBodyBytes, Category: "limits", Usage: "largest JSON request body"},
 		&cli.IntFlag{Name: "max-concurrent-execs", Value: d.MaxConcurrentExecs, Category: "limits", Usage: "commands running at once in the server"},
+		&cli.IntFlag{Name: "max-concurrent-execs-per-sandbox", Value: d.MaxConcurrentExecsPerSandbox, Category: "limits", Usage: "commands running at once in one sandbox (fair share of --max-concurrent-execs)"},
 		&cli.DurationFlag{Name: "exec-queue-wait", Value: d.ExecQueueWait, Category: "limits", Usage: "how long an exec waits for a slot before 503"},
 		&cli.StringFlag{Name: "default-cpu", Value: d.DefaultCPU, Category: "limits", Usage: "CPU limit of a create without one"},
 		&cli.StringFlag{Name: "default-memory", Value: d.DefaultMemory, Category: "limits", Usage: "memory limit of a create without one"},
@@ -114,6 +115,10 @@ func (a *app) serveConfig(c *cli.Context) (localbackend.Config, error) {
 	cfg.MaxOutputBytes, cfg.MaxUploadBytes = c.Int64("max-output-bytes"), c.Int64("max-upload-bytes")
 	cfg.MaxUploadEntries, cfg.MaxJSONBodyBytes = c.Int64("max-upload-entries"), c.Int64("max-json-body-bytes")
 	cfg.MaxConcurrentExecs, cfg.ExecQueueWait = c.Int("max-concurrent-execs"), c.Duration("exec-queue-wait")
+	cfg.MaxConcurrentExecsPerSandbox = c.Int("max-concurrent-execs-per-sandbox")
+	if !c.IsSet("max-concurrent-execs-per-sandbox") {
+		cfg.MaxConcurrentExecsPerSandbox = 0 // the default share of --max-concurrent-execs
+	}
 	cfg.DefaultCPU, cfg.DefaultMemory, cfg.DefaultStorage = c.String("default-cpu"), c.String("default-memory"), c.String("default-storage")
 	cfg.MaxCPU, cfg.MaxMemory, cfg.MaxStorage = c.String("max-cpu"), c.String("max-memory"), c.String("max-storage")
 	cfg.Pids = c.Int64("pids")

@@ -57,6 +57,11 @@ type BackendLimits struct {
 	// MaxConcurrentExecs Example: 64
 	MaxConcurrentExecs *int32 `json:"maxConcurrentExecs,omitempty"`
 
+	// MaxConcurrentExecsPerSandbox Commands (plain and streamed) running at once in one sandbox; more wait briefly, then get 503 with Retry-After, without taking the server-wide slots of maxConcurrentExecs from other sandboxes.
+	//
+	// Example: 16
+	MaxConcurrentExecsPerSandbox *int32 `json:"maxConcurrentExecsPerSandbox,omitempty"`
+
 	// MaxOutputBytes Cap of stdout and of stderr, each.
 	//
 	// Example: 1048576
