@@ -171,6 +171,10 @@ type Limits struct {
 	DefaultCPUMilli, MaxCPUMilli         int64
 	DefaultMemoryBytes, MaxMemoryBytes   int64
 	DefaultStorageBytes, MaxStorageBytes int64
+	// MinCPUMilli and MinMemoryBytes are the smallest cpuLimit and
+	// memoryLimit the backend can enforce and still run commands (0: no
+	// minimum beyond "greater than zero"); smaller requests are 400.
+	MinCPUMilli, MinMemoryBytes int64
 }
 
 // CreateRequest is a validated create request.

@@ -101,6 +101,15 @@ type Config struct {
 	// MaxCPU, MaxMemory and MaxStorage are the largest limits a create may
 	// ask for (400 above). Defaults: "4", "8Gi", "20Gi".
 	MaxCPU, MaxMemory, MaxStorage string
+	// MinCPU and MinMemory are the smallest limits a create may ask for
+	// (400 below). MinCPU may not be below 10m: the kernel's smallest CPU
+	// quota is 1ms per 100ms period, and a smaller one would make every
+	// start of the sandbox fail. MinMemory may not be below 1Mi: with less
+	// the sandbox's own helper processes are killed (measured on cgroup v1
+	// and v2: 4KiB kills the init, 64KiB every command, 1MiB a shell that
+	// lists a directory tree, 4MiB python3). Defaults: "10m", "16Mi" (twice
+	// what python3 -c 'print(1)' needs).
+	MinCPU, MinMemory string
 	// Pids is the process limit of every sandbox. Default: 1024.
 	Pids int64
 
@@ -174,6 +183,8 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.MaxCPU, "4")
 	setDefault(&c.MaxMemory, "8Gi")
 	setDefault(&c.MaxStorage, "20Gi")
+	setDefault(&c.MinCPU, "10m")
+	setDefault(&c.MinMemory, "16Mi")
 	setDefault(&c.Pids, 1024)
 	setDefault(&c.StreamHeartbeat, server.DefaultStreamHeartbeat)
 	setDefault(&c.ReaperInterval, time.Second)
@@ -197,8 +208,15 @@ func (c *Config) imageNames() []string {
 	return names
 }
 
+// The floors of Config.MinCPU and Config.MinMemory (see there).
+const (
+	floorCPUMilli    = 10
+	floorMemoryBytes = 1 << 20
+)
+
 // limits is the parsed form of the configured resource limits.
 type limits struct {
+	minCPU, minMemory      int64 // milli-CPUs, bytes
 	defCPU, maxCPU         int64 // milli-CPUs
 	defMemory, maxMemory   int64 // bytes
 	defStorage, maxStorage int64 // bytes
@@ -238,8 +256,19 @@ func (c *Config) validate() (limits, error) {
 	parse("MaxMemory", c.MaxMemory, quantity.ParseBytes, &l.maxMemory)
 	parse("DefaultStorage", c.DefaultStorage, quantity.ParseBytes, &l.defStorage)
 	parse("MaxStorage", c.MaxStorage, quantity.ParseBytes, &l.maxStorage)
+	parse("MinCPU", c.MinCPU, quantity.ParseCPUMilli, &l.minCPU)
+	parse("MinMemory", c.MinMemory, quantity.ParseBytes, &l.minMemory)
 	if l.defCPU > l.maxCPU || l.defMemory > l.maxMemory || l.defStorage > l.maxStorage {
 		errs = append(errs, errors.New("a default resource limit exceeds its maximum"))
+	}
+	if l.minCPU < floorCPUMilli {
+		errs = append(errs, fmt.Errorf("field MinCPU: %q is below %s, the kernel's smallest CPU quota", c.MinCPU, quantity.FormatCPUMilli(floorCPUMilli)))
+	}
+	if l.minMemory < floorMemoryBytes {
+		errs = append(errs, fmt.Errorf("field MinMemory: %q is below %s, too little for the sandbox's own processes", c.MinMemory, quantity.FormatBytes(floorMemoryBytes)))
+	}
+	if l.minCPU > l.defCPU || l.minMemory > l.defMemory {
+		errs = append(errs, errors.New("a default resource limit is below its minimum"))
 	}
 	if c.DefaultTTL > c.MaxTTL || c.DefaultTTL < time.Second {
 		errs = append(errs, errors.New("field DefaultTTL: must be between 1s and MaxTTL"))

@@ -49,6 +49,7 @@ func fullInfo() driver.Info {
 			DefaultTTL: 15 * time.Minute, MaxTTL: time.Hour, DefaultTimeout: 30 * time.Second, MaxTimeout: time.Minute,
 			DefaultCPUMilli: 1000, MaxCPUMilli: 4000, DefaultMemoryBytes: 1 << 30, MaxMemoryBytes: 8 << 30,
 			DefaultStorageBytes: 2 << 30, MaxStorageBytes: 20 << 30,
+			MinCPUMilli: 10, MinMemoryBytes: 16 << 20,
 		},
 		Images: []string{"default", "python"},
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/noxrunner/nox/api"
 	"github.com/noxrunner/nox/driver"
 	"github.com/noxrunner/nox/gen/noxapi"
+	"github.com/noxrunner/nox/internal/quantity"
 )
 
 // apiVersion is the version of the contract served.
@@ -31,6 +32,8 @@ func infoBody(in driver.Info, opts Options) noxapi.Info {
 			MaxConcurrentExecs:           countField(l.MaxConcurrentExecs),
 			MaxConcurrentExecsPerSandbox: countField(l.MaxConcurrentExecsPerSandbox),
 			StreamHeartbeatSeconds:       secondsField(max(opts.StreamHeartbeat, time.Second)),
+			MinCPU:                       quantityField(l.MinCPUMilli, quantity.FormatCPUMilli),
+			MinMemory:                    quantityField(l.MinMemoryBytes, quantity.FormatBytes),
 		},
 		Images: slices.Clone(in.Images),
 	}
@@ -77,6 +80,16 @@ func sizeField(n int64) *int64 {
 		return nil
 	}
 	return &n
+}
+
+// quantityField is n formatted as a quantity, or nil (not advertised)
+// when zero.
+func quantityField(n int64, format func(int64) string) *string {
+	if n <= 0 {
+		return nil
+	}
+	s := format(n)
+	return &s
 }
 
 // countField is n, or nil (not advertised) when zero.

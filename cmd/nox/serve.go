@@ -48,6 +48,8 @@ func serveFlags() []cli.Flag {
 		&cli.StringFlag{Name: "default-storage", Value: d.DefaultStorage, Category: "limits", Usage: "storage limit of a create without one"},
 		&cli.StringFlag{Name: "max-cpu", Value: d.MaxCPU, Category: "limits", Usage: "largest CPU limit accepted"},
 		&cli.StringFlag{Name: "max-memory", Value: d.MaxMemory, Category: "limits", Usage: "largest memory limit accepted"},
+		&cli.StringFlag{Name: "min-cpu", Value: d.MinCPU, Category: "limits", Usage: "smallest CPU limit accepted (at least 10m, the kernel's smallest quota)"},
+		&cli.StringFlag{Name: "min-memory", Value: d.MinMemory, Category: "limits", Usage: "smallest memory limit accepted (at least 1Mi)"},
 		&cli.StringFlag{Name: "max-storage", Value: d.MaxStorage, Category: "limits", Usage: "largest storage limit accepted"},
 		&cli.Int64Flag{Name: "pids", Value: d.Pids, Category: "limits", Usage: "process limit of every sandbox"},
 		&cli.DurationFlag{Name: "stream-heartbeat", Value: d.StreamHeartbeat, Category: "limits", Usage: "longest silence on an exec stream"},
@@ -121,6 +123,7 @@ func (a *app) serveConfig(c *cli.Context) (localbackend.Config, error) {
 	}
 	cfg.DefaultCPU, cfg.DefaultMemory, cfg.DefaultStorage = c.String("default-cpu"), c.String("default-memory"), c.String("default-storage")
 	cfg.MaxCPU, cfg.MaxMemory, cfg.MaxStorage = c.String("max-cpu"), c.String("max-memory"), c.String("max-storage")
+	cfg.MinCPU, cfg.MinMemory = c.String("min-cpu"), c.String("min-memory")
 	cfg.Pids = c.Int64("pids")
 	cfg.StreamHeartbeat, cfg.StartTimeout = c.Duration("stream-heartbeat"), c.Duration("start-timeout")
 	level := slog.LevelInfo

@@ -81,6 +81,16 @@ type BackendLimits struct {
 	// MaxUploadEntries Example: 100000
 	MaxUploadEntries *int64 `json:"maxUploadEntries,omitempty"`
 
+	// MinCPU Smallest cpuLimit accepted (a Kubernetes quantity); smaller ones are a 400 naming the field and this minimum.
+	//
+	// Example: 10m
+	MinCPU *string `json:"minCpu,omitempty"`
+
+	// MinMemory Smallest memoryLimit accepted (a Kubernetes quantity); smaller ones are a 400 naming the field and this minimum.
+	//
+	// Example: 16Mi
+	MinMemory *string `json:"minMemory,omitempty"`
+
 	// StreamHeartbeatSeconds Longest gap between events or heartbeat comments on an exec stream.
 	//
 	// Example: 5
