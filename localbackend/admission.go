@@ -84,6 +84,9 @@ func (s *store) startExec(ctx context.Context, id string, req driver.ExecRequest
 		spec: sandbox.ExecSpec{Argv: req.Argv, Dir: req.Workdir, Env: commandEnv(req.Env), Timeout: req.Timeout}}
 	if err := s.checkWorkdir(b, req.Workdir); err != nil {
 		h.Abort()
+		if s.deleted(b) {
+			return nil, notFound(id) // its workspace went with it
+		}
 		return nil, err
 	}
 	return h, nil
