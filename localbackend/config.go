@@ -116,6 +116,12 @@ type Config struct {
 	// StreamHeartbeat is the longest silence on an exec stream before a
 	// heartbeat comment is sent. Default: 5s.
 	StreamHeartbeat time.Duration
+	// StallTimeout is the longest a client may leave a response unread or
+	// an upload unsent before its connection is cut (each write or read
+	// gets this long; progress resets it), so that a stalled client
+	// cannot hold a sandbox's transfer, and the sandbox, open. Default:
+	// 30s; negative disables it. Must exceed StreamHeartbeat.
+	StallTimeout time.Duration
 	// ReaperInterval is how often expired sandboxes are looked for. Default: 1s.
 	ReaperInterval time.Duration
 	// StartTimeout bounds building one sandbox's environment. Default: 60s.
@@ -187,6 +193,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.MinMemory, "16Mi")
 	setDefault(&c.Pids, 1024)
 	setDefault(&c.StreamHeartbeat, server.DefaultStreamHeartbeat)
+	setDefault(&c.StallTimeout, server.DefaultStallTimeout)
 	setDefault(&c.ReaperInterval, time.Second)
 	setDefault(&c.StartTimeout, 60*time.Second)
 	setDefault(&c.StorageCheckInterval, time.Second)
@@ -272,6 +279,9 @@ func (c *Config) validate() (limits, error) {
 	}
 	if c.DefaultTTL > c.MaxTTL || c.DefaultTTL < time.Second {
 		errs = append(errs, errors.New("field DefaultTTL: must be between 1s and MaxTTL"))
+	}
+	if c.StallTimeout > 0 && c.StallTimeout <= c.StreamHeartbeat {
+		errs = append(errs, fmt.Errorf("field StallTimeout: %s must exceed StreamHeartbeat %s (an idle exec stream writes only heartbeats)", c.StallTimeout, c.StreamHeartbeat))
 	}
 	if c.DefaultExecTimeout > c.MaxExecTimeout || c.DefaultExecTimeout < time.Second {
 		errs = append(errs, errors.New("field DefaultExecTimeout: must be between 1s and MaxExecTimeout"))

@@ -115,7 +115,11 @@ func (d driverBackend) Upload(ctx context.Context, id, dest string, archive io.R
 
 // Download returns a gzip tar of src, produced while it is read.
 func (d driverBackend) Download(ctx context.Context, id, src string) (io.ReadCloser, error) {
-	return d.b.store.download(ctx, id, src)
+	rc, err := d.b.store.download(ctx, id, src)
+	if err != nil {
+		return nil, err
+	}
+	return d.b.store.watchDownload(id, rc), nil
 }
 
 // sandbox converts a store snapshot to the driver's type.

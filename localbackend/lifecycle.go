@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"slices"
 	"time"
@@ -262,7 +263,12 @@ func (s *store) removeIf(id string, cond func(*box) bool) (bool, error) {
 	}
 	b.deleting = true
 	key := b.meta.Key
+	cuts := slices.Collect(maps.Values(b.cuts))
+	clear(b.cuts)
 	s.mu.Unlock()
+	for _, cut := range cuts {
+		cut()
+	}
 
 	b.startMu.Lock()
 	s.mu.Lock()

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -306,5 +308,61 @@ func TestMetadataWriteFailure(t *testing.T) {
 	}
 	if got := st.meta.expiresAt(); !got.Equal(*touched.ExpiresAt) {
 		t.Errorf("after a restart the sandbox expires at %v, the touch answered %v", got, *touched.ExpiresAt)
+	}
+}
+
+// TestExpiryCutsDownloads: a download read slowly does not keep its
+// sandbox past its TTL; the expiry cuts it (and a delete does likewise).
+func TestExpiryCutsDownloads(t *testing.T) {
+	t.Parallel()
+	e := setup(t, nil)
+	for _, tc := range []struct {
+		id     string
+		delete bool
+	}{{"expire", false}, {"delete", true}} {
+		t.Run(tc.id, func(t *testing.T) {
+			t.Parallel()
+			e.create(tc.id, map[string]any{"ttlSeconds": 2})
+			if r := e.exec(tc.id, map[string]any{"cmd": []string{"sh", "-c", "head -c 32000000 /dev/urandom > big"}}); r.ExitCode != 0 {
+				t.Fatalf("exec: %+v", r)
+			}
+			lastActive := time.Now()
+			resp, err := http.Get(e.url + "/v1/sandboxes/" + tc.id + "/files/download?src=/workspace/big")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("download: %d", resp.StatusCode)
+			}
+			if tc.delete {
+				go func() {
+					time.Sleep(300 * time.Millisecond)
+					e.do("DELETE", "/v1/sandboxes/"+tc.id, nil)
+				}()
+			}
+			// Read 4 KiB every 50 ms (32 MB would take 400 s) until the
+			// sandbox is gone.
+			buf := make([]byte, 4096)
+			for {
+				if _, err := e.b.store.get(tc.id); err != nil {
+					break
+				}
+				if time.Since(lastActive) > 10*time.Second {
+					t.Fatal("the sandbox still exists 10s after its last activity (TTL 2s) while its download is read")
+				}
+				if _, err := io.ReadFull(resp.Body, buf); err != nil {
+					t.Fatalf("download failed before the sandbox went: %v", err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if took := time.Since(lastActive); !tc.delete && took > 4*time.Second {
+				t.Errorf("the sandbox went %s after its last activity, want about TTL (2s) + the reaper interval", took)
+			}
+			// What the connection still holds arrives, then the cut.
+			if n, err := io.Copy(io.Discard, resp.Body); err == nil {
+				t.Errorf("the download ended cleanly (%d more bytes) although its sandbox went", n)
+			}
+		})
 	}
 }

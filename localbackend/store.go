@@ -24,8 +24,11 @@ type box struct {
 	deleting bool
 	gone     chan struct{} // closed once a delete removed it (deleting is then true)
 	creating chan struct{} // non-nil while ensure writes its files; closed when done
-	busy     int           // operations in flight (execs, uploads, downloads); never reaped while > 0
-	execs    int           // commands running
+	busy     int           // operations in flight (execs, uploads, downloads); never reaped while > len(cuts)
+	// cuts end the downloads in flight: a delete or expiry calls them.
+	// Downloads do not keep a sandbox past its TTL.
+	cuts  map[*watchedDownload]func()
+	execs int // commands running
 
 	execSlots chan struct{} // its share of the command slots (MaxConcurrentExecsPerSandbox)
 
@@ -35,7 +38,7 @@ type box struct {
 
 // newBox returns the in-memory state of the sandbox m describes.
 func (s *store) newBox(m meta) *box {
-	return &box{meta: m, gone: make(chan struct{}), execSlots: make(chan struct{}, max(s.cfg.MaxConcurrentExecsPerSandbox, 1))}
+	return &box{meta: m, gone: make(chan struct{}), cuts: map[*watchedDownload]func(){}, execSlots: make(chan struct{}, max(s.cfg.MaxConcurrentExecsPerSandbox, 1))}
 }
 
 // boxStatus is a snapshot of one sandbox for the API.

@@ -31,6 +31,8 @@ type double struct {
 	creates []driver.CreateRequest
 	execs   []driver.ExecRequest
 	uploads []error // the error reading each upload's archive ended with
+	// endlessClosed is closed when the last endless download is closed.
+	endlessClosed chan struct{}
 	// panicWith, when non-nil, is what every operation but Info panics with.
 	panicWith any
 	// wait, when set, runs the commands; default: exit 0 with "ok\n".
@@ -124,10 +126,37 @@ func (d *double) Upload(_ context.Context, _, _ string, archive io.Reader) (driv
 }
 
 func (d *double) Download(_ context.Context, _, src string) (io.ReadCloser, error) {
+	if src == "/workspace/endless" {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.endlessClosed = make(chan struct{})
+		return &endlessReader{closed: d.endlessClosed}, nil
+	}
 	if src == "/workspace/panic-mid-body" {
 		return io.NopCloser(io.MultiReader(strings.NewReader("partial archive"), panicReader{})), nil
 	}
 	return io.NopCloser(strings.NewReader("archive")), d.fail()
+}
+
+// endlessReader is a download that never ends.
+type endlessReader struct {
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (r *endlessReader) Read(p []byte) (int, error) {
+	select {
+	case <-r.closed:
+		return 0, io.ErrClosedPipe
+	default:
+	}
+	clear(p)
+	return len(p), nil
+}
+
+func (r *endlessReader) Close() error {
+	r.once.Do(func() { close(r.closed) })
+	return nil
 }
 
 // panicReader panics on Read.

@@ -32,6 +32,7 @@ func infoBody(in driver.Info, opts Options) noxapi.Info {
 			MaxConcurrentExecs:           countField(l.MaxConcurrentExecs),
 			MaxConcurrentExecsPerSandbox: countField(l.MaxConcurrentExecsPerSandbox),
 			StreamHeartbeatSeconds:       secondsField(max(opts.StreamHeartbeat, time.Second)),
+			StallTimeoutSeconds:          secondsField(opts.StallTimeout),
 			MinCPU:                       quantityField(l.MinCPUMilli, quantity.FormatCPUMilli),
 			MinMemory:                    quantityField(l.MinMemoryBytes, quantity.FormatBytes),
 		},

@@ -22,6 +22,12 @@ import (
 // shutdownGrace bounds how long serve waits for requests in flight.
 const shutdownGrace = 10 * time.Second
 
+// The HTTP server's own timeouts (see serve).
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+)
+
 func serveFlags() []cli.Flag {
 	d := localbackend.DefaultConfig()
 	return []cli.Flag{
@@ -53,6 +59,7 @@ func serveFlags() []cli.Flag {
 		&cli.StringFlag{Name: "max-storage", Value: d.MaxStorage, Category: "limits", Usage: "largest storage limit accepted"},
 		&cli.Int64Flag{Name: "pids", Value: d.Pids, Category: "limits", Usage: "process limit of every sandbox"},
 		&cli.DurationFlag{Name: "stream-heartbeat", Value: d.StreamHeartbeat, Category: "limits", Usage: "longest silence on an exec stream"},
+		&cli.DurationFlag{Name: "stall-timeout", Value: d.StallTimeout, Category: "limits", Usage: "cut a client that reads nothing of a response (or sends nothing of an upload) this long"},
 		&cli.DurationFlag{Name: "start-timeout", Value: d.StartTimeout, Category: "limits", Usage: "bound on building one sandbox's environment"},
 	}
 }
@@ -126,6 +133,7 @@ func (a *app) serveConfig(c *cli.Context) (localbackend.Config, error) {
 	cfg.MinCPU, cfg.MinMemory = c.String("min-cpu"), c.String("min-memory")
 	cfg.Pids = c.Int64("pids")
 	cfg.StreamHeartbeat, cfg.StartTimeout = c.Duration("stream-heartbeat"), c.Duration("start-timeout")
+	cfg.StallTimeout = c.Duration("stall-timeout")
 	level := slog.LevelInfo
 	if g.verbose {
 		level = slog.LevelDebug
@@ -183,7 +191,12 @@ func (a *app) serve(ctx context.Context, addr string, cfg localbackend.Config, a
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	srv := &http.Server{Handler: b.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	// Headers must arrive within readHeaderTimeout and an idle keep-alive
+	// connection is closed after idleTimeout; bodies and responses are
+	// bounded by progress (Config.StallTimeout), not in total, so that
+	// long uploads, downloads and exec streams work.
+	srv := &http.Server{Handler: b.Handler(), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout,
+		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
 	if err := a.banner(asJSON, ln.Addr().String(), b.Info()); err != nil {
 		_ = ln.Close()
 		return err

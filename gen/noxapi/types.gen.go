@@ -91,6 +91,11 @@ type BackendLimits struct {
 	// Example: 16Mi
 	MinMemory *string `json:"minMemory,omitempty"`
 
+	// StallTimeoutSeconds Longest a client may leave a response unread, or an upload body unsent, before its connection is cut. Responses that make progress (downloads, exec streams) may last any time.
+	//
+	// Example: 30
+	StallTimeoutSeconds *int32 `json:"stallTimeoutSeconds,omitempty"`
+
 	// StreamHeartbeatSeconds Longest gap between events or heartbeat comments on an exec stream.
 	//
 	// Example: 5
