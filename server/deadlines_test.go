@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -59,5 +60,37 @@ func TestStalledClient(t *testing.T) {
 	resp, body := e.do("POST", "/v1/sandboxes/s1/exec/stream", map[string]any{"cmd": []string{"true"}})
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "event: exit") {
 		t.Errorf("a slow exec stream: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestStalledUpload: an upload whose client stops sending is ended after
+// StallTimeout with an invalid-argument error naming the body.
+func TestStalledUpload(t *testing.T) {
+	t.Parallel()
+	const stall = 500 * time.Millisecond
+	e := setup(t, nil, server.Options{StallTimeout: stall, StreamHeartbeat: 100 * time.Millisecond})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("POST /v1/sandboxes/s1/files/upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: 100000\r\n\r\npartial")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for {
+		if _, _, uploads := e.d.requests(); len(uploads) == 1 {
+			if !errors.Is(uploads[0], driver.ErrInvalidArgument) || !strings.Contains(uploads[0].Error(), "sent nothing") {
+				t.Errorf("the stalled upload's body ended with %v, want an invalid-argument error", uploads[0])
+			}
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("a stalled upload still reads after 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if took := time.Since(start); took < stall/2 {
+		t.Errorf("cut after %s, before the stall timeout", took)
 	}
 }
