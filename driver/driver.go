@@ -175,6 +175,11 @@ type Limits struct {
 	// memoryLimit the backend can enforce and still run commands (0: no
 	// minimum beyond "greater than zero"); smaller requests are 400.
 	MinCPUMilli, MinMemoryBytes int64
+	// HostPidsBudget bounds the sum of the process limits of the running
+	// sandboxes; OpenFiles is the open-file limit of each process and
+	// HostOpenFilesBudget the bound on running sandboxes times it. Beyond
+	// a budget a create is ErrBusy. 0: not advertised.
+	HostPidsBudget, OpenFiles, HostOpenFilesBudget int64
 }
 
 // CreateRequest is a validated create request.

@@ -112,6 +112,24 @@ type Config struct {
 	MinCPU, MinMemory string
 	// Pids is the process limit of every sandbox. Default: 1024.
 	Pids int64
+	// OpenFiles is the open-file limit (RLIMIT_NOFILE) of every process
+	// of a sandbox. The kernel enforces it per process; a sandbox's total
+	// is further bounded by its memory limit where the kernel charges
+	// open files to the memory cgroup (cgroup v2). Default: 65536.
+	OpenFiles int64
+	// HostPidsBudget bounds the sum of the Pids limits of the sandboxes
+	// whose environments run at once: a create (or a stopped sandbox's
+	// restart) beyond it is answered 503 with Retry-After, so that the
+	// sandboxes together cannot exhaust the host's process table.
+	// Default: half of the smaller of kernel.pid_max and
+	// kernel.threads-max (16384 sandbox processes, 16 default sandboxes,
+	// with pid_max 32768); negative disables it.
+	HostPidsBudget int64
+	// HostOpenFilesBudget bounds, likewise, the number of running
+	// sandboxes times OpenFiles, which a sandbox with one process per
+	// open-file limit can reach. Default: half of fs.file-max (none
+	// when the kernel's is unlimited); negative disables it.
+	HostOpenFilesBudget int64
 
 	// StreamHeartbeat is the longest silence on an exec stream before a
 	// heartbeat comment is sent. Default: 5s.
@@ -192,6 +210,12 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.MinCPU, "10m")
 	setDefault(&c.MinMemory, "16Mi")
 	setDefault(&c.Pids, 1024)
+	setDefault(&c.OpenFiles, sandbox.DefaultOpenFiles)
+	if c.HostPidsBudget == 0 || c.HostOpenFilesBudget == 0 {
+		host := readHostLimits(procSys)
+		setDefault(&c.HostPidsBudget, host.pidsBudget())
+		setDefault(&c.HostOpenFilesBudget, host.openFilesBudget())
+	}
 	setDefault(&c.StreamHeartbeat, server.DefaultStreamHeartbeat)
 	setDefault(&c.StallTimeout, server.DefaultStallTimeout)
 	setDefault(&c.ReaperInterval, time.Second)
@@ -280,6 +304,12 @@ func (c *Config) validate() (limits, error) {
 	if c.DefaultTTL > c.MaxTTL || c.DefaultTTL < time.Second {
 		errs = append(errs, errors.New("field DefaultTTL: must be between 1s and MaxTTL"))
 	}
+	if c.HostPidsBudget > 0 && c.Pids > c.HostPidsBudget {
+		errs = append(errs, fmt.Errorf("field Pids: %d exceeds HostPidsBudget %d: no sandbox could start", c.Pids, c.HostPidsBudget))
+	}
+	if c.HostOpenFilesBudget > 0 && c.OpenFiles > c.HostOpenFilesBudget {
+		errs = append(errs, fmt.Errorf("field OpenFiles: %d exceeds HostOpenFilesBudget %d: no sandbox could start", c.OpenFiles, c.HostOpenFilesBudget))
+	}
 	if c.StallTimeout > 0 && c.StallTimeout <= c.StreamHeartbeat {
 		errs = append(errs, fmt.Errorf("field StallTimeout: %s must exceed StreamHeartbeat %s (an idle exec stream writes only heartbeats)", c.StallTimeout, c.StreamHeartbeat))
 	}
@@ -289,7 +319,7 @@ func (c *Config) validate() (limits, error) {
 	for _, v := range []struct {
 		name string
 		n    int64
-	}{{"MaxOutputBytes", c.MaxOutputBytes}, {"MaxUploadBytes", c.MaxUploadBytes}, {"MaxUploadEntries", c.MaxUploadEntries}, {"MaxJSONBodyBytes", c.MaxJSONBodyBytes}, {"MaxConcurrentExecs", int64(c.MaxConcurrentExecs)}, {"MaxConcurrentExecsPerSandbox", int64(c.MaxConcurrentExecsPerSandbox)}, {"Pids", c.Pids}} {
+	}{{"MaxOutputBytes", c.MaxOutputBytes}, {"MaxUploadBytes", c.MaxUploadBytes}, {"MaxUploadEntries", c.MaxUploadEntries}, {"MaxJSONBodyBytes", c.MaxJSONBodyBytes}, {"MaxConcurrentExecs", int64(c.MaxConcurrentExecs)}, {"MaxConcurrentExecsPerSandbox", int64(c.MaxConcurrentExecsPerSandbox)}, {"Pids", c.Pids}, {"OpenFiles", c.OpenFiles}} {
 		if v.n < 0 {
 			errs = append(errs, fmt.Errorf("field %s: must not be negative", v.name))
 		}

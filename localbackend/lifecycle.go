@@ -46,6 +46,12 @@ func (s *store) ensureOnce(ctx context.Context, id string, p driver.CreateReques
 		s.mu.Unlock()
 		return boxStatus{}, err
 	case b == nil:
+		// Refused before anything is written: a create over a host budget
+		// leaves no sandbox behind. startEnv checks again.
+		if err := s.budgetLocked(nil, s.cfg.Pids); err != nil {
+			s.mu.Unlock()
+			return boxStatus{}, err
+		}
 		if b, err = s.createLocked(id, p); err != nil {
 			s.mu.Unlock()
 			return boxStatus{}, err

@@ -58,6 +58,9 @@ func serveFlags() []cli.Flag {
 		&cli.StringFlag{Name: "min-memory", Value: d.MinMemory, Category: "limits", Usage: "smallest memory limit accepted (at least 1Mi)"},
 		&cli.StringFlag{Name: "max-storage", Value: d.MaxStorage, Category: "limits", Usage: "largest storage limit accepted"},
 		&cli.Int64Flag{Name: "pids", Value: d.Pids, Category: "limits", Usage: "process limit of every sandbox"},
+		&cli.Int64Flag{Name: "open-files", Value: d.OpenFiles, Category: "limits", Usage: "open-file limit (RLIMIT_NOFILE) of every sandbox process"},
+		&cli.Int64Flag{Name: "host-pids-budget", Value: d.HostPidsBudget, Category: "limits", Usage: "bound on the sum of the process limits of running sandboxes (default: half the host's pid_max/threads-max; -1: none)"},
+		&cli.Int64Flag{Name: "host-open-files-budget", Value: d.HostOpenFilesBudget, Category: "limits", Usage: "bound on running sandboxes times --open-files (default: half the host's fs.file-max; -1: none)"},
 		&cli.DurationFlag{Name: "stream-heartbeat", Value: d.StreamHeartbeat, Category: "limits", Usage: "longest silence on an exec stream"},
 		&cli.DurationFlag{Name: "stall-timeout", Value: d.StallTimeout, Category: "limits", Usage: "cut a client that reads nothing of a response (or sends nothing of an upload) this long"},
 		&cli.DurationFlag{Name: "start-timeout", Value: d.StartTimeout, Category: "limits", Usage: "bound on building one sandbox's environment"},
@@ -131,7 +134,8 @@ func (a *app) serveConfig(c *cli.Context) (localbackend.Config, error) {
 	cfg.DefaultCPU, cfg.DefaultMemory, cfg.DefaultStorage = c.String("default-cpu"), c.String("default-memory"), c.String("default-storage")
 	cfg.MaxCPU, cfg.MaxMemory, cfg.MaxStorage = c.String("max-cpu"), c.String("max-memory"), c.String("max-storage")
 	cfg.MinCPU, cfg.MinMemory = c.String("min-cpu"), c.String("min-memory")
-	cfg.Pids = c.Int64("pids")
+	cfg.Pids, cfg.OpenFiles = c.Int64("pids"), c.Int64("open-files")
+	cfg.HostPidsBudget, cfg.HostOpenFilesBudget = c.Int64("host-pids-budget"), c.Int64("host-open-files-budget")
 	cfg.StreamHeartbeat, cfg.StartTimeout = c.Duration("stream-heartbeat"), c.Duration("start-timeout")
 	cfg.StallTimeout = c.Duration("stall-timeout")
 	level := slog.LevelInfo

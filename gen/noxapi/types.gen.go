@@ -54,6 +54,16 @@ type BackendLimits struct {
 	// DefaultTTLSeconds Example: 900
 	DefaultTTLSeconds *int32 `json:"defaultTtlSeconds,omitempty"`
 
+	// HostOpenFilesBudget Bound on the running sandboxes times openFiles; a create (or the restart of a stopped sandbox) beyond it is 503 with Retry-After.
+	//
+	// Example: 1233058
+	HostOpenFilesBudget *int64 `json:"hostOpenFilesBudget,omitempty"`
+
+	// HostPidsBudget Sum of the process limits (pids) of the sandboxes running at once; a create (or the restart of a stopped sandbox) beyond it is 503 with Retry-After, so that sandboxes cannot exhaust the host's process table.
+	//
+	// Example: 16384
+	HostPidsBudget *int64 `json:"hostPidsBudget,omitempty"`
+
 	// MaxConcurrentExecs Example: 64
 	MaxConcurrentExecs *int32 `json:"maxConcurrentExecs,omitempty"`
 
@@ -90,6 +100,11 @@ type BackendLimits struct {
 	//
 	// Example: 16Mi
 	MinMemory *string `json:"minMemory,omitempty"`
+
+	// OpenFiles Open files each process of a sandbox may hold (RLIMIT_NOFILE).
+	//
+	// Example: 65536
+	OpenFiles *int64 `json:"openFiles,omitempty"`
 
 	// StallTimeoutSeconds Longest a client may leave a response unread, or an upload body unsent, before its connection is cut. Responses that make progress (downloads, exec streams) may last any time.
 	//
