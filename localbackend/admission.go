@@ -75,6 +75,9 @@ func (s *store) startExec(ctx context.Context, id string, req driver.ExecRequest
 	b, env, err := s.acquire(ctx, id, true)
 	if err != nil {
 		releaseSlot()
+		if s.deleted(b0) && !errors.Is(err, ErrNotFound) {
+			return nil, notFound(id) // e.g. its workspace went while the environment started
+		}
 		return nil, err
 	}
 	if req.Timeout == 0 {
