@@ -46,7 +46,7 @@
 // fsync, rename) when a sandbox is created, outside the store's lock; the
 // meta directory itself is fsynced every ReaperInterval and on Close, and
 // later changes of a sandbox's expiry by its activity are flushed at the
-// same times (touch and create write them at once). A
+// same times (touch and a create changing the TTL write at once). A
 // kill -9 therefore loses at most one interval of activity and never a
 // sandbox or a workspace; a power loss within one interval of a create may
 // lose that sandbox (its workspace is then removed at the next start). After a restart
@@ -60,8 +60,8 @@
 // # Lifecycle
 //
 // Create (ensure), exec, upload, download and touch refresh a sandbox's
-// expiry; get and list do not. Touch, and a create of an existing sandbox,
-// save its metadata before answering (a failed write fails the request and
+// expiry; get and list do not. Touch, and a create changing an existing
+// sandbox's TTL, save its metadata before answering (a failed write fails the request and
 // changes nothing). A reaper deletes expired sandboxes within about
 // ReaperInterval of their expiry (and once at startup), but never while an
 // exec or upload runs in them; downloads in flight do not keep a sandbox:

@@ -21,7 +21,7 @@ const ensureTries = 5
 // ensure creates the sandbox id or refreshes an existing one, then builds
 // its environment. Concurrent ensures of one id yield one sandbox. An
 // existing sandbox keeps its image and limits; a non-zero TTL replaces
-// its TTL, saved before ensure returns. An empty image is the default
+// its TTL, a change saved before ensure returns. An empty image is the default
 // image. A create racing a delete of id waits for the delete, then
 // creates the sandbox anew: it never reports it missing.
 func (s *store) ensure(ctx context.Context, id string, p driver.CreateRequest) (boxStatus, error) {
@@ -58,15 +58,11 @@ func (s *store) ensureOnce(ctx context.Context, id string, p driver.CreateReques
 		}
 		b.busy++
 		s.mu.Unlock()
-	default:
+	case p.TTL != 0 && int32(p.TTL/time.Second) != b.meta.TTLSeconds:
 		s.mu.Unlock()
-		// Saved first: a failed write changes nothing, not even the
-		// expiry (release would count the attempt as activity).
-		if _, err := s.saveMeta(b, func(m *meta) {
-			if p.TTL != 0 {
-				m.TTLSeconds = int32(p.TTL / time.Second)
-			}
-		}); err != nil {
+		// A new TTL is saved first: a failed write changes nothing, not
+		// even the expiry (release would count the attempt as activity).
+		if _, err := s.saveMeta(b, func(m *meta) { m.TTLSeconds = int32(p.TTL / time.Second) }); err != nil {
 			if s.deleted(b) {
 				return boxStatus{}, errDeletedMeanwhile
 			}
@@ -77,6 +73,11 @@ func (s *store) ensureOnce(ctx context.Context, id string, p driver.CreateReques
 			s.mu.Unlock()
 			return boxStatus{}, errDeletedMeanwhile
 		}
+		b.busy++
+		s.mu.Unlock()
+	default:
+		// Activity only: flushed with the others (see flush).
+		s.touchLocked(b)
 		b.busy++
 		s.mu.Unlock()
 	}
