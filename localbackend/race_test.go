@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// raceLifecycle runs creates, execs (plain and streamed) and deletes of a
+// raceLifecycle runs creates, execs (plain and streamed), touches and deletes of a
 // few session ids from several goroutines for d, and fails on any create
 // answered 404 or anything answered 500. An exec whose sandbox is deleted
 // under it must end as a normal result (exit code 137 with a note).
@@ -53,6 +53,10 @@ func raceLifecycle(t *testing.T, e *testEnv, d time.Duration) {
 						bad = append(bad, fmt.Sprintf("stream ended with an error event: %s", b))
 						mu.Unlock()
 					}
+				case n < 8:
+					op = "touch"
+					resp, b := e.do("POST", "/v1/sandboxes/"+id+"/touch", nil)
+					status, body = resp.StatusCode, b
 				default:
 					op = "delete"
 					resp, b := e.do("DELETE", "/v1/sandboxes/"+id, nil)
