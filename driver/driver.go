@@ -166,12 +166,24 @@ type Limits struct {
 	// MaxConcurrentExecs is how many commands run at once backend-wide;
 	// more wait briefly, then get 503 with Retry-After.
 	MaxConcurrentExecs int
+	// MaxConcurrentExecsPerSandbox is how many of them run at once in one
+	// sandbox (0: not advertised); a sandbox beyond it gets ErrBusy.
+	MaxConcurrentExecsPerSandbox int
 	// DefaultCPUMilli, MaxCPUMilli, DefaultMemoryBytes, MaxMemoryBytes,
 	// DefaultStorageBytes and MaxStorageBytes bound the resource limits of
 	// a sandbox (cpuLimit, memoryLimit, ephemeralStorageLimit).
 	DefaultCPUMilli, MaxCPUMilli         int64
 	DefaultMemoryBytes, MaxMemoryBytes   int64
 	DefaultStorageBytes, MaxStorageBytes int64
+	// MinCPUMilli and MinMemoryBytes are the smallest cpuLimit and
+	// memoryLimit the backend can enforce and still run commands (0: no
+	// minimum beyond "greater than zero"); smaller requests are 400.
+	MinCPUMilli, MinMemoryBytes int64
+	// HostPidsBudget bounds the sum of the process limits of the running
+	// sandboxes; OpenFiles is the open-file limit of each process and
+	// HostOpenFilesBudget the bound on running sandboxes times it. Beyond
+	// a budget a create is ErrBusy. 0: not advertised.
+	HostPidsBudget, OpenFiles, HostOpenFilesBudget int64
 }
 
 // CreateRequest is a validated create request.

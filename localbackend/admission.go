@@ -12,45 +12,72 @@ import (
 	"github.com/noxrunner/nox/localbackend/internal/sandbox"
 )
 
-// execSlot waits up to ExecQueueWait for one of the backend's command
-// slots (MaxConcurrentExecs) and returns the function releasing it.
-func (s *store) execSlot(ctx context.Context) (func(), error) {
-	release := func() { <-s.execSlots }
+// execSlot waits up to ExecQueueWait, in all, for one of sandbox b's own
+// command slots (MaxConcurrentExecsPerSandbox), then for one of the
+// backend's (MaxConcurrentExecs), and returns the function releasing both.
+// A sandbox at its own limit waits without holding a backend slot, so it
+// cannot starve its neighbours.
+func (s *store) execSlot(ctx context.Context, b *box) (func(), error) {
+	t := time.NewTimer(s.cfg.ExecQueueWait)
+	defer t.Stop()
+	own, err := takeSlot(ctx, b.execSlots, t.C)
+	if err != nil {
+		if errors.Is(err, ErrBusy) {
+			err = fmt.Errorf("too many concurrent commands in sandbox %q (limit %d per sandbox); retry later: %w", b.meta.SessionID, cap(b.execSlots), ErrBusy)
+		}
+		return nil, err
+	}
+	global, err := takeSlot(ctx, s.execSlots, t.C)
+	if err != nil {
+		own()
+		if errors.Is(err, ErrBusy) {
+			err = fmt.Errorf("too many concurrent commands (limit %d); retry later: %w", cap(s.execSlots), ErrBusy)
+		}
+		return nil, err
+	}
+	return func() { global(); own() }, nil
+}
+
+// takeSlot takes a slot of the semaphore slots, waiting until expired
+// fires (then ErrBusy) or ctx ends, and returns the function releasing it.
+func takeSlot(ctx context.Context, slots chan struct{}, expired <-chan time.Time) (func(), error) {
+	release := func() { <-slots }
 	select {
-	case s.execSlots <- struct{}{}:
+	case slots <- struct{}{}:
 		return release, nil
 	default:
 	}
-	t := time.NewTimer(s.cfg.ExecQueueWait)
-	defer t.Stop()
 	select {
-	case s.execSlots <- struct{}{}:
+	case slots <- struct{}{}:
 		return release, nil
-	case <-t.C:
-		return nil, fmt.Errorf("too many concurrent commands (limit %d); retry later: %w", cap(s.execSlots), ErrBusy)
+	case <-expired:
+		return nil, ErrBusy
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 }
 
 // startExec admits one command in sandbox id: an unknown id is
-// ErrNotFound, a full backend ErrBusy (after ExecQueueWait), a bad workdir
+// ErrNotFound, a full sandbox or backend ErrBusy (after ExecQueueWait), a bad workdir
 // ErrInvalid. A zero Timeout is the default timeout.
 func (s *store) startExec(ctx context.Context, id string, req driver.ExecRequest) (*execHandle, error) {
 	// Existence first, so an unknown id is a 404 even when the backend is busy.
 	s.mu.Lock()
-	_, err := s.lookupLocked(id)
+	b0, err := s.lookupLocked(id)
 	s.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	releaseSlot, err := s.execSlot(ctx)
+	releaseSlot, err := s.execSlot(ctx, b0)
 	if err != nil {
 		return nil, err
 	}
 	b, env, err := s.acquire(ctx, id, true)
 	if err != nil {
 		releaseSlot()
+		if s.deleted(b0) && !errors.Is(err, ErrNotFound) {
+			return nil, notFound(id) // e.g. its workspace went while the environment started
+		}
 		return nil, err
 	}
 	if req.Timeout == 0 {
@@ -60,6 +87,9 @@ func (s *store) startExec(ctx context.Context, id string, req driver.ExecRequest
 		spec: sandbox.ExecSpec{Argv: req.Argv, Dir: req.Workdir, Env: commandEnv(req.Env), Timeout: req.Timeout}}
 	if err := s.checkWorkdir(b, req.Workdir); err != nil {
 		h.Abort()
+		if s.deleted(b) {
+			return nil, notFound(id) // its workspace went with it
+		}
 		return nil, err
 	}
 	return h, nil

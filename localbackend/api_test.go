@@ -86,6 +86,13 @@ func TestCreateValidation(t *testing.T) {
 		{"cpu over max", "a", map[string]any{"cpuLimit": "64"}, "cpuLimit: \"64\" exceeds the maximum 4"},
 		{"memory over max", "a", map[string]any{"memoryLimit": "1Ti"}, "memoryLimit"},
 		{"memory zero", "a", map[string]any{"memoryLimit": "0"}, "memoryLimit: must be greater than zero"},
+		// Below what the kernel accepts (a CPU quota under 1ms per 100ms)
+		// or what the sandbox's own processes need: refused, not a
+		// sandbox whose every exec is a 500.
+		{"cpu below min", "a", map[string]any{"cpuLimit": "1m"}, `cpuLimit: "1m" is below the minimum 10m`},
+		{"cpu just below min", "a", map[string]any{"cpuLimit": "9m"}, `cpuLimit: "9m" is below the minimum 10m`},
+		{"memory below min", "a", map[string]any{"memoryLimit": "1"}, `memoryLimit: "1" is below the minimum 16Mi`},
+		{"memory just below min", "a", map[string]any{"memoryLimit": "16777215"}, `memoryLimit: "16777215" is below the minimum 16Mi`},
 		{"storage bad", "a", map[string]any{"ephemeralStorageLimit": "2GB"}, "ephemeralStorageLimit"},
 		{"bad session id", "-a", map[string]any{"ttlSeconds": 60}, "sessionId: must be 1 to 128 characters"},
 		{"long session id", strings.Repeat("a", 129), map[string]any{"ttlSeconds": 60}, "sessionId"},
@@ -96,6 +103,37 @@ func TestCreateValidation(t *testing.T) {
 			resp, body := e.do("PUT", "/v1/sandboxes/"+c.id, c.body)
 			expectError(t, resp, body, 400, c.want)
 		})
+	}
+	// The minima themselves are accepted, and advertised.
+	e.create("min", map[string]any{"cpuLimit": "10m", "memoryLimit": "16Mi"})
+	ir, err := e.client.GetInfoWithResponse(t.Context())
+	if err != nil || ir.JSON200 == nil || ir.JSON200.Limits == nil {
+		t.Fatalf("info: %v %s", err, ir.Body)
+	}
+	if l := ir.JSON200.Limits; l.MinCPU == nil || *l.MinCPU != "10m" || l.MinMemory == nil || *l.MinMemory != "16Mi" {
+		t.Errorf("info limits %s: want minCpu 10m, minMemory 16Mi", ir.Body)
+	}
+}
+
+func TestMinimumLimitsConfig(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name           string
+		minCPU, minMem string
+		want           string // "" valid
+	}{
+		{"defaults", "", "", ""},
+		{"raised", "100m", "64Mi", ""},
+		{"cpu below the kernel's quota", "5m", "", "field MinCPU"},
+		{"memory too small", "", "512Ki", "field MinMemory"},
+		{"above default", "2", "", "below its minimum"},
+	} {
+		c := Config{MinCPU: tc.minCPU, MinMemory: tc.minMem}
+		c.applyDefaults()
+		_, err := c.validate()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: validate() = %v, want %q", tc.name, err, tc.want)
+		}
 	}
 }
 

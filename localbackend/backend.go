@@ -104,7 +104,7 @@ func newBackend(cfg Config, lim limits, newRT func() (runtime, error)) (*Backend
 	}
 	b.handler, err = server.New(b.Driver(), server.Options{
 		Token: cfg.Token, MaxUploadBytes: cfg.MaxUploadBytes, MaxJSONBodyBytes: cfg.MaxJSONBodyBytes,
-		StreamHeartbeat: cfg.StreamHeartbeat, Logger: cfg.Logger,
+		StreamHeartbeat: cfg.StreamHeartbeat, Logger: cfg.Logger, StallTimeout: cfg.StallTimeout,
 	})
 	if err == nil {
 		b.store, err = openStore(cfg, rt, lock)
@@ -119,7 +119,7 @@ func newBackend(cfg Config, lim limits, newRT func() (runtime, error)) (*Backend
 
 // Handler returns the HTTP handler serving the API: the server layer
 // (package server) over Driver, with the Config's Token, MaxUploadBytes,
-// MaxJSONBodyBytes, StreamHeartbeat and Logger.
+// MaxJSONBodyBytes, StreamHeartbeat, StallTimeout and Logger.
 func (b *Backend) Handler() http.Handler { return b.handler }
 
 // Driver returns the backend as a driver.Backend, for serving it with

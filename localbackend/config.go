@@ -104,6 +104,13 @@ type Config struct {
 	// MaxConcurrentExecs bounds the commands running at once in the whole
 	// server. Default: 64.
 	MaxConcurrentExecs int
+	// MaxConcurrentExecsPerSandbox bounds the commands (plain and
+	// streamed) running at once in one sandbox, so that one tenant cannot
+	// take every slot of MaxConcurrentExecs; more wait ExecQueueWait, then
+	// get 503 with Retry-After, without holding a server-wide slot.
+	// Default: a quarter of MaxConcurrentExecs, at least 4 (16 of 64);
+	// values above MaxConcurrentExecs are lowered to it.
+	MaxConcurrentExecsPerSandbox int
 	// ExecQueueWait is how long an exec waits for a free slot before the
 	// server answers 503 with Retry-After. Default: 2s.
 	ExecQueueWait time.Duration
@@ -115,12 +122,45 @@ type Config struct {
 	// MaxCPU, MaxMemory and MaxStorage are the largest limits a create may
 	// ask for (400 above). Defaults: "4", "8Gi", "20Gi".
 	MaxCPU, MaxMemory, MaxStorage string
+	// MinCPU and MinMemory are the smallest limits a create may ask for
+	// (400 below). MinCPU may not be below 10m: the kernel's smallest CPU
+	// quota is 1ms per 100ms period, and a smaller one would make every
+	// start of the sandbox fail. MinMemory may not be below 1Mi: with less
+	// the sandbox's own helper processes are killed (measured on cgroup v1
+	// and v2: 4KiB kills the init, 64KiB every command, 1MiB a shell that
+	// lists a directory tree, 4MiB python3). Defaults: "10m", "16Mi" (twice
+	// what python3 -c 'print(1)' needs).
+	MinCPU, MinMemory string
 	// Pids is the process limit of every sandbox. Default: 1024.
 	Pids int64
+	// OpenFiles is the open-file limit (RLIMIT_NOFILE) of every process
+	// of a sandbox. The kernel enforces it per process; a sandbox's total
+	// is further bounded by its memory limit where the kernel charges
+	// open files to the memory cgroup (cgroup v2). Default: 65536.
+	OpenFiles int64
+	// HostPidsBudget bounds the sum of the Pids limits of the sandboxes
+	// whose environments run at once: a create (or a stopped sandbox's
+	// restart) beyond it is answered 503 with Retry-After, so that the
+	// sandboxes together cannot exhaust the host's process table.
+	// Default: half of the smaller of kernel.pid_max and
+	// kernel.threads-max (16384 sandbox processes, 16 default sandboxes,
+	// with pid_max 32768); negative disables it.
+	HostPidsBudget int64
+	// HostOpenFilesBudget bounds, likewise, the number of running
+	// sandboxes times OpenFiles, which a sandbox with one process per
+	// open-file limit can reach. Default: half of fs.file-max (none
+	// when the kernel's is unlimited); negative disables it.
+	HostOpenFilesBudget int64
 
 	// StreamHeartbeat is the longest silence on an exec stream before a
 	// heartbeat comment is sent. Default: 5s.
 	StreamHeartbeat time.Duration
+	// StallTimeout is the longest a client may leave a response unread or
+	// an upload unsent before its connection is cut (each write or read
+	// gets this long; progress resets it), so that a stalled client
+	// cannot hold a sandbox's transfer, and the sandbox, open. Default:
+	// 30s; negative disables it. Must exceed StreamHeartbeat.
+	StallTimeout time.Duration
 	// ReaperInterval is how often expired sandboxes are looked for. Default: 1s.
 	ReaperInterval time.Duration
 	// StartTimeout bounds building one sandbox's environment. Default: 60s.
@@ -182,6 +222,8 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.MaxDownloadEntries, 100000)
 	setDefault(&c.MaxJSONBodyBytes, server.DefaultMaxJSONBodyBytes)
 	setDefault(&c.MaxConcurrentExecs, 64)
+	setDefault(&c.MaxConcurrentExecsPerSandbox, min(max(c.MaxConcurrentExecs/4, 4), c.MaxConcurrentExecs))
+	c.MaxConcurrentExecsPerSandbox = min(c.MaxConcurrentExecsPerSandbox, c.MaxConcurrentExecs)
 	setDefault(&c.ExecQueueWait, 2*time.Second)
 	setDefault(&c.DefaultCPU, "1")
 	setDefault(&c.DefaultMemory, "1Gi")
@@ -189,8 +231,17 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.MaxCPU, "4")
 	setDefault(&c.MaxMemory, "8Gi")
 	setDefault(&c.MaxStorage, "20Gi")
+	setDefault(&c.MinCPU, "10m")
+	setDefault(&c.MinMemory, "16Mi")
 	setDefault(&c.Pids, 1024)
+	setDefault(&c.OpenFiles, sandbox.DefaultOpenFiles)
+	if c.HostPidsBudget == 0 || c.HostOpenFilesBudget == 0 {
+		host := readHostLimits(procSys)
+		setDefault(&c.HostPidsBudget, host.pidsBudget())
+		setDefault(&c.HostOpenFilesBudget, host.openFilesBudget())
+	}
 	setDefault(&c.StreamHeartbeat, server.DefaultStreamHeartbeat)
+	setDefault(&c.StallTimeout, server.DefaultStallTimeout)
 	setDefault(&c.ReaperInterval, time.Second)
 	setDefault(&c.StartTimeout, 60*time.Second)
 	setDefault(&c.StorageCheckInterval, time.Second)
@@ -212,8 +263,15 @@ func (c *Config) imageNames() []string {
 	return names
 }
 
+// The floors of Config.MinCPU and Config.MinMemory (see there).
+const (
+	floorCPUMilli    = 10
+	floorMemoryBytes = 1 << 20
+)
+
 // limits is the parsed form of the configured resource limits.
 type limits struct {
+	minCPU, minMemory      int64 // milli-CPUs, bytes
 	defCPU, maxCPU         int64 // milli-CPUs
 	defMemory, maxMemory   int64 // bytes
 	defStorage, maxStorage int64 // bytes
@@ -256,11 +314,31 @@ func (c *Config) validate() (limits, error) {
 	parse("MaxMemory", c.MaxMemory, quantity.ParseBytes, &l.maxMemory)
 	parse("DefaultStorage", c.DefaultStorage, quantity.ParseBytes, &l.defStorage)
 	parse("MaxStorage", c.MaxStorage, quantity.ParseBytes, &l.maxStorage)
+	parse("MinCPU", c.MinCPU, quantity.ParseCPUMilli, &l.minCPU)
+	parse("MinMemory", c.MinMemory, quantity.ParseBytes, &l.minMemory)
 	if l.defCPU > l.maxCPU || l.defMemory > l.maxMemory || l.defStorage > l.maxStorage {
 		errs = append(errs, errors.New("a default resource limit exceeds its maximum"))
 	}
+	if l.minCPU < floorCPUMilli {
+		errs = append(errs, fmt.Errorf("field MinCPU: %q is below %s, the kernel's smallest CPU quota", c.MinCPU, quantity.FormatCPUMilli(floorCPUMilli)))
+	}
+	if l.minMemory < floorMemoryBytes {
+		errs = append(errs, fmt.Errorf("field MinMemory: %q is below %s, too little for the sandbox's own processes", c.MinMemory, quantity.FormatBytes(floorMemoryBytes)))
+	}
+	if l.minCPU > l.defCPU || l.minMemory > l.defMemory {
+		errs = append(errs, errors.New("a default resource limit is below its minimum"))
+	}
 	if c.DefaultTTL > c.MaxTTL || c.DefaultTTL < time.Second {
 		errs = append(errs, errors.New("field DefaultTTL: must be between 1s and MaxTTL"))
+	}
+	if c.HostPidsBudget > 0 && c.Pids > c.HostPidsBudget {
+		errs = append(errs, fmt.Errorf("field Pids: %d exceeds HostPidsBudget %d: no sandbox could start", c.Pids, c.HostPidsBudget))
+	}
+	if c.HostOpenFilesBudget > 0 && c.OpenFiles > c.HostOpenFilesBudget {
+		errs = append(errs, fmt.Errorf("field OpenFiles: %d exceeds HostOpenFilesBudget %d: no sandbox could start", c.OpenFiles, c.HostOpenFilesBudget))
+	}
+	if c.StallTimeout > 0 && c.StallTimeout <= c.StreamHeartbeat {
+		errs = append(errs, fmt.Errorf("field StallTimeout: %s must exceed StreamHeartbeat %s (an idle exec stream writes only heartbeats)", c.StallTimeout, c.StreamHeartbeat))
 	}
 	if c.DefaultExecTimeout > c.MaxExecTimeout || c.DefaultExecTimeout < time.Second {
 		errs = append(errs, errors.New("field DefaultExecTimeout: must be between 1s and MaxExecTimeout"))
@@ -268,7 +346,7 @@ func (c *Config) validate() (limits, error) {
 	for _, v := range []struct {
 		name string
 		n    int64
-	}{{"MaxOutputBytes", c.MaxOutputBytes}, {"MaxUploadBytes", c.MaxUploadBytes}, {"MaxUploadEntries", c.MaxUploadEntries}, {"MaxDownloadBytes", c.MaxDownloadBytes}, {"MaxDownloadEntries", c.MaxDownloadEntries}, {"MaxJSONBodyBytes", c.MaxJSONBodyBytes}, {"MaxConcurrentExecs", int64(c.MaxConcurrentExecs)}, {"Pids", c.Pids}} {
+	}{{"MaxOutputBytes", c.MaxOutputBytes}, {"MaxUploadBytes", c.MaxUploadBytes}, {"MaxUploadEntries", c.MaxUploadEntries}, {"MaxDownloadBytes", c.MaxDownloadBytes}, {"MaxDownloadEntries", c.MaxDownloadEntries}, {"MaxJSONBodyBytes", c.MaxJSONBodyBytes}, {"MaxConcurrentExecs", int64(c.MaxConcurrentExecs)}, {"MaxConcurrentExecsPerSandbox", int64(c.MaxConcurrentExecsPerSandbox)}, {"Pids", c.Pids}, {"OpenFiles", c.OpenFiles}} {
 		if v.n < 0 {
 			errs = append(errs, fmt.Errorf("field %s: must not be negative", v.name))
 		}

@@ -18,10 +18,12 @@
 //	lifecycle.go    create (ensure), get, list, touch, delete
 //	reaper.go       deleting expired sandboxes
 //	environment.go  building a sandbox's environment on the runtime
-//	admission.go    admitting a command: backend slots, workdir check
+//	admission.go    admitting a command: per-sandbox and backend slots, workdir check
+//	budget.go       the host budgets: processes and open files of running sandboxes
 //	exec.go         running an admitted command (driver.Execution)
 //	output.go       capping and streaming a command's output
 //	files.go        upload and download; archive.go the tar codec
+//	transfers.go    downloads cut when their sandbox is deleted or expires
 //	paths.go        sandbox paths inside /workspace to workspace-relative ones
 //	storage.go      the ephemeral storage monitor
 //
@@ -43,7 +45,8 @@
 // used raw in host paths. Metadata is written atomically (temporary file,
 // fsync, rename) when a sandbox is created, outside the store's lock; the
 // meta directory itself is fsynced every ReaperInterval and on Close, and
-// later changes of a sandbox's expiry are flushed at the same times. A
+// later changes of a sandbox's expiry by its activity are flushed at the
+// same times (touch and a create changing the TTL write at once). A
 // kill -9 therefore loses at most one interval of activity and never a
 // sandbox or a workspace; a power loss within one interval of a create may
 // lose that sandbox (its workspace is then removed at the next start). After a restart
@@ -57,11 +60,27 @@
 // # Lifecycle
 //
 // Create (ensure), exec, upload, download and touch refresh a sandbox's
-// expiry; get and list do not. A reaper deletes expired sandboxes within
-// about ReaperInterval of their expiry (and once at startup), but never
-// while an exec, upload or download runs in them. Delete and expiry kill
-// every process and remove the workspace; Close stops every environment and
-// keeps the workspaces.
+// expiry; get and list do not. Touch, and a create changing an existing
+// sandbox's TTL, save its metadata before answering (a failed write fails the request and
+// changes nothing). A reaper deletes expired sandboxes within about
+// ReaperInterval of their expiry (and once at startup), but never while an
+// exec or upload runs in them; downloads in flight do not keep a sandbox:
+// delete and expiry cut them. Delete and expiry kill every process and
+// remove the workspace; a command running then ends with exit code 137 and
+// "nox: the command was killed because its sandbox was deleted" on stderr.
+// A create racing a delete of its id waits for the delete, then creates the
+// sandbox anew. Close stops every environment and keeps the workspaces.
+//
+// # Admission
+//
+// A command waits up to ExecQueueWait for one of its sandbox's
+// MaxConcurrentExecsPerSandbox slots, then for one of the backend's
+// MaxConcurrentExecs, and is refused (ErrBusy, 503) when either stays
+// full: one sandbox cannot take every slot. An environment starts only
+// within the host budgets (budget.go): the sum of the Pids limits of the
+// running sandboxes stays within HostPidsBudget, their number times
+// OpenFiles within HostOpenFilesBudget; beyond, the create or the exec
+// that would start it is refused (ErrBusy) before anything is written.
 //
 // # Files API
 //

@@ -33,8 +33,10 @@ func (d driverBackend) Info() driver.Info {
 			DefaultTimeout: c.DefaultExecTimeout, MaxTimeout: c.MaxExecTimeout,
 			MaxOutputBytes: c.MaxOutputBytes, MaxUploadEntries: c.MaxUploadEntries,
 			MaxDownloadBytes: c.MaxDownloadBytes, MaxDownloadEntries: c.MaxDownloadEntries,
-			MaxConcurrentExecs: c.MaxConcurrentExecs,
-			DefaultCPUMilli:    b.lim.defCPU, MaxCPUMilli: b.lim.maxCPU,
+			MaxConcurrentExecs: c.MaxConcurrentExecs, MaxConcurrentExecsPerSandbox: c.MaxConcurrentExecsPerSandbox,
+			MinCPUMilli: b.lim.minCPU, DefaultCPUMilli: b.lim.defCPU, MaxCPUMilli: b.lim.maxCPU,
+			MinMemoryBytes: b.lim.minMemory,
+			HostPidsBudget: c.HostPidsBudget, OpenFiles: c.OpenFiles, HostOpenFilesBudget: c.HostOpenFilesBudget,
 			DefaultMemoryBytes: b.lim.defMemory, MaxMemoryBytes: b.lim.maxMemory,
 			DefaultStorageBytes: b.lim.defStorage, MaxStorageBytes: b.lim.maxStorage,
 		},
@@ -115,7 +117,11 @@ func (d driverBackend) Upload(ctx context.Context, id, dest string, archive io.R
 
 // Download returns a gzip tar of src, produced while it is read.
 func (d driverBackend) Download(ctx context.Context, id, src string) (io.ReadCloser, error) {
-	return d.b.store.download(ctx, id, src)
+	rc, err := d.b.store.download(ctx, id, src)
+	if err != nil {
+		return nil, err
+	}
+	return d.b.store.watchDownload(id, rc), nil
 }
 
 // sandbox converts a store snapshot to the driver's type.

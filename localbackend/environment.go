@@ -29,8 +29,12 @@ func (s *store) startEnv(ctx context.Context, b *box) (environment, error) {
 		return nil, fmt.Errorf("sandbox %q: its image %q is no longer configured; delete and recreate it: %w", m.SessionID, m.Image, ErrUnavailable)
 	}
 	s.mu.Lock()
-	b.starting = true
 	b.env = nil
+	if err := s.budgetLocked(b, m.Pids); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	b.starting = true
 	s.mu.Unlock()
 	// Building is not cancelled by the client going away: a concurrent
 	// ensure may be waiting for the same environment.
@@ -43,6 +47,7 @@ func (s *store) startEnv(ctx context.Context, b *box) (environment, error) {
 		Hostname:  "sandbox",
 		Limits: sandbox.Limits{
 			CPUMilli: m.CPUMilli, MemoryBytes: m.MemoryBytes, Pids: m.Pids, StorageBytes: m.StorageBytes,
+			OpenFiles: s.cfg.OpenFiles,
 		},
 	})
 	s.mu.Lock()

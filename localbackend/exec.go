@@ -65,6 +65,11 @@ func (h *execHandle) Wait(ctx context.Context, out func(driver.Stream, string)) 
 	res, storageKilled, err := h.run(ctx, spec)
 	var r driver.ExecResult
 	switch {
+	case ctx.Err() == nil && h.s.deleted(h.b):
+		// Deleting the sandbox killed the command (or the environment
+		// under it): a normal end, with the output produced so far.
+		stderr.note(deletedNote)
+		r = driver.ExecResult{ExitCode: 137, Duration: res.Duration}
 	case storageKilled:
 		// The storage monitor killed every process of the sandbox.
 		stderr.note(storageKilledNote(h.b.meta.StorageBytes))
@@ -104,6 +109,10 @@ func (h *execHandle) run(ctx context.Context, spec sandbox.ExecSpec) (res sandbo
 	storageKilled = (err != nil || res.ExitCode == 137) && ctx.Err() == nil && h.s.storageKills(h.b) != kills
 	return res, storageKilled, err
 }
+
+// deletedNote is the stderr note of a command killed because its sandbox
+// was deleted (or expired) while it ran.
+const deletedNote = "nox: the command was killed because its sandbox was deleted\n"
 
 // chunksTo returns the chunk callback of stream s for out (nil: none).
 func chunksTo(out func(driver.Stream, string), s driver.Stream) func(string) {

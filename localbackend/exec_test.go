@@ -336,3 +336,69 @@ func TestRuntimeFailures(t *testing.T) {
 	r3.Body.Close()
 	expectError(t, r3, b3, 400, "body: exceeds")
 }
+
+// TestExecFairAdmission: one sandbox running as many commands as it may
+// (plain and streamed) leaves the backend's other slots to its
+// neighbours; its own extra commands get 503 with Retry-After.
+func TestExecFairAdmission(t *testing.T) {
+	t.Parallel()
+	const perSandbox = 4
+	e := setup(t, func(c *Config) {
+		c.MaxConcurrentExecs, c.MaxConcurrentExecsPerSandbox, c.ExecQueueWait = 8, perSandbox, 300*time.Millisecond
+	})
+	e.create("hog", nil)
+	e.create("neighbour", nil)
+	const hogs = 8 // every backend slot
+	statuses := make(chan int, hogs)
+	var wg sync.WaitGroup
+	for i := range hogs {
+		path := "/v1/sandboxes/hog/exec"
+		if i%4 == 0 {
+			path += "/stream"
+		}
+		wg.Go(func() {
+			resp, body := e.do("POST", path, map[string]any{"cmd": []string{"sleep", "2"}})
+			if resp.StatusCode == 503 && (resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "per sandbox")) {
+				t.Errorf("hog's extra command: 503 %s, Retry-After %q; want the per-sandbox limit named and Retry-After", body, resp.Header.Get("Retry-After"))
+			}
+			statuses <- resp.StatusCode
+		})
+	}
+	waitFor(t, func() bool { st, _ := e.b.store.get("hog"); return st.runningExecs >= perSandbox })
+	time.Sleep(50 * time.Millisecond) // let the others queue
+	start := time.Now()
+	resp, body := e.do("POST", "/v1/sandboxes/neighbour/exec", map[string]any{"cmd": []string{"true"}})
+	if resp.StatusCode != 200 {
+		t.Fatalf("neighbour's exec while the hog runs %d commands: %d %s", hogs, resp.StatusCode, body)
+	}
+	if took := time.Since(start); took > 250*time.Millisecond {
+		t.Errorf("neighbour's exec waited %s for a slot", took)
+	}
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	if count[200] != perSandbox || count[503] != hogs-perSandbox {
+		t.Errorf("hog's %d commands answered %v, want %d x 200 and %d x 503", hogs, count, perSandbox, hogs-perSandbox)
+	}
+	var info noxapi.Info
+	_, data := e.do("GET", "/v1/info", nil)
+	if err := json.Unmarshal(data, &info); err != nil || info.Limits.MaxConcurrentExecsPerSandbox == nil || *info.Limits.MaxConcurrentExecsPerSandbox != 4 {
+		t.Errorf("info limits %s: want maxConcurrentExecsPerSandbox 4", data)
+	}
+}
+
+func TestExecsPerSandboxDefault(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ perSandbox, total, want int }{
+		{0, 64, 16}, {0, 8, 4}, {0, 2, 2}, {32, 8, 8}, {3, 64, 3},
+	} {
+		c := Config{MaxConcurrentExecs: tc.total, MaxConcurrentExecsPerSandbox: tc.perSandbox}
+		c.applyDefaults()
+		if c.MaxConcurrentExecsPerSandbox != tc.want {
+			t.Errorf("%d per sandbox of %d: got %d, want %d", tc.perSandbox, tc.total, c.MaxConcurrentExecsPerSandbox, tc.want)
+		}
+	}
+}

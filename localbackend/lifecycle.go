@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"slices"
 	"time"
@@ -13,11 +14,31 @@ import (
 	"github.com/noxrunner/nox/driver"
 )
 
+// ensureTries bounds how often ensure starts over when a concurrent delete
+// removes the sandbox it is creating or refreshing.
+const ensureTries = 5
+
 // ensure creates the sandbox id or refreshes an existing one, then builds
 // its environment. Concurrent ensures of one id yield one sandbox. An
 // existing sandbox keeps its image and limits; a non-zero TTL replaces
-// its TTL. An empty image is the default image.
+// its TTL, a change saved before ensure returns. An empty image is the default
+// image. A create racing a delete of id waits for the delete, then
+// creates the sandbox anew: it never reports it missing.
 func (s *store) ensure(ctx context.Context, id string, p driver.CreateRequest) (boxStatus, error) {
+	for range ensureTries {
+		st, err := s.ensureOnce(ctx, id, p)
+		if !errors.Is(err, errDeletedMeanwhile) {
+			return st, err
+		}
+	}
+	return boxStatus{}, fmt.Errorf("sandbox %q is being deleted and created concurrently; retry: %w", id, ErrUnavailable)
+}
+
+// errDeletedMeanwhile: a delete removed the sandbox ensureOnce was working on.
+var errDeletedMeanwhile = errors.New("deleted meanwhile")
+
+// ensureOnce is one attempt of ensure.
+func (s *store) ensureOnce(ctx context.Context, id string, p driver.CreateRequest) (boxStatus, error) {
 	s.mu.Lock()
 	b, err := s.settledLocked(ctx, id)
 	switch {
@@ -25,23 +46,46 @@ func (s *store) ensure(ctx context.Context, id string, p driver.CreateRequest) (
 		s.mu.Unlock()
 		return boxStatus{}, err
 	case b == nil:
+		// Refused before anything is written: a create over a host budget
+		// leaves no sandbox behind. startEnv checks again.
+		if err := s.budgetLocked(nil, s.cfg.Pids); err != nil {
+			s.mu.Unlock()
+			return boxStatus{}, err
+		}
 		if b, err = s.createLocked(id, p); err != nil {
 			s.mu.Unlock()
 			return boxStatus{}, err
 		}
-	case b.deleting:
+		b.busy++
 		s.mu.Unlock()
-		return boxStatus{}, fmt.Errorf("sandbox %q is being deleted; retry: %w", id, ErrUnavailable)
-	default:
-		if p.TTL != 0 {
-			b.meta.TTLSeconds = int32(p.TTL / time.Second)
+	case p.TTL != 0 && int32(p.TTL/time.Second) != b.meta.TTLSeconds:
+		s.mu.Unlock()
+		// A new TTL is saved first: a failed write changes nothing, not
+		// even the expiry (release would count the attempt as activity).
+		if _, err := s.saveMeta(b, func(m *meta) { m.TTLSeconds = int32(p.TTL / time.Second) }); err != nil {
+			if s.deleted(b) {
+				return boxStatus{}, errDeletedMeanwhile
+			}
+			return boxStatus{}, err
 		}
+		s.mu.Lock()
+		if b.deleting {
+			s.mu.Unlock()
+			return boxStatus{}, errDeletedMeanwhile
+		}
+		b.busy++
+		s.mu.Unlock()
+	default:
+		// Activity only: flushed with the others (see flush).
 		s.touchLocked(b)
+		b.busy++
+		s.mu.Unlock()
 	}
-	b.busy++
-	s.mu.Unlock()
 	defer s.release(b, false)
 	if _, err := s.startEnv(ctx, b); err != nil {
+		if s.deleted(b) {
+			return boxStatus{}, errDeletedMeanwhile
+		}
 		return boxStatus{}, err
 	}
 	s.mu.Lock()
@@ -51,19 +95,23 @@ func (s *store) ensure(ctx context.Context, id string, p driver.CreateRequest) (
 }
 
 // settledLocked returns the box of id (nil when there is none) once no
-// concurrent ensure is creating it. s.mu is held on entry and on return,
-// released while waiting.
+// concurrent ensure is creating it and no delete is removing it. s.mu is
+// held on entry and on return, released while waiting.
 func (s *store) settledLocked(ctx context.Context, id string) (*box, error) {
 	for {
 		if s.closed {
 			return nil, fmt.Errorf("backend is closed: %w", ErrUnavailable)
 		}
 		b, ok := s.boxes[id]
-		if !ok || b.creating == nil {
+		if !ok || b.creating == nil && !b.deleting {
 			return b, nil
 		}
-		// A concurrent ensure is writing its files: wait, then look again.
+		// A concurrent ensure is writing its files, or a delete removing
+		// them: wait, then look again.
 		ch := b.creating
+		if ch == nil {
+			ch = b.gone
+		}
 		s.mu.Unlock()
 		select {
 		case <-ch:
@@ -97,7 +145,8 @@ func (s *store) createLocked(id string, p driver.CreateRequest) (*box, error) {
 	// holding s.mu: until creating is closed the sandbox is invisible
 	// (lookupLocked, get and list skip it) and concurrent ensures of id
 	// wait.
-	b := &box{meta: m, creating: make(chan struct{})}
+	b := s.newBox(m)
+	b.creating = make(chan struct{})
 	s.boxes[id] = b
 	s.mu.Unlock()
 	err := s.makeBoxDirs(m.Key)
@@ -120,16 +169,20 @@ func (s *store) createLocked(id string, p driver.CreateRequest) (*box, error) {
 	return b, nil
 }
 
-// touch refreshes id's expiry.
+// touch refreshes id's expiry and saves it before returning: when the
+// metadata cannot be written the touch fails and changes nothing.
 func (s *store) touch(id string) (meta, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	b, err := s.lookupLocked(id)
+	s.mu.Unlock()
 	if err != nil {
 		return meta{}, err
 	}
-	s.touchLocked(b)
-	return b.meta, nil
+	m, err := s.saveMeta(b, nil)
+	if err != nil && s.deleted(b) {
+		return meta{}, notFound(id)
+	}
+	return m, err
 }
 
 func (s *store) statusLocked(b *box) (boxStatus, environment) {
@@ -217,7 +270,12 @@ func (s *store) removeIf(id string, cond func(*box) bool) (bool, error) {
 	}
 	b.deleting = true
 	key := b.meta.Key
+	cuts := slices.Collect(maps.Values(b.cuts))
+	clear(b.cuts)
 	s.mu.Unlock()
+	for _, cut := range cuts {
+		cut()
+	}
 
 	b.startMu.Lock()
 	s.mu.Lock()
@@ -244,6 +302,7 @@ func (s *store) removeIf(id string, cond func(*box) bool) (bool, error) {
 	if s.boxes[id] == b {
 		delete(s.boxes, id)
 	}
+	close(b.gone)
 	s.mu.Unlock()
 	if err := errors.Join(errs...); err != nil {
 		return true, fmt.Errorf("delete sandbox %q: %w", id, err)

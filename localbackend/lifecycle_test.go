@@ -3,11 +3,16 @@ package localbackend
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/noxrunner/nox/gen/noxapi"
 )
 
 func TestRestartPersistence(t *testing.T) {
@@ -128,23 +133,47 @@ func TestExpiredAtStartup(t *testing.T) {
 
 func TestDeleteKillsCommands(t *testing.T) {
 	t.Parallel()
-	e := setup(t, nil)
+	deleteDuringExec(t, setup(t, nil))
+}
+
+// deleteDuringExec deletes a sandbox while a plain and a streamed command
+// run in it: both end as normal results (exit code 137, the output so
+// far, a note on stderr), not as errors.
+func deleteDuringExec(t *testing.T, e *testEnv) {
 	e.create("del", nil)
-	done := make(chan struct{})
+	cmd := map[string]any{"cmd": []string{"sh", "-c", "echo before; sleep 30"}}
+	plain, stream := make(chan []byte, 1), make(chan []byte, 1)
 	go func() {
-		defer close(done)
-		resp, _ := e.do("POST", "/v1/sandboxes/del/exec", map[string]any{"cmd": []string{"sleep", "30"}})
-		_ = resp
+		resp, body := e.do("POST", "/v1/sandboxes/del/exec", cmd)
+		if resp.StatusCode != 200 {
+			t.Errorf("exec during delete: %d %s", resp.StatusCode, body)
+		}
+		plain <- body
 	}()
-	waitFor(t, func() bool { st, _ := e.b.store.get("del"); return st.runningExecs == 1 })
+	go func() {
+		resp, body := e.do("POST", "/v1/sandboxes/del/exec/stream", cmd)
+		if resp.StatusCode != 200 {
+			t.Errorf("streamed exec during delete: %d %s", resp.StatusCode, body)
+		}
+		stream <- body
+	}()
+	waitFor(t, func() bool { st, _ := e.b.store.get("del"); return st.runningExecs == 2 })
+	time.Sleep(300 * time.Millisecond) // let both print
 	resp, body := e.do("DELETE", "/v1/sandboxes/del", nil)
 	if resp.StatusCode != 204 {
 		t.Fatalf("delete: %d %s", resp.StatusCode, body)
 	}
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("exec still running after delete")
+	for _, ch := range []chan []byte{plain, stream} {
+		select {
+		case body := <-ch:
+			for _, want := range []string{`"exitCode":137`, "before", "sandbox was deleted"} {
+				if !strings.Contains(string(body), want) {
+					t.Errorf("answer %s lacks %s", body, want)
+				}
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("exec still running after delete")
+		}
 	}
 	if _, err := os.Stat(e.b.store.boxDir(sandboxKey("del"))); !os.IsNotExist(err) {
 		t.Errorf("sandbox dir remains: %v", err)
@@ -213,4 +242,127 @@ func FuzzExtract(f *testing.F) {
 			return nil
 		})
 	})
+}
+
+// TestMetadataWriteFailure: a touch or a create changing the TTL whose
+// metadata cannot be written fails and leaves the sandbox as it was;
+// once writes work again a touch is durable across a restart.
+func TestMetadataWriteFailure(t *testing.T) {
+	t.Parallel()
+	c := testConfig(t)
+	e := start(t, c, &fakeRuntime{})
+	e.t = t
+	e.create("md", map[string]any{"ttlSeconds": 600})
+	before, err := e.b.store.get("md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Break the metadata directory: every write into it fails.
+	metaDir := filepath.Join(c.DataDir, "meta")
+	if err := os.Rename(metaDir, metaDir+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(metaDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond) // a touch would move lastActiveAt
+	resp, body := e.do("POST", "/v1/sandboxes/md/touch", nil)
+	expectError(t, resp, body, 500, "internal error")
+	resp, body = e.do("PUT", "/v1/sandboxes/md", map[string]any{"ttlSeconds": 900})
+	expectError(t, resp, body, 500, "internal error")
+	after, err := e.b.store.get("md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !after.meta.LastActiveAt.Equal(before.meta.LastActiveAt) || after.meta.TTLSeconds != 600 {
+		t.Errorf("failed writes changed the sandbox: lastActiveAt %v -> %v, ttl %d -> %d",
+			before.meta.LastActiveAt, after.meta.LastActiveAt, before.meta.TTLSeconds, after.meta.TTLSeconds)
+	}
+
+	if err := os.Remove(metaDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(metaDir+".away", metaDir); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = e.do("POST", "/v1/sandboxes/md/touch", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("touch after repair: %d %s", resp.StatusCode, body)
+	}
+	var touched noxapi.TouchResult
+	if err := json.Unmarshal(body, &touched); err != nil || touched.ExpiresAt == nil {
+		t.Fatalf("touch answer %s: %v", body, err)
+	}
+	// Durable at once: a crash right after (no flush) keeps it.
+	c.ReaperInterval = time.Hour
+	e.b.store.stopReaper()
+	<-e.b.store.reaperDone
+	e.b.store.mu.Lock()
+	e.b.store.closed = true // no final flush: as after kill -9
+	e.b.store.mu.Unlock()
+	e.b.store.unlock()
+	e2 := start(t, c, &fakeRuntime{})
+	st, err := e2.b.store.get("md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.meta.expiresAt(); !got.Equal(*touched.ExpiresAt) {
+		t.Errorf("after a restart the sandbox expires at %v, the touch answered %v", got, *touched.ExpiresAt)
+	}
+}
+
+// TestExpiryCutsDownloads: a download read slowly does not keep its
+// sandbox past its TTL; the expiry cuts it (and a delete does likewise).
+func TestExpiryCutsDownloads(t *testing.T) {
+	t.Parallel()
+	e := setup(t, nil)
+	for _, tc := range []struct {
+		id     string
+		delete bool
+	}{{"expire", false}, {"delete", true}} {
+		t.Run(tc.id, func(t *testing.T) {
+			t.Parallel()
+			e.create(tc.id, map[string]any{"ttlSeconds": 2})
+			if r := e.exec(tc.id, map[string]any{"cmd": []string{"sh", "-c", "head -c 32000000 /dev/urandom > big"}}); r.ExitCode != 0 {
+				t.Fatalf("exec: %+v", r)
+			}
+			lastActive := time.Now()
+			resp, err := http.Get(e.url + "/v1/sandboxes/" + tc.id + "/files/download?src=/workspace/big")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("download: %d", resp.StatusCode)
+			}
+			if tc.delete {
+				go func() {
+					time.Sleep(300 * time.Millisecond)
+					e.do("DELETE", "/v1/sandboxes/"+tc.id, nil)
+				}()
+			}
+			// Read 4 KiB every 50 ms (32 MB would take 400 s) until the
+			// sandbox is gone.
+			buf := make([]byte, 4096)
+			for {
+				if _, err := e.b.store.get(tc.id); err != nil {
+					break
+				}
+				if time.Since(lastActive) > 10*time.Second {
+					t.Fatal("the sandbox still exists 10s after its last activity (TTL 2s) while its download is read")
+				}
+				if _, err := io.ReadFull(resp.Body, buf); err != nil {
+					t.Fatalf("download failed before the sandbox went: %v", err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if took := time.Since(lastActive); !tc.delete && took > 4*time.Second {
+				t.Errorf("the sandbox went %s after its last activity, want about TTL (2s) + the reaper interval", took)
+			}
+			// What the connection still holds arrives, then the cut.
+			if n, err := io.Copy(io.Discard, resp.Body); err == nil {
+				t.Errorf("the download ended cleanly (%d more bytes) although its sandbox went", n)
+			}
+		})
+	}
 }

@@ -65,7 +65,7 @@ func (s *store) load() error {
 		}
 		// Staging areas of uploads a crash interrupted.
 		_ = os.RemoveAll(filepath.Join(s.boxDir(m.Key), "upload"))
-		s.boxes[m.SessionID] = &box{meta: m}
+		s.boxes[m.SessionID] = s.newBox(m)
 	}
 	// Remove sandbox directories left without metadata.
 	dirs, err := os.ReadDir(filepath.Join(s.dataDir, "sandboxes"))
@@ -88,20 +88,64 @@ func (s *store) load() error {
 	return nil
 }
 
-// writeMeta persists m atomically: temp file, fsync, rename (the
-// directory is fsynced by the next flush). It does nothing when the
-// sandbox was deleted meanwhile.
+// writeMeta persists the current metadata of the sandbox m describes
+// atomically: temp file, fsync, rename (the directory is fsynced by the
+// next flush). The current state, not m, is written, so that a flush
+// never overwrites what saveMeta wrote since with an older snapshot. It
+// does nothing when the sandbox was deleted meanwhile; when the write
+// fails the sandbox is marked for the next flush.
 func (s *store) writeMeta(m meta) error {
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
 	s.mu.Lock()
 	b, ok := s.boxes[m.SessionID]
 	gone := !ok || b.deleting || b.meta.Key != m.Key
+	if !gone {
+		m = b.meta
+	}
 	s.mu.Unlock()
 	if gone {
 		return nil
 	}
-	return s.writeMetaFile(m)
+	if err := s.writeMetaFile(m); err != nil {
+		s.mu.Lock()
+		b.dirty = true
+		s.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// saveMeta refreshes b's expiry, applies change (nil: none) to its
+// metadata and writes it before updating the in-memory state, so that a
+// failed write changes nothing. A sandbox deleted meanwhile is an
+// ErrNotFound error. It returns the metadata saved.
+func (s *store) saveMeta(b *box, change func(*meta)) (meta, error) {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	s.mu.Lock()
+	if b.deleting {
+		s.mu.Unlock()
+		return meta{}, notFound(b.meta.SessionID)
+	}
+	m := b.meta
+	s.mu.Unlock()
+	m.LastActiveAt = s.now().UTC().Truncate(time.Millisecond)
+	if change != nil {
+		change(&m)
+	}
+	if err := s.writeMetaFile(m); err != nil {
+		return meta{}, fmt.Errorf("sandbox %q: save metadata: %w", m.SessionID, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Activity since the snapshot may have moved LastActiveAt further
+	// (the next flush saves it); it never moves back.
+	if b.meta.LastActiveAt.After(m.LastActiveAt) {
+		m.LastActiveAt = b.meta.LastActiveAt
+	}
+	b.meta = m
+	return m, nil
 }
 
 // writeMetaFile writes m's file; the caller makes sure nobody else writes it.

@@ -23,10 +23,12 @@ func (s *store) reaper(ctx context.Context) {
 	}
 }
 
-// reap deletes every expired sandbox that has no operation in flight.
+// reap deletes every expired sandbox that has no operation in flight but
+// downloads (which the deletion cuts).
 func (s *store) reap() {
 	expired := func(b *box) bool {
-		return !b.deleting && b.creating == nil && b.busy == 0 && !s.now().Before(b.meta.expiresAt())
+		// Downloads in flight (cuts) do not keep it: deleting ends them.
+		return !b.deleting && b.creating == nil && b.busy <= len(b.cuts) && !s.now().Before(b.meta.expiresAt())
 	}
 	var ids []string
 	s.mu.Lock()

@@ -22,12 +22,23 @@ type box struct {
 	env      environment
 	starting bool
 	deleting bool
+	gone     chan struct{} // closed once a delete removed it (deleting is then true)
 	creating chan struct{} // non-nil while ensure writes its files; closed when done
-	busy     int           // operations in flight (execs, uploads, downloads); never reaped while > 0
-	execs    int           // commands running
+	busy     int           // operations in flight (execs, uploads, downloads); never reaped while > len(cuts)
+	// cuts end the downloads in flight: a delete or expiry calls them.
+	// Downloads do not keep a sandbox past its TTL.
+	cuts  map[*watchedDownload]func()
+	execs int // commands running
+
+	execSlots chan struct{} // its share of the command slots (MaxConcurrentExecsPerSandbox)
 
 	storageKills int   // times the storage monitor killed its processes
 	overFloor    int64 // > 0: above its storage limit; the lowest usage seen since (see checkStorage)
+}
+
+// newBox returns the in-memory state of the sandbox m describes.
+func (s *store) newBox(m meta) *box {
+	return &box{meta: m, gone: make(chan struct{}), cuts: map[*watchedDownload]func(){}, execSlots: make(chan struct{}, max(s.cfg.MaxConcurrentExecsPerSandbox, 1))}
 }
 
 // boxStatus is a snapshot of one sandbox for the API.
@@ -110,6 +121,13 @@ func (s *store) lookupLocked(id string) (*box, error) {
 		return nil, fmt.Errorf("sandbox %q is being deleted: %w", id, ErrNotFound)
 	}
 	return b, nil
+}
+
+// deleted reports whether b is being (or was) deleted.
+func (s *store) deleted(b *box) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return b.deleting
 }
 
 // touchLocked refreshes b's expiry.

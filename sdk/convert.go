@@ -264,17 +264,24 @@ func fromGenInfo(r *noxapi.Info) *Info {
 	}
 	if l := r.Limits; l != nil {
 		i.Limits = Limits{
-			DefaultTTL:         secs32(l.DefaultTTLSeconds),
-			MaxTTL:             secs32(l.MaxTTLSeconds),
-			DefaultTimeout:     secs32(l.DefaultTimeoutSeconds),
-			MaxTimeout:         secs32(l.MaxTimeoutSeconds),
-			MaxOutputBytes:     deref(l.MaxOutputBytes),
-			MaxUploadBytes:     deref(l.MaxUploadBytes),
-			MaxUploadEntries:   deref(l.MaxUploadEntries),
-			MaxDownloadBytes:   deref(l.MaxDownloadBytes),
-			MaxDownloadEntries: deref(l.MaxDownloadEntries),
-			MaxConcurrentExecs: int(deref(l.MaxConcurrentExecs)),
-			StreamHeartbeat:    secs32(l.StreamHeartbeatSeconds),
+			DefaultTTL:                   secs32(l.DefaultTTLSeconds),
+			MaxTTL:                       secs32(l.MaxTTLSeconds),
+			DefaultTimeout:               secs32(l.DefaultTimeoutSeconds),
+			MaxTimeout:                   secs32(l.MaxTimeoutSeconds),
+			MaxOutputBytes:               deref(l.MaxOutputBytes),
+			MaxUploadBytes:               deref(l.MaxUploadBytes),
+			MaxUploadEntries:             deref(l.MaxUploadEntries),
+			MaxConcurrentExecs:           int(deref(l.MaxConcurrentExecs)),
+			StreamHeartbeat:              secs32(l.StreamHeartbeatSeconds),
+			MaxConcurrentExecsPerSandbox: int(deref(l.MaxConcurrentExecsPerSandbox)),
+			StallTimeout:                 secs32(l.StallTimeoutSeconds),
+			MinCPU:                       deref(l.MinCPU),
+			MinMemory:                    deref(l.MinMemory),
+			HostPidsBudget:               deref(l.HostPidsBudget),
+			OpenFiles:                    deref(l.OpenFiles),
+			HostOpenFilesBudget:          deref(l.HostOpenFilesBudget),
+			MaxDownloadBytes:             deref(l.MaxDownloadBytes),
+			MaxDownloadEntries:           deref(l.MaxDownloadEntries),
 		}
 	}
 	return i

@@ -91,48 +91,69 @@ func (i *Info) UnmarshalJSON(b []byte) error {
 
 // limitsJSON is the JSON form of Limits, its members in alphabetical order.
 type limitsJSON struct {
-	DefaultTimeoutSeconds int64 `json:"defaultTimeoutSeconds,omitempty"`
-	DefaultTTLSeconds     int64 `json:"defaultTtlSeconds,omitempty"`
-	MaxConcurrentExecs    int64 `json:"maxConcurrentExecs,omitempty"`
-	MaxOutputBytes        int64 `json:"maxOutputBytes,omitempty"`
-	MaxTimeoutSeconds     int64 `json:"maxTimeoutSeconds,omitempty"`
-	MaxTTLSeconds         int64 `json:"maxTtlSeconds,omitempty"`
-	MaxUploadBytes        int64 `json:"maxUploadBytes,omitempty"`
-	MaxUploadEntries      int64 `json:"maxUploadEntries,omitempty"`
-	MaxDownloadBytes      int64 `json:"maxDownloadBytes,omitempty"`
-	MaxDownloadEntries    int64 `json:"maxDownloadEntries,omitempty"`
-	StreamHeartbeatMs     int64 `json:"streamHeartbeatMs,omitempty"`
+	DefaultTimeoutSeconds        int64  `json:"defaultTimeoutSeconds,omitempty"`
+	DefaultTTLSeconds            int64  `json:"defaultTtlSeconds,omitempty"`
+	HostOpenFilesBudget          int64  `json:"hostOpenFilesBudget,omitempty"`
+	HostPidsBudget               int64  `json:"hostPidsBudget,omitempty"`
+	MaxConcurrentExecs           int64  `json:"maxConcurrentExecs,omitempty"`
+	MaxConcurrentExecsPerSandbox int64  `json:"maxConcurrentExecsPerSandbox,omitempty"`
+	MaxDownloadBytes             int64  `json:"maxDownloadBytes,omitempty"`
+	MaxDownloadEntries           int64  `json:"maxDownloadEntries,omitempty"`
+	MaxOutputBytes               int64  `json:"maxOutputBytes,omitempty"`
+	MaxTimeoutSeconds            int64  `json:"maxTimeoutSeconds,omitempty"`
+	MaxTTLSeconds                int64  `json:"maxTtlSeconds,omitempty"`
+	MaxUploadBytes               int64  `json:"maxUploadBytes,omitempty"`
+	MaxUploadEntries             int64  `json:"maxUploadEntries,omitempty"`
+	MinCPU                       string `json:"minCpu,omitempty"`
+	MinMemory                    string `json:"minMemory,omitempty"`
+	OpenFiles                    int64  `json:"openFiles,omitempty"`
+	StallTimeoutSeconds          int64  `json:"stallTimeoutSeconds,omitempty"`
+	StreamHeartbeatMs            int64  `json:"streamHeartbeatMs,omitempty"`
 }
 
 func (l Limits) toJSON() limitsJSON {
 	return limitsJSON{
-		DefaultTimeoutSeconds: int64(l.DefaultTimeout / time.Second),
-		DefaultTTLSeconds:     int64(l.DefaultTTL / time.Second),
-		MaxConcurrentExecs:    int64(l.MaxConcurrentExecs),
-		MaxOutputBytes:        l.MaxOutputBytes,
-		MaxTimeoutSeconds:     int64(l.MaxTimeout / time.Second),
-		MaxTTLSeconds:         int64(l.MaxTTL / time.Second),
-		MaxUploadBytes:        l.MaxUploadBytes,
-		MaxUploadEntries:      l.MaxUploadEntries,
-		MaxDownloadBytes:      l.MaxDownloadBytes,
-		MaxDownloadEntries:    l.MaxDownloadEntries,
-		StreamHeartbeatMs:     l.StreamHeartbeat.Milliseconds(),
+		DefaultTimeoutSeconds:        int64(l.DefaultTimeout / time.Second),
+		DefaultTTLSeconds:            int64(l.DefaultTTL / time.Second),
+		MaxConcurrentExecs:           int64(l.MaxConcurrentExecs),
+		MaxOutputBytes:               l.MaxOutputBytes,
+		MaxTimeoutSeconds:            int64(l.MaxTimeout / time.Second),
+		MaxTTLSeconds:                int64(l.MaxTTL / time.Second),
+		MaxUploadBytes:               l.MaxUploadBytes,
+		MaxUploadEntries:             l.MaxUploadEntries,
+		StreamHeartbeatMs:            l.StreamHeartbeat.Milliseconds(),
+		MaxConcurrentExecsPerSandbox: int64(l.MaxConcurrentExecsPerSandbox),
+		StallTimeoutSeconds:          int64(l.StallTimeout / time.Second),
+		MinCPU:                       l.MinCPU,
+		MinMemory:                    l.MinMemory,
+		HostPidsBudget:               l.HostPidsBudget,
+		OpenFiles:                    l.OpenFiles,
+		HostOpenFilesBudget:          l.HostOpenFilesBudget,
+		MaxDownloadBytes:             l.MaxDownloadBytes,
+		MaxDownloadEntries:           l.MaxDownloadEntries,
 	}
 }
 
 func (j limitsJSON) value() Limits {
 	return Limits{
-		DefaultTTL:         time.Duration(j.DefaultTTLSeconds) * time.Second,
-		MaxTTL:             time.Duration(j.MaxTTLSeconds) * time.Second,
-		DefaultTimeout:     time.Duration(j.DefaultTimeoutSeconds) * time.Second,
-		MaxTimeout:         time.Duration(j.MaxTimeoutSeconds) * time.Second,
-		MaxOutputBytes:     j.MaxOutputBytes,
-		MaxUploadBytes:     j.MaxUploadBytes,
-		MaxUploadEntries:   j.MaxUploadEntries,
-		MaxDownloadBytes:   j.MaxDownloadBytes,
-		MaxDownloadEntries: j.MaxDownloadEntries,
-		MaxConcurrentExecs: int(j.MaxConcurrentExecs),
-		StreamHeartbeat:    time.Duration(j.StreamHeartbeatMs) * time.Millisecond,
+		DefaultTTL:                   time.Duration(j.DefaultTTLSeconds) * time.Second,
+		MaxTTL:                       time.Duration(j.MaxTTLSeconds) * time.Second,
+		DefaultTimeout:               time.Duration(j.DefaultTimeoutSeconds) * time.Second,
+		MaxTimeout:                   time.Duration(j.MaxTimeoutSeconds) * time.Second,
+		MaxOutputBytes:               j.MaxOutputBytes,
+		MaxUploadBytes:               j.MaxUploadBytes,
+		MaxUploadEntries:             j.MaxUploadEntries,
+		MaxConcurrentExecs:           int(j.MaxConcurrentExecs),
+		StreamHeartbeat:              time.Duration(j.StreamHeartbeatMs) * time.Millisecond,
+		MaxConcurrentExecsPerSandbox: int(j.MaxConcurrentExecsPerSandbox),
+		StallTimeout:                 time.Duration(j.StallTimeoutSeconds) * time.Second,
+		MinCPU:                       j.MinCPU,
+		MinMemory:                    j.MinMemory,
+		HostPidsBudget:               j.HostPidsBudget,
+		OpenFiles:                    j.OpenFiles,
+		HostOpenFilesBudget:          j.HostOpenFilesBudget,
+		MaxDownloadBytes:             j.MaxDownloadBytes,
+		MaxDownloadEntries:           j.MaxDownloadEntries,
 	}
 }
 

@@ -25,12 +25,16 @@ func jsonValues() []struct {
 			Extensions: []string{ExtInfo}, Isolation: &Isolation{Tier: "landlock", Isolated: true, Notes: []string{"n"}},
 			Limits: Limits{DefaultTTL: 900 * time.Second, MaxTTL: time.Hour, DefaultTimeout: 30 * time.Second,
 				MaxTimeout: time.Minute, MaxOutputBytes: 10, MaxUploadBytes: 20, MaxUploadEntries: 30,
-				MaxConcurrentExecs: 4, StreamHeartbeat: 15 * time.Second},
+				MaxConcurrentExecs: 4, StreamHeartbeat: 15 * time.Second,
+				MaxConcurrentExecsPerSandbox: 2, StallTimeout: 30 * time.Second, MinCPU: "10m", MinMemory: "16Mi",
+				HostPidsBudget: 16384, OpenFiles: 65536, HostOpenFilesBudget: 100000},
 			Images: []string{"default"}},
 			`{"apiVersion":"v1","backend":"b","backendVersion":"1","plainV1":false,"extensions":["info"],` +
 				`"isolation":{"tier":"landlock","isolated":true,"notes":["n"]},` +
-				`"limits":{"defaultTimeoutSeconds":30,"defaultTtlSeconds":900,"maxConcurrentExecs":4,"maxOutputBytes":10,` +
-				`"maxTimeoutSeconds":60,"maxTtlSeconds":3600,"maxUploadBytes":20,"maxUploadEntries":30,"streamHeartbeatMs":15000},` +
+				`"limits":{"defaultTimeoutSeconds":30,"defaultTtlSeconds":900,"hostOpenFilesBudget":100000,"hostPidsBudget":16384,` +
+				`"maxConcurrentExecs":4,"maxConcurrentExecsPerSandbox":2,"maxOutputBytes":10,` +
+				`"maxTimeoutSeconds":60,"maxTtlSeconds":3600,"maxUploadBytes":20,"maxUploadEntries":30,` +
+				`"minCpu":"10m","minMemory":"16Mi","openFiles":65536,"stallTimeoutSeconds":30,"streamHeartbeatMs":15000},` +
 				`"images":["default"]}`},
 		{"plain v1 info", Info{APIVersion: "v1", PlainV1: true, Extensions: []string{}},
 			`{"apiVersion":"v1","plainV1":true,"extensions":[]}`},

@@ -102,9 +102,23 @@ type Limits struct {
 	MaxDownloadBytes   int64
 	MaxDownloadEntries int64
 	MaxConcurrentExecs int
+	// MaxConcurrentExecsPerSandbox is how many of them run at once in one
+	// sandbox.
+	MaxConcurrentExecsPerSandbox int
 	// StreamHeartbeat is the longest gap between events or heartbeats of an
 	// exec stream.
 	StreamHeartbeat time.Duration
+	// StallTimeout is how long the backend waits on a client that reads
+	// nothing of a response (or sends nothing of an upload).
+	StallTimeout time.Duration
+	// MinCPU and MinMemory are the smallest CPU and Memory limits a create
+	// may ask for, as quantities.
+	MinCPU, MinMemory string
+	// HostPidsBudget bounds the sum of the process limits of the running
+	// sandboxes; OpenFiles is the open-file limit of each of their
+	// processes and HostOpenFilesBudget the bound on running sandboxes
+	// times it.
+	HostPidsBudget, OpenFiles, HostOpenFilesBudget int64
 }
 
 // CreateOptions are the optional parameters of Create. A zero field is not

@@ -8,22 +8,27 @@
 //
 //  1. logRequests: assigns the request id (a sane X-Request-Id is echoed,
 //     anything else replaced), and writes one access log line.
-//  2. markUnisolated: X-Nox-Isolation: none-unsafe on every response when
+//  2. recoverPanics: a panic in anything below is answered 500 "internal
+//     error (request id X)" and logged as one line (the stack only at
+//     debug level); after the response began it cuts the connection. An
+//     exec stream's command goroutine recovers likewise into an error
+//     event.
+//  3. markUnisolated: X-Nox-Isolation: none-unsafe on every response when
 //     the backend's Info says commands run without isolation.
-//  3. requireToken: with Options.Token, 401 unless "Authorization: Bearer
+//  4. requireToken: with Options.Token, 401 unless "Authorization: Bearer
 //     <token>" (GET /healthz is always open).
-//  4. limitBodies: JSON bodies above Options.MaxJSONBodyBytes are 400,
+//  5. limitBodies: JSON bodies above Options.MaxJSONBodyBytes are 400,
 //     uploads above Options.MaxUploadBytes 413.
-//  5. withoutExtensions: GET /v1/sandboxes[/{sessionId}] are 404 "no such
+//  6. withoutExtensions: GET /v1/sandboxes[/{sessionId}] are 404 "no such
 //     endpoint" when the backend does not report sandboxes.list or
 //     sandboxes.get, as on a server without them.
-//  6. the request validator, built from the contract (internal/contract):
+//  7. the request validator, built from the contract (internal/contract):
 //     unknown endpoints 404, other methods 405, malformed parameters and
 //     JSON bodies 400 with a message naming the field. Upload bodies are
 //     not read.
-//  7. the generated router and strict handler (gen/noxapi), which decode
+//  8. the generated router and strict handler (gen/noxapi), which decode
 //     the request and call the handler of its operation.
-//  8. the handler (handlers.go) checks what the contract cannot (the
+//  9. the handler (handlers.go) checks what the contract cannot (the
 //     session id, argv, env, workdir, ttlSeconds and timeoutSeconds
 //     against Info().Limits, the resource quantities and image against
 //     Info()), applies the defaults (workdir /workspace, Limits'

@@ -31,6 +31,10 @@ type double struct {
 	creates []driver.CreateRequest
 	execs   []driver.ExecRequest
 	uploads []error // the error reading each upload's archive ended with
+	// endlessClosed is closed when the last endless download is closed.
+	endlessClosed chan struct{}
+	// panicWith, when non-nil, is what every operation but Info panics with.
+	panicWith any
 	// wait, when set, runs the commands; default: exit 0 with "ok\n".
 	wait func(ctx context.Context, out func(driver.Stream, string)) (driver.ExecResult, error)
 }
@@ -47,6 +51,7 @@ func fullInfo() driver.Info {
 			DefaultTTL: 15 * time.Minute, MaxTTL: time.Hour, DefaultTimeout: 30 * time.Second, MaxTimeout: time.Minute,
 			DefaultCPUMilli: 1000, MaxCPUMilli: 4000, DefaultMemoryBytes: 1 << 30, MaxMemoryBytes: 8 << 30,
 			DefaultStorageBytes: 2 << 30, MaxStorageBytes: 20 << 30,
+			MinCPUMilli: 10, MinMemoryBytes: 16 << 20,
 		},
 		Images: []string{"default", "python"},
 	}
@@ -64,6 +69,9 @@ func (d *double) requests() ([]driver.CreateRequest, []driver.ExecRequest, []err
 func (d *double) fail() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.panicWith != nil {
+		panic(d.panicWith)
+	}
 	return d.err
 }
 
@@ -97,6 +105,9 @@ func (d *double) StartExec(_ context.Context, _ string, req driver.ExecRequest) 
 	d.mu.Lock()
 	d.execs = append(d.execs, req)
 	d.mu.Unlock()
+	if req.Argv[0] == "panic-in-wait" {
+		return execution{func(context.Context, func(driver.Stream, string)) (driver.ExecResult, error) { panic("boom in wait") }}, nil
+	}
 	if err := d.fail(); err != nil {
 		return nil, err
 	}
@@ -114,9 +125,44 @@ func (d *double) Upload(_ context.Context, _, _ string, archive io.Reader) (driv
 	return driver.UploadResult{Files: 1, Bytes: n}, d.fail()
 }
 
-func (d *double) Download(context.Context, string, string) (io.ReadCloser, error) {
+func (d *double) Download(_ context.Context, _, src string) (io.ReadCloser, error) {
+	if src == "/workspace/endless" {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.endlessClosed = make(chan struct{})
+		return &endlessReader{closed: d.endlessClosed}, nil
+	}
+	if src == "/workspace/panic-mid-body" {
+		return io.NopCloser(io.MultiReader(strings.NewReader("partial archive"), panicReader{})), nil
+	}
 	return io.NopCloser(strings.NewReader("archive")), d.fail()
 }
+
+// endlessReader is a download that never ends.
+type endlessReader struct {
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (r *endlessReader) Read(p []byte) (int, error) {
+	select {
+	case <-r.closed:
+		return 0, io.ErrClosedPipe
+	default:
+	}
+	clear(p)
+	return len(p), nil
+}
+
+func (r *endlessReader) Close() error {
+	r.once.Do(func() { close(r.closed) })
+	return nil
+}
+
+// panicReader panics on Read.
+type panicReader struct{}
+
+func (panicReader) Read([]byte) (int, error) { panic("boom mid-body") }
 
 // execution is a command of the double.
 type execution struct {

@@ -7,6 +7,7 @@ import (
 	"github.com/noxrunner/nox/api"
 	"github.com/noxrunner/nox/driver"
 	"github.com/noxrunner/nox/gen/noxapi"
+	"github.com/noxrunner/nox/internal/quantity"
 )
 
 // apiVersion is the version of the contract served.
@@ -21,17 +22,24 @@ func infoBody(in driver.Info, opts Options) noxapi.Info {
 		Backend:    noxapi.BackendIdentity{Name: in.Name, Version: in.Version},
 		Extensions: extensions(in.Extensions, opts.Token != ""),
 		Limits: &noxapi.BackendLimits{
-			DefaultTTLSeconds:      secondsField(l.DefaultTTL),
-			MaxTTLSeconds:          secondsField(l.MaxTTL),
-			DefaultTimeoutSeconds:  secondsField(l.DefaultTimeout),
-			MaxTimeoutSeconds:      secondsField(l.MaxTimeout),
-			MaxOutputBytes:         sizeField(l.MaxOutputBytes),
-			MaxUploadBytes:         sizeField(opts.MaxUploadBytes),
-			MaxUploadEntries:       sizeField(l.MaxUploadEntries),
-			MaxDownloadBytes:       sizeField(l.MaxDownloadBytes),
-			MaxDownloadEntries:     sizeField(l.MaxDownloadEntries),
-			MaxConcurrentExecs:     countField(l.MaxConcurrentExecs),
-			StreamHeartbeatSeconds: secondsField(max(opts.StreamHeartbeat, time.Second)),
+			DefaultTTLSeconds:            secondsField(l.DefaultTTL),
+			MaxTTLSeconds:                secondsField(l.MaxTTL),
+			DefaultTimeoutSeconds:        secondsField(l.DefaultTimeout),
+			MaxTimeoutSeconds:            secondsField(l.MaxTimeout),
+			MaxOutputBytes:               sizeField(l.MaxOutputBytes),
+			MaxUploadBytes:               sizeField(opts.MaxUploadBytes),
+			MaxUploadEntries:             sizeField(l.MaxUploadEntries),
+			MaxConcurrentExecs:           countField(l.MaxConcurrentExecs),
+			MaxConcurrentExecsPerSandbox: countField(l.MaxConcurrentExecsPerSandbox),
+			StreamHeartbeatSeconds:       secondsField(max(opts.StreamHeartbeat, time.Second)),
+			StallTimeoutSeconds:          secondsField(opts.StallTimeout),
+			HostPidsBudget:               sizeField(l.HostPidsBudget),
+			OpenFiles:                    sizeField(l.OpenFiles),
+			HostOpenFilesBudget:          sizeField(l.HostOpenFilesBudget),
+			MinCPU:                       quantityField(l.MinCPUMilli, quantity.FormatCPUMilli),
+			MinMemory:                    quantityField(l.MinMemoryBytes, quantity.FormatBytes),
+			MaxDownloadBytes:             sizeField(l.MaxDownloadBytes),
+			MaxDownloadEntries:           sizeField(l.MaxDownloadEntries),
 		},
 		Images: slices.Clone(in.Images),
 	}
@@ -78,6 +86,16 @@ func sizeField(n int64) *int64 {
 		return nil
 	}
 	return &n
+}
+
+// quantityField is n formatted as a quantity, or nil (not advertised)
+// when zero.
+func quantityField(n int64, format func(int64) string) *string {
+	if n <= 0 {
+		return nil
+	}
+	s := format(n)
+	return &s
 }
 
 // countField is n, or nil (not advertised) when zero.

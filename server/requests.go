@@ -45,13 +45,13 @@ func createRequest(r noxapi.CreateSandboxRequest, info driver.Info) (driver.Crea
 		c.Image = *r.Image
 	}
 	var err error
-	if c.CPUMilli, err = limit("cpuLimit", r.CPULimit, quantity.ParseCPUMilli, quantity.FormatCPUMilli, l.DefaultCPUMilli, l.MaxCPUMilli); err != nil {
+	if c.CPUMilli, err = limit("cpuLimit", r.CPULimit, quantity.ParseCPUMilli, quantity.FormatCPUMilli, l.DefaultCPUMilli, l.MinCPUMilli, l.MaxCPUMilli); err != nil {
 		return c, err
 	}
-	if c.MemoryBytes, err = limit("memoryLimit", r.MemoryLimit, quantity.ParseBytes, quantity.FormatBytes, l.DefaultMemoryBytes, l.MaxMemoryBytes); err != nil {
+	if c.MemoryBytes, err = limit("memoryLimit", r.MemoryLimit, quantity.ParseBytes, quantity.FormatBytes, l.DefaultMemoryBytes, l.MinMemoryBytes, l.MaxMemoryBytes); err != nil {
 		return c, err
 	}
-	if c.StorageBytes, err = limit("ephemeralStorageLimit", r.EphemeralStorageLimit, quantity.ParseBytes, quantity.FormatBytes, l.DefaultStorageBytes, l.MaxStorageBytes); err != nil {
+	if c.StorageBytes, err = limit("ephemeralStorageLimit", r.EphemeralStorageLimit, quantity.ParseBytes, quantity.FormatBytes, l.DefaultStorageBytes, 0, l.MaxStorageBytes); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -70,8 +70,8 @@ func seconds(field string, n int32, max time.Duration) (time.Duration, error) {
 }
 
 // limit parses the resource quantity v of field (def when v is nil) and
-// checks it against max (not checked when zero).
-func limit(field string, v *string, parse func(string) (int64, error), format func(int64) string, def, max int64) (int64, error) {
+// checks it against min and max (each not checked when zero).
+func limit(field string, v *string, parse func(string) (int64, error), format func(int64) string, def, min, max int64) (int64, error) {
 	if v == nil {
 		return def, nil
 	}
@@ -81,6 +81,9 @@ func limit(field string, v *string, parse func(string) (int64, error), format fu
 	}
 	if n <= 0 {
 		return 0, invalid("%s: must be greater than zero", field)
+	}
+	if min > 0 && n < min {
+		return 0, invalid("%s: %q is below the minimum %s this backend can enforce and still run commands", field, *v, format(min))
 	}
 	if max > 0 && n > max {
 		return 0, invalid("%s: %q exceeds the maximum %s", field, *v, format(max))

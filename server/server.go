@@ -23,6 +23,7 @@ const (
 	DefaultMaxUploadBytes   = 1 << 30 // 1 GiB
 	DefaultMaxJSONBodyBytes = 1 << 20 // 1 MiB
 	DefaultStreamHeartbeat  = 5 * time.Second
+	DefaultStallTimeout     = 30 * time.Second
 )
 
 // Options configure the HTTP layer. The zero value works: zero fields take
@@ -44,6 +45,12 @@ type Options struct {
 	// Logger receives one access log line per request and the errors
 	// answered as 500. Default: slog.Default().
 	Logger *slog.Logger
+	// StallTimeout is the longest a client may leave a response unread
+	// (each write gets this long) or an upload body unsent (each read);
+	// then its connection is cut and what the request held is released.
+	// A response that makes progress may last any time. Default:
+	// DefaultStallTimeout; negative disables it.
+	StallTimeout time.Duration
 }
 
 // withDefaults returns o with its zero fields set to the defaults.
@@ -59,6 +66,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.StreamHeartbeat == 0 {
 		o.StreamHeartbeat = DefaultStreamHeartbeat
+	}
+	if o.StallTimeout == 0 {
+		o.StallTimeout = DefaultStallTimeout
+	}
+	if o.StallTimeout > 0 && o.StallTimeout <= o.StreamHeartbeat {
+		return o, errors.New("server: StallTimeout must exceed StreamHeartbeat (an idle exec stream writes only heartbeats)")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -123,7 +136,8 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 	if info.Isolation != nil && !info.Isolation.Isolated {
 		next = markUnisolated(next)
 	}
-	return logRequests(next, opts.Logger), nil
+	next = recoverPanics(next, opts.Logger)
+	return stallDeadlines(logRequests(next, opts.Logger), opts.StallTimeout), nil
 }
 
 // responseError handles an error writing a response.

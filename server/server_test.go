@@ -224,6 +224,8 @@ func TestValidation(t *testing.T) {
 		{"PUT", "/v1/sandboxes/a", map[string]any{"cpuLimit": "64"}, `cpuLimit: "64" exceeds the maximum 4`},
 		{"PUT", "/v1/sandboxes/a", map[string]any{"memoryLimit": "0"}, "memoryLimit: must be greater than zero"},
 		{"PUT", "/v1/sandboxes/a", map[string]any{"memoryLimit": "9Gi"}, `memoryLimit: "9Gi" exceeds the maximum 8Gi`},
+		{"PUT", "/v1/sandboxes/a", map[string]any{"cpuLimit": "1m"}, `cpuLimit: "1m" is below the minimum 10m`},
+		{"PUT", "/v1/sandboxes/a", map[string]any{"memoryLimit": "1Mi"}, `memoryLimit: "1Mi" is below the minimum 16Mi`},
 		{"PUT", "/v1/sandboxes/a", map[string]any{"cpuLimit": "1e99"}, "cpuLimit"},
 		{"PUT", "/v1/sandboxes/-a", map[string]any{}, "sessionId: must be 1 to 128 characters"},
 		{"POST", "/v1/sandboxes/a/exec", map[string]any{"cmd": []string{}}, "cmd"},

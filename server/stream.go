@@ -77,10 +77,17 @@ func (e *execStream) VisitExecInSandboxStreamResponse(w http.ResponseWriter) err
 	defer cancel()
 	done := make(chan waitResult, 1)
 	go func() {
-		res, err := e.x.Wait(ctx, func(s driver.Stream, data string) {
+		var r waitResult
+		defer func() { done <- r }()
+		defer func() {
+			if _, ok := r.err.(panicError); ok {
+				e.x.Abort() // Wait did not finish: release the command
+			}
+		}()
+		defer recoverTo(ctx, e.h.log, &r.err)
+		r.res, r.err = e.x.Wait(ctx, func(s driver.Stream, data string) {
 			e.push(s.String(), noxapi.OutputChunk{Data: data})
 		})
-		done <- waitResult{res, err}
 	}()
 	// Once the command runs, always wait for it so that the backend has
 	// released it before we return.

@@ -61,11 +61,24 @@ func (a *app) printInfo(asJSON bool, target string, info *sdk.Info) error {
 		a.printf("exec:        timeout default %s, max %s; output cap %d bytes; %d at once\n",
 			l.DefaultTimeout, l.MaxTimeout, l.MaxOutputBytes, l.MaxConcurrentExecs)
 	}
+	if l.MaxConcurrentExecsPerSandbox > 0 {
+		a.printf("per sandbox: %d commands at once\n", l.MaxConcurrentExecsPerSandbox)
+	}
 	if l.MaxUploadBytes > 0 {
 		a.printf("upload:      max %d bytes, %d entries\n", l.MaxUploadBytes, l.MaxUploadEntries)
 	}
 	if l.MaxDownloadBytes > 0 {
 		a.printf("download:    max %d bytes of file contents, %d entries\n", l.MaxDownloadBytes, l.MaxDownloadEntries)
+	}
+	if l.MinCPU != "" || l.MinMemory != "" {
+		a.printf("minimum:     cpu %s, memory %s\n", l.MinCPU, l.MinMemory)
+	}
+	if l.StallTimeout > 0 {
+		a.printf("stalled:     clients cut after %s without progress\n", l.StallTimeout)
+	}
+	if l.HostPidsBudget > 0 || l.HostOpenFilesBudget > 0 || l.OpenFiles > 0 {
+		a.printf("host budget: %d processes, %d open files (%d per process) for running sandboxes\n",
+			l.HostPidsBudget, l.HostOpenFilesBudget, l.OpenFiles)
 	}
 	return nil
 }

@@ -22,6 +22,12 @@ import (
 // shutdownGrace bounds how long serve waits for requests in flight.
 const shutdownGrace = 10 * time.Second
 
+// The HTTP server's own timeouts (see serve).
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+)
+
 func serveFlags() []cli.Flag {
 	d := localbackend.DefaultConfig()
 	return []cli.Flag{
@@ -44,15 +50,22 @@ func serveFlags() []cli.Flag {
 		&cli.Int64Flag{Name: "max-download-entries", Value: d.MaxDownloadEntries, Category: "limits", Usage: "most entries in one download archive"},
 		&cli.Int64Flag{Name: "max-json-body-bytes", Value: d.MaxJSONBodyBytes, Category: "limits", Usage: "largest JSON request body"},
 		&cli.IntFlag{Name: "max-concurrent-execs", Value: d.MaxConcurrentExecs, Category: "limits", Usage: "commands running at once in the server"},
+		&cli.IntFlag{Name: "max-concurrent-execs-per-sandbox", Value: d.MaxConcurrentExecsPerSandbox, Category: "limits", Usage: "commands running at once in one sandbox (fair share of --max-concurrent-execs)"},
 		&cli.DurationFlag{Name: "exec-queue-wait", Value: d.ExecQueueWait, Category: "limits", Usage: "how long an exec waits for a slot before 503"},
 		&cli.StringFlag{Name: "default-cpu", Value: d.DefaultCPU, Category: "limits", Usage: "CPU limit of a create without one"},
 		&cli.StringFlag{Name: "default-memory", Value: d.DefaultMemory, Category: "limits", Usage: "memory limit of a create without one"},
 		&cli.StringFlag{Name: "default-storage", Value: d.DefaultStorage, Category: "limits", Usage: "storage limit of a create without one"},
 		&cli.StringFlag{Name: "max-cpu", Value: d.MaxCPU, Category: "limits", Usage: "largest CPU limit accepted"},
 		&cli.StringFlag{Name: "max-memory", Value: d.MaxMemory, Category: "limits", Usage: "largest memory limit accepted"},
+		&cli.StringFlag{Name: "min-cpu", Value: d.MinCPU, Category: "limits", Usage: "smallest CPU limit accepted (at least 10m, the kernel's smallest quota)"},
+		&cli.StringFlag{Name: "min-memory", Value: d.MinMemory, Category: "limits", Usage: "smallest memory limit accepted (at least 1Mi)"},
 		&cli.StringFlag{Name: "max-storage", Value: d.MaxStorage, Category: "limits", Usage: "largest storage limit accepted"},
 		&cli.Int64Flag{Name: "pids", Value: d.Pids, Category: "limits", Usage: "process limit of every sandbox"},
+		&cli.Int64Flag{Name: "open-files", Value: d.OpenFiles, Category: "limits", Usage: "open-file limit (RLIMIT_NOFILE) of every sandbox process"},
+		&cli.Int64Flag{Name: "host-pids-budget", Value: d.HostPidsBudget, Category: "limits", Usage: "bound on the sum of the process limits of running sandboxes (default: half the host's pid_max/threads-max; -1: none)"},
+		&cli.Int64Flag{Name: "host-open-files-budget", Value: d.HostOpenFilesBudget, Category: "limits", Usage: "bound on running sandboxes times --open-files (default: half the host's fs.file-max; -1: none)"},
 		&cli.DurationFlag{Name: "stream-heartbeat", Value: d.StreamHeartbeat, Category: "limits", Usage: "longest silence on an exec stream"},
+		&cli.DurationFlag{Name: "stall-timeout", Value: d.StallTimeout, Category: "limits", Usage: "cut a client that reads nothing of a response (or sends nothing of an upload) this long"},
 		&cli.DurationFlag{Name: "start-timeout", Value: d.StartTimeout, Category: "limits", Usage: "bound on building one sandbox's environment"},
 	}
 }
@@ -119,10 +132,17 @@ func (a *app) serveConfig(c *cli.Context) (localbackend.Config, error) {
 	cfg.MaxUploadEntries, cfg.MaxJSONBodyBytes = c.Int64("max-upload-entries"), c.Int64("max-json-body-bytes")
 	cfg.MaxDownloadBytes, cfg.MaxDownloadEntries = c.Int64("max-download-bytes"), c.Int64("max-download-entries")
 	cfg.MaxConcurrentExecs, cfg.ExecQueueWait = c.Int("max-concurrent-execs"), c.Duration("exec-queue-wait")
+	cfg.MaxConcurrentExecsPerSandbox = c.Int("max-concurrent-execs-per-sandbox")
+	if !c.IsSet("max-concurrent-execs-per-sandbox") {
+		cfg.MaxConcurrentExecsPerSandbox = 0 // the default share of --max-concurrent-execs
+	}
 	cfg.DefaultCPU, cfg.DefaultMemory, cfg.DefaultStorage = c.String("default-cpu"), c.String("default-memory"), c.String("default-storage")
 	cfg.MaxCPU, cfg.MaxMemory, cfg.MaxStorage = c.String("max-cpu"), c.String("max-memory"), c.String("max-storage")
-	cfg.Pids = c.Int64("pids")
+	cfg.MinCPU, cfg.MinMemory = c.String("min-cpu"), c.String("min-memory")
+	cfg.Pids, cfg.OpenFiles = c.Int64("pids"), c.Int64("open-files")
+	cfg.HostPidsBudget, cfg.HostOpenFilesBudget = c.Int64("host-pids-budget"), c.Int64("host-open-files-budget")
 	cfg.StreamHeartbeat, cfg.StartTimeout = c.Duration("stream-heartbeat"), c.Duration("start-timeout")
+	cfg.StallTimeout = c.Duration("stall-timeout")
 	level := slog.LevelInfo
 	if g.verbose {
 		level = slog.LevelDebug
@@ -180,7 +200,12 @@ func (a *app) serve(ctx context.Context, addr string, cfg localbackend.Config, a
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	srv := &http.Server{Handler: b.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	// Headers must arrive within readHeaderTimeout and an idle keep-alive
+	// connection is closed after idleTimeout; bodies and responses are
+	// bounded by progress (Config.StallTimeout), not in total, so that
+	// long uploads, downloads and exec streams work.
+	srv := &http.Server{Handler: b.Handler(), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout,
+		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
 	if err := a.banner(asJSON, ln.Addr().String(), b.Info()); err != nil {
 		_ = ln.Close()
 		return err

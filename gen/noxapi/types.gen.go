@@ -54,8 +54,23 @@ type BackendLimits struct {
 	// DefaultTTLSeconds Example: 900
 	DefaultTTLSeconds *int32 `json:"defaultTtlSeconds,omitempty"`
 
+	// HostOpenFilesBudget Bound on the running sandboxes times openFiles; a create (or the restart of a stopped sandbox) beyond it is 503 with Retry-After.
+	//
+	// Example: 1233058
+	HostOpenFilesBudget *int64 `json:"hostOpenFilesBudget,omitempty"`
+
+	// HostPidsBudget Sum of the process limits (pids) of the sandboxes running at once; a create (or the restart of a stopped sandbox) beyond it is 503 with Retry-After, so that sandboxes cannot exhaust the host's process table.
+	//
+	// Example: 16384
+	HostPidsBudget *int64 `json:"hostPidsBudget,omitempty"`
+
 	// MaxConcurrentExecs Example: 64
 	MaxConcurrentExecs *int32 `json:"maxConcurrentExecs,omitempty"`
+
+	// MaxConcurrentExecsPerSandbox Commands (plain and streamed) running at once in one sandbox; more wait briefly, then get 503 with Retry-After, without taking the server-wide slots of maxConcurrentExecs from other sandboxes.
+	//
+	// Example: 16
+	MaxConcurrentExecsPerSandbox *int32 `json:"maxConcurrentExecsPerSandbox,omitempty"`
 
 	// MaxDownloadBytes Most bytes of file contents in one download archive, counted at
 	// their apparent size (sparse files in full); larger sources are
@@ -88,6 +103,26 @@ type BackendLimits struct {
 
 	// MaxUploadEntries Example: 100000
 	MaxUploadEntries *int64 `json:"maxUploadEntries,omitempty"`
+
+	// MinCPU Smallest cpuLimit accepted (a Kubernetes quantity); smaller ones are a 400 naming the field and this minimum.
+	//
+	// Example: 10m
+	MinCPU *string `json:"minCpu,omitempty"`
+
+	// MinMemory Smallest memoryLimit accepted (a Kubernetes quantity); smaller ones are a 400 naming the field and this minimum.
+	//
+	// Example: 16Mi
+	MinMemory *string `json:"minMemory,omitempty"`
+
+	// OpenFiles Open files each process of a sandbox may hold (RLIMIT_NOFILE).
+	//
+	// Example: 65536
+	OpenFiles *int64 `json:"openFiles,omitempty"`
+
+	// StallTimeoutSeconds Longest a client may leave a response unread, or an upload body unsent, before its connection is cut. Responses that make progress (downloads, exec streams) may last any time.
+	//
+	// Example: 30
+	StallTimeoutSeconds *int32 `json:"stallTimeoutSeconds,omitempty"`
 
 	// StreamHeartbeatSeconds Longest gap between events or heartbeat comments on an exec stream.
 	//

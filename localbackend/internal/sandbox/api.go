@@ -86,7 +86,12 @@ type Limits struct {
 	Pids         int64
 	StorageBytes int64 // workspace (+ /tmp) quota
 	TmpBytes     int64 // size of the private /tmp; 0 = runtime default
+	OpenFiles    int64 // RLIMIT_NOFILE of every process; 0 = DefaultOpenFiles
 }
+
+// DefaultOpenFiles is the open-file limit (RLIMIT_NOFILE) of every process
+// of a sandbox whose Limits.OpenFiles is zero.
+const DefaultOpenFiles = 65536
 
 // Spec describes the environment of one sandbox.
 type Spec struct {

@@ -124,13 +124,17 @@ func (s *Sandbox) initConfig() initConfig {
 			tmpBytes = min(tmpBytes, lim.StorageBytes)
 		}
 	}
+	openFiles := uint64(DefaultOpenFiles)
+	if lim.OpenFiles > 0 {
+		openFiles = uint64(lim.OpenFiles)
+	}
 	cfg := initConfig{
 		Mode: m.mode, Workspace: spec.Workspace, Hostname: spec.Hostname,
 		TmpBytes: tmpBytes, TmpInodes: min(max(tmpBytes/16384, minTmpInodes), maxTmpInodes),
 		Uid: -1, Gid: -1,
 		Seccomp: m.report.Tier != TierNoneUnsafe, Landlock: m.report.Tier == TierLandlock,
 		HomeFD: -1, WorkspaceFD: -1, RootFSFD: -1, MemEnterFD: -1, MemHomeFD: -1, CmdsFD: -1,
-		Rlimits: []rlimit{{unix.RLIMIT_CORE, 0, 0}, {unix.RLIMIT_NOFILE, 65536, 65536}},
+		Rlimits: []rlimit{{unix.RLIMIT_CORE, 0, 0}, {unix.RLIMIT_NOFILE, openFiles, openFiles}},
 		TmpDir:  s.tmpDir,
 	}
 	if cfg.Hostname == "" {
