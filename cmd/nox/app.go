@@ -83,6 +83,9 @@ type app struct {
 // os.Exit, so tests call it directly.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, argLimits: map[string]int{"exec": 2}}
+	if completingArgument(args) {
+		return exitOK // the shell completes file names; nothing runs
+	}
 	cliApp := a.newCLI()
 	err := cliApp.RunContext(ctx, a.normalizeArgs(cliApp, args))
 	return a.report(ctx, err)
@@ -99,8 +102,8 @@ func globalFlags() []cli.Flag {
 			Usage: "data directory of the local backend (--local and serve)"},
 		&cli.StringFlag{Name: "isolation", Value: localbackend.IsolationAuto, EnvVars: []string{"NOX_ISOLATION"},
 			Usage: "isolation tier with --local: auto, namespaces, root-namespaces, landlock, none-unsafe"},
-		&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute,
-			Usage: "bound on each API call (exec adds its command timeout; upload and download bodies are not bounded); 0 for none"},
+		durationFlag("request-timeout", []string{"timeout"}, 2*time.Minute, "",
+			"bound on each HTTP request to the backend (exec adds its command's timeout; upload and download bodies are not bounded); 0 for none"),
 		&cli.StringFlag{Name: "token", EnvVars: []string{"NOXRUNNER_TOKEN"},
 			Usage: "bearer token sent to the backend"},
 		&cli.BoolFlag{Name: "json", Usage: "machine-readable JSON output"},
@@ -129,12 +132,12 @@ func (a *app) newCLI() *cli.App {
 		Before:                    a.before,
 		Commands:                  a.commands(),
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageErr(err)
+			return parseErr("", err)
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // run maps errors to exit codes
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return usagef("unknown command %q (run nox --help)", c.Args().First())
+				return usagef("unknown command %q", c.Args().First())
 			}
 			return cli.ShowAppHelp(c)
 		},
@@ -162,7 +165,18 @@ func (a *app) commands() []*cli.Command {
 		a.versionCommand(),
 	}
 	for _, c := range cmds {
-		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageErr(err) }
+		name := c.Name
+		c.HideHelpCommand = true // no command has subcommands: complete no "help"
+		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return parseErr(name, err) }
+		// Usage errors of the command's action point to its help.
+		action := c.Action
+		c.Action = func(ctx *cli.Context) error {
+			err := action(ctx)
+			if ue, ok := errors.AsType[*usageError](err); ok && ue.cmd == "" {
+				ue.cmd = name
+			}
+			return err
+		}
 	}
 	return cmds
 }
@@ -195,7 +209,7 @@ func readGlobals(c *cli.Context) globals {
 		local:     c.Bool("local"),
 		dataDir:   c.String("data-dir"),
 		isolation: c.String("isolation"),
-		timeout:   c.Duration("timeout"),
+		timeout:   durationOf(c, "request-timeout"),
 		token:     c.String("token"),
 		json:      c.Bool("json"),
 		verbose:   c.Bool("verbose"),

@@ -7,13 +7,19 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/noxrunner/nox/sdk"
 )
 
 // usageError is a mistake in the command line; nox exits 2.
-type usageError struct{ err error }
+type usageError struct {
+	err error
+	// cmd names the command whose --help the hint points to; empty for
+	// nox's own.
+	cmd string
+}
 
 func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
@@ -25,6 +31,28 @@ func usagef(format string, args ...any) error {
 
 // usageErr marks err as a usage error.
 func usageErr(err error) error { return &usageError{err: err} }
+
+// parseErr marks err, an error of the flag parser, as a usage error of
+// the command cmd ("" for nox itself), with its flags written the way
+// users type them (--ttl, not -ttl).
+func parseErr(cmd string, err error) error {
+	msg := longFlags(err.Error())
+	if cmd != "" {
+		msg = cmd + ": " + msg
+	}
+	return &usageError{err: errors.New(msg), cmd: cmd}
+}
+
+// flagInMessage finds the flag the flag package names in its errors, which
+// it always writes with one dash ("invalid value \"5m\" for flag -ttl").
+var flagInMessage = regexp.MustCompile(`(^|[\s:])-([A-Za-z0-9][A-Za-z0-9-]+)\b`)
+
+// longFlags rewrites the one-dash flag names of the flag package's errors
+// with two dashes, as nox's help and users write them; one-letter flags
+// keep one dash.
+func longFlags(msg string) string {
+	return flagInMessage.ReplaceAllString(msg, "$1--$2")
+}
 
 // exitStatus is a remote command's non-zero exit code, passed through as
 // nox's exit code without a message.
@@ -96,7 +124,11 @@ func (a *app) report(ctx context.Context, err error) int {
 	}
 	fmt.Fprintf(a.stderr, "%s %s\n", a.errColor.red("nox:"), msg)
 	if code == exitUsage {
-		fmt.Fprintln(a.stderr, "Run 'nox --help' or 'nox COMMAND --help' for usage.")
+		help := "nox --help"
+		if ue.cmd != "" {
+			help = "nox " + ue.cmd + " --help"
+		}
+		fmt.Fprintf(a.stderr, "Run '%s' for usage.\n", help)
 	}
 	return code
 }
@@ -124,7 +156,7 @@ func describe(ctx context.Context, err error) string {
 		return fmt.Sprintf("cannot reach the backend at %s: %v (is it running? set --base-url or NOXRUNNER_BASE_URL, or use --local)", te.target, dial.Err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return strings.TrimSpace(err.Error()) + " (raise --timeout)"
+		return strings.TrimSpace(err.Error()) + " (raise --request-timeout)"
 	}
 	return err.Error()
 }
