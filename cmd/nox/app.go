@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -172,7 +171,7 @@ func (a *app) commands() []*cli.Command {
 		action := c.Action
 		c.Action = func(ctx *cli.Context) error {
 			err := action(ctx)
-			if ue, ok := errors.AsType[*usageError](err); ok && ue.cmd == "" {
+			if ue, ok := errors.AsType[*usageError](err); ok && ue.cmd == "" && !ue.global {
 				ue.cmd = name
 			}
 			return err
@@ -257,9 +256,12 @@ func (a *app) connect(c *cli.Context) (*conn, error) {
 		if g.verbose {
 			opts = append(opts, sdk.WithTransport(&logTransport{next: http.DefaultTransport, w: a.stderr}))
 		}
+		if !strings.Contains(g.baseURL, "://") {
+			return nil, globalUsagef("--base-url %q has no scheme: did you mean %q?", g.baseURL, "http://"+g.baseURL)
+		}
 		cl, err := sdk.New(g.baseURL, opts...)
 		if err != nil {
-			return nil, usagef("--base-url %q: %w", g.baseURL, err)
+			return nil, globalUsagef("--base-url: %w", err)
 		}
 		return &conn{client: cl, target: g.baseURL}, nil
 	}
@@ -278,7 +280,7 @@ func (a *app) connect(c *cli.Context) (*conn, error) {
 // checkIsolation returns a usage error for an unknown tier.
 func checkIsolation(tier string) error {
 	if !slices.Contains(localbackend.IsolationTiers(), tier) {
-		return usagef("--isolation %q: want one of %s", tier, strings.Join(localbackend.IsolationTiers(), ", "))
+		return globalUsagef("--isolation %q: want one of %s", tier, strings.Join(localbackend.IsolationTiers(), ", "))
 	}
 	return nil
 }
@@ -298,17 +300,24 @@ func (a *app) openLocal(g globals) (*localbackend.Backend, error) {
 		cfg.Logger = slog.New(slog.NewTextHandler(a.stderr, nil))
 	}
 	b, err := localbackend.New(cfg)
-	if errors.Is(err, syscall.EWOULDBLOCK) { // the data dir's lock is held
-		return nil, fmt.Errorf("starting the local backend (--local): %w (if nox serve uses it, talk to it with --base-url; or pick another --data-dir)", err)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("starting the local backend (--local, data dir %s): %w", g.dataDir, err)
+		return nil, localStartError(g.dataDir, err)
 	}
 	if info := b.Info(); !info.Isolated {
 		fmt.Fprintf(a.stderr, "%s commands run on this host WITHOUT ISOLATION (--isolation %s): trusted code only\n",
 			a.errColor.red("nox: WARNING:"), info.Tier)
 	}
 	return b, nil
+}
+
+// localStartError says once why the local backend did not start in
+// dataDir, and what to do when another process holds it.
+func localStartError(dataDir string, err error) error {
+	if errors.Is(err, localbackend.ErrDataDirLocked) {
+		return &restated{err: err, msg: fmt.Sprintf("data dir %s is in use by another nox process (a nox serve, "+
+			"or nox --local still running): talk to that nox serve with --base-url, or pick another --data-dir", dataDir)}
+	}
+	return fmt.Errorf("starting the local backend (data dir %s): %w", dataDir, err)
 }
 
 // withConn runs f with a connected client and releases it afterwards.

@@ -51,7 +51,7 @@ func (a *app) createCommand() *cli.Command {
 					return a.printJSON(map[string]any{"sessionId": id, "podName": res.PodName,
 						"expiresAt": jsonTime(res.ExpiresAt), "ready": c.Bool("wait")})
 				}
-				a.printf("%s sandbox %q (pod %s), expires %s\n", a.color.green("created"), id, res.PodName, timeOrDash(res.ExpiresAt))
+				a.printf("%s sandbox %q (pod %s)%s\n", a.color.green("created"), id, res.PodName, expiresSuffix(res.ExpiresAt))
 				return nil
 			})
 		},

@@ -19,6 +19,8 @@ type usageError struct {
 	// cmd names the command whose --help the hint points to; empty for
 	// nox's own.
 	cmd string
+	// global marks a mistake in a global flag, explained by nox --help.
+	global bool
 }
 
 func (e *usageError) Error() string { return e.err.Error() }
@@ -27,6 +29,11 @@ func (e *usageError) Unwrap() error { return e.err }
 // usagef returns a usage error.
 func usagef(format string, args ...any) error {
 	return &usageError{err: fmt.Errorf(format, args...)}
+}
+
+// globalUsagef returns a usage error in a global flag.
+func globalUsagef(format string, args ...any) error {
+	return &usageError{err: fmt.Errorf(format, args...), global: true}
 }
 
 // usageErr marks err as a usage error.
@@ -80,6 +87,16 @@ func onSandbox(id string, err error) error {
 	return &opError{what: fmt.Sprintf("sandbox %q", id), err: err}
 }
 
+// restated is err said in the CLI's words: msg replaces err's text, which
+// would repeat it, while errors.Is and As still see err.
+type restated struct {
+	err error
+	msg string
+}
+
+func (e *restated) Error() string { return e.msg }
+func (e *restated) Unwrap() error { return e.err }
+
 // targetError carries the backend a failed call was sent to, for
 // connection errors.
 type targetError struct {
@@ -108,7 +125,7 @@ func (a *app) report(ctx context.Context, err error) int {
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		code = exitInterrupted
 	}
-	msg := describe(ctx, err)
+	msg := withoutSDKPrefix(describe(ctx, err))
 	if a.jsonErrors {
 		out := map[string]any{"error": msg, "exitCode": code}
 		var apiErr *sdk.APIError
@@ -131,6 +148,12 @@ func (a *app) report(ctx context.Context, err error) int {
 		fmt.Fprintf(a.stderr, "Run '%s' for usage.\n", help)
 	}
 	return code
+}
+
+// withoutSDKPrefix drops the "nox: " with which the SDK starts its errors
+// (a Go program's logs need it), since nox prefixes the whole line once.
+func withoutSDKPrefix(msg string) string {
+	return strings.ReplaceAll(strings.TrimPrefix(msg, "nox: "), ": nox: ", ": ")
 }
 
 // describe turns err into one line saying what failed and why.
@@ -175,8 +198,8 @@ func describeAPI(what string, e *sdk.APIError) string {
 	switch {
 	case errors.Is(e, sdk.ErrNotFound):
 		// A download's 404 may be the missing source, not the sandbox.
-		if e.Operation == "downloadFiles" && msg != "" {
-			return fmt.Sprintf("%s: not found %s: %s", what, status, msg)
+		if e.Operation == "downloadFiles" && msg != "" && !strings.Contains(msg, what) {
+			return fmt.Sprintf("%s: %s %s", what, msg, status)
 		}
 		return fmt.Sprintf("%s not found %s", what, status)
 	case errors.Is(e, sdk.ErrUnauthorized):

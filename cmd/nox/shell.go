@@ -248,7 +248,7 @@ func (s *shellSession) handle(ctx context.Context, line string) (bool, error) {
 		if err != nil {
 			return false, onSandbox(s.id, err)
 		}
-		fmt.Fprintf(a.stdout, "sandbox %q expires %s\n", s.id, timeOrDash(res.ExpiresAt))
+		fmt.Fprintf(a.stdout, "touched sandbox %q%s\n", s.id, expiresSuffix(res.ExpiresAt))
 		return false, nil
 	case fields[0] == "cd" && !strings.ContainsAny(line, shellOperators):
 		target := sdk.DefaultWorkdir
