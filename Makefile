@@ -22,7 +22,7 @@ build: ## Build the nox binary into bin/.
 	$(GO) build -o $(BIN) ./cmd/nox
 
 install: build ## Install nox and its shell completions under PREFIX (default /usr/local; e.g. PREFIX=~/.local).
-	sh scripts/install.sh ./$(BIN) "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(DATADIR)"
+	sh scripts/install.sh "$(BIN)" "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(DATADIR)"
 
 test: ## Vet, check generated code, run every test with the race detector, then the conformance run.
 	$(GO) vet ./... && $(MAKE) -s check-generate && $(GO) test -race -count=1 ./... && $(MAKE) -s conformance

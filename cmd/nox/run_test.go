@@ -244,7 +244,7 @@ func TestMessagesSaidOnce(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(stalled)
-	r := nox(t, "", "--base-url", srv.URL, "--request-timeout", "1", "create", "p1")
+	r := nox(t, "", "--base-url", srv.URL, "--request-timeout", "200ms", "create", "p1")
 	if r.code != exitError || strings.Count(r.stderr, "nox:") != 1 || !strings.Contains(r.stderr, "--request-timeout") {
 		t.Errorf("timed-out call: exit %d, stderr %q; want 1, one nox: prefix and a pointer to --request-timeout", r.code, r.stderr)
 	}
