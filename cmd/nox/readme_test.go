@@ -1,0 +1,54 @@
+package main
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestREADMEQuickStartIsTested checks that every nox command of the
+// README's Quick start is run, as written, by the newcomer script, so the
+// walk-through runs whenever the CLI's tests do.
+func TestREADMEQuickStartIsTested(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile("testdata/script/newcomer.txtar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Quick start\n")
+	if !ok {
+		t.Fatal(`README.md has no "## Quick start" section`)
+	}
+	block := regexp.MustCompile("(?s)```sh\n(.*?)```").FindStringSubmatch(section)
+	if block == nil {
+		t.Fatal("the Quick start has no sh block")
+	}
+	// A script line runs a command: exec CMD, exitcode N CMD, ! exec CMD.
+	run := regexp.MustCompile(`^(?:\[[^\]]+\] )*(?:!? ?exec|exitcode \d+) (.*)$`)
+	ran := map[string]bool{}
+	for _, l := range strings.Split(string(script), "\n") {
+		if m := run.FindStringSubmatch(l); m != nil {
+			ran[m[1]] = true
+		}
+	}
+	n := 0
+	for _, l := range strings.Split(block[1], "\n") {
+		cmd, _, _ := strings.Cut(l, "  #")
+		cmd = strings.TrimSpace(cmd)
+		if !strings.HasPrefix(cmd, "nox ") {
+			continue
+		}
+		n++
+		if !ran[cmd] {
+			t.Errorf("the Quick start runs %q, which newcomer.txtar does not", cmd)
+		}
+	}
+	if n < 5 {
+		t.Errorf("found %d nox commands in the Quick start, want its whole session", n)
+	}
+}
