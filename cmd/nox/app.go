@@ -166,6 +166,7 @@ func (a *app) commands() []*cli.Command {
 	for _, c := range cmds {
 		name := c.Name
 		c.HideHelpCommand = true // no command has subcommands: complete no "help"
+		c.Flags = lenientDurations(c.Flags)
 		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return parseErr(name, err) }
 		// Usage errors of the command's action point to its help.
 		action := c.Action

@@ -76,3 +76,26 @@ func durationOf(c *cli.Context, name string) time.Duration {
 	}
 	return 0
 }
+
+// lenientDurations returns flags with every cli.DurationFlag replaced by
+// a time flag that also takes plain seconds, so that all of nox's time
+// flags read alike (serve --max-ttl 3600 or 1h). c.Duration still reads
+// them: it parses the value's String, a Go duration.
+func lenientDurations(flags []cli.Flag) []cli.Flag {
+	out := make([]cli.Flag, len(flags))
+	for i, f := range flags {
+		df, ok := f.(*cli.DurationFlag)
+		if !ok {
+			out[i] = f
+			continue
+		}
+		g := &cli.GenericFlag{Name: df.Name, Aliases: df.Aliases, Usage: df.Usage, Category: df.Category,
+			EnvVars: df.EnvVars, Hidden: df.Hidden, Required: df.Required, DefaultText: df.DefaultText,
+			Value: &duration{d: df.Value}}
+		if g.DefaultText == "" {
+			g.DefaultText = g.Value.String()
+		}
+		out[i] = g
+	}
+	return out
+}

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/urfave/cli/v2"
 )
 
 func TestParseDuration(t *testing.T) {
@@ -49,6 +51,27 @@ func TestLongFlags(t *testing.T) {
 	} {
 		if got := longFlags(in); got != want {
 			t.Errorf("longFlags(%q)\n got %q\nwant %q", in, got, want)
+		}
+	}
+}
+
+// TestLenientDurations checks that a command's cli.DurationFlag, once
+// made lenient, takes plain seconds and is still read by c.Duration. Not
+// parallel: see nox.
+func TestLenientDurations(t *testing.T) {
+	for in, want := range map[string]time.Duration{"90": 90 * time.Second, "1h": time.Hour, "": 5 * time.Minute} {
+		var got time.Duration
+		app := &cli.App{Name: "x", Commands: []*cli.Command{{
+			Name:   "serve",
+			Flags:  lenientDurations([]cli.Flag{&cli.DurationFlag{Name: "max-ttl", Value: 5 * time.Minute}}),
+			Action: func(c *cli.Context) error { got = c.Duration("max-ttl"); return nil },
+		}}}
+		args := []string{"x", "serve"}
+		if in != "" {
+			args = append(args, "--max-ttl", in)
+		}
+		if err := app.Run(args); err != nil || got != want {
+			t.Errorf("serve --max-ttl %q: %v, %v; want %v", in, got, err, want)
 		}
 	}
 }
