@@ -48,7 +48,12 @@ the background live only as long as that nox process. Use nox serve for
 long-lived ones.
 
 Flags may come before or after a command's arguments; everything after "--"
-is an argument.
+is an argument. Times are seconds (300) or a duration (90s, 5m, 1h30m):
+--ttl, --cmd-timeout (kills the command; also --timeout after exec, sh and
+shell) and --request-timeout (bounds each HTTP request).
+
+Lines nox prints start with "nox:"; what a command in a sandbox prints is
+passed through unchanged.
 
 EXIT CODES:
    0    success
