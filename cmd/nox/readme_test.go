@@ -52,3 +52,22 @@ func TestREADMEQuickStartIsTested(t *testing.T) {
 		t.Errorf("found %d nox commands in the Quick start, want its whole session", n)
 	}
 }
+
+// TestGoLineIsNotAPatchRelease checks go.mod's go line, which every
+// module importing the SDK inherits as a minimum: a .0 release (the lowest
+// the dependencies allow, as the README's Install says), with the patch
+// release nox itself is built with on a toolchain line.
+func TestGoLineIsNotAPatchRelease(t *testing.T) {
+	t.Parallel()
+	mod, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goLine := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(mod)
+	if goLine == nil || !regexp.MustCompile(`^1\.\d+\.0$`).Match(goLine[1]) {
+		t.Errorf("go.mod: go line %q, want 1.N.0 (put the patch release on the toolchain line)", mod[:min(len(mod), 80)])
+	}
+	if !regexp.MustCompile(`(?m)^toolchain go1\.\d+\.\d+$`).Match(mod) {
+		t.Error("go.mod has no toolchain line")
+	}
+}
