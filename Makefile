@@ -2,9 +2,12 @@
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN         ?= bin/nox
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+DATADIR     ?= $(PREFIX)/share
 
 .DEFAULT_GOAL := help
-.PHONY: help generate check-generate build test lint bench run conformance
+.PHONY: help generate check-generate build install test lint bench run conformance
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -17,6 +20,9 @@ check-generate: generate ## Fail if gen/ is stale (fix: run `make generate` and 
 
 build: ## Build the nox binary into bin/.
 	$(GO) build -o $(BIN) ./cmd/nox
+
+install: build ## Install nox and its shell completions under PREFIX (default /usr/local; e.g. PREFIX=~/.local).
+	sh scripts/install.sh "$(BIN)" "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(DATADIR)"
 
 test: ## Vet, check generated code, run every test with the race detector, then the conformance run.
 	$(GO) vet ./... && $(MAKE) -s check-generate && $(GO) test -race -count=1 ./... && $(MAKE) -s conformance

@@ -100,7 +100,11 @@ func (e *execution) Wait(ctx context.Context, out func(driver.Stream, string)) (
 	cmd := e.command(stdout, stderr)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return startFailure(err, e.req.Argv[0], time.Since(start)), nil
+		res := startFailure(err, e.req.Argv[0], time.Since(start))
+		// Through the capture, so that a stream shows the reason too.
+		_, _ = stderr.Write([]byte(res.Stderr))
+		res.Stderr, _ = stderr.result()
+		return res, nil
 	}
 	p := &process{pgid: cmd.Process.Pid}
 	e.b.mu.Lock()

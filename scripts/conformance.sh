@@ -40,7 +40,7 @@ url=''
 tries=0
 while :; do
 	url=$(sed -n 's/^ *listening on *//p' "$work/banner.txt" 2>/dev/null)
-	if [ -n "$url" ] && "$NOX" --base-url "$url" --timeout 2s health >/dev/null 2>&1; then
+	if [ -n "$url" ] && "$NOX" --base-url "$url" --request-timeout 2s health >/dev/null 2>&1; then
 		break
 	fi
 	if ! kill -0 "$pid" 2>/dev/null; then

@@ -91,4 +91,4 @@ cat "$work/out/result.txt"
 
 step "Delete the sandbox"
 nox delete demo
-printf '\n%sdemo done.%s Next: nox --help, nox shell ID, nox serve, nox conformance.\n' "$bold" "$off"
+printf '\n%sdemo done.%s Next: put nox on your PATH (make install PREFIX=~/.local, or go install github.com/noxrunner/nox/cmd/nox@latest), then nox --help, nox shell ID, nox serve, nox conformance.\n' "$bold" "$off"

@@ -200,6 +200,9 @@ func WithoutRetry() Option {
 // "http://127.0.0.1:8080" or "https://host/prefix" (paths are appended to a
 // path prefix).
 func New(baseURL string, opts ...Option) (*Client, error) {
+	if !strings.Contains(baseURL, "://") {
+		return nil, fmt.Errorf("nox: base URL %q has no scheme: want http:// or https://, e.g. %q", baseURL, "http://"+baseURL)
+	}
 	u, err := url.Parse(baseURL)
 	if err != nil {
 		return nil, fmt.Errorf("nox: base URL: %w", err)
@@ -295,7 +298,8 @@ func (c *Client) do(ctx context.Context, cl call, send func(ctx context.Context)
 	if c.timeout > 0 {
 		d := c.timeout + cl.extra
 		timer = time.AfterFunc(d, func() {
-			cancel(fmt.Errorf("nox: %s: timed out after %s: %w", cl.op, d, context.DeadlineExceeded))
+			// The call's errors add "nox: <op>: " in front.
+			cancel(fmt.Errorf("timed out after %s: %w", d, context.DeadlineExceeded))
 		})
 	}
 	release := func() {

@@ -63,6 +63,10 @@ func TestNew(t *testing.T) {
 			t.Errorf("%s: New(%q) succeeded", tc.name, tc.url)
 		}
 	}
+	// A base URL without a scheme says what to write instead.
+	if _, err := New("127.0.0.1:8080"); err == nil || !strings.Contains(err.Error(), `has no scheme: want http:// or https://, e.g. "http://127.0.0.1:8080"`) {
+		t.Errorf("New without a scheme: %v", err)
+	}
 	c, err := New("http://host/prefix/", WithHTTPClient(&http.Client{}), WithTransport(http.DefaultTransport), WithoutRetry())
 	assertNoErr(t, err)
 	assertEq(t, "BaseURL", c.BaseURL(), "http://host/prefix/")

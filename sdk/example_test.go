@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -21,49 +22,56 @@ import (
 
 func TestMain(m *testing.M) {
 	localbackend.MaybeRunInit() // a re-executed sandbox init never returns
+	flag.Parse()
+	// The examples start the local backend as a program would (isolation
+	// auto). Where it cannot isolate sandboxes they cannot run as shown:
+	// only the tests run, unless NOX_REQUIRE_ISOLATION=1 makes that fail.
+	if why := localBackendUnavailable(); why != "" && os.Getenv("NOX_REQUIRE_ISOLATION") != "1" {
+		fmt.Fprintf(os.Stderr, "sdk: skipping the examples: the local backend does not start here: %s\n", why)
+		if flag.Lookup("test.run").Value.String() == "" {
+			if err := flag.Set("test.run", "^Test"); err != nil {
+				log.Fatal(err)
+			}
+		}
+	}
 	os.Exit(m.Run())
 }
 
-// exampleBackend starts the nox local backend in a temporary data
-// directory and returns it with a function that stops it. Hosts that cannot
-// isolate sandboxes get the none-unsafe tier, which runs the examples'
-// harmless commands on the host.
-func exampleBackend() (*localbackend.Backend, func()) {
-	dir, err := os.MkdirTemp("", "nox-example-")
+// localBackendUnavailable returns why the local backend does not start
+// here with its default isolation, or "".
+func localBackendUnavailable() string {
+	dir, err := os.MkdirTemp("", "nox-probe-")
 	if err != nil {
-		log.Fatal(err)
+		return err.Error()
 	}
-	cfg := localbackend.Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler)}
-	b, err := localbackend.New(cfg)
+	defer os.RemoveAll(dir)
+	b, err := localbackend.New(localbackend.Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
-		cfg.Isolation = localbackend.IsolationNoneUnsafe
-		b, err = localbackend.New(cfg)
+		return err.Error()
 	}
-	if err != nil {
-		log.Fatal(err)
-	}
-	return b, func() {
-		b.Close()
-		os.RemoveAll(dir)
-	}
-}
-
-// exampleClient returns a client of an in-process local backend, served by
-// its handler without a socket.
-func exampleClient() (*sdk.Client, func()) {
-	b, stop := exampleBackend()
-	client, err := sdk.New("http://nox.invalid", sdk.WithHandler(b.Handler()))
-	if err != nil {
-		log.Fatal(err)
-	}
-	return client, stop
+	b.Close()
+	return ""
 }
 
 // Example shows the main workflow: create a sandbox, wait until it is
 // ready, run a command and delete the sandbox.
 func Example() {
-	client, stop := exampleClient() // sdk.New("http://127.0.0.1:8080") for a real server
-	defer stop()
+	// The nox local backend in this process, reached through its handler
+	// (no socket). For a running server: sdk.New("http://127.0.0.1:8080").
+	dataDir, err := os.MkdirTemp("", "nox-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dataDir)
+	backend, err := localbackend.New(localbackend.Config{DataDir: dataDir})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer backend.Close()
+	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	if err != nil {
+		log.Fatal(err)
+	}
 	ctx := context.Background()
 
 	sb := client.Sandbox("example")
@@ -83,8 +91,18 @@ func Example() {
 }
 
 func ExampleClient_Create() {
-	client, stop := exampleClient()
-	defer stop()
+	// A local backend in this process; see the package example.
+	dataDir, _ := os.MkdirTemp("", "nox-example-")
+	defer os.RemoveAll(dataDir)
+	backend, err := localbackend.New(localbackend.Config{DataDir: dataDir})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer backend.Close()
+	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	if err != nil {
+		log.Fatal(err)
+	}
 	ctx := context.Background()
 
 	created, err := client.Create(ctx, "create-demo", sdk.CreateOptions{TTL: 5 * time.Minute, Memory: "512Mi"})
@@ -97,8 +115,18 @@ func ExampleClient_Create() {
 }
 
 func ExampleClient_Exec() {
-	client, stop := exampleClient()
-	defer stop()
+	// A local backend in this process; see the package example.
+	dataDir, _ := os.MkdirTemp("", "nox-example-")
+	defer os.RemoveAll(dataDir)
+	backend, err := localbackend.New(localbackend.Config{DataDir: dataDir})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer backend.Close()
+	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	if err != nil {
+		log.Fatal(err)
+	}
 	ctx := context.Background()
 	if _, err := client.Create(ctx, "exec-demo", sdk.CreateOptions{}); err != nil {
 		log.Fatal(err)
@@ -119,8 +147,18 @@ func ExampleClient_Exec() {
 }
 
 func ExampleClient_Shell() {
-	client, stop := exampleClient()
-	defer stop()
+	// A local backend in this process; see the package example.
+	dataDir, _ := os.MkdirTemp("", "nox-example-")
+	defer os.RemoveAll(dataDir)
+	backend, err := localbackend.New(localbackend.Config{DataDir: dataDir})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer backend.Close()
+	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	if err != nil {
+		log.Fatal(err)
+	}
 	ctx := context.Background()
 	sb := client.Sandbox("shell-demo")
 	if _, err := sb.Create(ctx, sdk.CreateOptions{}); err != nil {
@@ -137,8 +175,18 @@ func ExampleClient_Shell() {
 }
 
 func ExampleClient_ExecStream() {
-	client, stop := exampleClient()
-	defer stop()
+	// A local backend in this process; see the package example.
+	dataDir, _ := os.MkdirTemp("", "nox-example-")
+	defer os.RemoveAll(dataDir)
+	backend, err := localbackend.New(localbackend.Config{DataDir: dataDir})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer backend.Close()
+	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	if err != nil {
+		log.Fatal(err)
+	}
 	ctx := context.Background()
 	sb := client.Sandbox("stream-demo")
 	if _, err := sb.Create(ctx, sdk.CreateOptions{}); err != nil {
@@ -163,8 +211,18 @@ func ExampleClient_ExecStream() {
 }
 
 func ExampleClient_UploadFiles() {
-	client, stop := exampleClient()
-	defer stop()
+	// A local backend in this process; see the package example.
+	dataDir, _ := os.MkdirTemp("", "nox-example-")
+	defer os.RemoveAll(dataDir)
+	backend, err := localbackend.New(localbackend.Config{DataDir: dataDir})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer backend.Close()
+	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	if err != nil {
+		log.Fatal(err)
+	}
 	ctx := context.Background()
 	sb := client.Sandbox("upload-demo")
 	if _, err := sb.Create(ctx, sdk.CreateOptions{}); err != nil {
@@ -172,7 +230,7 @@ func ExampleClient_UploadFiles() {
 	}
 	defer sb.Delete(ctx)
 
-	_, err := sb.UploadFiles(ctx, "/workspace", map[string][]byte{
+	_, err = sb.UploadFiles(ctx, "/workspace", map[string][]byte{
 		"main.py":     []byte("print('hello from nox')\n"),
 		"data/in.txt": []byte("42\n"),
 	})
@@ -188,8 +246,18 @@ func ExampleClient_UploadFiles() {
 }
 
 func ExampleClient_UploadDir() {
-	client, stop := exampleClient()
-	defer stop()
+	// A local backend in this process; see the package example.
+	dataDir, _ := os.MkdirTemp("", "nox-example-")
+	defer os.RemoveAll(dataDir)
+	backend, err := localbackend.New(localbackend.Config{DataDir: dataDir})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer backend.Close()
+	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	if err != nil {
+		log.Fatal(err)
+	}
 	ctx := context.Background()
 	sb := client.Sandbox("uploaddir-demo")
 	if _, err := sb.Create(ctx, sdk.CreateOptions{}); err != nil {
@@ -215,8 +283,18 @@ func ExampleClient_UploadDir() {
 }
 
 func ExampleClient_DownloadTo() {
-	client, stop := exampleClient()
-	defer stop()
+	// A local backend in this process; see the package example.
+	dataDir, _ := os.MkdirTemp("", "nox-example-")
+	defer os.RemoveAll(dataDir)
+	backend, err := localbackend.New(localbackend.Config{DataDir: dataDir})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer backend.Close()
+	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	if err != nil {
+		log.Fatal(err)
+	}
 	ctx := context.Background()
 	sb := client.Sandbox("download-demo")
 	if _, err := sb.Create(ctx, sdk.CreateOptions{}); err != nil {
@@ -239,8 +317,18 @@ func ExampleClient_DownloadTo() {
 }
 
 func ExampleClient_Download() {
-	client, stop := exampleClient()
-	defer stop()
+	// A local backend in this process; see the package example.
+	dataDir, _ := os.MkdirTemp("", "nox-example-")
+	defer os.RemoveAll(dataDir)
+	backend, err := localbackend.New(localbackend.Config{DataDir: dataDir})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer backend.Close()
+	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	if err != nil {
+		log.Fatal(err)
+	}
 	ctx := context.Background()
 	sb := client.Sandbox("download-stream-demo")
 	if _, err := sb.Create(ctx, sdk.CreateOptions{}); err != nil {
@@ -264,8 +352,18 @@ func ExampleClient_Download() {
 }
 
 func ExampleClient_Delete() {
-	client, stop := exampleClient()
-	defer stop()
+	// A local backend in this process; see the package example.
+	dataDir, _ := os.MkdirTemp("", "nox-example-")
+	defer os.RemoveAll(dataDir)
+	backend, err := localbackend.New(localbackend.Config{DataDir: dataDir})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer backend.Close()
+	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	if err != nil {
+		log.Fatal(err)
+	}
 	ctx := context.Background()
 	if _, err := client.Create(ctx, "delete-demo", sdk.CreateOptions{}); err != nil {
 		log.Fatal(err)
@@ -273,7 +371,7 @@ func ExampleClient_Delete() {
 	fmt.Println(client.Delete(ctx, "delete-demo"))
 
 	// Act on the error's category, never on its message.
-	err := client.Delete(ctx, "delete-demo")
+	err = client.Delete(ctx, "delete-demo")
 	fmt.Println(errors.Is(err, sdk.ErrNotFound))
 	var apiErr *sdk.APIError
 	if errors.As(err, &apiErr) {
@@ -286,8 +384,18 @@ func ExampleClient_Delete() {
 }
 
 func ExampleClient_List() {
-	client, stop := exampleClient()
-	defer stop()
+	// A local backend in this process; see the package example.
+	dataDir, _ := os.MkdirTemp("", "nox-example-")
+	defer os.RemoveAll(dataDir)
+	backend, err := localbackend.New(localbackend.Config{DataDir: dataDir})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer backend.Close()
+	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	if err != nil {
+		log.Fatal(err)
+	}
 	ctx := context.Background()
 	for _, id := range []string{"list-b", "list-a"} {
 		if _, err := client.Create(ctx, id, sdk.CreateOptions{}); err != nil {
@@ -330,8 +438,13 @@ func ExampleWithHandler() {
 	// Any http.Handler serving the API under the base URL's path works;
 	// here the local backend, in process, without a socket. Responses
 	// stream as the handler writes them.
-	backend, stop := exampleBackend() // localbackend.New(localbackend.Config{...})
-	defer stop()
+	dataDir, _ := os.MkdirTemp("", "nox-example-")
+	defer os.RemoveAll(dataDir)
+	backend, err := localbackend.New(localbackend.Config{DataDir: dataDir})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer backend.Close()
 	client, err := sdk.New("http://in-process", sdk.WithHandler(backend.Handler()))
 	if err != nil {
 		log.Fatal(err)

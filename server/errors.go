@@ -80,9 +80,18 @@ func (h *handlers) errorFor(ctx context.Context, err error) errorResponse {
 	return errorResponse{status: http.StatusInternalServerError, msg: "internal error (request id " + id + ")"}
 }
 
-// trimSentinel drops the ": <sentinel>" suffix that wrapping adds.
+// trimSentinel drops the ": <sentinel>" suffix that wrapping adds, except
+// "not found", which the message needs to make sense on its own (clients
+// show it): `sandbox "x": not found` reads `sandbox "x" not found`.
 func trimSentinel(err, sentinel error) string {
-	return strings.TrimSuffix(err.Error(), ": "+sentinel.Error())
+	msg := err.Error()
+	if sentinel == driver.ErrNotFound {
+		if name, ok := strings.CutSuffix(msg, ": "+sentinel.Error()); ok && strings.HasSuffix(name, `"`) {
+			return name + " " + sentinel.Error()
+		}
+		return msg
+	}
+	return strings.TrimSuffix(msg, ": "+sentinel.Error())
 }
 
 // invalid returns an ErrInvalidArgument error with a formatted message.

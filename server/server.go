@@ -127,7 +127,7 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	next = validate(next)
+	next = lenientJSON(validate(next))
 	next = withoutExtensions(next, !slices.Contains(info.Extensions, api.ExtSandboxesGet), !slices.Contains(info.Extensions, api.ExtSandboxesList))
 	next = limitBodies(next, opts.MaxJSONBodyBytes, opts.MaxUploadBytes)
 	if opts.Token != "" {

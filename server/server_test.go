@@ -157,7 +157,9 @@ func TestErrorMapping(t *testing.T) {
 		msg        string
 		retryAfter string
 	}{
-		{fmt.Errorf("sandbox %q: %w", "a", driver.ErrNotFound), 404, `sandbox "a"`, ""},
+		// A 404's message says "not found": clients show it as it is.
+		{fmt.Errorf("sandbox %q: %w", "a", driver.ErrNotFound), 404, `{"error":"sandbox \"a\" not found"}`, ""},
+		{fmt.Errorf("sandbox %q is being deleted: %w", "a", driver.ErrNotFound), 404, `{"error":"sandbox \"a\" is being deleted: not found"}`, ""},
 		{fmt.Errorf("dest: bad: %w", driver.ErrInvalidArgument), 400, "dest: bad", ""},
 		{fmt.Errorf("archive too big: %w", driver.ErrTooLarge), 413, "archive too big", ""},
 		{fmt.Errorf("too many commands: %w", driver.ErrBusy), 503, "too many commands", "1"},
@@ -180,6 +182,12 @@ func TestErrorMapping(t *testing.T) {
 			{"GET", "/v1/sandboxes/a/files/download", nil},
 		} {
 			resp, body := e.do(op.method, op.path, op.body)
+			if strings.HasPrefix(c.msg, "{") {
+				if got := strings.TrimSpace(string(body)); resp.StatusCode != c.status || got != c.msg {
+					t.Errorf("%s %s: %d %s, want %d %s", op.method, op.path, resp.StatusCode, got, c.status, c.msg)
+				}
+				continue
+			}
 			expectError(t, resp, body, c.status, c.msg)
 			if sentinel := errors.Unwrap(c.err); sentinel != nil && strings.Contains(string(body), ": "+sentinel.Error()) {
 				t.Errorf("%s %s: sentinel text not trimmed: %s", op.method, op.path, body)

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -49,7 +48,12 @@ the background live only as long as that nox process. Use nox serve for
 long-lived ones.
 
 Flags may come before or after a command's arguments; everything after "--"
-is an argument.
+is an argument. Times are seconds (300) or a duration (90s, 5m, 1h30m):
+--ttl, --cmd-timeout (kills the command; also --timeout after exec, sh and
+shell) and --request-timeout (bounds each HTTP request).
+
+Lines nox prints start with "nox:"; what a command in a sandbox prints is
+passed through unchanged.
 
 EXIT CODES:
    0    success
@@ -83,6 +87,9 @@ type app struct {
 // os.Exit, so tests call it directly.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, argLimits: map[string]int{"exec": 2}}
+	if completingArgument(args) {
+		return exitOK // the shell completes file names; nothing runs
+	}
 	cliApp := a.newCLI()
 	err := cliApp.RunContext(ctx, a.normalizeArgs(cliApp, args))
 	return a.report(ctx, err)
@@ -99,8 +106,8 @@ func globalFlags() []cli.Flag {
 			Usage: "data directory of the local backend (--local and serve)"},
 		&cli.StringFlag{Name: "isolation", Value: localbackend.IsolationAuto, EnvVars: []string{"NOX_ISOLATION"},
 			Usage: "isolation tier with --local: auto, namespaces, root-namespaces, landlock, none-unsafe"},
-		&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute,
-			Usage: "bound on each API call (exec adds its command timeout; upload and download bodies are not bounded); 0 for none"},
+		durationFlag("request-timeout", []string{"timeout"}, 2*time.Minute, "",
+			"bound on each HTTP request to the backend (exec adds its command's timeout; upload and download bodies are not bounded); 0 for none"),
 		&cli.StringFlag{Name: "token", EnvVars: []string{"NOXRUNNER_TOKEN"},
 			Usage: "bearer token sent to the backend"},
 		&cli.BoolFlag{Name: "json", Usage: "machine-readable JSON output"},
@@ -129,12 +136,12 @@ func (a *app) newCLI() *cli.App {
 		Before:                    a.before,
 		Commands:                  a.commands(),
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageErr(err)
+			return parseErr("", err)
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // run maps errors to exit codes
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return usagef("unknown command %q (run nox --help)", c.Args().First())
+				return usagef("unknown command %q", c.Args().First())
 			}
 			return cli.ShowAppHelp(c)
 		},
@@ -162,7 +169,19 @@ func (a *app) commands() []*cli.Command {
 		a.versionCommand(),
 	}
 	for _, c := range cmds {
-		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageErr(err) }
+		name := c.Name
+		c.HideHelpCommand = true // no command has subcommands: complete no "help"
+		c.Flags = lenientDurations(c.Flags)
+		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return parseErr(name, err) }
+		// Usage errors of the command's action point to its help.
+		action := c.Action
+		c.Action = func(ctx *cli.Context) error {
+			err := action(ctx)
+			if ue, ok := errors.AsType[*usageError](err); ok && ue.cmd == "" && !ue.global {
+				ue.cmd = name
+			}
+			return err
+		}
 	}
 	return cmds
 }
@@ -195,7 +214,7 @@ func readGlobals(c *cli.Context) globals {
 		local:     c.Bool("local"),
 		dataDir:   c.String("data-dir"),
 		isolation: c.String("isolation"),
-		timeout:   c.Duration("timeout"),
+		timeout:   durationOf(c, "request-timeout"),
 		token:     c.String("token"),
 		json:      c.Bool("json"),
 		verbose:   c.Bool("verbose"),
@@ -243,9 +262,12 @@ func (a *app) connect(c *cli.Context) (*conn, error) {
 		if g.verbose {
 			opts = append(opts, sdk.WithTransport(&logTransport{next: http.DefaultTransport, w: a.stderr}))
 		}
+		if !strings.Contains(g.baseURL, "://") {
+			return nil, globalUsagef("--base-url %q has no scheme: did you mean %q?", g.baseURL, "http://"+g.baseURL)
+		}
 		cl, err := sdk.New(g.baseURL, opts...)
 		if err != nil {
-			return nil, usagef("--base-url %q: %w", g.baseURL, err)
+			return nil, globalUsagef("--base-url: %w", err)
 		}
 		return &conn{client: cl, target: g.baseURL}, nil
 	}
@@ -264,7 +286,7 @@ func (a *app) connect(c *cli.Context) (*conn, error) {
 // checkIsolation returns a usage error for an unknown tier.
 func checkIsolation(tier string) error {
 	if !slices.Contains(localbackend.IsolationTiers(), tier) {
-		return usagef("--isolation %q: want one of %s", tier, strings.Join(localbackend.IsolationTiers(), ", "))
+		return globalUsagef("--isolation %q: want one of %s", tier, strings.Join(localbackend.IsolationTiers(), ", "))
 	}
 	return nil
 }
@@ -284,17 +306,24 @@ func (a *app) openLocal(g globals) (*localbackend.Backend, error) {
 		cfg.Logger = slog.New(slog.NewTextHandler(a.stderr, nil))
 	}
 	b, err := localbackend.New(cfg)
-	if errors.Is(err, syscall.EWOULDBLOCK) { // the data dir's lock is held
-		return nil, fmt.Errorf("starting the local backend (--local): %w (if nox serve uses it, talk to it with --base-url; or pick another --data-dir)", err)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("starting the local backend (--local, data dir %s): %w", g.dataDir, err)
+		return nil, localStartError(g.dataDir, err)
 	}
 	if info := b.Info(); !info.Isolated {
 		fmt.Fprintf(a.stderr, "%s commands run on this host WITHOUT ISOLATION (--isolation %s): trusted code only\n",
 			a.errColor.red("nox: WARNING:"), info.Tier)
 	}
 	return b, nil
+}
+
+// localStartError says once why the local backend did not start in
+// dataDir, and what to do when another process holds it.
+func localStartError(dataDir string, err error) error {
+	if errors.Is(err, localbackend.ErrDataDirLocked) {
+		return &restated{err: err, msg: fmt.Sprintf("data dir %s is in use by another nox process (a nox serve, "+
+			"or nox --local still running): talk to that nox serve with --base-url, or pick another --data-dir", dataDir)}
+	}
+	return fmt.Errorf("starting the local backend (data dir %s): %w", dataDir, err)
 }
 
 // withConn runs f with a connected client and releases it afterwards.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -8,6 +9,15 @@ import (
 
 // completionFlag is the hidden flag urfave/cli adds for shell completion.
 const completionFlag = "--generate-bash-completion"
+
+// completingArgument reports whether args ask for completions (they end
+// with completionFlag) after a "--", where only the arguments of a command
+// follow. urfave/cli would run the command line as typed there (it turns
+// completion off after "--"), so nox answers with no words instead.
+func completingArgument(args []string) bool {
+	n := len(args)
+	return n > 1 && args[n-1] == completionFlag && slices.Contains(args[1:n-1], "--")
+}
 
 // normalizeArgs reorders args so that urfave/cli, which stops parsing flags
 // at the first argument, accepts flags anywhere: `nox create demo --wait`

@@ -15,24 +15,25 @@ func (a *app) createCommand() *cli.Command {
 		Usage:     "create a sandbox (or ensure it runs and refresh its TTL)",
 		ArgsUsage: "ID",
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "ttl", DefaultText: backendDefault, Usage: "seconds of inactivity before the sandbox expires"},
+			durationFlag("ttl", nil, 0, backendDefault, "inactivity after which the sandbox expires"),
 			&cli.StringFlag{Name: "image", Usage: "environment image (default: the backend's)"},
 			&cli.StringFlag{Name: "cpu", Usage: "CPU limit, e.g. 500m or 2"},
 			&cli.StringFlag{Name: "mem", Aliases: []string{"memory"}, Usage: "memory limit, e.g. 1Gi"},
 			&cli.StringFlag{Name: "storage", Usage: "ephemeral storage limit, e.g. 2Gi"},
 			&cli.BoolFlag{Name: "wait", Usage: "wait until the sandbox runs commands"},
-			&cli.DurationFlag{Name: "wait-timeout", Value: 60 * time.Second, Usage: "how long --wait waits"},
+			durationFlag("wait-timeout", nil, 60*time.Second, "", "how long --wait waits"),
 		},
 		Action: func(c *cli.Context) error {
 			id, err := sandboxID(c, 1)
 			if err != nil {
 				return err
 			}
-			if c.Int("ttl") < 0 {
-				return usagef("create: --ttl must be a number of seconds >= 0")
+			ttl := durationOf(c, "ttl")
+			if ttl%time.Second != 0 {
+				return usagef("create: --ttl %s: the API counts whole seconds", ttl)
 			}
 			opts := sdk.CreateOptions{
-				TTL:   time.Duration(c.Int("ttl")) * time.Second,
+				TTL:   ttl,
 				Image: c.String("image"), CPU: c.String("cpu"), Memory: c.String("mem"), Storage: c.String("storage"),
 			}
 			return a.withConn(c, func(cn *conn) error {
@@ -42,7 +43,7 @@ func (a *app) createCommand() *cli.Command {
 					return onSandbox(id, fmt.Errorf("create: %w", err))
 				}
 				if c.Bool("wait") {
-					if err := sb.WaitReady(c.Context, sdk.WaitOptions{Timeout: c.Duration("wait-timeout")}); err != nil {
+					if err := sb.WaitReady(c.Context, sdk.WaitOptions{Timeout: durationOf(c, "wait-timeout")}); err != nil {
 						return onSandbox(id, fmt.Errorf("waiting until ready: %w", err))
 					}
 				}
@@ -50,7 +51,7 @@ func (a *app) createCommand() *cli.Command {
 					return a.printJSON(map[string]any{"sessionId": id, "podName": res.PodName,
 						"expiresAt": jsonTime(res.ExpiresAt), "ready": c.Bool("wait")})
 				}
-				a.printf("%s sandbox %q (pod %s), expires %s\n", a.color.green("created"), id, res.PodName, timeOrDash(res.ExpiresAt))
+				a.printf("%s sandbox %q (pod %s)%s\n", a.color.green("created"), id, res.PodName, expiresSuffix(res.ExpiresAt))
 				return nil
 			})
 		},

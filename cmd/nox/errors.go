@@ -7,13 +7,21 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/noxrunner/nox/sdk"
 )
 
 // usageError is a mistake in the command line; nox exits 2.
-type usageError struct{ err error }
+type usageError struct {
+	err error
+	// cmd names the command whose --help the hint points to; empty for
+	// nox's own.
+	cmd string
+	// global marks a mistake in a global flag, explained by nox --help.
+	global bool
+}
 
 func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
@@ -23,8 +31,35 @@ func usagef(format string, args ...any) error {
 	return &usageError{err: fmt.Errorf(format, args...)}
 }
 
+// globalUsagef returns a usage error in a global flag.
+func globalUsagef(format string, args ...any) error {
+	return &usageError{err: fmt.Errorf(format, args...), global: true}
+}
+
 // usageErr marks err as a usage error.
 func usageErr(err error) error { return &usageError{err: err} }
+
+// parseErr marks err, an error of the flag parser, as a usage error of
+// the command cmd ("" for nox itself), with its flags written the way
+// users type them (--ttl, not -ttl).
+func parseErr(cmd string, err error) error {
+	msg := longFlags(err.Error())
+	if cmd != "" {
+		msg = cmd + ": " + msg
+	}
+	return &usageError{err: errors.New(msg), cmd: cmd}
+}
+
+// flagInMessage finds the flag the flag package names in its errors, which
+// it always writes with one dash ("invalid value \"5m\" for flag -ttl").
+var flagInMessage = regexp.MustCompile(`(^|[\s:])-([A-Za-z0-9][A-Za-z0-9-]+)\b`)
+
+// longFlags rewrites the one-dash flag names of the flag package's errors
+// with two dashes, as nox's help and users write them; one-letter flags
+// keep one dash.
+func longFlags(msg string) string {
+	return flagInMessage.ReplaceAllString(msg, "$1--$2")
+}
 
 // exitStatus is a remote command's non-zero exit code, passed through as
 // nox's exit code without a message.
@@ -51,6 +86,16 @@ func onSandbox(id string, err error) error {
 	}
 	return &opError{what: fmt.Sprintf("sandbox %q", id), err: err}
 }
+
+// restated is err said in the CLI's words: msg replaces err's text, which
+// would repeat it, while errors.Is and As still see err.
+type restated struct {
+	err error
+	msg string
+}
+
+func (e *restated) Error() string { return e.msg }
+func (e *restated) Unwrap() error { return e.err }
 
 // targetError carries the backend a failed call was sent to, for
 // connection errors.
@@ -80,7 +125,7 @@ func (a *app) report(ctx context.Context, err error) int {
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		code = exitInterrupted
 	}
-	msg := describe(ctx, err)
+	msg := withoutSDKPrefix(describe(ctx, err))
 	if a.jsonErrors {
 		out := map[string]any{"error": msg, "exitCode": code}
 		var apiErr *sdk.APIError
@@ -96,9 +141,19 @@ func (a *app) report(ctx context.Context, err error) int {
 	}
 	fmt.Fprintf(a.stderr, "%s %s\n", a.errColor.red("nox:"), msg)
 	if code == exitUsage {
-		fmt.Fprintln(a.stderr, "Run 'nox --help' or 'nox COMMAND --help' for usage.")
+		help := "nox --help"
+		if ue.cmd != "" {
+			help = "nox " + ue.cmd + " --help"
+		}
+		fmt.Fprintf(a.stderr, "Run '%s' for usage.\n", help)
 	}
 	return code
+}
+
+// withoutSDKPrefix drops the "nox: " with which the SDK starts its errors
+// (a Go program's logs need it), since nox prefixes the whole line once.
+func withoutSDKPrefix(msg string) string {
+	return strings.ReplaceAll(strings.TrimPrefix(msg, "nox: "), ": nox: ", ": ")
 }
 
 // describe turns err into one line saying what failed and why.
@@ -124,7 +179,7 @@ func describe(ctx context.Context, err error) string {
 		return fmt.Sprintf("cannot reach the backend at %s: %v (is it running? set --base-url or NOXRUNNER_BASE_URL, or use --local)", te.target, dial.Err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return strings.TrimSpace(err.Error()) + " (raise --timeout)"
+		return strings.TrimSpace(err.Error()) + " (raise --request-timeout)"
 	}
 	return err.Error()
 }
@@ -143,8 +198,8 @@ func describeAPI(what string, e *sdk.APIError) string {
 	switch {
 	case errors.Is(e, sdk.ErrNotFound):
 		// A download's 404 may be the missing source, not the sandbox.
-		if e.Operation == "downloadFiles" && msg != "" {
-			return fmt.Sprintf("%s: not found %s: %s", what, status, msg)
+		if e.Operation == "downloadFiles" && msg != "" && !strings.Contains(msg, what) {
+			return fmt.Sprintf("%s: %s %s", what, msg, status)
 		}
 		return fmt.Sprintf("%s not found %s", what, status)
 	case errors.Is(e, sdk.ErrUnauthorized):

@@ -20,7 +20,7 @@ func execFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, DefaultText: backendDefault, Usage: "working directory in the sandbox"},
 		&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set an environment variable, KEY=VALUE (repeatable)"},
-		&cli.IntFlag{Name: "timeout-seconds", DefaultText: backendDefault, Usage: "kill the command after this many seconds"},
+		cmdTimeoutFlag("kill the command after this long"),
 		&cli.BoolFlag{Name: "ignore-exit-code", Usage: "exit 0 even when the command fails"},
 	}
 }
@@ -41,11 +41,24 @@ func parseExecFlags(c *cli.Context) (execSettings, error) {
 		return s, err
 	}
 	s.env = env
-	if c.Int("timeout-seconds") < 0 {
-		return s, usagef("%s: --timeout-seconds must be >= 0", c.Command.Name)
+	s.timeout, err = cmdTimeout(c)
+	return s, err
+}
+
+// cmdTimeoutFlag is the command timeout flag of exec, sh and shell. Given
+// after the command name, --timeout is this flag (before it, the global
+// --request-timeout), and --timeout-seconds is its old name.
+func cmdTimeoutFlag(usage string) cli.Flag {
+	return durationFlag("cmd-timeout", []string{"timeout", "timeout-seconds"}, 0, backendDefault, usage)
+}
+
+// cmdTimeout reads the command timeout flag: the API takes whole seconds.
+func cmdTimeout(c *cli.Context) (time.Duration, error) {
+	d := durationOf(c, "cmd-timeout")
+	if d%time.Second != 0 {
+		return 0, usagef("%s: --cmd-timeout %s: the API counts whole seconds", c.Command.Name, d)
 	}
-	s.timeout = time.Duration(c.Int("timeout-seconds")) * time.Second
-	return s, nil
+	return d, nil
 }
 
 // parseEnv parses KEY=VALUE pairs.
@@ -165,7 +178,7 @@ func (a *app) runRemote(c *cli.Context, cn *conn, id string, req sdk.ExecRequest
 func (a *app) execNotes(res *sdk.ExecResult) {
 	note := func(s string) { fmt.Fprintf(a.stderr, "%s %s\n", a.errColor.yellow("nox:"), s) }
 	if res.TimedOut {
-		note(fmt.Sprintf("the command timed out and was killed (exit %d); raise --timeout-seconds", res.ExitCode))
+		note(fmt.Sprintf("the command timed out and was killed (exit %d); raise --cmd-timeout", res.ExitCode))
 	}
 	if res.OOMKilled {
 		note("the command was killed for exceeding the sandbox's memory limit")

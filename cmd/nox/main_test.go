@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -85,11 +86,14 @@ func TestScripts(t *testing.T) {
 	if !isolated && requireIsolation() {
 		t.Fatalf("local backend unavailable: %s (NOX_REQUIRE_ISOLATION=1)", why)
 	}
+	// The scripts run nox as a subprocess, so the two runs may overlap.
 	t.Run("mem", func(t *testing.T) {
+		t.Parallel()
 		_, url := newTestBackend(t, testbackend.Options{})
 		runScripts(t, url, "mem", isolated)
 	})
 	t.Run("local", func(t *testing.T) {
+		t.Parallel()
 		if !isolated {
 			t.Skipf("local backend unavailable: %s", why)
 		}
@@ -108,12 +112,43 @@ func TestScripts(t *testing.T) {
 	})
 }
 
+// goEnvForScripts returns what a script needs to build nox with the go
+// command as this test was built (make install): the repository's root as
+// REPO, and the go command's caches, so that a script's own HOME does not
+// mean a cold build. Without a go command the map has REPO only.
+func goEnvForScripts(t *testing.T) map[string]string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"REPO": root}
+	out, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE", "GOPATH", "GOROOT").Output()
+	if err != nil {
+		return env
+	}
+	vals := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for i, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOROOT"} {
+		if i < len(vals) {
+			env[k] = vals[i]
+		}
+	}
+	env["GOTOOLCHAIN"] = "local" // build with this toolchain, download nothing
+	env["GOFLAGS"] = "-buildvcs=false"
+	env["GOPROXY"] = "off"
+	return env
+}
+
 // runScripts runs the scripts against the backend at baseURL, whose kind
 // ("mem" or "local") the condition [backend:KIND] tests.
 func runScripts(t *testing.T, baseURL, kind string, isolated bool) {
+	goEnv := goEnvForScripts(t)
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Setup: func(env *testscript.Env) error {
+			for k, v := range goEnv {
+				env.Setenv(k, v)
+			}
 			env.Setenv("NOXRUNNER_BASE_URL", baseURL)
 			env.Setenv("NO_COLOR", "1")
 			env.Setenv("HOME", env.WorkDir)

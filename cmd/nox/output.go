@@ -32,6 +32,15 @@ func (p painter) yellow(s string) string { return p.wrap("33", s) }
 func (p painter) bold(s string) string   { return p.wrap("1", s) }
 func (p painter) dim(s string) string    { return p.wrap("2", s) }
 
+// expiresSuffix is ", expires <time>" for a known expiry, else nothing: a
+// plain v1 backend may not say.
+func expiresSuffix(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return ", expires " + timeOrDash(t)
+}
+
 // timeOrDash formats t in RFC 3339 (UTC), or "-" when zero.
 func timeOrDash(t time.Time) string {
 	if t.IsZero() {

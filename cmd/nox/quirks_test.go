@@ -68,7 +68,10 @@ func TestFirstCommandsOnQuirkyBackends(t *testing.T) {
 			if b, err := os.ReadFile(filepath.Join(got, "sub/deep.txt")); err != nil || string(b) != "deep\n" {
 				t.Errorf("download --extract: %q, %v", b, err)
 			}
-			run("", 0, "touch", "q")
+			// A touch answered without an expiry says nothing about it.
+			if r := run("", 0, "touch", "q"); r.stdout != `touched sandbox "q"`+"\n" && !expires.MatchString(r.stdout) {
+				t.Errorf("touch: stdout %q, want the expiry or nothing about it", r.stdout)
+			}
 			run("", 0, "delete", "q")
 			// What a plain v1 backend lacks is said, not mistaken for a
 			// missing sandbox.

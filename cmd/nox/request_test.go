@@ -73,6 +73,17 @@ func TestFlagsSentOnlyWhenSet(t *testing.T) {
 		{"", "create s", []string{`{}`}},
 		{"", "create s --ttl 0", []string{`{}`}},
 		{"", "create s --ttl 120 --image img", []string{`{"image":"img","ttlSeconds":120}`}},
+		// Time flags take seconds or a duration, under every name.
+		{"", "create s --ttl 5m", []string{`{"ttlSeconds":300}`}},
+		{"", "create s --ttl=1h30m", []string{`{"ttlSeconds":5400}`}},
+		{"", "exec s --cmd-timeout 30 -- ls", []string{`{"cmd":["ls"],"timeoutSeconds":30}`}},
+		{"", "exec s --cmd-timeout 2m -- ls", []string{`{"cmd":["ls"],"timeoutSeconds":120}`}},
+		{"", "exec s --timeout 5 -- ls", []string{`{"cmd":["ls"],"timeoutSeconds":5}`}},
+		{"", "exec s --timeout-seconds 1m -- ls", []string{`{"cmd":["ls"],"timeoutSeconds":60}`}},
+		{"", "sh s --timeout 9s 'true'", []string{`{"cmd":["sh","-c","true"],"timeoutSeconds":9}`}},
+		// Before the command, --timeout is still the request timeout.
+		{"", "--timeout 90 exec s -- ls", []string{`{"cmd":["ls"]}`}},
+		{"", "--request-timeout 1m exec s -- ls", []string{`{"cmd":["ls"]}`}},
 		{"", "exec s -- ls", []string{`{"cmd":["ls"]}`}},
 		{"", "--json exec s -- ls", []string{`{"cmd":["ls"]}`}},
 		{"", "exec s --workdir /w --timeout-seconds 7 -e K=v -- ls",
@@ -95,6 +106,36 @@ func TestFlagsSentOnlyWhenSet(t *testing.T) {
 		}
 		if got := rec.take(); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("nox %s sent\n%s\nwant\n%s", tc.args, strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+		}
+	}
+}
+
+// TestCompletionNeverRuns checks that asking for completions sends no
+// request, also after "--" where urfave/cli would run the command line as
+// typed (`nox exec s1 -- true --generate-bash-completion` used to exec
+// ["--","true"]). Not parallel: see nox.
+func TestCompletionNeverRuns(t *testing.T) {
+	rec := &requestRecorder{}
+	srv := httptest.NewServer(rec)
+	t.Cleanup(srv.Close)
+	for _, args := range []string{
+		"exec s1 -- true --generate-bash-completion",
+		"exec s1 true --generate-bash-completion",
+		"exec -- s1 true --generate-bash-completion",
+		"sh s1 -- 'touch x' --generate-bash-completion",
+		"create s1 --generate-bash-completion",
+		"create -- s1 --generate-bash-completion",
+		"-- --generate-bash-completion",
+	} {
+		r := nox(t, "", append([]string{"--base-url", srv.URL}, splitArgs(args)...)...)
+		if r.code != exitOK || r.stderr != "" {
+			t.Errorf("nox %s: exit %d, stderr %q; want 0 and nothing", args, r.code, r.stderr)
+		}
+		if strings.Contains(r.stdout, "help") {
+			t.Errorf("nox %s offers %q; no command has a help subcommand", args, r.stdout)
+		}
+		if got := rec.take(); len(got) > 0 {
+			t.Errorf("nox %s sent %q; completion must never run a command", args, got)
 		}
 	}
 }

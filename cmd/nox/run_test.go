@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/noxrunner/nox/internal/testbackend"
+	"github.com/noxrunner/nox/localbackend"
 	"github.com/noxrunner/nox/sdk"
 )
 
@@ -96,7 +100,9 @@ func TestDescribeAPIErrors(t *testing.T) {
 		{onSandbox("demo", &sdk.APIError{StatusCode: 418}),
 			`sandbox "demo": i'm a teapot (418): -`},
 		{onSandbox("d", fmt.Errorf("download: %w", &sdk.APIError{StatusCode: 404, Message: "/workspace/x: no such file", Operation: "downloadFiles"})),
-			`sandbox "d": not found (404): /workspace/x: no such file`},
+			`sandbox "d": /workspace/x: no such file (404)`},
+		{onSandbox("d", fmt.Errorf("download: %w", &sdk.APIError{StatusCode: 404, Message: `sandbox "d" not found`, Operation: "downloadFiles"})),
+			`sandbox "d" not found (404)`},
 	} {
 		if got := describe(ctx, tc.err); got != tc.want {
 			t.Errorf("describe(%v)\n got %s\nwant %s", tc.err, got, tc.want)
@@ -209,5 +215,53 @@ func TestUploadReportsArchiveErrors(t *testing.T) {
 	})
 	if err != nil || n == 0 {
 		t.Errorf("upload: %d bytes, %v", n, err)
+	}
+}
+
+// TestMessagesSaidOnce checks that each error line says what happened and
+// what to do once: no second "nox:" from the SDK's own prefix, one pointer
+// to the help, the data dir's lock explained once. Not parallel: see nox.
+func TestMessagesSaidOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name, msg, want string
+	}{
+		{"sdk prefix", `sandbox "p1": create: nox: createSandbox: timed out after 2m0s: context deadline exceeded`,
+			`sandbox "p1": create: createSandbox: timed out after 2m0s: context deadline exceeded`},
+		{"leading sdk prefix", `nox: base URL "x": no host`, `base URL "x": no host`},
+		{"nothing to drop", `sandbox "nox: x" not found (404)`, `sandbox "nox: x" not found (404)`},
+	} {
+		if got := withoutSDKPrefix(tc.msg); got != tc.want {
+			t.Errorf("%s: withoutSDKPrefix(%q) = %q, want %q", tc.name, tc.msg, got, tc.want)
+		}
+	}
+	// An API call that times out: one "nox:" on the line.
+	stalled := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-stalled:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(stalled)
+	r := nox(t, "", "--base-url", srv.URL, "--request-timeout", "200ms", "create", "p1")
+	if r.code != exitError || strings.Count(r.stderr, "nox:") != 1 || !strings.Contains(r.stderr, "--request-timeout") {
+		t.Errorf("timed-out call: exit %d, stderr %q; want 1, one nox: prefix and a pointer to --request-timeout", r.code, r.stderr)
+	}
+	// A base URL without a scheme suggests one.
+	r = nox(t, "", "--base-url", "127.0.0.1:18080", "ls")
+	if want := "nox: --base-url \"127.0.0.1:18080\" has no scheme: did you mean \"http://127.0.0.1:18080\"?\nRun 'nox --help' for usage.\n"; r.code != exitUsage || r.stderr != want {
+		t.Errorf("base URL without a scheme: exit %d, stderr %q, want %q", r.code, r.stderr, want)
+	}
+	// A data dir another process holds is explained once.
+	dir := t.TempDir()
+	b, err := localbackend.New(localbackend.Config{DataDir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Skipf("local backend unavailable: %v", err)
+	}
+	defer b.Close()
+	r = nox(t, "", "--local", "--data-dir", dir, "ls")
+	if r.code != exitError || strings.Count(r.stderr, dir) != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "--base-url") {
+		t.Errorf("locked data dir: exit %d, stderr %q; want one line naming the dir once and what to do", r.code, r.stderr)
 	}
 }

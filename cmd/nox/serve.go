@@ -192,7 +192,7 @@ func isLoopback(host string) bool {
 func (a *app) serve(ctx context.Context, addr string, cfg localbackend.Config, asJSON bool) error {
 	b, err := localbackend.New(cfg)
 	if err != nil {
-		return fmt.Errorf("serve: starting the local backend (data dir %s): %w", cfg.DataDir, err)
+		return fmt.Errorf("serve: %w", localStartError(cfg.DataDir, err))
 	}
 	defer b.Close()
 	var lc net.ListenConfig

@@ -45,7 +45,7 @@ and history; otherwise lines are read from standard input.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, DefaultText: backendDefault, Usage: "starting directory"},
 			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set an environment variable, KEY=VALUE (repeatable)"},
-			&cli.IntFlag{Name: "timeout-seconds", DefaultText: backendDefault, Usage: "timeout of each command in seconds"},
+			cmdTimeoutFlag("kill each command after this long"),
 			shellFlag("the shell running each line"),
 		},
 		Action: func(c *cli.Context) error {
@@ -63,11 +63,12 @@ and history; otherwise lines are read from standard input.`,
 			if _, err := shellArgv(c, ""); err != nil {
 				return err
 			}
-			if c.Int("timeout-seconds") < 0 {
-				return usagef("shell: --timeout-seconds must be >= 0")
+			timeout, err := cmdTimeout(c)
+			if err != nil {
+				return err
 			}
 			s := &shellSession{app: a, id: id, shell: c.String("shell"), env: env,
-				timeout: time.Duration(c.Int("timeout-seconds")) * time.Second, workdir: c.String("workdir")}
+				timeout: timeout, workdir: c.String("workdir")}
 			return a.withConn(c, func(cn *conn) error {
 				s.sb = cn.client.Sandbox(id)
 				return s.run(c.Context)
@@ -247,7 +248,7 @@ func (s *shellSession) handle(ctx context.Context, line string) (bool, error) {
 		if err != nil {
 			return false, onSandbox(s.id, err)
 		}
-		fmt.Fprintf(a.stdout, "sandbox %q expires %s\n", s.id, timeOrDash(res.ExpiresAt))
+		fmt.Fprintf(a.stdout, "touched sandbox %q%s\n", s.id, expiresSuffix(res.ExpiresAt))
 		return false, nil
 	case fields[0] == "cd" && !strings.ContainsAny(line, shellOperators):
 		target := sdk.DefaultWorkdir

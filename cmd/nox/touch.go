@@ -22,7 +22,7 @@ func (a *app) touchCommand() *cli.Command {
 				if readGlobals(c).json {
 					return a.printJSON(map[string]any{"sessionId": id, "expiresAt": jsonTime(res.ExpiresAt), "message": res.Message})
 				}
-				a.printf("%s sandbox %q, expires %s\n", a.color.green("touched"), id, timeOrDash(res.ExpiresAt))
+				a.printf("%s sandbox %q%s\n", a.color.green("touched"), id, expiresSuffix(res.ExpiresAt))
 				return nil
 			})
 		},

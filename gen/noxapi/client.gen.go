@@ -142,7 +142,8 @@ type ClientInterface interface {
 	// Concurrent creates of one session id yield one sandbox.
 	//
 	// The Python client always sends `ttlSeconds` and sends the optional fields
-	// only when set.
+	// only when set. Backends should read an empty body (or none) as `{}`:
+	// every field takes its default.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -157,7 +158,8 @@ type ClientInterface interface {
 	// Concurrent creates of one session id yield one sandbox.
 	//
 	// The Python client always sends `ttlSeconds` and sends the optional fields
-	// only when set.
+	// only when set. Backends should read an empty body (or none) as `{}`:
+	// every field takes its default.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -401,7 +403,8 @@ func (c *Client) GetSandbox(ctx context.Context, sessionID SessionID, reqEditors
 // Concurrent creates of one session id yield one sandbox.
 //
 // The Python client always sends `ttlSeconds` and sends the optional fields
-// only when set.
+// only when set. Backends should read an empty body (or none) as `{}`:
+// every field takes its default.
 //
 // Takes any type of body and a specified content type.
 //
@@ -426,7 +429,8 @@ func (c *Client) CreateSandboxWithBody(ctx context.Context, sessionID SessionID,
 // Concurrent creates of one session id yield one sandbox.
 //
 // The Python client always sends `ttlSeconds` and sends the optional fields
-// only when set.
+// only when set. Backends should read an empty body (or none) as `{}`:
+// every field takes its default.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1240,7 +1244,8 @@ type ClientWithResponsesInterface interface {
 	// Concurrent creates of one session id yield one sandbox.
 	//
 	// The Python client always sends `ttlSeconds` and sends the optional fields
-	// only when set.
+	// only when set. Backends should read an empty body (or none) as `{}`:
+	// every field takes its default.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1255,7 +1260,8 @@ type ClientWithResponsesInterface interface {
 	// Concurrent creates of one session id yield one sandbox.
 	//
 	// The Python client always sends `ttlSeconds` and sends the optional fields
-	// only when set.
+	// only when set. Backends should read an empty body (or none) as `{}`:
+	// every field takes its default.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2238,7 +2244,8 @@ func (c *ClientWithResponses) GetSandboxWithResponse(ctx context.Context, sessio
 // Concurrent creates of one session id yield one sandbox.
 //
 // The Python client always sends `ttlSeconds` and sends the optional fields
-// only when set.
+// only when set. Backends should read an empty body (or none) as `{}`:
+// every field takes its default.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -2259,7 +2266,8 @@ func (c *ClientWithResponses) CreateSandboxWithBodyWithResponse(ctx context.Cont
 // Concurrent creates of one session id yield one sandbox.
 //
 // The Python client always sends `ttlSeconds` and sends the optional fields
-// only when set.
+// only when set. Backends should read an empty body (or none) as `{}`:
+// every field takes its default.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

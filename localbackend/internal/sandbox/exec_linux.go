@@ -359,7 +359,9 @@ func (x *execution) failed(r reply, dir string) (ExecResult, error) {
 	case 0:
 		return ExecResult{}, fmt.Errorf("exec: %s", r.Err)
 	}
-	_, _ = fmt.Fprintf(x.errSink, "nox: %s\n", r.Err)
+	// Unprefixed, as a shell says it: it is the command's stderr, not
+	// the client's own message.
+	_, _ = fmt.Fprintf(x.errSink, "%s\n", r.Err)
 	x.errSink.detach()
 	x.outSink.detach()
 	return ExecResult{ExitCode: r.Code, Duration: time.Since(x.start)}, nil

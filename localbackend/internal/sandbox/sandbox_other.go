@@ -168,7 +168,7 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 			code = 126
 		}
 		if e.Stderr != nil {
-			_, _ = fmt.Fprintf(e.Stderr, "nox: %v\n", err)
+			_, _ = fmt.Fprintf(e.Stderr, "%v\n", err) // as a shell says it
 		}
 		return ExecResult{ExitCode: code}, nil
 	}
