@@ -39,6 +39,14 @@ func (e errorResponse) VisitExecInSandboxStreamResponse(w http.ResponseWriter) e
 func (e errorResponse) VisitDownloadFilesResponse(w http.ResponseWriter) error { return e.visit(w) }
 func (e errorResponse) VisitUploadFilesResponse(w http.ResponseWriter) error   { return e.visit(w) }
 func (e errorResponse) VisitTouchSandboxResponse(w http.ResponseWriter) error  { return e.visit(w) }
+func (e errorResponse) VisitReadFileResponse(w http.ResponseWriter) error      { return e.visit(w) }
+func (e errorResponse) VisitWriteFileResponse(w http.ResponseWriter) error     { return e.visit(w) }
+func (e errorResponse) VisitStatFileResponse(w http.ResponseWriter) error      { return e.visit(w) }
+func (e errorResponse) VisitListDirResponse(w http.ResponseWriter) error       { return e.visit(w) }
+func (e errorResponse) VisitMakeDirResponse(w http.ResponseWriter) error       { return e.visit(w) }
+func (e errorResponse) VisitRemovePathResponse(w http.ResponseWriter) error    { return e.visit(w) }
+func (e errorResponse) VisitMovePathResponse(w http.ResponseWriter) error      { return e.visit(w) }
+func (e errorResponse) VisitWatchPathResponse(w http.ResponseWriter) error     { return e.visit(w) }
 
 // writeJSONError writes {"error": msg} with status.
 func writeJSONError(w http.ResponseWriter, status int, msg string, retryAfter int) {

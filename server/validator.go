@@ -16,10 +16,12 @@ import (
 	"github.com/noxrunner/nox/internal/contract"
 )
 
-// isUpload reports whether r is an upload, whose body is a tar archive
-// that the validator must not read.
+// isUpload reports whether r carries a streamed body (an upload's tar
+// archive, a writeFile's content) that the validator must not read and
+// that MaxUploadBytes limits.
 func isUpload(r *http.Request) bool {
-	return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/files/upload")
+	return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/files/upload") ||
+		r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/fs/file")
 }
 
 // newValidator returns the middleware that checks the shape of every
