@@ -46,6 +46,14 @@ func infoBody(in driver.Info, opts Options, sv serves) noxapi.Info {
 		},
 		Images: slices.Clone(in.Images),
 	}
+	if sv.files {
+		out.Limits.MaxListPageSize = countField(l.MaxListPageSize)
+	}
+	if sv.watch {
+		out.Limits.MaxWatchesPerSandbox = countField(l.MaxWatchesPerSandbox)
+		out.Limits.MaxWatchDirs = countField(l.MaxWatchDirs)
+		out.Limits.MaxWatchQueue = countField(l.MaxWatchQueue)
+	}
 	if iso := in.Isolation; iso != nil {
 		out.Isolation = &noxapi.Isolation{Tier: iso.Tier, Isolated: iso.Isolated, Notes: slices.Clone(iso.Notes)}
 	}

@@ -117,7 +117,7 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 	h.files, _ = b.(driver.Files)
 	h.watcher, _ = b.(driver.Watcher)
 	h.body = infoBody(info, opts, serves{files: h.files != nil, watch: h.watcher != nil})
-	strict := noxapi.NewStrictHandlerWithOptions(h, nil, noxapi.StrictHTTPServerOptions{
+	strict := noxapi.NewStrictHandlerWithOptions(h, []noxapi.StrictMiddlewareFunc{withHTTPRequest}, noxapi.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeJSONError(w, http.StatusBadRequest, requestErrorMessage(err), 0)
 		},
