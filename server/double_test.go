@@ -304,8 +304,10 @@ var (
 )
 
 func newFilesDouble() *filesDouble {
+	info := fullInfo()
+	info.Extensions = append(info.Extensions, api.ExtFilesOps, api.ExtFilesWatch)
 	return &filesDouble{
-		double:  &double{info: fullInfo()},
+		double:  &double{info: info},
 		content: "0123456789",
 		modTime: time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC),
 		watches: make(chan *doubleWatch, 8),

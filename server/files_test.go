@@ -202,10 +202,8 @@ func TestFileErrors(t *testing.T) {
 
 func TestListDir(t *testing.T) {
 	t.Parallel()
-	info := fullInfo()
-	info.Limits.MaxListPageSize = 50
 	d := newFilesDouble()
-	d.double.info = info
+	d.double.info.Limits.MaxListPageSize = 50
 	e := setupWith(t, d, server.Options{})
 	resp, body := e.do("GET", "/v1/sandboxes/a/fs/list?path=dir&depth=3&pageSize=500", nil)
 	var page struct {
