@@ -23,8 +23,6 @@ type Images struct {
 	mkfs string // path of mkfs.ext4
 }
 
-
-
 // Probe checks once that images work here: the process is root, the loop
 // control device and mkfs.ext4 exist, and a trial image in dir (a
 // directory on the host file system that will hold the images) can be
