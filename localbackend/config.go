@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/noxrunner/nox/internal/quantity"
+	"github.com/noxrunner/nox/localbackend/internal/diskquota"
 	"github.com/noxrunner/nox/localbackend/internal/sandbox"
 	"github.com/noxrunner/nox/server"
 )
@@ -111,6 +112,20 @@ type Config struct {
 	// negative disables the monitor (ephemeralStorage is then reported
 	// unenforced for commands and checked on uploads only).
 	StorageCheckInterval time.Duration
+	// StorageEnforcement chooses how ephemeralStorage is enforced:
+	// "auto" (default) gives every new sandbox with a storage limit an
+	// ext4 file system of its own, in a sparse image file on a loop
+	// device, holding its /workspace, /tmp and uploads in progress, so
+	// the kernel refuses writes beyond the limit (bytes and inodes) at no
+	// cost while idle; it needs a root server, /dev/loop-control and
+	// mkfs.ext4, and falls back to monitoring (StorageCheckInterval)
+	// otherwise. "monitor" always monitors. GET /v1/info says which
+	// mechanism is in use.
+	StorageEnforcement string
+
+	// newDisks returns the per-sandbox file systems to use, or nil for
+	// monitoring; New sets it to probeDisks, tests to a double.
+	newDisks func(Config) diskquota.Disks
 }
 
 // DefaultConfig returns a Config with every default filled in.
@@ -170,6 +185,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.ReaperInterval, time.Second)
 	setDefault(&c.StartTimeout, 60*time.Second)
 	setDefault(&c.StorageCheckInterval, time.Second)
+	setDefault(&c.StorageEnforcement, StorageEnforcementAuto)
 }
 
 func setDefault[T comparable](p *T, v T) {
@@ -201,6 +217,9 @@ func (c *Config) validate() (limits, error) {
 	var errs []error
 	if !slices.Contains(IsolationTiers(), c.Isolation) {
 		errs = append(errs, fmt.Errorf("field Isolation: unknown tier %q", c.Isolation))
+	}
+	if c.StorageEnforcement != StorageEnforcementAuto && c.StorageEnforcement != StorageEnforcementMonitor {
+		errs = append(errs, fmt.Errorf("field StorageEnforcement: %q is neither %q nor %q", c.StorageEnforcement, StorageEnforcementAuto, StorageEnforcementMonitor))
 	}
 	if _, ok := c.Images[c.DefaultImageName]; !ok {
 		errs = append(errs, fmt.Errorf("field DefaultImageName: %q is not in Images", c.DefaultImageName))

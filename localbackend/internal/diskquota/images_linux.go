@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -109,9 +110,16 @@ func (x *Images) mount(img, mnt, extra string) error {
 	if err := os.MkdirAll(mnt, 0o711); err != nil {
 		return fmt.Errorf("mount point: %w", err)
 	}
-	dev, err := attachLoop(img)
-	if err != nil {
-		return err
+	// A loop device may still back img: a lazily unmounted file system
+	// that some mount namespace still holds, or one a server that died
+	// left behind. Mounting that device again shares its file system;
+	// a second loop device would mount a second, conflicting instance.
+	dev := findLoop(img)
+	if dev == nil {
+		var err error
+		if dev, err = attachLoop(img); err != nil {
+			return err
+		}
 	}
 	defer dev.Close() // the mount holds the device from now on
 	opts := "discard,errors=remount-ro"
@@ -162,6 +170,36 @@ func attachLoop(img string) (*os.File, error) {
 		last = err
 	}
 	return nil, fmt.Errorf("configure loop device: %w", last)
+}
+
+// findLoop returns the open loop device backed by img, or nil.
+func findLoop(img string) *os.File {
+	var st unix.Stat_t
+	if err := unix.Stat(img, &st); err != nil {
+		return nil
+	}
+	abs, err := filepath.Abs(img)
+	if err != nil {
+		return nil
+	}
+	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	for _, bf := range files {
+		b, err := os.ReadFile(bf)
+		if err != nil || strings.TrimSpace(string(b)) != abs {
+			continue
+		}
+		name := "/dev/" + filepath.Base(filepath.Dir(filepath.Dir(bf)))
+		dev, err := os.OpenFile(name, os.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		// The name may be reused by another file: check the inode.
+		if info, err := unix.IoctlLoopGetStatus64(int(dev.Fd())); err == nil && info.Device == st.Dev && info.Inode == st.Ino {
+			return dev
+		}
+		dev.Close()
+	}
+	return nil
 }
 
 // openLoop opens /dev/loop<n>, waiting briefly for a node the kernel just

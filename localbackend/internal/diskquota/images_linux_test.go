@@ -92,6 +92,29 @@ func TestImageLimits(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(mnt, "0")); err != nil {
 		t.Fatalf("after remount: %v", err)
 	}
+	// A lazily unmounted file system still held open (here by a file)
+	// is mounted again through its own loop device: one instance, which
+	// sees the held file's writes.
+	if err := os.Remove(filepath.Join(mnt, "1")); err != nil {
+		t.Fatal(err)
+	}
+	held, err := os.Create(filepath.Join(mnt, "held"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Unmount(mnt); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Mount(context.Background(), img, mnt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := held.WriteString("same"); err != nil {
+		t.Fatal(err)
+	}
+	held.Close()
+	if b, err := os.ReadFile(filepath.Join(mnt, "held")); err != nil || string(b) != "same" {
+		t.Fatalf("remount of a held file system: %q %v", b, err)
+	}
 	if err := x.Unmount(mnt); err != nil || Mounted(mnt) {
 		t.Fatalf("unmount: %v", err)
 	}
