@@ -123,7 +123,9 @@ func TestRealQuotaWrites(t *testing.T) {
 	if n := len(e.b.store.usage); n != 0 {
 		t.Fatalf("the monitor walks a sandbox on an image: %d walks", n)
 	}
-	if !slices.ContainsFunc(e.b.Info().Notes, func(n string) bool { return strings.Contains(n, "enforced by the kernel (kernel quota: per-sandbox ext4 image)") }) {
+	if !slices.ContainsFunc(e.b.Info().Notes, func(n string) bool {
+		return strings.Contains(n, "enforced by the kernel (kernel quota: per-sandbox ext4 image)")
+	}) {
 		t.Fatalf("info notes: %q", e.b.Info().Notes)
 	}
 }

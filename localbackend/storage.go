@@ -195,6 +195,12 @@ func (s *store) killForStorage(b *box, env environment, limit int64) {
 	b.storageKills++
 	b.env = nil
 	id, key := b.meta.SessionID, b.meta.Key
+	prev := b.overFloor
+	if prev == 0 {
+		// Over the limit from now on: an environment rebuilt before the
+		// floor is measured is already restricted.
+		b.overFloor = limit + 1
+	}
 	s.mu.Unlock()
 	err := env.Stop()
 	b.startMu.Unlock()
@@ -209,10 +215,12 @@ func (s *store) killForStorage(b *box, env environment, limit int64) {
 	if merr != nil {
 		floor = limit + 1
 	}
-	if b.overFloor > 0 {
-		floor = min(floor, b.overFloor)
+	if prev > 0 {
+		floor = min(floor, prev)
 	}
-	b.overFloor = floor
+	if b.overFloor > 0 { // not cleared meanwhile by a measurement under the limit
+		b.overFloor = floor
+	}
 	s.mu.Unlock()
 	s.log.Warn("sandbox exceeded its ephemeral storage limit; every process killed",
 		"sessionId", id, "limit", quantity.FormatBytes(limit), "used", used, "stopErr", err)
