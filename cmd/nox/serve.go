@@ -51,6 +51,7 @@ func serveFlags() []cli.Flag {
 		&cli.Int64Flag{Name: "pids", Value: d.Pids, Category: "limits", Usage: "process limit of every sandbox"},
 		&cli.DurationFlag{Name: "stream-heartbeat", Value: d.StreamHeartbeat, Category: "limits", Usage: "longest silence on an exec stream"},
 		&cli.DurationFlag{Name: "start-timeout", Value: d.StartTimeout, Category: "limits", Usage: "bound on building one sandbox's environment"},
+		&cli.StringFlag{Name: "storage-enforcement", Value: d.StorageEnforcement, Category: "limits", Usage: "how ephemeralStorage is enforced: auto (a per-sandbox ext4 image where root and loop devices allow, else monitoring) or monitor"},
 	}
 }
 
@@ -118,6 +119,7 @@ func (a *app) serveConfig(c *cli.Context) (localbackend.Config, error) {
 	cfg.MaxCPU, cfg.MaxMemory, cfg.MaxStorage = c.String("max-cpu"), c.String("max-memory"), c.String("max-storage")
 	cfg.Pids = c.Int64("pids")
 	cfg.StreamHeartbeat, cfg.StartTimeout = c.Duration("stream-heartbeat"), c.Duration("start-timeout")
+	cfg.StorageEnforcement = c.String("storage-enforcement")
 	level := slog.LevelInfo
 	if g.verbose {
 		level = slog.LevelDebug
