@@ -138,7 +138,6 @@ func (s *store) mountBoxFS(key string) (bool, error) {
 // removeBoxDir unmounts sandbox key's image, if any, and removes its
 // directory (with the image).
 func (s *store) removeBoxDir(key string) error {
-	var errs []error
 	if s.onImage(key) || diskquota.Mounted(s.fsPath(key)) {
 		if s.disks == nil {
 			return fmt.Errorf("sandbox directory %s: its image is mounted and this server cannot unmount it", key)
@@ -148,10 +147,7 @@ func (s *store) removeBoxDir(key string) error {
 		}
 		s.setOnImage(key, false)
 	}
-	if err := os.RemoveAll(s.boxDir(key)); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return os.RemoveAll(s.boxDir(key))
 }
 
 // unmountAll unmounts the image of every sandbox (Close).

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -59,17 +60,10 @@ func zeroTarGz(t *testing.T, name string, n int64) []byte {
 	if _, err := io.CopyN(tw, zeroReader{}, n); err != nil {
 		t.Fatal(err)
 	}
-	if err := errors2(tw.Close(), zw.Close()); err != nil {
+	if err := errors.Join(tw.Close(), zw.Close()); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
-}
-
-func errors2(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // The kernel enforces ephemeralStorage on a sandbox's image: a deep tree

@@ -13,7 +13,6 @@ import (
 type Fake struct {
 	mu      sync.Mutex
 	mounted map[string]bool
-	creates int
 }
 
 var _ Disks = (*Fake)(nil)
@@ -35,7 +34,6 @@ func (f *Fake) Create(_ context.Context, img, mnt string, size int64) error {
 		f.mounted = map[string]bool{}
 	}
 	f.mounted[mnt] = true
-	f.creates++
 	return nil
 }
 
