@@ -44,7 +44,7 @@ func fsUsed(t *testing.T, e *testEnv, id string) (used, size int64) {
 	if err := unix.Statfs(e.b.store.fsPath(sandboxKey(id)), &st); err != nil {
 		t.Fatal(err)
 	}
-	return int64(st.Blocks-st.Bfree) * st.Bsize, int64(st.Blocks) * st.Bsize
+	return int64(st.Blocks-st.Bfree) * int64(st.Bsize), int64(st.Blocks) * int64(st.Bsize)
 }
 
 // zeroTarGz is a gzip tar of one file of n zero bytes (a "gzip bomb":
