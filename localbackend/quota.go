@@ -78,7 +78,10 @@ func (s *store) makeBoxFS(ctx context.Context, key string, size int64) error {
 		return err
 	}
 	if err := s.disks.Create(ctx, s.imagePath(key), s.fsPath(key), size); err != nil {
-		return err
+		// Out of loop devices, say: the sandbox still gets its limit,
+		// enforced by the monitor.
+		s.log.Error("per-sandbox image failed; the sandbox's storage falls back to monitoring", "key", key, "err", err)
+		return s.makeBoxDirs(key)
 	}
 	s.setOnImage(key, true)
 	if err := s.layoutFS(key); err != nil {

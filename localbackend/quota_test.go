@@ -72,7 +72,19 @@ func zeroTarGz(t *testing.T, name string, n int64) []byte {
 // the budget, and the monitor never walks the workspace (idle cost).
 func TestRealQuotaWrites(t *testing.T) {
 	t.Parallel()
-	e := quotaEnv(t, func(c *Config) { c.StorageCheckInterval = 100 * time.Millisecond })
+	for _, tier := range []string{IsolationAuto, IsolationRootNamespaces, IsolationLandlock} {
+		t.Run(tier, func(t *testing.T) {
+			t.Parallel()
+			testQuotaWrites(t, tier)
+		})
+	}
+}
+
+func testQuotaWrites(t *testing.T, tier string) {
+	e := quotaEnv(t, func(c *Config) {
+		c.StorageCheckInterval = 100 * time.Millisecond
+		c.Isolation = tier
+	})
 	e.create("q", map[string]any{"ttlSeconds": 600, "ephemeralStorageLimit": "64Mi"})
 	const limit = 64 << 20
 	sh := func(script string) (int, string) {
@@ -89,9 +101,12 @@ func TestRealQuotaWrites(t *testing.T) {
 	if used, size := fsUsed(t, e, "q"); used > limit || size > limit {
 		t.Fatalf("after the deep writes: %d bytes used of %d, limit %d", used, size, limit)
 	}
-	// /tmp shares the budget.
-	if code, out := sh(`dd if=/dev/zero of=/tmp/t bs=1M count=8`); code == 0 || !strings.Contains(out, "No space left on device") {
-		t.Fatalf("/tmp on a full sandbox: exit %d: %s", code, out)
+	// /tmp shares the budget (the tiers without a mount namespace have
+	// no /tmp of the sandbox's own at /tmp).
+	if tier != IsolationLandlock {
+		if code, out := sh(`dd if=/dev/zero of=/tmp/t bs=1M count=8`); code == 0 || !strings.Contains(out, "No space left on device") {
+			t.Fatalf("/tmp on a full sandbox: exit %d: %s", code, out)
+		}
 	}
 	if code, out := sh(`rm -rf /workspace/0* /tmp/t && echo gone`); code != 0 || !strings.Contains(out, "gone") {
 		t.Fatalf("rm: exit %d: %s", code, out)

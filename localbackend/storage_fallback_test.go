@@ -3,6 +3,7 @@ package localbackend
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -287,5 +288,23 @@ func TestStorageOldWorkspaceFake(t *testing.T) {
 	}
 	if r := e.exec("old", map[string]any{"cmd": []string{"sh", "-c", "head -c 3145728 /dev/zero > big; sleep 10"}, "timeoutSeconds": 20}); r.ExitCode != 137 {
 		t.Fatalf("old workspace over its limit: %+v", r)
+	}
+}
+
+// A sandbox whose image cannot be made (no free loop device, say) is
+// still created, its limit enforced by the monitor.
+func TestStorageImageFailsFake(t *testing.T) {
+	t.Parallel()
+	fake := &diskquota.Fake{CreateErr: errors.New("no free loop device")}
+	e := setup(t, func(c *Config) {
+		c.StorageCheckInterval = 50 * time.Millisecond
+		c.newDisks = func(Config) diskquota.Disks { return fake }
+	})
+	e.create("nf", map[string]any{"ephemeralStorageLimit": "1Mi"})
+	if e.b.store.onImage(sandboxKey("nf")) {
+		t.Fatal("on an image that failed")
+	}
+	if r := e.exec("nf", map[string]any{"cmd": []string{"sh", "-c", "head -c 3145728 /dev/zero > big; sleep 10"}, "timeoutSeconds": 20}); r.ExitCode != 137 {
+		t.Fatalf("over the limit: %+v", r)
 	}
 }

@@ -11,6 +11,9 @@ import (
 // and makes mnt a plain directory, so a store can be tested without root;
 // nothing is enforced. It records the mounts it holds.
 type Fake struct {
+	// CreateErr, when set, is the error of every Create.
+	CreateErr error
+
 	mu      sync.Mutex
 	mounted map[string]bool
 }
@@ -22,6 +25,9 @@ func (f *Fake) Mechanism() string { return "kernel quota: per-sandbox image (tes
 
 // Create implements Disks.
 func (f *Fake) Create(_ context.Context, img, mnt string, size int64) error {
+	if f.CreateErr != nil {
+		return f.CreateErr
+	}
 	if err := os.WriteFile(img, nil, 0o600); err != nil {
 		return fmt.Errorf("create image: %w", err)
 	}
