@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // probe returns the real Images, or skips (fails with
@@ -61,8 +62,16 @@ func TestImageLimits(t *testing.T) {
 	if n > size || n < size/2 {
 		t.Fatalf("wrote %d bytes into a %d-byte image", n, size)
 	}
+	full := allocated(t, img)
 	if err := os.Remove(filepath.Join(mnt, "big")); err != nil {
 		t.Fatal(err)
+	}
+	// discard: the deleted file's blocks go back to the host.
+	for i := 0; allocated(t, img) > full-size/2; i++ {
+		if i == 100 {
+			t.Fatalf("the image still holds %d bytes (%d when full)", allocated(t, img), full)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	// Inodes: empty files cost an inode each.
 	var files int64
@@ -121,6 +130,16 @@ func TestImageLimits(t *testing.T) {
 	if err := x.Unmount(mnt); err != nil {
 		t.Fatalf("unmount of nothing: %v", err)
 	}
+}
+
+// allocated returns the host bytes allocated to the file name.
+func allocated(t *testing.T, name string) int64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(name, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Blocks * 512
 }
 
 // Concurrent creates each get a loop device of their own.
