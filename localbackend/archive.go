@@ -24,7 +24,6 @@ import (
 // extractLimits bound one upload.
 type extractLimits struct {
 	maxEntries int64 // archive entries
-	maxBytes   int64 // file content bytes; < 0 means unlimited
 	// charge, when set, reserves n more bytes of the sandbox's storage
 	// before they are written; its error ends the extraction as it is.
 	charge func(n int64) error
@@ -156,15 +155,11 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, destAbs string,
 			if err != nil {
 				return st, writeError(hdr.Name, err)
 			}
-			var lr io.Reader = tr
-			if lim.maxBytes >= 0 {
-				lr = io.LimitReader(tr, lim.maxBytes-st.bytes+1)
-			}
 			var w io.Writer = f
 			if lim.charge != nil {
 				w = chargedWriter{f, lim.charge}
 			}
-			n, err := io.Copy(w, lr)
+			n, err := io.Copy(w, tr)
 			st.bytes += n
 			if cerr := f.Close(); err == nil {
 				err = cerr
@@ -174,9 +169,6 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, destAbs string,
 					return st, writeError(hdr.Name, err)
 				}
 				return st, bodyError(err)
-			}
-			if lim.maxBytes >= 0 && st.bytes > lim.maxBytes {
-				return st, fmt.Errorf("archive exceeds the sandbox's storage limit: %w", ErrTooLarge)
 			}
 			if err := root.Chmod(name, mode); err != nil {
 				return st, writeError(hdr.Name, err)

@@ -46,7 +46,7 @@ func (s *store) uploadTo(ctx context.Context, b *box, dest, destRel string, body
 		return extractStats{}, err
 	}
 	key := b.meta.Key
-	lim := extractLimits{maxEntries: s.cfg.MaxUploadEntries, maxBytes: -1}
+	lim := extractLimits{maxEntries: s.cfg.MaxUploadEntries}
 	if b.meta.StorageBytes > 0 && !s.onImage(key) {
 		room, err := s.storageRoom(b)
 		if err != nil {
