@@ -106,8 +106,9 @@ type Config struct {
 	// StartTimeout bounds building one sandbox's environment. Default: 60s.
 	StartTimeout time.Duration
 	// StorageCheckInterval is how often the workspace of every running
-	// sandbox is measured against its ephemeral storage limit; above it
-	// every process of the sandbox is killed. Usage can overshoot the
+	// sandbox without an image of its own (see StorageEnforcement) is
+	// measured against its ephemeral storage limit; above it every
+	// process of the sandbox is killed. Usage can overshoot the
 	// limit by what the sandbox writes in one interval. Default: 1s;
 	// negative disables the monitor (ephemeralStorage is then reported
 	// unenforced for commands and checked on uploads only).

@@ -27,7 +27,7 @@ const measureBudget = 1000000
 func storageNote(interval time.Duration, kernel bool) string {
 	scope := ""
 	if kernel {
-		scope = " for sandboxes without an image of their own (created by an older server)"
+		scope = " for sandboxes without an image of their own (created by an older server, or whose image could not be made)"
 	}
 	return fmt.Sprintf("ephemeralStorage: enforced by monitoring%s, like Kubernetes: every %v the workspace's usage is measured (at most %d entries per interval across all sandboxes; every entry counts for at least %d bytes and sparse files at their apparent size); above the limit every process of the sandbox is killed (a running exec ends with exit code 137 and a note on stderr), uploads are refused (507) and commands cannot write file data (RLIMIT_FSIZE) until files are deleted. Usage can overshoot the limit by what the sandbox writes in one interval; single files are capped by RLIMIT_FSIZE and the private /tmp is a separate size-limited tmpfs", scope, interval, walkBudget, entryCharge)
 }
