@@ -12,6 +12,9 @@ var (
 	// ErrTooLarge: an upload or a download exceeds a size, entry-count or
 	// storage limit (413).
 	ErrTooLarge = errors.New("too large")
+	// ErrInsufficientStorage: the sandbox's storage is full, an upload
+	// does not fit in it (507).
+	ErrInsufficientStorage = errors.New("insufficient storage")
 	// ErrBusy: the backend is at its limit of concurrent commands (503 with
 	// Retry-After).
 	ErrBusy = errors.New("busy")

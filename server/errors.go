@@ -59,6 +59,7 @@ var categories = []struct {
 	{driver.ErrInvalidArgument, http.StatusBadRequest, 0},
 	{driver.ErrNotFound, http.StatusNotFound, 0},
 	{driver.ErrTooLarge, http.StatusRequestEntityTooLarge, 0},
+	{driver.ErrInsufficientStorage, http.StatusInsufficientStorage, 0},
 	{driver.ErrBusy, http.StatusServiceUnavailable, 1},
 	{driver.ErrUnavailable, http.StatusServiceUnavailable, 1},
 }
