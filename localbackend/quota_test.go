@@ -57,7 +57,7 @@ func zeroTarGz(t *testing.T, name string, n int64) []byte {
 	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: n, Typeflag: tar.TypeReg}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := io.CopyN(tw, zeroReader{}, n); err != nil {
+	if _, err := io.CopyN(tw, zeros{}, n); err != nil {
 		t.Fatal(err)
 	}
 	if err := errors.Join(tw.Close(), zw.Close()); err != nil {
@@ -246,4 +246,12 @@ func TestRealQuotaRestart(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "sandboxes", key)); !os.IsNotExist(err) {
 		t.Fatalf("delete left the sandbox dir: %v", err)
 	}
+}
+
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
