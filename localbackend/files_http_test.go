@@ -120,3 +120,33 @@ func TestRealFilesAPI(t *testing.T) {
 	e.exec("rf", map[string]any{"cmd": []string{"sh", "-c", "echo x > by-exec.txt"}, "workdir": "/workspace"})
 	waitLine(`"path":"/workspace/by-exec.txt"`, 200*time.Millisecond)
 }
+
+// TestRealFilesQuota: on a sandbox's own image the kernel refuses a write
+// beyond the limit (ENOSPC): 507 without a host path, the target as it
+// was and no temporary file left taking space.
+func TestRealFilesQuota(t *testing.T) {
+	t.Parallel()
+	e := quotaEnv(t, nil)
+	e.create("fq", map[string]any{"ttlSeconds": 600, "ephemeralStorageLimit": "16Mi"})
+	resp, body := e.do("PUT", fsURL("fq", "file", "keep"), []byte("kept"))
+	if resp.StatusCode != 201 {
+		t.Fatalf("write: %d %s", resp.StatusCode, body)
+	}
+	resp, body = e.do("PUT", fsURL("fq", "file", "keep"), make([]byte, 32<<20))
+	expectError(t, resp, body, http.StatusInsufficientStorage, "no space left")
+	if strings.Contains(string(body), e.b.store.dataDir) {
+		t.Fatalf("507 names a host path: %s", body)
+	}
+	resp, body = e.do("GET", fsURL("fq", "file", "keep"), nil)
+	if resp.StatusCode != 200 || string(body) != "kept" {
+		t.Fatalf("target after a failed write: %d %q", resp.StatusCode, body)
+	}
+	if left := tempLeft(t, e.b.store.workspacePath(sandboxKey("fq"))); len(left) > 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+	// The space is back: a write that fits succeeds.
+	resp, body = e.do("PUT", fsURL("fq", "file", "fits"), make([]byte, 4<<20))
+	if resp.StatusCode != 201 {
+		t.Fatalf("write after the failure: %d %s", resp.StatusCode, body)
+	}
+}
