@@ -32,7 +32,10 @@ const writeBufSize = 256 << 10
 // file created (O_EXCL) in the target's directory, owned by the
 // sandbox's user, renamed over the target once complete. A failed or cut
 // body leaves the target as it was and removes the temporary file. A
-// final link is followed while it stays inside the workspace.
+// final link is followed while it stays inside the workspace. The file
+// is not fsynced: the rename gives readers atomicity, and durability over
+// a host crash is not promised for a sandbox's files (an fsync tripled a
+// 4 KiB write's p50, 0.55 to 1.72 ms, and halved a 1 GiB write's rate).
 func (s *store) writeFile(ctx context.Context, id string, req driver.WriteFileRequest, body io.Reader) (driver.FileInfo, bool, error) {
 	rel, err := workspaceRel("path", req.Path)
 	if err != nil {
