@@ -88,7 +88,10 @@ func (s *store) watch(ctx context.Context, id string, req driver.WatchRequest) (
 		q:       newEventQueue(s.cfg.MaxWatchQueue), events: make(chan driver.FileEvent),
 		ended: make(chan struct{}), closed: make(chan struct{}),
 	}
-	if err := w.init(rel); err != nil {
+	// A tree over MaxWatchDirs gives a watch that ends at once with the
+	// error naming the limit: the stream reports it as an error event.
+	var over *dirLimitError
+	if err := w.init(rel); err != nil && !errors.As(err, &over) {
 		w.release()
 		return nil, err
 	}
@@ -102,6 +105,9 @@ func (s *store) watch(ctx context.Context, id string, req driver.WatchRequest) (
 	go w.read()
 	go w.deliver()
 	w.stopAt = context.AfterFunc(ctx, func() { w.end(nil) })
+	if over != nil {
+		w.end(over)
+	}
 	return w, nil
 }
 
@@ -143,7 +149,7 @@ func (w *fileWatch) init(rel string) error {
 // add watches the directory open as fd, the sandbox path p.
 func (w *fileWatch) add(fd int, p string) (int32, error) {
 	if len(w.dirs) >= w.maxDirs {
-		return -1, fmt.Errorf("path %q: the watch covers more than %d directories, its limit (maxWatchDirs): %w", w.base, w.maxDirs, ErrTooLarge)
+		return -1, &dirLimitError{base: w.base, max: w.maxDirs}
 	}
 	wd, err := unix.InotifyAddWatch(w.ifd, fmt.Sprintf("/proc/self/fd/%d", fd), watchMask)
 	if errors.Is(err, unix.ENOSPC) {
@@ -155,6 +161,18 @@ func (w *fileWatch) add(fd int, p string) (int32, error) {
 	w.dirs[int32(wd)] = p
 	return int32(wd), nil
 }
+
+// dirLimitError ends a watch whose tree grew past MaxWatchDirs.
+type dirLimitError struct {
+	base string
+	max  int
+}
+
+func (e *dirLimitError) Error() string {
+	return fmt.Sprintf("path %q: the watch would cover more than %d directories, its limit (maxWatchDirs); watch a smaller tree: %v", e.base, e.max, ErrTooLarge)
+}
+
+func (e *dirLimitError) Unwrap() error { return ErrTooLarge }
 
 // scan watches the subdirectories of the directory fd (sandbox path p),
 // recursively; with report it queues a create for each entry (ones made
