@@ -304,4 +304,3 @@ func (iw *inotifyWatch) renameDirs(old, new string) {
 		}
 	}
 }
-
