@@ -85,6 +85,12 @@ func TestFilesOverHTTP(t *testing.T) {
 	req(t, "GET", fs+"/file?path=bin/all", nil, map[string]string{"If-None-Match": etag}, 304)
 	req(t, "PUT", fs+"/file?path=bin/all", strings.NewReader("v2"), map[string]string{"If-Match": etag}, 200)
 	req(t, "PUT", fs+"/file?path=bin/all", strings.NewReader("v3"), map[string]string{"If-Match": etag}, 412)
+	// curl --data-binary sends a form Content-Type; the body is raw anyway.
+	req(t, "PUT", fs+"/file?path=curl.txt", strings.NewReader("a=b&c"), map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 201)
+	resp, got = req(t, "HEAD", fs+"/file?path=curl.txt", nil, nil, 200)
+	if len(got) != 0 || resp.Header.Get("Content-Length") != "5" || resp.Header.Get("ETag") == "" {
+		t.Errorf("HEAD: %q %v", got, resp.Header)
+	}
 	req(t, "GET", fs+"/file?path=bin", nil, nil, 409)
 	_, body := req(t, "GET", fs+"/file?path=nope", nil, nil, 404)
 	if !strings.Contains(string(body), `path \"/workspace/nope\" not found`) {
