@@ -105,14 +105,12 @@ var categories = []error{driver.ErrNotFound, driver.ErrInvalidArgument, driver.E
 // escapes reports whether err is os.Root refusing a path that leaves the
 // root (os does not export that error; TestFilesLinkEscape pins the text).
 func escapes(err error) bool {
-	const text = "path escapes from parent"
-	if pe, ok := errors.AsType[*fs.PathError](err); ok {
-		return pe.Err != nil && pe.Err.Error() == text
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err != nil && pe.Err.Error() == "path escapes from parent"
 	}
-	if le, ok := errors.AsType[*os.LinkError](err); ok { // Rename
-		return le.Err != nil && le.Err.Error() == text
-	}
-	return false
+	var le *os.LinkError // Rename
+	return errors.As(err, &le) && le.Err != nil && le.Err.Error() == "path escapes from parent"
 }
 
 // opName is the operation of a *fs.PathError without its host path.
@@ -472,11 +470,11 @@ func (l *lister) walk(rel, p string, depth int) error {
 	slices.SortFunc(entries, func(a, b fs.FileInfo) int { return cmp.Compare(a.Name(), b.Name()) })
 	for _, e := range entries {
 		q := strings.TrimSuffix(p, "/") + "/" + e.Name()
-		// Entries up to After were listed; a directory that is After or
-		// holds it is descended into, its later entries follow.
 		before := l.req.After != "" && comparePaths(q, l.req.After) <= 0
-		holds := q == l.req.After || strings.HasPrefix(l.req.After, q+"/")
-		if before && !holds {
+		// The previous page may have ended at q itself or inside it: q's
+		// entries that follow are still to list.
+		inside := q == l.req.After || strings.HasPrefix(l.req.After, q+"/")
+		if before && !inside {
 			continue
 		}
 		if !before {
