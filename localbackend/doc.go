@@ -25,7 +25,7 @@
 //	files.go        upload and download; archive.go the tar codec
 //	fsroot.go       the files API's path resolution from the workspace's descriptor
 //	fileops.go      stat, mkdir, remove, move; fileread.go, filewrite.go, filelist.go
-//	watch.go        file watches (inotify); watchqueue.go their coalescing queue
+//	watch.go        file watches: inotify feeding an internal/watchqueue queue
 //	transfers.go    downloads cut when their sandbox is deleted or expires
 //	paths.go        sandbox paths inside /workspace to workspace-relative ones
 //	quota.go        per-sandbox file systems (internal/diskquota) in the store
@@ -126,9 +126,14 @@
 // through the runtime's netpoller, with a watch per directory added
 // through /proc/self/fd of a descriptor opened from the workspace. A
 // recursive watch adds directories as they appear and reports what was
-// made in them before as creates. Writes and chmods of one path are
-// coalesced in 50 ms windows; a client that falls MaxWatchQueue events
-// behind gets an overflow event. MaxWatchesPerSandbox (503 beyond) and
+// made in them before as creates. The events go through the queue every
+// backend shares (internal/watchqueue): writes of one path are coalesced
+// in 50 ms windows (the first at once, the rest as one at the window's
+// end), and a client that falls MaxWatchQueue events behind gets an
+// overflow event. A rename inside the tree is one rename event (a
+// directory's watches follow it), a move out a remove, a move in a create
+// of everything moved; a files API write shows as a create or a write of
+// its target, never as its temporary file. MaxWatchesPerSandbox (503 beyond) and
 // MaxWatchDirs (the watch ends with an error naming it) bound a sandbox's
 // inotify use; the host's fs.inotify limits apply as well.
 //
