@@ -219,11 +219,6 @@ func (w *fileWrite) copy(body io.Reader, maxBytes int64, charge func(int64) erro
 	case maxBytes > 0 && n > maxBytes:
 		return fmt.Errorf("path %q: the body exceeds %d bytes: %w", w.sp, maxBytes, ErrTooLarge)
 	}
-	if err := w.f.Close(); err != nil {
-		w.f = nil
-		return pathError(w.sp, err)
-	}
-	w.f = nil
 	return nil
 }
 
@@ -246,8 +241,12 @@ func (w *fileWrite) commit() (driver.FileInfo, bool, error) {
 		return driver.FileInfo{}, false, pathError(w.sp, err)
 	}
 	w.renamed = true
-	fi, err := statInfo(w.dirfd, w.name, w.sp)
-	return fi, !w.exists, err
+	// The file written, whatever replaced it since.
+	var st unix.Stat_t
+	if err := unix.Fstat(int(w.f.Fd()), &st); err != nil {
+		return driver.FileInfo{}, false, pathError(w.sp, err)
+	}
+	return fileInfo(w.sp, &st), !w.exists, nil
 }
 
 // cleanup removes the temporary file of a write that did not complete.

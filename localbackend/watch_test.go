@@ -242,3 +242,38 @@ func TestWatchEnds(t *testing.T) {
 		t.Fatalf("Err after deleting the sandbox: %v", err)
 	}
 }
+
+// threads returns the process's OS threads.
+func threads(t *testing.T) int {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip(err)
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Threads:"); ok {
+			n := 0
+			for _, c := range strings.TrimSpace(rest) {
+				n = n*10 + int(c-'0')
+			}
+			return n
+		}
+	}
+	return 0
+}
+
+// TestWatchParksNoThread: idle watches wait in the netpoller, not each in
+// a blocked read(2) holding an OS thread.
+func TestWatchParksNoThread(t *testing.T) {
+	f := newFilesEnv(t, func(c *Config) { c.MaxWatchesPerSandbox = 32 }, nil)
+	f.startWatch(t, "/workspace", false) // warm up
+	time.Sleep(50 * time.Millisecond)
+	before := threads(t)
+	for range 30 {
+		f.startWatch(t, "/workspace", true)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if after := threads(t); after-before > 4 {
+		t.Fatalf("30 idle watches took %d more threads (%d to %d)", after-before, before, after)
+	}
+}
