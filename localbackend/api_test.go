@@ -329,3 +329,29 @@ func TestConfiguredDefaults(t *testing.T) {
 		t.Errorf("New with a relative uid registry: %v", err)
 	}
 }
+
+// TestCreateAnswersTheExpiryGetReports: however long the environment takes
+// to build, the expiresAt a create answers is the one a GET reports right
+// after (the end of the create counts as activity before the answer is
+// made, not after).
+func TestCreateAnswersTheExpiryGetReports(t *testing.T) {
+	t.Parallel()
+	e := start(t, testConfig(t), &fakeRuntime{startDelay: 1500 * time.Millisecond})
+	e.t = t
+	resp, body := e.do("PUT", "/v1/sandboxes/slow", map[string]any{"ttlSeconds": 60})
+	if resp.StatusCode != 200 {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	var created noxapi.CreateSandboxResult
+	if err := json.Unmarshal(body, &created); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = e.do("GET", "/v1/sandboxes/slow", nil)
+	var st noxapi.SandboxStatus
+	if err := json.Unmarshal(body, &st); resp.StatusCode != 200 || err != nil {
+		t.Fatalf("get: %d %s %v", resp.StatusCode, body, err)
+	}
+	if d := st.ExpiresAt.Sub(created.ExpiresAt); d < -time.Millisecond || d > time.Second {
+		t.Errorf("get's expiresAt %v is %v after create's %v", st.ExpiresAt, d, created.ExpiresAt)
+	}
+}

@@ -81,8 +81,12 @@ func (s *store) ensureOnce(ctx context.Context, id string, p driver.CreateReques
 		b.busy++
 		s.mu.Unlock()
 	}
-	defer s.release(b, false)
-	if _, err := s.startEnv(ctx, b); err != nil {
+	_, err = s.startEnv(ctx, b)
+	// Released (which counts as activity) before the status is taken, so
+	// that the expiry create answers is the one GET reports afterwards,
+	// however long the environment took to build.
+	s.release(b, false)
+	if err != nil {
 		if s.deleted(b) {
 			return boxStatus{}, errDeletedMeanwhile
 		}

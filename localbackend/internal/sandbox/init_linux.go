@@ -90,6 +90,7 @@ func initMain() int {
 	// Not dumpable: commands (same uid) cannot ptrace us or open
 	// /proc/1/{mem,exe,environ}.
 	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	resetInheritedIgnores()
 	dropSignals()
 	// The control socket is used with plain blocking syscalls from the
 	// locked main thread: no scheduler hand-offs on the exec path.
@@ -152,6 +153,25 @@ func dropSignals() {
 		sigs = append(sigs, sig)
 	}
 	signal.Notify(sink, sigs...)
+}
+
+// resetInheritedIgnores gives every signal the server's environment left
+// ignored (a server started under nohup, or by a parent that ignored a
+// real-time signal) its default action back, before anything else: an
+// ignored signal survives execve, so commands would inherit it. Those the
+// init must survive are caught by dropSignals next.
+func resetInheritedIgnores() {
+	const sigsetSize = 8
+	var old, dfl [4]uint64 // struct sigaction; dfl is SIG_DFL, no flags
+	for sig := 1; sig <= 64; sig++ {
+		if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
+			continue
+		}
+		_, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), 0, uintptr(ptr(&old)), sigsetSize, 0, 0)
+		if e == 0 && old[0] == 1 { // SIG_IGN
+			_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(ptr(&dfl)), 0, sigsetSize, 0, 0)
+		}
+	}
 }
 
 // faultSignals are the signals the Go runtime takes for a fault of its own

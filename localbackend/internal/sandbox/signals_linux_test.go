@@ -147,3 +147,24 @@ func TestInitDeathIsAResult(t *testing.T) {
 type writerFunc func(p []byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestCommandsDoNotInheritIgnoredSignals: a signal the server's own
+// environment ignores (here signal 32, which nothing in the process uses)
+// reaches commands with its default action: the init resets what it
+// inherited.
+func TestCommandsDoNotInheritIgnoredSignals(t *testing.T) {
+	const sig, sigsetSize = 32, 8
+	var ign, old [4]uint64
+	ign[0] = 1 // SIG_IGN
+	if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(ptr(&ign)), uintptr(ptr(&old)), sigsetSize, 0, 0); e != 0 {
+		t.Fatalf("ignore signal %d: %v", sig, e)
+	}
+	t.Cleanup(func() {
+		_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(ptr(&old)), 0, sigsetSize, 0, 0)
+	})
+	m := newManager(t, TierAuto)
+	s, _ := start(t, m, key("sigign"), Limits{})
+	if r := sh(t, s, "grep '^SigIgn:' /proc/self/status"); r.stdout != "SigIgn:\t0000000000000000\n" {
+		t.Errorf("a command's ignored signals: %v", r)
+	}
+}
