@@ -127,9 +127,11 @@ func TestFilesLinkEscape(t *testing.T) {
 		if !errors.Is(err, driver.ErrInvalidArgument) || !strings.Contains(err.Error(), "leads out of the sandbox") || strings.Contains(err.Error(), outside) {
 			t.Errorf("OpenFile(%q) = %v, want a refusal without the host path", p, err)
 		}
-		_, _, err = b.WriteFile(ctx, "s", driver.WriteFileRequest{Path: p + "/x/y", Parents: true}, strings.NewReader("x"))
-		if err == nil {
-			t.Errorf("WriteFile below %q succeeded", p)
+		for _, below := range []string{p + "/f", p + "/x/y"} {
+			_, _, err = b.WriteFile(ctx, "s", driver.WriteFileRequest{Path: below, Parents: true}, strings.NewReader("x"))
+			if !errors.Is(err, driver.ErrInvalidArgument) || strings.Contains(err.Error(), outside) {
+				t.Errorf("WriteFile(%q, parents) = %v, want a refusal without the host path", below, err)
+			}
 		}
 	}
 	if _, err := b.Move(ctx, "s", driver.MoveRequest{Src: "/workspace/inside", Dst: "/workspace/rel/moved"}); !errors.Is(err, driver.ErrInvalidArgument) || strings.Contains(err.Error(), outside) {
