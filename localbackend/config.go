@@ -188,6 +188,18 @@ type Config struct {
 	// (one inotify watch each); a tree that grows past it ends the watch
 	// with an error naming the limit. Default: 8192.
 	MaxWatchDirs int
+	// HostWatchesBudget bounds the file watches open at once in the whole
+	// server: each holds an inotify instance, and the server's host user
+	// has fs.inotify.max_user_instances of them, shared with its other
+	// processes. More are answered 503. Default: half of that limit;
+	// negative disables it.
+	HostWatchesBudget int64
+	// HostWatchDirsBudget bounds the directories all file watches of the
+	// server cover together (inotify watches, of which the user has
+	// fs.inotify.max_user_watches); a watch that would pass it is
+	// refused with 503, or ends with an error when its tree grows.
+	// Default: half of that limit; negative disables it.
+	HostWatchDirsBudget int64
 	// MaxWatchQueue is how many events one watch holds for a slow client;
 	// beyond it events are dropped and an overflow event is sent.
 	// Default: 4096.
@@ -283,6 +295,11 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.MaxWatchesPerSandbox, 8)
 	setDefault(&c.MaxWatchDirs, 8192)
 	setDefault(&c.MaxWatchQueue, 4096)
+	if c.HostWatchesBudget == 0 || c.HostWatchDirsBudget == 0 {
+		host := readHostLimits(procSys)
+		setDefault(&c.HostWatchesBudget, half(host.inotifyInstances))
+		setDefault(&c.HostWatchDirsBudget, half(host.inotifyWatches))
+	}
 	setDefault(&c.StorageEnforcement, StorageEnforcementAuto)
 }
 

@@ -135,7 +135,8 @@
 // of everything moved; a files API write shows as a create or a write of
 // its target, never as its temporary file. MaxWatchesPerSandbox (503 beyond) and
 // MaxWatchDirs (the watch ends with an error naming it) bound a sandbox's
-// inotify use; the host's fs.inotify limits apply as well.
+// inotify use, HostWatchesBudget and HostWatchDirsBudget (half the host
+// user's fs.inotify limits by default) the whole server's (503 beyond).
 //
 // An upload streams the (gzip or plain) tar into a staging directory beside
 // the workspace, never buffering it, and rejects absolute names, ".."

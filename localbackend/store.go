@@ -80,6 +80,11 @@ type store struct {
 
 	execSlots chan struct{}
 
+	// The file watches open in the server (guarded by mu) and the
+	// directories they watch (HostWatchesBudget, HostWatchDirsBudget).
+	watchesOpen int64
+	watchDirs   atomic.Int64
+
 	// disks makes, mounts and unmounts the sandboxes' file systems; nil:
 	// plain directories and the monitor.
 	disks  diskquota.Disks

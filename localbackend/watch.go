@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -73,7 +74,13 @@ func (s *store) watch(ctx context.Context, id string, req driver.WatchRequest) (
 		op.end()
 		return nil, fmt.Errorf("sandbox %q has %d watches open, its limit (maxWatchesPerSandbox): %w", id, s.cfg.MaxWatchesPerSandbox, ErrBusy)
 	}
+	if b := s.cfg.HostWatchesBudget; b > 0 && s.watchesOpen >= b {
+		s.mu.Unlock()
+		op.end()
+		return nil, fmt.Errorf("the server has %d watches open, its budget of the host's inotify instances (HostWatchesBudget); retry later: %w", b, ErrBusy)
+	}
 	op.b.watches++
+	s.watchesOpen++
 	s.mu.Unlock()
 	w := &fileWatch{
 		s: s, b: op.b, root: op.root, ifd: -1, base: path.Clean(req.Path), recursive: req.Recursive,
@@ -143,12 +150,18 @@ func (w *fileWatch) add(fd int, p string) (int32, error) {
 	if len(w.dirs) >= w.maxDirs {
 		return -1, &dirLimitError{base: w.base, max: w.maxDirs}
 	}
+	if b := w.s.cfg.HostWatchDirsBudget; b > 0 && w.s.watchDirs.Load() >= b {
+		return -1, fmt.Errorf("path %q: the server's watches cover %d directories, its budget of the host's inotify watches (HostWatchDirsBudget); retry later: %w", w.base, b, ErrBusy)
+	}
 	wd, err := unix.InotifyAddWatch(w.ifd, fmt.Sprintf("/proc/self/fd/%d", fd), watchMask)
 	if errors.Is(err, unix.ENOSPC) {
 		return -1, fmt.Errorf("the host's limit of inotify watches is reached (fs.inotify.max_user_watches): %w", ErrBusy)
 	}
 	if err != nil {
 		return -1, pathError(p, err)
+	}
+	if _, again := w.dirs[int32(wd)]; !again {
+		w.s.watchDirs.Add(1)
 	}
 	w.dirs[int32(wd)] = p
 	return int32(wd), nil
@@ -278,6 +291,7 @@ func (w *fileWatch) movedOut() {
 	for c, m := range w.moves {
 		for wd := range m.detach {
 			_, _ = unix.InotifyRmWatch(w.ifd, uint32(wd))
+			w.s.watchDirs.Add(-1)
 		}
 		delete(w.moves, c)
 		w.emit(driver.FileEvent{Type: driver.EventRemove, Path: m.old, IsDir: m.isDir})
@@ -301,7 +315,10 @@ func (w *fileWatch) handle(wd int32, mask, cookie uint32, name string) error {
 	}
 	dir, ok := w.dirs[wd]
 	if mask&unix.IN_IGNORED != 0 {
-		delete(w.dirs, wd)
+		if ok {
+			delete(w.dirs, wd)
+			w.s.watchDirs.Add(-1)
+		}
 		if wd == w.baseWd {
 			return fmt.Errorf("path %q: the watched directory was removed: %w", w.base, ErrNotFound)
 		}
@@ -412,8 +429,22 @@ func (w *fileWatch) release() {
 		_ = unix.Close(w.ifd)
 	}
 	_ = w.root.Close()
+	w.s.watchDirs.Add(-int64(len(w.dirs)))
 	w.s.mu.Lock()
 	w.b.watches--
+	w.s.watchesOpen--
 	w.s.mu.Unlock()
 	w.s.release(w.b, false)
+}
+
+// watchBudgetNote is the info note on the server's share of the host's
+// inotify limits.
+func watchBudgetNote(c Config) string {
+	budget := func(n int64) string {
+		if n <= 0 {
+			return "no bound"
+		}
+		return strconv.FormatInt(n, 10)
+	}
+	return fmt.Sprintf("files.watch: inotify, shared with the host: at most %s watches open in the server at once (HostWatchesBudget) covering %s directories (HostWatchDirsBudget), by default half the host's fs.inotify.max_user_instances and max_user_watches; beyond, a watch is 503", budget(c.HostWatchesBudget), budget(c.HostWatchDirsBudget))
 }

@@ -277,3 +277,38 @@ func TestWatchParksNoThread(t *testing.T) {
 		t.Fatalf("30 idle watches took %d more threads (%d to %d)", after-before, before, after)
 	}
 }
+
+// TestWatchHostBudgets: the server's watches together stay within its
+// share of the host's inotify instances and watches, across sandboxes,
+// and give it back when closed.
+func TestWatchHostBudgets(t *testing.T) {
+	t.Parallel()
+	f := newFilesEnv(t, func(c *Config) { c.HostWatchesBudget = 2; c.HostWatchDirsBudget = 3 }, nil)
+	f.create("other", nil)
+	watcher := f.b.Driver().(driver.Watcher)
+	ctx := context.Background()
+	w1 := f.startWatch(t, "/workspace", false)
+	w2, err := watcher.Watch(ctx, "other", driver.WatchRequest{Path: "/workspace"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := watcher.Watch(ctx, "other", driver.WatchRequest{Path: "/workspace"}); !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "HostWatchesBudget") {
+		t.Fatalf("a watch past HostWatchesBudget: %v", err)
+	}
+	w2.Close()
+	w1.Close()
+	for _, d := range []string{"a", "b", "c"} {
+		if err := os.Mkdir(filepath.Join(f.ws, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := watcher.Watch(ctx, f.id, driver.WatchRequest{Path: "/workspace", Recursive: true}); !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "HostWatchDirsBudget") {
+		t.Fatalf("a watch of 4 directories past HostWatchDirsBudget 3: %v", err)
+	}
+	if n := f.b.store.watchDirs.Load(); n != 0 {
+		t.Fatalf("%d directories still charged after the watches ended", n)
+	}
+	if !slices.ContainsFunc(f.b.Info().Notes, func(n string) bool { return strings.Contains(n, "HostWatchesBudget") }) {
+		t.Fatalf("no note on the budgets in %v", f.b.Info().Notes)
+	}
+}
