@@ -47,10 +47,16 @@ const (
 	// chunked and no Content-Length. Clients send a Content-Length to
 	// backends that do not advertise it.
 	ExtUploadChunked = "upload.chunked"
+	// ExtFilesOps is the single-file operations under
+	// /v1/sandboxes/{sessionId}/fs/ (read, write, stat, list, mkdir,
+	// remove, move).
+	ExtFilesOps = "files.ops"
+	// ExtFilesWatch is GET /v1/sandboxes/{sessionId}/fs/watch.
+	ExtFilesWatch = "files.watch"
 )
 
 // Extensions returns the extension names the contract defines, in the
 // order backends list them in GET /v1/info.
 func Extensions() []string {
-	return []string{ExtInfo, ExtSandboxesGet, ExtSandboxesList, ExtExecStream, ExtExecFlags, ExtAuthBearer, ExtUploadChunked}
+	return []string{ExtInfo, ExtSandboxesGet, ExtSandboxesList, ExtExecStream, ExtExecFlags, ExtAuthBearer, ExtUploadChunked, ExtFilesOps, ExtFilesWatch}
 }

@@ -70,6 +70,14 @@ var extensionOperations = map[string]string{
 	"getSandbox":          api.ExtSandboxesGet,
 	"listSandboxes":       api.ExtSandboxesList,
 	"execInSandboxStream": api.ExtExecStream,
+	"readFile":            api.ExtFilesOps,
+	"writeFile":           api.ExtFilesOps,
+	"statFile":            api.ExtFilesOps,
+	"listDir":             api.ExtFilesOps,
+	"makeDir":             api.ExtFilesOps,
+	"removePath":          api.ExtFilesOps,
+	"movePath":            api.ExtFilesOps,
+	"watchPath":           api.ExtFilesWatch,
 }
 
 func TestV1OperationsEncoded(t *testing.T) {

@@ -15,6 +15,12 @@ var (
 	// ErrInsufficientStorage: the sandbox's storage is full, an upload
 	// does not fit in it (507).
 	ErrInsufficientStorage = errors.New("insufficient storage")
+	// ErrConflict: a path is of the wrong type for the operation, exists
+	// where it must not, or is a non-empty directory (409).
+	ErrConflict = errors.New("conflict")
+	// ErrPreconditionFailed: a conditional write's If-Match or
+	// If-None-Match did not hold (412).
+	ErrPreconditionFailed = errors.New("precondition failed")
 	// ErrBusy: the backend is at its limit of concurrent commands (503 with
 	// Retry-After).
 	ErrBusy = errors.New("busy")

@@ -106,6 +106,7 @@ func newBackend(cfg Config, lim limits, newRT func() (runtime, error)) (*Backend
 	}
 	b := &Backend{cfg: cfg, lim: lim, report: rt.Report()}
 	b.report.Notes, b.report.Unenforced = withStorageEnforcement(b.report.Notes, b.report.Unenforced, disks, cfg.StorageCheckInterval)
+	b.report.Notes = append(b.report.Notes, watchBudgetNote(cfg))
 	b.handler, err = server.New(b.Driver(), server.Options{
 		Token: cfg.Token, MaxUploadBytes: cfg.MaxUploadBytes, MaxJSONBodyBytes: cfg.MaxJSONBodyBytes,
 		StreamHeartbeat: cfg.StreamHeartbeat, Logger: cfg.Logger, StallTimeout: cfg.StallTimeout,

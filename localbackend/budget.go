@@ -22,6 +22,9 @@ const procSys = "/proc/sys"
 // unknown (not Linux).
 type hostLimits struct {
 	pidMax, threadsMax, fileMax int64
+	// fs.inotify.max_user_instances and max_user_watches: per host user,
+	// shared by the server with every other process of its user.
+	inotifyInstances, inotifyWatches int64
 }
 
 // readHostLimits reads kernel.pid_max, kernel.threads-max and fs.file-max
@@ -38,7 +41,18 @@ func readHostLimits(dir string) hostLimits {
 		}
 		return n
 	}
-	return hostLimits{pidMax: read("kernel/pid_max"), threadsMax: read("kernel/threads-max"), fileMax: read("fs/file-max")}
+	return hostLimits{
+		pidMax: read("kernel/pid_max"), threadsMax: read("kernel/threads-max"), fileMax: read("fs/file-max"),
+		inotifyInstances: read("fs/inotify/max_user_instances"), inotifyWatches: read("fs/inotify/max_user_watches"),
+	}
+}
+
+// half is half of a kernel limit, or -1 (no budget) when unknown.
+func half(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return max(n/2, 1)
 }
 
 // pidsBudget is half of the host's processes (the smaller of pid_max and

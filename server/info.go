@@ -13,14 +13,17 @@ import (
 // apiVersion is the version of the contract served.
 const apiVersion = "v1"
 
+// serves says which optional driver interfaces the backend implements.
+type serves struct{ files, watch bool }
+
 // infoBody builds the answer of GET /v1/info from what the backend says
 // and what the server itself implements and limits.
-func infoBody(in driver.Info, opts Options) noxapi.Info {
+func infoBody(in driver.Info, opts Options, sv serves) noxapi.Info {
 	l := in.Limits
 	out := noxapi.Info{
 		APIVersion: apiVersion,
 		Backend:    noxapi.BackendIdentity{Name: in.Name, Version: in.Version},
-		Extensions: extensions(in.Extensions, opts.Token != ""),
+		Extensions: extensions(in.Extensions, opts.Token != "", sv),
 		Limits: &noxapi.BackendLimits{
 			DefaultTTLSeconds:            secondsField(l.DefaultTTL),
 			MaxTTLSeconds:                secondsField(l.MaxTTL),
@@ -43,6 +46,14 @@ func infoBody(in driver.Info, opts Options) noxapi.Info {
 		},
 		Images: slices.Clone(in.Images),
 	}
+	if sv.files {
+		out.Limits.MaxListPageSize = countField(l.MaxListPageSize)
+	}
+	if sv.watch {
+		out.Limits.MaxWatchesPerSandbox = countField(l.MaxWatchesPerSandbox)
+		out.Limits.MaxWatchDirs = countField(l.MaxWatchDirs)
+		out.Limits.MaxWatchQueue = countField(l.MaxWatchQueue)
+	}
 	if iso := in.Isolation; iso != nil {
 		out.Isolation = &noxapi.Isolation{Tier: iso.Tier, Isolated: iso.Isolated, Notes: slices.Clone(iso.Notes)}
 	}
@@ -51,10 +62,15 @@ func infoBody(in driver.Info, opts Options) noxapi.Info {
 
 // extensions lists the extensions served, in the contract's order: the
 // ones the server implements for every backend (info, exec.stream,
-// upload.chunked, and auth.bearer with a token) and the ones the backend reports, followed by
-// any the server does not know.
-func extensions(backend []string, auth bool) []string {
-	serverOwned := map[string]bool{api.ExtInfo: true, api.ExtExecStream: true, api.ExtAuthBearer: auth, api.ExtUploadChunked: true}
+// upload.chunked, and auth.bearer with a token), files.ops and
+// files.watch when the backend lists them and implements driver.Files and
+// driver.Watcher, and the others the backend reports, followed by any the
+// server does not know.
+func extensions(backend []string, auth bool, sv serves) []string {
+	serverOwned := map[string]bool{
+		api.ExtInfo: true, api.ExtExecStream: true, api.ExtAuthBearer: auth, api.ExtUploadChunked: true,
+		api.ExtFilesOps: sv.files, api.ExtFilesWatch: sv.watch,
+	}
 	known := api.Extensions()
 	var out []string
 	for _, x := range known {

@@ -135,24 +135,50 @@ func limitBodies(next http.Handler, maxJSON, maxUpload int64) http.Handler {
 	})
 }
 
-// withoutExtensions answers GET /v1/sandboxes/{sessionId} (when noGet)
-// and GET /v1/sandboxes (when noList) as a server without these
-// endpoints does: 404 "no such endpoint", before any validation.
-func withoutExtensions(next http.Handler, noGet, noList bool) http.Handler {
-	if !noGet && !noList {
+// absent names the optional endpoints a backend does not serve.
+type absent struct {
+	get, list bool // sandboxes.get, sandboxes.list
+	files     bool // files.ops: /v1/sandboxes/{sessionId}/fs/* but watch
+	watch     bool // files.watch: /v1/sandboxes/{sessionId}/fs/watch
+}
+
+// withoutExtensions answers the endpoints of the extensions the backend
+// lacks (GET /v1/sandboxes/{sessionId} without sandboxes.get, GET
+// /v1/sandboxes without sandboxes.list, /v1/sandboxes/{sessionId}/fs/...
+// without files.ops or files.watch) as a server without them does: 404
+// "no such endpoint", before any validation.
+func withoutExtensions(next http.Handler, a absent) http.Handler {
+	if a == (absent{}) {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet {
-			if rest, ok := strings.CutPrefix(r.URL.Path, "/v1/sandboxes"); ok {
-				list := rest == ""
-				get := len(rest) > 1 && rest[0] == '/' && !strings.Contains(rest[1:], "/")
-				if list && noList || get && noGet {
-					writeNoSuchEndpoint(w, r)
-					return
-				}
-			}
+		if a.lacks(r) {
+			writeNoSuchEndpoint(w, r)
+			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// lacks reports whether r is for an endpoint a says is absent.
+func (a absent) lacks(r *http.Request) bool {
+	rest, ok := strings.CutPrefix(r.URL.Path, "/v1/sandboxes")
+	if !ok {
+		return false
+	}
+	if rest == "" {
+		return a.list && r.Method == http.MethodGet
+	}
+	id, sub, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
+	switch {
+	case id == "" || rest[0] != '/':
+		return false
+	case sub == "":
+		return a.get && r.Method == http.MethodGet
+	case sub == "fs/watch":
+		return a.watch
+	case strings.HasPrefix(sub, "fs/"):
+		return a.files
+	}
+	return false
 }

@@ -90,6 +90,11 @@ type handlers struct {
 	// execFlags: the backend reports exec.flags, so exec results carry
 	// timedOut, stdoutTruncated, stderrTruncated and oomKilled.
 	execFlags bool
+	// files and watcher are b as driver.Files and driver.Watcher, nil
+	// unless b implements them and lists files.ops and files.watch in its
+	// Info (the extensions are then neither advertised nor served).
+	files   driver.Files
+	watcher driver.Watcher
 }
 
 // A new operation in the contract breaks the build until it is handled.
@@ -107,10 +112,16 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 	info := b.Info()
 	h := &handlers{
 		b: b, opts: opts, log: opts.Logger, info: info,
-		body:      infoBody(info, opts),
 		execFlags: slices.Contains(info.Extensions, api.ExtExecFlags),
 	}
-	strict := noxapi.NewStrictHandlerWithOptions(h, nil, noxapi.StrictHTTPServerOptions{
+	if slices.Contains(info.Extensions, api.ExtFilesOps) {
+		h.files, _ = b.(driver.Files)
+	}
+	if slices.Contains(info.Extensions, api.ExtFilesWatch) {
+		h.watcher, _ = b.(driver.Watcher)
+	}
+	h.body = infoBody(info, opts, serves{files: h.files != nil, watch: h.watcher != nil})
+	strict := noxapi.NewStrictHandlerWithOptions(h, []noxapi.StrictMiddlewareFunc{withHTTPRequest}, noxapi.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeJSONError(w, http.StatusBadRequest, requestErrorMessage(err), 0)
 		},
@@ -128,7 +139,12 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	next = lenientJSON(validate(next))
-	next = withoutExtensions(next, !slices.Contains(info.Extensions, api.ExtSandboxesGet), !slices.Contains(info.Extensions, api.ExtSandboxesList))
+	next = withoutExtensions(next, absent{
+		get:   !slices.Contains(info.Extensions, api.ExtSandboxesGet),
+		list:  !slices.Contains(info.Extensions, api.ExtSandboxesList),
+		files: h.files == nil,
+		watch: h.watcher == nil,
+	})
 	next = limitBodies(next, opts.MaxJSONBodyBytes, opts.MaxUploadBytes)
 	if opts.Token != "" {
 		next = requireToken(next, opts.Token)

@@ -288,6 +288,152 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/sandboxes/{sessionId}/files/upload (the `UploadFiles` operationId).
 	UploadFilesWithBody(ctx context.Context, sessionID SessionID, params *UploadFilesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ReadFile Read one file
+	//
+	// Answers the raw bytes of the regular file at `path`, streamed. Single
+	// byte ranges (`Range: bytes=...`) are answered 206, an unsatisfiable
+	// range 416. Every answer carries `ETag` (a strong validator that
+	// changes whenever the content may have) and `Last-Modified`;
+	// `If-None-Match` and `If-Modified-Since` give 304, `If-Range` is
+	// honoured. `HEAD` answers the same headers without the body. Links
+	// are followed only while they stay inside the sandbox.
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/fs/file (the `ReadFile` operationId).
+	ReadFile(ctx context.Context, sessionID SessionID, params *ReadFileParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WriteFileWithBody Write one file
+	//
+	// Writes the raw request body to `path` (with `Content-Length`, or
+	// chunked). The replace is atomic: the body goes to a temporary file in
+	// the same directory, renamed over `path` once complete, so a reader
+	// sees the old content or the new, never a part. A failed or cut
+	// upload leaves `path` as it was. The file belongs to the sandbox's
+	// user. `If-Match: <etag>` replaces only the version with that ETag,
+	// `If-None-Match: *` only creates (412 otherwise). Bodies are limited
+	// like uploads (`maxUploadBytes`, 413) and by the sandbox's storage
+	// (507).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /v1/sandboxes/{sessionId}/fs/file (the `WriteFile` operationId).
+	WriteFileWithBody(ctx context.Context, sessionID SessionID, params *WriteFileParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListDir List a directory
+	//
+	// Answers the entries of the directory at `path` in lexical order of
+	// their paths, a page at a time (`nextPageToken` until the last page).
+	// With `depth` > 1 the listing descends that many levels (a
+	// directory's entries follow it); links are listed, never followed.
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/fs/list (the `ListDir` operationId).
+	ListDir(ctx context.Context, sessionID SessionID, params *ListDirParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// MakeDirWithBody Create a directory
+	//
+	// Like `mkdir` (409 when `path` exists, 404 when its parent does not),
+	// or with `parents` like `mkdir -p` (missing parents created, an
+	// existing directory is success).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/fs/mkdir (the `MakeDir` operationId).
+	MakeDirWithBody(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// MakeDir Create a directory
+	//
+	// Like `mkdir` (409 when `path` exists, 404 when its parent does not),
+	// or with `parents` like `mkdir -p` (missing parents created, an
+	// existing directory is success).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/fs/mkdir (the `MakeDir` operationId).
+	MakeDir(ctx context.Context, sessionID SessionID, body MakeDirJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// MovePathWithBody Move or rename a path
+	//
+	// Renames `src` to `dst` atomically, like `rename(2)`: an existing file
+	// at `dst` is replaced only with `overwrite` (409 otherwise), a
+	// directory moves with everything below it, and a directory cannot
+	// move into itself.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/fs/move (the `MovePath` operationId).
+	MovePathWithBody(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// MovePath Move or rename a path
+	//
+	// Renames `src` to `dst` atomically, like `rename(2)`: an existing file
+	// at `dst` is replaced only with `overwrite` (409 otherwise), a
+	// directory moves with everything below it, and a directory cannot
+	// move into itself.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/fs/move (the `MovePath` operationId).
+	MovePath(ctx context.Context, sessionID SessionID, body MovePathJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RemovePathWithBody Remove a file or directory
+	//
+	// Removes `path`: a file or link (never its target), an empty directory,
+	// or with `recursive` a directory and everything below it (`rm -r`).
+	// A missing path is 404 (clients wanting `rm -f` treat it as success).
+	// `/workspace` itself cannot be removed (its contents can).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/fs/remove (the `RemovePath` operationId).
+	RemovePathWithBody(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RemovePath Remove a file or directory
+	//
+	// Removes `path`: a file or link (never its target), an empty directory,
+	// or with `recursive` a directory and everything below it (`rm -r`).
+	// A missing path is 404 (clients wanting `rm -f` treat it as success).
+	// `/workspace` itself cannot be removed (its contents can).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/fs/remove (the `RemovePath` operationId).
+	RemovePath(ctx context.Context, sessionID SessionID, body RemovePathJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StatFile Describe one path
+	//
+	// Answers what `path` is, without following a final link (`type:
+	// symlink` with its `linkTarget`), like `lstat`.
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/fs/stat (the `StatFile` operationId).
+	StatFile(ctx context.Context, sessionID SessionID, params *StatFileParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WatchPath Watch a directory for changes
+	//
+	// Answers `text/event-stream` (Server-Sent Events) until the client
+	// goes away or the sandbox ends:
+	//
+	// * `event: ready`, first, once the watch is in place (`data` is
+	//   `{}`): changes after it are reported.
+	// * `event: change`: `data` is a JSON `FileEvent`. Changes made by
+	//   commands, uploads and this API are all reported. Repeated `write`
+	//   events for one path are coalesced within 50 ms windows, so a
+	//   file written in many small pieces gives a few events, not one per
+	//   write.
+	// * `event: overflow`: the backend's queue for this watch
+	//   (`maxWatchQueue` in `GET /v1/info`) overflowed and events were
+	//   dropped; the client should re-list what it watches.
+	// * Comment lines (`: heartbeat`) at least every
+	//   `streamHeartbeatSeconds`.
+	// * `event: error`: the watch ended on a backend failure (`data` is a
+	//   JSON `Error`), or because the watched directory was removed.
+	//
+	// With `recursive`, directories created below `path` later are
+	// watched too. A backend may bound the watches of one sandbox
+	// (`maxWatchesPerSandbox`, 503 beyond it) and the directories one
+	// watch covers (an `error` event names the limit).
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/fs/watch (the `WatchPath` operationId).
+	WatchPath(ctx context.Context, sessionID SessionID, params *WatchPathParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// TouchSandbox Extend a sandbox's TTL
 	//
 	// Sets `lastActiveAt` to now and `expiresAt` to now + the sandbox's
@@ -619,6 +765,262 @@ func (c *Client) DownloadFiles(ctx context.Context, sessionID SessionID, params 
 // Corresponds with POST /v1/sandboxes/{sessionId}/files/upload (the `UploadFiles` operationId).
 func (c *Client) UploadFilesWithBody(ctx context.Context, sessionID SessionID, params *UploadFilesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUploadFilesRequestWithBody(c.Server, sessionID, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReadFile Read one file
+//
+// Answers the raw bytes of the regular file at `path`, streamed. Single
+// byte ranges (`Range: bytes=...`) are answered 206, an unsatisfiable
+// range 416. Every answer carries `ETag` (a strong validator that
+// changes whenever the content may have) and `Last-Modified`;
+// `If-None-Match` and `If-Modified-Since` give 304, `If-Range` is
+// honoured. `HEAD` answers the same headers without the body. Links
+// are followed only while they stay inside the sandbox.
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/fs/file (the `ReadFile` operationId).
+func (c *Client) ReadFile(ctx context.Context, sessionID SessionID, params *ReadFileParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReadFileRequest(c.Server, sessionID, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WriteFileWithBody Write one file
+//
+// Writes the raw request body to `path` (with `Content-Length`, or
+// chunked). The replace is atomic: the body goes to a temporary file in
+// the same directory, renamed over `path` once complete, so a reader
+// sees the old content or the new, never a part. A failed or cut
+// upload leaves `path` as it was. The file belongs to the sandbox's
+// user. `If-Match: <etag>` replaces only the version with that ETag,
+// `If-None-Match: *` only creates (412 otherwise). Bodies are limited
+// like uploads (`maxUploadBytes`, 413) and by the sandbox's storage
+// (507).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /v1/sandboxes/{sessionId}/fs/file (the `WriteFile` operationId).
+func (c *Client) WriteFileWithBody(ctx context.Context, sessionID SessionID, params *WriteFileParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWriteFileRequestWithBody(c.Server, sessionID, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListDir List a directory
+//
+// Answers the entries of the directory at `path` in lexical order of
+// their paths, a page at a time (`nextPageToken` until the last page).
+// With `depth` > 1 the listing descends that many levels (a
+// directory's entries follow it); links are listed, never followed.
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/fs/list (the `ListDir` operationId).
+func (c *Client) ListDir(ctx context.Context, sessionID SessionID, params *ListDirParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListDirRequest(c.Server, sessionID, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// MakeDirWithBody Create a directory
+//
+// Like `mkdir` (409 when `path` exists, 404 when its parent does not),
+// or with `parents` like `mkdir -p` (missing parents created, an
+// existing directory is success).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/fs/mkdir (the `MakeDir` operationId).
+func (c *Client) MakeDirWithBody(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewMakeDirRequestWithBody(c.Server, sessionID, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// MakeDir Create a directory
+//
+// Like `mkdir` (409 when `path` exists, 404 when its parent does not),
+// or with `parents` like `mkdir -p` (missing parents created, an
+// existing directory is success).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/fs/mkdir (the `MakeDir` operationId).
+func (c *Client) MakeDir(ctx context.Context, sessionID SessionID, body MakeDirJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewMakeDirRequest(c.Server, sessionID, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// MovePathWithBody Move or rename a path
+//
+// Renames `src` to `dst` atomically, like `rename(2)`: an existing file
+// at `dst` is replaced only with `overwrite` (409 otherwise), a
+// directory moves with everything below it, and a directory cannot
+// move into itself.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/fs/move (the `MovePath` operationId).
+func (c *Client) MovePathWithBody(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewMovePathRequestWithBody(c.Server, sessionID, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// MovePath Move or rename a path
+//
+// Renames `src` to `dst` atomically, like `rename(2)`: an existing file
+// at `dst` is replaced only with `overwrite` (409 otherwise), a
+// directory moves with everything below it, and a directory cannot
+// move into itself.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/fs/move (the `MovePath` operationId).
+func (c *Client) MovePath(ctx context.Context, sessionID SessionID, body MovePathJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewMovePathRequest(c.Server, sessionID, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RemovePathWithBody Remove a file or directory
+//
+// Removes `path`: a file or link (never its target), an empty directory,
+// or with `recursive` a directory and everything below it (`rm -r`).
+// A missing path is 404 (clients wanting `rm -f` treat it as success).
+// `/workspace` itself cannot be removed (its contents can).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/fs/remove (the `RemovePath` operationId).
+func (c *Client) RemovePathWithBody(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRemovePathRequestWithBody(c.Server, sessionID, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RemovePath Remove a file or directory
+//
+// Removes `path`: a file or link (never its target), an empty directory,
+// or with `recursive` a directory and everything below it (`rm -r`).
+// A missing path is 404 (clients wanting `rm -f` treat it as success).
+// `/workspace` itself cannot be removed (its contents can).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/fs/remove (the `RemovePath` operationId).
+func (c *Client) RemovePath(ctx context.Context, sessionID SessionID, body RemovePathJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRemovePathRequest(c.Server, sessionID, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StatFile Describe one path
+//
+// Answers what `path` is, without following a final link (`type:
+// symlink` with its `linkTarget`), like `lstat`.
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/fs/stat (the `StatFile` operationId).
+func (c *Client) StatFile(ctx context.Context, sessionID SessionID, params *StatFileParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStatFileRequest(c.Server, sessionID, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WatchPath Watch a directory for changes
+//
+// Answers `text/event-stream` (Server-Sent Events) until the client
+// goes away or the sandbox ends:
+//
+//   - `event: ready`, first, once the watch is in place (`data` is
+//     `{}`): changes after it are reported.
+//   - `event: change`: `data` is a JSON `FileEvent`. Changes made by
+//     commands, uploads and this API are all reported. Repeated `write`
+//     events for one path are coalesced within 50 ms windows, so a
+//     file written in many small pieces gives a few events, not one per
+//     write.
+//   - `event: overflow`: the backend's queue for this watch
+//     (`maxWatchQueue` in `GET /v1/info`) overflowed and events were
+//     dropped; the client should re-list what it watches.
+//   - Comment lines (`: heartbeat`) at least every
+//     `streamHeartbeatSeconds`.
+//   - `event: error`: the watch ended on a backend failure (`data` is a
+//     JSON `Error`), or because the watched directory was removed.
+//
+// With `recursive`, directories created below `path` later are
+// watched too. A backend may bound the watches of one sandbox
+// (`maxWatchesPerSandbox`, 503 beyond it) and the directories one
+// watch covers (an `error` event names the limit).
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/fs/watch (the `WatchPath` operationId).
+func (c *Client) WatchPath(ctx context.Context, sessionID SessionID, params *WatchPathParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWatchPathRequest(c.Server, sessionID, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1104,6 +1506,547 @@ func NewUploadFilesRequestWithBody(server string, sessionID SessionID, params *U
 	return req, nil
 }
 
+// NewReadFileRequest constructs an http.Request for the ReadFile method
+func NewReadFileRequest(server string, sessionID SessionID, params *ReadFileParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/fs/file", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "path", params.Path, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.Range != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Range", *params.Range, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Range", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewWriteFileRequestWithBody constructs an http.Request for the WriteFile method, with any body, and a specified content type
+func NewWriteFileRequestWithBody(server string, sessionID SessionID, params *WriteFileParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/fs/file", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Mode != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "mode", *params.Mode, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Parents != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "parents", *params.Parents, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "path", params.Path, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IfMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-Match", *params.IfMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-Match", headerParam0)
+		}
+
+		if params.IfNoneMatch != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewListDirRequest constructs an http.Request for the ListDir method
+func NewListDirRequest(server string, sessionID SessionID, params *ListDirParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/fs/list", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Depth != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "depth", *params.Depth, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "pageSize", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "pageToken", *params.PageToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "path", params.Path, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewMakeDirRequest calls the generic MakeDir builder with application/json body
+func NewMakeDirRequest(server string, sessionID SessionID, body MakeDirJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewMakeDirRequestWithBody(server, sessionID, "application/json", bodyReader)
+}
+
+// NewMakeDirRequestWithBody constructs an http.Request for the MakeDir method, with any body, and a specified content type
+func NewMakeDirRequestWithBody(server string, sessionID SessionID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/fs/mkdir", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewMovePathRequest calls the generic MovePath builder with application/json body
+func NewMovePathRequest(server string, sessionID SessionID, body MovePathJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewMovePathRequestWithBody(server, sessionID, "application/json", bodyReader)
+}
+
+// NewMovePathRequestWithBody constructs an http.Request for the MovePath method, with any body, and a specified content type
+func NewMovePathRequestWithBody(server string, sessionID SessionID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/fs/move", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRemovePathRequest calls the generic RemovePath builder with application/json body
+func NewRemovePathRequest(server string, sessionID SessionID, body RemovePathJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRemovePathRequestWithBody(server, sessionID, "application/json", bodyReader)
+}
+
+// NewRemovePathRequestWithBody constructs an http.Request for the RemovePath method, with any body, and a specified content type
+func NewRemovePathRequestWithBody(server string, sessionID SessionID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/fs/remove", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewStatFileRequest constructs an http.Request for the StatFile method
+func NewStatFileRequest(server string, sessionID SessionID, params *StatFileParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/fs/stat", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "path", params.Path, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewWatchPathRequest constructs an http.Request for the WatchPath method
+func NewWatchPathRequest(server string, sessionID SessionID, params *WatchPathParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/fs/watch", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Recursive != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "recursive", *params.Recursive, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "path", params.Path, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewTouchSandboxRequest constructs an http.Request for the TouchSandbox method
 func NewTouchSandboxRequest(server string, sessionID SessionID) (*http.Request, error) {
 	var err error
@@ -1391,6 +2334,160 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/sandboxes/{sessionId}/files/upload (the `UploadFiles` operationId).
 	UploadFilesWithBodyWithResponse(ctx context.Context, sessionID SessionID, params *UploadFilesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UploadFilesResponse, error)
+
+	// ReadFileWithResponse Read one file
+	//
+	// Answers the raw bytes of the regular file at `path`, streamed. Single
+	// byte ranges (`Range: bytes=...`) are answered 206, an unsatisfiable
+	// range 416. Every answer carries `ETag` (a strong validator that
+	// changes whenever the content may have) and `Last-Modified`;
+	// `If-None-Match` and `If-Modified-Since` give 304, `If-Range` is
+	// honoured. `HEAD` answers the same headers without the body. Links
+	// are followed only while they stay inside the sandbox.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/fs/file (the `ReadFile` operationId).
+	ReadFileWithResponse(ctx context.Context, sessionID SessionID, params *ReadFileParams, reqEditors ...RequestEditorFn) (*ReadFileResponse, error)
+
+	// WriteFileWithBodyWithResponse Write one file
+	//
+	// Writes the raw request body to `path` (with `Content-Length`, or
+	// chunked). The replace is atomic: the body goes to a temporary file in
+	// the same directory, renamed over `path` once complete, so a reader
+	// sees the old content or the new, never a part. A failed or cut
+	// upload leaves `path` as it was. The file belongs to the sandbox's
+	// user. `If-Match: <etag>` replaces only the version with that ETag,
+	// `If-None-Match: *` only creates (412 otherwise). Bodies are limited
+	// like uploads (`maxUploadBytes`, 413) and by the sandbox's storage
+	// (507).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/sandboxes/{sessionId}/fs/file (the `WriteFile` operationId).
+	WriteFileWithBodyWithResponse(ctx context.Context, sessionID SessionID, params *WriteFileParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*WriteFileResponse, error)
+
+	// ListDirWithResponse List a directory
+	//
+	// Answers the entries of the directory at `path` in lexical order of
+	// their paths, a page at a time (`nextPageToken` until the last page).
+	// With `depth` > 1 the listing descends that many levels (a
+	// directory's entries follow it); links are listed, never followed.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/fs/list (the `ListDir` operationId).
+	ListDirWithResponse(ctx context.Context, sessionID SessionID, params *ListDirParams, reqEditors ...RequestEditorFn) (*ListDirResponse, error)
+
+	// MakeDirWithBodyWithResponse Create a directory
+	//
+	// Like `mkdir` (409 when `path` exists, 404 when its parent does not),
+	// or with `parents` like `mkdir -p` (missing parents created, an
+	// existing directory is success).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/fs/mkdir (the `MakeDir` operationId).
+	MakeDirWithBodyWithResponse(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*MakeDirResponse, error)
+
+	// MakeDirWithResponse Create a directory
+	//
+	// Like `mkdir` (409 when `path` exists, 404 when its parent does not),
+	// or with `parents` like `mkdir -p` (missing parents created, an
+	// existing directory is success).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/fs/mkdir (the `MakeDir` operationId).
+	MakeDirWithResponse(ctx context.Context, sessionID SessionID, body MakeDirJSONRequestBody, reqEditors ...RequestEditorFn) (*MakeDirResponse, error)
+
+	// MovePathWithBodyWithResponse Move or rename a path
+	//
+	// Renames `src` to `dst` atomically, like `rename(2)`: an existing file
+	// at `dst` is replaced only with `overwrite` (409 otherwise), a
+	// directory moves with everything below it, and a directory cannot
+	// move into itself.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/fs/move (the `MovePath` operationId).
+	MovePathWithBodyWithResponse(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*MovePathResponse, error)
+
+	// MovePathWithResponse Move or rename a path
+	//
+	// Renames `src` to `dst` atomically, like `rename(2)`: an existing file
+	// at `dst` is replaced only with `overwrite` (409 otherwise), a
+	// directory moves with everything below it, and a directory cannot
+	// move into itself.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/fs/move (the `MovePath` operationId).
+	MovePathWithResponse(ctx context.Context, sessionID SessionID, body MovePathJSONRequestBody, reqEditors ...RequestEditorFn) (*MovePathResponse, error)
+
+	// RemovePathWithBodyWithResponse Remove a file or directory
+	//
+	// Removes `path`: a file or link (never its target), an empty directory,
+	// or with `recursive` a directory and everything below it (`rm -r`).
+	// A missing path is 404 (clients wanting `rm -f` treat it as success).
+	// `/workspace` itself cannot be removed (its contents can).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/fs/remove (the `RemovePath` operationId).
+	RemovePathWithBodyWithResponse(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RemovePathResponse, error)
+
+	// RemovePathWithResponse Remove a file or directory
+	//
+	// Removes `path`: a file or link (never its target), an empty directory,
+	// or with `recursive` a directory and everything below it (`rm -r`).
+	// A missing path is 404 (clients wanting `rm -f` treat it as success).
+	// `/workspace` itself cannot be removed (its contents can).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/fs/remove (the `RemovePath` operationId).
+	RemovePathWithResponse(ctx context.Context, sessionID SessionID, body RemovePathJSONRequestBody, reqEditors ...RequestEditorFn) (*RemovePathResponse, error)
+
+	// StatFileWithResponse Describe one path
+	//
+	// Answers what `path` is, without following a final link (`type:
+	// symlink` with its `linkTarget`), like `lstat`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/fs/stat (the `StatFile` operationId).
+	StatFileWithResponse(ctx context.Context, sessionID SessionID, params *StatFileParams, reqEditors ...RequestEditorFn) (*StatFileResponse, error)
+
+	// WatchPathWithResponse Watch a directory for changes
+	//
+	// Answers `text/event-stream` (Server-Sent Events) until the client
+	// goes away or the sandbox ends:
+	//
+	// * `event: ready`, first, once the watch is in place (`data` is
+	//   `{}`): changes after it are reported.
+	// * `event: change`: `data` is a JSON `FileEvent`. Changes made by
+	//   commands, uploads and this API are all reported. Repeated `write`
+	//   events for one path are coalesced within 50 ms windows, so a
+	//   file written in many small pieces gives a few events, not one per
+	//   write.
+	// * `event: overflow`: the backend's queue for this watch
+	//   (`maxWatchQueue` in `GET /v1/info`) overflowed and events were
+	//   dropped; the client should re-list what it watches.
+	// * Comment lines (`: heartbeat`) at least every
+	//   `streamHeartbeatSeconds`.
+	// * `event: error`: the watch ended on a backend failure (`data` is a
+	//   JSON `Error`), or because the watched directory was removed.
+	//
+	// With `recursive`, directories created below `path` later are
+	// watched too. A backend may bound the watches of one sandbox
+	// (`maxWatchesPerSandbox`, 503 beyond it) and the directories one
+	// watch covers (an `error` event names the limit).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/fs/watch (the `WatchPath` operationId).
+	WatchPathWithResponse(ctx context.Context, sessionID SessionID, params *WatchPathParams, reqEditors ...RequestEditorFn) (*WatchPathResponse, error)
 
 	// TouchSandboxWithResponse Extend a sandbox's TTL
 	//
@@ -2097,6 +3194,762 @@ func (r UploadFilesResponse) ContentType() string {
 	return ""
 }
 
+// ReadFileResponse200Headers the declared response headers of an HTTP 200 response for ReadFile
+type ReadFileResponse200Headers struct {
+	ETag         *string
+	LastModified *string
+}
+
+// ReadFileResponse503Headers the declared response headers of an HTTP 503 response for ReadFile
+type ReadFileResponse503Headers struct {
+	RetryAfter *int32
+}
+
+type ReadFileResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadFilePath
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *FileNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *FileConflict
+	// JSON416 the response for an HTTP 416 `application/json` response
+	JSON416 *Error
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ReadFileResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ReadFileResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReadFileResponse) GetJSON400() *BadFilePath {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ReadFileResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ReadFileResponse) GetJSON404() *FileNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r ReadFileResponse) GetJSON409() *FileConflict {
+	return r.JSON409
+}
+
+// GetJSON416 returns the response for an HTTP 416 `application/json` response
+func (r ReadFileResponse) GetJSON416() *Error {
+	return r.JSON416
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ReadFileResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ReadFileResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ReadFileResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReadFileResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReadFileResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReadFileResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// WriteFileResponse200Headers the declared response headers of an HTTP 200 response for WriteFile
+type WriteFileResponse200Headers struct {
+	ETag *string
+}
+
+// WriteFileResponse201Headers the declared response headers of an HTTP 201 response for WriteFile
+type WriteFileResponse201Headers struct {
+	ETag *string
+}
+
+// WriteFileResponse503Headers the declared response headers of an HTTP 503 response for WriteFile
+type WriteFileResponse503Headers struct {
+	RetryAfter *int32
+}
+
+type WriteFileResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FileInfo
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *FileInfo
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadFilePath
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *FileNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *FileConflict
+	// JSON412 the response for an HTTP 412 `application/json` response
+	JSON412 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *InsufficientStorage
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *WriteFileResponse200Headers
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *WriteFileResponse201Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *WriteFileResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r WriteFileResponse) GetJSON200() *FileInfo {
+	return r.JSON200
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r WriteFileResponse) GetJSON201() *FileInfo {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r WriteFileResponse) GetJSON400() *BadFilePath {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r WriteFileResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r WriteFileResponse) GetJSON404() *FileNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r WriteFileResponse) GetJSON409() *FileConflict {
+	return r.JSON409
+}
+
+// GetJSON412 returns the response for an HTTP 412 `application/json` response
+func (r WriteFileResponse) GetJSON412() *Error {
+	return r.JSON412
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r WriteFileResponse) GetJSON413() *Error {
+	return r.JSON413
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r WriteFileResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r WriteFileResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r WriteFileResponse) GetJSON507() *InsufficientStorage {
+	return r.JSON507
+}
+
+// GetBody returns the raw response body bytes
+func (r WriteFileResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WriteFileResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WriteFileResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WriteFileResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListDirResponse503Headers the declared response headers of an HTTP 503 response for ListDir
+type ListDirResponse503Headers struct {
+	RetryAfter *int32
+}
+
+type ListDirResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FileList
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadFilePath
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *FileNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *FileConflict
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListDirResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListDirResponse) GetJSON200() *FileList {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListDirResponse) GetJSON400() *BadFilePath {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListDirResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListDirResponse) GetJSON404() *FileNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r ListDirResponse) GetJSON409() *FileConflict {
+	return r.JSON409
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListDirResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListDirResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListDirResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListDirResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListDirResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListDirResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// MakeDirResponse503Headers the declared response headers of an HTTP 503 response for MakeDir
+type MakeDirResponse503Headers struct {
+	RetryAfter *int32
+}
+
+type MakeDirResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FileInfo
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadFilePath
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *FileNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *FileConflict
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *InsufficientStorage
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *MakeDirResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r MakeDirResponse) GetJSON200() *FileInfo {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r MakeDirResponse) GetJSON400() *BadFilePath {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r MakeDirResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r MakeDirResponse) GetJSON404() *FileNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r MakeDirResponse) GetJSON409() *FileConflict {
+	return r.JSON409
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r MakeDirResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r MakeDirResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r MakeDirResponse) GetJSON507() *InsufficientStorage {
+	return r.JSON507
+}
+
+// GetBody returns the raw response body bytes
+func (r MakeDirResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r MakeDirResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r MakeDirResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r MakeDirResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// MovePathResponse503Headers the declared response headers of an HTTP 503 response for MovePath
+type MovePathResponse503Headers struct {
+	RetryAfter *int32
+}
+
+type MovePathResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FileInfo
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadFilePath
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *FileNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *FileConflict
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *MovePathResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r MovePathResponse) GetJSON200() *FileInfo {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r MovePathResponse) GetJSON400() *BadFilePath {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r MovePathResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r MovePathResponse) GetJSON404() *FileNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r MovePathResponse) GetJSON409() *FileConflict {
+	return r.JSON409
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r MovePathResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r MovePathResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r MovePathResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r MovePathResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r MovePathResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r MovePathResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RemovePathResponse503Headers the declared response headers of an HTTP 503 response for RemovePath
+type RemovePathResponse503Headers struct {
+	RetryAfter *int32
+}
+
+type RemovePathResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadFilePath
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *FileNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *FileConflict
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RemovePathResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RemovePathResponse) GetJSON400() *BadFilePath {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RemovePathResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RemovePathResponse) GetJSON404() *FileNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r RemovePathResponse) GetJSON409() *FileConflict {
+	return r.JSON409
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RemovePathResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RemovePathResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RemovePathResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RemovePathResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RemovePathResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RemovePathResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// StatFileResponse503Headers the declared response headers of an HTTP 503 response for StatFile
+type StatFileResponse503Headers struct {
+	RetryAfter *int32
+}
+
+type StatFileResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FileInfo
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadFilePath
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *FileNotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *StatFileResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r StatFileResponse) GetJSON200() *FileInfo {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r StatFileResponse) GetJSON400() *BadFilePath {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r StatFileResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r StatFileResponse) GetJSON404() *FileNotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r StatFileResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r StatFileResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r StatFileResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StatFileResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StatFileResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StatFileResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// WatchPathResponse503Headers the declared response headers of an HTTP 503 response for WatchPath
+type WatchPathResponse503Headers struct {
+	RetryAfter *int32
+}
+
+type WatchPathResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadFilePath
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *FileNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *FileConflict
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *WatchPathResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r WatchPathResponse) GetJSON400() *BadFilePath {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r WatchPathResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r WatchPathResponse) GetJSON404() *FileNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r WatchPathResponse) GetJSON409() *FileConflict {
+	return r.JSON409
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r WatchPathResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r WatchPathResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r WatchPathResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WatchPathResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WatchPathResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WatchPathResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type TouchSandboxResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2445,6 +4298,226 @@ func (c *ClientWithResponses) UploadFilesWithBodyWithResponse(ctx context.Contex
 		return nil, err
 	}
 	return ParseUploadFilesResponse(rsp)
+}
+
+// ReadFileWithResponse Read one file
+//
+// Answers the raw bytes of the regular file at `path`, streamed. Single
+// byte ranges (`Range: bytes=...`) are answered 206, an unsatisfiable
+// range 416. Every answer carries `ETag` (a strong validator that
+// changes whenever the content may have) and `Last-Modified`;
+// `If-None-Match` and `If-Modified-Since` give 304, `If-Range` is
+// honoured. `HEAD` answers the same headers without the body. Links
+// are followed only while they stay inside the sandbox.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/fs/file (the `ReadFile` operationId).
+func (c *ClientWithResponses) ReadFileWithResponse(ctx context.Context, sessionID SessionID, params *ReadFileParams, reqEditors ...RequestEditorFn) (*ReadFileResponse, error) {
+	rsp, err := c.ReadFile(ctx, sessionID, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReadFileResponse(rsp)
+}
+
+// WriteFileWithBodyWithResponse Write one file
+//
+// Writes the raw request body to `path` (with `Content-Length`, or
+// chunked). The replace is atomic: the body goes to a temporary file in
+// the same directory, renamed over `path` once complete, so a reader
+// sees the old content or the new, never a part. A failed or cut
+// upload leaves `path` as it was. The file belongs to the sandbox's
+// user. `If-Match: <etag>` replaces only the version with that ETag,
+// `If-None-Match: *` only creates (412 otherwise). Bodies are limited
+// like uploads (`maxUploadBytes`, 413) and by the sandbox's storage
+// (507).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/sandboxes/{sessionId}/fs/file (the `WriteFile` operationId).
+func (c *ClientWithResponses) WriteFileWithBodyWithResponse(ctx context.Context, sessionID SessionID, params *WriteFileParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*WriteFileResponse, error) {
+	rsp, err := c.WriteFileWithBody(ctx, sessionID, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWriteFileResponse(rsp)
+}
+
+// ListDirWithResponse List a directory
+//
+// Answers the entries of the directory at `path` in lexical order of
+// their paths, a page at a time (`nextPageToken` until the last page).
+// With `depth` > 1 the listing descends that many levels (a
+// directory's entries follow it); links are listed, never followed.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/fs/list (the `ListDir` operationId).
+func (c *ClientWithResponses) ListDirWithResponse(ctx context.Context, sessionID SessionID, params *ListDirParams, reqEditors ...RequestEditorFn) (*ListDirResponse, error) {
+	rsp, err := c.ListDir(ctx, sessionID, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListDirResponse(rsp)
+}
+
+// MakeDirWithBodyWithResponse Create a directory
+//
+// Like `mkdir` (409 when `path` exists, 404 when its parent does not),
+// or with `parents` like `mkdir -p` (missing parents created, an
+// existing directory is success).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/fs/mkdir (the `MakeDir` operationId).
+func (c *ClientWithResponses) MakeDirWithBodyWithResponse(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*MakeDirResponse, error) {
+	rsp, err := c.MakeDirWithBody(ctx, sessionID, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMakeDirResponse(rsp)
+}
+
+// MakeDirWithResponse Create a directory
+//
+// Like `mkdir` (409 when `path` exists, 404 when its parent does not),
+// or with `parents` like `mkdir -p` (missing parents created, an
+// existing directory is success).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/fs/mkdir (the `MakeDir` operationId).
+func (c *ClientWithResponses) MakeDirWithResponse(ctx context.Context, sessionID SessionID, body MakeDirJSONRequestBody, reqEditors ...RequestEditorFn) (*MakeDirResponse, error) {
+	rsp, err := c.MakeDir(ctx, sessionID, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMakeDirResponse(rsp)
+}
+
+// MovePathWithBodyWithResponse Move or rename a path
+//
+// Renames `src` to `dst` atomically, like `rename(2)`: an existing file
+// at `dst` is replaced only with `overwrite` (409 otherwise), a
+// directory moves with everything below it, and a directory cannot
+// move into itself.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/fs/move (the `MovePath` operationId).
+func (c *ClientWithResponses) MovePathWithBodyWithResponse(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*MovePathResponse, error) {
+	rsp, err := c.MovePathWithBody(ctx, sessionID, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMovePathResponse(rsp)
+}
+
+// MovePathWithResponse Move or rename a path
+//
+// Renames `src` to `dst` atomically, like `rename(2)`: an existing file
+// at `dst` is replaced only with `overwrite` (409 otherwise), a
+// directory moves with everything below it, and a directory cannot
+// move into itself.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/fs/move (the `MovePath` operationId).
+func (c *ClientWithResponses) MovePathWithResponse(ctx context.Context, sessionID SessionID, body MovePathJSONRequestBody, reqEditors ...RequestEditorFn) (*MovePathResponse, error) {
+	rsp, err := c.MovePath(ctx, sessionID, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMovePathResponse(rsp)
+}
+
+// RemovePathWithBodyWithResponse Remove a file or directory
+//
+// Removes `path`: a file or link (never its target), an empty directory,
+// or with `recursive` a directory and everything below it (`rm -r`).
+// A missing path is 404 (clients wanting `rm -f` treat it as success).
+// `/workspace` itself cannot be removed (its contents can).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/fs/remove (the `RemovePath` operationId).
+func (c *ClientWithResponses) RemovePathWithBodyWithResponse(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RemovePathResponse, error) {
+	rsp, err := c.RemovePathWithBody(ctx, sessionID, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRemovePathResponse(rsp)
+}
+
+// RemovePathWithResponse Remove a file or directory
+//
+// Removes `path`: a file or link (never its target), an empty directory,
+// or with `recursive` a directory and everything below it (`rm -r`).
+// A missing path is 404 (clients wanting `rm -f` treat it as success).
+// `/workspace` itself cannot be removed (its contents can).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/fs/remove (the `RemovePath` operationId).
+func (c *ClientWithResponses) RemovePathWithResponse(ctx context.Context, sessionID SessionID, body RemovePathJSONRequestBody, reqEditors ...RequestEditorFn) (*RemovePathResponse, error) {
+	rsp, err := c.RemovePath(ctx, sessionID, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRemovePathResponse(rsp)
+}
+
+// StatFileWithResponse Describe one path
+//
+// Answers what `path` is, without following a final link (`type:
+// symlink` with its `linkTarget`), like `lstat`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/fs/stat (the `StatFile` operationId).
+func (c *ClientWithResponses) StatFileWithResponse(ctx context.Context, sessionID SessionID, params *StatFileParams, reqEditors ...RequestEditorFn) (*StatFileResponse, error) {
+	rsp, err := c.StatFile(ctx, sessionID, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStatFileResponse(rsp)
+}
+
+// WatchPathWithResponse Watch a directory for changes
+//
+// Answers `text/event-stream` (Server-Sent Events) until the client
+// goes away or the sandbox ends:
+//
+//   - `event: ready`, first, once the watch is in place (`data` is
+//     `{}`): changes after it are reported.
+//   - `event: change`: `data` is a JSON `FileEvent`. Changes made by
+//     commands, uploads and this API are all reported. Repeated `write`
+//     events for one path are coalesced within 50 ms windows, so a
+//     file written in many small pieces gives a few events, not one per
+//     write.
+//   - `event: overflow`: the backend's queue for this watch
+//     (`maxWatchQueue` in `GET /v1/info`) overflowed and events were
+//     dropped; the client should re-list what it watches.
+//   - Comment lines (`: heartbeat`) at least every
+//     `streamHeartbeatSeconds`.
+//   - `event: error`: the watch ended on a backend failure (`data` is a
+//     JSON `Error`), or because the watched directory was removed.
+//
+// With `recursive`, directories created below `path` later are
+// watched too. A backend may bound the watches of one sandbox
+// (`maxWatchesPerSandbox`, 503 beyond it) and the directories one
+// watch covers (an `error` event names the limit).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/fs/watch (the `WatchPath` operationId).
+func (c *ClientWithResponses) WatchPathWithResponse(ctx context.Context, sessionID SessionID, params *WatchPathParams, reqEditors ...RequestEditorFn) (*WatchPathResponse, error) {
+	rsp, err := c.WatchPath(ctx, sessionID, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWatchPathResponse(rsp)
 }
 
 // TouchSandboxWithResponse Extend a sandbox's TTL
@@ -3030,6 +5103,711 @@ func ParseUploadFilesResponse(rsp *http.Response) (*UploadFilesResponse, error) 
 	switch {
 	case rsp.StatusCode == 503:
 		var headers UploadFilesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseReadFileResponse parses an HTTP response from a ReadFileWithResponse call
+func ParseReadFileResponse(rsp *http.Response) (*ReadFileResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReadFileResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 304:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadFilePath
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest FileNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest FileConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 416:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON416 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ReadFileResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("Last-Modified"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Last-Modified", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.LastModified = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers ReadFileResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseWriteFileResponse parses an HTTP response from a WriteFileWithResponse call
+func ParseWriteFileResponse(rsp *http.Response) (*WriteFileResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WriteFileResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FileInfo
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest FileInfo
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadFilePath
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest FileNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest FileConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest InsufficientStorage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers WriteFileResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 201:
+		var headers WriteFileResponse201Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 503:
+		var headers WriteFileResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListDirResponse parses an HTTP response from a ListDirWithResponse call
+func ParseListDirResponse(rsp *http.Response) (*ListDirResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListDirResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FileList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadFilePath
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest FileNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest FileConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ListDirResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseMakeDirResponse parses an HTTP response from a MakeDirWithResponse call
+func ParseMakeDirResponse(rsp *http.Response) (*MakeDirResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &MakeDirResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FileInfo
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadFilePath
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest FileNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest FileConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest InsufficientStorage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers MakeDirResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseMovePathResponse parses an HTTP response from a MovePathWithResponse call
+func ParseMovePathResponse(rsp *http.Response) (*MovePathResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &MovePathResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FileInfo
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadFilePath
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest FileNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest FileConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers MovePathResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRemovePathResponse parses an HTTP response from a RemovePathWithResponse call
+func ParseRemovePathResponse(rsp *http.Response) (*RemovePathResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RemovePathResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadFilePath
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest FileNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest FileConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RemovePathResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseStatFileResponse parses an HTTP response from a StatFileWithResponse call
+func ParseStatFileResponse(rsp *http.Response) (*StatFileResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StatFileResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FileInfo
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadFilePath
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest FileNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers StatFileResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseWatchPathResponse parses an HTTP response from a WatchPathWithResponse call
+func ParseWatchPathResponse(rsp *http.Response) (*WatchPathResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WatchPathResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadFilePath
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest FileNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest FileConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers WatchPathResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {

@@ -7,6 +7,57 @@ import (
 	"time"
 )
 
+// Defines values for FileEventType.
+const (
+	Chmod  FileEventType = "chmod"
+	Create FileEventType = "create"
+	Remove FileEventType = "remove"
+	Rename FileEventType = "rename"
+	Write  FileEventType = "write"
+)
+
+// Valid indicates whether the value is a known member of the FileEventType enum.
+func (e FileEventType) Valid() bool {
+	switch e {
+	case Chmod:
+		return true
+	case Create:
+		return true
+	case Remove:
+		return true
+	case Rename:
+		return true
+	case Write:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FileInfoType.
+const (
+	Dir     FileInfoType = "dir"
+	File    FileInfoType = "file"
+	Other   FileInfoType = "other"
+	Symlink FileInfoType = "symlink"
+)
+
+// Valid indicates whether the value is a known member of the FileInfoType enum.
+func (e FileInfoType) Valid() bool {
+	switch e {
+	case Dir:
+		return true
+	case File:
+		return true
+	case Other:
+		return true
+	case Symlink:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SandboxStatusState.
 const (
 	Pending     SandboxStatusState = "pending"
@@ -85,6 +136,11 @@ type BackendLimits struct {
 	// Example: 100000
 	MaxDownloadEntries *int64 `json:"maxDownloadEntries,omitempty"`
 
+	// MaxListPageSize Most entries in one page of `listDir` (extension `files.ops`).
+	//
+	// Example: 1000
+	MaxListPageSize *int32 `json:"maxListPageSize,omitempty"`
+
 	// MaxOutputBytes Cap of stdout and of stderr, each.
 	//
 	// Example: 1048576
@@ -103,6 +159,21 @@ type BackendLimits struct {
 
 	// MaxUploadEntries Example: 100000
 	MaxUploadEntries *int64 `json:"maxUploadEntries,omitempty"`
+
+	// MaxWatchDirs Most directories one recursive watch covers (extension `files.watch`).
+	//
+	// Example: 8192
+	MaxWatchDirs *int32 `json:"maxWatchDirs,omitempty"`
+
+	// MaxWatchQueue Events one watch holds for a slow client before it sends `overflow` (extension `files.watch`).
+	//
+	// Example: 4096
+	MaxWatchQueue *int32 `json:"maxWatchQueue,omitempty"`
+
+	// MaxWatchesPerSandbox Most `watchPath` streams open at once on one sandbox (extension `files.watch`); more are answered 503.
+	//
+	// Example: 8
+	MaxWatchesPerSandbox *int32 `json:"maxWatchesPerSandbox,omitempty"`
 
 	// MinCPU Smallest cpuLimit accepted (a Kubernetes quantity); smaller ones are a 400 naming the field and this minimum.
 	//
@@ -250,6 +321,90 @@ type ExecResult struct {
 	TimedOut *bool `json:"timedOut,omitempty"`
 }
 
+// FileEvent One change below a watched directory.
+//
+// Example: {"isDir":false,"path":"/workspace/out.txt","type":"create"}
+type FileEvent struct {
+	IsDir *bool `json:"isDir,omitempty"`
+
+	// OldPath The previous path of a `rename`.
+	OldPath *string `json:"oldPath,omitempty"`
+
+	// Path Absolute path inside the sandbox.
+	//
+	// Example: /workspace/out.txt
+	Path string `json:"path"`
+
+	// Type `create` (a new entry), `write` (content changed; coalesced),
+	// `remove`, `rename` (`path` is the new name, `oldPath` the old one
+	// when both lie below the watched directory; a move out of it is a
+	// `remove`, a move into it a `create`), `chmod` (attributes).
+	//
+	//
+	// Example: create
+	Type FileEventType `json:"type"`
+}
+
+// FileEventType `create` (a new entry), `write` (content changed; coalesced),
+// `remove`, `rename` (`path` is the new name, `oldPath` the old one
+// when both lie below the watched directory; a move out of it is a
+// `remove`, a move into it a `create`), `chmod` (attributes).
+//
+// Example: create
+type FileEventType string
+
+// FileInfo What a path is, like `lstat(2)`.
+//
+// Example: {"modTime":"2026-12-02T08:00:00.123456789Z","mode":"0644","name":"out.txt","path":"/workspace/out.txt","size":1024,"type":"file"}
+type FileInfo struct {
+	// Etag The ETag readFile answers for this file (only for type file).
+	//
+	// Example: "5f1a3c0e-1024"
+	Etag *string `json:"etag,omitempty"`
+
+	// LinkTarget The target of a symlink, as stored (only for type symlink).
+	//
+	// Example: ../data/input.csv
+	LinkTarget *string `json:"linkTarget,omitempty"`
+
+	// ModTime Example: 2026-12-02T08:00:00.123456789Z
+	ModTime time.Time `json:"modTime"`
+
+	// Mode Permission bits (with setuid, setgid and sticky), in octal.
+	//
+	// Example: 0644
+	Mode string `json:"mode"`
+
+	// Name The last element of `path`.
+	//
+	// Example: out.txt
+	Name string `json:"name"`
+
+	// Path Absolute path inside the sandbox.
+	//
+	// Example: /workspace/out.txt
+	Path string `json:"path"`
+
+	// Size Bytes of a file (its apparent size); 0 or the backend's figure for other types.
+	//
+	// Example: 1024
+	Size int64 `json:"size"`
+
+	// Type Example: file
+	Type FileInfoType `json:"type"`
+}
+
+// FileInfoType Example: file
+type FileInfoType string
+
+// FileList Example: {"entries":[{"modTime":"2026-12-02T08:00:00Z","mode":"0644","name":"out.txt","path":"/workspace/out.txt","size":1024,"type":"file"}]}
+type FileList struct {
+	Entries []FileInfo `json:"entries"`
+
+	// NextPageToken Present when more entries follow; pass it as `pageToken`.
+	NextPageToken *string `json:"nextPageToken,omitempty"`
+}
+
 // Info Example: {"apiVersion":"v1","backend":{"name":"nox-local","version":"0.1.0"},"extensions":["info","sandboxes.get","sandboxes.list","exec.stream","exec.flags","upload.chunked"],"images":["default"],"isolation":{"isolated":true,"tier":"namespaces"}}
 type Info struct {
 	// APIVersion The API version served, `v1`.
@@ -301,6 +456,30 @@ type Isolation struct {
 	Tier string `json:"tier"`
 }
 
+// MakeDirRequest Example: {"parents":true,"path":"/workspace/a/b"}
+type MakeDirRequest struct {
+	// Mode Permission bits of the new directories, in octal.
+	Mode *string `json:"mode,omitempty"`
+
+	// Parents Create missing parents; an existing directory is success.
+	Parents *bool `json:"parents,omitempty"`
+
+	// Path Example: /workspace/a/b
+	Path string `json:"path"`
+}
+
+// MoveRequest Example: {"dst":"/workspace/out.txt","overwrite":true,"src":"/workspace/out.tmp"}
+type MoveRequest struct {
+	// Dst Example: /workspace/out.txt
+	Dst string `json:"dst"`
+
+	// Overwrite Replace an existing file (or empty directory) at `dst`.
+	Overwrite *bool `json:"overwrite,omitempty"`
+
+	// Src Example: /workspace/out.tmp
+	Src string `json:"src"`
+}
+
 // OutputChunk The data of a `stdout` or `stderr` event of an exec stream.
 //
 // Example: {"data":"hello\n"}
@@ -317,6 +496,15 @@ type OutputChunk struct {
 //
 // Example: 512Mi
 type Quantity = string
+
+// RemoveRequest Example: {"path":"/workspace/build","recursive":true}
+type RemoveRequest struct {
+	// Path Example: /workspace/build
+	Path string `json:"path"`
+
+	// Recursive Remove a directory with everything below it.
+	Recursive *bool `json:"recursive,omitempty"`
+}
 
 // ResourceLimits Resource limits of a sandbox, as Kubernetes quantities.
 //
@@ -440,8 +628,46 @@ type UploadResult struct {
 	Message *string `json:"message,omitempty"`
 }
 
+// FilePath defines model for FilePath.
+type FilePath = string
+
 // SessionID defines model for SessionId.
 type SessionID = string
+
+// BadFilePath The error body of every JSON endpoint.
+//
+// Example: {"error":"sandbox \"demo\" not found"}
+type BadFilePath = Error
+
+// FileConflict The error body of every JSON endpoint.
+//
+// Example: {"error":"sandbox \"demo\" not found"}
+type FileConflict = Error
+
+// FileNotFound The error body of every JSON endpoint.
+//
+// Example: {"error":"sandbox \"demo\" not found"}
+type FileNotFound = Error
+
+// InsufficientStorage The error body of every JSON endpoint.
+//
+// Example: {"error":"sandbox \"demo\" not found"}
+type InsufficientStorage = Error
+
+// InternalError The error body of every JSON endpoint.
+//
+// Example: {"error":"sandbox \"demo\" not found"}
+type InternalError = Error
+
+// Unauthorized The error body of every JSON endpoint.
+//
+// Example: {"error":"sandbox \"demo\" not found"}
+type Unauthorized = Error
+
+// Unavailable The error body of every JSON endpoint.
+//
+// Example: {"error":"sandbox \"demo\" not found"}
+type Unavailable = Error
 
 // ListSandboxesParams defines parameters for ListSandboxes.
 type ListSandboxesParams struct {
@@ -464,6 +690,78 @@ type UploadFilesParams struct {
 	Dest *string `form:"dest,omitempty" json:"dest,omitempty"`
 }
 
+// ReadFileParams defines parameters for ReadFile.
+type ReadFileParams struct {
+	// Path A path inside the sandbox: absolute, or relative to `/workspace`.
+	// `..` may not leave the sandbox. A backend may serve only part of the
+	// sandbox (nox: `/workspace`) and answers 400 naming the path outside
+	// it. Links are never followed out of what the backend serves.
+	Path FilePath `form:"path" json:"path"`
+
+	// Range A single byte range, as in RFC 9110 (`bytes=0-1023`, `bytes=-512`).
+	Range *string `json:"Range,omitempty"`
+}
+
+// WriteFileParams defines parameters for WriteFile.
+type WriteFileParams struct {
+	// Mode Permission bits of a new file, in octal. An existing file keeps its own unless given.
+	Mode *string `form:"mode,omitempty" json:"mode,omitempty"`
+
+	// Parents Create missing parent directories (mode 0755), like `mkdir -p`.
+	Parents *bool `form:"parents,omitempty" json:"parents,omitempty"`
+
+	// Path A path inside the sandbox: absolute, or relative to `/workspace`.
+	// `..` may not leave the sandbox. A backend may serve only part of the
+	// sandbox (nox: `/workspace`) and answers 400 naming the path outside
+	// it. Links are never followed out of what the backend serves.
+	Path FilePath `form:"path" json:"path"`
+
+	// IfMatch Replace only when the file's current ETag is this one.
+	IfMatch *string `json:"If-Match,omitempty"`
+
+	// IfNoneMatch `*`: create only; fail with 412 when the path exists.
+	IfNoneMatch *string `json:"If-None-Match,omitempty"`
+}
+
+// ListDirParams defines parameters for ListDir.
+type ListDirParams struct {
+	// Depth Levels to list; 1 lists the directory's own entries.
+	Depth *int32 `form:"depth,omitempty" json:"depth,omitempty"`
+
+	// PageSize Largest number of entries in one answer; the backend may send fewer (`maxListPageSize` in `GET /v1/info`).
+	PageSize *int32 `form:"pageSize,omitempty" json:"pageSize,omitempty"`
+
+	// PageToken The `nextPageToken` of the previous page.
+	PageToken *string `form:"pageToken,omitempty" json:"pageToken,omitempty"`
+
+	// Path A path inside the sandbox: absolute, or relative to `/workspace`.
+	// `..` may not leave the sandbox. A backend may serve only part of the
+	// sandbox (nox: `/workspace`) and answers 400 naming the path outside
+	// it. Links are never followed out of what the backend serves.
+	Path FilePath `form:"path" json:"path"`
+}
+
+// StatFileParams defines parameters for StatFile.
+type StatFileParams struct {
+	// Path A path inside the sandbox: absolute, or relative to `/workspace`.
+	// `..` may not leave the sandbox. A backend may serve only part of the
+	// sandbox (nox: `/workspace`) and answers 400 naming the path outside
+	// it. Links are never followed out of what the backend serves.
+	Path FilePath `form:"path" json:"path"`
+}
+
+// WatchPathParams defines parameters for WatchPath.
+type WatchPathParams struct {
+	// Recursive Watch the whole tree below `path`, not only its own entries.
+	Recursive *bool `form:"recursive,omitempty" json:"recursive,omitempty"`
+
+	// Path A path inside the sandbox: absolute, or relative to `/workspace`.
+	// `..` may not leave the sandbox. A backend may serve only part of the
+	// sandbox (nox: `/workspace`) and answers 400 naming the path outside
+	// it. Links are never followed out of what the backend serves.
+	Path FilePath `form:"path" json:"path"`
+}
+
 // CreateSandboxJSONRequestBody defines body for CreateSandbox for application/json ContentType.
 type CreateSandboxJSONRequestBody = CreateSandboxRequest
 
@@ -472,3 +770,12 @@ type ExecInSandboxJSONRequestBody = ExecRequest
 
 // ExecInSandboxStreamJSONRequestBody defines body for ExecInSandboxStream for application/json ContentType.
 type ExecInSandboxStreamJSONRequestBody = ExecRequest
+
+// MakeDirJSONRequestBody defines body for MakeDir for application/json ContentType.
+type MakeDirJSONRequestBody = MakeDirRequest
+
+// MovePathJSONRequestBody defines body for MovePath for application/json ContentType.
+type MovePathJSONRequestBody = MoveRequest
+
+// RemovePathJSONRequestBody defines body for RemovePath for application/json ContentType.
+type RemovePathJSONRequestBody = RemoveRequest
