@@ -8,16 +8,18 @@ import (
 	"net/http"
 	"path"
 	"strconv"
+	"strings"
 
 	"github.com/noxrunner/nox/gen/noxapi"
 )
 
 // resolvePath returns p as an absolute, clean path inside the sandbox:
 // relative paths are relative to DefaultWorkdir, as the files API and
-// uploads take them. An empty path is an invalid argument.
+// uploads take them; an empty path is DefaultWorkdir. A path with a NUL
+// byte is an invalid argument.
 func resolvePath(op, p string) (string, error) {
-	if p == "" {
-		return "", fmt.Errorf("nox: %s: empty path: %w", op, ErrInvalidArgument)
+	if strings.IndexByte(p, 0) >= 0 {
+		return "", fmt.Errorf("nox: %s: path %q has a NUL byte: %w", op, p, ErrInvalidArgument)
 	}
 	if !path.IsAbs(p) {
 		p = path.Join(DefaultWorkdir, p)

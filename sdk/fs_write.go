@@ -134,7 +134,8 @@ func (w *FileWriter) Close() error { return w.CloseWithError(nil) }
 
 // CloseWithError ends the write: with a nil err as Close; otherwise the
 // write is abandoned (the file is left as it was, the upload is cut) and
-// err is returned.
+// err is returned, or the upload's own error when the upload failed first
+// (a Write failed because the backend refused the content).
 func (w *FileWriter) CloseWithError(err error) error {
 	w.once.Do(func() { w.info, w.err = w.finish(err) })
 	return w.err
@@ -142,9 +143,6 @@ func (w *FileWriter) CloseWithError(err error) error {
 
 // Info describes the file written, once Close succeeded.
 func (w *FileWriter) Info() FileInfo { return w.info }
-
-// errWriteAbandoned cuts the upload of an abandoned FileWriter.
-var errWriteAbandoned = errors.New("write abandoned")
 
 // CreateFile returns a writer whose (Create creates the sandbox itself) content replaces (or creates) the file at
 // p (absolute, or relative to DefaultWorkdir) when it is closed; see
@@ -190,7 +188,10 @@ func (s *Sandbox) CreateFile(ctx context.Context, p string, opts WriteOptions) (
 	finish := func(abort error) (FileInfo, error) {
 		if abort != nil {
 			pw.CloseWithError(abort)
-			<-done
+			r := <-done
+			if errors.Is(abort, errUploadEnded) && r.err != nil {
+				return FileInfo{}, r.err
+			}
 			return FileInfo{}, abort
 		}
 		pw.Close()

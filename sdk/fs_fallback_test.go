@@ -1,0 +1,96 @@
+package sdk
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"testing"
+	"time"
+
+	"github.com/noxrunner/nox/internal/quirks"
+)
+
+// allBytes is every byte value, twice, for binary safety.
+func allBytes() []byte {
+	b := make([]byte, 512)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return b
+}
+
+// TestFilesTarFallback runs the file helpers against a plain v1 backend
+// (no /v1/info, no files API): reads, writes and stat travel as
+// one-entry tar archives and give the same results; what tar cannot do is
+// ErrUnsupported.
+func TestFilesTarFallback(t *testing.T) {
+	t.Parallel()
+	for _, q := range []quirks.Quirks{{NoExtensions: true}, quirks.All(quirks.TimeRFC3339)} {
+		bo := testOptions()
+		bo.Quirks = &q
+		c, _ := setupWith(t, bo)
+		ctx := context.Background()
+		sb := c.Sandbox("fallback")
+		_, err := sb.Create(ctx, CreateOptions{TTL: time.Minute})
+		assertNoErr(t, err)
+
+		data := allBytes()
+		fi, err := sb.WriteFile(ctx, "dir/bin.dat", data, 0o600)
+		assertNoErr(t, err)
+		assertEq(t, "written path", fi.Path, "/workspace/dir/bin.dat")
+		got, err := sb.ReadFile(ctx, "/workspace/dir/bin.dat")
+		assertNoErr(t, err)
+		if !bytes.Equal(got, data) {
+			t.Errorf("read back %d bytes, differ from the %d written", len(got), len(data))
+		}
+		rc, err := sb.Open(ctx, "dir/bin.dat", OpenOptions{Offset: 10, Length: 5})
+		assertNoErr(t, err)
+		part, _ := io.ReadAll(rc)
+		rc.Close()
+		assertEq(t, "range", string(part), string(data[10:15]))
+
+		st, err := sb.Stat(ctx, "dir/bin.dat")
+		assertNoErr(t, err)
+		assertEq(t, "stat type", st.Type, TypeFile)
+		assertEq(t, "stat size", st.Size, int64(len(data)))
+		assertEq(t, "stat mode", st.Mode, fs.FileMode(0o600))
+		st, err = sb.Stat(ctx, "dir")
+		assertNoErr(t, err)
+		assertEq(t, "stat dir type", st.Type, TypeDir)
+
+		w, err := sb.CreateFile(ctx, "streamed.txt", WriteOptions{})
+		assertNoErr(t, err)
+		for range 100 {
+			io.WriteString(w, "0123456789")
+		}
+		assertNoErr(t, w.Close())
+		got, err = sb.ReadFile(ctx, "streamed.txt")
+		assertNoErr(t, err)
+		assertEq(t, "streamed size", len(got), 1000)
+
+		_, err = sb.ReadFile(ctx, "missing")
+		assertIs(t, err, ErrNotFound)
+		_, err = sb.ReadFile(ctx, "dir")
+		assertIs(t, err, ErrConflict)
+		_, err = sb.WriteFileWith(ctx, "x", nil, WriteOptions{CreateOnly: true})
+		assertIs(t, err, ErrUnsupported)
+		for _, err := range sb.ReadDir(ctx, "", ReadDirOptions{}) {
+			assertIs(t, err, ErrUnsupported)
+		}
+		assertIs(t, sb.Remove(ctx, "x"), ErrUnsupported)
+		_, err = sb.Watch(ctx, "", WatchOptions{})
+		assertIs(t, err, ErrUnsupported)
+
+		fsys := sb.FS(ctx)
+		got, err = fs.ReadFile(fsys, "dir/bin.dat")
+		assertNoErr(t, err)
+		assertEq(t, "fs.ReadFile size", len(got), len(data))
+		if _, err := fs.Stat(fsys, "nope"); !errorsIs(err, fs.ErrNotExist) {
+			t.Errorf("fs.Stat of a missing file: %v, want fs.ErrNotExist", err)
+		}
+	}
+}
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }
