@@ -57,6 +57,11 @@ backends without files.ops, travel as tar archives.`,
 			if err != nil {
 				return err
 			}
+			if src.id == "" && src.path != "-" {
+				if _, err := os.Stat(src.path); err != nil {
+					return fmt.Errorf("cp: %w", err)
+				}
+			}
 			return a.withConn(c, func(cn *conn) error {
 				if dst.id != "" {
 					return onSandbox(dst.id, a.copyTo(c, cn.client.Sandbox(dst.id), src.path, dst.path, mode))
@@ -75,16 +80,36 @@ var sessionPrefix = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9._-]*):`)
 
 func parseCpArg(s string) cpArg {
 	if m := sessionPrefix.FindStringSubmatch(s); m != nil {
-		return cpArg{id: m[1], path: s[len(m[0]):]}
+		return cpArg{id: m[1], path: absRemote(s[len(m[0]):])}
 	}
 	return cpArg{path: s}
+}
+
+// absRemote makes a sandbox path absolute (relative paths are relative
+// to /workspace), keeping a final "/" or "/." that says how to copy.
+func absRemote(p string) string {
+	suffix := ""
+	switch {
+	case strings.HasSuffix(p, "/."):
+		suffix = "/."
+	case strings.HasSuffix(p, "/"):
+		suffix = "/"
+	}
+	if !path.IsAbs(p) {
+		p = path.Join(sdk.DefaultWorkdir, p)
+	}
+	p = path.Clean(p)
+	if p == "/" {
+		return p
+	}
+	return p + suffix
 }
 
 // remoteTarget returns where SRC named base lands for the sandbox path
 // dst: inside dst when it ends with "/" or is an existing directory,
 // else dst itself; and whether dst exists as a directory.
 func remoteTarget(ctx context.Context, sb *sdk.Sandbox, dst, base string) (string, error) {
-	if dst == "" || strings.HasSuffix(dst, "/") {
+	if strings.HasSuffix(dst, "/") {
 		return path.Join(dst, base), nil
 	}
 	fi, err := sb.Stat(ctx, dst)
@@ -101,7 +126,7 @@ func remoteTarget(ctx context.Context, sb *sdk.Sandbox, dst, base string) (strin
 func (a *app) copyTo(c *cli.Context, sb *sdk.Sandbox, src, dst string, mode fs.FileMode) error {
 	ctx := c.Context
 	if src == "-" {
-		if dst == "" || strings.HasSuffix(dst, "/") {
+		if strings.HasSuffix(dst, "/") {
 			return usagef("cp: with - as SRC, DST must name a file")
 		}
 		fi, n, err := a.writeStream(c, sb, dst, a.stdin, sdk.WriteOptions{Mode: mode, Parents: true})
@@ -172,7 +197,7 @@ func (a *app) copyFrom(c *cli.Context, sb *sdk.Sandbox, src, dst string) error {
 	if dst == "-" {
 		if fi.IsDir() {
 			// As docker cp: a directory to stdout is a (gzip) tar.
-			rc, err := sb.Download(ctx, src)
+			rc, err := sb.Download(ctx, fi.Path)
 			if err != nil {
 				return err
 			}
@@ -197,7 +222,7 @@ func (a *app) copyFrom(c *cli.Context, sb *sdk.Sandbox, src, dst string) error {
 		target = filepath.Join(dst, path.Base(fi.Path))
 	}
 	if fi.IsDir() {
-		if err := sb.DownloadTo(ctx, src, target); err != nil {
+		if err := sb.DownloadTo(ctx, fi.Path, target); err != nil {
 			return err
 		}
 		return a.copied(c, sb.ID()+":"+fi.Path, target, -1)
