@@ -172,6 +172,24 @@ type Config struct {
 	// negative disables the monitor (ephemeralStorage is then reported
 	// unenforced for commands and checked on uploads only).
 	StorageCheckInterval time.Duration
+
+	// MaxListPageSize is the most entries of one page of a files API
+	// listing (listDir); larger pageSize requests are lowered to it. It
+	// bounds the work and memory of one listing. Default: 1000.
+	MaxListPageSize int
+	// MaxWatchesPerSandbox bounds the file watches (watchPath) open at
+	// once on one sandbox; more are answered 503. Each holds an inotify
+	// instance, of which a host user has fs.inotify.max_user_instances
+	// (128 by default). Default: 8.
+	MaxWatchesPerSandbox int
+	// MaxWatchDirs bounds the directories one recursive watch covers
+	// (one inotify watch each); a tree that grows past it ends the watch
+	// with an error naming the limit. Default: 8192.
+	MaxWatchDirs int
+	// MaxWatchQueue is how many events one watch holds for a slow client;
+	// beyond it events are dropped and an overflow event is sent.
+	// Default: 4096.
+	MaxWatchQueue int
 }
 
 // DefaultConfig returns a Config with every default filled in.
@@ -245,6 +263,10 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.ReaperInterval, time.Second)
 	setDefault(&c.StartTimeout, 60*time.Second)
 	setDefault(&c.StorageCheckInterval, time.Second)
+	setDefault(&c.MaxListPageSize, 1000)
+	setDefault(&c.MaxWatchesPerSandbox, 8)
+	setDefault(&c.MaxWatchDirs, 8192)
+	setDefault(&c.MaxWatchQueue, 4096)
 }
 
 func setDefault[T comparable](p *T, v T) {
@@ -346,7 +368,7 @@ func (c *Config) validate() (limits, error) {
 	for _, v := range []struct {
 		name string
 		n    int64
-	}{{"MaxOutputBytes", c.MaxOutputBytes}, {"MaxUploadBytes", c.MaxUploadBytes}, {"MaxUploadEntries", c.MaxUploadEntries}, {"MaxDownloadBytes", c.MaxDownloadBytes}, {"MaxDownloadEntries", c.MaxDownloadEntries}, {"MaxJSONBodyBytes", c.MaxJSONBodyBytes}, {"MaxConcurrentExecs", int64(c.MaxConcurrentExecs)}, {"MaxConcurrentExecsPerSandbox", int64(c.MaxConcurrentExecsPerSandbox)}, {"Pids", c.Pids}, {"OpenFiles", c.OpenFiles}} {
+	}{{"MaxOutputBytes", c.MaxOutputBytes}, {"MaxUploadBytes", c.MaxUploadBytes}, {"MaxUploadEntries", c.MaxUploadEntries}, {"MaxDownloadBytes", c.MaxDownloadBytes}, {"MaxDownloadEntries", c.MaxDownloadEntries}, {"MaxJSONBodyBytes", c.MaxJSONBodyBytes}, {"MaxConcurrentExecs", int64(c.MaxConcurrentExecs)}, {"MaxConcurrentExecsPerSandbox", int64(c.MaxConcurrentExecsPerSandbox)}, {"Pids", c.Pids}, {"OpenFiles", c.OpenFiles}, {"MaxListPageSize", int64(c.MaxListPageSize)}, {"MaxWatchesPerSandbox", int64(c.MaxWatchesPerSandbox)}, {"MaxWatchDirs", int64(c.MaxWatchDirs)}, {"MaxWatchQueue", int64(c.MaxWatchQueue)}} {
 		if v.n < 0 {
 			errs = append(errs, fmt.Errorf("field %s: must not be negative", v.name))
 		}

@@ -25,10 +25,16 @@ type box struct {
 	gone     chan struct{} // closed once a delete removed it (deleting is then true)
 	creating chan struct{} // non-nil while ensure writes its files; closed when done
 	busy     int           // operations in flight (execs, uploads, downloads); never reaped while > len(cuts)
-	// cuts end the downloads in flight: a delete or expiry calls them.
-	// Downloads do not keep a sandbox past its TTL.
-	cuts  map[*watchedDownload]func()
-	execs int // commands running
+	// cuts end the downloads, file reads and watches in flight (keyed by
+	// them): a delete or expiry calls them. They do not keep a sandbox
+	// past its TTL.
+	cuts map[any]func()
+	// watches counts the file watches open (Config.MaxWatchesPerSandbox).
+	watches int
+	// condMu serialises the check and the rename of conditional file
+	// writes (If-Match, create-only) of the files API.
+	condMu sync.Mutex
+	execs  int // commands running
 
 	execSlots chan struct{} // its share of the command slots (MaxConcurrentExecsPerSandbox)
 
@@ -38,7 +44,7 @@ type box struct {
 
 // newBox returns the in-memory state of the sandbox m describes.
 func (s *store) newBox(m meta) *box {
-	return &box{meta: m, gone: make(chan struct{}), cuts: map[*watchedDownload]func(){}, execSlots: make(chan struct{}, max(s.cfg.MaxConcurrentExecsPerSandbox, 1))}
+	return &box{meta: m, gone: make(chan struct{}), cuts: map[any]func(){}, execSlots: make(chan struct{}, max(s.cfg.MaxConcurrentExecsPerSandbox, 1))}
 }
 
 // boxStatus is a snapshot of one sandbox for the API.
