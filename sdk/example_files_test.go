@@ -35,7 +35,7 @@ func ExampleSandbox_ReadFile() {
 	}
 	defer sb.Delete(ctx)
 
-	script := "echo 'x,y' > out/result.csv; echo '1,2' >> out/result.csv\n"
+	script := "#!/bin/sh\necho 'x,y' > out/result.csv; echo '1,2' >> out/result.csv\n"
 	if _, err := sb.WriteFileWith(ctx, "job/run.sh", []byte(script), sdk.WriteOptions{Mode: 0o755, Parents: true}); err != nil {
 		log.Fatal(err)
 	}

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -16,7 +19,60 @@ import (
 	"time"
 
 	"github.com/noxrunner/nox/internal/testbackend"
+	"github.com/noxrunner/nox/localbackend"
 )
+
+// filesBackends returns clients of the backends that implement files.ops
+// and files.watch: the reference test backend and, where it runs here,
+// the local backend (over a socket).
+func filesBackends(t *testing.T) map[string]*Client {
+	t.Helper()
+	c, _ := setup(t)
+	out := map[string]*Client{"mem": c}
+	b, err := localbackend.New(localbackend.Config{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		if os.Getenv("NOX_REQUIRE_ISOLATION") == "1" {
+			t.Fatalf("local backend unavailable: %v", err)
+		}
+		t.Logf("local backend unavailable: %v", err)
+		return out
+	}
+	t.Cleanup(func() { b.Close() })
+	srv := httptest.NewServer(b.Handler())
+	t.Cleanup(srv.Close)
+	if out["local"], err = New(srv.URL, WithRetry(testPolicy())); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// forFilesBackends runs f in a subtest per backend of filesBackends, with
+// a ready sandbox.
+func forFilesBackends(t *testing.T, f func(t *testing.T, sb *Sandbox)) {
+	for name, c := range filesBackends(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f(t, readySandbox(t, c))
+		})
+	}
+}
+
+// readySandbox creates a sandbox of c that has the file extensions.
+func readySandbox(t *testing.T, c *Client) *Sandbox {
+	t.Helper()
+	ctx := context.Background()
+	for _, ext := range []string{ExtFilesOps, ExtFilesWatch} {
+		if ok, err := c.Supports(ctx, ext); err != nil || !ok {
+			t.Fatalf("the backend does not advertise %s (%v)", ext, err)
+		}
+	}
+	sb := c.Sandbox("files")
+	_, err := sb.Create(ctx, CreateOptions{TTL: time.Minute})
+	assertNoErr(t, err)
+	t.Cleanup(func() { sb.Delete(context.Background()) })
+	assertNoErr(t, sb.WaitReady(ctx, WaitOptions{}))
+	return sb
+}
 
 // filesSandbox returns a ready sandbox of the test backend, which
 // implements files.ops and files.watch.
@@ -39,7 +95,10 @@ func filesSandbox(t *testing.T, opts ...Option) (*Sandbox, *testbackend.Backend)
 // rename with their POSIX errors.
 func TestFilesOps(t *testing.T) {
 	t.Parallel()
-	sb, _ := filesSandbox(t)
+	forFilesBackends(t, testFilesOps)
+}
+
+func testFilesOps(t *testing.T, sb *Sandbox) {
 	ctx := context.Background()
 
 	data := allBytes()
@@ -217,7 +276,10 @@ func TestCreateFileStreams(t *testing.T) {
 // fs.WalkDir, fs.Glob and template.ParseFS.
 func TestFSView(t *testing.T) {
 	t.Parallel()
-	sb, _ := filesSandbox(t)
+	forFilesBackends(t, testFSView)
+}
+
+func testFSView(t *testing.T, sb *Sandbox) {
 	ctx := context.Background()
 	files := map[string]string{
 		"hello.txt":         "hello",
@@ -274,7 +336,10 @@ func TestFSView(t *testing.T) {
 // error events reach the caller.
 func TestWatch(t *testing.T) {
 	t.Parallel()
-	sb, _ := filesSandbox(t)
+	forFilesBackends(t, testWatch)
+}
+
+func testWatch(t *testing.T, sb *Sandbox) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := sb.MkdirAll(ctx, "w/sub", 0)

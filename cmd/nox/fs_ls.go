@@ -1,10 +1,9 @@
 package main
 
 import (
-	"fmt"
 	"path"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
@@ -77,16 +76,16 @@ A file is listed as itself, as ls does.`,
 					}
 					return nil
 				}
-				tw := tabwriter.NewWriter(a.stdout, 0, 4, 1, ' ', tabwriter.AlignRight)
+				width := 1
+				for _, fi := range all {
+					width = max(width, len(strconv.FormatInt(fi.Size, 10)))
+				}
 				for _, fi := range all {
 					n := name(fi)
 					if fi.Type == sdk.TypeSymlink {
 						n += " -> " + fi.LinkTarget
 					}
-					fmt.Fprintf(tw, "%s\t%d\t %s\t %s\n", fi.FileMode(), fi.Size, fi.ModTime.Local().Format("2006-01-02 15:04"), n)
-				}
-				if err := tw.Flush(); err != nil {
-					return fmt.Errorf("writing the list: %w", err)
+					a.printf("%s %*d %s %s\n", fi.FileMode(), width, fi.Size, fi.ModTime.Local().Format("2006-01-02 15:04"), n)
 				}
 				return nil
 			})

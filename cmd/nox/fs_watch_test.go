@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/noxrunner/nox/internal/testbackend"
+	"github.com/noxrunner/nox/localbackend"
 	"github.com/noxrunner/nox/sdk"
 )
 
@@ -16,7 +19,25 @@ import (
 // says it is watching, a file written there is printed as a create line
 // (and as JSON with --json), and Ctrl-C ends it with exit code 130.
 func TestFsWatch(t *testing.T) {
-	_, url := newTestBackend(t, testbackend.Options{})
+	_, memURL := newTestBackend(t, testbackend.Options{})
+	urls := map[string]string{"mem": memURL}
+	if ok, why := localUsable(t); ok {
+		b, err := localbackend.New(localbackend.Config{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(b.Handler())
+		t.Cleanup(func() { srv.Close(); b.Close() })
+		urls["local"] = srv.URL
+	} else {
+		t.Logf("local backend unavailable: %s", why)
+	}
+	for name, url := range urls {
+		t.Run(name, func(t *testing.T) { testFsWatch(t, url) })
+	}
+}
+
+func testFsWatch(t *testing.T, url string) {
 	c, err := sdk.New(url)
 	if err != nil {
 		t.Fatal(err)
