@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -408,4 +409,48 @@ func TestWatchEvents(t *testing.T) {
 			t.Errorf("%s: end %v, want %v", tc.path, last, tc.want)
 		}
 	}
+}
+
+// TestRandomMiBRoundTrip writes 1 MiB of random bytes with WriteFile and
+// with CreateFile (in odd-sized pieces) and reads them back byte-equal
+// with ReadFile and with Open in ranges.
+func TestRandomMiBRoundTrip(t *testing.T) {
+	t.Parallel()
+	forFilesBackends(t, func(t *testing.T, sb *Sandbox) {
+		ctx := context.Background()
+		data := make([]byte, 1<<20)
+		for i := range data {
+			data[i] = byte(rand.Uint32())
+		}
+		_, err := sb.WriteFile(ctx, "r1.bin", data, 0)
+		assertNoErr(t, err)
+		w, err := sb.CreateFile(ctx, "r2.bin", WriteOptions{})
+		assertNoErr(t, err)
+		for rest := data; len(rest) > 0; {
+			n := min(len(rest), 12345)
+			_, err := w.Write(rest[:n])
+			assertNoErr(t, err)
+			rest = rest[n:]
+		}
+		assertNoErr(t, w.Close())
+		for _, name := range []string{"r1.bin", "r2.bin"} {
+			got, err := sb.ReadFile(ctx, name)
+			assertNoErr(t, err)
+			if !bytes.Equal(got, data) {
+				t.Errorf("%s: read back differs", name)
+			}
+			var parts []byte
+			for off := int64(0); off < int64(len(data)); off += 300000 {
+				rc, err := sb.Open(ctx, name, OpenOptions{Offset: off, Length: 300000})
+				assertNoErr(t, err)
+				p, err := io.ReadAll(rc)
+				rc.Close()
+				assertNoErr(t, err)
+				parts = append(parts, p...)
+			}
+			if !bytes.Equal(parts, data) {
+				t.Errorf("%s: ranged reads differ", name)
+			}
+		}
+	})
 }
