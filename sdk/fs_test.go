@@ -380,9 +380,9 @@ func TestWatchEvents(t *testing.T) {
 		writeEvent(w, "change", map[string]any{"type": "rename", "path": "/workspace/b", "oldPath": "/workspace/a"})
 		fmt.Fprint(w, "event: future\ndata: {}\n\nevent: overflow\ndata: {}\n\n")
 		switch r.URL.Query().Get("path") {
-		case "err":
+		case "/workspace/err":
 			writeEvent(w, "error", map[string]string{"error": "watched directory removed"})
-		case "cut":
+		case "/workspace/cut":
 		}
 		return true
 	})
