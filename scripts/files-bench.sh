@@ -9,7 +9,8 @@
 #      and the server's peak RSS (VmHWM, reset through clear_refs before
 #      each step) minus its RSS before the step;
 #   3. the same file as an uncompressed tar uploaded with curl (streamed
-#      from disk with a Content-Length) to the same server, timed alike.
+#      from disk with a Content-Length) to the same server, timed alike;
+#   4. nox fs watch reporting a file created by nox exec.
 # Prints one line per step and the throughput ratios.
 #
 # usage: scripts/files-bench.sh [path/to/nox]   (Linux; needs curl and
@@ -103,4 +104,17 @@ awk -v up="$(cat "$work/secs.${SIZE_MIB}MiB cp up")" -v down="$(cat "$work/secs.
 	-v tar="$(cat "$work/secs.${SIZE_MIB}MiB tar upload (curl)")" 'BEGIN {
 	printf "throughput vs tar upload: write %.2fx, read %.2fx, round trip %.2fx (2 transfers in %.2fs vs 2 x %.2fs)\n",
 		tar / up, tar / down, 2 * tar / (up + down), up + down, tar }'
+
+# 4. nox fs watch sees a file an exec creates: from starting `nox exec`
+# (its own start-up and the command's included) to the event's line.
+"$NOX" fs watch "$id" -r >"$work/watch.out" 2>"$work/watch.err" &
+wpid=$!
+until grep -q '^nox: watching' "$work/watch.err"; do sleep 0.01; done
+t0=$(date +%s%N)
+"$NOX" exec "$id" -- touch made-by-exec.txt
+until grep -q 'made-by-exec.txt' "$work/watch.out"; do sleep 0.002; done
+t1=$(date +%s%N)
+kill "$wpid"
+wait "$wpid" 2>/dev/null || true
+echo "watch: \"$(head -n 1 "$work/watch.out")\" $(( (t1 - t0) / 1000000 )) ms after nox exec started"
 "$NOX" delete "$id" >/dev/null
