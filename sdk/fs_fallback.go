@@ -77,7 +77,11 @@ func (s *Sandbox) openTar(ctx context.Context, abs string, opts OpenOptions) (io
 		}
 		if e.hdr.Typeflag == tar.TypeSymlink {
 			e.body.Close()
-			abs = path.Join(path.Dir(abs), e.hdr.Linkname)
+			if path.IsAbs(e.hdr.Linkname) {
+				abs = path.Clean(e.hdr.Linkname)
+			} else {
+				abs = path.Join(path.Dir(abs), e.hdr.Linkname)
+			}
 			continue
 		}
 		return skipRange(struct {

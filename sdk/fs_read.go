@@ -112,8 +112,10 @@ func (s *Sandbox) Open(ctx context.Context, p string, opts OpenOptions) (io.Read
 	})
 	if err != nil {
 		var apiErr *APIError
-		if opts.Offset > 0 && errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusRequestedRangeNotSatisfiable {
-			return http.NoBody, nil // reading at or past the end reads nothing
+		if params.Range != nil && errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusRequestedRangeNotSatisfiable {
+			// The range starts at or past the end (of an empty file,
+			// too): it reads nothing, as a read past the end does.
+			return http.NoBody, nil
 		}
 		return nil, s.c.unsupported(ctx, op, ExtFilesOps, err)
 	}

@@ -131,6 +131,16 @@ func testFilesOps(t *testing.T, sb *Sandbox) {
 			t.Errorf("Open offset %d length %d: %d bytes, want %d", tc.off, tc.n, len(part), len(tc.want))
 		}
 	}
+	_, err = sb.WriteFile(ctx, "empty", nil, 0)
+	assertNoErr(t, err)
+	for _, o := range []OpenOptions{{}, {Length: 5}, {Offset: 3}} {
+		rc, err := sb.Open(ctx, "empty", o)
+		assertNoErr(t, err)
+		if part, err := io.ReadAll(rc); err != nil || len(part) != 0 {
+			t.Errorf("Open(empty, %+v): %q %v", o, part, err)
+		}
+		rc.Close()
+	}
 	_, err = sb.Open(ctx, "bin.dat", OpenOptions{IfNoneMatch: fi.ETag})
 	assertIs(t, err, ErrNotModified)
 

@@ -80,14 +80,18 @@ func (s *Sandbox) Watch(ctx context.Context, p string, opts WatchOptions) (iter.
 		}
 		return nil, s.c.unsupported(ctx, op, ExtFilesWatch, err)
 	}
-	var closeOnce sync.Once
+	var (
+		closeOnce sync.Once
+		unhook    func() bool
+	)
 	release := func() {
 		closeOnce.Do(func() {
 			stop()
 			resp.Body.Close()
 		})
+		unhook()
 	}
-	context.AfterFunc(ctx, release)
+	unhook = context.AfterFunc(ctx, release)
 	timer.Reset(idle)
 	sr := sse.NewReader(&activityReader{r: resp.Body, onRead: func() { timer.Reset(idle) }})
 

@@ -149,7 +149,8 @@ func (w *FileWriter) Info() FileInfo { return w.info }
 // WriteOptions. The content streams: to a backend with ExtFilesOps it is
 // sent as it is written (Transfer-Encoding: chunked, never retried), and
 // the replace is atomic. Memory use does not grow with the file's size.
-// Cancelling ctx abandons the write.
+// The caller must Close the writer (or CloseWithError, to abandon the
+// write); cancelling ctx abandons it too.
 //
 // On a backend without ExtFilesOps the content is spooled to a temporary
 // file (unlinked at once) and uploaded on Close as a one-entry tar archive
