@@ -6,6 +6,9 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,3 +97,95 @@ func TestFilesTarFallback(t *testing.T) {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// TestFilesWithoutExtension: against a backend with /v1/info but without
+// files.ops and files.watch, reads, writes and stat take the tar fallback
+// and the rest fails with ErrUnsupported, before any /fs/ request.
+func TestFilesWithoutExtension(t *testing.T) {
+	t.Parallel()
+	bo := testOptions()
+	bo.Backend.Extensions = []string{ExtInfo, ExtSandboxesGet, ExtSandboxesList, ExtExecStream, ExtExecFlags, ExtUploadChunked}
+	c, f := setupWith(t, bo)
+	ctx := context.Background()
+	sb := c.Sandbox("noext")
+	_, err := sb.Create(ctx, CreateOptions{TTL: time.Minute})
+	assertNoErr(t, err)
+
+	w, err := sb.CreateFile(ctx, "a/b.txt", WriteOptions{Mode: 0o600})
+	assertNoErr(t, err)
+	io.WriteString(w, "streamed")
+	assertNoErr(t, w.Close())
+	got, err := sb.ReadFile(ctx, "a/b.txt")
+	assertNoErr(t, err)
+	assertEq(t, "content", string(got), "streamed")
+	st, err := sb.Stat(ctx, "a/b.txt")
+	assertNoErr(t, err)
+	assertEq(t, "mode", st.Mode, fs.FileMode(0o600))
+
+	_, err = sb.MkdirAll(ctx, "x", 0)
+	assertIs(t, err, ErrUnsupported)
+	assertIs(t, sb.RemoveAll(ctx, "x"), ErrUnsupported)
+	_, err = sb.Rename(ctx, "a", "b")
+	assertIs(t, err, ErrUnsupported)
+	_, err = sb.Watch(ctx, "", WatchOptions{})
+	assertIs(t, err, ErrUnsupported)
+	for _, r := range f.Requests() {
+		if strings.Contains(r.Path, "/fs/") {
+			t.Errorf("%s %s sent to a backend without the files API", r.Method, r.Path)
+		}
+	}
+}
+
+// TestFilesRetries: a 503 is retried for reads and unconditional writes
+// of a replayable body, never for conditional writes, streamed writes or
+// moves.
+func TestFilesRetries(t *testing.T) {
+	t.Parallel()
+	c, f := setup(t)
+	ctx := context.Background()
+	sb := c.Sandbox("retry")
+	_, err := sb.Create(ctx, CreateOptions{TTL: time.Minute})
+	assertNoErr(t, err)
+	_, err = sb.WriteFile(ctx, "f", []byte("x"), 0)
+	assertNoErr(t, err)
+	var failNext atomic.Bool
+	f.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.Contains(r.URL.Path, "/fs/") && failNext.Swap(false) {
+			writeJSONError(w, http.StatusServiceUnavailable, "busy")
+			return true
+		}
+		return false
+	})
+	for _, tc := range []struct {
+		name    string
+		retried bool
+		call    func() error
+	}{
+		{"read", true, func() error { _, err := sb.ReadFile(ctx, "f"); return err }},
+		{"stat", true, func() error { _, err := sb.Stat(ctx, "f"); return err }},
+		{"write", true, func() error { _, err := sb.WriteFile(ctx, "f", []byte("y"), 0); return err }},
+		{"mkdir -p", true, func() error { _, err := sb.MkdirAll(ctx, "d", 0); return err }},
+		{"conditional write", false, func() error {
+			_, err := sb.WriteFileWith(ctx, "g", []byte("y"), WriteOptions{CreateOnly: true})
+			return err
+		}},
+		{"streamed write", false, func() error {
+			w, err := sb.CreateFile(ctx, "f", WriteOptions{})
+			if err != nil {
+				return err
+			}
+			io.WriteString(w, "z")
+			return w.Close()
+		}},
+		{"move", false, func() error { _, err := sb.Rename(ctx, "f", "h"); return err }},
+	} {
+		failNext.Store(true)
+		err := tc.call()
+		if tc.retried && err != nil {
+			t.Errorf("%s: %v, want it retried past the 503", tc.name, err)
+		}
+		if !tc.retried && !errors.Is(err, ErrUnavailable) {
+			t.Errorf("%s: %v, want the 503 (not retried)", tc.name, err)
+		}
+	}
+}
