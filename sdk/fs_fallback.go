@@ -7,6 +7,7 @@ package sdk
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -114,33 +115,77 @@ func (s *Sandbox) statTar(ctx context.Context, abs string) (FileInfo, error) {
 	return fi, nil
 }
 
-// writeTar uploads content (size bytes) as the file abs, in a one-entry
-// tar archive extracted into its directory.
-func (s *Sandbox) writeTar(ctx context.Context, abs string, content io.Reader, size int64, opts WriteOptions) (FileInfo, error) {
+// writeTar uploads content (size bytes from its start) as the file abs,
+// in a one-entry plain tar archive extracted into its directory. The
+// archive's size is known, so it is sent with a Content-Length (to any
+// backend, without spooling it again) and may be retried like an upload.
+func (s *Sandbox) writeTar(ctx context.Context, abs string, content io.ReadSeeker, size int64, opts WriteOptions) (FileInfo, error) {
 	mode := opts.Mode
 	if mode == 0 {
 		mode = 0o644
 	}
 	now := time.Now().Truncate(time.Second)
 	hdr := &tar.Header{Name: baseName(abs), Typeflag: tar.TypeReg, Mode: int64(mode.Perm()), Size: size, ModTime: now, Format: tar.FormatPAX}
-	_, err := s.c.UploadArchive(ctx, s.id, path.Dir(abs), func(w io.Writer) error {
-		tw := tar.NewWriter(w)
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if _, err := io.CopyN(tw, content, size); err != nil {
-			return err
-		}
-		return tw.Close()
-	})
+	var hb bytes.Buffer
+	if err := tar.NewWriter(&hb).WriteHeader(hdr); err != nil {
+		return FileInfo{}, fmt.Errorf("nox: writeFile %s: %w", abs, err)
+	}
+	// The content is padded to a block, and two zero blocks end the
+	// archive.
+	arch := &oneFileTar{hdr: hb.Bytes(), trailer: make([]byte, (512-size%512)%512+1024), content: content, size: size}
+	if err := arch.rewind(); err != nil {
+		return FileInfo{}, fmt.Errorf("nox: writeFile %s: %w", abs, err)
+	}
+	total := int64(len(arch.hdr)) + size + int64(len(arch.trailer))
+	_, err := s.c.upload(ctx, s.id, path.Dir(abs), arch, total, call{op: "writeFile", rewind: arch.rewind})
 	if err != nil {
-		var apiErr *APIError
-		if errors.As(err, &apiErr) {
-			apiErr.Operation = "writeFile"
-		}
 		return FileInfo{}, err
 	}
 	return FileInfo{Path: abs, Name: baseName(abs), Type: TypeFile, Size: size, Mode: mode.Perm(), ModTime: now}, nil
+}
+
+// oneFileTar reads a one-entry tar archive: a header, size bytes of
+// content and the trailer.
+type oneFileTar struct {
+	hdr, trailer []byte
+	content      io.ReadSeeker
+	size         int64
+	r            io.Reader
+}
+
+// rewind starts the archive over.
+func (t *oneFileTar) rewind() error {
+	if _, err := t.content.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	t.r = io.MultiReader(bytes.NewReader(t.hdr), &exactReader{r: t.content, n: t.size}, bytes.NewReader(t.trailer))
+	return nil
+}
+
+func (t *oneFileTar) Read(p []byte) (int, error) { return t.r.Read(p) }
+
+// exactReader reads exactly n bytes of r: fewer is io.ErrUnexpectedEOF
+// (the content shrank under the upload), more are not read.
+type exactReader struct {
+	r io.Reader
+	n int64
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.n {
+		p = p[:e.n]
+	}
+	n, err := e.r.Read(p)
+	e.n -= int64(n)
+	if err == io.EOF && e.n > 0 {
+		err = io.ErrUnexpectedEOF
+	} else if err == io.EOF {
+		err = nil
+	}
+	return n, err
 }
 
 // baseName is the last element of an absolute path.

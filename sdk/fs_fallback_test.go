@@ -133,6 +133,10 @@ func TestFilesWithoutExtension(t *testing.T) {
 		if strings.Contains(r.Path, "/fs/") {
 			t.Errorf("%s %s sent to a backend without the files API", r.Method, r.Path)
 		}
+		// The one-file archive's size is known: it is never streamed.
+		if strings.HasSuffix(r.Path, "/files/upload") && r.ContentLength != 512+512+1024 {
+			t.Errorf("upload of the one-file archive: Content-Length %d, want %d", r.ContentLength, 512+512+1024)
+		}
 	}
 }
 
