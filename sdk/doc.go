@@ -61,7 +61,8 @@
 // With extension ExtFilesOps a file travels as itself, without tar:
 // ReadFile and Open (streamed, with byte ranges and an If-None-Match
 // ETag) read one; WriteFile, WriteFileWith and CreateFile (streamed
-// chunked) replace one atomically, with optional parents, mode and
+// chunked) and WriteFileFrom (a file with a Content-Length, else
+// streamed) replace one atomically, with optional parents, mode and
 // conditions (WriteOptions.IfMatch for compare-and-swap, CreateOnly);
 // Stat, ReadDir (an iterator over pages, optionally recursive), Mkdir,
 // MkdirAll, Remove, RemoveAll and Rename work as their os namesakes.
@@ -74,7 +75,8 @@
 //
 // FS is an io/fs view of DefaultWorkdir (fs.WalkDir, fs.ReadFile,
 // template.ParseFS and http.FS work on it). On a backend without
-// ExtFilesOps, ReadFile, Open, WriteFile, WriteFileWith, CreateFile and
+// ExtFilesOps, ReadFile, Open, WriteFile, WriteFileWith, WriteFileFrom,
+// CreateFile and
 // Stat fall back to one-entry tar archives through Download and
 // UploadArchive (without conditional writes, ETags or server-side ranges);
 // the other operations fail with ErrUnsupported.

@@ -62,6 +62,75 @@ func (s *Sandbox) WriteFileWith(ctx context.Context, p string, data []byte, opts
 	return s.writeFile(ctx, abs, r, int64(len(data)), opts, cl)
 }
 
+// WriteFileFrom writes what remains of r to the file at p (absolute, or
+// relative to DefaultWorkdir), as WriteFileWith writes data. When r is an
+// io.ReadSeeker whose size can be found (a file, a bytes.Reader), it is
+// sent with a Content-Length, and retried as WriteFileWith is (r is
+// rewound); on a backend without ExtFilesOps its one-file tar archive is
+// built around it without a copy. Any other reader streams as CreateFile
+// streams.
+func (s *Sandbox) WriteFileFrom(ctx context.Context, p string, r io.Reader, opts WriteOptions) (FileInfo, error) {
+	const op = "writeFile"
+	if err := checkID(op, s.id); err != nil {
+		return FileInfo{}, err
+	}
+	abs, err := resolvePath(op, p)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	if r == nil {
+		return FileInfo{}, fmt.Errorf("nox: %s: nil reader: %w", op, ErrInvalidArgument)
+	}
+	if rs, ok := r.(io.ReadSeeker); ok {
+		if start, size, err := remaining(rs); err == nil {
+			content := &offsetSeeker{rs: rs, start: start}
+			ok, err := s.filesOps(ctx)
+			if err != nil {
+				return FileInfo{}, fmt.Errorf("nox: %s: %w", op, err)
+			}
+			if !ok {
+				if err := checkTarWrite(opts); err != nil {
+					return FileInfo{}, err
+				}
+				return s.writeTar(ctx, abs, content, size, opts)
+			}
+			cl := call{op: op, idempotent: opts.IfMatch == "" && !opts.CreateOnly, rewind: func() error {
+				_, err := content.Seek(0, io.SeekStart)
+				return err
+			}}
+			return s.writeFile(ctx, abs, rs, size, opts, cl)
+		}
+	}
+	w, err := s.CreateFile(ctx, abs, opts)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	if _, err := io.Copy(w, readerOnly{r}); err != nil {
+		return FileInfo{}, w.CloseWithError(err)
+	}
+	if err := w.Close(); err != nil {
+		return FileInfo{}, err
+	}
+	return w.Info(), nil
+}
+
+// offsetSeeker is rs seen from its offset start: Seek(0, io.SeekStart)
+// goes back to start.
+type offsetSeeker struct {
+	rs    io.ReadSeeker
+	start int64
+}
+
+func (o *offsetSeeker) Read(p []byte) (int, error) { return o.rs.Read(p) }
+
+func (o *offsetSeeker) Seek(off int64, whence int) (int64, error) {
+	if whence == io.SeekStart {
+		off += o.start
+	}
+	n, err := o.rs.Seek(off, whence)
+	return n - o.start, err
+}
+
 // writeFile sends body, of size bytes (-1: unknown, sent chunked).
 func (s *Sandbox) writeFile(ctx context.Context, abs string, body io.Reader, size int64, opts WriteOptions, cl call) (FileInfo, error) {
 	params := &noxapi.WriteFileParams{Path: abs, Mode: formatMode(opts.Mode)}

@@ -48,33 +48,35 @@ When stdin fails or nox is interrupted, the file is left as it was.`,
 	}
 }
 
-// writeStream copies r to the file p of sb, streamed, and returns the
-// file's description and the bytes written. A failed read abandons the
-// write, leaving the file as it was.
+// writeStream writes what r holds to the file p of sb and returns the
+// file's description and its size: with a Content-Length when r is a
+// file (or another seekable reader), else streamed. A failed read
+// abandons the write, leaving the file as it was.
 func (a *app) writeStream(c *cli.Context, sb *sdk.Sandbox, p string, r io.Reader, opts sdk.WriteOptions) (sdk.FileInfo, int64, error) {
-	w, err := sb.CreateFile(c.Context, p, opts)
-	if err != nil {
-		return sdk.FileInfo{}, 0, err
-	}
-	var dst io.Writer = w
+	src := r
 	if bar := a.progress("writing"); bar != nil {
-		dst = io.MultiWriter(w, bar)
 		defer bar.Finish()
+		if rs, ok := r.(io.ReadSeeker); ok {
+			src = &barReadSeeker{ReadSeeker: rs, bar: bar}
+		} else {
+			src = io.TeeReader(r, bar)
+		}
 	}
-	n, err := io.Copy(dst, readerFunc(r.Read))
+	fi, err := sb.WriteFileFrom(c.Context, p, src, opts)
 	if err != nil {
-		// The backend's reason when the upload failed first, else the
-		// read's; either way the file is left as it was.
-		return sdk.FileInfo{}, n, fmt.Errorf("writing %s: %w", p, w.CloseWithError(err))
+		return sdk.FileInfo{}, 0, fmt.Errorf("writing %s: %w", p, err)
 	}
-	if err := w.Close(); err != nil {
-		return sdk.FileInfo{}, n, err
-	}
-	return w.Info(), n, nil
+	return fi, fi.Size, nil
 }
 
-// readerFunc hides a reader's other methods (io.Copy must not use
-// WriterTo of stdin, which would bypass the progress bar).
-type readerFunc func([]byte) (int, error)
+// barReadSeeker adds what is read to a progress bar and stays seekable.
+type barReadSeeker struct {
+	io.ReadSeeker
+	bar io.Writer
+}
 
-func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+func (b *barReadSeeker) Read(p []byte) (int, error) {
+	n, err := b.ReadSeeker.Read(p)
+	_, _ = b.bar.Write(p[:n])
+	return n, err
+}
