@@ -107,6 +107,8 @@ awk -v up="$(cat "$work/secs.${SIZE_MIB}MiB cp up")" -v down="$(cat "$work/secs.
 
 # 4. nox fs watch sees a file an exec creates: from starting `nox exec`
 # (its own start-up and the command's included) to the event's line.
+: >"$work/watch.out"
+: >"$work/watch.err"
 "$NOX" fs watch "$id" -r >"$work/watch.out" 2>"$work/watch.err" &
 wpid=$!
 until grep -q '^nox: watching' "$work/watch.err"; do sleep 0.01; done

@@ -76,10 +76,9 @@
 // FS is an io/fs view of DefaultWorkdir (fs.WalkDir, fs.ReadFile,
 // template.ParseFS and http.FS work on it). On a backend without
 // ExtFilesOps, ReadFile, Open, WriteFile, WriteFileWith, WriteFileFrom,
-// CreateFile and
-// Stat fall back to one-entry tar archives through Download and
-// UploadArchive (without conditional writes, ETags or server-side ranges);
-// the other operations fail with ErrUnsupported.
+// CreateFile and Stat fall back to one-entry tar archives through
+// Download and uploads (without conditional writes, ETags or server-side
+// ranges); the other operations fail with ErrUnsupported.
 //
 // # JSON
 //
