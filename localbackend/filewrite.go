@@ -32,7 +32,10 @@ const writeBufSize = 256 << 10
 // file created (O_EXCL) in the target's directory, owned by the
 // sandbox's user, renamed over the target once complete. A failed or cut
 // body leaves the target as it was and removes the temporary file. A
-// final link is followed while it stays inside the workspace.
+// final link is followed while it stays inside the workspace. The file
+// is not fsynced: the rename gives readers atomicity, and durability over
+// a host crash is not promised for a sandbox's files (an fsync tripled a
+// 4 KiB write's p50, 0.55 to 1.72 ms, and halved a 1 GiB write's rate).
 func (s *store) writeFile(ctx context.Context, id string, req driver.WriteFileRequest, body io.Reader) (driver.FileInfo, bool, error) {
 	rel, err := workspaceRel("path", req.Path)
 	if err != nil {
@@ -51,9 +54,14 @@ func (s *store) writeFile(ctx context.Context, id string, req driver.WriteFileRe
 	if err != nil {
 		return driver.FileInfo{}, false, err
 	}
-	room, err := s.writeRoom(op.b)
+	budget, err := s.writeBudget(op.b)
 	if err != nil {
 		return driver.FileInfo{}, false, err
+	}
+	var charge func(int64) error
+	if budget != nil {
+		defer budget.release()
+		charge = budget.charge
 	}
 	dirfd, name, err := op.root.resolve(sp, rel, resolveOpts{follow: true, mkdir: req.Parents, owner: owner})
 	if err != nil {
@@ -68,7 +76,7 @@ func (s *store) writeFile(ctx context.Context, id string, req driver.WriteFileRe
 		return driver.FileInfo{}, false, err
 	}
 	defer w.cleanup()
-	if err := w.copy(body, req.MaxBytes, room); err != nil {
+	if err := w.copy(body, req.MaxBytes, charge); err != nil {
 		return driver.FileInfo{}, false, err
 	}
 	if req.IfMatch != "" || req.CreateOnly {
@@ -81,18 +89,18 @@ func (s *store) writeFile(ctx context.Context, id string, req driver.WriteFileRe
 	return w.commit()
 }
 
-// writeRoom is the room left for a write in the storage of sandbox b
-// when it is measured by the monitor (-1: no limit to check here, the
-// file system enforces it or there is none).
-func (s *store) writeRoom(b *box) (int64, error) {
-	if b.meta.StorageBytes <= 0 {
-		return -1, nil
+// writeBudget is the charge of a write to the storage of sandbox b when
+// the monitor measures it (shared with uploads in progress, like theirs),
+// or nil when its file system enforces the limit or it has none.
+func (s *store) writeBudget(b *box) (*stageBudget, error) {
+	if b.meta.StorageBytes <= 0 || s.onImage(b.meta.Key) {
+		return nil, nil
 	}
 	room, err := s.storageRoom(b)
-	if errors.Is(err, ErrTooLarge) {
-		return 0, fmt.Errorf("%s: %w", strings.TrimSuffix(err.Error(), ": "+ErrTooLarge.Error()), driver.ErrInsufficientStorage)
+	if err != nil {
+		return nil, err
 	}
-	return room, err
+	return &stageBudget{s: s, b: b, room: room, limit: b.meta.StorageBytes}, nil
 }
 
 // fileWrite is one write in progress.
@@ -191,31 +199,25 @@ func (w *fileWrite) create() error {
 }
 
 // copy writes body to the temporary file: at most maxBytes (ErrTooLarge
-// beyond; 0: no cap) and room (ErrInsufficientStorage beyond; -1: none).
-func (w *fileWrite) copy(body io.Reader, maxBytes, room int64) error {
-	limit := int64(-1)
-	if maxBytes > 0 {
-		limit = maxBytes
-	}
-	if room >= 0 && (limit < 0 || room < limit) {
-		limit = room
-	}
+// beyond; 0: no cap), each chunk charged first when charge is set
+// (ErrInsufficientStorage when it fails).
+func (w *fileWrite) copy(body io.Reader, maxBytes int64, charge func(int64) error) error {
 	src := body
-	if limit >= 0 {
-		src = io.LimitReader(body, limit+1)
+	if maxBytes > 0 {
+		src = io.LimitReader(body, maxBytes+1)
 	}
 	buf := make([]byte, writeBufSize)
-	n, err := io.CopyBuffer(onlyWriter{w.f}, onlyReader{src}, buf)
-	var we *writeError
+	n, err := io.CopyBuffer(onlyWriter{w.f, charge}, onlyReader{src}, buf)
+	var we *copyDstError
 	switch {
+	case errors.As(err, &we) && errors.Is(we.err, driver.ErrInsufficientStorage):
+		return we.err
 	case errors.As(err, &we):
 		return pathError(w.sp, we.err)
 	case err != nil:
 		return fmt.Errorf("path %q: reading the body: %w", w.sp, err)
-	case limit >= 0 && n > limit && maxBytes > 0 && limit == maxBytes:
+	case maxBytes > 0 && n > maxBytes:
 		return fmt.Errorf("path %q: the body exceeds %d bytes: %w", w.sp, maxBytes, ErrTooLarge)
-	case limit >= 0 && n > limit:
-		return fmt.Errorf("path %q: no space left in the sandbox's storage (%d bytes left): delete files first: %w", w.sp, room, driver.ErrInsufficientStorage)
 	}
 	if err := w.f.Close(); err != nil {
 		w.f = nil
@@ -258,19 +260,27 @@ func (w *fileWrite) cleanup() {
 	}
 }
 
-// writeError marks an error of the destination in a copy.
-type writeError struct{ err error }
+// copyDstError marks an error of the destination in a copy.
+type copyDstError struct{ err error }
 
-func (e *writeError) Error() string { return e.err.Error() }
+func (e *copyDstError) Error() string { return e.err.Error() }
 
-// onlyWriter hides the file's ReadFrom (the copy buffer is bounded) and
-// marks its errors.
-type onlyWriter struct{ f *os.File }
+// onlyWriter hides the file's ReadFrom (the copy buffer is bounded),
+// charges what it writes and marks its errors.
+type onlyWriter struct {
+	f      *os.File
+	charge func(int64) error
+}
 
 func (o onlyWriter) Write(p []byte) (int, error) {
+	if o.charge != nil {
+		if err := o.charge(int64(len(p))); err != nil {
+			return 0, &copyDstError{err}
+		}
+	}
 	n, err := o.f.Write(p)
 	if err != nil {
-		err = &writeError{err}
+		err = &copyDstError{err}
 	}
 	return n, err
 }

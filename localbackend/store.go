@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/noxrunner/nox/localbackend/internal/diskquota"
 )
 
 // box is the in-memory state of one sandbox.
@@ -38,8 +40,11 @@ type box struct {
 
 	execSlots chan struct{} // its share of the command slots (MaxConcurrentExecsPerSandbox)
 
+	uploads      int64 // fallback: bytes staged by uploads in progress (see stageBudget)
 	storageKills int   // times the storage monitor killed its processes
 	overFloor    int64 // > 0: above its storage limit; the lowest usage seen since (see checkStorage)
+	walkFailed   bool  // its last measurement failed (logged once)
+	restricted   bool  // its environment was built over the limit: no writing file data
 }
 
 // newBox returns the in-memory state of the sandbox m describes.
@@ -75,6 +80,16 @@ type store struct {
 
 	execSlots chan struct{}
 
+	// disks makes, mounts and unmounts the sandboxes' file systems; nil:
+	// plain directories and the monitor.
+	disks  diskquota.Disks
+	imgMu  sync.Mutex
+	imaged map[string]bool // keys whose storage is a mounted image
+	// The monitor's walks in progress, by key, and its tick count (its
+	// goroutine only).
+	usage       map[string]*usageWalk
+	monitorTick int
+
 	stopReaper  context.CancelFunc
 	reaperDone  chan struct{}
 	monitorDone chan struct{} // closed when the storage monitor ended (at once when disabled)
@@ -82,14 +97,15 @@ type store struct {
 
 // openStore loads every sandbox's metadata from the locked data directory
 // and starts the reaper. The store owns lock from now on.
-func openStore(cfg Config, rt runtime, lock *os.File) (*store, error) {
+func openStore(cfg Config, rt runtime, lock *os.File, disks diskquota.Disks) (*store, error) {
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	s := &store{
 		cfg: cfg, rt: rt, log: cfg.Logger, dataDir: dir, now: time.Now, lock: lock,
-		boxes:     map[string]*box{},
+		boxes: map[string]*box{},
+		disks: disks, imaged: map[string]bool{}, usage: map[string]*usageWalk{},
 		execSlots: make(chan struct{}, max(cfg.MaxConcurrentExecs, 1)),
 	}
 	if err := s.load(); err != nil {
@@ -174,6 +190,7 @@ func (s *store) acquire(ctx context.Context, id string, exec bool) (*box, enviro
 	if !exec {
 		return b, nil, nil
 	}
+	s.liftRestriction(b)
 	env, err := s.startEnv(ctx, b)
 	if err != nil {
 		s.release(b, exec)
@@ -218,6 +235,11 @@ func (s *store) close() error {
 	}
 	if err := s.rt.Close(); err != nil {
 		errs = append(errs, err)
+	}
+	if s.disks != nil {
+		if err := s.unmountAll(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	s.unlock()
 	return errors.Join(errs...)
