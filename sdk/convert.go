@@ -7,7 +7,10 @@ package sdk
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io/fs"
 	"math"
+	"path"
 	"reflect"
 	"strconv"
 	"strings"
@@ -282,6 +285,10 @@ func fromGenInfo(r *noxapi.Info) *Info {
 			HostOpenFilesBudget:          deref(l.HostOpenFilesBudget),
 			MaxDownloadBytes:             deref(l.MaxDownloadBytes),
 			MaxDownloadEntries:           deref(l.MaxDownloadEntries),
+			MaxListPageSize:              int(deref(l.MaxListPageSize)),
+			MaxWatchesPerSandbox:         int(deref(l.MaxWatchesPerSandbox)),
+			MaxWatchDirs:                 int(deref(l.MaxWatchDirs)),
+			MaxWatchQueue:                int(deref(l.MaxWatchQueue)),
 		}
 	}
 	return i
@@ -310,4 +317,64 @@ func fromGenStatus(r *noxapi.SandboxStatus, unparsed map[string]string) SandboxS
 		}
 	}
 	return s
+}
+
+// parseMode reads an octal mode of the contract ("0644"); an unreadable
+// one is 0.
+func parseMode(s string) fs.FileMode {
+	n, err := strconv.ParseUint(s, 8, 32)
+	if err != nil {
+		return 0
+	}
+	m := fs.FileMode(n) & fs.ModePerm
+	if n&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if n&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if n&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
+}
+
+// formatMode writes the octal mode the contract takes, or nil for 0.
+func formatMode(m fs.FileMode) *string {
+	if m == 0 {
+		return nil
+	}
+	n := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		n |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		n |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		n |= 0o1000
+	}
+	s := fmt.Sprintf("%04o", n)
+	return &s
+}
+
+func fromGenFileInfo(g *noxapi.FileInfo) FileInfo {
+	name := g.Name
+	if name == "" {
+		name = path.Base(g.Path)
+	}
+	return FileInfo{
+		Path:       g.Path,
+		Name:       name,
+		Type:       FileType(g.Type),
+		Size:       g.Size,
+		Mode:       parseMode(g.Mode),
+		ModTime:    g.ModTime,
+		LinkTarget: deref(g.LinkTarget),
+		ETag:       deref(g.Etag),
+	}
+}
+
+func fromGenFileEvent(g *noxapi.FileEvent) FileEvent {
+	return FileEvent{Type: FileEventType(g.Type), Path: g.Path, OldPath: deref(g.OldPath), IsDir: deref(g.IsDir)}
 }

@@ -56,6 +56,30 @@
 //	err = sb.DownloadTo(ctx, "/workspace/out", "./out")
 //	err = sb.DownloadToWith(ctx, "/workspace/data", "./data", sdk.ExtractOptions{MaxBytes: 8 << 30})
 //
+// # Single files
+//
+// With extension ExtFilesOps a file travels as itself, without tar:
+// ReadFile and Open (streamed, with byte ranges and an If-None-Match
+// ETag) read one; WriteFile, WriteFileWith and CreateFile (streamed
+// chunked) and WriteFileFrom (a file with a Content-Length, else
+// streamed) replace one atomically, with optional parents, mode and
+// conditions (WriteOptions.IfMatch for compare-and-swap, CreateOnly);
+// Stat, ReadDir (an iterator over pages, optionally recursive), Mkdir,
+// MkdirAll, Remove, RemoveAll and Rename work as their os namesakes.
+// Watch (extension ExtFilesWatch) returns an iterator of changes. Paths
+// are absolute in the sandbox or relative to DefaultWorkdir.
+//
+//	_, err = sb.WriteFile(ctx, "in/data.csv", csv, 0o644)
+//	out, err := sb.ReadFile(ctx, "out/result.json")
+//	for fi, err := range sb.ReadDir(ctx, "out", sdk.ReadDirOptions{}) { ... }
+//
+// FS is an io/fs view of DefaultWorkdir (fs.WalkDir, fs.ReadFile,
+// template.ParseFS and http.FS work on it). On a backend without
+// ExtFilesOps, ReadFile, Open, WriteFile, WriteFileWith, WriteFileFrom,
+// CreateFile and Stat fall back to one-entry tar archives through
+// Download and uploads (without conditional writes, ETags or server-side
+// ranges); the other operations fail with ErrUnsupported.
+//
 // # JSON
 //
 // Info, Limits, SandboxStatus and ExecResult encode to JSON and decode from
@@ -103,7 +127,9 @@
 // An answer with an unexpected status is an *APIError carrying the status,
 // the backend's message, the X-Request-Id and the operation. Test its
 // category with errors.Is and the sentinels (ErrNotFound, ErrInvalidArgument,
-// ErrUnauthorized, ErrConflict, ErrTooLarge, ErrUnavailable, ErrInternal).
+// ErrUnauthorized, ErrConflict, ErrTooLarge, ErrUnavailable, ErrInternal,
+// and for the file operations ErrPreconditionFailed, ErrNotModified and
+// ErrInsufficientStorage).
 // A call to an extension the backend lacks (Get or List on a plain v1
 // backend) fails with an error matching ErrUnsupported, not ErrNotFound.
 // When the context ends, the error wraps ctx.Err(). A call that cannot
@@ -114,7 +140,8 @@
 // # Retries
 //
 // Idempotent calls (health, info, create, touch, get, list, delete,
-// download) are retried on connection errors and 502/503/504 answers with
+// download; of the file operations read, stat, list, watch, MkdirAll,
+// RemoveAll and an unconditional WriteFile) are retried on connection errors and 502/503/504 answers with
 // exponential backoff and full jitter, honouring Retry-After. Exec and
 // upload are not retried unless RetryPolicy.RetryNonIdempotent is set. See
 // WithRetry and WithoutRetry.

@@ -28,6 +28,15 @@ var (
 	ErrUnauthorized = errors.New("unauthorized")
 	// ErrConflict matches a 409 answer.
 	ErrConflict = errors.New("conflict")
+	// ErrPreconditionFailed matches a 412 answer: a conditional write's
+	// WriteOptions.IfMatch or CreateOnly did not hold.
+	ErrPreconditionFailed = errors.New("precondition failed")
+	// ErrNotModified matches a 304 answer: the file Open was asked for
+	// still has the ETag of OpenOptions.IfNoneMatch.
+	ErrNotModified = errors.New("not modified")
+	// ErrInsufficientStorage matches a 507 answer: the sandbox's storage
+	// is full.
+	ErrInsufficientStorage = errors.New("insufficient storage")
 	// ErrTooLarge matches a 413 answer (an upload or a download exceeded a
 	// backend limit), and is returned (wrapped) by the extraction
 	// functions for an archive over a cap of its ExtractOptions.
@@ -113,6 +122,14 @@ func sentinelFor(status int) error {
 		return ErrConflict
 	case http.StatusRequestEntityTooLarge:
 		return ErrTooLarge
+	case http.StatusPreconditionFailed:
+		return ErrPreconditionFailed
+	case http.StatusNotModified:
+		return ErrNotModified
+	case http.StatusInsufficientStorage:
+		return ErrInsufficientStorage
+	case http.StatusRequestedRangeNotSatisfiable:
+		return ErrInvalidArgument
 	case http.StatusInternalServerError:
 		return ErrInternal
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:

@@ -99,11 +99,15 @@ type limitsJSON struct {
 	MaxConcurrentExecsPerSandbox int64  `json:"maxConcurrentExecsPerSandbox,omitempty"`
 	MaxDownloadBytes             int64  `json:"maxDownloadBytes,omitempty"`
 	MaxDownloadEntries           int64  `json:"maxDownloadEntries,omitempty"`
+	MaxListPageSize              int64  `json:"maxListPageSize,omitempty"`
 	MaxOutputBytes               int64  `json:"maxOutputBytes,omitempty"`
 	MaxTimeoutSeconds            int64  `json:"maxTimeoutSeconds,omitempty"`
 	MaxTTLSeconds                int64  `json:"maxTtlSeconds,omitempty"`
 	MaxUploadBytes               int64  `json:"maxUploadBytes,omitempty"`
 	MaxUploadEntries             int64  `json:"maxUploadEntries,omitempty"`
+	MaxWatchDirs                 int64  `json:"maxWatchDirs,omitempty"`
+	MaxWatchQueue                int64  `json:"maxWatchQueue,omitempty"`
+	MaxWatchesPerSandbox         int64  `json:"maxWatchesPerSandbox,omitempty"`
 	MinCPU                       string `json:"minCpu,omitempty"`
 	MinMemory                    string `json:"minMemory,omitempty"`
 	OpenFiles                    int64  `json:"openFiles,omitempty"`
@@ -131,6 +135,10 @@ func (l Limits) toJSON() limitsJSON {
 		HostOpenFilesBudget:          l.HostOpenFilesBudget,
 		MaxDownloadBytes:             l.MaxDownloadBytes,
 		MaxDownloadEntries:           l.MaxDownloadEntries,
+		MaxListPageSize:              int64(l.MaxListPageSize),
+		MaxWatchDirs:                 int64(l.MaxWatchDirs),
+		MaxWatchQueue:                int64(l.MaxWatchQueue),
+		MaxWatchesPerSandbox:         int64(l.MaxWatchesPerSandbox),
 	}
 }
 
@@ -154,6 +162,10 @@ func (j limitsJSON) value() Limits {
 		HostOpenFilesBudget:          j.HostOpenFilesBudget,
 		MaxDownloadBytes:             j.MaxDownloadBytes,
 		MaxDownloadEntries:           j.MaxDownloadEntries,
+		MaxListPageSize:              int(j.MaxListPageSize),
+		MaxWatchDirs:                 int(j.MaxWatchDirs),
+		MaxWatchQueue:                int(j.MaxWatchQueue),
+		MaxWatchesPerSandbox:         int(j.MaxWatchesPerSandbox),
 	}
 }
 

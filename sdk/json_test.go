@@ -27,13 +27,15 @@ func jsonValues() []struct {
 				MaxTimeout: time.Minute, MaxOutputBytes: 10, MaxUploadBytes: 20, MaxUploadEntries: 30,
 				MaxConcurrentExecs: 4, StreamHeartbeat: 15 * time.Second,
 				MaxConcurrentExecsPerSandbox: 2, StallTimeout: 30 * time.Second, MinCPU: "10m", MinMemory: "16Mi",
-				HostPidsBudget: 16384, OpenFiles: 65536, HostOpenFilesBudget: 100000},
+				HostPidsBudget: 16384, OpenFiles: 65536, HostOpenFilesBudget: 100000,
+				MaxListPageSize: 1000, MaxWatchesPerSandbox: 8, MaxWatchDirs: 8192, MaxWatchQueue: 4096},
 			Images: []string{"default"}},
 			`{"apiVersion":"v1","backend":"b","backendVersion":"1","plainV1":false,"extensions":["info"],` +
 				`"isolation":{"tier":"landlock","isolated":true,"notes":["n"]},` +
 				`"limits":{"defaultTimeoutSeconds":30,"defaultTtlSeconds":900,"hostOpenFilesBudget":100000,"hostPidsBudget":16384,` +
-				`"maxConcurrentExecs":4,"maxConcurrentExecsPerSandbox":2,"maxOutputBytes":10,` +
+				`"maxConcurrentExecs":4,"maxConcurrentExecsPerSandbox":2,"maxListPageSize":1000,"maxOutputBytes":10,` +
 				`"maxTimeoutSeconds":60,"maxTtlSeconds":3600,"maxUploadBytes":20,"maxUploadEntries":30,` +
+				`"maxWatchDirs":8192,"maxWatchQueue":4096,"maxWatchesPerSandbox":8,` +
 				`"minCpu":"10m","minMemory":"16Mi","openFiles":65536,"stallTimeoutSeconds":30,"streamHeartbeatMs":15000},` +
 				`"images":["default"]}`},
 		{"plain v1 info", Info{APIVersion: "v1", PlainV1: true, Extensions: []string{}},

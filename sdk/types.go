@@ -101,7 +101,15 @@ type Limits struct {
 	// apparent size) of one download; MaxDownloadEntries its most entries.
 	MaxDownloadBytes   int64
 	MaxDownloadEntries int64
-	MaxConcurrentExecs int
+	// MaxListPageSize is the most entries of one ReadDir page (extension
+	// files.ops).
+	MaxListPageSize int
+	// MaxWatchesPerSandbox is the most Watch streams open at once on one
+	// sandbox, MaxWatchDirs the most directories one recursive watch
+	// covers and MaxWatchQueue the events one watch holds for a slow
+	// client before it reports EventOverflow (extension files.watch).
+	MaxWatchesPerSandbox, MaxWatchDirs, MaxWatchQueue int
+	MaxConcurrentExecs                                int
 	// MaxConcurrentExecsPerSandbox is how many of them run at once in one
 	// sandbox.
 	MaxConcurrentExecsPerSandbox int

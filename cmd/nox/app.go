@@ -163,14 +163,30 @@ func (a *app) commands() []*cli.Command {
 		a.shellCommand(),
 		a.uploadCommand(),
 		a.downloadCommand(),
+		a.cpCommand(),
+		a.fsCommand(),
 		a.serveCommand(),
 		a.conformanceCommand(),
 		a.completionCommand(),
 		a.versionCommand(),
 	}
+	wrapCommands(cmds, "")
+	return cmds
+}
+
+// wrapCommands gives every command (and subcommand, named after its
+// parent, "fs ls") lenient durations and nox's usage errors.
+func wrapCommands(cmds []*cli.Command, parent string) {
 	for _, c := range cmds {
 		name := c.Name
-		c.HideHelpCommand = true // no command has subcommands: complete no "help"
+		if parent != "" {
+			name = parent + " " + c.Name
+		}
+		c.HideHelpCommand = true // complete no "help" subcommand
+		if len(c.Subcommands) > 0 {
+			wrapCommands(c.Subcommands, name)
+			continue
+		}
 		c.Flags = lenientDurations(c.Flags)
 		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return parseErr(name, err) }
 		// Usage errors of the command's action point to its help.
@@ -183,7 +199,6 @@ func (a *app) commands() []*cli.Command {
 			return err
 		}
 	}
-	return cmds
 }
 
 // before reads the global output flags.
@@ -248,7 +263,7 @@ func (a *app) connect(c *cli.Context) (*conn, error) {
 	g := readGlobals(c)
 	opts := []sdk.Option{sdk.WithUserAgent("nox/" + version + " " + sdk.DefaultUserAgent)}
 	// Transfers take as long as their size needs; Ctrl-C still stops them.
-	transfer := c.Command != nil && (c.Command.Name == "upload" || c.Command.Name == "download")
+	transfer := c.Command != nil && slices.Contains([]string{"upload", "download", "cp", "cat", "write", "watch"}, c.Command.Name)
 	if g.timeout > 0 && !transfer {
 		opts = append(opts, sdk.WithTimeout(g.timeout))
 	}

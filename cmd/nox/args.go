@@ -44,10 +44,18 @@ func (a *app) normalizeArgs(app *cli.App, args []string) []string {
 		return args
 	}
 	cmd := app.Command(rest[i])
+	names := []string{rest[i]}
+	if cmd != nil && len(cmd.Subcommands) > 0 && i+1 < len(rest) {
+		// One level of subcommands (nox fs ls ID -l).
+		if sub := cmd.Command(rest[i+1]); sub != nil {
+			cmd = sub
+			i++
+			names = append(names, rest[i])
+		}
+	}
 	if cmd == nil || cmd.SkipFlagParsing || len(cmd.Subcommands) > 0 {
 		return args
 	}
-	name := rest[i]
 	local := flagArity(cmd.Flags)
 	limit := a.argLimits[cmd.Name]
 	var flags, pos []string
@@ -76,7 +84,7 @@ func (a *app) normalizeArgs(app *cli.App, args []string) []string {
 		}
 	}
 	out := append([]string{args[0]}, global...)
-	out = append(out, name)
+	out = append(out, names...)
 	out = append(out, flags...)
 	if len(pos) > 0 {
 		out = append(out, "--")

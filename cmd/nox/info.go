@@ -70,6 +70,13 @@ func (a *app) printInfo(asJSON bool, target string, info *sdk.Info) error {
 	if l.MaxDownloadBytes > 0 {
 		a.printf("download:    max %d bytes of file contents, %d entries\n", l.MaxDownloadBytes, l.MaxDownloadEntries)
 	}
+	if l.MaxListPageSize > 0 {
+		a.printf("files:       %d entries a listing page\n", l.MaxListPageSize)
+	}
+	if l.MaxWatchesPerSandbox > 0 {
+		a.printf("watch:       %d watches a sandbox, %d directories a watch, %d events queued\n",
+			l.MaxWatchesPerSandbox, l.MaxWatchDirs, l.MaxWatchQueue)
+	}
 	if l.MinCPU != "" || l.MinMemory != "" {
 		a.printf("minimum:     cpu %s, memory %s\n", l.MinCPU, l.MinMemory)
 	}

@@ -52,8 +52,8 @@ type Quirks struct {
 	// ImplicitCreate creates an unknown sandbox on exec, touch, upload and
 	// download instead of answering 404.
 	ImplicitCreate bool
-	// NoExtensions hides every extension: /v1/info, get, list and the
-	// exec stream answer 404 like a plain v1 backend's router.
+	// NoExtensions hides every extension: /v1/info, get, list, the
+	// exec stream and the files API (/fs/...) answer 404 like a plain v1 backend's router.
 	NoExtensions bool
 	// ArgvPathsUnmapped maps a command's working directory but not the
 	// paths in its argv, as a backend that runs commands in a host
@@ -163,7 +163,7 @@ func isExtension(r *http.Request, m []string) bool {
 	if strings.HasSuffix(r.URL.Path, "/v1/info") || (strings.HasSuffix(r.URL.Path, "/v1/sandboxes") && r.Method == http.MethodGet) {
 		return true
 	}
-	return m != nil && (r.Method == http.MethodGet && m[3] == "" || m[3] == "/exec/stream")
+	return m != nil && (r.Method == http.MethodGet && m[3] == "" || m[3] == "/exec/stream" || strings.HasPrefix(m[3], "/fs/"))
 }
 
 // rewriteJSON rewrites the timestamps and numbers of a JSON body.

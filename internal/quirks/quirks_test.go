@@ -73,6 +73,8 @@ func TestWrap(t *testing.T) {
 		{"without: 404", quirks.Quirks{}, "POST", "/v1/sandboxes/new/exec", `{"cmd":["true"]}`, false, 404, `"error"`, false},
 		{"no info", quirks.Quirks{NoExtensions: true}, "GET", "/v1/info", "", false, 404, `page not found`, false},
 		{"no get", quirks.Quirks{NoExtensions: true}, "GET", "/v1/sandboxes/a", "", false, 404, `page not found`, true},
+		{"no files API", quirks.Quirks{NoExtensions: true}, "GET", "/v1/sandboxes/a/fs/stat?path=/workspace", "", false, 404, `page not found`, true},
+		{"files API without", quirks.Quirks{}, "GET", "/v1/sandboxes/a/fs/stat?path=/workspace", "", false, 200, `"type":"dir"`, true},
 		{"argv paths unmapped", quirks.Quirks{ArgvPathsUnmapped: true}, "POST", "/v1/sandboxes/a/exec", `{"cmd":["sh","-c","cd /workspace"]}`, false, 200, `"exitCode":[1-9]`, true},
 		{"workdir still mapped", quirks.Quirks{ArgvPathsUnmapped: true}, "POST", "/v1/sandboxes/a/exec", `{"cmd":["sh","-c","pwd; cat f 2>&1"],"workdir":"/workspace"}`, false, 200, `"stdout":"/workspace\\n.*No such file`, true},
 		{"argv mapped without", quirks.Quirks{}, "POST", "/v1/sandboxes/a/exec", `{"cmd":["sh","-c","cd /workspace"]}`, false, 200, `"exitCode":0`, true},
