@@ -184,6 +184,17 @@ type Limits struct {
 	// HostOpenFilesBudget the bound on running sandboxes times it. Beyond
 	// a budget a create is ErrBusy. 0: not advertised.
 	HostPidsBudget, OpenFiles, HostOpenFilesBudget int64
+	// MaxListPageSize is the most entries of one page of a listing
+	// (files.ops); the server lowers larger pageSize requests to it and
+	// uses the smaller of it and 1000 as the default. 0: no cap beyond
+	// the contract's.
+	MaxListPageSize int
+	// MaxWatchesPerSandbox is the most watches open at once on one
+	// sandbox (files.watch); beyond it Watch returns ErrBusy.
+	// MaxWatchDirs is the most directories one recursive watch covers;
+	// MaxWatchQueue the events one watch holds for a slow client before
+	// it reports an overflow. 0: not advertised.
+	MaxWatchesPerSandbox, MaxWatchDirs, MaxWatchQueue int
 }
 
 // CreateRequest is a validated create request.

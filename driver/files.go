@@ -10,7 +10,9 @@ import (
 // Files is the optional interface of a backend that implements the
 // files.ops extension: single-file operations on paths inside a sandbox.
 // The server advertises api.ExtFilesOps, and routes the operations to it,
-// only when the Backend also implements Files.
+// only when the Backend implements Files and lists api.ExtFilesOps in
+// Info().Extensions (so a backend can switch the extension off by
+// configuration).
 //
 // Paths reaching a Files method are absolute and clean (the server
 // resolves paths relative to /workspace and removes "." and ".."
@@ -53,7 +55,8 @@ type Files interface {
 
 // Watcher is the optional interface of a backend that implements the
 // files.watch extension. The server advertises api.ExtFilesWatch only when
-// the Backend implements it.
+// the Backend implements it and lists api.ExtFilesWatch in
+// Info().Extensions.
 type Watcher interface {
 	// Watch starts watching the directory path of sandbox id. It returns
 	// once the watch is in place (changes made afterwards are reported);

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -278,4 +279,167 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
+}
+
+// filesDouble is a double that also implements driver.Files and
+// driver.Watcher: it records the requests, serves content as the file
+// at every path, and answers listings with one entry per call.
+type filesDouble struct {
+	*double
+	content string
+	modTime time.Time
+
+	fmu     sync.Mutex
+	writes  []driver.WriteFileRequest
+	written []string // the content each write read
+	lists   []driver.ListDirRequest
+	paths   []string // the paths of Stat, Remove, MakeDir, OpenFile
+	moves   []driver.MoveRequest
+	watches chan *doubleWatch // each Watch, as it starts
+}
+
+var (
+	_ driver.Files   = (*filesDouble)(nil)
+	_ driver.Watcher = (*filesDouble)(nil)
+)
+
+func newFilesDouble() *filesDouble {
+	info := fullInfo()
+	info.Extensions = append(info.Extensions, api.ExtFilesOps, api.ExtFilesWatch)
+	return &filesDouble{
+		double:  &double{info: info},
+		content: "0123456789",
+		modTime: time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC),
+		watches: make(chan *doubleWatch, 8),
+	}
+}
+
+func (d *filesDouble) record(p string) {
+	d.fmu.Lock()
+	d.paths = append(d.paths, p)
+	d.fmu.Unlock()
+}
+
+func (d *filesDouble) recorded() []string {
+	d.fmu.Lock()
+	defer d.fmu.Unlock()
+	return slices.Clone(d.paths)
+}
+
+func (d *filesDouble) fileAt(p string) driver.FileInfo {
+	return driver.FileInfo{Path: p, Type: driver.TypeFile, Size: int64(len(d.content)), Mode: 0o644, ModTime: d.modTime, ETag: `"v1"`}
+}
+
+func (d *filesDouble) OpenFile(_ context.Context, _, p string) (driver.File, error) {
+	d.record(p)
+	if err := d.fail(); err != nil {
+		return nil, err
+	}
+	return &doubleFile{Reader: strings.NewReader(d.content), info: d.fileAt(p)}, nil
+}
+
+func (d *filesDouble) WriteFile(_ context.Context, _ string, req driver.WriteFileRequest, content io.Reader) (driver.FileInfo, bool, error) {
+	data, err := io.ReadAll(content)
+	d.fmu.Lock()
+	d.writes = append(d.writes, req)
+	d.written = append(d.written, string(data))
+	d.fmu.Unlock()
+	if err != nil {
+		return driver.FileInfo{}, false, err
+	}
+	fi := d.fileAt(req.Path)
+	fi.Size, fi.ETag = int64(len(data)), `"v2"`
+	return fi, req.CreateOnly, d.fail()
+}
+
+func (d *filesDouble) Stat(_ context.Context, _, p string) (driver.FileInfo, error) {
+	d.record(p)
+	return d.fileAt(p), d.fail()
+}
+
+func (d *filesDouble) ListDir(_ context.Context, _ string, req driver.ListDirRequest) ([]driver.FileInfo, bool, error) {
+	d.fmu.Lock()
+	d.lists = append(d.lists, req)
+	d.fmu.Unlock()
+	return []driver.FileInfo{d.fileAt(req.Path + "/a"), d.fileAt(req.Path + "/b")}, true, d.fail()
+}
+
+func (d *filesDouble) MakeDir(_ context.Context, _ string, req driver.MakeDirRequest) (driver.FileInfo, error) {
+	d.record(req.Path)
+	return driver.FileInfo{Path: req.Path, Type: driver.TypeDir, Mode: req.Mode, ModTime: d.modTime}, d.fail()
+}
+
+func (d *filesDouble) Remove(_ context.Context, _, p string, recursive bool) error {
+	d.record(fmt.Sprintf("%s recursive=%v", p, recursive))
+	return d.fail()
+}
+
+func (d *filesDouble) Move(_ context.Context, _ string, req driver.MoveRequest) (driver.FileInfo, error) {
+	d.fmu.Lock()
+	d.moves = append(d.moves, req)
+	d.fmu.Unlock()
+	return d.fileAt(req.Dst), d.fail()
+}
+
+func (d *filesDouble) Watch(ctx context.Context, _ string, req driver.WatchRequest) (driver.Watch, error) {
+	if err := d.fail(); err != nil {
+		return nil, err
+	}
+	w := &doubleWatch{req: req, events: make(chan driver.FileEvent, 16), closed: make(chan struct{})}
+	d.watches <- w
+	return w, nil
+}
+
+// doubleFile is an open file of the filesDouble.
+type doubleFile struct {
+	*strings.Reader
+	info   driver.FileInfo
+	closed bool
+}
+
+func (f *doubleFile) Close() error          { f.closed = true; return nil }
+func (f *doubleFile) Info() driver.FileInfo { return f.info }
+
+// doubleWatch is a watch whose events the test sends.
+type doubleWatch struct {
+	req    driver.WatchRequest
+	events chan driver.FileEvent
+	err    error
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (w *doubleWatch) Events() <-chan driver.FileEvent { return w.events }
+func (w *doubleWatch) Err() error                      { return w.err }
+func (w *doubleWatch) Close() error {
+	w.once.Do(func() { close(w.closed) })
+	return nil
+}
+
+// end ends the watch with err.
+func (w *doubleWatch) end(err error) {
+	w.err = err
+	close(w.events)
+}
+
+// setupFiles serves a new filesDouble.
+func setupFiles(t *testing.T, opts server.Options) (*env, *filesDouble) {
+	t.Helper()
+	return setupFilesDouble(t, newFilesDouble(), opts)
+}
+
+// setupFilesDouble serves d.
+func setupFilesDouble(t *testing.T, d *filesDouble, opts server.Options) (*env, *filesDouble) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	}
+	h, err := server.New(d, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &env{t: t, d: d.double, url: srv.URL, token: opts.Token, logs: logs}, d
 }

@@ -110,25 +110,32 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf(format+": %w", append(args, driver.ErrInvalidArgument)...)
 }
 
-// uploadBody is an upload's request body, limited by http.MaxBytesReader.
-// It reports reading past the limit as an ErrTooLarge error (that also
-// unwraps to the *http.MaxBytesError), so that backends need not know
-// about net/http.
-type uploadBody struct{ r io.Reader }
+// uploadBody is an upload's or a write's request body, limited by
+// http.MaxBytesReader. It reports reading past the limit as an
+// ErrTooLarge error (that also unwraps to the *http.MaxBytesError), so
+// that backends need not know about net/http.
+type uploadBody struct {
+	r io.Reader
+	// what names the body in the error: "archive", "body".
+	what string
+}
 
 func (b uploadBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
-		err = &uploadTooLargeError{mbe}
+		err = &uploadTooLargeError{mbe, b.what}
 	}
 	return n, err
 }
 
 // uploadTooLargeError is an upload body over the limit.
-type uploadTooLargeError struct{ mbe *http.MaxBytesError }
+type uploadTooLargeError struct {
+	mbe  *http.MaxBytesError
+	what string
+}
 
 func (e *uploadTooLargeError) Error() string {
-	return fmt.Sprintf("archive exceeds the upload limit of %d bytes", e.mbe.Limit)
+	return fmt.Sprintf("%s exceeds the upload limit of %d bytes", e.what, e.mbe.Limit)
 }
 
 func (e *uploadTooLargeError) Unwrap() []error { return []error{driver.ErrTooLarge, e.mbe} }

@@ -16,7 +16,22 @@ func TestFilesAbsent(t *testing.T) {
 	t.Parallel()
 	in := fullInfo()
 	in.Extensions = append(in.Extensions, api.ExtFilesOps, api.ExtFilesWatch)
-	e := setup(t, &double{info: in}, server.Options{})
+	t.Run("not implemented", func(t *testing.T) {
+		t.Parallel()
+		checkFilesAbsent(t, setup(t, &double{info: in}, server.Options{}))
+	})
+	t.Run("not listed", func(t *testing.T) {
+		t.Parallel()
+		d := newFilesDouble()
+		d.double.info = fullInfo()
+		e, _ := setupFilesDouble(t, d, server.Options{})
+		checkFilesAbsent(t, e)
+	})
+}
+
+// checkFilesAbsent checks that e's server neither advertises nor serves
+// the files extensions.
+func checkFilesAbsent(t *testing.T, e *env) {
 	resp, body := e.do("GET", "/v1/info", nil)
 	var info struct{ Extensions []string }
 	if err := json.Unmarshal(body, &info); err != nil || resp.StatusCode != 200 {

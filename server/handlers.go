@@ -178,7 +178,7 @@ func (h *handlers) UploadFiles(ctx context.Context, req noxapi.UploadFilesReques
 	if req.Params.Dest != nil {
 		dest = *req.Params.Dest
 	}
-	st, err := h.b.Upload(ctx, req.SessionID, dest, uploadBody{req.Body})
+	st, err := h.b.Upload(ctx, req.SessionID, dest, uploadBody{r: req.Body, what: "archive"})
 	if err != nil {
 		return h.errorFor(ctx, err), nil
 	}

@@ -46,6 +46,14 @@ func infoBody(in driver.Info, opts Options, sv serves) noxapi.Info {
 		},
 		Images: slices.Clone(in.Images),
 	}
+	if sv.files {
+		out.Limits.MaxListPageSize = countField(l.MaxListPageSize)
+	}
+	if sv.watch {
+		out.Limits.MaxWatchesPerSandbox = countField(l.MaxWatchesPerSandbox)
+		out.Limits.MaxWatchDirs = countField(l.MaxWatchDirs)
+		out.Limits.MaxWatchQueue = countField(l.MaxWatchQueue)
+	}
 	if iso := in.Isolation; iso != nil {
 		out.Isolation = &noxapi.Isolation{Tier: iso.Tier, Isolated: iso.Isolated, Notes: slices.Clone(iso.Notes)}
 	}
@@ -55,9 +63,9 @@ func infoBody(in driver.Info, opts Options, sv serves) noxapi.Info {
 // extensions lists the extensions served, in the contract's order: the
 // ones the server implements for every backend (info, exec.stream,
 // upload.chunked, and auth.bearer with a token), files.ops and
-// files.watch when the backend implements driver.Files and
-// driver.Watcher (whatever its Info says), and the others the backend
-// reports, followed by any the server does not know.
+// files.watch when the backend lists them and implements driver.Files and
+// driver.Watcher, and the others the backend reports, followed by any the
+// server does not know.
 func extensions(backend []string, auth bool, sv serves) []string {
 	serverOwned := map[string]bool{
 		api.ExtInfo: true, api.ExtExecStream: true, api.ExtAuthBearer: auth, api.ExtUploadChunked: true,

@@ -91,8 +91,8 @@ type handlers struct {
 	// timedOut, stdoutTruncated, stderrTruncated and oomKilled.
 	execFlags bool
 	// files and watcher are b as driver.Files and driver.Watcher, nil
-	// when b does not implement them (files.ops and files.watch are then
-	// neither advertised nor served).
+	// unless b implements them and lists files.ops and files.watch in its
+	// Info (the extensions are then neither advertised nor served).
 	files   driver.Files
 	watcher driver.Watcher
 }
@@ -114,10 +114,14 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 		b: b, opts: opts, log: opts.Logger, info: info,
 		execFlags: slices.Contains(info.Extensions, api.ExtExecFlags),
 	}
-	h.files, _ = b.(driver.Files)
-	h.watcher, _ = b.(driver.Watcher)
+	if slices.Contains(info.Extensions, api.ExtFilesOps) {
+		h.files, _ = b.(driver.Files)
+	}
+	if slices.Contains(info.Extensions, api.ExtFilesWatch) {
+		h.watcher, _ = b.(driver.Watcher)
+	}
 	h.body = infoBody(info, opts, serves{files: h.files != nil, watch: h.watcher != nil})
-	strict := noxapi.NewStrictHandlerWithOptions(h, nil, noxapi.StrictHTTPServerOptions{
+	strict := noxapi.NewStrictHandlerWithOptions(h, []noxapi.StrictMiddlewareFunc{withHTTPRequest}, noxapi.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeJSONError(w, http.StatusBadRequest, requestErrorMessage(err), 0)
 		},

@@ -78,7 +78,35 @@ func newValidator(ctx context.Context) (func(http.Handler) http.Handler, error) 
 		DiscardValidatedValue: true,
 		SilenceServersWarning: true,
 	})
-	return func(next http.Handler) http.Handler { return full(upload(next)) }, nil
+	return func(next http.Handler) http.Handler { return headAsGet(full(upload(restoreHead(next)))) }, nil
+}
+
+// headKey marks in a request's context that it was a HEAD.
+type headKey struct{}
+
+// headAsGet lets HEAD requests through the validator, which knows only the
+// contract's GET operations (net/http routes HEAD to GET handlers):
+// they are validated as GET and turned back into HEAD by restoreHead, so
+// that the handler (readFile's http.ServeContent) sends no body.
+func headAsGet(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			r = r.WithContext(context.WithValue(r.Context(), headKey{}, true))
+			r.Method = http.MethodGet
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// restoreHead undoes headAsGet after validation.
+func restoreHead(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if head, _ := r.Context().Value(headKey{}).(bool); head {
+			r = r.Clone(r.Context())
+			r.Method = http.MethodHead
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // writeNoSuchEndpoint answers a request for an endpoint the server does
