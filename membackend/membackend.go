@@ -40,7 +40,9 @@ type Config struct {
 	// to DefaultLimits' values.
 	Limits driver.Limits
 	// Extensions are the optional operations offered. Default: all that
-	// the backend implements (sandboxes.get, sandboxes.list, exec.flags).
+	// the backend implements (sandboxes.get, sandboxes.list, exec.flags,
+	// files.ops, and files.watch on Linux). Leaving files.ops out serves a
+	// backend without the files API (to test clients' tar fallbacks).
 	Extensions []string
 	// ExecQueueWait is how long a command waits for a free slot when
 	// Limits.MaxConcurrentExecs run, before ErrBusy. Default 2s.
@@ -70,6 +72,7 @@ func DefaultLimits() driver.Limits {
 		DefaultTTL: 900 * time.Second, MaxTTL: 24 * time.Hour,
 		DefaultTimeout: 30 * time.Second, MaxTimeout: time.Hour,
 		MaxOutputBytes: 1 << 20, MaxUploadEntries: 100_000, MaxConcurrentExecs: 64,
+		MaxListPageSize: 1000, MaxWatchesPerSandbox: 8, MaxWatchDirs: 8192, MaxWatchQueue: 4096,
 	}
 }
 
@@ -102,6 +105,11 @@ type sandbox struct {
 	toHost, fromHost    *strings.Replacer
 	deleted             bool
 	execs               int
+	// fsMu serializes the files API's checks with their renames and
+	// removals (If-Match is a compare-and-swap).
+	fsMu sync.Mutex
+	// watches is the number of open watches (guarded by Backend.mu).
+	watches int
 }
 
 func (s *sandbox) expiresAt() time.Time { return s.lastActive.Add(s.ttl) }
@@ -123,11 +131,22 @@ func New(cfg Config) (*Backend, error) {
 	if l.MaxUploadEntries == 0 {
 		l.MaxUploadEntries = d.MaxUploadEntries
 	}
-	if l.MaxConcurrentExecs == 0 {
-		l.MaxConcurrentExecs = d.MaxConcurrentExecs
+	for _, p := range []struct{ v, def *int }{
+		{&l.MaxConcurrentExecs, &d.MaxConcurrentExecs}, {&l.MaxListPageSize, &d.MaxListPageSize},
+		{&l.MaxWatchesPerSandbox, &d.MaxWatchesPerSandbox}, {&l.MaxWatchDirs, &d.MaxWatchDirs}, {&l.MaxWatchQueue, &d.MaxWatchQueue},
+	} {
+		if *p.v < 0 {
+			return nil, errors.New("membackend: Limits must not be negative")
+		}
+		if *p.v == 0 {
+			*p.v = *p.def
+		}
 	}
 	if cfg.Extensions == nil {
-		cfg.Extensions = []string{api.ExtSandboxesGet, api.ExtSandboxesList, api.ExtExecFlags}
+		cfg.Extensions = []string{api.ExtSandboxesGet, api.ExtSandboxesList, api.ExtExecFlags, api.ExtFilesOps}
+		if _, ok := any((*Backend)(nil)).(driver.Watcher); ok {
+			cfg.Extensions = append(cfg.Extensions, api.ExtFilesWatch)
+		}
 	}
 	if cfg.ExecQueueWait == 0 {
 		cfg.ExecQueueWait = 2 * time.Second
