@@ -12,7 +12,8 @@ import (
 	"time"
 )
 
-// largeFileSize is the size of the file fs/large-file round-trips.
+// largeFileSize is the size of the file fs/large-file round-trips (less
+// when limits.maxUploadBytes is smaller).
 const largeFileSize = 64 << 20
 
 // pseudoRandom returns a reader of size deterministic pseudo-random bytes
@@ -46,25 +47,26 @@ func checkFSLargeFile(ctx context.Context, env *Env) error {
 		return err
 	}
 	const p = "/workspace/large.bin"
+	size := uploadCap(env, largeFileSize)
 	seed := uint64(env.run.seq.Add(1))
-	wantSum, _, err := digest(pseudoRandom(seed, largeFileSize))
+	wantSum, _, err := digest(pseudoRandom(seed, size))
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSuite, err)
 	}
 	start := time.Now()
 	x, _, err := env.fsSend(ctx, fsReq{method: http.MethodPut, op: "file", id: id, query: pathQuery(p),
-		header: http.Header{"Content-Type": {"application/octet-stream"}}, stream: pseudoRandom(seed, largeFileSize), size: largeFileSize})
+		header: http.Header{"Content-Type": {"application/octet-stream"}}, stream: pseudoRandom(seed, size), size: size})
 	if err != nil {
 		return err
 	}
 	wrote := time.Since(start)
 	x.judge()
 	if err := expectStatus(x, http.StatusCreated); err != nil {
-		return fmt.Errorf("write of a %d-byte file: %w", largeFileSize, err)
+		return fmt.Errorf("write of a %d-byte file: %w", size, err)
 	}
 	var errs []error
 	if err := env.shOutput(ctx, id, "wc -c < "+p+" | tr -d ' '; sha256sum < "+p+" | cut -d' ' -f1",
-		fmt.Sprintf("%d\n%s\n", largeFileSize, wantSum), "size and sha256 of the large file, as a command sees them"); err != nil {
+		fmt.Sprintf("%d\n%s\n", size, wantSum), "size and sha256 of the large file, as a command sees them"); err != nil {
 		errs = append(errs, err)
 	}
 	start = time.Now()
@@ -85,11 +87,11 @@ func checkFSLargeFile(ctx context.Context, env *Env) error {
 	switch {
 	case err != nil:
 		errs = append(errs, fmt.Errorf("read of the large file broke after %d bytes: %w\n%s", n, err, rx))
-	case n != largeFileSize || gotSum != wantSum:
-		errs = append(errs, ownFinding(rx, aspectBody, fmt.Sprintf("%d bytes sha256 %s", n, gotSum), fmt.Sprintf("%d bytes sha256 %s", int64(largeFileSize), wantSum),
-			fmt.Errorf("read of the large file: %d bytes sha256 %s, want the %d bytes written, sha256 %s\n%s", n, gotSum, largeFileSize, wantSum, rx)))
+	case n != size || gotSum != wantSum:
+		errs = append(errs, ownFinding(rx, aspectBody, fmt.Sprintf("%d bytes sha256 %s", n, gotSum), fmt.Sprintf("%d bytes sha256 %s", size, wantSum),
+			fmt.Errorf("read of the large file: %d bytes sha256 %s, want the %d bytes written, sha256 %s\n%s", n, gotSum, size, wantSum, rx)))
 	}
-	env.Notef("%d MiB written in %s (%.0f MiB/s), read in %s (%.0f MiB/s), streamed both ways",
-		largeFileSize>>20, wrote.Round(time.Millisecond), mibPerSecond(largeFileSize, wrote), read.Round(time.Millisecond), mibPerSecond(largeFileSize, read))
+	env.Notef("%.1f MiB written in %s (%.0f MiB/s), read in %s (%.0f MiB/s), streamed both ways",
+		float64(size)/(1<<20), wrote.Round(time.Millisecond), mibPerSecond(size, wrote), read.Round(time.Millisecond), mibPerSecond(size, read))
 	return errors.Join(errs...)
 }

@@ -320,7 +320,7 @@ func checkFSRemove(ctx context.Context, env *Env) error {
 		}
 	}
 	if err := env.shOutput(ctx, id, "cd /workspace && ls -A | sort | tr '\\n' ' '; cat keep/k marker",
-		"keep marker \nmarker\n", "/workspace after the removes (keep/ and marker stay: a link's target is kept, /workspace is not removed)"); err != nil {
+		"keep marker marker\n", "/workspace after the removes (keep/ and marker stay: a link's target is kept, /workspace is not removed)"); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -364,7 +364,7 @@ func checkFSMove(ctx context.Context, env *Env) error {
 		}
 	}
 	if err := env.shOutput(ctx, id, "cd /workspace && ls -A | sort | tr '\\n' ' '; cat a2 c e/sub/f",
-		"a2 c e \nabin", "/workspace after the moves"); err != nil {
+		"a2 c e abin", "/workspace after the moves"); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -55,7 +55,10 @@ func (e *Env) fsSend(ctx context.Context, r fsReq) (*Exchange, *http.Response, e
 	for attempt := 0; ; attempt++ {
 		rctx := ctx
 		if r.streamResponse {
-			rctx = withStreamedResponse(ctx)
+			rctx = withStreamedResponse(rctx)
+		}
+		if r.stream != nil {
+			rctx = withStreamedRequest(rctx)
 		}
 		var body io.Reader = http.NoBody
 		switch {

@@ -306,7 +306,7 @@ const maxKeptRequestBody = 1 << 20
 func (d *recordingDoer) Do(req *http.Request) (*http.Response, error) {
 	e := d.env
 	x := &Exchange{Method: req.Method, URL: req.URL.RequestURI(), ReqHeader: req.Header.Clone()}
-	if req.Body != nil && req.Body != http.NoBody && (req.ContentLength < 0 || req.ContentLength > maxKeptRequestBody) {
+	if req.Body != nil && req.Body != http.NoBody && (req.ContentLength < 0 || req.ContentLength > maxKeptRequestBody || streamedRequest(req.Context())) {
 		// Streamed: send it as it comes, counting what was sent.
 		x.sent = new(atomic.Int64)
 		req.Body = &countingBody{rc: req.Body, n: x.sent}
@@ -382,6 +382,19 @@ func withStreamedResponse(ctx context.Context) context.Context {
 }
 
 func streamed(ctx context.Context) bool { return ctx.Value(streamedKey{}) != nil }
+
+// streamedRequestKey marks a request context whose body is sent as it
+// comes, whatever its size, and not kept (see withStreamedRequest).
+type streamedRequestKey struct{}
+
+// withStreamedRequest returns ctx marked so that the body of a request
+// made with it is sent as its reader gives it (a check pacing its
+// writes), not read first.
+func withStreamedRequest(ctx context.Context) context.Context {
+	return context.WithValue(ctx, streamedRequestKey{}, true)
+}
+
+func streamedRequest(ctx context.Context) bool { return ctx.Value(streamedRequestKey{}) != nil }
 
 // captureBody copies what a check reads of an event stream or a streamed
 // body into its Exchange (up to keep bytes).
