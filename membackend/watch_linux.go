@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/noxrunner/nox/driver"
+	"github.com/noxrunner/nox/internal/watchqueue"
 )
 
 // On Linux the Backend implements driver.Watcher with inotify on the
@@ -65,20 +66,18 @@ func (b *Backend) Watch(ctx context.Context, id string, req driver.WatchRequest)
 		release()
 		return nil, err
 	}
-	w := newMemWatch(l.MaxWatchQueue)
-	w.release = release
-	iw.w = w
 	var wg sync.WaitGroup
-	wg.Add(1)
-	w.stop = func() {
+	w := watchqueue.New(l.MaxWatchQueue, func() {
 		iw.f.Close() // wakes the reader
 		wg.Wait()
-	}
+		release()
+	})
+	iw.w = w
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		iw.read()
 	}()
-	go w.pump()
 	context.AfterFunc(ctx, func() { _ = w.Close() })
 	return w, nil
 }
@@ -91,7 +90,7 @@ type inotifyWatch struct {
 	root      string // the watched sandbox path
 	recursive bool
 	maxDirs   int
-	w         *memWatch
+	w         *watchqueue.Queue
 	dirs      map[int]string // watch descriptor -> sandbox path
 	pending   *moveFrom
 }
@@ -155,7 +154,7 @@ func (iw *inotifyWatch) add(p string, announce bool) error {
 			continue
 		}
 		if announce {
-			iw.w.emit(driver.FileEvent{Type: driver.EventCreate, Path: q, IsDir: e.IsDir()})
+			iw.w.Emit(driver.FileEvent{Type: driver.EventCreate, Path: q, IsDir: e.IsDir()})
 		}
 		if e.IsDir() && iw.recursive {
 			if err := iw.add(q, announce); err != nil {
@@ -173,7 +172,7 @@ func (iw *inotifyWatch) read() {
 	for {
 		n, err := iw.f.Read(buf)
 		if err != nil {
-			iw.w.finish(nil) // closed
+			iw.w.Finish(nil) // closed
 			return
 		}
 		for off := 0; off+unix.SizeofInotifyEvent <= n; {
@@ -184,7 +183,7 @@ func (iw *inotifyWatch) read() {
 			name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+nameLen]), "\x00")
 			off += unix.SizeofInotifyEvent + nameLen
 			if err := iw.handle(wd, mask, cookie, name); err != nil {
-				iw.w.finish(err)
+				iw.w.Finish(err)
 				return
 			}
 		}
@@ -196,7 +195,7 @@ func (iw *inotifyWatch) read() {
 func (iw *inotifyWatch) handle(wd int, mask, cookie uint32, name string) error {
 	if mask&unix.IN_Q_OVERFLOW != 0 {
 		iw.flushPending()
-		iw.w.emit(driver.FileEvent{Type: driver.EventOverflow})
+		iw.w.Emit(driver.FileEvent{Type: driver.EventOverflow})
 		return nil
 	}
 	dir, ok := iw.dirs[wd]
@@ -229,16 +228,16 @@ func (iw *inotifyWatch) handle(wd int, mask, cookie uint32, name string) error {
 			create: temp && strings.HasPrefix(name, tempPrefix+"c-")}
 	case temp:
 	case mask&unix.IN_CREATE != 0:
-		iw.w.emit(driver.FileEvent{Type: driver.EventCreate, Path: p, IsDir: isDir})
+		iw.w.Emit(driver.FileEvent{Type: driver.EventCreate, Path: p, IsDir: isDir})
 		if isDir && iw.recursive {
 			return iw.add(p, true)
 		}
 	case mask&unix.IN_DELETE != 0:
-		iw.w.emit(driver.FileEvent{Type: driver.EventRemove, Path: p, IsDir: isDir})
+		iw.w.Emit(driver.FileEvent{Type: driver.EventRemove, Path: p, IsDir: isDir})
 	case mask&unix.IN_MODIFY != 0:
-		iw.w.emit(driver.FileEvent{Type: driver.EventWrite, Path: p})
+		iw.w.Emit(driver.FileEvent{Type: driver.EventWrite, Path: p})
 	case mask&unix.IN_ATTRIB != 0:
-		iw.w.emit(driver.FileEvent{Type: driver.EventChmod, Path: p, IsDir: isDir})
+		iw.w.Emit(driver.FileEvent{Type: driver.EventChmod, Path: p, IsDir: isDir})
 	}
 	return nil
 }
@@ -255,10 +254,10 @@ func (iw *inotifyWatch) movedTo(cookie uint32, p string, isDir bool) error {
 		if from.create {
 			typ = driver.EventCreate
 		}
-		iw.w.emit(driver.FileEvent{Type: typ, Path: p})
+		iw.w.Emit(driver.FileEvent{Type: typ, Path: p})
 		return nil
 	case from != nil && from.cookie == cookie:
-		iw.w.emit(driver.FileEvent{Type: driver.EventRename, Path: p, OldPath: from.path, IsDir: isDir})
+		iw.w.Emit(driver.FileEvent{Type: driver.EventRename, Path: p, OldPath: from.path, IsDir: isDir})
 		if isDir {
 			iw.renameDirs(from.path, p)
 		}
@@ -268,7 +267,7 @@ func (iw *inotifyWatch) movedTo(cookie uint32, p string, isDir bool) error {
 		iw.pending = from
 		iw.flushPending()
 	}
-	iw.w.emit(driver.FileEvent{Type: driver.EventCreate, Path: p, IsDir: isDir})
+	iw.w.Emit(driver.FileEvent{Type: driver.EventCreate, Path: p, IsDir: isDir})
 	if isDir && iw.recursive {
 		return iw.add(p, true)
 	}
@@ -283,7 +282,7 @@ func (iw *inotifyWatch) flushPending() {
 	if from == nil || from.temp {
 		return
 	}
-	iw.w.emit(driver.FileEvent{Type: driver.EventRemove, Path: from.path, IsDir: from.isDir})
+	iw.w.Emit(driver.FileEvent{Type: driver.EventRemove, Path: from.path, IsDir: from.isDir})
 	if from.isDir {
 		for wd, d := range iw.dirs {
 			if d == from.path || strings.HasPrefix(d, from.path+"/") {

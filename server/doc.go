@@ -18,14 +18,16 @@
 //  4. requireToken: with Options.Token, 401 unless "Authorization: Bearer
 //     <token>" (GET /healthz is always open).
 //  5. limitBodies: JSON bodies above Options.MaxJSONBodyBytes are 400,
-//     uploads above Options.MaxUploadBytes 413.
+//     uploads and writeFile bodies above Options.MaxUploadBytes 413.
 //  6. withoutExtensions: GET /v1/sandboxes[/{sessionId}] are 404 "no such
 //     endpoint" when the backend does not report sandboxes.list or
-//     sandboxes.get, as on a server without them.
+//     sandboxes.get, and /v1/sandboxes/{sessionId}/fs/... when it does not
+//     implement and list files.ops (driver.Files) or files.watch
+//     (driver.Watcher), as on a server without them.
 //  7. the request validator, built from the contract (internal/contract):
 //     unknown endpoints 404, other methods 405, malformed parameters and
-//     JSON bodies 400 with a message naming the field. Upload bodies are
-//     not read.
+//     JSON bodies 400 with a message naming the field. Upload and
+//     writeFile bodies are not read; HEAD is validated as GET.
 //  8. the generated router and strict handler (gen/noxapi), which decode
 //     the request and call the handler of its operation.
 //  9. the handler (handlers.go) checks what the contract cannot (the
@@ -36,8 +38,9 @@
 //     driver request, and converts its answer to the contract's type.
 //
 // A backend error is answered by its category (see package driver):
-// ErrInvalidArgument 400, ErrNotFound 404, ErrTooLarge 413, ErrBusy and
-// ErrUnavailable 503 with Retry-After: 1, each as {"error": msg} with the
+// ErrInvalidArgument 400, ErrNotFound 404, ErrConflict 409,
+// ErrPreconditionFailed 412, ErrTooLarge 413, ErrInsufficientStorage 507,
+// ErrBusy and ErrUnavailable 503 with Retry-After: 1, each as {"error": msg} with the
 // error's message minus the sentinel's text. Any other error is logged and
 // answered 500 "internal error (request id X)".
 //
@@ -47,10 +50,23 @@
 // Options.StreamHeartbeat of silence, then one exit (or error) event. A
 // client that goes away cancels the command.
 //
+// The files operations (files.go) resolve every path field in one place
+// (resolvePath: relative to /workspace, cleaned, NUL and ".." above /
+// refused naming the field). readFile answers through http.ServeContent
+// (ranges, 304, If-Range, HEAD; its 416 as JSON), which needs the
+// request: the strict middleware withHTTPRequest puts it in the context.
+// writeFile streams the body to the backend (If-Match, If-None-Match: *,
+// 201 or 200 with the ETag). listDir's page token is the last path of
+// the previous page, base64url. watchPath (watch.go) writes ready, then
+// change and overflow events, heartbeats after Options.StreamHeartbeat of
+// silence, and an error event when the watch ends on a failure; the
+// client going away closes the backend's watch.
+//
 // GET /v1/info is built once from the backend's Info, the extensions the
-// server implements for every backend (info, exec.stream, and auth.bearer
-// with a token) and its own limits (maxUploadBytes,
-// streamHeartbeatSeconds).
+// server implements for every backend (info, exec.stream, upload.chunked,
+// and auth.bearer with a token), files.ops and files.watch when served,
+// and its own limits (maxUploadBytes, streamHeartbeatSeconds) beside the
+// backend's (maxListPageSize and the watch limits with their extension).
 //
 // # Serving a new backend
 //

@@ -131,6 +131,8 @@ func TestFilePaths(t *testing.T) {
 	if got := d.recorded(); !reflect.DeepEqual(got, want) {
 		t.Errorf("backend saw %q, want %q", got, want)
 	}
+	d.fmu.Lock()
+	defer d.fmu.Unlock()
 	if len(d.moves) != 1 || d.moves[0] != (driver.MoveRequest{Src: "/workspace/a", Dst: "/workspace/b", Overwrite: true}) {
 		t.Errorf("moves %+v", d.moves)
 	}

@@ -1,4 +1,10 @@
-package membackend
+// Package watchqueue is the event queue of a files.watch watch, written
+// once for every backend: it coalesces repeated writes of a path within
+// Window (the first at once, the rest as one write at the end of the
+// window), bounds what it holds (Max events, then one overflow event and
+// drops until the reader has caught up) and implements driver.Watch over
+// whatever source of changes a backend has (inotify, its own operations).
+package watchqueue
 
 import (
 	"slices"
@@ -8,24 +14,22 @@ import (
 	"github.com/noxrunner/nox/driver"
 )
 
-// coalesceWindow is the window within which repeated write events of one
-// path are coalesced: the first is sent at once, the others become one
-// write at the end of the window.
-const coalesceWindow = 50 * time.Millisecond
+// Window is the window within which repeated write events of one path are
+// coalesced, as the contract documents.
+const Window = 50 * time.Millisecond
 
-// memWatch is the portable half of a watch: the coalescing of writes and
-// the bounded queue between the source of events (inotify) and the
-// reader of Events. Memory is bounded by the queue (max events, then an
-// overflow event and drops until the reader catches up) plus the batch
-// being handed to the reader.
-type memWatch struct {
+// Queue is a watch: its source calls Emit for each change and Finish when
+// it ends; the server reads Events. Memory is bounded by the queue (max
+// events, then an overflow event and drops until the reader catches up)
+// plus the batch being handed to the reader. Queue implements
+// driver.Watch.
+type Queue struct {
 	events   chan driver.FileEvent // closed by pump
 	notify   chan struct{}
 	finished chan struct{} // closed by finish: the source ended
 	done     chan struct{} // closed by Close
 	stopOnce sync.Once
-	stop     func() // stops the source and waits for it; set before start
-	release  func() // returns the sandbox's watch slot
+	onClose  func() // stops the source and releases what the watch holds
 
 	mu         sync.Mutex
 	queue      []driver.FileEvent
@@ -37,41 +41,48 @@ type memWatch struct {
 	ended      bool
 }
 
-func newMemWatch(max int) *memWatch {
-	return &memWatch{
+var _ driver.Watch = (*Queue)(nil)
+
+// New returns a running queue holding at most size events (at least 1).
+// Close calls onClose once, which must stop the source (so that it calls
+// Emit no more) and release what the watch holds.
+func New(size int, onClose func()) *Queue {
+	q := &Queue{
 		events: make(chan driver.FileEvent), notify: make(chan struct{}, 1),
 		finished: make(chan struct{}), done: make(chan struct{}),
-		max: max, window: map[string]bool{},
+		max: max(size, 1), window: map[string]bool{}, onClose: onClose,
 	}
+	go q.pump()
+	return q
 }
 
 // Events delivers the changes; it is closed when the watch ends.
-func (w *memWatch) Events() <-chan driver.FileEvent { return w.events }
+func (w *Queue) Events() <-chan driver.FileEvent { return w.events }
 
 // Err is why the watch ended, once Events is closed (nil for Close).
-func (w *memWatch) Err() error {
+func (w *Queue) Err() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.err
 }
 
-// Close ends the watch and releases its inotify instance and slot.
-func (w *memWatch) Close() error {
+// Close ends the watch: Events is closed, the source stopped and what
+// the watch holds released.
+func (w *Queue) Close() error {
 	w.stopOnce.Do(func() {
 		close(w.done)
-		w.stop()
+		w.onClose()
 		w.mu.Lock()
 		if w.timer != nil {
 			w.timer.Stop()
 		}
 		w.mu.Unlock()
-		w.release()
 	})
 	return nil
 }
 
-// emit queues ev, coalescing writes.
-func (w *memWatch) emit(ev driver.FileEvent) {
+// Emit queues ev, coalescing writes.
+func (w *Queue) Emit(ev driver.FileEvent) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.ended {
@@ -84,7 +95,7 @@ func (w *memWatch) emit(ev driver.FileEvent) {
 		}
 		w.window[ev.Path] = false
 		if w.timer == nil {
-			w.timer = time.AfterFunc(coalesceWindow, w.flushWindow)
+			w.timer = time.AfterFunc(Window, w.flushWindow)
 		}
 	} else if w.window[ev.Path] {
 		w.pushLocked(driver.FileEvent{Type: driver.EventWrite, Path: ev.Path})
@@ -95,14 +106,14 @@ func (w *memWatch) emit(ev driver.FileEvent) {
 
 // flushWindow ends a coalescing window: one write for each path written
 // again since its first write.
-func (w *memWatch) flushWindow() {
+func (w *Queue) flushWindow() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.flushWindowLocked()
 	w.timer = nil
 }
 
-func (w *memWatch) flushWindowLocked() {
+func (w *Queue) flushWindowLocked() {
 	var dirty []string
 	for p, d := range w.window {
 		if d {
@@ -118,7 +129,7 @@ func (w *memWatch) flushWindowLocked() {
 
 // pushLocked appends ev to the queue, or an overflow event when the queue
 // is full (then drops events until the reader has taken the queue).
-func (w *memWatch) pushLocked(ev driver.FileEvent) {
+func (w *Queue) pushLocked(ev driver.FileEvent) {
 	switch {
 	case w.overflowed:
 		return
@@ -133,8 +144,9 @@ func (w *memWatch) pushLocked(ev driver.FileEvent) {
 	}
 }
 
-// finish records that the source ended, with err (nil: closed).
-func (w *memWatch) finish(err error) {
+// Finish records that the source ended, with err (nil: closed); Events
+// is closed once the queued events are read.
+func (w *Queue) Finish(err error) {
 	w.mu.Lock()
 	if !w.ended {
 		w.flushWindowLocked()
@@ -145,7 +157,7 @@ func (w *memWatch) finish(err error) {
 }
 
 // take returns and clears the queue, and whether the source has ended.
-func (w *memWatch) take() ([]driver.FileEvent, bool) {
+func (w *Queue) take() ([]driver.FileEvent, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	q := w.queue
@@ -155,7 +167,7 @@ func (w *memWatch) take() ([]driver.FileEvent, bool) {
 
 // pump hands the queued events to the reader of Events, and closes it
 // when the source ended and the queue is empty, or on Close.
-func (w *memWatch) pump() {
+func (w *Queue) pump() {
 	defer close(w.events)
 	for {
 		select {
