@@ -24,7 +24,9 @@ import (
 // extractLimits bound one upload.
 type extractLimits struct {
 	maxEntries int64 // archive entries
-	maxBytes   int64 // file content bytes; < 0 means unlimited
+	// charge, when set, reserves n more bytes of the sandbox's storage
+	// before they are written; its error ends the extraction as it is.
+	charge func(n int64) error
 }
 
 // extractStats counts what an extraction wrote.
@@ -44,6 +46,19 @@ type dirAttr struct {
 // entryError is a hostile or unsupported archive entry.
 func entryError(name, reason string) error {
 	return fmt.Errorf("archive entry %q: %s: %w", name, reason, ErrInvalid)
+}
+
+// writeError maps an error of writing entry name into the staging area:
+// running out of space or inodes is the sandbox's storage being full (no
+// host path in the message), anything else an error of the entry.
+func writeError(name string, err error) error {
+	if errors.Is(err, ErrInsufficientStorage) {
+		return err
+	}
+	if isNoSpace(err) {
+		return fmt.Errorf("archive entry %q: no space left in the sandbox's ephemeral storage: %w", name, ErrInsufficientStorage)
+	}
+	return entryError(name, err.Error())
 }
 
 // bodyError maps a read error of the request body. The server reports a
@@ -122,11 +137,11 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, destAbs string,
 			}
 			if fi, err := root.Lstat(name); err == nil && !fi.IsDir() {
 				if err := root.Remove(name); err != nil {
-					return st, entryError(hdr.Name, err.Error())
+					return st, writeError(hdr.Name, err)
 				}
 			}
 			if err := root.MkdirAll(name, 0o755); err != nil {
-				return st, entryError(hdr.Name, err.Error())
+				return st, writeError(hdr.Name, err)
 			}
 			st.dirs = append(st.dirs, dirAttr{name, mode, hdr.ModTime})
 		case tar.TypeReg:
@@ -134,29 +149,29 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, destAbs string,
 				return st, entryError(hdr.Name, "a file cannot replace dest")
 			}
 			if err := prepareEntry(root, name); err != nil {
-				return st, entryError(hdr.Name, err.Error())
+				return st, writeError(hdr.Name, err)
 			}
 			f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 			if err != nil {
-				return st, entryError(hdr.Name, err.Error())
+				return st, writeError(hdr.Name, err)
 			}
-			var lr io.Reader = tr
-			if lim.maxBytes >= 0 {
-				lr = io.LimitReader(tr, lim.maxBytes-st.bytes+1)
+			var w io.Writer = f
+			if lim.charge != nil {
+				w = chargedWriter{f, lim.charge}
 			}
-			n, err := io.Copy(f, lr)
+			n, err := io.Copy(w, tr)
 			st.bytes += n
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
 			if err != nil {
+				if errors.Is(err, ErrInsufficientStorage) || isNoSpace(err) {
+					return st, writeError(hdr.Name, err)
+				}
 				return st, bodyError(err)
 			}
-			if lim.maxBytes >= 0 && st.bytes > lim.maxBytes {
-				return st, fmt.Errorf("archive exceeds the sandbox's storage limit: %w", ErrTooLarge)
-			}
 			if err := root.Chmod(name, mode); err != nil {
-				return st, entryError(hdr.Name, err.Error())
+				return st, writeError(hdr.Name, err)
 			}
 			_ = root.Chtimes(name, hdr.ModTime, hdr.ModTime)
 		case tar.TypeSymlink:
@@ -171,10 +186,10 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, destAbs string,
 				return st, entryError(hdr.Name, fmt.Sprintf("link target %q points outside dest", t))
 			}
 			if err := prepareEntry(root, name); err != nil {
-				return st, entryError(hdr.Name, err.Error())
+				return st, writeError(hdr.Name, err)
 			}
 			if err := root.Symlink(t, name); err != nil {
-				return st, entryError(hdr.Name, err.Error())
+				return st, writeError(hdr.Name, err)
 			}
 		case tar.TypeLink:
 			if name == "." {
@@ -188,10 +203,10 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, destAbs string,
 				return st, entryError(hdr.Name, fmt.Sprintf("hard link target %q points outside dest", hdr.Linkname))
 			}
 			if err := prepareEntry(root, name); err != nil {
-				return st, entryError(hdr.Name, err.Error())
+				return st, writeError(hdr.Name, err)
 			}
 			if err := root.Link(t, name); err != nil {
-				return st, entryError(hdr.Name, err.Error())
+				return st, writeError(hdr.Name, err)
 			}
 		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 			return st, entryError(hdr.Name, "device and fifo entries are not allowed")
@@ -203,6 +218,19 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, destAbs string,
 		st.files++
 	}
 	return st, nil
+}
+
+// chargedWriter charges every write before passing it on.
+type chargedWriter struct {
+	w      io.Writer
+	charge func(n int64) error
+}
+
+func (c chargedWriter) Write(p []byte) (int, error) {
+	if err := c.charge(int64(len(p))); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }
 
 // applyDirAttrs sets the modes and times of the archive's directories once

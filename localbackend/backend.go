@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/noxrunner/nox/driver"
+	"github.com/noxrunner/nox/localbackend/internal/diskquota"
 	"github.com/noxrunner/nox/localbackend/internal/sandbox"
 	"github.com/noxrunner/nox/server"
 )
@@ -73,6 +74,7 @@ func New(cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("localbackend: data dir: %w", err)
 	}
 	cfg.DataDir = dir
+	cfg.newDisks = probeDisks
 	return newBackend(cfg, lim, func() (runtime, error) {
 		rt, err := newRuntime(cfg)
 		if err != nil {
@@ -98,16 +100,18 @@ func newBackend(cfg Config, lim limits, newRT func() (runtime, error)) (*Backend
 		unlockFile(lock)
 		return nil, fmt.Errorf("localbackend: %w", err)
 	}
-	b := &Backend{cfg: cfg, lim: lim, report: rt.Report()}
-	if cfg.StorageCheckInterval > 0 {
-		b.report.Notes, b.report.Unenforced = withStorageMonitoring(b.report.Notes, b.report.Unenforced, cfg.StorageCheckInterval)
+	var disks diskquota.Disks
+	if cfg.newDisks != nil {
+		disks = cfg.newDisks(cfg)
 	}
+	b := &Backend{cfg: cfg, lim: lim, report: rt.Report()}
+	b.report.Notes, b.report.Unenforced = withStorageEnforcement(b.report.Notes, b.report.Unenforced, disks, cfg.StorageCheckInterval)
 	b.handler, err = server.New(b.Driver(), server.Options{
 		Token: cfg.Token, MaxUploadBytes: cfg.MaxUploadBytes, MaxJSONBodyBytes: cfg.MaxJSONBodyBytes,
 		StreamHeartbeat: cfg.StreamHeartbeat, Logger: cfg.Logger, StallTimeout: cfg.StallTimeout,
 	})
 	if err == nil {
-		b.store, err = openStore(cfg, rt, lock)
+		b.store, err = openStore(cfg, rt, lock, disks)
 	}
 	if err != nil {
 		_ = rt.Close()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/noxrunner/nox/internal/quantity"
+	"github.com/noxrunner/nox/localbackend/internal/diskquota"
 	"github.com/noxrunner/nox/localbackend/internal/sandbox"
 	"github.com/noxrunner/nox/server"
 )
@@ -166,12 +167,45 @@ type Config struct {
 	// StartTimeout bounds building one sandbox's environment. Default: 60s.
 	StartTimeout time.Duration
 	// StorageCheckInterval is how often the workspace of every running
-	// sandbox is measured against its ephemeral storage limit; above it
-	// every process of the sandbox is killed. Usage can overshoot the
+	// sandbox without an image of its own (see StorageEnforcement) is
+	// measured against its ephemeral storage limit; above it every
+	// process of the sandbox is killed. Usage can overshoot the
 	// limit by what the sandbox writes in one interval. Default: 1s;
 	// negative disables the monitor (ephemeralStorage is then reported
 	// unenforced for commands and checked on uploads only).
 	StorageCheckInterval time.Duration
+
+	// MaxListPageSize is the most entries of one page of a files API
+	// listing (listDir); larger pageSize requests are lowered to it. It
+	// bounds the work and memory of one listing. Default: 1000.
+	MaxListPageSize int
+	// MaxWatchesPerSandbox bounds the file watches (watchPath) open at
+	// once on one sandbox; more are answered 503. Each holds an inotify
+	// instance, of which a host user has fs.inotify.max_user_instances
+	// (128 by default). Default: 8.
+	MaxWatchesPerSandbox int
+	// MaxWatchDirs bounds the directories one recursive watch covers
+	// (one inotify watch each); a tree that grows past it ends the watch
+	// with an error naming the limit. Default: 8192.
+	MaxWatchDirs int
+	// MaxWatchQueue is how many events one watch holds for a slow client;
+	// beyond it events are dropped and an overflow event is sent.
+	// Default: 4096.
+	MaxWatchQueue int
+	// StorageEnforcement chooses how ephemeralStorage is enforced:
+	// "auto" (default) gives every new sandbox with a storage limit an
+	// ext4 file system of its own, in a sparse image file on a loop
+	// device, holding its /workspace, /tmp and uploads in progress, so
+	// the kernel refuses writes beyond the limit (bytes and inodes) at no
+	// cost while idle; it needs a root server, /dev/loop-control and
+	// mkfs.ext4, and falls back to monitoring (StorageCheckInterval)
+	// otherwise. "monitor" always monitors. GET /v1/info says which
+	// mechanism is in use.
+	StorageEnforcement string
+
+	// newDisks returns the per-sandbox file systems to use, or nil for
+	// monitoring; New sets it to probeDisks, tests to a double.
+	newDisks func(Config) diskquota.Disks
 }
 
 // DefaultConfig returns a Config with every default filled in.
@@ -245,6 +279,11 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.ReaperInterval, time.Second)
 	setDefault(&c.StartTimeout, 60*time.Second)
 	setDefault(&c.StorageCheckInterval, time.Second)
+	setDefault(&c.MaxListPageSize, 1000)
+	setDefault(&c.MaxWatchesPerSandbox, 8)
+	setDefault(&c.MaxWatchDirs, 8192)
+	setDefault(&c.MaxWatchQueue, 4096)
+	setDefault(&c.StorageEnforcement, StorageEnforcementAuto)
 }
 
 func setDefault[T comparable](p *T, v T) {
@@ -286,6 +325,9 @@ func (c *Config) validate() (limits, error) {
 	}
 	if !filepath.IsAbs(c.UIDRegistry) {
 		errs = append(errs, fmt.Errorf("field UIDRegistry: %q is not an absolute path", c.UIDRegistry))
+	}
+	if c.StorageEnforcement != StorageEnforcementAuto && c.StorageEnforcement != StorageEnforcementMonitor {
+		errs = append(errs, fmt.Errorf("field StorageEnforcement: %q is neither %q nor %q", c.StorageEnforcement, StorageEnforcementAuto, StorageEnforcementMonitor))
 	}
 	if _, ok := c.Images[c.DefaultImageName]; !ok {
 		errs = append(errs, fmt.Errorf("field DefaultImageName: %q is not in Images", c.DefaultImageName))
@@ -346,7 +388,7 @@ func (c *Config) validate() (limits, error) {
 	for _, v := range []struct {
 		name string
 		n    int64
-	}{{"MaxOutputBytes", c.MaxOutputBytes}, {"MaxUploadBytes", c.MaxUploadBytes}, {"MaxUploadEntries", c.MaxUploadEntries}, {"MaxDownloadBytes", c.MaxDownloadBytes}, {"MaxDownloadEntries", c.MaxDownloadEntries}, {"MaxJSONBodyBytes", c.MaxJSONBodyBytes}, {"MaxConcurrentExecs", int64(c.MaxConcurrentExecs)}, {"MaxConcurrentExecsPerSandbox", int64(c.MaxConcurrentExecsPerSandbox)}, {"Pids", c.Pids}, {"OpenFiles", c.OpenFiles}} {
+	}{{"MaxOutputBytes", c.MaxOutputBytes}, {"MaxUploadBytes", c.MaxUploadBytes}, {"MaxUploadEntries", c.MaxUploadEntries}, {"MaxDownloadBytes", c.MaxDownloadBytes}, {"MaxDownloadEntries", c.MaxDownloadEntries}, {"MaxJSONBodyBytes", c.MaxJSONBodyBytes}, {"MaxConcurrentExecs", int64(c.MaxConcurrentExecs)}, {"MaxConcurrentExecsPerSandbox", int64(c.MaxConcurrentExecsPerSandbox)}, {"Pids", c.Pids}, {"OpenFiles", c.OpenFiles}, {"MaxListPageSize", int64(c.MaxListPageSize)}, {"MaxWatchesPerSandbox", int64(c.MaxWatchesPerSandbox)}, {"MaxWatchDirs", int64(c.MaxWatchDirs)}, {"MaxWatchQueue", int64(c.MaxWatchQueue)}} {
 		if v.n < 0 {
 			errs = append(errs, fmt.Errorf("field %s: must not be negative", v.name))
 		}

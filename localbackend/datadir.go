@@ -29,7 +29,12 @@ func (s *store) metaPath(key string) string {
 // boxDir is the host directory holding a sandbox's workspace and upload staging area.
 func (s *store) boxDir(key string) string { return filepath.Join(s.dataDir, "sandboxes", key) }
 
+// workspacePath is the host directory of a sandbox's workspace: on its
+// image when it has one.
 func (s *store) workspacePath(key string) string {
+	if s.onImage(key) {
+		return filepath.Join(s.fsPath(key), "workspace")
+	}
 	return filepath.Join(s.boxDir(key), "workspace")
 }
 

@@ -25,7 +25,9 @@
 //	files.go        upload and download; archive.go the tar codec
 //	transfers.go    downloads cut when their sandbox is deleted or expires
 //	paths.go        sandbox paths inside /workspace to workspace-relative ones
-//	storage.go      the ephemeral storage monitor
+//	quota.go        per-sandbox file systems (internal/diskquota) in the store
+//	storage.go      the ephemeral storage monitor (the fallback)
+//	usage.go        the monitor's bounded, openat-relative usage walk
 //
 // The store talks to the runtime through a small unexported interface
 // (runtime.go) so that tests can run the whole backend against a test
@@ -37,8 +39,13 @@
 //
 //	lock                      flock(2)ed by the running server
 //	meta/<key>.json           one sandbox's metadata, written atomically
-//	sandboxes/<key>/workspace the sandbox's /workspace
-//	sandboxes/<key>/upload    staging area of uploads in progress
+//	sandboxes/<key>/disk.img  the sandbox's file system (an ext4 image)
+//	sandboxes/<key>/fs/       where it is mounted, holding:
+//	    workspace/            the sandbox's /workspace
+//	    tmp/                  its /tmp (emptied whenever its environment is built)
+//	    .staging/             uploads in progress (never visible inside)
+//	sandboxes/<key>/workspace without an image: the sandbox's /workspace
+//	sandboxes/<key>/upload    without an image: uploads in progress
 //	runtime/                  the runtime's private state
 //
 // <key> is an opaque hex digest of the session id; session ids are never
@@ -98,24 +105,48 @@
 // existing entries replaced, and a directory replaces a symbolic link. A
 // rejected or interrupted upload therefore leaves the workspace unchanged.
 // Files are given to the sandbox's host uid when the runtime uses one.
-// The sandbox's storage limit is checked against the files already in the
-// workspace before the upload is written; a workspace at or above its limit
-// refuses uploads (413) until files are deleted. A download streams a gzip tar of a
+// Staging counts against the sandbox's storage limit: on its image, or,
+// without one, against the room its workspace has left, shared by its
+// uploads in progress. An upload that runs out of space answers 507 with a
+// message naming no host path; nothing of it is kept. A download streams a gzip tar of a
 // file or directory, keeping modes, mtimes, empty directories and symbolic
 // links (never followed); hard links are stored as separate files.
 //
 // # Storage limit
 //
-// ephemeralStorage is enforced the way Kubernetes does it, by monitoring:
-// every Config.StorageCheckInterval (1s) one goroutine measures, one
-// sandbox after another, the disk space allocated in the workspace of each
-// sandbox whose environment runs, stopping the walk at twice the limit.
-// Above the limit every process of the sandbox is killed (its environment
+// ephemeralStorage is enforced by the kernel where it can be
+// (Config.StorageEnforcement "auto", a root server with loop devices and
+// mkfs.ext4; probed once by New): every new sandbox with a storage limit
+// gets an ext4 file system of exactly that size in a sparse image file,
+// without journal or reserved blocks, with one inode per 16 KiB of limit
+// (at least 1024), mounted nosuid,nodev,discard on a loop device that is
+// freed when it is unmounted. Its /workspace, its /tmp and its uploads in
+// progress live on it, so writes beyond the limit (bytes or inodes) fail
+// with ENOSPC inside the sandbox, nothing overshoots, deleted files give
+// their blocks back to the host, and an idle sandbox costs nothing. Images
+// are mounted at create and when a server starts (a mount left by a server
+// that died is reused, and so is a loop device that still backs the
+// image), unmounted (lazily) at delete and Close. GET /v1/info says which
+// mechanism is in use.
+//
+// Elsewhere (a server that is not root, no loop devices, the monitor
+// asked for, and workspaces created by an older server) ephemeralStorage
+// is enforced the way Kubernetes does it, by monitoring: every
+// Config.StorageCheckInterval (1s) one goroutine goes on measuring the
+// workspaces of the sandboxes whose environment runs, visiting at most
+// 50000 entries per interval across all of them (a walk goes on at the
+// next interval), stopping a walk at twice the limit. The walk opens each
+// directory relative to its parent with O_NOFOLLOW: no path is too long and
+// no link is followed. Every entry counts for at least 4 KiB and a sparse
+// file for its apparent size; a workspace that cannot be measured (deeper
+// than 1024 directories, say) counts as over its limit. Above the limit every process of the sandbox is killed (its environment
 // is stopped and rebuilt on next use); a command that was running ends with
 // exit code 137 and "nox: ephemeral storage limit <q> exceeded; processes
 // killed" on stderr. While the workspace stays above its limit it may only
-// shrink: commands may run (to delete files), but growth beyond the lowest
-// usage seen since the kill is killed again. The overshoot is bounded by
+// shrink: commands may run (to delete files) in an environment that cannot
+// write file data (RLIMIT_FSIZE of one byte), growth beyond the lowest
+// usage seen since the first kill is killed again, and the next command
+// once it is back under its limit gets a fresh environment. The overshoot is bounded by
 // what the sandbox writes in one interval (plus the walk's duration);
 // RLIMIT_FSIZE caps every single file at the limit, and the private /tmp is
 // a separate tmpfs of min(256Mi, limit) that is not counted.

@@ -24,7 +24,7 @@ func (d driverBackend) Info() driver.Info {
 	c := &b.cfg
 	return driver.Info{
 		Name: BackendName, Version: c.Version,
-		Extensions: []string{api.ExtSandboxesGet, api.ExtSandboxesList, api.ExtExecFlags},
+		Extensions: []string{api.ExtSandboxesGet, api.ExtSandboxesList, api.ExtExecFlags, api.ExtFilesOps, api.ExtFilesWatch},
 		Isolation: &driver.Isolation{
 			Tier: string(b.report.Tier), Isolated: b.report.Isolated, Notes: slices.Clone(b.report.Notes),
 		},
@@ -39,6 +39,8 @@ func (d driverBackend) Info() driver.Info {
 			HostPidsBudget: c.HostPidsBudget, OpenFiles: c.OpenFiles, HostOpenFilesBudget: c.HostOpenFilesBudget,
 			DefaultMemoryBytes: b.lim.defMemory, MaxMemoryBytes: b.lim.maxMemory,
 			DefaultStorageBytes: b.lim.defStorage, MaxStorageBytes: b.lim.maxStorage,
+			MaxListPageSize: c.MaxListPageSize, MaxWatchesPerSandbox: c.MaxWatchesPerSandbox,
+			MaxWatchDirs: c.MaxWatchDirs, MaxWatchQueue: c.MaxWatchQueue,
 		},
 		Images: c.imageNames(),
 	}

@@ -28,6 +28,14 @@ func (s *store) startEnv(ctx context.Context, b *box) (environment, error) {
 	if !ok {
 		return nil, fmt.Errorf("sandbox %q: its image %q is no longer configured; delete and recreate it: %w", m.SessionID, m.Image, ErrUnavailable)
 	}
+	tmp, err := s.freshTmp(m.Key)
+	if err != nil {
+		return nil, fmt.Errorf("start sandbox %q: %w", m.SessionID, err)
+	}
+	lim := sandbox.Limits{
+		CPUMilli: m.CPUMilli, MemoryBytes: m.MemoryBytes, Pids: m.Pids, StorageBytes: m.StorageBytes,
+		OpenFiles: s.cfg.OpenFiles,
+	}
 	s.mu.Lock()
 	b.env = nil
 	if err := s.budgetLocked(b, m.Pids); err != nil {
@@ -35,25 +43,31 @@ func (s *store) startEnv(ctx context.Context, b *box) (environment, error) {
 		return nil, err
 	}
 	b.starting = true
+	// Over its limit (the monitor killed it), a sandbox without an image
+	// may delete files but not write file data (RLIMIT_FSIZE of one
+	// byte), so that repeated commands cannot push its usage further.
+	restricted := b.overFloor > 0 && !s.onImage(m.Key)
+	if restricted {
+		lim.StorageBytes = 1
+	}
 	s.mu.Unlock()
 	// Building is not cancelled by the client going away: a concurrent
 	// ensure may be waiting for the same environment.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StartTimeout)
 	defer cancel()
-	env, err := s.rt.Start(sctx, sandbox.Spec{
+	env, err = s.rt.Start(sctx, sandbox.Spec{
 		Key:       m.Key,
 		Workspace: s.workspacePath(m.Key),
+		Tmp:       tmp,
 		RootFS:    rootfs,
 		Hostname:  "sandbox",
-		Limits: sandbox.Limits{
-			CPUMilli: m.CPUMilli, MemoryBytes: m.MemoryBytes, Pids: m.Pids, StorageBytes: m.StorageBytes,
-			OpenFiles: s.cfg.OpenFiles,
-		},
+		Limits:    lim,
 	})
 	s.mu.Lock()
 	b.starting = false
 	if err == nil {
 		b.env = env
+		b.restricted = restricted
 	}
 	s.mu.Unlock()
 	if err != nil {

@@ -17,6 +17,9 @@ var (
 	// ErrTooLarge: an upload or a download exceeds a size, entry-count or
 	// storage limit (413).
 	ErrTooLarge = driver.ErrTooLarge
+	// ErrInsufficientStorage: an upload ran out of the sandbox's
+	// ephemeral storage (507).
+	ErrInsufficientStorage = driver.ErrInsufficientStorage
 	// ErrBusy: the backend is at its limit of concurrent commands (503).
 	ErrBusy = driver.ErrBusy
 	// ErrUnavailable: the sandbox is being deleted or the backend is closed (503).

@@ -24,6 +24,7 @@ type fakeRuntime struct {
 	starts     atomic.Int32
 	startDelay time.Duration
 	report     *sandbox.Report // nil: an isolated "fake" tier
+	owner      *fileOwnerIDs   // non-nil: environments own files as this host user
 	mu         sync.Mutex
 	envs       []*fakeEnv
 }
@@ -45,8 +46,19 @@ func (f *fakeRuntime) Start(ctx context.Context, spec sandbox.Spec) (environment
 	f.mu.Lock()
 	f.envs = append(f.envs, e)
 	f.mu.Unlock()
+	if f.owner != nil {
+		return ownedFakeEnv{e, *f.owner}, nil
+	}
 	return e, nil
 }
+
+// ownedFakeEnv is a fakeEnv whose files belong to a given host user.
+type ownedFakeEnv struct {
+	*fakeEnv
+	owner fileOwnerIDs
+}
+
+func (e ownedFakeEnv) HostOwner() (uid, gid int) { return e.owner.uid, e.owner.gid }
 
 func (f *fakeRuntime) Close() error {
 	f.mu.Lock()

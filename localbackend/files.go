@@ -15,8 +15,12 @@ import (
 )
 
 // upload extracts a (gzip) tar archive under dest, all or nothing: the
-// archive is extracted into a staging directory beside the workspace and
-// moved into place only when every entry was accepted.
+// archive is extracted into a staging directory and moved into place only
+// when every entry was accepted. Staging is charged against the sandbox's
+// storage: it lies on the sandbox's image when it has one (and the final
+// renames stay on that file system), else concurrent uploads share the
+// room the workspace has left (stageBudget). Running out of space is an
+// ErrInsufficientStorage error naming no host path.
 func (s *store) upload(ctx context.Context, id, dest string, body io.Reader) (extractStats, error) {
 	destRel, err := workspaceRel("dest", dest)
 	if err != nil {
@@ -27,33 +31,45 @@ func (s *store) upload(ctx context.Context, id, dest string, body io.Reader) (ex
 		return extractStats{}, err
 	}
 	defer s.release(b, false)
+	st, err := s.uploadTo(ctx, b, dest, destRel, body)
+	if err != nil && !errors.Is(err, ErrInsufficientStorage) && isNoSpace(err) {
+		err = noSpaceError(b.meta.StorageBytes)
+	}
+	return st, err
+}
+
+// uploadTo is upload once b is acquired.
+func (s *store) uploadTo(ctx context.Context, b *box, dest, destRel string, body io.Reader) (extractStats, error) {
 	// The environment decides who owns the files: build it when stopped.
 	env, err := s.startEnv(ctx, b)
 	if err != nil {
 		return extractStats{}, err
 	}
 	key := b.meta.Key
-	lim := extractLimits{maxEntries: s.cfg.MaxUploadEntries, maxBytes: -1}
-	if b.meta.StorageBytes > 0 {
-		if lim.maxBytes, err = s.storageRoom(b); err != nil {
+	lim := extractLimits{maxEntries: s.cfg.MaxUploadEntries}
+	if b.meta.StorageBytes > 0 && !s.onImage(key) {
+		room, err := s.storageRoom(b)
+		if err != nil {
 			return extractStats{}, err
 		}
+		budget := &stageBudget{s: s, b: b, room: room, limit: b.meta.StorageBytes}
+		defer budget.release()
+		lim.charge = budget.charge
 	}
 
-	boxRoot, err := os.OpenRoot(s.boxDir(key))
-	if err != nil {
-		return extractStats{}, fmt.Errorf("open sandbox dir: %w", err)
-	}
-	defer boxRoot.Close()
-	if err := boxRoot.MkdirAll("upload", 0o700); err != nil {
+	if err := os.MkdirAll(s.stagingDir(key), 0o700); err != nil {
 		return extractStats{}, fmt.Errorf("staging: %w", err)
 	}
-	staging, err := os.MkdirTemp(filepath.Join(s.boxDir(key), "upload"), "u-")
+	stagingRoot, err := os.OpenRoot(s.stagingDir(key))
 	if err != nil {
 		return extractStats{}, fmt.Errorf("staging: %w", err)
 	}
-	stagingRel := path.Join("upload", filepath.Base(staging))
-	defer boxRoot.RemoveAll(stagingRel)
+	defer stagingRoot.Close()
+	staging, err := os.MkdirTemp(s.stagingDir(key), "u-")
+	if err != nil {
+		return extractStats{}, fmt.Errorf("staging: %w", err)
+	}
+	defer stagingRoot.RemoveAll(filepath.Base(staging))
 	sroot, err := os.OpenRoot(staging)
 	if err != nil {
 		return extractStats{}, fmt.Errorf("staging: %w", err)
@@ -82,6 +98,9 @@ func (s *store) upload(ctx context.Context, id, dest string, body io.Reader) (ex
 	}
 	missing := missingDirs(ws, destRel)
 	if err := ws.MkdirAll(destRel, 0o755); err != nil {
+		if isNoSpace(err) {
+			return st, err // upload answers it without the path
+		}
 		return st, fmt.Errorf("dest: %q cannot be created inside %s (%v): %w", dest, workspaceDir, err, ErrInvalid)
 	}
 	if owner, ok := env.(fileOwner); ok {
@@ -128,26 +147,6 @@ func chownTree(root *os.Root, uid, gid int) error {
 		}
 		return root.Lchown(p, uid, gid)
 	})
-}
-
-// diskUsage sums the sizes of the regular files under dir.
-func diskUsage(dir string) (int64, error) {
-	var n int64
-	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n, err
 }
 
 // download returns a gzip-compressed tar of src, produced while the

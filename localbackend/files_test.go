@@ -384,7 +384,7 @@ func TestUploadLimits(t *testing.T) {
 	// Storage quota: 100Ki; compressed upload of 120Ki content.
 	quota := tarGz(t, []tarEntry{{name: "q", body: strings.Repeat("q", 120<<10)}})
 	resp, body = e.do("POST", "/v1/sandboxes/lim/files/upload", quota)
-	expectError(t, resp, body, 413, "storage limit")
+	expectError(t, resp, body, 507, "no space left in the sandbox's ephemeral storage (limit 100Ki")
 	if ents, _ := os.ReadDir(e.b.store.workspacePath(sandboxKey("lim"))); len(ents) != 0 {
 		t.Errorf("rejected uploads left files: %v", ents)
 	}

@@ -149,7 +149,7 @@ func (s *store) createLocked(id string, p driver.CreateRequest) (*box, error) {
 	b.creating = make(chan struct{})
 	s.boxes[id] = b
 	s.mu.Unlock()
-	err := s.makeBoxDirs(m.Key)
+	err := s.makeBoxFS(context.Background(), m.Key, m.StorageBytes)
 	if err == nil {
 		// No metaMu: nobody else writes the metadata of a sandbox that is
 		// still being created.
@@ -162,7 +162,7 @@ func (s *store) createLocked(id string, p driver.CreateRequest) (*box, error) {
 		delete(s.boxes, id)
 		s.mu.Unlock()
 		_ = os.Remove(s.metaPath(m.Key))
-		_ = os.RemoveAll(s.boxDir(m.Key))
+		_ = s.removeBoxDir(m.Key)
 		s.mu.Lock()
 		return nil, fmt.Errorf("create sandbox %q: %w", id, err)
 	}
@@ -295,7 +295,7 @@ func (s *store) removeIf(id string, cond func(*box) bool) (bool, error) {
 		errs = append(errs, err)
 	}
 	s.metaMu.Unlock()
-	if err := os.RemoveAll(s.boxDir(key)); err != nil {
+	if err := s.removeBoxDir(key); err != nil {
 		errs = append(errs, err)
 	}
 	s.mu.Lock()

@@ -60,8 +60,12 @@ func (s *store) load() error {
 			s.log.Warn("skipping sandbox metadata", "file", name, "err", err)
 			continue
 		}
-		if err := s.makeBoxDirs(m.Key); err != nil {
-			return fmt.Errorf("load %s: %w", m.SessionID, err)
+		if imaged, err := s.mountBoxFS(m.Key); err != nil {
+			if !imaged {
+				return fmt.Errorf("load %s: %w", m.SessionID, err)
+			}
+			s.log.Error("skipping sandbox: its storage cannot be mounted", "sessionId", m.SessionID, "err", err)
+			continue
 		}
 		// Staging areas of uploads a crash interrupted.
 		_ = os.RemoveAll(filepath.Join(s.boxDir(m.Key), "upload"))
@@ -82,7 +86,9 @@ func (s *store) load() error {
 	for _, d := range dirs {
 		if !known[d.Name()] {
 			s.log.Info("removing orphaned sandbox directory", "key", d.Name())
-			_ = os.RemoveAll(filepath.Join(s.dataDir, "sandboxes", d.Name()))
+			if err := s.removeBoxDir(d.Name()); err != nil {
+				s.log.Warn("removing orphaned sandbox directory", "key", d.Name(), "err", err)
+			}
 		}
 	}
 	return nil

@@ -2,69 +2,54 @@ package localbackend
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"path/filepath"
 	"slices"
-	"syscall"
+	"strings"
 	"time"
 
 	"github.com/noxrunner/nox/internal/quantity"
+	"github.com/noxrunner/nox/localbackend/internal/diskquota"
 )
 
-// errUsageCapped stops a usage walk that reached its cap.
-var errUsageCapped = errors.New("usage cap reached")
+// walkBudget is the most workspace entries the monitor visits in one
+// tick, across every sandbox it measures: its cost is bounded however
+// many files the sandboxes hold. A walk that needs more goes on at the
+// next tick.
+const walkBudget = 50000
 
-// diskUsageUpTo returns the disk space allocated to dir's entries (links
-// not followed), stopping as soon as the sum exceeds limit: the cost of a
-// walk over a workspace far above its limit is bounded by the entries
-// visited before the limit is reached. capped reports such an early stop.
-func diskUsageUpTo(dir string, limit int64) (used int64, capped bool, err error) {
-	err = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // removed while we walk
-			}
-			return err
-		}
-		if d.Type()&fs.ModeSymlink != 0 {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			used += st.Blocks * 512
-		} else {
-			used += fi.Size()
-		}
-		if used > limit {
-			return errUsageCapped
-		}
-		return nil
-	})
-	if errors.Is(err, errUsageCapped) {
-		return used, true, nil
-	}
-	return used, false, err
-}
+// measureBudget bounds a whole measurement made outside the monitor (an
+// upload's room, the floor after a kill): a workspace with more entries
+// counts as over its limit.
+const measureBudget = 1000000
 
 // storageNote is the note replacing the runtime's "ephemeralStorage is
 // not enforced" when the store monitors workspace usage.
-func storageNote(interval time.Duration) string {
-	return fmt.Sprintf("ephemeralStorage: enforced by monitoring, like Kubernetes: every %v the workspace's disk usage is measured; above the limit every process of the sandbox is killed (a running exec ends with exit code 137 and a note on stderr) and uploads are refused (413) until files are deleted. Usage can overshoot the limit by what the sandbox writes in one interval; single files are capped by RLIMIT_FSIZE and the private /tmp is a separate size-limited tmpfs", interval)
+func storageNote(interval time.Duration, kernel bool) string {
+	scope := ""
+	if kernel {
+		scope = " for sandboxes without an image of their own (created by an older server, or whose image could not be made)"
+	}
+	return fmt.Sprintf("ephemeralStorage: enforced by monitoring%s, like Kubernetes: every %v the workspace's usage is measured (at most %d entries per interval across all sandboxes; every entry counts for at least %d bytes and sparse files at their apparent size); above the limit every process of the sandbox is killed (a running exec ends with exit code 137 and a note on stderr), uploads are refused (507) and commands cannot write file data (RLIMIT_FSIZE) until files are deleted. Usage can overshoot the limit by what the sandbox writes in one interval; single files are capped by RLIMIT_FSIZE and the private /tmp is a separate size-limited tmpfs", scope, interval, walkBudget, entryCharge)
 }
 
-// withStorageMonitoring rewrites a runtime report for a store that
-// monitors workspace usage.
-func withStorageMonitoring(notes, unenforced []string, interval time.Duration) ([]string, []string) {
+// withStorageEnforcement rewrites a runtime report for the store's
+// mechanisms: per-sandbox images (disks, when not nil) and the monitor
+// (when interval > 0).
+func withStorageEnforcement(notes, unenforced []string, disks diskquota.Disks, interval time.Duration) ([]string, []string) {
+	if disks == nil && interval <= 0 {
+		return notes, unenforced
+	}
 	unenforced = slices.DeleteFunc(slices.Clone(unenforced), func(s string) bool { return s == "ephemeralStorage" })
 	notes = slices.DeleteFunc(slices.Clone(notes), func(s string) bool {
-		return len(s) > len("ephemeralStorage:") && s[:len("ephemeralStorage:")] == "ephemeralStorage:"
+		return strings.HasPrefix(s, "ephemeralStorage:")
 	})
-	return append(notes, storageNote(interval)), unenforced
+	if disks != nil {
+		notes = append(notes, kernelStorageNote(disks.Mechanism()))
+	}
+	if interval > 0 {
+		notes = append(notes, storageNote(interval, disks != nil))
+	}
+	return notes, unenforced
 }
 
 // storageMonitor checks the storage of every running sandbox every
@@ -89,29 +74,44 @@ func (s *store) storageMonitor(ctx context.Context) {
 // a few blocks while the sandbox deletes files.
 const floorSlack = 1 << 20
 
-// checkStorage measures the workspace of every sandbox whose environment
-// runs, one after another, and kills the processes of those above their
-// limit. While a sandbox stays above its limit it may only shrink: growth
-// beyond the lowest usage seen since the last kill is killed again, so
-// deleting files (even from a new command) works.
+// monitorTarget is one sandbox the monitor measures.
+type monitorTarget struct {
+	b     *box
+	env   environment
+	key   string
+	lim   int64
+	floor int64 // b.overFloor when the check began
+}
+
+// checkStorage goes on measuring the workspace of every sandbox without
+// an image of its own whose environment runs, visiting at most walkBudget
+// entries per call (walks resume at the next call; the sandbox measured
+// first rotates), and judges each measurement that completes. Sandboxes
+// on an image are never walked: the kernel enforces their limit.
 func (s *store) checkStorage(ctx context.Context) {
-	type target struct {
-		b     *box
-		env   environment
-		key   string
-		lim   int64
-		floor int64 // b.overFloor when the check began
-	}
-	var ts []target
+	var ts []monitorTarget
 	s.mu.Lock()
 	for _, b := range s.boxes {
-		if b.env != nil && !b.deleting && b.creating == nil && b.meta.StorageBytes > 0 {
-			ts = append(ts, target{b, b.env, b.meta.Key, b.meta.StorageBytes, b.overFloor})
+		if b.env != nil && !b.deleting && b.creating == nil && b.meta.StorageBytes > 0 && !s.onImage(b.meta.Key) {
+			ts = append(ts, monitorTarget{b, b.env, b.meta.Key, b.meta.StorageBytes, b.overFloor})
 		}
 	}
 	s.mu.Unlock()
-	for _, t := range ts {
-		if ctx.Err() != nil {
+	slices.SortFunc(ts, func(a, b monitorTarget) int { return strings.Compare(a.key, b.key) })
+	for key, w := range s.usage {
+		if !slices.ContainsFunc(ts, func(t monitorTarget) bool { return t.key == key }) {
+			w.close()
+			delete(s.usage, key)
+		}
+	}
+	if len(ts) == 0 {
+		return
+	}
+	s.monitorTick++
+	budget := walkBudget
+	for i := range ts {
+		t := ts[(s.monitorTick+i)%len(ts)]
+		if ctx.Err() != nil || budget <= 0 {
 			return
 		}
 		if !t.env.Alive() {
@@ -121,34 +121,69 @@ func (s *store) checkStorage(ctx context.Context) {
 		// the limit, up to the lowest usage seen since the kill (plus
 		// floorSlack): a walk that stops early there has seen growth, one
 		// that does not has measured the shrinking usage exactly.
-		walkCap := 2 * t.lim
+		capAt := 2 * t.lim
 		if t.floor > 0 {
-			walkCap = t.floor + floorSlack
+			capAt = t.floor + floorSlack
 		}
-		used, capped, err := diskUsageUpTo(s.workspacePath(t.key), walkCap)
-		if err != nil {
-			s.log.Warn("measuring workspace usage", "sessionId", t.b.meta.SessionID, "err", err)
-			continue
+		w := s.usage[t.key]
+		if w == nil {
+			w = newUsageWalk(s.workspacePath(t.key))
+			s.usage[t.key] = w
 		}
-		s.mu.Lock()
-		kill := false
-		switch {
-		case used <= t.lim && !capped:
-			t.b.overFloor = 0
-		case t.b.overFloor == 0 || used > t.b.overFloor+floorSlack || capped:
-			kill = true
-		default:
-			t.b.overFloor = min(t.b.overFloor, used) // shrinking: fine
+		n, done, err := w.step(budget, capAt)
+		budget -= n
+		if !done && err == nil {
+			continue // goes on at the next tick
 		}
-		s.mu.Unlock()
-		if kill {
-			s.killForStorage(t.b, t.env, t.lim)
+		w.close()
+		delete(s.usage, t.key)
+		s.judgeStorage(t, w.used, w.used > capAt, err)
+	}
+}
+
+// judgeStorage acts on one measurement of t's workspace: used bytes
+// (capped: the walk stopped above its cap), or err when it could not be
+// measured, which counts as over the limit. While a sandbox stays above
+// its limit it may only shrink: growth beyond the lowest usage seen since
+// the last kill is killed again, so deleting files (even from a new
+// command) works. Back under the limit, an environment built while over
+// it (without write access to file data) is rebuilt at its next use.
+func (s *store) judgeStorage(t monitorTarget, used int64, capped bool, err error) {
+	b := t.b
+	s.mu.Lock()
+	kill, lift := false, false
+	switch {
+	case err != nil:
+		kill = true
+		if !b.walkFailed {
+			b.walkFailed = true
+			s.log.Warn("workspace usage cannot be measured; counted as over its limit", "sessionId", b.meta.SessionID, "err", err)
 		}
+	case used <= t.lim && !capped:
+		b.overFloor = 0
+		b.walkFailed = false
+		lift = b.restricted && b.execs == 0 && b.env == t.env
+	case b.overFloor == 0 || used > b.overFloor+floorSlack || capped:
+		b.walkFailed = false
+		kill = true
+	default:
+		b.overFloor = min(b.overFloor, used) // shrinking: fine
+	}
+	if lift {
+		b.env = nil
+	}
+	s.mu.Unlock()
+	switch {
+	case kill:
+		s.killForStorage(b, t.env, t.lim)
+	case lift:
+		_ = t.env.Stop() // rebuilt with write access at its next use
 	}
 }
 
 // killForStorage stops env (every process of the sandbox) because its
-// workspace exceeds limit. The environment is rebuilt on next use.
+// workspace exceeds limit. The environment is rebuilt on next use, without
+// write access to file data until the workspace is back under its limit.
 func (s *store) killForStorage(b *box, env environment, limit int64) {
 	b.startMu.Lock()
 	s.mu.Lock()
@@ -160,33 +195,113 @@ func (s *store) killForStorage(b *box, env environment, limit int64) {
 	b.storageKills++
 	b.env = nil
 	id, key := b.meta.SessionID, b.meta.Key
+	prev := b.overFloor
+	if prev == 0 {
+		// Over the limit from now on: an environment rebuilt before the
+		// floor is measured is already restricted.
+		b.overFloor = limit + 1
+	}
 	s.mu.Unlock()
 	err := env.Stop()
 	b.startMu.Unlock()
 	// The floor is measured whole (a walk's cost is in its entries, not
 	// their bytes): a capped floor would make every later check kill
-	// again, even while the sandbox deletes files.
-	used, _ := diskUsage(s.workspacePath(key))
+	// again, even while the sandbox deletes files. It never rises: a
+	// sandbox killed again for growing keeps the floor of its first kill,
+	// so repeated commands cannot ratchet its usage up.
+	used, _, merr := measureUsage(s.workspacePath(key), measureBudget, 1<<62)
 	s.mu.Lock()
-	b.overFloor = max(used, limit+1)
+	floor := max(used, limit+1)
+	if merr != nil {
+		floor = limit + 1
+	}
+	if prev > 0 {
+		floor = min(floor, prev)
+	}
+	if b.overFloor > 0 { // not cleared meanwhile by a measurement under the limit
+		b.overFloor = floor
+	}
 	s.mu.Unlock()
 	s.log.Warn("sandbox exceeded its ephemeral storage limit; every process killed",
 		"sessionId", id, "limit", quantity.FormatBytes(limit), "used", used, "stopErr", err)
 }
 
-// storageRoom returns the room left in sandbox b's workspace, or an
-// ErrTooLarge error while it is at or above its limit (uploads are refused
-// until files are deleted).
+// liftRestriction stops b's environment when it was built over the
+// storage limit (no writing file data), the workspace is back under the
+// limit and no other command runs in it: the command about to run (the
+// caller's, counted in b.execs) then gets a fresh environment that may
+// write. The monitor lifts it too, at its next measurement.
+func (s *store) liftRestriction(b *box) {
+	s.mu.Lock()
+	env, restricted, alone, key, lim := b.env, b.restricted, b.execs == 1, b.meta.Key, b.meta.StorageBytes
+	s.mu.Unlock()
+	if !restricted || !alone || env == nil {
+		return
+	}
+	if used, capped, err := measureUsage(s.workspacePath(key), measureBudget, lim); err != nil || capped || used > lim {
+		return
+	}
+	b.startMu.Lock()
+	defer b.startMu.Unlock()
+	s.mu.Lock()
+	if b.env != env || b.execs != 1 {
+		s.mu.Unlock()
+		return
+	}
+	b.env, b.overFloor, b.restricted = nil, 0, false
+	s.mu.Unlock()
+	_ = env.Stop()
+}
+
+// storageRoom returns the room left for an upload in the workspace of
+// sandbox b, which has no image of its own: its limit less its usage and
+// the bytes other uploads in progress have staged. It is an
+// ErrInsufficientStorage error while the workspace is at or above its
+// limit or cannot be measured (uploads are refused until files are
+// deleted).
 func (s *store) storageRoom(b *box) (int64, error) {
 	q := b.meta.StorageBytes
-	used, err := diskUsage(s.workspacePath(b.meta.Key))
+	used, _, err := measureUsage(s.workspacePath(b.meta.Key), measureBudget, q)
 	if err != nil {
-		return 0, fmt.Errorf("measure workspace: %w", err)
+		s.log.Warn("workspace usage cannot be measured", "sessionId", b.meta.SessionID, "err", err)
+		return 0, fmt.Errorf("ephemeral storage limit %s: the workspace's usage cannot be measured: %w", quantity.FormatBytes(q), ErrInsufficientStorage)
 	}
 	if used >= q {
-		return 0, fmt.Errorf("ephemeral storage limit %s exceeded (the workspace holds %d bytes): delete files first: %w", quantity.FormatBytes(q), used, ErrTooLarge)
+		return 0, fmt.Errorf("ephemeral storage limit %s exceeded (the workspace holds at least %d bytes): delete files first: %w", quantity.FormatBytes(q), used, ErrInsufficientStorage)
 	}
 	return q - used, nil
+}
+
+// stageBudget charges the bytes an upload stages to its sandbox (without
+// an image) so that concurrent uploads share the room left: each byte
+// written is charged before it is, and the charge is returned once the
+// upload ends.
+type stageBudget struct {
+	s       *store
+	b       *box
+	room    int64 // the workspace's room when the upload began
+	limit   int64
+	charged int64
+}
+
+// charge reserves n more bytes, or fails with ErrInsufficientStorage.
+func (g *stageBudget) charge(n int64) error {
+	g.s.mu.Lock()
+	defer g.s.mu.Unlock()
+	if g.b.uploads+n > g.room {
+		return noSpaceError(g.limit)
+	}
+	g.b.uploads += n
+	g.charged += n
+	return nil
+}
+
+// release returns the upload's charge.
+func (g *stageBudget) release() {
+	g.s.mu.Lock()
+	defer g.s.mu.Unlock()
+	g.b.uploads -= g.charged
+	g.charged = 0
 }
 
 // storageKilledNote is the stderr note of a command killed by the monitor.

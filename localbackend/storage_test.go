@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/noxrunner/nox/localbackend/internal/sandbox"
 )
@@ -35,7 +38,7 @@ func testStorageLimit(t *testing.T, e *testEnv) {
 	}
 	up := tarGz(t, []tarEntry{{name: "small.txt", body: "x"}})
 	resp, body := e.do("POST", "/v1/sandboxes/fill/files/upload", up)
-	expectError(t, resp, body, 413, "ephemeral storage limit 64Mi exceeded")
+	expectError(t, resp, body, 507, "ephemeral storage limit 64Mi exceeded")
 	// Deleting files works (shrinking is allowed) and makes room again.
 	if r := e.exec("fill", map[string]any{"cmd": []string{"sh", "-c", "rm -f big*; echo done"}}); r.ExitCode != 0 || r.Stdout != "done\n" {
 		t.Fatalf("rm: %+v", r)
@@ -72,7 +75,10 @@ func TestStorageLimitFake(t *testing.T) {
 
 func TestRealStorageLimit(t *testing.T) {
 	t.Parallel()
-	e := realEnv(t, func(c *Config) { c.StorageCheckInterval = 200 * time.Millisecond })
+	e := realEnv(t, func(c *Config) {
+		c.StorageCheckInterval = 200 * time.Millisecond
+		c.StorageEnforcement = StorageEnforcementMonitor
+	})
 	e.t = t
 	testStorageLimit(t, e)
 }
@@ -85,20 +91,87 @@ func TestStorageMonitorDisabled(t *testing.T) {
 	}
 }
 
-func TestDiskUsageUpTo(t *testing.T) {
+// The usage walk counts every entry for at least entryCharge, sparse
+// files at their apparent size, stops above its cap, resumes across steps
+// of a bounded number of entries, and measures trees deeper than
+// PATH_MAX (finding: a deep directory switched the limit off).
+func TestUsageWalk(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	for _, n := range []string{"a", "b", "c"} {
 		writeTestFile(t, dir+"/"+n, 1<<20)
 	}
-	used, capped, err := diskUsageUpTo(dir, 10<<20)
-	if err != nil || capped || used < 3<<20 {
+	used, capped, err := measureUsage(dir, 1000, 10<<20)
+	if err != nil || capped || used < 3<<20 || used > 3<<20+4*entryCharge {
 		t.Fatalf("uncapped: %d %v %v", used, capped, err)
 	}
-	used, capped, err = diskUsageUpTo(dir, 1<<20)
-	if err != nil || !capped || used > 3<<20 {
+	used, capped, err = measureUsage(dir, 1000, 1<<20)
+	if err != nil || !capped || used > 3<<20+entryCharge {
 		t.Fatalf("capped: %d %v %v", used, capped, err)
 	}
+	// Empty files and sparse files are not free.
+	sparse := t.TempDir()
+	for i := range 100 {
+		f, err := os.Create(filepath.Join(sparse, fmt.Sprint(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	if err := os.Truncate(filepath.Join(sparse, "0"), 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	used, _, err = measureUsage(sparse, 1000, 1<<62)
+	if err != nil || used < 1<<30+99*entryCharge {
+		t.Fatalf("sparse and empty files: %d %v", used, err)
+	}
+	// A tree deeper than PATH_MAX, walked 10 entries per step.
+	deep := t.TempDir()
+	fd, err := os.Open(deep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.Repeat("0", 250)
+	for range 30 {
+		if err := unix.Mkdirat(int(fd.Fd()), name, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		nfd, err := unix.Openat(int(fd.Fd()), name, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd.Close()
+		fd = os.NewFile(uintptr(nfd), name)
+	}
+	big, err := unix.Openat(int(fd.Fd()), "big", unix.O_CREAT|unix.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Ftruncate(big, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(big)
+	fd.Close()
+	w := newUsageWalk(deep)
+	defer w.close()
+	steps := 0
+	for {
+		n, done, err := w.step(10, 1<<62)
+		if err != nil {
+			t.Fatalf("deep walk: %v", err)
+		}
+		steps++
+		if n > 10 {
+			t.Fatalf("visited %d entries in a step of 10", n)
+		}
+		if done {
+			break
+		}
+	}
+	if steps < 3 || w.used < 64<<20 {
+		t.Fatalf("deep walk: %d bytes in %d steps", w.used, steps)
+	}
+	t.Cleanup(func() { _ = exec.Command("rm", "-rf", deep).Run() })
 }
 
 // writeTestFile writes n zero bytes (allocated: not a sparse file) to name.

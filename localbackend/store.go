@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/noxrunner/nox/localbackend/internal/diskquota"
 )
 
 // box is the in-memory state of one sandbox.
@@ -25,20 +27,29 @@ type box struct {
 	gone     chan struct{} // closed once a delete removed it (deleting is then true)
 	creating chan struct{} // non-nil while ensure writes its files; closed when done
 	busy     int           // operations in flight (execs, uploads, downloads); never reaped while > len(cuts)
-	// cuts end the downloads in flight: a delete or expiry calls them.
-	// Downloads do not keep a sandbox past its TTL.
-	cuts  map[*watchedDownload]func()
-	execs int // commands running
+	// cuts end the downloads, file reads and watches in flight (keyed by
+	// them): a delete or expiry calls them. They do not keep a sandbox
+	// past its TTL.
+	cuts map[any]func()
+	// watches counts the file watches open (Config.MaxWatchesPerSandbox).
+	watches int
+	// condMu serialises the check and the rename of conditional file
+	// writes (If-Match, create-only) of the files API.
+	condMu sync.Mutex
+	execs  int // commands running
 
 	execSlots chan struct{} // its share of the command slots (MaxConcurrentExecsPerSandbox)
 
+	uploads      int64 // fallback: bytes staged by uploads in progress (see stageBudget)
 	storageKills int   // times the storage monitor killed its processes
 	overFloor    int64 // > 0: above its storage limit; the lowest usage seen since (see checkStorage)
+	walkFailed   bool  // its last measurement failed (logged once)
+	restricted   bool  // its environment was built over the limit: no writing file data
 }
 
 // newBox returns the in-memory state of the sandbox m describes.
 func (s *store) newBox(m meta) *box {
-	return &box{meta: m, gone: make(chan struct{}), cuts: map[*watchedDownload]func(){}, execSlots: make(chan struct{}, max(s.cfg.MaxConcurrentExecsPerSandbox, 1))}
+	return &box{meta: m, gone: make(chan struct{}), cuts: map[any]func(){}, execSlots: make(chan struct{}, max(s.cfg.MaxConcurrentExecsPerSandbox, 1))}
 }
 
 // boxStatus is a snapshot of one sandbox for the API.
@@ -69,6 +80,16 @@ type store struct {
 
 	execSlots chan struct{}
 
+	// disks makes, mounts and unmounts the sandboxes' file systems; nil:
+	// plain directories and the monitor.
+	disks  diskquota.Disks
+	imgMu  sync.Mutex
+	imaged map[string]bool // keys whose storage is a mounted image
+	// The monitor's walks in progress, by key, and its tick count (its
+	// goroutine only).
+	usage       map[string]*usageWalk
+	monitorTick int
+
 	stopReaper  context.CancelFunc
 	reaperDone  chan struct{}
 	monitorDone chan struct{} // closed when the storage monitor ended (at once when disabled)
@@ -76,14 +97,15 @@ type store struct {
 
 // openStore loads every sandbox's metadata from the locked data directory
 // and starts the reaper. The store owns lock from now on.
-func openStore(cfg Config, rt runtime, lock *os.File) (*store, error) {
+func openStore(cfg Config, rt runtime, lock *os.File, disks diskquota.Disks) (*store, error) {
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	s := &store{
 		cfg: cfg, rt: rt, log: cfg.Logger, dataDir: dir, now: time.Now, lock: lock,
-		boxes:     map[string]*box{},
+		boxes: map[string]*box{},
+		disks: disks, imaged: map[string]bool{}, usage: map[string]*usageWalk{},
 		execSlots: make(chan struct{}, max(cfg.MaxConcurrentExecs, 1)),
 	}
 	if err := s.load(); err != nil {
@@ -168,6 +190,7 @@ func (s *store) acquire(ctx context.Context, id string, exec bool) (*box, enviro
 	if !exec {
 		return b, nil, nil
 	}
+	s.liftRestriction(b)
 	env, err := s.startEnv(ctx, b)
 	if err != nil {
 		s.release(b, exec)
@@ -212,6 +235,11 @@ func (s *store) close() error {
 	}
 	if err := s.rt.Close(); err != nil {
 		errs = append(errs, err)
+	}
+	if s.disks != nil {
+		if err := s.unmountAll(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	s.unlock()
 	return errors.Join(errs...)

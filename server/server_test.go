@@ -319,6 +319,18 @@ func TestUploadLimit(t *testing.T) {
 	}
 }
 
+// A backend out of storage for an upload (ErrInsufficientStorage) is
+// answered 507 with its message.
+func TestUploadInsufficientStorage(t *testing.T) {
+	t.Parallel()
+	e := setup(t, &double{info: fullInfo(), err: fmt.Errorf("no space left in the sandbox's ephemeral storage: %w", driver.ErrInsufficientStorage)}, server.Options{})
+	resp, body := e.do("POST", "/v1/sandboxes/a/files/upload", "x")
+	expectError(t, resp, body, 507, "no space left in the sandbox's ephemeral storage")
+	if strings.Contains(string(body), driver.ErrInsufficientStorage.Error()) {
+		t.Errorf("sentinel text not trimmed: %s", body)
+	}
+}
+
 // readEvents reads a stream up to its exit or error event; comments have
 // an empty name.
 func readEvents(t *testing.T, resp *http.Response) []struct{ name, data string } {

@@ -67,6 +67,7 @@ func serveFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "stream-heartbeat", Value: d.StreamHeartbeat, Category: "limits", Usage: "longest silence on an exec stream"},
 		&cli.DurationFlag{Name: "stall-timeout", Value: d.StallTimeout, Category: "limits", Usage: "cut a client that reads nothing of a response (or sends nothing of an upload) this long"},
 		&cli.DurationFlag{Name: "start-timeout", Value: d.StartTimeout, Category: "limits", Usage: "bound on building one sandbox's environment"},
+		&cli.StringFlag{Name: "storage-enforcement", Value: d.StorageEnforcement, Category: "limits", Usage: "how ephemeralStorage is enforced: auto (a per-sandbox ext4 image where root and loop devices allow, else monitoring) or monitor"},
 	}
 }
 
@@ -143,6 +144,7 @@ func (a *app) serveConfig(c *cli.Context) (localbackend.Config, error) {
 	cfg.HostPidsBudget, cfg.HostOpenFilesBudget = c.Int64("host-pids-budget"), c.Int64("host-open-files-budget")
 	cfg.StreamHeartbeat, cfg.StartTimeout = c.Duration("stream-heartbeat"), c.Duration("start-timeout")
 	cfg.StallTimeout = c.Duration("stall-timeout")
+	cfg.StorageEnforcement = c.String("storage-enforcement")
 	level := slog.LevelInfo
 	if g.verbose {
 		level = slog.LevelDebug

@@ -3124,6 +3124,8 @@ type UploadFilesResponse struct {
 	JSON500 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *UploadFilesResponse503Headers
 }
@@ -3156,6 +3158,11 @@ func (r UploadFilesResponse) GetJSON500() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r UploadFilesResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r UploadFilesResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -5083,6 +5090,13 @@ func ParseUploadFilesResponse(rsp *http.Response) (*UploadFilesResponse, error) 
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 

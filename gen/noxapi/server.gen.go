@@ -1851,6 +1851,20 @@ func (response UploadFiles503JSONResponse) VisitUploadFilesResponse(w http.Respo
 	return err
 }
 
+type UploadFiles507JSONResponse Error
+
+func (response UploadFiles507JSONResponse) VisitUploadFilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(507)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ReadFileRequestObject struct {
 	SessionID SessionID `json:"sessionId"`
 	Params    ReadFileParams

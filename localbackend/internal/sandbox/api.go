@@ -100,6 +100,12 @@ type Spec struct {
 	Key string
 	// Workspace is the host directory mounted read-write at /workspace.
 	Workspace string
+	// Tmp, when set, is a host directory mounted read-write at /tmp
+	// instead of a private tmpfs (Limits.TmpBytes is then ignored): the
+	// caller puts it on the file system of the workspace, so that both
+	// share one storage quota. Its contents survive Stop; the caller
+	// empties it when it wants a fresh /tmp.
+	Tmp string
 	// RootFS is a root filesystem directory to use read-only as /; empty
 	// means the host's system directories (/usr, /bin, /lib*, /etc, ...).
 	RootFS string

@@ -100,6 +100,9 @@ func (s *Sandbox) prepareHost(undo *rollback) error {
 		return nil
 	}
 	s.tmpDir = filepath.Join(m.stateDir, s.spec.Key+".tmp")
+	if s.spec.Tmp != "" {
+		s.tmpDir = s.spec.Tmp
+	}
 	if err := os.MkdirAll(s.tmpDir, 0o700); err != nil {
 		return fmt.Errorf("tmp dir: %w", err)
 	}
@@ -133,7 +136,7 @@ func (s *Sandbox) initConfig() initConfig {
 		TmpBytes: tmpBytes, TmpInodes: min(max(tmpBytes/16384, minTmpInodes), maxTmpInodes),
 		Uid: -1, Gid: -1,
 		Seccomp: m.report.Tier != TierNoneUnsafe, Landlock: m.report.Tier == TierLandlock,
-		HomeFD: -1, WorkspaceFD: -1, RootFSFD: -1, MemEnterFD: -1, MemHomeFD: -1, CmdsFD: -1,
+		HomeFD: -1, WorkspaceFD: -1, RootFSFD: -1, MemEnterFD: -1, MemHomeFD: -1, CmdsFD: -1, TmpFD: -1,
 		Rlimits: []rlimit{{unix.RLIMIT_CORE, 0, 0}, {unix.RLIMIT_NOFILE, openFiles, openFiles}},
 		TmpDir:  s.tmpDir,
 	}
@@ -154,6 +157,7 @@ func (s *Sandbox) initConfig() initConfig {
 	}
 	if m.mode != modeHost {
 		cfg.RootFS = spec.RootFS
+		cfg.TmpHost = spec.Tmp
 	}
 	if spec.RootFS == "" {
 		cfg.Passwd, cfg.Group = m.passwd, m.group
@@ -186,6 +190,11 @@ func (s *Sandbox) initFiles(cfg *initConfig, seq uint64, undo *rollback) (_ []*o
 		}
 		if spec.RootFS != "" {
 			if cfg.RootFSFD, err = add(detachedTree(spec.RootFS, true)); err != nil {
+				return nil, err
+			}
+		}
+		if spec.Tmp != "" {
+			if cfg.TmpFD, err = add(detachedTree(spec.Tmp, false)); err != nil {
 				return nil, err
 			}
 		}

@@ -109,6 +109,7 @@ func initMain() int {
 	}
 	z.home = file(z.cfg.HomeFD)
 	z.memEnter, z.memHome = file(z.cfg.MemEnterFD), file(z.cfg.MemHomeFD)
+	z.cfg.tmpTree = file(z.cfg.TmpFD)
 	notes, err := z.setup(file(z.cfg.WorkspaceFD), file(z.cfg.RootFSFD), file(z.cfg.CmdsFD))
 	for i, f := range files {
 		if i != z.cfg.HomeFD && i != z.cfg.MemEnterFD && i != z.cfg.MemHomeFD {

@@ -46,6 +46,12 @@ func setupMounts(c *initConfig, ws, rootfs *os.File) error {
 	if err != nil {
 		return err
 	}
+	tmpPath := c.TmpHost
+	if c.TmpHost != "" && c.tmpTree == nil {
+		if tmpPath, err = pinPath(c.TmpHost, &pinned); err != nil {
+			return err
+		}
+	}
 	// The new root's mount point: any directory will do in our private
 	// mount namespace, and /tmp exists and is reachable for every uid.
 	const root = "/tmp"
@@ -58,7 +64,7 @@ func setupMounts(c *initConfig, ws, rootfs *os.File) error {
 	if err := attach(ws, wsPath, filepath.Join(root, "workspace"), false); err != nil {
 		return err
 	}
-	if err := mountTmp(root, c); err != nil {
+	if err := mountTmp(root, c, tmpPath); err != nil {
 		return err
 	}
 	if err := mountProc(root); err != nil {
@@ -75,14 +81,7 @@ func setupMounts(c *initConfig, ws, rootfs *os.File) error {
 // covered (they may lie below it): mount then binds from /proc/self/fd.
 // The pinned files are appended to pinned, for the caller to close.
 func pinSources(c *initConfig, ws, rootfs *os.File, pinned *[]*os.File) (wsPath, rootfsPath string, err error) {
-	pin := func(path string) (string, error) {
-		f, err := os.OpenFile(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return "", wrap("open "+path, err)
-		}
-		*pinned = append(*pinned, f)
-		return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())), nil
-	}
+	pin := func(path string) (string, error) { return pinPath(path, pinned) }
 	wsPath, rootfsPath = c.Workspace, c.RootFS
 	if ws == nil {
 		if wsPath, err = pin(wsPath); err != nil {
@@ -95,6 +94,17 @@ func pinSources(c *initConfig, ws, rootfs *os.File, pinned *[]*os.File) (wsPath,
 		}
 	}
 	return wsPath, rootfsPath, nil
+}
+
+// pinPath opens the directory path (O_PATH), appends it to pinned and
+// returns its /proc/self/fd path, which mount can bind from.
+func pinPath(path string, pinned *[]*os.File) (string, error) {
+	f, err := os.OpenFile(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", wrap("open "+path, err)
+	}
+	*pinned = append(*pinned, f)
+	return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())), nil
 }
 
 // bindSystem fills root with read-only binds of the system directories:
@@ -165,9 +175,14 @@ func bindTop(root, src string) error {
 	return bindMount(src, dst, fi.IsDir(), true)
 }
 
-// mountTmp mounts the sandbox's private, size-limited /tmp.
-func mountTmp(root string, c *initConfig) error {
+// mountTmp mounts the sandbox's private, size-limited /tmp: a tmpfs, or
+// the host directory TmpHost (from tmpPath, its detached tree when there
+// is one), which shares the workspace's quota.
+func mountTmp(root string, c *initConfig, tmpPath string) error {
 	tmp := filepath.Join(root, "tmp")
+	if c.TmpHost != "" {
+		return attach(c.tmpTree, tmpPath, tmp, false)
+	}
 	if err := os.Mkdir(tmp, 0o755); err != nil {
 		return wrap("mkdir /tmp", err)
 	}

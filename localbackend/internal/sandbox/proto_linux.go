@@ -46,6 +46,12 @@ type initConfig struct {
 	Seccomp    bool
 	Landlock   bool   // modeHost: restrict the init itself with Landlock
 	TmpDir     string // modeHost: host directory standing in for /tmp
+	// TmpHost is Spec.Tmp for the namespace modes: mounted at /tmp
+	// (from the detached tree TmpFD when there is one) instead of a tmpfs.
+	TmpHost string
+	TmpFD   int
+	// tmpTree is the file of TmpFD, set by the init.
+	tmpTree *os.File
 	// Indexes of the files that came with the config message (-1: none):
 	// the init's own cgroup task file (to move the forker back), and
 	// detached mount trees (open_tree clones made by a root server) of the

@@ -1,0 +1,455 @@
+package localbackend
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/noxrunner/nox/driver"
+)
+
+// watchMask is what a watch asks inotify for on every directory.
+const watchMask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MODIFY | unix.IN_ATTRIB |
+	unix.IN_MOVED_FROM | unix.IN_MOVED_TO | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF |
+	unix.IN_ONLYDIR | unix.IN_EXCL_UNLINK
+
+// fileWatch is one watch of the files API: an inotify instance of its
+// own, read through the runtime's netpoller (no thread parked per
+// watch), with a watch on each directory it covers, added through
+// /proc/self/fd of a descriptor opened relative to the workspace (never
+// a host path). It holds its sandbox like a download: a delete or
+// expiry ends it.
+type fileWatch struct {
+	s         *store
+	b         *box
+	root      *wsRoot
+	ino       *os.File
+	ifd       int
+	base      string // the sandbox path watched
+	recursive bool
+	maxDirs   int
+
+	// The reader's own state.
+	dirs    map[int32]string // watch descriptor -> sandbox path of its directory
+	baseWd  int32
+	moves   map[uint32]*pendingMove
+	tmpMove map[uint32]driver.FileEventType
+
+	q      *eventQueue
+	events chan driver.FileEvent
+	ended  chan struct{} // closed by end: no more events are produced
+	closed chan struct{} // closed by Close: stop delivering
+	done   sync.WaitGroup
+	once   sync.Once
+	cOnce  sync.Once
+	mu     sync.Mutex
+	err    error
+	stopAt func() bool // ends the ctx hook
+}
+
+// pendingMove is a MOVED_FROM waiting for its MOVED_TO.
+type pendingMove struct {
+	ev     *queuedEvent // the remove queued meanwhile
+	old    string
+	isDir  bool
+	detach map[int32]string // the moved directory's watches, by their old paths
+}
+
+// watch starts a watch of req.Path in sandbox id.
+func (s *store) watch(ctx context.Context, id string, req driver.WatchRequest) (driver.Watch, error) {
+	rel, err := workspaceRel("path", req.Path)
+	if err != nil {
+		return nil, err
+	}
+	op, err := s.beginFiles(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if op.b.watches >= s.cfg.MaxWatchesPerSandbox {
+		s.mu.Unlock()
+		op.end()
+		return nil, fmt.Errorf("sandbox %q has %d watches open, its limit (maxWatchesPerSandbox): %w", id, s.cfg.MaxWatchesPerSandbox, ErrBusy)
+	}
+	op.b.watches++
+	s.mu.Unlock()
+	w := &fileWatch{
+		s: s, b: op.b, root: op.root, ifd: -1, base: path.Clean(req.Path), recursive: req.Recursive,
+		maxDirs: s.cfg.MaxWatchDirs, dirs: map[int32]string{}, moves: map[uint32]*pendingMove{},
+		tmpMove: map[uint32]driver.FileEventType{},
+		q:       newEventQueue(s.cfg.MaxWatchQueue), events: make(chan driver.FileEvent),
+		ended: make(chan struct{}), closed: make(chan struct{}),
+	}
+	if err := w.init(rel); err != nil {
+		w.release()
+		return nil, err
+	}
+	if !s.addCut(op.b, w, func() {
+		w.end(fmt.Errorf("sandbox %q was deleted or expired: %w", id, ErrNotFound))
+	}) {
+		w.release()
+		return nil, notFound(id)
+	}
+	w.done.Add(2)
+	go w.read()
+	go w.deliver()
+	w.stopAt = context.AfterFunc(ctx, func() { w.end(nil) })
+	return w, nil
+}
+
+// init makes the inotify instance and watches the tree.
+func (w *fileWatch) init(rel string) error {
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
+		return fmt.Errorf("the host's limit of inotify instances is reached (fs.inotify.max_user_instances); retry later: %w", ErrBusy)
+	}
+	if err != nil {
+		return fmt.Errorf("inotify: %w", err)
+	}
+	w.ifd = fd
+	w.ino = os.NewFile(uintptr(fd), "inotify")
+	dirfd, name, err := w.root.resolve(w.base, rel, resolveOpts{follow: true})
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dirfd)
+	dfd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+		return fmt.Errorf("path %q: not a directory: %w", w.base, driver.ErrConflict)
+	}
+	if err != nil {
+		return pathError(w.base, err)
+	}
+	defer unix.Close(dfd)
+	wd, err := w.add(dfd, w.base)
+	if err != nil {
+		return err
+	}
+	w.baseWd = wd
+	if w.recursive {
+		return w.scan(dfd, w.base, false)
+	}
+	return nil
+}
+
+// add watches the directory open as fd, the sandbox path p.
+func (w *fileWatch) add(fd int, p string) (int32, error) {
+	if len(w.dirs) >= w.maxDirs {
+		return -1, fmt.Errorf("path %q: the watch covers more than %d directories, its limit (maxWatchDirs): %w", w.base, w.maxDirs, ErrTooLarge)
+	}
+	wd, err := unix.InotifyAddWatch(w.ifd, fmt.Sprintf("/proc/self/fd/%d", fd), watchMask)
+	if errors.Is(err, unix.ENOSPC) {
+		return -1, fmt.Errorf("the host's limit of inotify watches is reached (fs.inotify.max_user_watches): %w", ErrBusy)
+	}
+	if err != nil {
+		return -1, pathError(p, err)
+	}
+	w.dirs[int32(wd)] = p
+	return int32(wd), nil
+}
+
+// scan watches the subdirectories of the directory fd (sandbox path p),
+// recursively; with report it queues a create for each entry (ones made
+// before their directory's watch was in place).
+func (w *fileWatch) scan(fd int, p string, report bool) error {
+	for {
+		ents, err := readDirents(fd, 256)
+		if err != nil || len(ents) == 0 {
+			return nil // gone meanwhile: its parent reports it
+		}
+		for _, e := range ents {
+			if isTempName(e.name) {
+				continue
+			}
+			cp := p + "/" + e.name
+			isDir := direntIsDir(fd, e)
+			if report {
+				w.q.push(driver.FileEvent{Type: driver.EventCreate, Path: cp, IsDir: isDir})
+			}
+			if isDir {
+				if err := w.addTreeAt(fd, e.name, cp, report); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// addTreeAt watches the directory name of dirfd (sandbox path p) and,
+// recursively, those below it.
+func (w *fileWatch) addTreeAt(dirfd int, name, p string, report bool) error {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil // removed or replaced meanwhile
+	}
+	defer unix.Close(fd)
+	if _, err := w.add(fd, p); err != nil {
+		return err
+	}
+	return w.scan(fd, p, report)
+}
+
+// addTree watches the new directory p (recursive watches), reporting what
+// was made in it before its watch was.
+func (w *fileWatch) addTree(p string) error {
+	rel, err := workspaceRel("path", p)
+	if err != nil {
+		return nil
+	}
+	dirfd, name, err := w.root.resolve(p, rel, resolveOpts{})
+	if err != nil {
+		return nil // gone meanwhile
+	}
+	defer unix.Close(dirfd)
+	return w.addTreeAt(dirfd, name, p, true)
+}
+
+// isTempName reports the temporary files of writes in progress.
+func isTempName(name string) bool {
+	return strings.HasPrefix(name, tmpNewPrefix) || strings.HasPrefix(name, tmpReplacePrefix)
+}
+
+// read reads inotify events until the watch ends.
+func (w *fileWatch) read() {
+	defer w.done.Done()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := w.ino.Read(buf)
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				w.end(nil)
+			} else {
+				w.end(fmt.Errorf("watch of %q: %w", w.base, err))
+			}
+			return
+		}
+		if err := w.handleBatch(buf[:n]); err != nil {
+			w.end(err)
+			return
+		}
+	}
+}
+
+// handleBatch handles the events of one read.
+func (w *fileWatch) handleBatch(b []byte) error {
+	for len(b) >= unix.SizeofInotifyEvent {
+		wd := int32(binary.NativeEndian.Uint32(b[0:4]))
+		mask := binary.NativeEndian.Uint32(b[4:8])
+		cookie := binary.NativeEndian.Uint32(b[8:12])
+		size := unix.SizeofInotifyEvent + int(binary.NativeEndian.Uint32(b[12:16]))
+		if size > len(b) {
+			break
+		}
+		name := string(b[unix.SizeofInotifyEvent:size])
+		if i := strings.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		if err := w.handle(wd, mask, cookie, name); err != nil {
+			return err
+		}
+		b = b[size:]
+	}
+	// A MOVED_FROM whose MOVED_TO did not follow moved out of the tree.
+	for c, m := range w.moves {
+		for wd := range m.detach {
+			_, _ = unix.InotifyRmWatch(w.ifd, uint32(wd))
+		}
+		delete(w.moves, c)
+	}
+	clear(w.tmpMove)
+	return nil
+}
+
+// handle handles one inotify event.
+func (w *fileWatch) handle(wd int32, mask, cookie uint32, name string) error {
+	if mask&unix.IN_Q_OVERFLOW != 0 {
+		w.q.push(driver.FileEvent{Type: driver.EventOverflow})
+		return nil
+	}
+	if mask&unix.IN_UNMOUNT != 0 {
+		return fmt.Errorf("path %q: its file system went away (the sandbox is being deleted): %w", w.base, ErrNotFound)
+	}
+	dir, ok := w.dirs[wd]
+	if mask&unix.IN_IGNORED != 0 {
+		delete(w.dirs, wd)
+		if wd == w.baseWd {
+			return fmt.Errorf("path %q: the watched directory was removed: %w", w.base, ErrNotFound)
+		}
+		return nil
+	}
+	if !ok {
+		return nil
+	}
+	if mask&(unix.IN_DELETE_SELF|unix.IN_MOVE_SELF) != 0 {
+		if wd == w.baseWd {
+			return fmt.Errorf("path %q: the watched directory was removed or moved: %w", w.base, ErrNotFound)
+		}
+		return nil // its parent reports it
+	}
+	if name == "" {
+		return nil
+	}
+	p := dir + "/" + name
+	isDir := mask&unix.IN_ISDIR != 0
+	temp := isTempName(name)
+	switch {
+	case mask&unix.IN_MOVED_FROM != 0 && temp:
+		w.tmpMove[cookie] = driver.EventCreate
+		if strings.HasPrefix(name, tmpReplacePrefix) {
+			w.tmpMove[cookie] = driver.EventWrite
+		}
+	case mask&unix.IN_MOVED_TO != 0 && !temp:
+		return w.movedTo(p, cookie, isDir)
+	case temp:
+	case mask&unix.IN_CREATE != 0:
+		w.q.push(driver.FileEvent{Type: driver.EventCreate, Path: p, IsDir: isDir})
+		if isDir && w.recursive {
+			return w.addTree(p)
+		}
+	case mask&unix.IN_MODIFY != 0:
+		w.q.push(driver.FileEvent{Type: driver.EventWrite, Path: p})
+	case mask&unix.IN_ATTRIB != 0:
+		w.q.push(driver.FileEvent{Type: driver.EventChmod, Path: p, IsDir: isDir})
+	case mask&unix.IN_DELETE != 0:
+		w.q.push(driver.FileEvent{Type: driver.EventRemove, Path: p, IsDir: isDir})
+	case mask&unix.IN_MOVED_FROM != 0:
+		m := &pendingMove{old: p, isDir: isDir}
+		m.ev = w.q.push(driver.FileEvent{Type: driver.EventRemove, Path: p, IsDir: isDir})
+		if isDir {
+			m.detach = map[int32]string{}
+			for d, dp := range w.dirs {
+				if dp == p || strings.HasPrefix(dp, p+"/") {
+					m.detach[d] = dp
+					delete(w.dirs, d)
+				}
+			}
+		}
+		w.moves[cookie] = m
+	}
+	return nil
+}
+
+// movedTo handles an entry moved to p: the end of a rename inside the
+// tree, a write of the files API put in place, or a move into the tree.
+func (w *fileWatch) movedTo(p string, cookie uint32, isDir bool) error {
+	if t, ok := w.tmpMove[cookie]; ok {
+		delete(w.tmpMove, cookie)
+		w.q.push(driver.FileEvent{Type: t, Path: p})
+		return nil
+	}
+	if m, ok := w.moves[cookie]; ok {
+		delete(w.moves, cookie)
+		for d, dp := range m.detach {
+			w.dirs[d] = p + strings.TrimPrefix(dp, m.old)
+		}
+		rename := func(ev *driver.FileEvent) { ev.Type, ev.Path, ev.OldPath = driver.EventRename, p, m.old }
+		if m.ev == nil || !w.q.update(m.ev, rename) {
+			w.q.push(driver.FileEvent{Type: driver.EventRename, Path: p, OldPath: m.old, IsDir: isDir})
+		}
+		return nil
+	}
+	w.q.push(driver.FileEvent{Type: driver.EventCreate, Path: p, IsDir: isDir})
+	if isDir && w.recursive {
+		return w.addTree(p)
+	}
+	return nil
+}
+
+// deliver hands queued events to the consumer when due, until the watch
+// ends (then what is queued is delivered at once) or is closed.
+func (w *fileWatch) deliver() {
+	defer w.done.Done()
+	defer close(w.events)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		ended := false
+		select {
+		case <-w.ended:
+			ended = true
+		default:
+		}
+		ev, wait, ok := w.q.pop(ended)
+		if !ok {
+			if ended && wait == 0 {
+				return
+			}
+			if wait == 0 {
+				wait = time.Hour
+			}
+			timer.Reset(wait)
+			select {
+			case <-w.q.notify:
+			case <-timer.C:
+			case <-w.ended:
+			case <-w.closed:
+				return
+			}
+			continue
+		}
+		select {
+		case w.events <- ev:
+		case <-w.closed:
+			return
+		}
+	}
+}
+
+// end stops producing events for the reason err (nil: closed or the
+// context ended); queued events are still delivered.
+func (w *fileWatch) end(err error) {
+	w.once.Do(func() {
+		w.mu.Lock()
+		w.err = err
+		w.mu.Unlock()
+		close(w.ended)
+		_ = w.ino.Close() // ends the reader
+	})
+}
+
+// Events delivers the changes; closed when the watch ends.
+func (w *fileWatch) Events() <-chan driver.FileEvent { return w.events }
+
+// Err is why the watch ended (nil for Close or the context).
+func (w *fileWatch) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// Close ends the watch and releases its sandbox.
+func (w *fileWatch) Close() error {
+	w.cOnce.Do(func() {
+		w.end(nil)
+		close(w.closed)
+		w.done.Wait()
+		if w.stopAt != nil {
+			w.stopAt()
+		}
+		w.s.dropCut(w.b, w)
+		w.release()
+	})
+	return nil
+}
+
+// release gives back the watch's slot, workspace and sandbox.
+func (w *fileWatch) release() {
+	if w.ino != nil {
+		_ = w.ino.Close()
+	} else if w.ifd >= 0 {
+		_ = unix.Close(w.ifd)
+	}
+	_ = w.root.Close()
+	w.s.mu.Lock()
+	w.b.watches--
+	w.s.mu.Unlock()
+	w.s.release(w.b, false)
+}
