@@ -106,7 +106,11 @@ var categories = []error{driver.ErrNotFound, driver.ErrInvalidArgument, driver.E
 // root (os does not export that error; TestFilesLinkEscape pins the text).
 func escapes(err error) bool {
 	var pe *fs.PathError
-	return errors.As(err, &pe) && pe.Err != nil && pe.Err.Error() == "path escapes from parent"
+	if errors.As(err, &pe) {
+		return pe.Err != nil && pe.Err.Error() == "path escapes from parent"
+	}
+	var le *os.LinkError // Rename
+	return errors.As(err, &le) && le.Err != nil && le.Err.Error() == "path escapes from parent"
 }
 
 // opName is the operation of a *fs.PathError without its host path.
@@ -467,7 +471,9 @@ func (l *lister) walk(rel, p string, depth int) error {
 	for _, e := range entries {
 		q := strings.TrimSuffix(p, "/") + "/" + e.Name()
 		before := l.req.After != "" && comparePaths(q, l.req.After) <= 0
-		inside := strings.HasPrefix(l.req.After, q+"/")
+		// The previous page may have ended at q itself or inside it: q's
+		// entries that follow are still to list.
+		inside := q == l.req.After || strings.HasPrefix(l.req.After, q+"/")
 		if before && !inside {
 			continue
 		}
