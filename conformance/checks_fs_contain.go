@@ -120,6 +120,8 @@ func containedWrites(ctx context.Context, env *Env, id string) []error {
 		{"write", "sub/up3/nox-escape3-" + tag, "/nox-escape3-" + tag},
 		{"write", "../nox-escape-dd-" + tag, "/nox-escape-dd-" + tag},
 		{"write", "tmp-link/nox-escape-" + tag, "/tmp/nox-escape-" + tag},
+		{"write-parents", "up-link/nox-escape-p-" + tag + "/f", "/nox-escape-p-" + tag + "/f"},
+		{"write-parents", "up-link/f-" + tag, "/f-" + tag},
 		{"mkdir", "up-link/nox-escape-dir-" + tag, "/nox-escape-dir-" + tag},
 		{"move", "up-link/nox-escape-mv-" + tag, "/nox-escape-mv-" + tag},
 	} {
@@ -130,6 +132,8 @@ func containedWrites(ctx context.Context, env *Env, id string) []error {
 				return env.fsJSON(ctx, id, "mkdir", map[string]any{"path": p})
 			case "move":
 				return env.fsJSON(ctx, id, "move", map[string]any{"src": src, "dst": p})
+			case "write-parents":
+				return env.writeFile(ctx, id, p, []byte("escaped"), nil, "parents", "true")
 			}
 			return env.writeFile(ctx, id, p, []byte("escaped"), nil)
 		}

@@ -105,12 +105,14 @@ var categories = []error{driver.ErrNotFound, driver.ErrInvalidArgument, driver.E
 // escapes reports whether err is os.Root refusing a path that leaves the
 // root (os does not export that error; TestFilesLinkEscape pins the text).
 func escapes(err error) bool {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err != nil && pe.Err.Error() == "path escapes from parent"
+	// The error os.Root makes, however wrapped: in a *fs.PathError, in a
+	// *os.LinkError (Rename), or twice (MkdirAll of a link that leaves).
+	for ; err != nil; err = errors.Unwrap(err) {
+		if err.Error() == "path escapes from parent" {
+			return true
+		}
 	}
-	var le *os.LinkError // Rename
-	return errors.As(err, &le) && le.Err != nil && le.Err.Error() == "path escapes from parent"
+	return false
 }
 
 // opName is the operation of a *fs.PathError without its host path.
