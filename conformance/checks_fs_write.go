@@ -79,13 +79,28 @@ func checkFSWriteCreateReplace(ctx context.Context, env *Env) error {
 		return errors.Join(append(errs, err)...)
 	}
 	x.judge()
-	if err := expectStatus(x, http.StatusCreated); err != nil {
+	if !success(x.Status) {
+		errs = append(errs, writeChunkedRefused(x, fmt.Sprintf("status %d %s", x.Status, bodyExcerpt(x)),
+			fmt.Errorf("a write of %d bytes sent chunked, without Content-Length, answered %d, want 201\n%s", len(chunk), x.Status, x)))
+	} else if err := expectStatus(x, http.StatusCreated); err != nil {
 		errs = append(errs, fmt.Errorf("write of a %d-byte body sent chunked, without Content-Length: %w", len(chunk), err))
-	} else if err := env.shOutput(ctx, id, "wc -c < /workspace/chunked.txt | tr -d ' '; sha256sum < /workspace/chunked.txt | cut -d' ' -f1",
-		fmt.Sprintf("%d\n%s\n", len(chunk), sha(chunk)), "size and sha256 of the file written chunked"); err != nil {
+	} else if out, err := env.Sh(ctx, id, "wc -c < /workspace/chunked.txt | tr -d ' '; sha256sum < /workspace/chunked.txt | cut -d' ' -f1"); err != nil {
 		errs = append(errs, err)
+	} else if want := fmt.Sprintf("%d\n%s\n", len(chunk), sha(chunk)); out != want {
+		errs = append(errs, writeChunkedRefused(x, "then the file's size and sha256 are "+strings.ReplaceAll(strings.TrimSpace(out), "\n", " "),
+			fmt.Errorf("a write of %d bytes sent chunked answered %d, but the file's size and sha256 are %q, want %q (was the body read by Content-Length only?)\n%s", len(chunk), x.Status, out, want, x)))
 	}
 	return errors.Join(errs...)
+}
+
+// writeChunkedRefused is the finding of a write sent chunked that was
+// refused or lost: the same deviation as uploads sent chunked (a server
+// reading bodies by Content-Length only), a MUST for writeFile, whose
+// contract takes chunked bodies.
+func writeChunkedRefused(x *Exchange, observed string, err error) *finding {
+	return &finding{key: keyUploadChunked, req: Must, anchor: anchorFSWrite, aspect: aspectStatus, x: x,
+		title:    "request bodies sent chunked, without Content-Length, are not read (writeFile must read them)",
+		observed: observed, expected: "the body written, as with Content-Length", err: err}
 }
 
 // slowReader gives n bytes of b in pieces of chunk bytes, pausing between
