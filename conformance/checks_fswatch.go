@@ -36,23 +36,27 @@ func startWatch(ctx context.Context, env *Env, id, dir string, recursive bool) (
 	if w == nil {
 		return nil, fmt.Errorf("watch %s: %w", dir, expectSuccess(x))
 	}
+	// The stream is closed before x is shown: its reader has ended.
 	notReady := func(observed string, err error) error {
-		w.close()
 		return &finding{key: keyWatchReady, req: Must, anchor: anchorFSWatch, aspect: aspectBody, x: x,
 			title:    "watch streams do not start with a ready event",
 			observed: observed, expected: "event: ready first", err: err}
 	}
 	if ct := x.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		w.close()
 		return nil, notReady(fmt.Sprintf("Content-Type %q", ct), fmt.Errorf("watch answered Content-Type %q, want text/event-stream\n%s", ct, x))
 	}
 	ev, ok := w.next(ctx, watchWait)
+	if ok && ev.Event == "ready" {
+		return w, nil
+	}
+	w.close()
 	switch {
 	case !ok:
 		return nil, notReady("no event", fmt.Errorf("no ready event within %s of the watch's answer\n%s", watchWait, x))
-	case ev.Event != "ready":
+	default:
 		return nil, notReady(fmt.Sprintf("event %q first", ev.Event), fmt.Errorf("the first event is %q (data %q), want ready\n%s", ev.Event, ev.Data, x))
 	}
-	return w, nil
 }
 
 // awaitChange waits for the change ok describes after what; its error
@@ -60,8 +64,8 @@ func startWatch(ctx context.Context, env *Env, id, dir string, recursive bool) (
 func awaitChange(ctx context.Context, w *watchStream, what string, ok func(change) bool) (time.Time, []change, error) {
 	_, at, seen, err := w.waitChange(ctx, watchWait, ok)
 	if err != nil {
-		return at, seen, ownFinding(w.x, aspectBody, "changes: "+showChanges(seen), what,
-			fmt.Errorf("%s: %w\n%s", what, err, w.x))
+		return at, seen, ownFinding(w.shown(), aspectBody, "changes: "+showChanges(seen), what,
+			fmt.Errorf("%s: %w\n%s", what, err, w.shown()))
 	}
 	return at, seen, nil
 }
@@ -100,7 +104,7 @@ func checkWatchCreate(ctx context.Context, env *Env) error {
 		env.Notef("create of a file by a command reported %s after the command answered (%s after it was sent; %s is the bound)",
 			max(late, 0).Round(time.Millisecond), at.Sub(sent).Round(time.Millisecond), watchLatency)
 		if late > watchLatency {
-			errs = append(errs, &finding{key: keyWatchLatency, req: Should, anchor: anchorFSWatch, aspect: aspectNone, x: w.x,
+			errs = append(errs, &finding{key: keyWatchLatency, req: Should, anchor: anchorFSWatch, aspect: aspectNone, x: w.shown(),
 				title:    fmt.Sprintf("watch reports a change later than %s after the command that made it answered", watchLatency),
 				observed: fmt.Sprintf("create reported %s after the command answered", late.Round(time.Millisecond)), expected: "within " + watchLatency.String(),
 				err: fmt.Errorf("the create of %s was reported %s after the command answered, want within %s", f, late.Round(time.Millisecond), watchLatency)})
@@ -114,8 +118,8 @@ func checkWatchCreate(ctx context.Context, env *Env) error {
 	if _, seen, err := awaitChange(ctx, w, "a create event for the directory "+sub, is("create", sub)); err != nil {
 		errs = append(errs, err)
 	} else if !seen[len(seen)-1].IsDir {
-		errs = append(errs, ownFinding(w.x, aspectBody, "isDir false", "isDir true",
-			fmt.Errorf("the create event of the directory %s has isDir false\n%s", sub, w.x)))
+		errs = append(errs, ownFinding(w.shown(), aspectBody, "isDir false", "isDir true",
+			fmt.Errorf("the create event of the directory %s has isDir false\n%s", sub, w.shown())))
 	}
 	// A file written through the files API.
 	api := dir + "/made-by-api.txt"
@@ -157,8 +161,8 @@ func checkWatchEvents(ctx context.Context, env *Env) error {
 	} else {
 		r := seen[len(seen)-1]
 		if r.Path != g || r.OldPath != f {
-			errs = append(errs, ownFinding(w.x, aspectBody, fmt.Sprintf("rename %s from %q", r.Path, r.OldPath), fmt.Sprintf("rename %s from %s", g, f),
-				fmt.Errorf("the rename inside the watched directory is reported as path %q oldPath %q, want %q and %q\n%s", r.Path, r.OldPath, g, f, w.x)))
+			errs = append(errs, ownFinding(w.shown(), aspectBody, fmt.Sprintf("rename %s from %q", r.Path, r.OldPath), fmt.Sprintf("rename %s from %s", g, f),
+				fmt.Errorf("the rename inside the watched directory is reported as path %q oldPath %q, want %q and %q\n%s", r.Path, r.OldPath, g, f, w.shown())))
 		}
 		writes, creates := 0, 0
 		for _, c := range seen {
@@ -171,12 +175,12 @@ func checkWatchEvents(ctx context.Context, env *Env) error {
 		}
 		env.Notef("200 appends gave %d write events", writes)
 		if creates == 0 {
-			errs = append(errs, ownFinding(w.x, aspectBody, "changes: "+showChanges(seen), "a create event for "+f,
-				fmt.Errorf("no create event for %s before its rename (changes: %s)\n%s", f, showChanges(seen), w.x)))
+			errs = append(errs, ownFinding(w.shown(), aspectBody, "changes: "+showChanges(seen), "a create event for "+f,
+				fmt.Errorf("no create event for %s before its rename (changes: %s)\n%s", f, showChanges(seen), w.shown())))
 		}
 		if writes > coalescedWrites {
-			errs = append(errs, ownFinding(w.x, aspectBody, fmt.Sprintf("%d write events", writes), fmt.Sprintf("at most %d (coalesced within 50 ms)", coalescedWrites),
-				fmt.Errorf("200 quick appends to %s gave %d write events, want at most %d: writes are not coalesced\n%s", f, writes, coalescedWrites, w.x)))
+			errs = append(errs, ownFinding(w.shown(), aspectBody, fmt.Sprintf("%d write events", writes), fmt.Sprintf("at most %d (coalesced within 50 ms)", coalescedWrites),
+				fmt.Errorf("200 quick appends to %s gave %d write events, want at most %d: writes are not coalesced\n%s", f, writes, coalescedWrites, w.shown())))
 		}
 	}
 	if _, err := env.Sh(ctx, id, "rm "+g); err != nil {

@@ -142,24 +142,24 @@ type fsFault struct {
 }
 
 func fsFaults() []fsFault {
-	own := func(name, check, _ string, wrap func(t *testing.T, h http.Handler) http.Handler) fsFault {
+	own := func(name, check string, wrap func(t *testing.T, h http.Handler) http.Handler) fsFault {
 		return fsFault{name: name, wrap: wrap, failed: []string{check}, deviation: "check:" + check}
 	}
 	return []fsFault{
-		own("range ignored", "fs/read-range", "", func(_ *testing.T, h http.Handler) http.Handler {
+		own("range ignored", "fs/read-range", func(_ *testing.T, h http.Handler) http.Handler {
 			return onFS(h, http.MethodGet, "file", func(w http.ResponseWriter, r *http.Request) {
 				r.Header.Del("Range")
 				h.ServeHTTP(w, r)
 			})
 		}),
-		own("validators ignored", "fs/read-conditional", "", func(_ *testing.T, h http.Handler) http.Handler {
+		own("validators ignored", "fs/read-conditional", func(_ *testing.T, h http.Handler) http.Handler {
 			return onFS(h, http.MethodGet, "file", func(w http.ResponseWriter, r *http.Request) {
 				r.Header.Del("If-None-Match")
 				r.Header.Del("If-Modified-Since")
 				h.ServeHTTP(w, r)
 			})
 		}),
-		own("writes in place", "fs/write-atomic", "", func(_ *testing.T, h http.Handler) http.Handler {
+		own("writes in place", "fs/write-atomic", func(_ *testing.T, h http.Handler) http.Handler {
 			// Truncates an existing file first (when the body fits the
 			// limit and the write is unconditional), then writes.
 			return onFS(h, http.MethodPut, "file", func(w http.ResponseWriter, r *http.Request) {
@@ -174,20 +174,20 @@ func fsFaults() []fsFault {
 				h.ServeHTTP(w, r)
 			})
 		}),
-		own("preconditions ignored", "fs/write-conditional", "", func(_ *testing.T, h http.Handler) http.Handler {
+		own("preconditions ignored", "fs/write-conditional", func(_ *testing.T, h http.Handler) http.Handler {
 			return onFS(h, http.MethodPut, "file", func(w http.ResponseWriter, r *http.Request) {
 				r.Header.Del("If-Match")
 				r.Header.Del("If-None-Match")
 				h.ServeHTTP(w, r)
 			})
 		}),
-		own("parents always made", "fs/write-parents-mode", "", func(_ *testing.T, h http.Handler) http.Handler {
+		own("parents always made", "fs/write-parents-mode", func(_ *testing.T, h http.Handler) http.Handler {
 			return onFS(h, http.MethodPut, "file", func(w http.ResponseWriter, r *http.Request) {
 				editQuery(r, func(q url.Values) { q["parents"] = []string{"true"} })
 				h.ServeHTTP(w, r)
 			})
 		}),
-		own("small files read as text", "fs/binary-safe", "", func(_ *testing.T, h http.Handler) http.Handler {
+		own("small files read as text", "fs/binary-safe", func(_ *testing.T, h http.Handler) http.Handler {
 			return onFS(h, http.MethodGet, "file", func(w http.ResponseWriter, r *http.Request) {
 				rec := record(h, r)
 				if rec.Code == http.StatusOK && rec.Body.Len() < 4096 {
@@ -198,12 +198,12 @@ func fsFaults() []fsFault {
 				copyRecorded(w, rec)
 			})
 		}),
-		own("large reads cut", "fs/large-file", "", func(_ *testing.T, h http.Handler) http.Handler {
+		own("large reads cut", "fs/large-file", func(_ *testing.T, h http.Handler) http.Handler {
 			return onFS(h, http.MethodGet, "file", func(w http.ResponseWriter, r *http.Request) {
 				h.ServeHTTP(&cutWriter{ResponseWriter: w, n: 3 << 20}, r)
 			})
 		}),
-		own("links followed by stat", "fs/stat", "", func(_ *testing.T, h http.Handler) http.Handler {
+		own("links followed by stat", "fs/stat", func(_ *testing.T, h http.Handler) http.Handler {
 			return onFS(h, http.MethodGet, "stat", func(w http.ResponseWriter, r *http.Request) {
 				rec := record(h, r)
 				var fi map[string]any
@@ -217,25 +217,25 @@ func fsFaults() []fsFault {
 				copyRecorded(w, rec)
 			})
 		}),
-		own("depth ignored", "fs/list", "", func(_ *testing.T, h http.Handler) http.Handler {
+		own("depth ignored", "fs/list", func(_ *testing.T, h http.Handler) http.Handler {
 			return onFS(h, http.MethodGet, "list", func(w http.ResponseWriter, r *http.Request) {
 				editQuery(r, func(q url.Values) { delete(q, "depth") })
 				h.ServeHTTP(w, r)
 			})
 		}),
-		own("pageSize ignored", "fs/list-paging", "", func(_ *testing.T, h http.Handler) http.Handler {
+		own("pageSize ignored", "fs/list-paging", func(_ *testing.T, h http.Handler) http.Handler {
 			return onFS(h, http.MethodGet, "list", func(w http.ResponseWriter, r *http.Request) {
 				editQuery(r, func(q url.Values) { delete(q, "pageSize") })
 				h.ServeHTTP(w, r)
 			})
 		}),
-		own("mkdir always -p", "fs/mkdir", "", func(_ *testing.T, h http.Handler) http.Handler {
+		own("mkdir always -p", "fs/mkdir", func(_ *testing.T, h http.Handler) http.Handler {
 			return onFS(h, http.MethodPost, "mkdir", func(w http.ResponseWriter, r *http.Request) {
 				editJSON(r, func(b map[string]any) { b["parents"] = true })
 				h.ServeHTTP(w, r)
 			})
 		}),
-		own("remove of /workspace answered 204", "fs/remove", "", func(_ *testing.T, h http.Handler) http.Handler {
+		own("remove of /workspace answered 204", "fs/remove", func(_ *testing.T, h http.Handler) http.Handler {
 			return onFS(h, http.MethodPost, "remove", func(w http.ResponseWriter, r *http.Request) {
 				var p string
 				editJSON(r, func(b map[string]any) { p, _ = b["path"].(string) })
@@ -246,13 +246,13 @@ func fsFaults() []fsFault {
 				h.ServeHTTP(w, r)
 			})
 		}),
-		own("move always overwrites", "fs/move", "", func(_ *testing.T, h http.Handler) http.Handler {
+		own("move always overwrites", "fs/move", func(_ *testing.T, h http.Handler) http.Handler {
 			return onFS(h, http.MethodPost, "move", func(w http.ResponseWriter, r *http.Request) {
 				editJSON(r, func(b map[string]any) { b["overwrite"] = true })
 				h.ServeHTTP(w, r)
 			})
 		}),
-		own("links to /etc followed", "fs/paths-contained", "", func(t *testing.T, h http.Handler) http.Handler {
+		own("links to /etc followed", "fs/paths-contained", func(t *testing.T, h http.Handler) http.Handler {
 			host, err := os.ReadFile("/etc/passwd")
 			if err != nil {
 				t.Skipf("no /etc/passwd to escape to: %v", err)
@@ -268,7 +268,7 @@ func fsFaults() []fsFault {
 				h.ServeHTTP(w, r)
 			})
 		}),
-		own("errors without the path", "fs/errors-name-path", "", func(_ *testing.T, h http.Handler) http.Handler {
+		own("errors without the path", "fs/errors-name-path", func(_ *testing.T, h http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if fsOp(r) == "" || fsOp(r) == "watch" {
 					h.ServeHTTP(w, r)
@@ -312,7 +312,7 @@ func fsFaults() []fsFault {
 					}}, r)
 				})
 			}},
-		own("writes not coalesced", "fs/watch-events", "", func(_ *testing.T, h http.Handler) http.Handler {
+		own("writes not coalesced", "fs/watch-events", func(_ *testing.T, h http.Handler) http.Handler {
 			return onFS(h, http.MethodGet, "watch", func(w http.ResponseWriter, r *http.Request) {
 				h.ServeHTTP(&hookWriter{ResponseWriter: w, write: func(p []byte) []byte {
 					if bytes.Contains(p, []byte(`"type":"write"`)) {
@@ -322,13 +322,13 @@ func fsFaults() []fsFault {
 				}}, r)
 			})
 		}),
-		own("recursive ignored", "fs/watch-recursive", "", func(_ *testing.T, h http.Handler) http.Handler {
+		own("recursive ignored", "fs/watch-recursive", func(_ *testing.T, h http.Handler) http.Handler {
 			return onFS(h, http.MethodGet, "watch", func(w http.ResponseWriter, r *http.Request) {
 				editQuery(r, func(q url.Values) { delete(q, "recursive") })
 				h.ServeHTTP(w, r)
 			})
 		}),
-		own("watch of a file accepted", "fs/watch-errors", "", func(_ *testing.T, h http.Handler) http.Handler {
+		own("watch of a file accepted", "fs/watch-errors", func(_ *testing.T, h http.Handler) http.Handler {
 			return onFS(h, http.MethodGet, "watch", func(w http.ResponseWriter, r *http.Request) {
 				if strings.HasSuffix(r.URL.Query().Get("path"), "/file") {
 					w.Header().Set("Content-Type", "text/event-stream")
@@ -399,6 +399,9 @@ func TestFilesChecksPassReference(t *testing.T) {
 // one deliberate bug each: exactly the checks aimed at it fail, and the
 // bug is one deviation of the summary.
 func TestFilesChecksCatchFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the files checks twenty times")
+	}
 	t.Parallel()
 	for _, f := range fsFaults() {
 		t.Run(f.name, func(t *testing.T) {

@@ -214,11 +214,14 @@ type timedEvent struct {
 
 // watchStream is an open files.watch event stream, read as it comes.
 type watchStream struct {
+	env    *Env
 	x      *Exchange
 	body   io.Closer
 	events chan timedEvent
-	// err is the reason the stream ended; read after events is closed.
+	// err is the reason the stream ended; read only once ended.
 	err error
+	// ended is set by the check's goroutine when it finds events closed.
+	ended bool
 }
 
 // openWatch opens a watch of p in sandbox id. A refused watch returns the
@@ -233,7 +236,7 @@ func (e *Env) openWatch(ctx context.Context, id, p string, recursive bool) (*wat
 	if err != nil || resp == nil {
 		return nil, x, err
 	}
-	w := &watchStream{x: x, body: resp.Body, events: make(chan timedEvent, 256)}
+	w := &watchStream{env: e, x: x, body: resp.Body, events: make(chan timedEvent, 256)}
 	go func() {
 		defer close(w.events)
 		r := sse.NewReader(resp.Body)
@@ -251,6 +254,16 @@ func (e *Env) openWatch(ctx context.Context, id, p string, recursive bool) (*wat
 	return w, x, nil
 }
 
+// shown returns a copy of the stream's exchange as read so far, for
+// messages and findings made while the stream is still being read.
+func (w *watchStream) shown() *Exchange {
+	w.env.mu.Lock()
+	defer w.env.mu.Unlock()
+	x := w.x
+	return &Exchange{Method: x.Method, URL: x.URL, ReqHeader: x.ReqHeader, Status: x.Status, Header: x.Header,
+		Body: bytes.Clone(x.Body), Operation: x.Operation, op: x.op}
+}
+
 // next returns the next event, or false when none came within d or the
 // stream ended.
 func (w *watchStream) next(ctx context.Context, d time.Duration) (timedEvent, bool) {
@@ -258,6 +271,9 @@ func (w *watchStream) next(ctx context.Context, d time.Duration) (timedEvent, bo
 	defer t.Stop()
 	select {
 	case ev, ok := <-w.events:
+		if !ok {
+			w.ended = true
+		}
 		return ev, ok
 	case <-t.C:
 		return timedEvent{}, false
@@ -310,8 +326,11 @@ func (w *watchStream) waitChange(ctx context.Context, d time.Duration, ok func(c
 			return change{}, ev.at, seen, fmt.Errorf("the watch ended with an error event: %s", ev.Data)
 		}
 	}
-	if w.err != nil {
+	if w.ended && w.err != nil {
 		return change{}, time.Time{}, seen, fmt.Errorf("read the event stream: %w", w.err)
+	}
+	if w.ended {
+		return change{}, time.Time{}, seen, fmt.Errorf("the event stream ended (changes seen: %s)", showChanges(seen))
 	}
 	return change{}, time.Time{}, seen, fmt.Errorf("no matching event within %s (changes seen: %s)", d, showChanges(seen))
 }
