@@ -127,10 +127,15 @@ func TestFilesLinkEscape(t *testing.T) {
 		if !errors.Is(err, driver.ErrInvalidArgument) || !strings.Contains(err.Error(), "leads out of the sandbox") || strings.Contains(err.Error(), outside) {
 			t.Errorf("OpenFile(%q) = %v, want a refusal without the host path", p, err)
 		}
-		_, _, err = b.WriteFile(ctx, "s", driver.WriteFileRequest{Path: p + "/x/y", Parents: true}, strings.NewReader("x"))
-		if err == nil {
-			t.Errorf("WriteFile below %q succeeded", p)
+		for _, below := range []string{p + "/f", p + "/x/y"} {
+			_, _, err = b.WriteFile(ctx, "s", driver.WriteFileRequest{Path: below, Parents: true}, strings.NewReader("x"))
+			if !errors.Is(err, driver.ErrInvalidArgument) || strings.Contains(err.Error(), outside) {
+				t.Errorf("WriteFile(%q, parents) = %v, want a refusal without the host path", below, err)
+			}
 		}
+	}
+	if _, err := b.Move(ctx, "s", driver.MoveRequest{Src: "/workspace/inside", Dst: "/workspace/rel/moved"}); !errors.Is(err, driver.ErrInvalidArgument) || strings.Contains(err.Error(), outside) {
+		t.Errorf("Move through a link out: %v", err)
 	}
 	if got := read(t, b, "/workspace/ok"); got != "hi\n" {
 		t.Errorf("link inside the sandbox: %q", got)
@@ -170,7 +175,16 @@ func TestListDirPaging(t *testing.T) {
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("paged listing %q, want %q", got, want)
 	}
-	page, _, err := b.ListDir(ctx, "s", driver.ListDirRequest{Path: "/workspace", Depth: 1, Limit: 10})
+	// A page ending at a directory: the next one starts with its entries.
+	page, more, err := b.ListDir(ctx, "s", driver.ListDirRequest{Path: "/workspace", Depth: 3, Limit: 2, After: "/workspace/a/x"})
+	if err != nil || !more || len(page) != 2 || page[0].Path != "/workspace/a/y" || page[1].Path != "/workspace/a/y/z" {
+		t.Errorf("page after /workspace/a/x: %+v %v %v", page, more, err)
+	}
+	page, _, err = b.ListDir(ctx, "s", driver.ListDirRequest{Path: "/workspace", Depth: 3, Limit: 1, After: "/workspace/a"})
+	if err != nil || len(page) != 1 || page[0].Path != "/workspace/a/x" {
+		t.Errorf("page after the directory /workspace/a: %+v %v", page, err)
+	}
+	page, _, err = b.ListDir(ctx, "s", driver.ListDirRequest{Path: "/workspace", Depth: 1, Limit: 10})
 	if err != nil || len(page) != 3 || page[0].Type != driver.TypeDir {
 		t.Errorf("depth 1: %+v %v", page, err)
 	}
