@@ -23,6 +23,9 @@
 //	exec.go         running an admitted command (driver.Execution)
 //	output.go       capping and streaming a command's output
 //	files.go        upload and download; archive.go the tar codec
+//	fsroot.go       the files API's path resolution from the workspace's descriptor
+//	fileops.go      stat, mkdir, remove, move; fileread.go, filewrite.go, filelist.go
+//	watch.go        file watches: inotify feeding an internal/watchqueue queue
 //	transfers.go    downloads cut when their sandbox is deleted or expires
 //	paths.go        sandbox paths inside /workspace to workspace-relative ones
 //	quota.go        per-sandbox file systems (internal/diskquota) in the store
@@ -93,9 +96,46 @@
 //
 // Upload and download see only /workspace: the sandbox's /tmp is a private
 // tmpfs that the server cannot reach, so dest and src must lie inside
-// /workspace. Every workspace file operation goes through an os.Root, so a
-// symbolic link planted by sandboxed code never makes the server read or
-// write outside the workspace.
+// /workspace. Every workspace file operation goes through an os.Root or
+// the files API's own resolver, so a symbolic link planted by sandboxed
+// code never makes the server read or write outside the workspace.
+//
+// The single-file operations (extension files.ops: read, write, stat,
+// list, mkdir, remove, move) resolve each path from the workspace's
+// descriptor one component at a time (openat, O_NOFOLLOW), never through
+// a host path. Links are followed by hand only while they stay inside:
+// relative targets, and absolute ones naming /workspace or below it (the
+// sandbox's own view); anything else, or ".." above /workspace, is 400.
+// Stat, remove and move never follow a final link; read, write and list
+// do. A read opens the file again through /proc/self/fd only once an
+// O_PATH descriptor showed it regular (a FIFO or device is never
+// opened). A write streams into a hidden temporary file (.nox-new-* or
+// .nox-rpl-*, O_EXCL) beside the target, owned by the sandbox's user,
+// and renames it into place: readers see the old file or the new, and a
+// failed, cut, oversized (MaxBytes, 413) or out-of-space (507) write
+// leaves the target and no temporary file. If-Match compares an ETag of
+// device, inode, size and modification time; create-only uses
+// RENAME_NOREPLACE. Writes count against the storage limit like uploads.
+// A listing reads each directory once and keeps only the page's worth of
+// smallest names, so its work is bounded by the page (MaxListPageSize)
+// whatever the directory's size. Reads and watches hold their sandbox
+// like downloads: a delete or expiry cuts them; writes hold it like
+// uploads.
+//
+// A watch (extension files.watch) has its own inotify instance, read
+// through the runtime's netpoller, with a watch per directory added
+// through /proc/self/fd of a descriptor opened from the workspace. A
+// recursive watch adds directories as they appear and reports what was
+// made in them before as creates. The events go through the queue every
+// backend shares (internal/watchqueue): writes of one path are coalesced
+// in 50 ms windows (the first at once, the rest as one at the window's
+// end), and a client that falls MaxWatchQueue events behind gets an
+// overflow event. A rename inside the tree is one rename event (a
+// directory's watches follow it), a move out a remove, a move in a create
+// of everything moved; a files API write shows as a create or a write of
+// its target, never as its temporary file. MaxWatchesPerSandbox (503 beyond) and
+// MaxWatchDirs (the watch ends with an error naming it) bound a sandbox's
+// inotify use; the host's fs.inotify limits apply as well.
 //
 // An upload streams the (gzip or plain) tar into a staging directory beside
 // the workspace, never buffering it, and rejects absolute names, ".."

@@ -244,7 +244,10 @@ func (s *store) removePath(ctx context.Context, id, p string, recursive bool) er
 	}
 	err = unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
 	if (errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST)) && recursive {
-		err = removeTree(ctx, dirfd, name)
+		err = removeTree(ctx, dirfd, name, 1)
+	}
+	if errors.Is(err, errTooDeep) {
+		return fmt.Errorf("path %q: %w; remove its deepest part from inside the sandbox first: %w", sp, err, driver.ErrConflict)
 	}
 	if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("path %q: directory not empty (remove it with recursive): %w", sp, driver.ErrConflict)
@@ -255,10 +258,14 @@ func (s *store) removePath(ctx context.Context, id, p string, recursive bool) er
 	return nil
 }
 
-// removeTree removes the directory name of dirfd and everything below
-// it, each directory opened relative to its parent with O_NOFOLLOW: a
-// link is removed, never followed.
-func removeTree(ctx context.Context, dirfd int, name string) error {
+// removeTree removes the directory name of dirfd (at depth) and
+// everything below it, each directory opened relative to its parent with
+// O_NOFOLLOW: a link is removed, never followed. It holds a descriptor
+// per level and refuses trees deeper than maxWalkDepth.
+func removeTree(ctx context.Context, dirfd int, name string, depth int) error {
+	if depth > maxWalkDepth {
+		return errTooDeep
+	}
 	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -280,7 +287,7 @@ func removeTree(ctx context.Context, dirfd int, name string) error {
 			err := unix.Unlinkat(fd, e.name, 0)
 			if errors.Is(err, unix.EISDIR) {
 				if err = unix.Unlinkat(fd, e.name, unix.AT_REMOVEDIR); errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
-					err = removeTree(ctx, fd, e.name)
+					err = removeTree(ctx, fd, e.name, depth+1)
 				}
 			}
 			if err != nil && !errors.Is(err, unix.ENOENT) {

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/noxrunner/nox/driver"
 )
 
@@ -487,5 +489,53 @@ func TestFilesReadCutByDelete(t *testing.T) {
 	}
 	if _, err := io.ReadAll(rf); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("read after delete: %v, want ErrNotFound", err)
+	}
+}
+
+// mkChain makes a chain of n directories "d/d/d/..." below dir, each
+// made relative to its parent (the path exceeds PATH_MAX).
+func mkChain(t *testing.T, dir string, n int) {
+	t.Helper()
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := unix.Mkdirat(fd, "d", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		next, err := unix.Openat(fd, "d", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		unix.Close(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd = next
+	}
+	unix.Close(fd)
+}
+
+// TestFilesDeepTrees: the files API holds a descriptor per level of a
+// path or a tree it removes, so it refuses to go deeper than
+// maxWalkDepth levels instead of taking thousands of the server's
+// descriptors for one request; shallower trees are removed whole.
+func TestFilesDeepTrees(t *testing.T) {
+	t.Parallel()
+	f := newFilesEnv(t, nil, nil)
+	ctx := context.Background()
+	mkChain(t, filepath.Join(f.ws), maxWalkDepth+10)
+	err := f.d.Remove(ctx, f.id, "/workspace/d", true)
+	if !errors.Is(err, driver.ErrConflict) || !strings.Contains(err.Error(), "nested deeper") {
+		t.Fatalf("remove of a tree deeper than %d: %v", maxWalkDepth, err)
+	}
+	deep := "/workspace" + strings.Repeat("/d", maxWalkDepth+5)
+	if _, err := f.d.Stat(ctx, f.id, deep); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("stat of a path deeper than %d: %v", maxWalkDepth, err)
+	}
+	if err := os.Mkdir(filepath.Join(f.ws, "s"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mkChain(t, filepath.Join(f.ws, "s"), 200)
+	if err := f.d.Remove(ctx, f.id, "/workspace/s", true); err != nil {
+		t.Fatalf("remove of a 200-level tree: %v", err)
 	}
 }

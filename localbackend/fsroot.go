@@ -121,11 +121,13 @@ func (r *wsRoot) resolve(sp, rel string, o resolveOpts) (dirfd int, name string,
 		}
 		if last {
 			if !o.follow {
-				return r.take(&stack), c, nil
+				fd, err := r.take(&stack)
+				return fd, c, err
 			}
 			var st unix.Stat_t
 			if err := unix.Fstatat(cur(), c, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || st.Mode&unix.S_IFMT != unix.S_IFLNK {
-				return r.take(&stack), c, nil // missing or not a link: the caller's concern
+				fd, err := r.take(&stack) // missing or not a link: the caller's concern
+				return fd, c, err
 			}
 			if comps, err = follow(c, rest); err != nil {
 				return -1, "", err
@@ -135,6 +137,10 @@ func (r *wsRoot) resolve(sp, rel string, o resolveOpts) (dirfd int, name string,
 		fd, err := unix.Openat(cur(), c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		switch {
 		case err == nil:
+			if len(stack) >= maxWalkDepth {
+				_ = unix.Close(fd)
+				return -1, "", fmt.Errorf("path %q: nested deeper than %d directories: %w", sp, maxWalkDepth, ErrInvalid)
+			}
 			stack = append(stack, fd)
 			comps = rest
 		case errors.Is(err, unix.ENOENT) && o.mkdir:
@@ -159,23 +165,24 @@ func (r *wsRoot) resolve(sp, rel string, o resolveOpts) (dirfd int, name string,
 			return -1, "", pathError(sp, err)
 		}
 	}
-	return r.take(&stack), ".", nil
+	fd, err := r.take(&stack)
+	return fd, ".", err
 }
 
 // take returns the deepest directory of stack, removed from it (a
 // duplicate of the workspace's descriptor when stack is empty).
-func (r *wsRoot) take(stack *[]int) int {
+func (r *wsRoot) take(stack *[]int) (int, error) {
 	s := *stack
 	if len(s) == 0 {
 		fd, err := unix.FcntlInt(uintptr(r.fd), unix.F_DUPFD_CLOEXEC, 0)
 		if err != nil {
-			return -1
+			return -1, fmt.Errorf("open workspace: %w", err)
 		}
-		return fd
+		return fd, nil
 	}
 	fd := s[len(s)-1]
 	*stack = s[:len(s)-1]
-	return fd
+	return fd, nil
 }
 
 // readlinkat returns the target of the link name in dirfd (EINVAL when it

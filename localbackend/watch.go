@@ -9,11 +9,11 @@ import (
 	"path"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/noxrunner/nox/driver"
+	"github.com/noxrunner/nox/internal/watchqueue"
 )
 
 // watchMask is what a watch asks inotify for on every directory.
@@ -36,6 +36,7 @@ type fileWatch struct {
 	base      string // the sandbox path watched
 	recursive bool
 	maxDirs   int
+	q         *watchqueue.Queue
 
 	// The reader's own state.
 	dirs    map[int32]string // watch descriptor -> sandbox path of its directory
@@ -43,21 +44,14 @@ type fileWatch struct {
 	moves   map[uint32]*pendingMove
 	tmpMove map[uint32]driver.FileEventType
 
-	q      *eventQueue
-	events chan driver.FileEvent
-	ended  chan struct{} // closed by end: no more events are produced
-	closed chan struct{} // closed by Close: stop delivering
-	done   sync.WaitGroup
-	once   sync.Once
-	cOnce  sync.Once
-	mu     sync.Mutex
-	err    error
-	stopAt func() bool // ends the ctx hook
+	reading  sync.WaitGroup
+	endOnce  sync.Once
+	stopOnce sync.Once
+	stopCtx  func() bool // ends the context hook
 }
 
 // pendingMove is a MOVED_FROM waiting for its MOVED_TO.
 type pendingMove struct {
-	ev     *queuedEvent // the remove queued meanwhile
 	old    string
 	isDir  bool
 	detach map[int32]string // the moved directory's watches, by their old paths
@@ -85,24 +79,28 @@ func (s *store) watch(ctx context.Context, id string, req driver.WatchRequest) (
 		s: s, b: op.b, root: op.root, ifd: -1, base: path.Clean(req.Path), recursive: req.Recursive,
 		maxDirs: s.cfg.MaxWatchDirs, dirs: map[int32]string{}, moves: map[uint32]*pendingMove{},
 		tmpMove: map[uint32]driver.FileEventType{},
-		q:       newEventQueue(s.cfg.MaxWatchQueue), events: make(chan driver.FileEvent),
-		ended: make(chan struct{}), closed: make(chan struct{}),
 	}
-	if err := w.init(rel); err != nil {
+	// A tree over MaxWatchDirs gives a watch that ends at once with the
+	// error naming the limit: the stream reports it as an error event.
+	var over *dirLimitError
+	if err := w.init(rel); err != nil && !errors.As(err, &over) {
 		w.release()
 		return nil, err
 	}
+	w.q = watchqueue.New(s.cfg.MaxWatchQueue, w.stop)
 	if !s.addCut(op.b, w, func() {
-		w.end(fmt.Errorf("sandbox %q was deleted or expired: %w", id, ErrNotFound))
+		w.finish(fmt.Errorf("sandbox %q was deleted or expired: %w", id, ErrNotFound))
 	}) {
-		w.release()
+		w.q.Close()
 		return nil, notFound(id)
 	}
-	w.done.Add(2)
+	w.reading.Add(1)
 	go w.read()
-	go w.deliver()
-	w.stopAt = context.AfterFunc(ctx, func() { w.end(nil) })
-	return w, nil
+	w.stopCtx = context.AfterFunc(ctx, func() { w.finish(nil) })
+	if over != nil {
+		w.finish(over)
+	}
+	return w.q, nil
 }
 
 // init makes the inotify instance and watches the tree.
@@ -143,7 +141,7 @@ func (w *fileWatch) init(rel string) error {
 // add watches the directory open as fd, the sandbox path p.
 func (w *fileWatch) add(fd int, p string) (int32, error) {
 	if len(w.dirs) >= w.maxDirs {
-		return -1, fmt.Errorf("path %q: the watch covers more than %d directories, its limit (maxWatchDirs): %w", w.base, w.maxDirs, ErrTooLarge)
+		return -1, &dirLimitError{base: w.base, max: w.maxDirs}
 	}
 	wd, err := unix.InotifyAddWatch(w.ifd, fmt.Sprintf("/proc/self/fd/%d", fd), watchMask)
 	if errors.Is(err, unix.ENOSPC) {
@@ -155,6 +153,18 @@ func (w *fileWatch) add(fd int, p string) (int32, error) {
 	w.dirs[int32(wd)] = p
 	return int32(wd), nil
 }
+
+// dirLimitError ends a watch whose tree grew past MaxWatchDirs.
+type dirLimitError struct {
+	base string
+	max  int
+}
+
+func (e *dirLimitError) Error() string {
+	return fmt.Sprintf("path %q: the watch would cover more than %d directories, its limit (maxWatchDirs); watch a smaller tree: %v", e.base, e.max, ErrTooLarge)
+}
+
+func (e *dirLimitError) Unwrap() error { return ErrTooLarge }
 
 // scan watches the subdirectories of the directory fd (sandbox path p),
 // recursively; with report it queues a create for each entry (ones made
@@ -172,7 +182,7 @@ func (w *fileWatch) scan(fd int, p string, report bool) error {
 			cp := p + "/" + e.name
 			isDir := direntIsDir(fd, e)
 			if report {
-				w.q.push(driver.FileEvent{Type: driver.EventCreate, Path: cp, IsDir: isDir})
+				w.emit(driver.FileEvent{Type: driver.EventCreate, Path: cp, IsDir: isDir})
 			}
 			if isDir {
 				if err := w.addTreeAt(fd, e.name, cp, report); err != nil {
@@ -219,20 +229,18 @@ func isTempName(name string) bool {
 
 // read reads inotify events until the watch ends.
 func (w *fileWatch) read() {
-	defer w.done.Done()
+	defer w.reading.Done()
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := w.ino.Read(buf)
 		if err != nil {
-			if errors.Is(err, os.ErrClosed) {
-				w.end(nil)
-			} else {
-				w.end(fmt.Errorf("watch of %q: %w", w.base, err))
+			if !errors.Is(err, os.ErrClosed) {
+				w.finish(fmt.Errorf("watch of %q: %w", w.base, err))
 			}
 			return
 		}
 		if err := w.handleBatch(buf[:n]); err != nil {
-			w.end(err)
+			w.finish(err)
 			return
 		}
 	}
@@ -257,21 +265,35 @@ func (w *fileWatch) handleBatch(b []byte) error {
 		}
 		b = b[size:]
 	}
-	// A MOVED_FROM whose MOVED_TO did not follow moved out of the tree.
+	w.movedOut()
+	clear(w.tmpMove)
+	return nil
+}
+
+// movedOut reports the entries moved away whose MOVED_TO did not follow
+// (moved out of the tree) as removed, and drops the watches of moved
+// directories. The kernel queues a rename's two events together, so
+// anything else after a MOVED_FROM, or the end of a read, settles it.
+func (w *fileWatch) movedOut() {
 	for c, m := range w.moves {
 		for wd := range m.detach {
 			_, _ = unix.InotifyRmWatch(w.ifd, uint32(wd))
 		}
 		delete(w.moves, c)
+		w.emit(driver.FileEvent{Type: driver.EventRemove, Path: m.old, IsDir: m.isDir})
 	}
-	clear(w.tmpMove)
-	return nil
 }
+
+// emit hands ev to the queue.
+func (w *fileWatch) emit(ev driver.FileEvent) { w.q.Emit(ev) }
 
 // handle handles one inotify event.
 func (w *fileWatch) handle(wd int32, mask, cookie uint32, name string) error {
+	if mask&unix.IN_MOVED_TO == 0 && len(w.moves) > 0 {
+		w.movedOut()
+	}
 	if mask&unix.IN_Q_OVERFLOW != 0 {
-		w.q.push(driver.FileEvent{Type: driver.EventOverflow})
+		w.emit(driver.FileEvent{Type: driver.EventOverflow})
 		return nil
 	}
 	if mask&unix.IN_UNMOUNT != 0 {
@@ -310,19 +332,18 @@ func (w *fileWatch) handle(wd int32, mask, cookie uint32, name string) error {
 		return w.movedTo(p, cookie, isDir)
 	case temp:
 	case mask&unix.IN_CREATE != 0:
-		w.q.push(driver.FileEvent{Type: driver.EventCreate, Path: p, IsDir: isDir})
+		w.emit(driver.FileEvent{Type: driver.EventCreate, Path: p, IsDir: isDir})
 		if isDir && w.recursive {
 			return w.addTree(p)
 		}
 	case mask&unix.IN_MODIFY != 0:
-		w.q.push(driver.FileEvent{Type: driver.EventWrite, Path: p})
+		w.emit(driver.FileEvent{Type: driver.EventWrite, Path: p})
 	case mask&unix.IN_ATTRIB != 0:
-		w.q.push(driver.FileEvent{Type: driver.EventChmod, Path: p, IsDir: isDir})
+		w.emit(driver.FileEvent{Type: driver.EventChmod, Path: p, IsDir: isDir})
 	case mask&unix.IN_DELETE != 0:
-		w.q.push(driver.FileEvent{Type: driver.EventRemove, Path: p, IsDir: isDir})
+		w.emit(driver.FileEvent{Type: driver.EventRemove, Path: p, IsDir: isDir})
 	case mask&unix.IN_MOVED_FROM != 0:
 		m := &pendingMove{old: p, isDir: isDir}
-		m.ev = w.q.push(driver.FileEvent{Type: driver.EventRemove, Path: p, IsDir: isDir})
 		if isDir {
 			m.detach = map[int32]string{}
 			for d, dp := range w.dirs {
@@ -342,7 +363,7 @@ func (w *fileWatch) handle(wd int32, mask, cookie uint32, name string) error {
 func (w *fileWatch) movedTo(p string, cookie uint32, isDir bool) error {
 	if t, ok := w.tmpMove[cookie]; ok {
 		delete(w.tmpMove, cookie)
-		w.q.push(driver.FileEvent{Type: t, Path: p})
+		w.emit(driver.FileEvent{Type: t, Path: p})
 		return nil
 	}
 	if m, ok := w.moves[cookie]; ok {
@@ -350,94 +371,37 @@ func (w *fileWatch) movedTo(p string, cookie uint32, isDir bool) error {
 		for d, dp := range m.detach {
 			w.dirs[d] = p + strings.TrimPrefix(dp, m.old)
 		}
-		rename := func(ev *driver.FileEvent) { ev.Type, ev.Path, ev.OldPath = driver.EventRename, p, m.old }
-		if m.ev == nil || !w.q.update(m.ev, rename) {
-			w.q.push(driver.FileEvent{Type: driver.EventRename, Path: p, OldPath: m.old, IsDir: isDir})
-		}
+		w.emit(driver.FileEvent{Type: driver.EventRename, Path: p, OldPath: m.old, IsDir: isDir})
 		return nil
 	}
-	w.q.push(driver.FileEvent{Type: driver.EventCreate, Path: p, IsDir: isDir})
+	w.emit(driver.FileEvent{Type: driver.EventCreate, Path: p, IsDir: isDir})
 	if isDir && w.recursive {
 		return w.addTree(p)
 	}
 	return nil
 }
 
-// deliver hands queued events to the consumer when due, until the watch
-// ends (then what is queued is delivered at once) or is closed.
-func (w *fileWatch) deliver() {
-	defer w.done.Done()
-	defer close(w.events)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		ended := false
-		select {
-		case <-w.ended:
-			ended = true
-		default:
-		}
-		ev, wait, ok := w.q.pop(ended)
-		if !ok {
-			if ended && wait == 0 {
-				return
-			}
-			if wait == 0 {
-				wait = time.Hour
-			}
-			timer.Reset(wait)
-			select {
-			case <-w.q.notify:
-			case <-timer.C:
-			case <-w.ended:
-			case <-w.closed:
-				return
-			}
-			continue
-		}
-		select {
-		case w.events <- ev:
-		case <-w.closed:
-			return
-		}
-	}
-}
-
-// end stops producing events for the reason err (nil: closed or the
-// context ended); queued events are still delivered.
-func (w *fileWatch) end(err error) {
-	w.once.Do(func() {
-		w.mu.Lock()
-		w.err = err
-		w.mu.Unlock()
-		close(w.ended)
+// finish ends the watch's source for the reason err (nil: the context
+// ended): what is queued is still delivered, then Events is closed.
+func (w *fileWatch) finish(err error) {
+	w.endOnce.Do(func() {
+		w.q.Finish(err)
 		_ = w.ino.Close() // ends the reader
 	})
 }
 
-// Events delivers the changes; closed when the watch ends.
-func (w *fileWatch) Events() <-chan driver.FileEvent { return w.events }
-
-// Err is why the watch ended (nil for Close or the context).
-func (w *fileWatch) Err() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
-}
-
-// Close ends the watch and releases its sandbox.
-func (w *fileWatch) Close() error {
-	w.cOnce.Do(func() {
-		w.end(nil)
-		close(w.closed)
-		w.done.Wait()
-		if w.stopAt != nil {
-			w.stopAt()
+// stop is the queue's onClose: it stops the reader and releases what the
+// watch holds.
+func (w *fileWatch) stop() {
+	w.stopOnce.Do(func() {
+		w.finish(nil)
+		w.reading.Wait()
+		if w.stopCtx != nil {
+			w.stopCtx()
 		}
 		w.s.dropCut(w.b, w)
 		w.release()
 	})
-	return nil
 }
 
 // release gives back the watch's slot, workspace and sandbox.

@@ -199,6 +199,15 @@ func TestWatchLimits(t *testing.T) {
 	if err := w3.Err(); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "maxWatchDirs") {
 		t.Fatalf("Err %v, want the maxWatchDirs limit", err)
 	}
+	// A tree over the limit from the start: the watch ends at once with
+	// the same error.
+	w3.Close()
+	w4 := f.startWatch(t, "/workspace", true)
+	for range w4.Events() {
+	}
+	if err := w4.Err(); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "maxWatchDirs") {
+		t.Fatalf("Err of a watch of a tree over the limit: %v", err)
+	}
 	if info := f.b.Driver().Info(); info.Limits.MaxWatchesPerSandbox != 2 || info.Limits.MaxWatchDirs != 3 || info.Limits.MaxWatchQueue != 4096 || info.Limits.MaxListPageSize != 1000 {
 		t.Fatalf("limits %+v", info.Limits)
 	}

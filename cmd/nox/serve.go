@@ -67,6 +67,10 @@ func serveFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "stream-heartbeat", Value: d.StreamHeartbeat, Category: "limits", Usage: "longest silence on an exec stream"},
 		&cli.DurationFlag{Name: "stall-timeout", Value: d.StallTimeout, Category: "limits", Usage: "cut a client that reads nothing of a response (or sends nothing of an upload) this long"},
 		&cli.DurationFlag{Name: "start-timeout", Value: d.StartTimeout, Category: "limits", Usage: "bound on building one sandbox's environment"},
+		&cli.IntFlag{Name: "max-list-page-size", Value: d.MaxListPageSize, Category: "limits", Usage: "most entries of one page of a files API listing"},
+		&cli.IntFlag{Name: "max-watches-per-sandbox", Value: d.MaxWatchesPerSandbox, Category: "limits", Usage: "file watches open at once on one sandbox (503 beyond)"},
+		&cli.IntFlag{Name: "max-watch-dirs", Value: d.MaxWatchDirs, Category: "limits", Usage: "directories one recursive file watch covers"},
+		&cli.IntFlag{Name: "max-watch-queue", Value: d.MaxWatchQueue, Category: "limits", Usage: "events one file watch holds for a slow client before an overflow event"},
 		&cli.StringFlag{Name: "storage-enforcement", Value: d.StorageEnforcement, Category: "limits", Usage: "how ephemeralStorage is enforced: auto (a per-sandbox ext4 image where root and loop devices allow, else monitoring) or monitor"},
 	}
 }
@@ -145,6 +149,8 @@ func (a *app) serveConfig(c *cli.Context) (localbackend.Config, error) {
 	cfg.StreamHeartbeat, cfg.StartTimeout = c.Duration("stream-heartbeat"), c.Duration("start-timeout")
 	cfg.StallTimeout = c.Duration("stall-timeout")
 	cfg.StorageEnforcement = c.String("storage-enforcement")
+	cfg.MaxListPageSize, cfg.MaxWatchesPerSandbox = c.Int("max-list-page-size"), c.Int("max-watches-per-sandbox")
+	cfg.MaxWatchDirs, cfg.MaxWatchQueue = c.Int("max-watch-dirs"), c.Int("max-watch-queue")
 	level := slog.LevelInfo
 	if g.verbose {
 		level = slog.LevelDebug
