@@ -349,7 +349,7 @@ func checkFSWriteParentsMode(ctx context.Context, env *Env) error {
 
 // maxTestedWrite is the largest maxUploadBytes fs/write-too-large-413
 // sends more than; above it the check is skipped as too slow.
-const maxTestedWrite = 32 << 20
+const maxTestedWrite = 64 << 20
 
 func checkFSWriteTooLarge(ctx context.Context, env *Env) error {
 	mp := limits(env).MaxUploadBytes
