@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/noxrunner/nox/api"
 	"github.com/noxrunner/nox/conformance"
 	"github.com/noxrunner/nox/driver"
 	"github.com/noxrunner/nox/membackend"
@@ -152,6 +153,30 @@ func fsFaults() []fsFault {
 				h.ServeHTTP(w, r)
 			})
 		}),
+		own("no Last-Modified", "fs/read", func(_ *testing.T, h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if fsOp(r) == "file" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+					rec := record(h, r)
+					rec.Header().Del("Last-Modified")
+					copyRecorded(w, rec)
+					return
+				}
+				h.ServeHTTP(w, r)
+			})
+		}),
+		{name: "create answered 200", deviation: "status:writeFile:200",
+			// Every check that creates a file through the API sees it; it
+			// is one deviation of writeFile.
+			failed: []string{"fs/write-create-replace", "fs/write-conditional", "fs/write-parents-mode", "fs/binary-safe", "fs/large-file"},
+			wrap: func(_ *testing.T, h http.Handler) http.Handler {
+				return onFS(h, http.MethodPut, "file", func(w http.ResponseWriter, r *http.Request) {
+					rec := record(h, r)
+					if rec.Code == http.StatusCreated {
+						rec.Code = http.StatusOK
+					}
+					copyRecorded(w, rec)
+				})
+			}},
 		own("validators ignored", "fs/read-conditional", func(_ *testing.T, h http.Handler) http.Handler {
 			return onFS(h, http.MethodGet, "file", func(w http.ResponseWriter, r *http.Request) {
 				r.Header.Del("If-None-Match")
@@ -444,4 +469,60 @@ func TestLargeFileBoundedMemory(t *testing.T) {
 		t.Errorf("a %d-byte file round trip allocated %d bytes: something holds it", size, grew)
 	}
 	t.Logf("a %d MiB round trip allocated %.1f MiB; %s", size>>20, float64(grew)/(1<<20), rep.Results[0].Notes)
+}
+
+// TestFilesChecksFollowProfiles checks how the files checks are selected
+// for a backend that does not offer the files extensions: outside the core
+// and extended profiles, a skip inside profile all (failing a certified
+// run); for one that offers them, run under extended and all.
+func TestFilesChecksFollowProfiles(t *testing.T) {
+	t.Parallel()
+	b, err := membackend.New(membackend.Config{Dir: t.TempDir(),
+		Extensions: []string{api.ExtSandboxesGet, api.ExtSandboxesList, api.ExtExecFlags}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	without, err := server.New(b, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		h       http.Handler
+		profile conformance.Profile
+		// runs: the files checks run; outside: their skips lie outside
+		// the profile.
+		runs, outside bool
+	}{
+		{"without, core", without, conformance.ProfileCore, false, true},
+		{"without, extended", without, conformance.ProfileExtended, false, true},
+		{"without, all", without, conformance.ProfileAll, false, false},
+		{"with, core", fsReference(t), conformance.ProfileCore, false, true},
+		{"with, extended", fsReference(t), conformance.ProfileExtended, true, false},
+		{"with, all", fsReference(t), conformance.ProfileAll, true, false},
+	} {
+		srv := httptest.NewServer(c.h)
+		t.Cleanup(srv.Close)
+		cfg := conformance.NewConfig()
+		cfg.BaseURL, cfg.Profile = srv.URL, c.profile
+		s, err := conformance.NewSession(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, ch := range s.Checks() {
+			if !strings.HasPrefix(ch.ID, "fs/") {
+				continue
+			}
+			n++
+			why := s.SkipReason(ch)
+			if (why == "") != c.runs || (why != "" && s.OutsideProfile(ch) != c.outside) {
+				t.Errorf("%s: %s: skip reason %q, outside profile %v; want runs %v, outside %v", c.name, ch.ID, why, s.OutsideProfile(ch), c.runs, c.outside)
+			}
+		}
+		if n < 20 {
+			t.Errorf("%s: %d files checks", c.name, n)
+		}
+	}
 }
