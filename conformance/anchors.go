@@ -52,3 +52,18 @@ const (
 	anchorSpecGeneral  = specDoc + "general"
 	anchorSpecSecurity = specDoc + "security-considerations-listed-by-the-spec"
 )
+
+// The anchors of the files extensions (files.ops, files.watch).
+const (
+	anchorFS            = contractDoc + "/paths/~1v1~1sandboxes~1{sessionId}~1fs~1"
+	anchorFSRead        = anchorFS + "file/get"
+	anchorFSWrite       = anchorFS + "file/put"
+	anchorFSWriteTooBig = anchorFSWrite + "/responses/413"
+	anchorFSStat        = anchorFS + "stat/get"
+	anchorFSList        = anchorFS + "list/get"
+	anchorFSMkdir       = anchorFS + "mkdir/post"
+	anchorFSRemove      = anchorFS + "remove/post"
+	anchorFSMove        = anchorFS + "move/post"
+	anchorFSWatch       = anchorFS + "watch/get"
+	anchorFSPath        = contractDoc + "/components/parameters/FilePath"
+)

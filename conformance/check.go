@@ -84,6 +84,7 @@ func Checks() []Check {
 	all = append(all, sandboxChecks()...)
 	all = append(all, execChecks()...)
 	all = append(all, filesChecks()...)
+	all = append(all, fsChecks()...)
 	all = append(all, extChecks()...)
 	return all
 }

@@ -711,7 +711,7 @@ func checkTimeoutOverMax(ctx context.Context, env *Env) error {
 
 // maxTestedUpload is the largest maxUploadBytes files/upload-too-large-413
 // sends more than; above it the check is skipped as too slow.
-const maxTestedUpload = 32 << 20
+const maxTestedUpload = 64 << 20
 
 func checkUploadTooLarge(ctx context.Context, env *Env) error {
 	mp := limits(env).MaxUploadBytes

@@ -66,7 +66,10 @@
 //
 // [Checks] returns the suite's own checks, assembled by a function from the
 // per-area files (checks_health.go, checks_sandbox.go, checks_exec.go,
-// checks_files.go, checks_ext.go; anchors.go names the sections they test).
+// checks_files.go, checks_fs.go with checks_fs_*.go and checks_fswatch.go
+// for the files extensions, checks_ext.go; anchors.go names the sections
+// they test). A check may record what it measured with [Env.Notef]; the
+// notes are reported with its result ([Result.Notes]) whatever its status.
 // There is no package-level mutable registry: each call builds a new slice.
 // To add a check to the suite, append it to its area's list. A third party
 // adds checks of its own through [Config.ExtraChecks]; they run after the

@@ -53,6 +53,7 @@ type Env struct {
 
 	mu        sync.Mutex
 	sandboxes []string
+	notes     []string
 	made      []*Exchange
 	exchanges map[*http.Response]*Exchange
 }
@@ -86,6 +87,15 @@ func (e *Env) authorize(_ context.Context, req *http.Request) error {
 		req.Header.Set("Authorization", "Bearer "+e.Token)
 	}
 	return nil
+}
+
+// Notef records a measurement or observation of the check (for example
+// the latency of an event), reported with its result whatever its
+// status.
+func (e *Env) Notef(format string, args ...any) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.notes = append(e.notes, fmt.Sprintf(format, args...))
 }
 
 // Has reports whether the backend advertises the extension ext in GET

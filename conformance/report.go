@@ -59,6 +59,9 @@ type Result struct {
 	// Deviations are the ids of the deviations (Report.Deviations) that
 	// made the check fail.
 	Deviations []string `json:"deviations,omitempty"`
+	// Notes are measurements and observations the check recorded (for
+	// example a latency it measured), whatever its status.
+	Notes []string `json:"notes,omitempty"`
 
 	// found are those deviations, as this check saw them.
 	found []Deviation
@@ -230,6 +233,9 @@ func writeResult(b *strings.Builder, res Result, certify bool) {
 		}
 	}
 	b.WriteByte('\n')
+	for _, n := range res.Notes {
+		fmt.Fprintf(b, "      note: %s\n", n)
+	}
 	if (res.Status == StatusFail || res.Status == StatusError) && res.Message != "" {
 		fmt.Fprintf(b, "      spec: %s %s\n", res.Requirement, res.Spec)
 		if res.Anchor != "" {

@@ -157,6 +157,9 @@ func (r *runState) runCheck(ctx context.Context, c Check) (res Result) {
 	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer dcancel()
 	cleanupErr := env.cleanup(dctx)
+	env.mu.Lock()
+	res.Notes = slices.Clone(env.notes)
+	env.mu.Unlock()
 	explicit, _, _ := collect(errors.Join(runErr, cleanupErr))
 	violations := env.violations(explicit)
 

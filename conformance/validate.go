@@ -306,7 +306,7 @@ const maxKeptRequestBody = 1 << 20
 func (d *recordingDoer) Do(req *http.Request) (*http.Response, error) {
 	e := d.env
 	x := &Exchange{Method: req.Method, URL: req.URL.RequestURI(), ReqHeader: req.Header.Clone()}
-	if req.Body != nil && req.Body != http.NoBody && (req.ContentLength < 0 || req.ContentLength > maxKeptRequestBody) {
+	if req.Body != nil && req.Body != http.NoBody && (req.ContentLength < 0 || req.ContentLength > maxKeptRequestBody || streamedRequest(req.Context())) {
 		// Streamed: send it as it comes, counting what was sent.
 		x.sent = new(atomic.Int64)
 		req.Body = &countingBody{rc: req.Body, n: x.sent}
@@ -331,10 +331,15 @@ func (d *recordingDoer) Do(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	x.Status, x.Header = resp.StatusCode, resp.Header.Clone()
-	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/event-stream" {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt == "text/event-stream" || (streamed(req.Context()) && success(resp.StatusCode)) {
 		x.op, x.complaints = e.run.contract.validateResponse(ctx, req, e.basePath, resp.StatusCode, resp.Header, nil)
 		x.Operation = x.op.id
-		resp.Body = &captureBody{rc: resp.Body, x: x, env: e, cancel: cancel}
+		keep := maxResponseBody
+		if mt != "text/event-stream" {
+			keep = maxKeptStreamedBody
+		}
+		resp.Body = &captureBody{rc: resp.Body, x: x, env: e, cancel: cancel, keep: keep}
 		e.record(resp, x)
 		return resp, nil
 	}
@@ -360,21 +365,53 @@ func (d *recordingDoer) Do(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// captureBody copies what a check reads of an event stream into its
-// Exchange (up to maxResponseBody).
+// maxKeptStreamedBody is how much of a streamed response body (see
+// withStreamedResponse) an Exchange keeps to show.
+const maxKeptStreamedBody = 4 << 10
+
+// streamedKey marks a request context whose successful response body is
+// handed to the check unread, not buffered (see withStreamedResponse).
+type streamedKey struct{}
+
+// withStreamedResponse returns ctx marked so that a successful answer to
+// a request made with it is handed back unread and captured only up to
+// maxKeptStreamedBody as the check reads it: the suite reads large files
+// with bounded memory.
+func withStreamedResponse(ctx context.Context) context.Context {
+	return context.WithValue(ctx, streamedKey{}, true)
+}
+
+func streamed(ctx context.Context) bool { return ctx.Value(streamedKey{}) != nil }
+
+// streamedRequestKey marks a request context whose body is sent as it
+// comes, whatever its size, and not kept (see withStreamedRequest).
+type streamedRequestKey struct{}
+
+// withStreamedRequest returns ctx marked so that the body of a request
+// made with it is sent as its reader gives it (a check pacing its
+// writes), not read first.
+func withStreamedRequest(ctx context.Context) context.Context {
+	return context.WithValue(ctx, streamedRequestKey{}, true)
+}
+
+func streamedRequest(ctx context.Context) bool { return ctx.Value(streamedRequestKey{}) != nil }
+
+// captureBody copies what a check reads of an event stream or a streamed
+// body into its Exchange (up to keep bytes).
 type captureBody struct {
 	rc     io.ReadCloser
 	x      *Exchange
 	env    *Env
 	cancel context.CancelFunc
+	keep   int
 }
 
 func (c *captureBody) Read(p []byte) (int, error) {
 	n, err := c.rc.Read(p)
 	if n > 0 {
 		c.env.mu.Lock()
-		if len(c.x.Body) < maxResponseBody {
-			c.x.Body = append(c.x.Body, p[:n]...)
+		if room := c.keep - len(c.x.Body); room > 0 {
+			c.x.Body = append(c.x.Body, p[:min(n, room)]...)
 		}
 		c.env.mu.Unlock()
 	}

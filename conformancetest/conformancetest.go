@@ -72,6 +72,9 @@ func Run(t *testing.T, cfg conformance.Config) {
 // report turns one check's result into the subtest's outcome.
 func report(t *testing.T, c conformance.Check, res conformance.Result, certify bool) {
 	t.Helper()
+	for _, n := range res.Notes {
+		t.Logf("note: %s", n)
+	}
 	switch res.Status {
 	case conformance.StatusFail:
 		t.Errorf("%s (spec: %s %s; see %s; deviations %v):\n%s", c.ID, c.Requirement, c.Spec, c.Anchor, res.Deviations, res.Message)

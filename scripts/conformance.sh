@@ -1,7 +1,8 @@
 #!/bin/sh
 # conformance.sh: start `nox serve` on a free loopback port with a
 # temporary data directory, a random bearer token and limits low enough
-# for every check to run (the 413 and 503 checks), wait for /healthz, run
+# for every check to run (the 413 and 503 checks) and high enough for the
+# 64 MiB file of fs/large-file, wait for /healthz, run
 # `nox conformance` against it, stop the server, and exit with the
 # conformance exit code. Run by `make conformance`, which certifies the
 # whole suite (--certify --profile all: a skipped check fails).
@@ -32,7 +33,7 @@ NOXRUNNER_TOKEN=$token
 export NOXRUNNER_TOKEN
 # shellcheck disable=SC2086 # NOX_SERVE_FLAGS is a list of flags
 "$NOX" --data-dir "$work/data" serve --listen 127.0.0.1:0 --token "$token" \
-	--max-upload-bytes 8388608 --max-concurrent-execs 8 \
+	--max-upload-bytes 67108864 --max-concurrent-execs 8 \
 	${NOX_SERVE_FLAGS:-} >"$work/banner.txt" 2>"$work/serve.log" &
 pid=$!
 

@@ -39,7 +39,8 @@
 //
 // A backend error is answered by its category (see package driver):
 // ErrInvalidArgument 400, ErrNotFound 404, ErrConflict 409,
-// ErrPreconditionFailed 412, ErrTooLarge 413, ErrInsufficientStorage 507,
+// ErrPreconditionFailed 412, ErrTooLarge 413, ErrInsufficientStorage 507 (the
+// sandbox's storage is full),
 // ErrBusy and ErrUnavailable 503 with Retry-After: 1, each as {"error": msg} with the
 // error's message minus the sentinel's text. Any other error is logged and
 // answered 500 "internal error (request id X)".
