@@ -7,7 +7,6 @@ package sdk
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io/fs"
 	"math"
 	"path"
@@ -16,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/noxrunner/nox/api"
 	"github.com/noxrunner/nox/gen/noxapi"
 	"github.com/noxrunner/nox/internal/lenient"
 )
@@ -319,42 +319,12 @@ func fromGenStatus(r *noxapi.SandboxStatus, unparsed map[string]string) SandboxS
 	return s
 }
 
-// parseMode reads an octal mode of the contract ("0644"); an unreadable
-// one is 0.
-func parseMode(s string) fs.FileMode {
-	n, err := strconv.ParseUint(s, 8, 32)
-	if err != nil {
-		return 0
-	}
-	m := fs.FileMode(n) & fs.ModePerm
-	if n&0o4000 != 0 {
-		m |= fs.ModeSetuid
-	}
-	if n&0o2000 != 0 {
-		m |= fs.ModeSetgid
-	}
-	if n&0o1000 != 0 {
-		m |= fs.ModeSticky
-	}
-	return m
-}
-
 // formatMode writes the octal mode the contract takes, or nil for 0.
 func formatMode(m fs.FileMode) *string {
 	if m == 0 {
 		return nil
 	}
-	n := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		n |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		n |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		n |= 0o1000
-	}
-	s := fmt.Sprintf("%04o", n)
+	s := api.FormatMode(m)
 	return &s
 }
 
@@ -377,4 +347,11 @@ func fromGenFileInfo(g *noxapi.FileInfo) FileInfo {
 
 func fromGenFileEvent(g *noxapi.FileEvent) FileEvent {
 	return FileEvent{Type: FileEventType(g.Type), Path: g.Path, OldPath: deref(g.OldPath), IsDir: deref(g.IsDir)}
+}
+
+// parseMode reads an octal mode of the contract ("0644"); an unreadable
+// one is 0.
+func parseMode(s string) fs.FileMode {
+	m, _ := api.ParseMode(s)
+	return m
 }

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"fmt"
 	"io/fs"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/noxrunner/nox/api"
 	"github.com/noxrunner/nox/sdk"
 )
 
@@ -64,23 +64,7 @@ type fileJSON struct {
 
 func toFileJSON(fi sdk.FileInfo) fileJSON {
 	return fileJSON{Path: fi.Path, Name: fi.Name, Type: string(fi.Type), Size: fi.Size,
-		Mode: octalMode(fi.Mode), ModTime: fi.ModTime, LinkTarget: fi.LinkTarget, ETag: fi.ETag}
-}
-
-// octalMode writes permission bits with setuid, setgid and sticky as
-// "0644".
-func octalMode(m fs.FileMode) string {
-	n := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		n |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		n |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		n |= 0o1000
-	}
-	return fmt.Sprintf("%04o", n)
+		Mode: api.FormatMode(fi.Mode), ModTime: fi.ModTime, LinkTarget: fi.LinkTarget, ETag: fi.ETag}
 }
 
 // modeFlag is --mode: octal permission bits.
@@ -94,26 +78,9 @@ func parseModeFlag(c *cli.Context) (fs.FileMode, error) {
 	if s == "" {
 		return 0, nil
 	}
-	var n uint32
-	if _, err := fmt.Sscanf(s, "%o", &n); err != nil || n > 0o7777 || fmt.Sprintf("%o", n) != trimZeros(s) {
+	m, err := api.ParseMode(s)
+	if err != nil {
 		return 0, usagef("fs %s: --mode %q: want octal permission bits such as 0644 or 755", c.Command.Name, s)
 	}
-	m := fs.FileMode(n & 0o777)
-	if n&0o4000 != 0 {
-		m |= fs.ModeSetuid
-	}
-	if n&0o2000 != 0 {
-		m |= fs.ModeSetgid
-	}
-	if n&0o1000 != 0 {
-		m |= fs.ModeSticky
-	}
 	return m, nil
-}
-
-func trimZeros(s string) string {
-	for len(s) > 1 && s[0] == '0' {
-		s = s[1:]
-	}
-	return s
 }

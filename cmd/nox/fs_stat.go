@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/noxrunner/nox/api"
 	"github.com/urfave/cli/v2"
 )
 
@@ -25,7 +26,7 @@ func (a *app) fsStatCommand() *cli.Command {
 				a.printf("path:     %s\n", fi.Path)
 				a.printf("type:     %s\n", fi.Type)
 				a.printf("size:     %d\n", fi.Size)
-				a.printf("mode:     %s (%s)\n", octalMode(fi.Mode), fi.FileMode())
+				a.printf("mode:     %s (%s)\n", api.FormatMode(fi.Mode), fi.FileMode())
 				a.printf("modified: %s\n", timeOrDash(fi.ModTime))
 				if fi.LinkTarget != "" {
 					a.printf("target:   %s\n", fi.LinkTarget)
