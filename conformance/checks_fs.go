@@ -81,7 +81,7 @@ func fsChecks() []Check {
 			"every files operation on an unknown sandbox is a 404 JSON Error and creates nothing",
 			checkFSUnknown),
 		watch("fs/watch-create", Must, anchorFSWatch,
-			"GET .../fs/watch: ready first; a file created by a command, a directory (isDir) and a file written through the API are reported as create events, within 200 ms of the command's answer",
+			"GET .../fs/watch: ready first; a file created by a command, a directory (isDir) and a file written through the API are reported as create events, within 200 ms of the command's answer (or of its round trip, when longer)",
 			checkWatchCreate),
 		watch("fs/watch-events", Must, anchorFSWatch,
 			"GET .../fs/watch: 200 small appends give a few coalesced write events, not one each; a rename inside the directory is one rename event with oldPath; a removal a remove event",

@@ -10,7 +10,9 @@ import (
 )
 
 // watchLatency is how soon after the command that made a change has
-// answered a watch must report it.
+// answered a watch should report it. On a loaded machine the bound is the
+// command's own round trip when that is longer: a report slower than a
+// whole exec is a deviation, a scheduler's hiccup is not.
 const watchLatency = 200 * time.Millisecond
 
 // watchWait bounds the wait for an event that must come.
@@ -101,13 +103,14 @@ func checkWatchCreate(ctx context.Context, env *Env) error {
 		errs = append(errs, err)
 	} else {
 		late := at.Sub(answered)
+		bound := max(watchLatency, answered.Sub(sent))
 		env.Notef("create of a file by a command reported %s after the command answered (%s after it was sent; %s is the bound)",
-			max(late, 0).Round(time.Millisecond), at.Sub(sent).Round(time.Millisecond), watchLatency)
-		if late > watchLatency {
+			max(late, 0).Round(time.Millisecond), at.Sub(sent).Round(time.Millisecond), bound.Round(time.Millisecond))
+		if late > bound {
 			errs = append(errs, &finding{key: keyWatchLatency, req: Should, anchor: anchorFSWatch, aspect: aspectNone, x: w.shown(),
-				title:    fmt.Sprintf("watch reports a change later than %s after the command that made it answered", watchLatency),
-				observed: fmt.Sprintf("create reported %s after the command answered", late.Round(time.Millisecond)), expected: "within " + watchLatency.String(),
-				err: fmt.Errorf("the create of %s was reported %s after the command answered, want within %s", f, late.Round(time.Millisecond), watchLatency)})
+				title:    fmt.Sprintf("watch reports a change later than %s (or the command's round trip, if longer) after the command that made it answered", watchLatency),
+				observed: fmt.Sprintf("create reported %s after the command answered", late.Round(time.Millisecond)), expected: "within " + bound.Round(time.Millisecond).String(),
+				err: fmt.Errorf("the create of %s was reported %s after the command answered, want within %s", f, late.Round(time.Millisecond), bound.Round(time.Millisecond))})
 		}
 	}
 	// A directory made by a command.

@@ -323,7 +323,7 @@ func fsFaults() []fsFault {
 				return onFS(h, http.MethodGet, "watch", func(w http.ResponseWriter, r *http.Request) {
 					h.ServeHTTP(&hookWriter{ResponseWriter: w, write: func(p []byte) []byte {
 						if bytes.Contains(p, []byte("made-by-exec")) {
-							time.Sleep(400 * time.Millisecond)
+							time.Sleep(800 * time.Millisecond)
 						}
 						return p
 					}}, r)
