@@ -10,9 +10,6 @@ import (
 	"strings"
 )
 
-// shQuote quotes s for sh.
-func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
 // expectValidators checks x carries a quoted ETag and an HTTP-date
 // Last-Modified, and returns the ETag.
 func expectValidators(x *Exchange, lastModified bool) (string, error) {
@@ -125,7 +122,7 @@ func checkFSReadRange(ctx context.Context, env *Env) error {
 		x.judge()
 		if x.Status != http.StatusPartialContent { // the range was not served: this check's own subject
 			errs = append(errs, ownFinding(x, aspectStatus, fmt.Sprintf("status %d %s", x.Status, bodyExcerpt(x)), "status 206 with the range",
-				fmt.Errorf("Range: %s: status %d, want 206 with the range\n%s", c.rng, x.Status, x)))
+				fmt.Errorf("range %s: status %d, want 206 with the range\n%s", c.rng, x.Status, x)))
 			continue
 		}
 		if err := expectBody(x, []byte(c.body), "Range: "+c.rng); err != nil {
@@ -133,7 +130,7 @@ func checkFSReadRange(ctx context.Context, env *Env) error {
 		}
 		if got := x.Header.Get("Content-Range"); got != c.contentRange {
 			errs = append(errs, ownFinding(x, aspectHeader, fmt.Sprintf("Content-Range %q", got), fmt.Sprintf("Content-Range %q", c.contentRange),
-				fmt.Errorf("Range: %s: Content-Range %q, want %q\n%s", c.rng, got, c.contentRange, x)))
+				fmt.Errorf("range %s: Content-Range %q, want %q\n%s", c.rng, got, c.contentRange, x)))
 		}
 	}
 	x, err := env.readFile(ctx, id, "range.txt", http.Header{"Range": {"bytes=16-20"}})
@@ -141,7 +138,7 @@ func checkFSReadRange(ctx context.Context, env *Env) error {
 		return errors.Join(append(errs, err)...)
 	}
 	if err := expectError(x, http.StatusRequestedRangeNotSatisfiable); err != nil {
-		errs = append(errs, fmt.Errorf("Range: bytes=16-20 of a 16-byte file: %w", err))
+		errs = append(errs, fmt.Errorf("range bytes=16-20 of a 16-byte file: %w", err))
 	}
 	return errors.Join(errs...)
 }

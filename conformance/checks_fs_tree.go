@@ -2,7 +2,6 @@ package conformance
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -204,19 +203,6 @@ func checkFSListPaging(ctx context.Context, env *Env) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// fsOK posts body to op as a set-up step.
-func (e *Env) fsOK(ctx context.Context, id, op string, body any) (*Exchange, error) {
-	x, err := e.fsJSON(ctx, id, op, body)
-	if err != nil {
-		return x, err
-	}
-	if err := expectSuccess(x); err != nil {
-		b, _ := json.Marshal(body)
-		return x, fmt.Errorf("%s %s: %w", op, b, err)
-	}
-	return x, nil
 }
 
 // fsExpect judges x, the answer to what: status code, with a FileInfo at

@@ -193,19 +193,6 @@ func (e *Env) writeOK(ctx context.Context, id, p string, content []byte, kv ...s
 	return x, nil
 }
 
-// statOK describes p as a set-up step.
-func (e *Env) statOK(ctx context.Context, id, p string) (fsInfo, *Exchange, error) {
-	x, err := e.fsGet(ctx, id, "stat", pathQuery(p))
-	if err != nil {
-		return fsInfo{}, x, err
-	}
-	if err := expectSuccess(x); err != nil {
-		return fsInfo{}, x, fmt.Errorf("stat %s: %w", p, err)
-	}
-	fi, err := decodeInfo(x)
-	return fi, x, err
-}
-
 // timedEvent is an event of a watch stream with the time it arrived.
 type timedEvent struct {
 	SSEEvent

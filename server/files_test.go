@@ -234,7 +234,7 @@ func TestListDir(t *testing.T) {
 		t.Errorf("lists %+v, want %+v", d.lists, want)
 	}
 	resp, body = e.do("GET", "/v1/info", nil)
-	if !strings.Contains(string(body), `"maxListPageSize":50`) || !strings.Contains(string(body), `"files.ops"`) || !strings.Contains(string(body), `"files.watch"`) {
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"maxListPageSize":50`) || !strings.Contains(string(body), `"files.ops"`) || !strings.Contains(string(body), `"files.watch"`) {
 		t.Errorf("info: %s", body)
 	}
 }
