@@ -341,7 +341,7 @@ func fsFaults() []fsFault {
 			return onFS(h, http.MethodGet, "watch", func(w http.ResponseWriter, r *http.Request) {
 				h.ServeHTTP(&hookWriter{ResponseWriter: w, write: func(p []byte) []byte {
 					if bytes.Contains(p, []byte(`"type":"write"`)) {
-						return bytes.Repeat(p, 25)
+						return bytes.Repeat(p, 200)
 					}
 					return p
 				}}, r)
