@@ -371,7 +371,7 @@ func TestExecFairAdmission(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("neighbour's exec while the hog runs %d commands: %d %s", hogs, resp.StatusCode, body)
 	}
-	if took := time.Since(start); took > 250*time.Millisecond {
+	if took := time.Since(start); took > time.Second { // the queue wait is 2s
 		t.Errorf("neighbour's exec waited %s for a slot", took)
 	}
 	wg.Wait()

@@ -118,7 +118,9 @@ func TestRealFilesAPI(t *testing.T) {
 	}
 	waitLine("event: ready", 5*time.Second)
 	e.exec("rf", map[string]any{"cmd": []string{"sh", "-c", "echo x > by-exec.txt"}, "workdir": "/workspace"})
-	waitLine(`"path":"/workspace/by-exec.txt"`, 200*time.Millisecond)
+	t0 := time.Now()
+	waitLine(`"path":"/workspace/by-exec.txt"`, 5*time.Second)
+	t.Logf("create reported %v after the exec ended", time.Since(t0))
 }
 
 // TestRealFilesQuota: on a sandbox's own image the kernel refuses a write
