@@ -164,8 +164,11 @@ func TestWatchOverflow(t *testing.T) {
 	evs := collect(t, w, func(evs []driver.FileEvent) bool {
 		return slices.ContainsFunc(evs, func(e driver.FileEvent) bool { return e.Type == driver.EventOverflow })
 	})
-	if len(evs) > 10 {
-		t.Fatalf("%d events before the overflow, the queue holds 8", len(evs))
+	// How many events got in before the overflow depends on how far the
+	// reader was when the queue filled (the queue's own tests pin that
+	// down); here: events were dropped, not all 50 creates delivered.
+	if n := len(evs) - 1; n >= 50 {
+		t.Fatalf("%d events before the overflow: none dropped", n)
 	}
 }
 
