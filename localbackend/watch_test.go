@@ -127,12 +127,15 @@ func TestWatchCoalescesWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	began := time.Now()
 	for range 2000 {
 		if _, err := fh.WriteString("line\n"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	fh.Close()
+	// A few windows of 50 ms, more when a loaded machine slowed the writes.
+	allowed := 10 + int(time.Since(began)/(50*time.Millisecond))
 	writes := 0
 	timeout := time.After(300 * time.Millisecond)
 loop:
@@ -146,8 +149,8 @@ loop:
 			break loop
 		}
 	}
-	if writes == 0 || writes > 10 {
-		t.Fatalf("%d write events for 2000 writes, want a few", writes)
+	if writes == 0 || writes > allowed {
+		t.Fatalf("%d write events for 2000 writes, want a few (at most %d)", writes, allowed)
 	}
 }
 
