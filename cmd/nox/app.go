@@ -261,7 +261,7 @@ func (cn *conn) Close() error {
 // starts the local backend in process; the caller must Close the conn.
 func (a *app) connect(c *cli.Context) (*conn, error) {
 	g := readGlobals(c)
-	opts := []sdk.Option{sdk.WithUserAgent("nox/" + version + " " + sdk.DefaultUserAgent)}
+	opts := []sdk.Option{sdk.WithUserAgent("nox/" + noxVersion() + " " + sdk.DefaultUserAgent)}
 	// Transfers take as long as their size needs; Ctrl-C still stops them.
 	transfer := c.Command != nil && slices.Contains([]string{"upload", "download", "cp", "cat", "write", "watch"}, c.Command.Name)
 	if g.timeout > 0 && !transfer {

@@ -14,8 +14,12 @@ import (
 	"github.com/noxrunner/nox/localbackend"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
+// defaultVersion is version when the build does not set it.
+const defaultVersion = "0.1.0-dev"
+
+// version is set at build time with -ldflags "-X main.version=..."; see
+// noxVersion for what nox reports when it is not.
+var version = defaultVersion
 
 func main() {
 	localbackend.MaybeRunInit() // a re-executed sandbox init never returns

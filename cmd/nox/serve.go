@@ -249,7 +249,7 @@ func (a *app) serve(ctx context.Context, addr string, cfg localbackend.Config, a
 // as one JSON object with --json.
 func (a *app) banner(asJSON bool, addr string, info localbackend.Info) error {
 	if asJSON {
-		err := a.printJSON(map[string]any{"listen": "http://" + addr, "dataDir": info.DataDir, "version": version,
+		err := a.printJSON(map[string]any{"listen": "http://" + addr, "dataDir": info.DataDir, "version": noxVersion(),
 			"isolation":  sdk.Isolation{Tier: info.Tier, Isolated: info.Isolated, Notes: info.Notes},
 			"unenforced": info.Unenforced, "images": info.Images, "authRequired": info.AuthRequired})
 		if !info.Isolated {
@@ -259,7 +259,7 @@ func (a *app) banner(asJSON bool, addr string, info localbackend.Info) error {
 	}
 	p := a.color
 	w := a.stdout
-	fmt.Fprintf(w, "%s %s\n", p.bold("nox serve"), version)
+	fmt.Fprintf(w, "%s %s\n", p.bold("nox serve"), noxVersion())
 	fmt.Fprintf(w, "  listening on  http://%s\n", addr)
 	fmt.Fprintf(w, "  data dir      %s\n", info.DataDir)
 	tier := info.Tier
