@@ -24,8 +24,8 @@ build: ## Build the nox binary into bin/.
 install: build ## Install nox and its shell completions under PREFIX (default /usr/local; e.g. PREFIX=~/.local).
 	sh scripts/install.sh "$(BIN)" "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(DATADIR)"
 
-test: ## Vet, check generated code, run every test with the race detector, then the conformance run.
-	$(GO) vet ./... && $(MAKE) -s check-generate && $(GO) test -race -count=1 ./... && $(MAKE) -s conformance
+test: ## Vet (on Linux, and on macOS and Windows for the client), check generated code, run every test with the race detector, then the conformance run.
+	$(GO) vet ./... && GOOS=darwin $(GO) vet ./... && GOOS=windows $(GO) build ./sdk/... && $(MAKE) -s check-generate && $(GO) test -race -count=1 ./... && $(MAKE) -s conformance
 
 lint: ## gofmt and staticcheck (fetched through the module proxy).
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "run gofmt -w on the files above"; exit 1; }

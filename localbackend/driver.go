@@ -24,7 +24,7 @@ func (d driverBackend) Info() driver.Info {
 	c := &b.cfg
 	return driver.Info{
 		Name: BackendName, Version: c.Version,
-		Extensions: []string{api.ExtSandboxesGet, api.ExtSandboxesList, api.ExtExecFlags, api.ExtFilesOps, api.ExtFilesWatch},
+		Extensions: append([]string{api.ExtSandboxesGet, api.ExtSandboxesList, api.ExtExecFlags}, fileExtensions()...),
 		Isolation: &driver.Isolation{
 			Tier: string(b.report.Tier), Isolated: b.report.Isolated, Notes: slices.Clone(b.report.Notes),
 		},

@@ -48,9 +48,6 @@ type resolveOpts struct {
 	owner *fileOwnerIDs
 }
 
-// fileOwnerIDs is the host uid and gid that own a sandbox's files.
-type fileOwnerIDs struct{ uid, gid int }
-
 // splitRel splits a path relative to the workspace into its components,
 // without empty and "." ones.
 func splitRel(rel string) []string {

@@ -2,6 +2,7 @@ package localbackend
 
 import (
 	"context"
+	"github.com/noxrunner/nox/api"
 	"io"
 
 	"github.com/noxrunner/nox/driver"
@@ -53,3 +54,6 @@ func (d driverBackend) Move(ctx context.Context, id string, req driver.MoveReque
 func (d driverBackend) Watch(ctx context.Context, id string, req driver.WatchRequest) (driver.Watch, error) {
 	return d.b.store.watch(ctx, id, req)
 }
+
+// fileExtensions lists the files extensions the backend offers.
+func fileExtensions() []string { return []string{api.ExtFilesOps, api.ExtFilesWatch} }
