@@ -54,7 +54,11 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 	}
 	defer s.releaseCgroup(cc)
 
-	req := request{Op: "exec", ID: id, Argv: e.Argv, Env: e.Env, Dir: dir, Cgroup: cc != nil}
+	env := e.Env
+	if s.mode == modeHost {
+		env = hostEnv(env, s.spec.Workspace, s.tmpDir)
+	}
+	req := request{Op: "exec", ID: id, Argv: e.Argv, Env: env, Dir: dir, Cgroup: cc != nil}
 	x, err := s.startCommand(req, cc, e.Stdout, e.Stderr)
 	if err != nil {
 		return ExecResult{}, err

@@ -37,3 +37,23 @@ func hostPath(dir, workspace, tmp string) string {
 	}
 	return dir
 }
+
+// hostEnv rewrites, in tiers without a mount namespace, the variables that
+// name a directory (HOME, PWD, TMPDIR, TMP, TEMP) from /workspace or /tmp
+// to the host directories that stand for them, as hostPath does for the
+// working directory: without it a command would be told to write where
+// it cannot. Other variables are left as they are.
+func hostEnv(env []string, workspace, tmp string) []string {
+	out := make([]string, len(env))
+	for i, kv := range env {
+		k, v, ok := strings.Cut(kv, "=")
+		switch k {
+		case "HOME", "PWD", "TMPDIR", "TMP", "TEMP":
+			if ok && filepath.IsAbs(v) {
+				kv = k + "=" + hostPath(filepath.Clean(v), workspace, tmp)
+			}
+		}
+		out[i] = kv
+	}
+	return out
+}

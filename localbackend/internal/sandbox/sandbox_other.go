@@ -172,7 +172,7 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 		}
 		return ExecResult{ExitCode: code}, nil
 	}
-	cmd.Dir, cmd.Env = dir, append([]string{}, e.Env...)
+	cmd.Dir, cmd.Env = dir, hostEnv(e.Env, s.spec.Workspace, s.tmpDir)
 	cmd.Stdout, cmd.Stderr = orDiscard(e.Stdout), orDiscard(e.Stderr)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = 200 * time.Millisecond

@@ -168,3 +168,35 @@ func TestCommandsDoNotInheritIgnoredSignals(t *testing.T) {
 		t.Errorf("a command's ignored signals: %v", r)
 	}
 }
+
+// TestHostTiersRewritePathVariables: in the tiers without a mount
+// namespace, HOME and TMPDIR (given as /workspace and /tmp, as the backend
+// does) lead to the host directories standing for them, so a command can
+// write where it is told to; in every tier the same script works.
+func TestHostTiersRewritePathVariables(t *testing.T) {
+	for _, tier := range []Tier{TierNamespaces, TierLandlock, TierNoneUnsafe} {
+		t.Run(string(tier), func(t *testing.T) {
+			t.Parallel()
+			m := newManager(t, tier)
+			s, _ := start(t, m, key("env"), Limits{})
+			var out, errb lockedBuffer
+			env := append(testEnv(), "TMPDIR=/tmp", "TMP=/tmp", "PWD=/workspace")
+			r, err := s.Exec(context.Background(), ExecSpec{
+				Argv: []string{"sh", "-c", `echo t > "$TMPDIR/t" && echo h > "$HOME/h" && cat "$TMPDIR/t" "$HOME/h" && test "$TMP" = "$TMPDIR" && cd "$PWD"`},
+				Env:  env, Timeout: 10 * time.Second, Stdout: &out, Stderr: &errb,
+			})
+			if err != nil || r.ExitCode != 0 || out.String() != "t\nh\n" {
+				t.Errorf("exit %d, stdout %q, stderr %q, err %v", r.ExitCode, out.String(), errb.String(), err)
+			}
+		})
+	}
+}
+
+func TestHostEnv(t *testing.T) {
+	got := hostEnv([]string{"HOME=/workspace", "TMPDIR=/tmp", "PWD=/workspace/src/", "TEMP=/tmpfoo", "PATH=/workspace/bin", "TMP=relative", "X"},
+		"/data/ws", "/data/tmp")
+	want := []string{"HOME=/data/ws", "TMPDIR=/data/tmp", "PWD=/data/ws/src", "TEMP=/tmpfoo", "PATH=/workspace/bin", "TMP=relative", "X"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("hostEnv = %q, want %q", got, want)
+	}
+}
