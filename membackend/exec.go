@@ -29,9 +29,21 @@ type process struct {
 }
 
 func (p *process) killGroup() {
-	if p.pgid > 0 {
-		_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+	if p.pgid <= 0 {
+		return
 	}
+	_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+	// A member forking while the group is killed can leave a child the
+	// signal missed: kill again until the group is empty (for a second
+	// at most, so a reused group id is never hit).
+	go func(pgid int) {
+		for range 20 {
+			time.Sleep(50 * time.Millisecond)
+			if syscall.Kill(-pgid, syscall.SIGKILL) != nil {
+				return
+			}
+		}
+	}(p.pgid)
 }
 
 // execution is a command admitted by StartExec.
