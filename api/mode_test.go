@@ -39,3 +39,21 @@ func TestModeRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseMode: a mode that parses is written back in the contract's
+// form and parses to itself again.
+func FuzzParseMode(f *testing.F) {
+	for _, s := range []string{"644", "0644", "04755", "7777", "", "8", "-1", "+1", "0x1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := api.ParseMode(s)
+		if err != nil {
+			return
+		}
+		out := api.FormatMode(m)
+		if m2, err := api.ParseMode(out); err != nil || m2 != m {
+			t.Fatalf("ParseMode(%q) = %v, written %q, read back %v, %v", s, m, out, m2, err)
+		}
+	})
+}

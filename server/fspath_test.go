@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"path"
 	"strings"
 	"testing"
 
@@ -36,4 +37,28 @@ func TestResolvePath(t *testing.T) {
 			t.Errorf("resolvePath(%q) = %q, %v; want %q", c.in, got, err, c.want)
 		}
 	}
+}
+
+// FuzzResolvePath: whatever a client sends, a resolved path is absolute,
+// clean, free of NUL and never climbs above / (the input's ".." elements
+// are either refused or absorbed by earlier elements).
+func FuzzResolvePath(f *testing.F) {
+	for _, s := range []string{"a", "/workspace/a", "../x", "/../etc", "a/../../b", "./.", "a\x00b", "//x//y/", "/workspace/.."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		got, err := resolvePath("path", p)
+		if err != nil {
+			return
+		}
+		if !path.IsAbs(got) || path.Clean(got) != got || strings.IndexByte(got, 0) >= 0 {
+			t.Fatalf("resolvePath(%q) = %q: not absolute and clean", p, got)
+		}
+		if path.IsAbs(p) && path.Clean(p) != got {
+			t.Fatalf("resolvePath(%q) = %q, want %q", p, got, path.Clean(p))
+		}
+		if !path.IsAbs(p) && path.Clean("/workspace/"+p) != got {
+			t.Fatalf("resolvePath(%q) = %q, want it relative to /workspace", p, got)
+		}
+	})
 }
