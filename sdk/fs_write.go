@@ -36,30 +36,7 @@ func (s *Sandbox) WriteFile(ctx context.Context, p string, data []byte, perm fs.
 // write (IfMatch, CreateOnly) is never retried, and fails with an error
 // matching ErrUnsupported on a backend without ExtFilesOps.
 func (s *Sandbox) WriteFileWith(ctx context.Context, p string, data []byte, opts WriteOptions) (FileInfo, error) {
-	const op = "writeFile"
-	if err := checkID(op, s.id); err != nil {
-		return FileInfo{}, err
-	}
-	abs, err := resolvePath(op, p)
-	if err != nil {
-		return FileInfo{}, err
-	}
-	ok, err := s.filesOps(ctx)
-	if err != nil {
-		return FileInfo{}, fmt.Errorf("nox: %s: %w", op, err)
-	}
-	if !ok {
-		if err := checkTarWrite(opts); err != nil {
-			return FileInfo{}, err
-		}
-		return s.writeTar(ctx, abs, bytes.NewReader(data), int64(len(data)), opts)
-	}
-	r := bytes.NewReader(data)
-	cl := call{op: op, idempotent: opts.IfMatch == "" && !opts.CreateOnly, rewind: func() error {
-		_, err := r.Seek(0, io.SeekStart)
-		return err
-	}}
-	return s.writeFile(ctx, abs, r, int64(len(data)), opts, cl)
+	return s.WriteFileFrom(ctx, p, bytes.NewReader(data), opts)
 }
 
 // WriteFileFrom writes what remains of r to the file at p (absolute, or
