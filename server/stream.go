@@ -99,14 +99,8 @@ func (e *execStream) VisitExecInSandboxStreamResponse(w http.ResponseWriter) err
 		}
 	}()
 
-	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{})
-	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream")
-	hd.Set("Cache-Control", "no-cache")
-	hd.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	if err := rc.Flush(); err != nil {
+	rc, err := openEventStream(w)
+	if err != nil {
 		return err
 	}
 	write := func(evs []event) error {
@@ -128,10 +122,7 @@ func (e *execStream) VisitExecInSandboxStreamResponse(w http.ResponseWriter) err
 			}
 			hb.Reset(heartbeat)
 		case <-hb.C:
-			if err := sse.WriteComment(w, "heartbeat"); err != nil {
-				return err
-			}
-			if err := rc.Flush(); err != nil {
+			if err := writeHeartbeat(w, rc); err != nil {
 				return err
 			}
 			hb.Reset(heartbeat)

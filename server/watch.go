@@ -51,13 +51,10 @@ type watchStream struct {
 // is cut off by the stall deadline (stallDeadlines), like any stream.
 func (s *watchStream) VisitWatchPathResponse(w http.ResponseWriter) error {
 	defer s.w.Close()
-	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{})
-	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream")
-	hd.Set("Cache-Control", "no-cache")
-	hd.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
+	rc, err := openEventStream(w)
+	if err != nil {
+		return err
+	}
 	if err := sse.WriteEvent(w, "ready", []byte("{}")); err != nil {
 		return err
 	}
@@ -89,10 +86,7 @@ func (s *watchStream) VisitWatchPathResponse(w http.ResponseWriter) error {
 			}
 			hb.Reset(heartbeat)
 		case <-hb.C:
-			if err := sse.WriteComment(w, "heartbeat"); err != nil {
-				return err
-			}
-			if err := rc.Flush(); err != nil {
+			if err := writeHeartbeat(w, rc); err != nil {
 				return err
 			}
 			hb.Reset(heartbeat)
