@@ -15,17 +15,7 @@ var ErrBadMode = errors.New("not an octal mode between 0000 and 07777")
 // sticky in octal, as chmod(1) reads them and the contract's FileInfo.mode
 // carries them: "0644", "04755".
 func FormatMode(m fs.FileMode) string {
-	v := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		v |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		v |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		v |= 0o1000
-	}
-	return fmt.Sprintf("0%03o", v)
+	return fmt.Sprintf("0%03o", ModeBits(m))
 }
 
 // ParseMode reads octal permission bits ("644", "0644", "04755") into an
@@ -36,6 +26,29 @@ func ParseMode(s string) (fs.FileMode, error) {
 	if err != nil || v > 0o7777 || s == "" || s[0] == '+' {
 		return 0, fmt.Errorf("%q: %w", s, ErrBadMode)
 	}
+	return ModeFromBits(uint32(v)), nil
+}
+
+// ModeBits is m's permission bits with setuid (04000), setgid (02000)
+// and sticky (01000), as chmod(2) and stat(2) number them.
+func ModeBits(m fs.FileMode) uint32 {
+	v := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		v |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		v |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		v |= 0o1000
+	}
+	return v
+}
+
+// ModeFromBits is the fs.FileMode of the permission, setuid, setgid and
+// sticky bits of v (numbered as ModeBits numbers them); other bits of v
+// are ignored.
+func ModeFromBits(v uint32) fs.FileMode {
 	m := fs.FileMode(v & 0o777)
 	if v&0o4000 != 0 {
 		m |= fs.ModeSetuid
@@ -46,5 +59,5 @@ func ParseMode(s string) (fs.FileMode, error) {
 	if v&0o1000 != 0 {
 		m |= fs.ModeSticky
 	}
-	return m, nil
+	return m
 }

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"path"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/noxrunner/nox/api"
 	"github.com/noxrunner/nox/driver"
 )
 
@@ -80,7 +80,7 @@ func statInfo(dirfd int, name, sp string) (driver.FileInfo, error) {
 func fileInfo(sp string, st *unix.Stat_t) driver.FileInfo {
 	fi := driver.FileInfo{
 		Path:    sp,
-		Mode:    modeOf(st.Mode),
+		Mode:    api.ModeFromBits(st.Mode),
 		ModTime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec).UTC(),
 	}
 	switch st.Mode & unix.S_IFMT {
@@ -102,36 +102,6 @@ func fileInfo(sp string, st *unix.Stat_t) driver.FileInfo {
 func etagOf(st *unix.Stat_t) string {
 	ns := st.Mtim.Sec*1e9 + st.Mtim.Nsec
 	return fmt.Sprintf(`"%x-%x-%x-%x"`, st.Dev, st.Ino, st.Size, ns)
-}
-
-// modeOf converts the permission bits of a stat mode.
-func modeOf(m uint32) fs.FileMode {
-	mode := fs.FileMode(m & 0o777)
-	if m&unix.S_ISUID != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&unix.S_ISGID != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&unix.S_ISVTX != 0 {
-		mode |= fs.ModeSticky
-	}
-	return mode
-}
-
-// unixMode converts permission bits to a stat mode.
-func unixMode(m fs.FileMode) uint32 {
-	mode := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		mode |= unix.S_ISUID
-	}
-	if m&fs.ModeSetgid != 0 {
-		mode |= unix.S_ISGID
-	}
-	if m&fs.ModeSticky != 0 {
-		mode |= unix.S_ISVTX
-	}
-	return mode
 }
 
 // stat describes path p of sandbox id without following a final link.
@@ -177,7 +147,7 @@ func (s *store) makeDir(ctx context.Context, id string, req driver.MakeDirReques
 		return driver.FileInfo{}, err
 	}
 	defer unix.Close(dirfd)
-	mode := unixMode(req.Mode)
+	mode := api.ModeBits(req.Mode)
 	if req.Mode == 0 {
 		mode = 0o755
 	}

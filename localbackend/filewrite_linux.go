@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/noxrunner/nox/api"
 	"github.com/noxrunner/nox/driver"
 )
 
@@ -157,11 +158,11 @@ func (w *fileWrite) create() error {
 	mode := uint32(0o644)
 	switch {
 	case w.req.HasMode:
-		mode = unixMode(w.req.Mode)
+		mode = api.ModeBits(w.req.Mode)
 	case w.exists:
 		mode = w.cur.Mode & 0o7777
 	case w.req.Mode != 0:
-		mode = unixMode(w.req.Mode)
+		mode = api.ModeBits(w.req.Mode)
 	}
 	prefix := tmpNewPrefix
 	if w.exists {
