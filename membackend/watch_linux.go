@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -165,12 +166,22 @@ func (iw *inotifyWatch) add(p string, announce bool) error {
 	return nil
 }
 
+// moveSettle is how long an IN_MOVED_FROM waits for its IN_MOVED_TO when
+// a read ended between the two.
+const moveSettle = 10 * time.Millisecond
+
 // read turns inotify events into FileEvents until the instance is closed
 // or the watched directory goes.
 func (iw *inotifyWatch) read() {
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := iw.f.Read(buf)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// No IN_MOVED_TO followed the pending IN_MOVED_FROM.
+			iw.flushPending()
+			_ = iw.f.SetReadDeadline(time.Time{})
+			continue
+		}
 		if err != nil {
 			iw.w.Finish(nil) // closed
 			return
@@ -187,7 +198,12 @@ func (iw *inotifyWatch) read() {
 				return
 			}
 		}
-		iw.flushPending()
+		if iw.pending != nil {
+			// A rename's two events can be split across reads: its
+			// IN_MOVED_TO gets a moment before the IN_MOVED_FROM is
+			// settled as a move out of the watch.
+			_ = iw.f.SetReadDeadline(time.Now().Add(moveSettle))
+		}
 	}
 }
 
