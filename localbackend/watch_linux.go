@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -246,6 +247,12 @@ func (w *fileWatch) read() {
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := w.ino.Read(buf)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// No MOVED_TO followed the pending MOVED_FROMs.
+			w.settleMoves()
+			_ = w.ino.SetReadDeadline(time.Time{})
+			continue
+		}
 		if err != nil {
 			if !errors.Is(err, os.ErrClosed) {
 				w.finish(fmt.Errorf("watch of %q: %w", w.base, err))
@@ -256,7 +263,24 @@ func (w *fileWatch) read() {
 			w.finish(err)
 			return
 		}
+		if len(w.moves) > 0 || len(w.tmpMove) > 0 {
+			// A rename's two events can be split across reads: its
+			// MOVED_TO gets a moment before the MOVED_FROM is settled.
+			_ = w.ino.SetReadDeadline(time.Now().Add(moveSettle))
+		} else {
+			_ = w.ino.SetReadDeadline(time.Time{})
+		}
 	}
+}
+
+// moveSettle is how long a MOVED_FROM waits for its MOVED_TO when a read
+// ended between the two.
+const moveSettle = 10 * time.Millisecond
+
+// settleMoves settles the MOVED_FROMs no MOVED_TO followed.
+func (w *fileWatch) settleMoves() {
+	w.movedOut()
+	clear(w.tmpMove)
 }
 
 // handleBatch handles the events of one read.
@@ -278,15 +302,14 @@ func (w *fileWatch) handleBatch(b []byte) error {
 		}
 		b = b[size:]
 	}
-	w.movedOut()
-	clear(w.tmpMove)
 	return nil
 }
 
 // movedOut reports the entries moved away whose MOVED_TO did not follow
 // (moved out of the tree) as removed, and drops the watches of moved
-// directories. The kernel queues a rename's two events together, so
-// anything else after a MOVED_FROM, or the end of a read, settles it.
+// directories. The kernel queues a rename's two events one after the
+// other, so anything else after a MOVED_FROM settles it, and so does a
+// short wait when a read ended between the two (read).
 func (w *fileWatch) movedOut() {
 	for c, m := range w.moves {
 		for wd := range m.detach {

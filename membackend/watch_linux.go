@@ -203,6 +203,8 @@ func (iw *inotifyWatch) read() {
 			// IN_MOVED_TO gets a moment before the IN_MOVED_FROM is
 			// settled as a move out of the watch.
 			_ = iw.f.SetReadDeadline(time.Now().Add(moveSettle))
+		} else {
+			_ = iw.f.SetReadDeadline(time.Time{})
 		}
 	}
 }
