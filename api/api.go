@@ -53,10 +53,20 @@ const (
 	ExtFilesOps = "files.ops"
 	// ExtFilesWatch is GET /v1/sandboxes/{sessionId}/fs/watch.
 	ExtFilesWatch = "files.watch"
+	// ExtExecStdin is the stdin and stdinEncoding fields of an exec
+	// request.
+	ExtExecStdin = "exec.stdin"
+	// ExtProcesses is the process API under
+	// /v1/sandboxes/{sessionId}/processes: start, list, get, wait, output
+	// with replay, stdin, signal, resize and kill.
+	ExtProcesses = "processes"
+	// ExtProcessesTerminal is the WebSocket terminal of a process started
+	// with a pty (GET .../processes/{processId}/terminal).
+	ExtProcessesTerminal = "processes.terminal"
 )
 
 // Extensions returns the extension names the contract defines, in the
 // order backends list them in GET /v1/info.
 func Extensions() []string {
-	return []string{ExtInfo, ExtSandboxesGet, ExtSandboxesList, ExtExecStream, ExtExecFlags, ExtAuthBearer, ExtUploadChunked, ExtFilesOps, ExtFilesWatch}
+	return []string{ExtInfo, ExtSandboxesGet, ExtSandboxesList, ExtExecStream, ExtExecFlags, ExtAuthBearer, ExtUploadChunked, ExtFilesOps, ExtFilesWatch, ExtExecStdin, ExtProcesses, ExtProcessesTerminal}
 }

@@ -78,6 +78,16 @@ var extensionOperations = map[string]string{
 	"removePath":          api.ExtFilesOps,
 	"movePath":            api.ExtFilesOps,
 	"watchPath":           api.ExtFilesWatch,
+	"startProcess":        api.ExtProcesses,
+	"listProcesses":       api.ExtProcesses,
+	"getProcess":          api.ExtProcesses,
+	"killProcess":         api.ExtProcesses,
+	"waitProcess":         api.ExtProcesses,
+	"streamProcessOutput": api.ExtProcesses,
+	"writeProcessStdin":   api.ExtProcesses,
+	"signalProcess":       api.ExtProcesses,
+	"resizeProcess":       api.ExtProcesses,
+	"attachTerminal":      api.ExtProcessesTerminal,
 }
 
 func TestV1OperationsEncoded(t *testing.T) {

@@ -195,6 +195,17 @@ type Limits struct {
 	// MaxWatchQueue the events one watch holds for a slow client before
 	// it reports an overflow. 0: not advertised.
 	MaxWatchesPerSandbox, MaxWatchDirs, MaxWatchQueue int
+	// MaxProcessesPerSandbox is the most processes (processes extension)
+	// running at once in one sandbox; MaxProcessRecords the most records
+	// one sandbox keeps; ProcessOutputBytes the output kept per process
+	// for replay; MaxProcessWait the longest wait the server grants one
+	// waitProcess request. 0: not advertised.
+	MaxProcessesPerSandbox, MaxProcessRecords int
+	ProcessOutputBytes                        int64
+	MaxProcessWait                            time.Duration
+	// MaxStdinBytes is the largest stdin of an exec request (exec.stdin);
+	// 0: not advertised, and the server's JSON body limit bounds it.
+	MaxStdinBytes int64
 }
 
 // CreateRequest is a validated create request.
@@ -250,6 +261,9 @@ type ExecRequest struct {
 	Env map[string]string
 	// Timeout is the command's time limit.
 	Timeout time.Duration
+	// Stdin, when non-nil, is written to the command's standard input,
+	// which is then closed (exec.stdin); nil gives an empty one.
+	Stdin []byte
 }
 
 // ExecResult is how a command ended.

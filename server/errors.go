@@ -46,7 +46,19 @@ func (e errorResponse) VisitListDirResponse(w http.ResponseWriter) error       {
 func (e errorResponse) VisitMakeDirResponse(w http.ResponseWriter) error       { return e.visit(w) }
 func (e errorResponse) VisitRemovePathResponse(w http.ResponseWriter) error    { return e.visit(w) }
 func (e errorResponse) VisitMovePathResponse(w http.ResponseWriter) error      { return e.visit(w) }
-func (e errorResponse) VisitWatchPathResponse(w http.ResponseWriter) error     { return e.visit(w) }
+func (e errorResponse) VisitStartProcessResponse(w http.ResponseWriter) error  { return e.visit(w) }
+func (e errorResponse) VisitListProcessesResponse(w http.ResponseWriter) error { return e.visit(w) }
+func (e errorResponse) VisitGetProcessResponse(w http.ResponseWriter) error    { return e.visit(w) }
+func (e errorResponse) VisitKillProcessResponse(w http.ResponseWriter) error   { return e.visit(w) }
+func (e errorResponse) VisitWaitProcessResponse(w http.ResponseWriter) error   { return e.visit(w) }
+func (e errorResponse) VisitStreamProcessOutputResponse(w http.ResponseWriter) error {
+	return e.visit(w)
+}
+func (e errorResponse) VisitWriteProcessStdinResponse(w http.ResponseWriter) error { return e.visit(w) }
+func (e errorResponse) VisitSignalProcessResponse(w http.ResponseWriter) error     { return e.visit(w) }
+func (e errorResponse) VisitResizeProcessResponse(w http.ResponseWriter) error     { return e.visit(w) }
+func (e errorResponse) VisitAttachTerminalResponse(w http.ResponseWriter) error    { return e.visit(w) }
+func (e errorResponse) VisitWatchPathResponse(w http.ResponseWriter) error         { return e.visit(w) }
 
 // writeJSONError writes {"error": msg} with status.
 func writeJSONError(w http.ResponseWriter, status int, msg string, retryAfter int) {

@@ -434,6 +434,185 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/sandboxes/{sessionId}/fs/watch (the `WatchPath` operationId).
 	WatchPath(ctx context.Context, sessionID SessionID, params *WatchPathParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListProcesses List a sandbox's processes
+	//
+	// Every process record the sandbox keeps, running and ended, oldest first.
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/processes (the `ListProcesses` operationId).
+	ListProcesses(ctx context.Context, sessionID SessionID, params *ListProcessesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StartProcessWithBody Start a process that outlives the request
+	//
+	// Starts `cmd` in the sandbox and answers at once with its record
+	// (201). The process runs until it exits, is killed, reaches its
+	// `timeoutSeconds`, or the sandbox ends; it is never tied to an HTTP
+	// connection. Its output (stdout and stderr, or the terminal's output
+	// with `pty`) is kept in a buffer of `processOutputBytes` (`GET
+	// /v1/info`), readable and replayable by offset with
+	// `streamProcessOutput`. A backend bounds the processes running at once
+	// in one sandbox (`maxProcessesPerSandbox`; 503 beyond) and the records
+	// it keeps (`maxProcessRecords`; the oldest ended records are forgotten
+	// first).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/processes (the `StartProcess` operationId).
+	StartProcessWithBody(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StartProcess Start a process that outlives the request
+	//
+	// Starts `cmd` in the sandbox and answers at once with its record
+	// (201). The process runs until it exits, is killed, reaches its
+	// `timeoutSeconds`, or the sandbox ends; it is never tied to an HTTP
+	// connection. Its output (stdout and stderr, or the terminal's output
+	// with `pty`) is kept in a buffer of `processOutputBytes` (`GET
+	// /v1/info`), readable and replayable by offset with
+	// `streamProcessOutput`. A backend bounds the processes running at once
+	// in one sandbox (`maxProcessesPerSandbox`; 503 beyond) and the records
+	// it keeps (`maxProcessRecords`; the oldest ended records are forgotten
+	// first).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/processes (the `StartProcess` operationId).
+	StartProcess(ctx context.Context, sessionID SessionID, body StartProcessJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// KillProcess Kill a process and everything it started
+	//
+	// Kills the process and every process it started (SIGKILL to its
+	// whole tree), waits for it to end and answers its final record. The
+	// record is kept; killing an ended process answers its record
+	// unchanged.
+	//
+	// Corresponds with DELETE /v1/sandboxes/{sessionId}/processes/{processId} (the `KillProcess` operationId).
+	KillProcess(ctx context.Context, sessionID SessionID, processID ProcessID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetProcess Get one process's record
+	//
+	// The process's record as it is now, running or ended.
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/processes/{processId} (the `GetProcess` operationId).
+	GetProcess(ctx context.Context, sessionID SessionID, processID ProcessID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StreamProcessOutput Read a process's output from an offset, and follow it
+	//
+	// Answers `text/event-stream` (Server-Sent Events). Offsets count
+	// bytes of the process's output since it started, stdout and stderr
+	// together in the order they were read; a client that reconnects with
+	// the last offset it saw (`from`, or the standard `Last-Event-ID`
+	// header, which wins) loses and repeats nothing.
+	//
+	// * `event: output`: `data` is a JSON `ProcessOutputChunk`; the
+	//   event's `id` is the offset just after the chunk.
+	// * `event: truncated`: output before `from` was dropped from the
+	//   buffer (`processOutputBytes` in `GET /v1/info`); `data` is a JSON
+	//   `ProcessOutputTruncated` and the stream goes on with the oldest
+	//   output kept.
+	// * `event: exit`: the process has ended and every chunk was sent;
+	//   `data` is its JSON `Process` record. The stream ends.
+	// * `event: end`: with `follow=false`, every chunk produced so far
+	//   was sent and the process still runs. The stream ends.
+	// * Comment lines (`: heartbeat`) at least every
+	//   `streamHeartbeatSeconds`.
+	// * `event: error`: the stream ended on a backend failure or because
+	//   the sandbox ended (`data` is a JSON `Error`).
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/processes/{processId}/output (the `StreamProcessOutput` operationId).
+	StreamProcessOutput(ctx context.Context, sessionID SessionID, processID ProcessID, params *StreamProcessOutputParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResizeProcessWithBody Resize a process's terminal
+	//
+	// Sets the window size of the terminal of a process started with `pty`; the process gets SIGWINCH.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/processes/{processId}/resize (the `ResizeProcess` operationId).
+	ResizeProcessWithBody(ctx context.Context, sessionID SessionID, processID ProcessID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResizeProcess Resize a process's terminal
+	//
+	// Sets the window size of the terminal of a process started with `pty`; the process gets SIGWINCH.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/processes/{processId}/resize (the `ResizeProcess` operationId).
+	ResizeProcess(ctx context.Context, sessionID SessionID, processID ProcessID, body ResizeProcessJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SignalProcessWithBody Send a signal to a process
+	//
+	// Sends the signal to the process's process group (the process and
+	// the children that stayed in its group), as a terminal does. Signals
+	// to an ended process are ignored. Answers the record.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/processes/{processId}/signal (the `SignalProcess` operationId).
+	SignalProcessWithBody(ctx context.Context, sessionID SessionID, processID ProcessID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SignalProcess Send a signal to a process
+	//
+	// Sends the signal to the process's process group (the process and
+	// the children that stayed in its group), as a terminal does. Signals
+	// to an ended process are ignored. Answers the record.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/processes/{processId}/signal (the `SignalProcess` operationId).
+	SignalProcess(ctx context.Context, sessionID SessionID, processID ProcessID, body SignalProcessJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WriteProcessStdinWithBody Write to a process's standard input
+	//
+	// Writes the request body, as it arrives, to the standard input of a
+	// process started with `stdin: true` (or `pty`: then the bytes are
+	// typed on its terminal). With `close=true`, standard input is closed
+	// after the body (a terminal gets end-of-file, Ctrl-D). Writes block
+	// while the process does not read; bodies of concurrent requests are
+	// not interleaved.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/processes/{processId}/stdin (the `WriteProcessStdin` operationId).
+	WriteProcessStdinWithBody(ctx context.Context, sessionID SessionID, processID ProcessID, params *WriteProcessStdinParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AttachTerminal Attach to a process's terminal over a WebSocket
+	//
+	// Upgrades to a WebSocket (RFC 6455) attached to a process started
+	// with `pty` (extension `processes.terminal`). OpenAPI cannot type the
+	// messages; they are:
+	//
+	// * server → client, **binary** messages: terminal output bytes, in
+	//   order, starting at offset `from` (the same offsets as
+	//   `streamProcessOutput`; output dropped from the buffer before
+	//   `from` is skipped silently).
+	// * server → client, **text** messages: JSON control messages,
+	//   `{"type":"exit","process":Process}` once the process has ended
+	//   and its output was sent (the server then closes with status 1000),
+	//   and `{"type":"error","error":"..."}` before a close on failure.
+	// * client → server, **binary** messages: bytes typed on the terminal
+	//   (its standard input).
+	// * client → server, **text** messages: JSON control messages,
+	//   `{"type":"resize","rows":R,"cols":C}` (the process gets SIGWINCH)
+	//   and `{"type":"eof"}` (end-of-file, as Ctrl-D).
+	//
+	// When the client closes the WebSocket (or the connection drops) the
+	// process keeps running, unless the client asked for `hangup=true`:
+	// then its process group gets SIGHUP, as a terminal that closes sends
+	// it (`nox shell` asks for it; `nox attach` does not). Several clients
+	// may attach at once; all see the output and all may type.
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/processes/{processId}/terminal (the `AttachTerminal` operationId).
+	AttachTerminal(ctx context.Context, sessionID SessionID, processID ProcessID, params *AttachTerminalParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WaitProcess Wait for a process to end
+	//
+	// Answers the record once the process has ended, or after
+	// `timeoutSeconds` with the record as it is then (`state: running`):
+	// clients wait longer by asking again. A client that goes away does
+	// not affect the process.
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/processes/{processId}/wait (the `WaitProcess` operationId).
+	WaitProcess(ctx context.Context, sessionID SessionID, processID ProcessID, params *WaitProcessParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// TouchSandbox Extend a sandbox's TTL
 	//
 	// Sets `lastActiveAt` to now and `expiresAt` to now + the sandbox's
@@ -1021,6 +1200,315 @@ func (c *Client) StatFile(ctx context.Context, sessionID SessionID, params *Stat
 // Corresponds with GET /v1/sandboxes/{sessionId}/fs/watch (the `WatchPath` operationId).
 func (c *Client) WatchPath(ctx context.Context, sessionID SessionID, params *WatchPathParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewWatchPathRequest(c.Server, sessionID, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListProcesses List a sandbox's processes
+//
+// Every process record the sandbox keeps, running and ended, oldest first.
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/processes (the `ListProcesses` operationId).
+func (c *Client) ListProcesses(ctx context.Context, sessionID SessionID, params *ListProcessesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListProcessesRequest(c.Server, sessionID, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StartProcessWithBody Start a process that outlives the request
+//
+// Starts `cmd` in the sandbox and answers at once with its record
+// (201). The process runs until it exits, is killed, reaches its
+// `timeoutSeconds`, or the sandbox ends; it is never tied to an HTTP
+// connection. Its output (stdout and stderr, or the terminal's output
+// with `pty`) is kept in a buffer of `processOutputBytes` (`GET
+// /v1/info`), readable and replayable by offset with
+// `streamProcessOutput`. A backend bounds the processes running at once
+// in one sandbox (`maxProcessesPerSandbox`; 503 beyond) and the records
+// it keeps (`maxProcessRecords`; the oldest ended records are forgotten
+// first).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/processes (the `StartProcess` operationId).
+func (c *Client) StartProcessWithBody(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStartProcessRequestWithBody(c.Server, sessionID, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StartProcess Start a process that outlives the request
+//
+// Starts `cmd` in the sandbox and answers at once with its record
+// (201). The process runs until it exits, is killed, reaches its
+// `timeoutSeconds`, or the sandbox ends; it is never tied to an HTTP
+// connection. Its output (stdout and stderr, or the terminal's output
+// with `pty`) is kept in a buffer of `processOutputBytes` (`GET
+// /v1/info`), readable and replayable by offset with
+// `streamProcessOutput`. A backend bounds the processes running at once
+// in one sandbox (`maxProcessesPerSandbox`; 503 beyond) and the records
+// it keeps (`maxProcessRecords`; the oldest ended records are forgotten
+// first).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/processes (the `StartProcess` operationId).
+func (c *Client) StartProcess(ctx context.Context, sessionID SessionID, body StartProcessJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStartProcessRequest(c.Server, sessionID, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// KillProcess Kill a process and everything it started
+//
+// Kills the process and every process it started (SIGKILL to its
+// whole tree), waits for it to end and answers its final record. The
+// record is kept; killing an ended process answers its record
+// unchanged.
+//
+// Corresponds with DELETE /v1/sandboxes/{sessionId}/processes/{processId} (the `KillProcess` operationId).
+func (c *Client) KillProcess(ctx context.Context, sessionID SessionID, processID ProcessID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewKillProcessRequest(c.Server, sessionID, processID)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetProcess Get one process's record
+//
+// The process's record as it is now, running or ended.
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/processes/{processId} (the `GetProcess` operationId).
+func (c *Client) GetProcess(ctx context.Context, sessionID SessionID, processID ProcessID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetProcessRequest(c.Server, sessionID, processID)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StreamProcessOutput Read a process's output from an offset, and follow it
+//
+// Answers `text/event-stream` (Server-Sent Events). Offsets count
+// bytes of the process's output since it started, stdout and stderr
+// together in the order they were read; a client that reconnects with
+// the last offset it saw (`from`, or the standard `Last-Event-ID`
+// header, which wins) loses and repeats nothing.
+//
+//   - `event: output`: `data` is a JSON `ProcessOutputChunk`; the
+//     event's `id` is the offset just after the chunk.
+//   - `event: truncated`: output before `from` was dropped from the
+//     buffer (`processOutputBytes` in `GET /v1/info`); `data` is a JSON
+//     `ProcessOutputTruncated` and the stream goes on with the oldest
+//     output kept.
+//   - `event: exit`: the process has ended and every chunk was sent;
+//     `data` is its JSON `Process` record. The stream ends.
+//   - `event: end`: with `follow=false`, every chunk produced so far
+//     was sent and the process still runs. The stream ends.
+//   - Comment lines (`: heartbeat`) at least every
+//     `streamHeartbeatSeconds`.
+//   - `event: error`: the stream ended on a backend failure or because
+//     the sandbox ended (`data` is a JSON `Error`).
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/processes/{processId}/output (the `StreamProcessOutput` operationId).
+func (c *Client) StreamProcessOutput(ctx context.Context, sessionID SessionID, processID ProcessID, params *StreamProcessOutputParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStreamProcessOutputRequest(c.Server, sessionID, processID, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResizeProcessWithBody Resize a process's terminal
+//
+// Sets the window size of the terminal of a process started with `pty`; the process gets SIGWINCH.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/processes/{processId}/resize (the `ResizeProcess` operationId).
+func (c *Client) ResizeProcessWithBody(ctx context.Context, sessionID SessionID, processID ProcessID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResizeProcessRequestWithBody(c.Server, sessionID, processID, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResizeProcess Resize a process's terminal
+//
+// Sets the window size of the terminal of a process started with `pty`; the process gets SIGWINCH.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/processes/{processId}/resize (the `ResizeProcess` operationId).
+func (c *Client) ResizeProcess(ctx context.Context, sessionID SessionID, processID ProcessID, body ResizeProcessJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResizeProcessRequest(c.Server, sessionID, processID, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SignalProcessWithBody Send a signal to a process
+//
+// Sends the signal to the process's process group (the process and
+// the children that stayed in its group), as a terminal does. Signals
+// to an ended process are ignored. Answers the record.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/processes/{processId}/signal (the `SignalProcess` operationId).
+func (c *Client) SignalProcessWithBody(ctx context.Context, sessionID SessionID, processID ProcessID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSignalProcessRequestWithBody(c.Server, sessionID, processID, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SignalProcess Send a signal to a process
+//
+// Sends the signal to the process's process group (the process and
+// the children that stayed in its group), as a terminal does. Signals
+// to an ended process are ignored. Answers the record.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/processes/{processId}/signal (the `SignalProcess` operationId).
+func (c *Client) SignalProcess(ctx context.Context, sessionID SessionID, processID ProcessID, body SignalProcessJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSignalProcessRequest(c.Server, sessionID, processID, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WriteProcessStdinWithBody Write to a process's standard input
+//
+// Writes the request body, as it arrives, to the standard input of a
+// process started with `stdin: true` (or `pty`: then the bytes are
+// typed on its terminal). With `close=true`, standard input is closed
+// after the body (a terminal gets end-of-file, Ctrl-D). Writes block
+// while the process does not read; bodies of concurrent requests are
+// not interleaved.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/processes/{processId}/stdin (the `WriteProcessStdin` operationId).
+func (c *Client) WriteProcessStdinWithBody(ctx context.Context, sessionID SessionID, processID ProcessID, params *WriteProcessStdinParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWriteProcessStdinRequestWithBody(c.Server, sessionID, processID, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AttachTerminal Attach to a process's terminal over a WebSocket
+//
+// Upgrades to a WebSocket (RFC 6455) attached to a process started
+// with `pty` (extension `processes.terminal`). OpenAPI cannot type the
+// messages; they are:
+//
+//   - server → client, **binary** messages: terminal output bytes, in
+//     order, starting at offset `from` (the same offsets as
+//     `streamProcessOutput`; output dropped from the buffer before
+//     `from` is skipped silently).
+//   - server → client, **text** messages: JSON control messages,
+//     `{"type":"exit","process":Process}` once the process has ended
+//     and its output was sent (the server then closes with status 1000),
+//     and `{"type":"error","error":"..."}` before a close on failure.
+//   - client → server, **binary** messages: bytes typed on the terminal
+//     (its standard input).
+//   - client → server, **text** messages: JSON control messages,
+//     `{"type":"resize","rows":R,"cols":C}` (the process gets SIGWINCH)
+//     and `{"type":"eof"}` (end-of-file, as Ctrl-D).
+//
+// When the client closes the WebSocket (or the connection drops) the
+// process keeps running, unless the client asked for `hangup=true`:
+// then its process group gets SIGHUP, as a terminal that closes sends
+// it (`nox shell` asks for it; `nox attach` does not). Several clients
+// may attach at once; all see the output and all may type.
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/processes/{processId}/terminal (the `AttachTerminal` operationId).
+func (c *Client) AttachTerminal(ctx context.Context, sessionID SessionID, processID ProcessID, params *AttachTerminalParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAttachTerminalRequest(c.Server, sessionID, processID, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WaitProcess Wait for a process to end
+//
+// Answers the record once the process has ended, or after
+// `timeoutSeconds` with the record as it is then (`state: running`):
+// clients wait longer by asking again. A client that goes away does
+// not affect the process.
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/processes/{processId}/wait (the `WaitProcess` operationId).
+func (c *Client) WaitProcess(ctx context.Context, sessionID SessionID, processID ProcessID, params *WaitProcessParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWaitProcessRequest(c.Server, sessionID, processID, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2047,6 +2535,617 @@ func NewWatchPathRequest(server string, sessionID SessionID, params *WatchPathPa
 	return req, nil
 }
 
+// NewListProcessesRequest constructs an http.Request for the ListProcesses method
+func NewListProcessesRequest(server string, sessionID SessionID, params *ListProcessesParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/processes", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Tag != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tag", *params.Tag, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewStartProcessRequest calls the generic StartProcess builder with application/json body
+func NewStartProcessRequest(server string, sessionID SessionID, body StartProcessJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewStartProcessRequestWithBody(server, sessionID, "application/json", bodyReader)
+}
+
+// NewStartProcessRequestWithBody constructs an http.Request for the StartProcess method, with any body, and a specified content type
+func NewStartProcessRequestWithBody(server string, sessionID SessionID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/processes", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewKillProcessRequest constructs an http.Request for the KillProcess method
+func NewKillProcessRequest(server string, sessionID SessionID, processID ProcessID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "processId", processID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/processes/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetProcessRequest constructs an http.Request for the GetProcess method
+func NewGetProcessRequest(server string, sessionID SessionID, processID ProcessID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "processId", processID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/processes/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewStreamProcessOutputRequest constructs an http.Request for the StreamProcessOutput method
+func NewStreamProcessOutputRequest(server string, sessionID SessionID, processID ProcessID, params *StreamProcessOutputParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "processId", processID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/processes/%s/output", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Follow != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "follow", *params.Follow, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.LastEventID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Last-Event-ID", *params.LastEventID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Last-Event-ID", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewResizeProcessRequest calls the generic ResizeProcess builder with application/json body
+func NewResizeProcessRequest(server string, sessionID SessionID, processID ProcessID, body ResizeProcessJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewResizeProcessRequestWithBody(server, sessionID, processID, "application/json", bodyReader)
+}
+
+// NewResizeProcessRequestWithBody constructs an http.Request for the ResizeProcess method, with any body, and a specified content type
+func NewResizeProcessRequestWithBody(server string, sessionID SessionID, processID ProcessID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "processId", processID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/processes/%s/resize", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSignalProcessRequest calls the generic SignalProcess builder with application/json body
+func NewSignalProcessRequest(server string, sessionID SessionID, processID ProcessID, body SignalProcessJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSignalProcessRequestWithBody(server, sessionID, processID, "application/json", bodyReader)
+}
+
+// NewSignalProcessRequestWithBody constructs an http.Request for the SignalProcess method, with any body, and a specified content type
+func NewSignalProcessRequestWithBody(server string, sessionID SessionID, processID ProcessID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "processId", processID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/processes/%s/signal", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewWriteProcessStdinRequestWithBody constructs an http.Request for the WriteProcessStdin method, with any body, and a specified content type
+func NewWriteProcessStdinRequestWithBody(server string, sessionID SessionID, processID ProcessID, params *WriteProcessStdinParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "processId", processID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/processes/%s/stdin", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Close != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "close", *params.Close, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewAttachTerminalRequest constructs an http.Request for the AttachTerminal method
+func NewAttachTerminalRequest(server string, sessionID SessionID, processID ProcessID, params *AttachTerminalParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "processId", processID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/processes/%s/terminal", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Hangup != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "hangup", *params.Hangup, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewWaitProcessRequest constructs an http.Request for the WaitProcess method
+func NewWaitProcessRequest(server string, sessionID SessionID, processID ProcessID, params *WaitProcessParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "processId", processID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/processes/%s/wait", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.TimeoutSeconds != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "timeoutSeconds", *params.TimeoutSeconds, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewTouchSandboxRequest constructs an http.Request for the TouchSandbox method
 func NewTouchSandboxRequest(server string, sessionID SessionID) (*http.Request, error) {
 	var err error
@@ -2488,6 +3587,197 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/sandboxes/{sessionId}/fs/watch (the `WatchPath` operationId).
 	WatchPathWithResponse(ctx context.Context, sessionID SessionID, params *WatchPathParams, reqEditors ...RequestEditorFn) (*WatchPathResponse, error)
+
+	// ListProcessesWithResponse List a sandbox's processes
+	//
+	// Every process record the sandbox keeps, running and ended, oldest first.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/processes (the `ListProcesses` operationId).
+	ListProcessesWithResponse(ctx context.Context, sessionID SessionID, params *ListProcessesParams, reqEditors ...RequestEditorFn) (*ListProcessesResponse, error)
+
+	// StartProcessWithBodyWithResponse Start a process that outlives the request
+	//
+	// Starts `cmd` in the sandbox and answers at once with its record
+	// (201). The process runs until it exits, is killed, reaches its
+	// `timeoutSeconds`, or the sandbox ends; it is never tied to an HTTP
+	// connection. Its output (stdout and stderr, or the terminal's output
+	// with `pty`) is kept in a buffer of `processOutputBytes` (`GET
+	// /v1/info`), readable and replayable by offset with
+	// `streamProcessOutput`. A backend bounds the processes running at once
+	// in one sandbox (`maxProcessesPerSandbox`; 503 beyond) and the records
+	// it keeps (`maxProcessRecords`; the oldest ended records are forgotten
+	// first).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/processes (the `StartProcess` operationId).
+	StartProcessWithBodyWithResponse(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*StartProcessResponse, error)
+
+	// StartProcessWithResponse Start a process that outlives the request
+	//
+	// Starts `cmd` in the sandbox and answers at once with its record
+	// (201). The process runs until it exits, is killed, reaches its
+	// `timeoutSeconds`, or the sandbox ends; it is never tied to an HTTP
+	// connection. Its output (stdout and stderr, or the terminal's output
+	// with `pty`) is kept in a buffer of `processOutputBytes` (`GET
+	// /v1/info`), readable and replayable by offset with
+	// `streamProcessOutput`. A backend bounds the processes running at once
+	// in one sandbox (`maxProcessesPerSandbox`; 503 beyond) and the records
+	// it keeps (`maxProcessRecords`; the oldest ended records are forgotten
+	// first).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/processes (the `StartProcess` operationId).
+	StartProcessWithResponse(ctx context.Context, sessionID SessionID, body StartProcessJSONRequestBody, reqEditors ...RequestEditorFn) (*StartProcessResponse, error)
+
+	// KillProcessWithResponse Kill a process and everything it started
+	//
+	// Kills the process and every process it started (SIGKILL to its
+	// whole tree), waits for it to end and answers its final record. The
+	// record is kept; killing an ended process answers its record
+	// unchanged.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/sandboxes/{sessionId}/processes/{processId} (the `KillProcess` operationId).
+	KillProcessWithResponse(ctx context.Context, sessionID SessionID, processID ProcessID, reqEditors ...RequestEditorFn) (*KillProcessResponse, error)
+
+	// GetProcessWithResponse Get one process's record
+	//
+	// The process's record as it is now, running or ended.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/processes/{processId} (the `GetProcess` operationId).
+	GetProcessWithResponse(ctx context.Context, sessionID SessionID, processID ProcessID, reqEditors ...RequestEditorFn) (*GetProcessResponse, error)
+
+	// StreamProcessOutputWithResponse Read a process's output from an offset, and follow it
+	//
+	// Answers `text/event-stream` (Server-Sent Events). Offsets count
+	// bytes of the process's output since it started, stdout and stderr
+	// together in the order they were read; a client that reconnects with
+	// the last offset it saw (`from`, or the standard `Last-Event-ID`
+	// header, which wins) loses and repeats nothing.
+	//
+	// * `event: output`: `data` is a JSON `ProcessOutputChunk`; the
+	//   event's `id` is the offset just after the chunk.
+	// * `event: truncated`: output before `from` was dropped from the
+	//   buffer (`processOutputBytes` in `GET /v1/info`); `data` is a JSON
+	//   `ProcessOutputTruncated` and the stream goes on with the oldest
+	//   output kept.
+	// * `event: exit`: the process has ended and every chunk was sent;
+	//   `data` is its JSON `Process` record. The stream ends.
+	// * `event: end`: with `follow=false`, every chunk produced so far
+	//   was sent and the process still runs. The stream ends.
+	// * Comment lines (`: heartbeat`) at least every
+	//   `streamHeartbeatSeconds`.
+	// * `event: error`: the stream ended on a backend failure or because
+	//   the sandbox ended (`data` is a JSON `Error`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/processes/{processId}/output (the `StreamProcessOutput` operationId).
+	StreamProcessOutputWithResponse(ctx context.Context, sessionID SessionID, processID ProcessID, params *StreamProcessOutputParams, reqEditors ...RequestEditorFn) (*StreamProcessOutputResponse, error)
+
+	// ResizeProcessWithBodyWithResponse Resize a process's terminal
+	//
+	// Sets the window size of the terminal of a process started with `pty`; the process gets SIGWINCH.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/processes/{processId}/resize (the `ResizeProcess` operationId).
+	ResizeProcessWithBodyWithResponse(ctx context.Context, sessionID SessionID, processID ProcessID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResizeProcessResponse, error)
+
+	// ResizeProcessWithResponse Resize a process's terminal
+	//
+	// Sets the window size of the terminal of a process started with `pty`; the process gets SIGWINCH.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/processes/{processId}/resize (the `ResizeProcess` operationId).
+	ResizeProcessWithResponse(ctx context.Context, sessionID SessionID, processID ProcessID, body ResizeProcessJSONRequestBody, reqEditors ...RequestEditorFn) (*ResizeProcessResponse, error)
+
+	// SignalProcessWithBodyWithResponse Send a signal to a process
+	//
+	// Sends the signal to the process's process group (the process and
+	// the children that stayed in its group), as a terminal does. Signals
+	// to an ended process are ignored. Answers the record.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/processes/{processId}/signal (the `SignalProcess` operationId).
+	SignalProcessWithBodyWithResponse(ctx context.Context, sessionID SessionID, processID ProcessID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SignalProcessResponse, error)
+
+	// SignalProcessWithResponse Send a signal to a process
+	//
+	// Sends the signal to the process's process group (the process and
+	// the children that stayed in its group), as a terminal does. Signals
+	// to an ended process are ignored. Answers the record.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/processes/{processId}/signal (the `SignalProcess` operationId).
+	SignalProcessWithResponse(ctx context.Context, sessionID SessionID, processID ProcessID, body SignalProcessJSONRequestBody, reqEditors ...RequestEditorFn) (*SignalProcessResponse, error)
+
+	// WriteProcessStdinWithBodyWithResponse Write to a process's standard input
+	//
+	// Writes the request body, as it arrives, to the standard input of a
+	// process started with `stdin: true` (or `pty`: then the bytes are
+	// typed on its terminal). With `close=true`, standard input is closed
+	// after the body (a terminal gets end-of-file, Ctrl-D). Writes block
+	// while the process does not read; bodies of concurrent requests are
+	// not interleaved.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/processes/{processId}/stdin (the `WriteProcessStdin` operationId).
+	WriteProcessStdinWithBodyWithResponse(ctx context.Context, sessionID SessionID, processID ProcessID, params *WriteProcessStdinParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*WriteProcessStdinResponse, error)
+
+	// AttachTerminalWithResponse Attach to a process's terminal over a WebSocket
+	//
+	// Upgrades to a WebSocket (RFC 6455) attached to a process started
+	// with `pty` (extension `processes.terminal`). OpenAPI cannot type the
+	// messages; they are:
+	//
+	// * server → client, **binary** messages: terminal output bytes, in
+	//   order, starting at offset `from` (the same offsets as
+	//   `streamProcessOutput`; output dropped from the buffer before
+	//   `from` is skipped silently).
+	// * server → client, **text** messages: JSON control messages,
+	//   `{"type":"exit","process":Process}` once the process has ended
+	//   and its output was sent (the server then closes with status 1000),
+	//   and `{"type":"error","error":"..."}` before a close on failure.
+	// * client → server, **binary** messages: bytes typed on the terminal
+	//   (its standard input).
+	// * client → server, **text** messages: JSON control messages,
+	//   `{"type":"resize","rows":R,"cols":C}` (the process gets SIGWINCH)
+	//   and `{"type":"eof"}` (end-of-file, as Ctrl-D).
+	//
+	// When the client closes the WebSocket (or the connection drops) the
+	// process keeps running, unless the client asked for `hangup=true`:
+	// then its process group gets SIGHUP, as a terminal that closes sends
+	// it (`nox shell` asks for it; `nox attach` does not). Several clients
+	// may attach at once; all see the output and all may type.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/processes/{processId}/terminal (the `AttachTerminal` operationId).
+	AttachTerminalWithResponse(ctx context.Context, sessionID SessionID, processID ProcessID, params *AttachTerminalParams, reqEditors ...RequestEditorFn) (*AttachTerminalResponse, error)
+
+	// WaitProcessWithResponse Wait for a process to end
+	//
+	// Answers the record once the process has ended, or after
+	// `timeoutSeconds` with the record as it is then (`state: running`):
+	// clients wait longer by asking again. A client that goes away does
+	// not affect the process.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/processes/{processId}/wait (the `WaitProcess` operationId).
+	WaitProcessWithResponse(ctx context.Context, sessionID SessionID, processID ProcessID, params *WaitProcessParams, reqEditors ...RequestEditorFn) (*WaitProcessResponse, error)
 
 	// TouchSandboxWithResponse Extend a sandbox's TTL
 	//
@@ -3950,6 +5240,717 @@ func (r WatchPathResponse) ContentType() string {
 	return ""
 }
 
+type ListProcessesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ProcessList
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadProcessRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ProcessNotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListProcessesResponse) GetJSON200() *ProcessList {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListProcessesResponse) GetJSON400() *BadProcessRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListProcessesResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListProcessesResponse) GetJSON404() *ProcessNotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListProcessesResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListProcessesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListProcessesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListProcessesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListProcessesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// StartProcessResponse503Headers the declared response headers of an HTTP 503 response for StartProcess
+type StartProcessResponse503Headers struct {
+	RetryAfter *int32
+}
+
+type StartProcessResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Process
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadProcessRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ProcessNotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *StartProcessResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r StartProcessResponse) GetJSON201() *Process {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r StartProcessResponse) GetJSON400() *BadProcessRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r StartProcessResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r StartProcessResponse) GetJSON404() *ProcessNotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r StartProcessResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r StartProcessResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r StartProcessResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StartProcessResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StartProcessResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StartProcessResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type KillProcessResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Process
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadProcessRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ProcessNotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r KillProcessResponse) GetJSON200() *Process {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r KillProcessResponse) GetJSON400() *BadProcessRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r KillProcessResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r KillProcessResponse) GetJSON404() *ProcessNotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r KillProcessResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r KillProcessResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r KillProcessResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r KillProcessResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r KillProcessResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetProcessResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Process
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadProcessRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ProcessNotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetProcessResponse) GetJSON200() *Process {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetProcessResponse) GetJSON400() *BadProcessRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetProcessResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetProcessResponse) GetJSON404() *ProcessNotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetProcessResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetProcessResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetProcessResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetProcessResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetProcessResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type StreamProcessOutputResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadProcessRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ProcessNotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r StreamProcessOutputResponse) GetJSON400() *BadProcessRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r StreamProcessOutputResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r StreamProcessOutputResponse) GetJSON404() *ProcessNotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r StreamProcessOutputResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r StreamProcessOutputResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StreamProcessOutputResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StreamProcessOutputResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StreamProcessOutputResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ResizeProcessResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadProcessRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ProcessNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ResizeProcessResponse) GetJSON400() *BadProcessRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ResizeProcessResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ResizeProcessResponse) GetJSON404() *ProcessNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r ResizeProcessResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ResizeProcessResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ResizeProcessResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ResizeProcessResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ResizeProcessResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ResizeProcessResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type SignalProcessResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Process
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadProcessRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ProcessNotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SignalProcessResponse) GetJSON200() *Process {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SignalProcessResponse) GetJSON400() *BadProcessRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r SignalProcessResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r SignalProcessResponse) GetJSON404() *ProcessNotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r SignalProcessResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r SignalProcessResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SignalProcessResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SignalProcessResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SignalProcessResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type WriteProcessStdinResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *StdinResult
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadProcessRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ProcessNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r WriteProcessStdinResponse) GetJSON200() *StdinResult {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r WriteProcessStdinResponse) GetJSON400() *BadProcessRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r WriteProcessStdinResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r WriteProcessStdinResponse) GetJSON404() *ProcessNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r WriteProcessStdinResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r WriteProcessStdinResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r WriteProcessStdinResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WriteProcessStdinResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WriteProcessStdinResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WriteProcessStdinResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AttachTerminalResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadProcessRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ProcessNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON426 the response for an HTTP 426 `application/json` response
+	JSON426 *Error
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r AttachTerminalResponse) GetJSON400() *BadProcessRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AttachTerminalResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r AttachTerminalResponse) GetJSON404() *ProcessNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r AttachTerminalResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON426 returns the response for an HTTP 426 `application/json` response
+func (r AttachTerminalResponse) GetJSON426() *Error {
+	return r.JSON426
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r AttachTerminalResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AttachTerminalResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AttachTerminalResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AttachTerminalResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AttachTerminalResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type WaitProcessResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Process
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadProcessRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ProcessNotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r WaitProcessResponse) GetJSON200() *Process {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r WaitProcessResponse) GetJSON400() *BadProcessRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r WaitProcessResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r WaitProcessResponse) GetJSON404() *ProcessNotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r WaitProcessResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r WaitProcessResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WaitProcessResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WaitProcessResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WaitProcessResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type TouchSandboxResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4518,6 +6519,275 @@ func (c *ClientWithResponses) WatchPathWithResponse(ctx context.Context, session
 		return nil, err
 	}
 	return ParseWatchPathResponse(rsp)
+}
+
+// ListProcessesWithResponse List a sandbox's processes
+//
+// Every process record the sandbox keeps, running and ended, oldest first.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/processes (the `ListProcesses` operationId).
+func (c *ClientWithResponses) ListProcessesWithResponse(ctx context.Context, sessionID SessionID, params *ListProcessesParams, reqEditors ...RequestEditorFn) (*ListProcessesResponse, error) {
+	rsp, err := c.ListProcesses(ctx, sessionID, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListProcessesResponse(rsp)
+}
+
+// StartProcessWithBodyWithResponse Start a process that outlives the request
+//
+// Starts `cmd` in the sandbox and answers at once with its record
+// (201). The process runs until it exits, is killed, reaches its
+// `timeoutSeconds`, or the sandbox ends; it is never tied to an HTTP
+// connection. Its output (stdout and stderr, or the terminal's output
+// with `pty`) is kept in a buffer of `processOutputBytes` (`GET
+// /v1/info`), readable and replayable by offset with
+// `streamProcessOutput`. A backend bounds the processes running at once
+// in one sandbox (`maxProcessesPerSandbox`; 503 beyond) and the records
+// it keeps (`maxProcessRecords`; the oldest ended records are forgotten
+// first).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/processes (the `StartProcess` operationId).
+func (c *ClientWithResponses) StartProcessWithBodyWithResponse(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*StartProcessResponse, error) {
+	rsp, err := c.StartProcessWithBody(ctx, sessionID, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStartProcessResponse(rsp)
+}
+
+// StartProcessWithResponse Start a process that outlives the request
+//
+// Starts `cmd` in the sandbox and answers at once with its record
+// (201). The process runs until it exits, is killed, reaches its
+// `timeoutSeconds`, or the sandbox ends; it is never tied to an HTTP
+// connection. Its output (stdout and stderr, or the terminal's output
+// with `pty`) is kept in a buffer of `processOutputBytes` (`GET
+// /v1/info`), readable and replayable by offset with
+// `streamProcessOutput`. A backend bounds the processes running at once
+// in one sandbox (`maxProcessesPerSandbox`; 503 beyond) and the records
+// it keeps (`maxProcessRecords`; the oldest ended records are forgotten
+// first).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/processes (the `StartProcess` operationId).
+func (c *ClientWithResponses) StartProcessWithResponse(ctx context.Context, sessionID SessionID, body StartProcessJSONRequestBody, reqEditors ...RequestEditorFn) (*StartProcessResponse, error) {
+	rsp, err := c.StartProcess(ctx, sessionID, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStartProcessResponse(rsp)
+}
+
+// KillProcessWithResponse Kill a process and everything it started
+//
+// Kills the process and every process it started (SIGKILL to its
+// whole tree), waits for it to end and answers its final record. The
+// record is kept; killing an ended process answers its record
+// unchanged.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/sandboxes/{sessionId}/processes/{processId} (the `KillProcess` operationId).
+func (c *ClientWithResponses) KillProcessWithResponse(ctx context.Context, sessionID SessionID, processID ProcessID, reqEditors ...RequestEditorFn) (*KillProcessResponse, error) {
+	rsp, err := c.KillProcess(ctx, sessionID, processID, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseKillProcessResponse(rsp)
+}
+
+// GetProcessWithResponse Get one process's record
+//
+// The process's record as it is now, running or ended.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/processes/{processId} (the `GetProcess` operationId).
+func (c *ClientWithResponses) GetProcessWithResponse(ctx context.Context, sessionID SessionID, processID ProcessID, reqEditors ...RequestEditorFn) (*GetProcessResponse, error) {
+	rsp, err := c.GetProcess(ctx, sessionID, processID, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetProcessResponse(rsp)
+}
+
+// StreamProcessOutputWithResponse Read a process's output from an offset, and follow it
+//
+// Answers `text/event-stream` (Server-Sent Events). Offsets count
+// bytes of the process's output since it started, stdout and stderr
+// together in the order they were read; a client that reconnects with
+// the last offset it saw (`from`, or the standard `Last-Event-ID`
+// header, which wins) loses and repeats nothing.
+//
+//   - `event: output`: `data` is a JSON `ProcessOutputChunk`; the
+//     event's `id` is the offset just after the chunk.
+//   - `event: truncated`: output before `from` was dropped from the
+//     buffer (`processOutputBytes` in `GET /v1/info`); `data` is a JSON
+//     `ProcessOutputTruncated` and the stream goes on with the oldest
+//     output kept.
+//   - `event: exit`: the process has ended and every chunk was sent;
+//     `data` is its JSON `Process` record. The stream ends.
+//   - `event: end`: with `follow=false`, every chunk produced so far
+//     was sent and the process still runs. The stream ends.
+//   - Comment lines (`: heartbeat`) at least every
+//     `streamHeartbeatSeconds`.
+//   - `event: error`: the stream ended on a backend failure or because
+//     the sandbox ended (`data` is a JSON `Error`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/processes/{processId}/output (the `StreamProcessOutput` operationId).
+func (c *ClientWithResponses) StreamProcessOutputWithResponse(ctx context.Context, sessionID SessionID, processID ProcessID, params *StreamProcessOutputParams, reqEditors ...RequestEditorFn) (*StreamProcessOutputResponse, error) {
+	rsp, err := c.StreamProcessOutput(ctx, sessionID, processID, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStreamProcessOutputResponse(rsp)
+}
+
+// ResizeProcessWithBodyWithResponse Resize a process's terminal
+//
+// Sets the window size of the terminal of a process started with `pty`; the process gets SIGWINCH.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/processes/{processId}/resize (the `ResizeProcess` operationId).
+func (c *ClientWithResponses) ResizeProcessWithBodyWithResponse(ctx context.Context, sessionID SessionID, processID ProcessID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResizeProcessResponse, error) {
+	rsp, err := c.ResizeProcessWithBody(ctx, sessionID, processID, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResizeProcessResponse(rsp)
+}
+
+// ResizeProcessWithResponse Resize a process's terminal
+//
+// Sets the window size of the terminal of a process started with `pty`; the process gets SIGWINCH.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/processes/{processId}/resize (the `ResizeProcess` operationId).
+func (c *ClientWithResponses) ResizeProcessWithResponse(ctx context.Context, sessionID SessionID, processID ProcessID, body ResizeProcessJSONRequestBody, reqEditors ...RequestEditorFn) (*ResizeProcessResponse, error) {
+	rsp, err := c.ResizeProcess(ctx, sessionID, processID, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResizeProcessResponse(rsp)
+}
+
+// SignalProcessWithBodyWithResponse Send a signal to a process
+//
+// Sends the signal to the process's process group (the process and
+// the children that stayed in its group), as a terminal does. Signals
+// to an ended process are ignored. Answers the record.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/processes/{processId}/signal (the `SignalProcess` operationId).
+func (c *ClientWithResponses) SignalProcessWithBodyWithResponse(ctx context.Context, sessionID SessionID, processID ProcessID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SignalProcessResponse, error) {
+	rsp, err := c.SignalProcessWithBody(ctx, sessionID, processID, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSignalProcessResponse(rsp)
+}
+
+// SignalProcessWithResponse Send a signal to a process
+//
+// Sends the signal to the process's process group (the process and
+// the children that stayed in its group), as a terminal does. Signals
+// to an ended process are ignored. Answers the record.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/processes/{processId}/signal (the `SignalProcess` operationId).
+func (c *ClientWithResponses) SignalProcessWithResponse(ctx context.Context, sessionID SessionID, processID ProcessID, body SignalProcessJSONRequestBody, reqEditors ...RequestEditorFn) (*SignalProcessResponse, error) {
+	rsp, err := c.SignalProcess(ctx, sessionID, processID, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSignalProcessResponse(rsp)
+}
+
+// WriteProcessStdinWithBodyWithResponse Write to a process's standard input
+//
+// Writes the request body, as it arrives, to the standard input of a
+// process started with `stdin: true` (or `pty`: then the bytes are
+// typed on its terminal). With `close=true`, standard input is closed
+// after the body (a terminal gets end-of-file, Ctrl-D). Writes block
+// while the process does not read; bodies of concurrent requests are
+// not interleaved.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/processes/{processId}/stdin (the `WriteProcessStdin` operationId).
+func (c *ClientWithResponses) WriteProcessStdinWithBodyWithResponse(ctx context.Context, sessionID SessionID, processID ProcessID, params *WriteProcessStdinParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*WriteProcessStdinResponse, error) {
+	rsp, err := c.WriteProcessStdinWithBody(ctx, sessionID, processID, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWriteProcessStdinResponse(rsp)
+}
+
+// AttachTerminalWithResponse Attach to a process's terminal over a WebSocket
+//
+// Upgrades to a WebSocket (RFC 6455) attached to a process started
+// with `pty` (extension `processes.terminal`). OpenAPI cannot type the
+// messages; they are:
+//
+//   - server → client, **binary** messages: terminal output bytes, in
+//     order, starting at offset `from` (the same offsets as
+//     `streamProcessOutput`; output dropped from the buffer before
+//     `from` is skipped silently).
+//   - server → client, **text** messages: JSON control messages,
+//     `{"type":"exit","process":Process}` once the process has ended
+//     and its output was sent (the server then closes with status 1000),
+//     and `{"type":"error","error":"..."}` before a close on failure.
+//   - client → server, **binary** messages: bytes typed on the terminal
+//     (its standard input).
+//   - client → server, **text** messages: JSON control messages,
+//     `{"type":"resize","rows":R,"cols":C}` (the process gets SIGWINCH)
+//     and `{"type":"eof"}` (end-of-file, as Ctrl-D).
+//
+// When the client closes the WebSocket (or the connection drops) the
+// process keeps running, unless the client asked for `hangup=true`:
+// then its process group gets SIGHUP, as a terminal that closes sends
+// it (`nox shell` asks for it; `nox attach` does not). Several clients
+// may attach at once; all see the output and all may type.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/processes/{processId}/terminal (the `AttachTerminal` operationId).
+func (c *ClientWithResponses) AttachTerminalWithResponse(ctx context.Context, sessionID SessionID, processID ProcessID, params *AttachTerminalParams, reqEditors ...RequestEditorFn) (*AttachTerminalResponse, error) {
+	rsp, err := c.AttachTerminal(ctx, sessionID, processID, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAttachTerminalResponse(rsp)
+}
+
+// WaitProcessWithResponse Wait for a process to end
+//
+// Answers the record once the process has ended, or after
+// `timeoutSeconds` with the record as it is then (`state: running`):
+// clients wait longer by asking again. A client that goes away does
+// not affect the process.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/processes/{processId}/wait (the `WaitProcess` operationId).
+func (c *ClientWithResponses) WaitProcessWithResponse(ctx context.Context, sessionID SessionID, processID ProcessID, params *WaitProcessParams, reqEditors ...RequestEditorFn) (*WaitProcessResponse, error) {
+	rsp, err := c.WaitProcess(ctx, sessionID, processID, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWaitProcessResponse(rsp)
 }
 
 // TouchSandboxWithResponse Extend a sandbox's TTL
@@ -5816,6 +8086,579 @@ func ParseWatchPathResponse(rsp *http.Response) (*WatchPathResponse, error) {
 			headers.RetryAfter = &value
 		}
 		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListProcessesResponse parses an HTTP response from a ListProcessesWithResponse call
+func ParseListProcessesResponse(rsp *http.Response) (*ListProcessesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListProcessesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ProcessList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadProcessRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ProcessNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseStartProcessResponse parses an HTTP response from a StartProcessWithResponse call
+func ParseStartProcessResponse(rsp *http.Response) (*StartProcessResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StartProcessResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Process
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadProcessRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ProcessNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers StartProcessResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseKillProcessResponse parses an HTTP response from a KillProcessWithResponse call
+func ParseKillProcessResponse(rsp *http.Response) (*KillProcessResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &KillProcessResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Process
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadProcessRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ProcessNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetProcessResponse parses an HTTP response from a GetProcessWithResponse call
+func ParseGetProcessResponse(rsp *http.Response) (*GetProcessResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetProcessResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Process
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadProcessRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ProcessNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseStreamProcessOutputResponse parses an HTTP response from a StreamProcessOutputWithResponse call
+func ParseStreamProcessOutputResponse(rsp *http.Response) (*StreamProcessOutputResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StreamProcessOutputResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadProcessRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ProcessNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseResizeProcessResponse parses an HTTP response from a ResizeProcessWithResponse call
+func ParseResizeProcessResponse(rsp *http.Response) (*ResizeProcessResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ResizeProcessResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadProcessRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ProcessNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseSignalProcessResponse parses an HTTP response from a SignalProcessWithResponse call
+func ParseSignalProcessResponse(rsp *http.Response) (*SignalProcessResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SignalProcessResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Process
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadProcessRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ProcessNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseWriteProcessStdinResponse parses an HTTP response from a WriteProcessStdinWithResponse call
+func ParseWriteProcessStdinResponse(rsp *http.Response) (*WriteProcessStdinResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WriteProcessStdinResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest StdinResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadProcessRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ProcessNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAttachTerminalResponse parses an HTTP response from a AttachTerminalWithResponse call
+func ParseAttachTerminalResponse(rsp *http.Response) (*AttachTerminalResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AttachTerminalResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 101:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadProcessRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ProcessNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 426:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON426 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseWaitProcessResponse parses an HTTP response from a WaitProcessWithResponse call
+func ParseWaitProcessResponse(rsp *http.Response) (*WaitProcessResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WaitProcessResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Process
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadProcessRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ProcessNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
 	}
 
 	return response, nil

@@ -73,6 +73,36 @@ type ServerInterface interface {
 	// WatchPath Watch a directory for changes
 	// (GET /v1/sandboxes/{sessionId}/fs/watch)
 	WatchPath(w http.ResponseWriter, r *http.Request, sessionID SessionID, params WatchPathParams)
+	// ListProcesses List a sandbox's processes
+	// (GET /v1/sandboxes/{sessionId}/processes)
+	ListProcesses(w http.ResponseWriter, r *http.Request, sessionID SessionID, params ListProcessesParams)
+	// StartProcess Start a process that outlives the request
+	// (POST /v1/sandboxes/{sessionId}/processes)
+	StartProcess(w http.ResponseWriter, r *http.Request, sessionID SessionID)
+	// KillProcess Kill a process and everything it started
+	// (DELETE /v1/sandboxes/{sessionId}/processes/{processId})
+	KillProcess(w http.ResponseWriter, r *http.Request, sessionID SessionID, processID ProcessID)
+	// GetProcess Get one process's record
+	// (GET /v1/sandboxes/{sessionId}/processes/{processId})
+	GetProcess(w http.ResponseWriter, r *http.Request, sessionID SessionID, processID ProcessID)
+	// StreamProcessOutput Read a process's output from an offset, and follow it
+	// (GET /v1/sandboxes/{sessionId}/processes/{processId}/output)
+	StreamProcessOutput(w http.ResponseWriter, r *http.Request, sessionID SessionID, processID ProcessID, params StreamProcessOutputParams)
+	// ResizeProcess Resize a process's terminal
+	// (POST /v1/sandboxes/{sessionId}/processes/{processId}/resize)
+	ResizeProcess(w http.ResponseWriter, r *http.Request, sessionID SessionID, processID ProcessID)
+	// SignalProcess Send a signal to a process
+	// (POST /v1/sandboxes/{sessionId}/processes/{processId}/signal)
+	SignalProcess(w http.ResponseWriter, r *http.Request, sessionID SessionID, processID ProcessID)
+	// WriteProcessStdin Write to a process's standard input
+	// (POST /v1/sandboxes/{sessionId}/processes/{processId}/stdin)
+	WriteProcessStdin(w http.ResponseWriter, r *http.Request, sessionID SessionID, processID ProcessID, params WriteProcessStdinParams)
+	// AttachTerminal Attach to a process's terminal over a WebSocket
+	// (GET /v1/sandboxes/{sessionId}/processes/{processId}/terminal)
+	AttachTerminal(w http.ResponseWriter, r *http.Request, sessionID SessionID, processID ProcessID, params AttachTerminalParams)
+	// WaitProcess Wait for a process to end
+	// (GET /v1/sandboxes/{sessionId}/processes/{processId}/wait)
+	WaitProcess(w http.ResponseWriter, r *http.Request, sessionID SessionID, processID ProcessID, params WaitProcessParams)
 	// TouchSandbox Extend a sandbox's TTL
 	// (POST /v1/sandboxes/{sessionId}/touch)
 	TouchSandbox(w http.ResponseWriter, r *http.Request, sessionID SessionID)
@@ -802,6 +832,465 @@ func (siw *ServerInterfaceWrapper) WatchPath(w http.ResponseWriter, r *http.Requ
 	handler.ServeHTTP(w, r)
 }
 
+// ListProcesses operation middleware
+func (siw *ServerInterfaceWrapper) ListProcesses(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "sessionId" -------------
+	var sessionID SessionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "sessionId", r.PathValue("sessionId"), &sessionID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "sessionId", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListProcessesParams
+
+	// ------------- Optional query parameter "tag" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "tag", r.URL.Query(), &params.Tag, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "tag"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tag", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListProcesses(w, r, sessionID, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// StartProcess operation middleware
+func (siw *ServerInterfaceWrapper) StartProcess(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "sessionId" -------------
+	var sessionID SessionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "sessionId", r.PathValue("sessionId"), &sessionID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "sessionId", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.StartProcess(w, r, sessionID)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// KillProcess operation middleware
+func (siw *ServerInterfaceWrapper) KillProcess(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "sessionId" -------------
+	var sessionID SessionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "sessionId", r.PathValue("sessionId"), &sessionID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "sessionId", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "processId" -------------
+	var processID ProcessID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "processId", r.PathValue("processId"), &processID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "processId", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.KillProcess(w, r, sessionID, processID)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetProcess operation middleware
+func (siw *ServerInterfaceWrapper) GetProcess(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "sessionId" -------------
+	var sessionID SessionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "sessionId", r.PathValue("sessionId"), &sessionID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "sessionId", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "processId" -------------
+	var processID ProcessID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "processId", r.PathValue("processId"), &processID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "processId", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetProcess(w, r, sessionID, processID)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// StreamProcessOutput operation middleware
+func (siw *ServerInterfaceWrapper) StreamProcessOutput(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "sessionId" -------------
+	var sessionID SessionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "sessionId", r.PathValue("sessionId"), &sessionID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "sessionId", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "processId" -------------
+	var processID ProcessID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "processId", r.PathValue("processId"), &processID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "processId", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params StreamProcessOutputParams
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", r.URL.Query(), &params.From, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "from"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "from", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "follow" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "follow", r.URL.Query(), &params.Follow, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "follow"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "follow", Err: err})
+		}
+		return
+	}
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Last-Event-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Last-Event-ID")]; found {
+		var LastEventID string
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Last-Event-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Last-Event-ID", valueList[0], &LastEventID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Last-Event-ID", Err: err})
+			return
+		}
+
+		params.LastEventID = &LastEventID
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.StreamProcessOutput(w, r, sessionID, processID, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ResizeProcess operation middleware
+func (siw *ServerInterfaceWrapper) ResizeProcess(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "sessionId" -------------
+	var sessionID SessionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "sessionId", r.PathValue("sessionId"), &sessionID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "sessionId", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "processId" -------------
+	var processID ProcessID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "processId", r.PathValue("processId"), &processID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "processId", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ResizeProcess(w, r, sessionID, processID)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// SignalProcess operation middleware
+func (siw *ServerInterfaceWrapper) SignalProcess(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "sessionId" -------------
+	var sessionID SessionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "sessionId", r.PathValue("sessionId"), &sessionID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "sessionId", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "processId" -------------
+	var processID ProcessID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "processId", r.PathValue("processId"), &processID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "processId", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SignalProcess(w, r, sessionID, processID)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// WriteProcessStdin operation middleware
+func (siw *ServerInterfaceWrapper) WriteProcessStdin(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "sessionId" -------------
+	var sessionID SessionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "sessionId", r.PathValue("sessionId"), &sessionID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "sessionId", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "processId" -------------
+	var processID ProcessID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "processId", r.PathValue("processId"), &processID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "processId", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params WriteProcessStdinParams
+
+	// ------------- Optional query parameter "close" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "close", r.URL.Query(), &params.Close, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "close"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "close", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.WriteProcessStdin(w, r, sessionID, processID, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AttachTerminal operation middleware
+func (siw *ServerInterfaceWrapper) AttachTerminal(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "sessionId" -------------
+	var sessionID SessionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "sessionId", r.PathValue("sessionId"), &sessionID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "sessionId", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "processId" -------------
+	var processID ProcessID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "processId", r.PathValue("processId"), &processID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "processId", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AttachTerminalParams
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", r.URL.Query(), &params.From, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "from"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "from", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "hangup" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "hangup", r.URL.Query(), &params.Hangup, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "hangup"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "hangup", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AttachTerminal(w, r, sessionID, processID, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// WaitProcess operation middleware
+func (siw *ServerInterfaceWrapper) WaitProcess(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "sessionId" -------------
+	var sessionID SessionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "sessionId", r.PathValue("sessionId"), &sessionID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "sessionId", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "processId" -------------
+	var processID ProcessID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "processId", r.PathValue("processId"), &processID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "processId", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params WaitProcessParams
+
+	// ------------- Optional query parameter "timeoutSeconds" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "timeoutSeconds", r.URL.Query(), &params.TimeoutSeconds, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "timeoutSeconds"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "timeoutSeconds", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.WaitProcess(w, r, sessionID, processID, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // TouchSandbox operation middleware
 func (siw *ServerInterfaceWrapper) TouchSandbox(w http.ResponseWriter, r *http.Request) {
 
@@ -967,11 +1456,23 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/fs/remove", wrapper.RemovePath)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/fs/move", wrapper.MovePath)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/fs/watch", wrapper.WatchPath)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/processes", wrapper.ListProcesses)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/processes", wrapper.StartProcess)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/processes/{processId}", wrapper.KillProcess)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/processes/{processId}", wrapper.GetProcess)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/processes/{processId}/wait", wrapper.WaitProcess)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/processes/{processId}/output", wrapper.StreamProcessOutput)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/processes/{processId}/stdin", wrapper.WriteProcessStdin)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/processes/{processId}/signal", wrapper.SignalProcess)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/processes/{processId}/resize", wrapper.ResizeProcess)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/processes/{processId}/terminal", wrapper.AttachTerminal)
 
 	return m
 }
 
 type BadFilePathJSONResponse Error
+
+type BadProcessRequestJSONResponse Error
 
 type FileConflictJSONResponse Error
 
@@ -980,6 +1481,8 @@ type FileNotFoundJSONResponse Error
 type InsufficientStorageJSONResponse Error
 
 type InternalErrorJSONResponse Error
+
+type ProcessNotFoundJSONResponse Error
 
 type UnauthorizedJSONResponse Error
 
@@ -2909,6 +3412,893 @@ func (response WatchPath503JSONResponse) VisitWatchPathResponse(w http.ResponseW
 	return err
 }
 
+type ListProcessesRequestObject struct {
+	SessionID SessionID `json:"sessionId"`
+	Params    ListProcessesParams
+}
+
+type ListProcessesResponseObject interface {
+	VisitListProcessesResponse(w http.ResponseWriter) error
+}
+
+type ListProcesses200JSONResponse ProcessList
+
+func (response ListProcesses200JSONResponse) VisitListProcessesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListProcesses400JSONResponse struct{ BadProcessRequestJSONResponse }
+
+func (response ListProcesses400JSONResponse) VisitListProcessesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListProcesses401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListProcesses401JSONResponse) VisitListProcessesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListProcesses404JSONResponse struct{ ProcessNotFoundJSONResponse }
+
+func (response ListProcesses404JSONResponse) VisitListProcessesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListProcesses500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListProcesses500JSONResponse) VisitListProcessesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartProcessRequestObject struct {
+	SessionID SessionID `json:"sessionId"`
+	Body      *StartProcessJSONRequestBody
+}
+
+type StartProcessResponseObject interface {
+	VisitStartProcessResponse(w http.ResponseWriter) error
+}
+
+type StartProcess201JSONResponse Process
+
+func (response StartProcess201JSONResponse) VisitStartProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartProcess400JSONResponse struct{ BadProcessRequestJSONResponse }
+
+func (response StartProcess400JSONResponse) VisitStartProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartProcess401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response StartProcess401JSONResponse) VisitStartProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartProcess404JSONResponse struct{ ProcessNotFoundJSONResponse }
+
+func (response StartProcess404JSONResponse) VisitStartProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartProcess500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response StartProcess500JSONResponse) VisitStartProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartProcess503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response StartProcess503JSONResponse) VisitStartProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type KillProcessRequestObject struct {
+	SessionID SessionID `json:"sessionId"`
+	ProcessID ProcessID `json:"processId"`
+}
+
+type KillProcessResponseObject interface {
+	VisitKillProcessResponse(w http.ResponseWriter) error
+}
+
+type KillProcess200JSONResponse Process
+
+func (response KillProcess200JSONResponse) VisitKillProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type KillProcess400JSONResponse struct{ BadProcessRequestJSONResponse }
+
+func (response KillProcess400JSONResponse) VisitKillProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type KillProcess401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response KillProcess401JSONResponse) VisitKillProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type KillProcess404JSONResponse struct{ ProcessNotFoundJSONResponse }
+
+func (response KillProcess404JSONResponse) VisitKillProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type KillProcess500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response KillProcess500JSONResponse) VisitKillProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProcessRequestObject struct {
+	SessionID SessionID `json:"sessionId"`
+	ProcessID ProcessID `json:"processId"`
+}
+
+type GetProcessResponseObject interface {
+	VisitGetProcessResponse(w http.ResponseWriter) error
+}
+
+type GetProcess200JSONResponse Process
+
+func (response GetProcess200JSONResponse) VisitGetProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProcess400JSONResponse struct{ BadProcessRequestJSONResponse }
+
+func (response GetProcess400JSONResponse) VisitGetProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProcess401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetProcess401JSONResponse) VisitGetProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProcess404JSONResponse struct{ ProcessNotFoundJSONResponse }
+
+func (response GetProcess404JSONResponse) VisitGetProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProcess500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetProcess500JSONResponse) VisitGetProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamProcessOutputRequestObject struct {
+	SessionID SessionID `json:"sessionId"`
+	ProcessID ProcessID `json:"processId"`
+	Params    StreamProcessOutputParams
+}
+
+type StreamProcessOutputResponseObject interface {
+	VisitStreamProcessOutputResponse(w http.ResponseWriter) error
+}
+
+type StreamProcessOutput200TextEventStreamResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response StreamProcessOutput200TextEventStreamResponse) VisitStreamProcessOutputResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type StreamProcessOutput400JSONResponse struct{ BadProcessRequestJSONResponse }
+
+func (response StreamProcessOutput400JSONResponse) VisitStreamProcessOutputResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamProcessOutput401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response StreamProcessOutput401JSONResponse) VisitStreamProcessOutputResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamProcessOutput404JSONResponse struct{ ProcessNotFoundJSONResponse }
+
+func (response StreamProcessOutput404JSONResponse) VisitStreamProcessOutputResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamProcessOutput500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response StreamProcessOutput500JSONResponse) VisitStreamProcessOutputResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResizeProcessRequestObject struct {
+	SessionID SessionID `json:"sessionId"`
+	ProcessID ProcessID `json:"processId"`
+	Body      *ResizeProcessJSONRequestBody
+}
+
+type ResizeProcessResponseObject interface {
+	VisitResizeProcessResponse(w http.ResponseWriter) error
+}
+
+type ResizeProcess204Response struct {
+}
+
+func (response ResizeProcess204Response) VisitResizeProcessResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type ResizeProcess400JSONResponse struct{ BadProcessRequestJSONResponse }
+
+func (response ResizeProcess400JSONResponse) VisitResizeProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResizeProcess401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ResizeProcess401JSONResponse) VisitResizeProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResizeProcess404JSONResponse struct{ ProcessNotFoundJSONResponse }
+
+func (response ResizeProcess404JSONResponse) VisitResizeProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResizeProcess409JSONResponse Error
+
+func (response ResizeProcess409JSONResponse) VisitResizeProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResizeProcess500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ResizeProcess500JSONResponse) VisitResizeProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignalProcessRequestObject struct {
+	SessionID SessionID `json:"sessionId"`
+	ProcessID ProcessID `json:"processId"`
+	Body      *SignalProcessJSONRequestBody
+}
+
+type SignalProcessResponseObject interface {
+	VisitSignalProcessResponse(w http.ResponseWriter) error
+}
+
+type SignalProcess200JSONResponse Process
+
+func (response SignalProcess200JSONResponse) VisitSignalProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignalProcess400JSONResponse struct{ BadProcessRequestJSONResponse }
+
+func (response SignalProcess400JSONResponse) VisitSignalProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignalProcess401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response SignalProcess401JSONResponse) VisitSignalProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignalProcess404JSONResponse struct{ ProcessNotFoundJSONResponse }
+
+func (response SignalProcess404JSONResponse) VisitSignalProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignalProcess500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response SignalProcess500JSONResponse) VisitSignalProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WriteProcessStdinRequestObject struct {
+	SessionID SessionID `json:"sessionId"`
+	ProcessID ProcessID `json:"processId"`
+	Params    WriteProcessStdinParams
+	Body      io.Reader
+}
+
+type WriteProcessStdinResponseObject interface {
+	VisitWriteProcessStdinResponse(w http.ResponseWriter) error
+}
+
+type WriteProcessStdin200JSONResponse StdinResult
+
+func (response WriteProcessStdin200JSONResponse) VisitWriteProcessStdinResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WriteProcessStdin400JSONResponse struct{ BadProcessRequestJSONResponse }
+
+func (response WriteProcessStdin400JSONResponse) VisitWriteProcessStdinResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WriteProcessStdin401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response WriteProcessStdin401JSONResponse) VisitWriteProcessStdinResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WriteProcessStdin404JSONResponse struct{ ProcessNotFoundJSONResponse }
+
+func (response WriteProcessStdin404JSONResponse) VisitWriteProcessStdinResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WriteProcessStdin409JSONResponse Error
+
+func (response WriteProcessStdin409JSONResponse) VisitWriteProcessStdinResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WriteProcessStdin500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response WriteProcessStdin500JSONResponse) VisitWriteProcessStdinResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AttachTerminalRequestObject struct {
+	SessionID SessionID `json:"sessionId"`
+	ProcessID ProcessID `json:"processId"`
+	Params    AttachTerminalParams
+}
+
+type AttachTerminalResponseObject interface {
+	VisitAttachTerminalResponse(w http.ResponseWriter) error
+}
+
+type AttachTerminal101Response struct {
+}
+
+func (response AttachTerminal101Response) VisitAttachTerminalResponse(w http.ResponseWriter) error {
+	w.WriteHeader(101)
+	return nil
+}
+
+type AttachTerminal400JSONResponse struct{ BadProcessRequestJSONResponse }
+
+func (response AttachTerminal400JSONResponse) VisitAttachTerminalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AttachTerminal401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AttachTerminal401JSONResponse) VisitAttachTerminalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AttachTerminal404JSONResponse struct{ ProcessNotFoundJSONResponse }
+
+func (response AttachTerminal404JSONResponse) VisitAttachTerminalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AttachTerminal409JSONResponse Error
+
+func (response AttachTerminal409JSONResponse) VisitAttachTerminalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AttachTerminal426JSONResponse Error
+
+func (response AttachTerminal426JSONResponse) VisitAttachTerminalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(426)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AttachTerminal500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AttachTerminal500JSONResponse) VisitAttachTerminalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WaitProcessRequestObject struct {
+	SessionID SessionID `json:"sessionId"`
+	ProcessID ProcessID `json:"processId"`
+	Params    WaitProcessParams
+}
+
+type WaitProcessResponseObject interface {
+	VisitWaitProcessResponse(w http.ResponseWriter) error
+}
+
+type WaitProcess200JSONResponse Process
+
+func (response WaitProcess200JSONResponse) VisitWaitProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WaitProcess400JSONResponse struct{ BadProcessRequestJSONResponse }
+
+func (response WaitProcess400JSONResponse) VisitWaitProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WaitProcess401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response WaitProcess401JSONResponse) VisitWaitProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WaitProcess404JSONResponse struct{ ProcessNotFoundJSONResponse }
+
+func (response WaitProcess404JSONResponse) VisitWaitProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WaitProcess500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response WaitProcess500JSONResponse) VisitWaitProcessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type TouchSandboxRequestObject struct {
 	SessionID SessionID `json:"sessionId"`
 }
@@ -3037,6 +4427,36 @@ type StrictServerInterface interface {
 	// WatchPath Watch a directory for changes
 	// (GET /v1/sandboxes/{sessionId}/fs/watch)
 	WatchPath(ctx context.Context, request WatchPathRequestObject) (WatchPathResponseObject, error)
+	// ListProcesses List a sandbox's processes
+	// (GET /v1/sandboxes/{sessionId}/processes)
+	ListProcesses(ctx context.Context, request ListProcessesRequestObject) (ListProcessesResponseObject, error)
+	// StartProcess Start a process that outlives the request
+	// (POST /v1/sandboxes/{sessionId}/processes)
+	StartProcess(ctx context.Context, request StartProcessRequestObject) (StartProcessResponseObject, error)
+	// KillProcess Kill a process and everything it started
+	// (DELETE /v1/sandboxes/{sessionId}/processes/{processId})
+	KillProcess(ctx context.Context, request KillProcessRequestObject) (KillProcessResponseObject, error)
+	// GetProcess Get one process's record
+	// (GET /v1/sandboxes/{sessionId}/processes/{processId})
+	GetProcess(ctx context.Context, request GetProcessRequestObject) (GetProcessResponseObject, error)
+	// StreamProcessOutput Read a process's output from an offset, and follow it
+	// (GET /v1/sandboxes/{sessionId}/processes/{processId}/output)
+	StreamProcessOutput(ctx context.Context, request StreamProcessOutputRequestObject) (StreamProcessOutputResponseObject, error)
+	// ResizeProcess Resize a process's terminal
+	// (POST /v1/sandboxes/{sessionId}/processes/{processId}/resize)
+	ResizeProcess(ctx context.Context, request ResizeProcessRequestObject) (ResizeProcessResponseObject, error)
+	// SignalProcess Send a signal to a process
+	// (POST /v1/sandboxes/{sessionId}/processes/{processId}/signal)
+	SignalProcess(ctx context.Context, request SignalProcessRequestObject) (SignalProcessResponseObject, error)
+	// WriteProcessStdin Write to a process's standard input
+	// (POST /v1/sandboxes/{sessionId}/processes/{processId}/stdin)
+	WriteProcessStdin(ctx context.Context, request WriteProcessStdinRequestObject) (WriteProcessStdinResponseObject, error)
+	// AttachTerminal Attach to a process's terminal over a WebSocket
+	// (GET /v1/sandboxes/{sessionId}/processes/{processId}/terminal)
+	AttachTerminal(ctx context.Context, request AttachTerminalRequestObject) (AttachTerminalResponseObject, error)
+	// WaitProcess Wait for a process to end
+	// (GET /v1/sandboxes/{sessionId}/processes/{processId}/wait)
+	WaitProcess(ctx context.Context, request WaitProcessRequestObject) (WaitProcessResponseObject, error)
 	// TouchSandbox Extend a sandbox's TTL
 	// (POST /v1/sandboxes/{sessionId}/touch)
 	TouchSandbox(ctx context.Context, request TouchSandboxRequestObject) (TouchSandboxResponseObject, error)
@@ -3591,6 +5011,302 @@ func (sh *strictHandler) WatchPath(w http.ResponseWriter, r *http.Request, sessi
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(WatchPathResponseObject); ok {
 		if err := validResponse.VisitWatchPathResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListProcesses operation middleware
+func (sh *strictHandler) ListProcesses(w http.ResponseWriter, r *http.Request, sessionID SessionID, params ListProcessesParams) {
+	var request ListProcessesRequestObject
+
+	request.SessionID = sessionID
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListProcesses(ctx, request.(ListProcessesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListProcesses")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListProcessesResponseObject); ok {
+		if err := validResponse.VisitListProcessesResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// StartProcess operation middleware
+func (sh *strictHandler) StartProcess(w http.ResponseWriter, r *http.Request, sessionID SessionID) {
+	var request StartProcessRequestObject
+
+	request.SessionID = sessionID
+
+	var body StartProcessJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.StartProcess(ctx, request.(StartProcessRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "StartProcess")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(StartProcessResponseObject); ok {
+		if err := validResponse.VisitStartProcessResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// KillProcess operation middleware
+func (sh *strictHandler) KillProcess(w http.ResponseWriter, r *http.Request, sessionID SessionID, processID ProcessID) {
+	var request KillProcessRequestObject
+
+	request.SessionID = sessionID
+	request.ProcessID = processID
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.KillProcess(ctx, request.(KillProcessRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "KillProcess")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(KillProcessResponseObject); ok {
+		if err := validResponse.VisitKillProcessResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetProcess operation middleware
+func (sh *strictHandler) GetProcess(w http.ResponseWriter, r *http.Request, sessionID SessionID, processID ProcessID) {
+	var request GetProcessRequestObject
+
+	request.SessionID = sessionID
+	request.ProcessID = processID
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetProcess(ctx, request.(GetProcessRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetProcess")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetProcessResponseObject); ok {
+		if err := validResponse.VisitGetProcessResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// StreamProcessOutput operation middleware
+func (sh *strictHandler) StreamProcessOutput(w http.ResponseWriter, r *http.Request, sessionID SessionID, processID ProcessID, params StreamProcessOutputParams) {
+	var request StreamProcessOutputRequestObject
+
+	request.SessionID = sessionID
+	request.ProcessID = processID
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.StreamProcessOutput(ctx, request.(StreamProcessOutputRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "StreamProcessOutput")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(StreamProcessOutputResponseObject); ok {
+		if err := validResponse.VisitStreamProcessOutputResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ResizeProcess operation middleware
+func (sh *strictHandler) ResizeProcess(w http.ResponseWriter, r *http.Request, sessionID SessionID, processID ProcessID) {
+	var request ResizeProcessRequestObject
+
+	request.SessionID = sessionID
+	request.ProcessID = processID
+
+	var body ResizeProcessJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ResizeProcess(ctx, request.(ResizeProcessRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ResizeProcess")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ResizeProcessResponseObject); ok {
+		if err := validResponse.VisitResizeProcessResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// SignalProcess operation middleware
+func (sh *strictHandler) SignalProcess(w http.ResponseWriter, r *http.Request, sessionID SessionID, processID ProcessID) {
+	var request SignalProcessRequestObject
+
+	request.SessionID = sessionID
+	request.ProcessID = processID
+
+	var body SignalProcessJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.SignalProcess(ctx, request.(SignalProcessRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SignalProcess")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(SignalProcessResponseObject); ok {
+		if err := validResponse.VisitSignalProcessResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// WriteProcessStdin operation middleware
+func (sh *strictHandler) WriteProcessStdin(w http.ResponseWriter, r *http.Request, sessionID SessionID, processID ProcessID, params WriteProcessStdinParams) {
+	var request WriteProcessStdinRequestObject
+
+	request.SessionID = sessionID
+	request.ProcessID = processID
+	request.Params = params
+
+	request.Body = r.Body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.WriteProcessStdin(ctx, request.(WriteProcessStdinRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "WriteProcessStdin")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(WriteProcessStdinResponseObject); ok {
+		if err := validResponse.VisitWriteProcessStdinResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// AttachTerminal operation middleware
+func (sh *strictHandler) AttachTerminal(w http.ResponseWriter, r *http.Request, sessionID SessionID, processID ProcessID, params AttachTerminalParams) {
+	var request AttachTerminalRequestObject
+
+	request.SessionID = sessionID
+	request.ProcessID = processID
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.AttachTerminal(ctx, request.(AttachTerminalRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AttachTerminal")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(AttachTerminalResponseObject); ok {
+		if err := validResponse.VisitAttachTerminalResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// WaitProcess operation middleware
+func (sh *strictHandler) WaitProcess(w http.ResponseWriter, r *http.Request, sessionID SessionID, processID ProcessID, params WaitProcessParams) {
+	var request WaitProcessRequestObject
+
+	request.SessionID = sessionID
+	request.ProcessID = processID
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.WaitProcess(ctx, request.(WaitProcessRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "WaitProcess")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(WaitProcessResponseObject); ok {
+		if err := validResponse.VisitWaitProcessResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

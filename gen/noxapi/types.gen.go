@@ -7,6 +7,24 @@ import (
 	"time"
 )
 
+// Defines values for ExecRequestStdinEncoding.
+const (
+	Base64 ExecRequestStdinEncoding = "base64"
+	UTF8   ExecRequestStdinEncoding = "utf-8"
+)
+
+// Valid indicates whether the value is a known member of the ExecRequestStdinEncoding enum.
+func (e ExecRequestStdinEncoding) Valid() bool {
+	switch e {
+	case Base64:
+		return true
+	case UTF8:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for FileEventType.
 const (
 	Chmod  FileEventType = "chmod"
@@ -58,6 +76,45 @@ func (e FileInfoType) Valid() bool {
 	}
 }
 
+// Defines values for ProcessState.
+const (
+	Exited  ProcessState = "exited"
+	Lost    ProcessState = "lost"
+	Running ProcessState = "running"
+)
+
+// Valid indicates whether the value is a known member of the ProcessState enum.
+func (e ProcessState) Valid() bool {
+	switch e {
+	case Exited:
+		return true
+	case Lost:
+		return true
+	case Running:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ProcessOutputChunkStream.
+const (
+	Stderr ProcessOutputChunkStream = "stderr"
+	Stdout ProcessOutputChunkStream = "stdout"
+)
+
+// Valid indicates whether the value is a known member of the ProcessOutputChunkStream enum.
+func (e ProcessOutputChunkStream) Valid() bool {
+	switch e {
+	case Stderr:
+		return true
+	case Stdout:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SandboxStatusState.
 const (
 	Pending     SandboxStatusState = "pending"
@@ -76,6 +133,48 @@ func (e SandboxStatusState) Valid() bool {
 	case Stopped:
 		return true
 	case Terminating:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SignalRequestSignal.
+const (
+	CONT  SignalRequestSignal = "CONT"
+	HUP   SignalRequestSignal = "HUP"
+	INT   SignalRequestSignal = "INT"
+	KILL  SignalRequestSignal = "KILL"
+	QUIT  SignalRequestSignal = "QUIT"
+	STOP  SignalRequestSignal = "STOP"
+	TERM  SignalRequestSignal = "TERM"
+	USR1  SignalRequestSignal = "USR1"
+	USR2  SignalRequestSignal = "USR2"
+	WINCH SignalRequestSignal = "WINCH"
+)
+
+// Valid indicates whether the value is a known member of the SignalRequestSignal enum.
+func (e SignalRequestSignal) Valid() bool {
+	switch e {
+	case CONT:
+		return true
+	case HUP:
+		return true
+	case INT:
+		return true
+	case KILL:
+		return true
+	case QUIT:
+		return true
+	case STOP:
+		return true
+	case TERM:
+		return true
+	case USR1:
+		return true
+	case USR2:
+		return true
+	case WINCH:
 		return true
 	default:
 		return false
@@ -146,6 +245,26 @@ type BackendLimits struct {
 	// Example: 1048576
 	MaxOutputBytes *int64 `json:"maxOutputBytes,omitempty"`
 
+	// MaxProcessRecords Most process records one sandbox keeps (extension `processes`); the oldest ended ones are forgotten first, and a start beyond it with none ended is answered 503.
+	//
+	// Example: 256
+	MaxProcessRecords *int32 `json:"maxProcessRecords,omitempty"`
+
+	// MaxProcessWaitSeconds Longest `timeoutSeconds` of one `waitProcess` request (extension `processes`).
+	//
+	// Example: 60
+	MaxProcessWaitSeconds *int32 `json:"maxProcessWaitSeconds,omitempty"`
+
+	// MaxProcessesPerSandbox Most processes of `startProcess` running at once in one sandbox (extension `processes`); more are answered 503.
+	//
+	// Example: 16
+	MaxProcessesPerSandbox *int32 `json:"maxProcessesPerSandbox,omitempty"`
+
+	// MaxStdinBytes Largest `stdin` of an exec request, decoded (extension `exec.stdin`).
+	//
+	// Example: 524288
+	MaxStdinBytes *int64 `json:"maxStdinBytes,omitempty"`
+
 	// MaxTimeoutSeconds Example: 3600
 	MaxTimeoutSeconds *int32 `json:"maxTimeoutSeconds,omitempty"`
 
@@ -189,6 +308,11 @@ type BackendLimits struct {
 	//
 	// Example: 65536
 	OpenFiles *int64 `json:"openFiles,omitempty"`
+
+	// ProcessOutputBytes Output kept per process for replay (extension `processes`); older output is dropped (a `truncated` event says so).
+	//
+	// Example: 1048576
+	ProcessOutputBytes *int64 `json:"processOutputBytes,omitempty"`
 
 	// StallTimeoutSeconds Longest a client may leave a response unread, or an upload body unsent, before its connection is cut. Responses that make progress (downloads, exec streams) may last any time.
 	//
@@ -267,6 +391,14 @@ type ExecRequest struct {
 	// Example: {"MY_VAR":"test_value"}
 	Env map[string]string `json:"env,omitempty"`
 
+	// Stdin Bytes for the command's standard input, which is closed after them (extension `exec.stdin`; backends without it ignore the field and give an empty standard input). At most `maxStdinBytes` once decoded.
+	//
+	// Example: hello
+	Stdin *string `json:"stdin,omitempty"`
+
+	// StdinEncoding How `stdin` is encoded; `base64` carries bytes that are not UTF-8.
+	StdinEncoding *ExecRequestStdinEncoding `json:"stdinEncoding,omitempty"`
+
 	// TimeoutSeconds Seconds before the command and every process it started are killed (exit code 124). Backends may cap it (`Info.limits.maxTimeoutSeconds`) and answer 400 above the cap.
 	//
 	// Example: 30
@@ -277,6 +409,9 @@ type ExecRequest struct {
 	// Example: /workspace
 	Workdir *string `json:"workdir,omitempty"`
 }
+
+// ExecRequestStdinEncoding How `stdin` is encoded; `base64` carries bytes that are not UTF-8.
+type ExecRequestStdinEncoding string
 
 // ExecResult Example: {"durationMs":12,"exitCode":0,"stderr":"","stderrTruncated":false,"stdout":"Python 3.12.1\n","stdoutTruncated":false,"timedOut":false}
 type ExecResult struct {
@@ -490,6 +625,123 @@ type OutputChunk struct {
 	Data string `json:"data"`
 }
 
+// Process The record of a process started by `startProcess`.
+//
+// Example: {"cmd":["python3","-m","http.server","8000"],"id":"3","outputBytes":0,"outputStart":0,"startedAt":"2026-11-23T12:00:00Z","state":"running","tag":"web","workdir":"/workspace"}
+type Process struct {
+	// Cmd Example: ["python3","-m","http.server","8000"]
+	Cmd     []string   `json:"cmd"`
+	EndedAt *time.Time `json:"endedAt,omitempty"`
+
+	// ExitCode Set once exited; 124 timeout, 126/127 could not start, 128+N killed by signal N.
+	ExitCode *int32 `json:"exitCode,omitempty"`
+
+	// ID The process id, unique within the sandbox (never reused). Not the operating system's pid.
+	//
+	// Example: 3
+	ID        string `json:"id"`
+	OomKilled *bool  `json:"oomKilled,omitempty"`
+
+	// OutputBytes Bytes of output produced so far (the offset after the last byte).
+	OutputBytes int64 `json:"outputBytes"`
+
+	// OutputStart Offset of the oldest output byte still kept.
+	OutputStart int64 `json:"outputStart"`
+
+	// Pty The process runs on a terminal.
+	Pty *bool `json:"pty,omitempty"`
+
+	// Signal The signal that ended the process (`KILL`, `TERM`, ...), when one did.
+	Signal    *string   `json:"signal,omitempty"`
+	StartedAt time.Time `json:"startedAt"`
+
+	// State `running`; `exited` (ended: see `exitCode`); `lost`: the backend restarted while it ran, and its end is unknown.
+	//
+	// Example: running
+	State ProcessState `json:"state"`
+
+	// Stdin Standard input is open for `writeProcessStdin`.
+	Stdin *bool `json:"stdin,omitempty"`
+
+	// Tag Example: web
+	Tag      *string `json:"tag,omitempty"`
+	TimedOut *bool   `json:"timedOut,omitempty"`
+
+	// Workdir Example: /workspace
+	Workdir *string `json:"workdir,omitempty"`
+}
+
+// ProcessState `running`; `exited` (ended: see `exitCode`); `lost`: the backend restarted while it ran, and its end is unknown.
+//
+// Example: running
+type ProcessState string
+
+// ProcessList Example: {"items":[]}
+type ProcessList struct {
+	Items []Process `json:"items"`
+}
+
+// ProcessOutputChunk Bytes of a process's output, in an `output` event.
+//
+// Example: {"data":"hello\n","offset":0,"stream":"stdout"}
+type ProcessOutputChunk struct {
+	// Data The bytes, when they are valid UTF-8 (chunks are split on character boundaries where the output is).
+	Data *string `json:"data,omitempty"`
+
+	// DataBase64 The bytes in base64, instead of `data`, when they are not valid UTF-8.
+	DataBase64 []byte `json:"dataBase64,omitempty"`
+
+	// Offset Offset of the chunk's first byte.
+	Offset int64 `json:"offset"`
+
+	// Stream Where the bytes came from (`stdout` for a terminal).
+	Stream ProcessOutputChunkStream `json:"stream"`
+}
+
+// ProcessOutputChunkStream Where the bytes came from (`stdout` for a terminal).
+type ProcessOutputChunkStream string
+
+// ProcessOutputTruncated Output before `outputStart` was dropped; the stream resumes there.
+//
+// Example: {"from":0,"outputStart":1048576}
+type ProcessOutputTruncated struct {
+	// From The offset asked for.
+	From int64 `json:"from"`
+
+	// OutputStart The oldest offset still kept, where the stream resumes.
+	OutputStart int64 `json:"outputStart"`
+}
+
+// ProcessRequest Example: {"cmd":["python3","-m","http.server","8000"],"tag":"web"}
+type ProcessRequest struct {
+	// Cmd The argv to run, as in `ExecRequest`.
+	//
+	// Example: ["python3","-m","http.server","8000"]
+	Cmd []string `json:"cmd"`
+
+	// Env Environment variables on top of the backend's default environment.
+	Env map[string]string `json:"env,omitempty"`
+
+	// Pty A terminal's window size. In a `ProcessRequest`, its presence runs the process on a new pseudo-terminal of this size (its standard input, output and error; the output has no separate stderr).
+	//
+	// Example: {"cols":80,"rows":24}
+	Pty *TerminalSize `json:"pty,omitempty"`
+
+	// Stdin Keep standard input open for `writeProcessStdin`; without it (and without `pty`) standard input is empty.
+	Stdin *bool `json:"stdin,omitempty"`
+
+	// Tag A free label, returned in the record and usable as a `listProcesses` filter.
+	//
+	// Example: web
+	Tag *string `json:"tag,omitempty"`
+
+	// TimeoutSeconds Seconds before the process and everything it started are killed (exit code 124, `timedOut`); 0 means no timeout (the process ends with the sandbox at the latest). Capped by `maxTimeoutSeconds` when non-zero.
+	TimeoutSeconds *int32 `json:"timeoutSeconds,omitempty"`
+
+	// Workdir Working directory inside the sandbox; it must exist.
+	Workdir *string `json:"workdir,omitempty"`
+}
+
 // Quantity A Kubernetes resource quantity: a decimal number with an optional
 // suffix, binary (`Ki`, `Mi`, `Gi`, `Ti`, `Pi`, `Ei`), decimal (`k`, `M`,
 // `G`, `T`, `P`, `E`), milli (`m`) or an exponent (`e3`).
@@ -597,6 +849,39 @@ type SandboxStatus struct {
 // Example: ready
 type SandboxStatusState string
 
+// SignalRequest Example: {"signal":"TERM"}
+type SignalRequest struct {
+	// Signal The signal's name without `SIG`.
+	//
+	// Example: TERM
+	Signal SignalRequestSignal `json:"signal"`
+}
+
+// SignalRequestSignal The signal's name without `SIG`.
+//
+// Example: TERM
+type SignalRequestSignal string
+
+// StdinResult Example: {"closed":false,"written":6}
+type StdinResult struct {
+	// Closed Standard input is now closed.
+	Closed bool `json:"closed"`
+
+	// Written Bytes written.
+	Written int64 `json:"written"`
+}
+
+// TerminalSize A terminal's window size. In a `ProcessRequest`, its presence runs the process on a new pseudo-terminal of this size (its standard input, output and error; the output has no separate stderr).
+//
+// Example: {"cols":80,"rows":24}
+type TerminalSize struct {
+	// Cols Example: 80
+	Cols int32 `json:"cols"`
+
+	// Rows Example: 24
+	Rows int32 `json:"rows"`
+}
+
 // TouchResult The optional body of a touch answer.
 //
 // Example: {"expiresAt":"2026-11-23T12:30:00Z","message":"TTL extended"}
@@ -631,6 +916,9 @@ type UploadResult struct {
 // FilePath defines model for FilePath.
 type FilePath = string
 
+// ProcessID defines model for ProcessId.
+type ProcessID = string
+
 // SessionID defines model for SessionId.
 type SessionID = string
 
@@ -638,6 +926,11 @@ type SessionID = string
 //
 // Example: {"error":"sandbox \"demo\" not found"}
 type BadFilePath = Error
+
+// BadProcessRequest The error body of every JSON endpoint.
+//
+// Example: {"error":"sandbox \"demo\" not found"}
+type BadProcessRequest = Error
 
 // FileConflict The error body of every JSON endpoint.
 //
@@ -658,6 +951,11 @@ type InsufficientStorage = Error
 //
 // Example: {"error":"sandbox \"demo\" not found"}
 type InternalError = Error
+
+// ProcessNotFound The error body of every JSON endpoint.
+//
+// Example: {"error":"sandbox \"demo\" not found"}
+type ProcessNotFound = Error
 
 // Unauthorized The error body of every JSON endpoint.
 //
@@ -762,6 +1060,45 @@ type WatchPathParams struct {
 	Path FilePath `form:"path" json:"path"`
 }
 
+// ListProcessesParams defines parameters for ListProcesses.
+type ListProcessesParams struct {
+	// Tag Only processes started with this tag.
+	Tag *string `form:"tag,omitempty" json:"tag,omitempty"`
+}
+
+// StreamProcessOutputParams defines parameters for StreamProcessOutput.
+type StreamProcessOutputParams struct {
+	// From Offset of the first byte wanted; 0 replays everything kept.
+	From *int64 `form:"from,omitempty" json:"from,omitempty"`
+
+	// Follow Keep the stream open for new output until the process ends.
+	Follow *bool `form:"follow,omitempty" json:"follow,omitempty"`
+
+	// LastEventID The `id` of the last event received (an offset); overrides `from`.
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
+}
+
+// WriteProcessStdinParams defines parameters for WriteProcessStdin.
+type WriteProcessStdinParams struct {
+	// Close Close standard input after writing the body.
+	Close *bool `form:"close,omitempty" json:"close,omitempty"`
+}
+
+// AttachTerminalParams defines parameters for AttachTerminal.
+type AttachTerminalParams struct {
+	// From Offset of the first output byte sent; 0 replays everything kept.
+	From *int64 `form:"from,omitempty" json:"from,omitempty"`
+
+	// Hangup Send SIGHUP to the process group when this WebSocket closes.
+	Hangup *bool `form:"hangup,omitempty" json:"hangup,omitempty"`
+}
+
+// WaitProcessParams defines parameters for WaitProcess.
+type WaitProcessParams struct {
+	// TimeoutSeconds Longest wait; capped by `maxProcessWaitSeconds`.
+	TimeoutSeconds *int32 `form:"timeoutSeconds,omitempty" json:"timeoutSeconds,omitempty"`
+}
+
 // CreateSandboxJSONRequestBody defines body for CreateSandbox for application/json ContentType.
 type CreateSandboxJSONRequestBody = CreateSandboxRequest
 
@@ -779,3 +1116,12 @@ type MovePathJSONRequestBody = MoveRequest
 
 // RemovePathJSONRequestBody defines body for RemovePath for application/json ContentType.
 type RemovePathJSONRequestBody = RemoveRequest
+
+// StartProcessJSONRequestBody defines body for StartProcess for application/json ContentType.
+type StartProcessJSONRequestBody = ProcessRequest
+
+// ResizeProcessJSONRequestBody defines body for ResizeProcess for application/json ContentType.
+type ResizeProcessJSONRequestBody = TerminalSize
+
+// SignalProcessJSONRequestBody defines body for SignalProcess for application/json ContentType.
+type SignalProcessJSONRequestBody = SignalRequest

@@ -122,7 +122,31 @@ type ExecSpec struct {
 	Timeout time.Duration
 	Stdout  io.Writer // receives output as it is produced; must not block long
 	Stderr  io.Writer
+	// OpenStdin gives the command a pipe as standard input, written with
+	// Command.WriteStdin and closed with Command.CloseStdin; otherwise its
+	// standard input is empty (/dev/null). Ignored with TTY, whose
+	// terminal is always writable.
+	OpenStdin bool
+	// TTY, when non-nil, runs the command on a new pseudo-terminal of the
+	// sandbox of this size (allocated inside the sandbox, so that tty(1)
+	// names it there): its standard input, output and error, and its
+	// controlling terminal, in a new session. The terminal's output goes
+	// to Stdout; Stderr is unused.
+	TTY *WinSize
 }
+
+// WinSize is a terminal's window size.
+type WinSize struct {
+	Rows, Cols uint16
+}
+
+// ErrNoStdin reports a write to the standard input of a command that has
+// none (started without OpenStdin or TTY), or whose standard input was
+// closed.
+var ErrNoStdin = errors.New("the command has no open standard input")
+
+// ErrNoTTY reports a resize of a command that has no terminal.
+var ErrNoTTY = errors.New("the command has no terminal")
 
 // ExecResult is how a command ended.
 type ExecResult struct {
@@ -143,6 +167,13 @@ type ExecResult struct {
 //	func (s *Sandbox) Ready() bool                         // the setup ended successfully
 //	func (m *Manager) Close() error                       // stops every sandbox it started
 //	func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) // error only for infrastructure failures, never for exit codes
+//	func (s *Sandbox) Start(ctx context.Context, e ExecSpec) (*Command, error) // Exec's first half: starts the command and returns; ctx bounds only the start
+//	func (c *Command) Wait(ctx context.Context) (ExecResult, error) // Exec's second half (call once): e.Timeout, a cancelled ctx or Kill kill the tree
+//	func (c *Command) WriteStdin(ctx context.Context, p []byte) (int, error) // blocks while the pipe is full, until ctx ends; ErrNoStdin
+//	func (c *Command) CloseStdin() error                  // end-of-file: closes the pipe; on a terminal types Ctrl-D (VEOF)
+//	func (c *Command) Signal(sig syscall.Signal) error    // to the command's process group; nil once it ended
+//	func (c *Command) Resize(size WinSize) error          // the terminal's window size (SIGWINCH); ErrNoTTY
+//	func (c *Command) Kill()                              // kills the command's tree (as its timeout does); Wait then returns 128+9
 //	func (s *Sandbox) Alive() bool                        // the environment's processes are running
 //	func (s *Sandbox) Stop() error                        // kills every process, removes the cgroup; leaves the workspace alone
 //	func (s *Sandbox) HostOwner() (uid, gid int)          // host owner of the sandbox's processes and workspace files
