@@ -271,6 +271,7 @@ type call struct {
 	op         string // operationId
 	idempotent bool
 	streaming  bool          // the body outlives the timeout (download, stream)
+	untimed    bool          // the client's timeout does not apply (a stdin stream)
 	extra      time.Duration // added to the client's timeout (exec)
 	// rewind prepares the request body for another attempt; nil means the
 	// body can be rebuilt at will (send builds it).
@@ -295,7 +296,7 @@ func (c *Client) do(ctx context.Context, cl call, send func(ctx context.Context)
 	var cancel context.CancelCauseFunc
 	ctx, cancel = context.WithCancelCause(ctx)
 	var timer *time.Timer
-	if c.timeout > 0 {
+	if c.timeout > 0 && !cl.untimed {
 		d := c.timeout + cl.extra
 		timer = time.AfterFunc(d, func() {
 			// The call's errors add "nox: <op>: " in front.

@@ -6,6 +6,7 @@ package sdk
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"io/fs"
 	"math"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/noxrunner/nox/api"
 	"github.com/noxrunner/nox/gen/noxapi"
@@ -231,6 +233,18 @@ func toGenExec(r ExecRequest) noxapi.ExecRequest {
 	return g
 }
 
+// toGenStdin encodes the stdin of an exec request: as text when it is
+// valid UTF-8, else in base64.
+func toGenStdin(data []byte) (*string, *noxapi.ExecRequestStdinEncoding) {
+	if utf8.Valid(data) {
+		s := string(data)
+		return &s, nil
+	}
+	s := base64.StdEncoding.EncodeToString(data)
+	enc := noxapi.Base64
+	return &s, &enc
+}
+
 // fromGenExec converts an exec result; deriveTimedOut sets TimedOut from
 // exit code 124 when the answer has no timedOut member (see
 // ExecResult.TimedOut).
@@ -289,6 +303,11 @@ func fromGenInfo(r *noxapi.Info) *Info {
 			MaxWatchesPerSandbox:         int(deref(l.MaxWatchesPerSandbox)),
 			MaxWatchDirs:                 int(deref(l.MaxWatchDirs)),
 			MaxWatchQueue:                int(deref(l.MaxWatchQueue)),
+			MaxProcessesPerSandbox:       int(deref(l.MaxProcessesPerSandbox)),
+			MaxProcessRecords:            int(deref(l.MaxProcessRecords)),
+			ProcessOutputBytes:           deref(l.ProcessOutputBytes),
+			MaxProcessWait:               secs32(l.MaxProcessWaitSeconds),
+			MaxStdinBytes:                deref(l.MaxStdinBytes),
 		}
 	}
 	return i
@@ -354,4 +373,51 @@ func fromGenFileEvent(g *noxapi.FileEvent) FileEvent {
 func parseMode(s string) fs.FileMode {
 	m, _ := api.ParseMode(s)
 	return m
+}
+
+func toGenProcess(cmd []string, o StartOptions) noxapi.ProcessRequest {
+	g := noxapi.ProcessRequest{Cmd: cmd, Workdir: ptrIf(o.Workdir), TimeoutSeconds: optionalSeconds(o.Timeout),
+		Stdin: ptrIf(o.Stdin), Tag: ptrIf(o.Tag)}
+	if len(o.Env) > 0 {
+		g.Env = o.Env
+	}
+	if o.PTY != nil {
+		size := toGenTermSize(*o.PTY)
+		g.Pty = &size
+	}
+	return g
+}
+
+func toGenTermSize(s TermSize) noxapi.TerminalSize {
+	return noxapi.TerminalSize{Rows: int32(s.Rows), Cols: int32(s.Cols)}
+}
+
+func fromGenProcess(g *noxapi.Process) ProcessInfo {
+	return ProcessInfo{
+		ID:          g.ID,
+		Tag:         deref(g.Tag),
+		Cmd:         g.Cmd,
+		Workdir:     deref(g.Workdir),
+		PTY:         deref(g.Pty),
+		Stdin:       deref(g.Stdin),
+		State:       ProcessState(g.State),
+		StartedAt:   g.StartedAt,
+		EndedAt:     deref(g.EndedAt),
+		ExitCode:    int(deref(g.ExitCode)),
+		Signal:      Signal(deref(g.Signal)),
+		TimedOut:    deref(g.TimedOut),
+		OOMKilled:   deref(g.OomKilled),
+		OutputBytes: g.OutputBytes,
+		OutputStart: g.OutputStart,
+	}
+}
+
+// fromGenOutputChunk returns the bytes of an output event's chunk: its
+// data member, or dataBase64 for bytes that are not UTF-8.
+func fromGenOutputChunk(g *noxapi.ProcessOutputChunk) OutputChunk {
+	data := g.DataBase64
+	if g.Data != nil {
+		data = []byte(*g.Data)
+	}
+	return OutputChunk{Offset: g.Offset, Stream: string(g.Stream), Data: data}
 }

@@ -93,6 +93,10 @@ func (t *debugTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ct := resp.Header.Get("Content-Type")
 	switch mt, _, _ := mime.ParseMediaType(ct); {
+	case resp.StatusCode == http.StatusSwitchingProtocols:
+		// The body is the upgraded connection (a terminal's WebSocket):
+		// it must stay as it is.
+		b.WriteString("< (switched protocols: the connection's traffic is not shown)\n")
 	case mt == "text/event-stream":
 		b.WriteString("< (event stream, shown as it arrives)\n")
 		resp.Body = &debugStream{ReadCloser: resp.Body, t: t}

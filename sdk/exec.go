@@ -59,7 +59,16 @@ func (c *Client) Exec(ctx context.Context, id string, req ExecRequest) (*ExecRes
 	if err := checkExec(op, req); err != nil {
 		return nil, err
 	}
-	body := toGenExec(req)
+	body, err := c.execBody(ctx, op, req)
+	if err != nil {
+		return nil, err
+	}
+	return c.exec(ctx, id, req, body)
+}
+
+// exec sends an exec request whose body is built.
+func (c *Client) exec(ctx context.Context, id string, req ExecRequest, body noxapi.ExecRequest) (*ExecResult, error) {
+	const op = "execInSandbox"
 	resp, err := c.do(ctx, call{op: op, extra: c.execExtra(req)}, func(ctx context.Context) (*http.Response, error) {
 		return c.gen.ExecInSandbox(ctx, id, body)
 	})
@@ -80,7 +89,7 @@ func (c *Client) Shell(ctx context.Context, id, script string, opts ShellOptions
 	if err != nil {
 		return nil, err
 	}
-	return c.Exec(ctx, id, ExecRequest{Cmd: argv, Workdir: opts.Workdir, Env: opts.Env, Timeout: opts.Timeout})
+	return c.Exec(ctx, id, ExecRequest{Cmd: argv, Workdir: opts.Workdir, Env: opts.Env, Timeout: opts.Timeout, Stdin: opts.Stdin})
 }
 
 // DefaultShell is the shell that runs a script when none is named.
@@ -123,8 +132,12 @@ func (c *Client) ExecStream(ctx context.Context, id string, req ExecRequest, opt
 	if err != nil {
 		return nil, fmt.Errorf("nox: %s: discovering the backend's extensions: %w", op, err)
 	}
+	body, err := c.execBody(ctx, op, req)
+	if err != nil {
+		return nil, err
+	}
 	if !info.Supports(ExtExecStream) {
-		res, err := c.Exec(ctx, id, req)
+		res, err := c.exec(ctx, id, req, body)
 		if err != nil {
 			return nil, err
 		}
@@ -155,7 +168,6 @@ func (c *Client) ExecStream(ctx context.Context, id string, req ExecRequest, opt
 		cancel(ErrStreamIdle)
 	})
 	defer timer.Stop()
-	body := toGenExec(req)
 	resp, err := c.do(ctx, call{op: op, streaming: true}, func(ctx context.Context) (*http.Response, error) {
 		return c.gen.ExecInSandboxStream(ctx, id, body, func(_ context.Context, r *http.Request) error {
 			r.Header.Set("Accept", "text/event-stream")

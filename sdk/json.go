@@ -101,6 +101,10 @@ type limitsJSON struct {
 	MaxDownloadEntries           int64  `json:"maxDownloadEntries,omitempty"`
 	MaxListPageSize              int64  `json:"maxListPageSize,omitempty"`
 	MaxOutputBytes               int64  `json:"maxOutputBytes,omitempty"`
+	MaxProcessRecords            int64  `json:"maxProcessRecords,omitempty"`
+	MaxProcessWaitSeconds        int64  `json:"maxProcessWaitSeconds,omitempty"`
+	MaxProcessesPerSandbox       int64  `json:"maxProcessesPerSandbox,omitempty"`
+	MaxStdinBytes                int64  `json:"maxStdinBytes,omitempty"`
 	MaxTimeoutSeconds            int64  `json:"maxTimeoutSeconds,omitempty"`
 	MaxTTLSeconds                int64  `json:"maxTtlSeconds,omitempty"`
 	MaxUploadBytes               int64  `json:"maxUploadBytes,omitempty"`
@@ -111,6 +115,7 @@ type limitsJSON struct {
 	MinCPU                       string `json:"minCpu,omitempty"`
 	MinMemory                    string `json:"minMemory,omitempty"`
 	OpenFiles                    int64  `json:"openFiles,omitempty"`
+	ProcessOutputBytes           int64  `json:"processOutputBytes,omitempty"`
 	StallTimeoutSeconds          int64  `json:"stallTimeoutSeconds,omitempty"`
 	StreamHeartbeatMs            int64  `json:"streamHeartbeatMs,omitempty"`
 }
@@ -139,6 +144,11 @@ func (l Limits) toJSON() limitsJSON {
 		MaxWatchDirs:                 int64(l.MaxWatchDirs),
 		MaxWatchQueue:                int64(l.MaxWatchQueue),
 		MaxWatchesPerSandbox:         int64(l.MaxWatchesPerSandbox),
+		MaxProcessRecords:            int64(l.MaxProcessRecords),
+		MaxProcessWaitSeconds:        int64(l.MaxProcessWait / time.Second),
+		MaxProcessesPerSandbox:       int64(l.MaxProcessesPerSandbox),
+		MaxStdinBytes:                l.MaxStdinBytes,
+		ProcessOutputBytes:           l.ProcessOutputBytes,
 	}
 }
 
@@ -166,6 +176,11 @@ func (j limitsJSON) value() Limits {
 		MaxWatchDirs:                 int(j.MaxWatchDirs),
 		MaxWatchQueue:                int(j.MaxWatchQueue),
 		MaxWatchesPerSandbox:         int(j.MaxWatchesPerSandbox),
+		MaxProcessRecords:            int(j.MaxProcessRecords),
+		MaxProcessWait:               time.Duration(j.MaxProcessWaitSeconds) * time.Second,
+		MaxProcessesPerSandbox:       int(j.MaxProcessesPerSandbox),
+		MaxStdinBytes:                j.MaxStdinBytes,
+		ProcessOutputBytes:           j.ProcessOutputBytes,
 	}
 }
 
@@ -269,5 +284,62 @@ func (r *ExecResult) UnmarshalJSON(b []byte) error {
 	*r = ExecResult{ExitCode: j.ExitCode, Stdout: j.Stdout, Stderr: j.Stderr,
 		Duration: time.Duration(j.DurationMs) * time.Millisecond, TimedOut: j.TimedOut,
 		StdoutTruncated: j.StdoutTruncated, StderrTruncated: j.StderrTruncated, OOMKilled: j.OOMKilled}
+	return nil
+}
+
+// processJSON is the JSON form of ProcessInfo: the API's Process.
+type processJSON struct {
+	ID          string       `json:"id"`
+	Tag         string       `json:"tag,omitempty"`
+	Cmd         []string     `json:"cmd"`
+	Workdir     string       `json:"workdir,omitempty"`
+	PTY         bool         `json:"pty"`
+	Stdin       bool         `json:"stdin"`
+	State       ProcessState `json:"state"`
+	StartedAt   string       `json:"startedAt,omitempty"`
+	EndedAt     string       `json:"endedAt,omitempty"`
+	ExitCode    *int         `json:"exitCode,omitempty"`
+	Signal      Signal       `json:"signal,omitempty"`
+	TimedOut    bool         `json:"timedOut"`
+	OOMKilled   bool         `json:"oomKilled"`
+	OutputBytes int64        `json:"outputBytes"`
+	OutputStart int64        `json:"outputStart"`
+}
+
+// MarshalJSON encodes i as the API's Process, with exitCode only once the
+// process exited.
+func (i ProcessInfo) MarshalJSON() ([]byte, error) {
+	j := processJSON{ID: i.ID, Tag: i.Tag, Cmd: i.Cmd, Workdir: i.Workdir, PTY: i.PTY, Stdin: i.Stdin,
+		State: i.State, StartedAt: formatTime(i.StartedAt), EndedAt: formatTime(i.EndedAt), Signal: i.Signal,
+		TimedOut: i.TimedOut, OOMKilled: i.OOMKilled, OutputBytes: i.OutputBytes, OutputStart: i.OutputStart}
+	if j.Cmd == nil {
+		j.Cmd = []string{}
+	}
+	if i.State == ProcessExited {
+		j.ExitCode = &i.ExitCode
+	}
+	return marshalJSON(j)
+}
+
+// UnmarshalJSON decodes the form MarshalJSON encodes.
+func (i *ProcessInfo) UnmarshalJSON(b []byte) error {
+	var j processJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	v := ProcessInfo{ID: j.ID, Tag: j.Tag, Cmd: j.Cmd, Workdir: j.Workdir, PTY: j.PTY, Stdin: j.Stdin,
+		State: j.State, Signal: j.Signal, TimedOut: j.TimedOut, OOMKilled: j.OOMKilled,
+		OutputBytes: j.OutputBytes, OutputStart: j.OutputStart}
+	if j.ExitCode != nil {
+		v.ExitCode = *j.ExitCode
+	}
+	var err error
+	if v.StartedAt, err = parseTime("startedAt", j.StartedAt); err != nil {
+		return err
+	}
+	if v.EndedAt, err = parseTime("endedAt", j.EndedAt); err != nil {
+		return err
+	}
+	*i = v
 	return nil
 }

@@ -28,15 +28,18 @@ func jsonValues() []struct {
 				MaxConcurrentExecs: 4, StreamHeartbeat: 15 * time.Second,
 				MaxConcurrentExecsPerSandbox: 2, StallTimeout: 30 * time.Second, MinCPU: "10m", MinMemory: "16Mi",
 				HostPidsBudget: 16384, OpenFiles: 65536, HostOpenFilesBudget: 100000,
-				MaxListPageSize: 1000, MaxWatchesPerSandbox: 8, MaxWatchDirs: 8192, MaxWatchQueue: 4096},
+				MaxListPageSize: 1000, MaxWatchesPerSandbox: 8, MaxWatchDirs: 8192, MaxWatchQueue: 4096,
+				MaxProcessesPerSandbox: 16, MaxProcessRecords: 256, ProcessOutputBytes: 1 << 20,
+				MaxProcessWait: time.Minute, MaxStdinBytes: 512 << 10},
 			Images: []string{"default"}},
 			`{"apiVersion":"v1","backend":"b","backendVersion":"1","plainV1":false,"extensions":["info"],` +
 				`"isolation":{"tier":"landlock","isolated":true,"notes":["n"]},` +
 				`"limits":{"defaultTimeoutSeconds":30,"defaultTtlSeconds":900,"hostOpenFilesBudget":100000,"hostPidsBudget":16384,` +
 				`"maxConcurrentExecs":4,"maxConcurrentExecsPerSandbox":2,"maxListPageSize":1000,"maxOutputBytes":10,` +
+				`"maxProcessRecords":256,"maxProcessWaitSeconds":60,"maxProcessesPerSandbox":16,"maxStdinBytes":524288,` +
 				`"maxTimeoutSeconds":60,"maxTtlSeconds":3600,"maxUploadBytes":20,"maxUploadEntries":30,` +
 				`"maxWatchDirs":8192,"maxWatchQueue":4096,"maxWatchesPerSandbox":8,` +
-				`"minCpu":"10m","minMemory":"16Mi","openFiles":65536,"stallTimeoutSeconds":30,"streamHeartbeatMs":15000},` +
+				`"minCpu":"10m","minMemory":"16Mi","openFiles":65536,"processOutputBytes":1048576,"stallTimeoutSeconds":30,"streamHeartbeatMs":15000},` +
 				`"images":["default"]}`},
 		{"plain v1 info", Info{APIVersion: "v1", PlainV1: true, Extensions: []string{}},
 			`{"apiVersion":"v1","plainV1":true,"extensions":[]}`},

@@ -26,6 +26,13 @@ const (
 	// ExtUploadChunked means the backend reads upload bodies sent without a
 	// Content-Length (Transfer-Encoding: chunked); see UploadArchive.
 	ExtUploadChunked = api.ExtUploadChunked
+	// ExtExecStdin is ExecRequest.Stdin.
+	ExtExecStdin = api.ExtExecStdin
+	// ExtProcesses is Start, Processes, Process and the methods of
+	// *Process but Attach.
+	ExtProcesses = api.ExtProcesses
+	// ExtProcessesTerminal is Terminal and Process.Attach.
+	ExtProcessesTerminal = api.ExtProcessesTerminal
 )
 
 // The contract's defaults. The SDK leaves a zero field out of its request,
@@ -113,6 +120,18 @@ type Limits struct {
 	// MaxConcurrentExecsPerSandbox is how many of them run at once in one
 	// sandbox.
 	MaxConcurrentExecsPerSandbox int
+	// MaxProcessesPerSandbox is the most processes (Start) running at once
+	// in one sandbox, MaxProcessRecords the most process records one
+	// sandbox keeps, ProcessOutputBytes the output kept per process for
+	// replay and MaxProcessWait the longest wait of one request of
+	// Process.Wait, which asks again until the process ends (extension
+	// processes).
+	MaxProcessesPerSandbox, MaxProcessRecords int
+	ProcessOutputBytes                        int64
+	MaxProcessWait                            time.Duration
+	// MaxStdinBytes is the largest ExecRequest.Stdin (extension
+	// exec.stdin).
+	MaxStdinBytes int64
 	// StreamHeartbeat is the longest gap between events or heartbeats of an
 	// exec stream.
 	StreamHeartbeat time.Duration
@@ -192,6 +211,16 @@ type ExecRequest struct {
 	// whose default is Info.Limits.DefaultTimeout (DefaultExecTimeout by
 	// the contract).
 	Timeout time.Duration
+	// Stdin, when not nil, is read to its end before the request is sent
+	// and becomes the command's standard input, which is closed after it
+	// (extension ExtExecStdin). It may hold at most
+	// Info.Limits.MaxStdinBytes (DefaultMaxStdinBytes when not
+	// advertised); more fails with ErrTooLarge before any request. Bytes
+	// on a backend without ExtExecStdin fail with ErrUnsupported rather
+	// than being dropped; an empty Stdin is sent as no stdin at all, so it
+	// works everywhere. To feed a command as it runs, use Start with
+	// StartOptions.Stdin.
+	Stdin io.Reader
 }
 
 // ExecResult is the outcome of a command. A non-zero ExitCode is not an
@@ -224,11 +253,12 @@ type ExecResult struct {
 type ShellOptions struct {
 	// Shell is one of Shells; empty means DefaultShell.
 	Shell string
-	// Workdir, Env and Timeout are as in ExecRequest: zero values are not
-	// sent, so the backend's defaults apply.
+	// Workdir, Env, Timeout and Stdin are as in ExecRequest: zero values
+	// are not sent, so the backend's defaults apply.
 	Workdir string
 	Env     map[string]string
 	Timeout time.Duration
+	Stdin   io.Reader
 }
 
 // UploadResult is the answer of an upload. The counts are zero when the
