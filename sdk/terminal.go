@@ -310,12 +310,20 @@ func (t *Terminal) result() error {
 func (t *Terminal) Close() error {
 	var err error
 	t.closeOnce.Do(func() {
+		select {
+		case <-t.done: // the connection ended already
+			close(t.closed)
+			_ = t.conn.CloseNow()
+			return
+		default:
+		}
 		close(t.closed)
 		t.out.CloseWithError(errTerminalClosed) // unblocks the read loop
 		err = t.conn.Close(websocket.StatusNormalClosure, "")
 		<-t.done
 	})
-	if err != nil && !errors.Is(err, net.ErrClosed) {
+	// A connection the backend closed meanwhile is closed all the same.
+	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.ErrClosedPipe) && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("nox: attachTerminal: closing: %w", err)
 	}
 	return nil
