@@ -21,8 +21,8 @@ import (
 	"github.com/noxrunner/nox/sdk"
 )
 
-// Exit codes of nox. exec, sh and shell also exit with the remote
-// command's exit code.
+// Exit codes of nox. exec, sh, shell, wait and attach also exit with the
+// remote command's exit code.
 const (
 	exitOK    = 0
 	exitError = 1
@@ -44,13 +44,13 @@ local backend in process (--local), or serves it (nox serve).
 
 With --local, sandboxes and their files live in --data-dir, so separate nox
 invocations see the same sandboxes; but processes a command leaves running in
-the background live only as long as that nox process. Use nox serve for
-long-lived ones.
+the background live only as long as that nox process, so nox start refuses
+--local. Use nox serve for long-lived ones.
 
 Flags may come before or after a command's arguments; everything after "--"
 is an argument. Times are seconds (300) or a duration (90s, 5m, 1h30m):
---ttl, --cmd-timeout (kills the command; also --timeout after exec, sh and
-shell) and --request-timeout (bounds each HTTP request).
+--ttl, --cmd-timeout (kills the command; also --timeout after exec, sh,
+shell and start) and --request-timeout (bounds each HTTP request).
 
 Lines nox prints start with "nox:"; what a command in a sandbox prints is
 passed through unchanged.
@@ -59,7 +59,7 @@ EXIT CODES:
    0    success
    1    API or I/O error (the backend refused, could not be reached, ...)
    2    usage error (unknown command or flag, missing argument)
-   N    exec, sh and shell: the remote command's exit code
+   N    exec, sh, shell, wait and attach: the remote command's exit code
    130  interrupted (Ctrl-C or SIGTERM) before the command finished
 
 ENVIRONMENT:
@@ -86,7 +86,7 @@ type app struct {
 // command with ctx and returns the process exit code. It never calls
 // os.Exit, so tests call it directly.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, argLimits: map[string]int{"exec": 2}}
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, argLimits: map[string]int{"exec": 2, "start": 2}}
 	if completingArgument(args) {
 		return exitOK // the shell completes file names; nothing runs
 	}
@@ -161,6 +161,12 @@ func (a *app) commands() []*cli.Command {
 		a.execCommand(),
 		a.shCommand(),
 		a.shellCommand(),
+		a.startCommand(),
+		a.psCommand(),
+		a.logsCommand(),
+		a.waitCommand(),
+		a.killCommand(),
+		a.attachCommand(),
 		a.uploadCommand(),
 		a.downloadCommand(),
 		a.cpCommand(),

@@ -197,8 +197,9 @@ func describeAPI(what string, e *sdk.APIError) string {
 	}
 	switch {
 	case errors.Is(e, sdk.ErrNotFound):
-		// A download's 404 may be the missing source, not the sandbox.
-		if e.Operation == "downloadFiles" && msg != "" && !strings.Contains(msg, what) {
+		// A download's 404 may be the missing source, a process call's
+		// the missing process, not the sandbox: their message says.
+		if namesWhatIsMissing(e.Operation) && msg != "" && !strings.Contains(msg, what) {
 			return fmt.Sprintf("%s: %s %s", what, msg, status)
 		}
 		return fmt.Sprintf("%s not found %s", what, status)
@@ -216,6 +217,17 @@ func describeAPI(what string, e *sdk.APIError) string {
 		return fmt.Sprintf("%s: backend error %s: %s", what, status, orDash(msg))
 	}
 	return fmt.Sprintf("%s: %s %s: %s", what, strings.ToLower(http.StatusText(e.StatusCode)), status, orDash(msg))
+}
+
+// namesWhatIsMissing reports whether the 404 answers of operation op may
+// be about something inside the sandbox, which their message names.
+func namesWhatIsMissing(op string) bool {
+	switch op {
+	case "downloadFiles", "getProcess", "killProcess", "waitProcess", "streamProcessOutput",
+		"writeProcessStdin", "signalProcess", "resizeProcess", "attachTerminal":
+		return true
+	}
+	return false
 }
 
 func orDash(s string) string {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ func execFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set an environment variable, KEY=VALUE (repeatable)"},
 		cmdTimeoutFlag("kill the command after this long"),
 		&cli.BoolFlag{Name: "ignore-exit-code", Usage: "exit 0 even when the command fails"},
+		&cli.BoolFlag{Name: "no-stdin", Aliases: []string{"n"}, Usage: "do not read standard input (it is read when it is not a terminal)"},
 	}
 }
 
@@ -31,11 +33,12 @@ type execSettings struct {
 	env            map[string]string
 	timeout        time.Duration
 	ignoreExitCode bool
+	noStdin        bool
 }
 
 // parseExecFlags reads the shared exec flags.
 func parseExecFlags(c *cli.Context) (execSettings, error) {
-	s := execSettings{workdir: c.String("workdir"), ignoreExitCode: c.Bool("ignore-exit-code")}
+	s := execSettings{workdir: c.String("workdir"), ignoreExitCode: c.Bool("ignore-exit-code"), noStdin: c.Bool("no-stdin")}
 	env, err := parseEnv(c.StringSlice("env"))
 	if err != nil {
 		return s, err
@@ -84,7 +87,14 @@ func (a *app) execCommand() *cli.Command {
 		ArgsUsage: "ID [--] CMD [ARGS...]",
 		Description: `The command's output streams as it is produced when the backend supports
 it. Its exit code becomes nox's exit code (unless --ignore-exit-code).
-Everything after the command name belongs to the command: nox exec demo ls -la`,
+Everything after the command name belongs to the command: nox exec demo ls -la
+
+A standard input that is not a terminal (a pipe, a file) is read to its end
+and becomes the command's (echo hi | nox exec demo -- cat); --no-stdin leaves
+it alone. It is sent with the request, so it is bounded (the backend's
+maxStdinBytes, see nox info); stream larger input to nox start --stdin. A
+backend without stdin support (extension exec.stdin) refuses input rather
+than dropping it.`,
 		Flags: execFlags(),
 		Action: func(c *cli.Context) error {
 			if c.NArg() < 2 {
@@ -97,10 +107,19 @@ Everything after the command name belongs to the command: nox exec demo ls -la`,
 			id := c.Args().First()
 			req := sdk.ExecRequest{Cmd: c.Args().Slice()[1:], Workdir: s.workdir, Env: s.env, Timeout: s.timeout}
 			return a.withConn(c, func(cn *conn) error {
-				return a.runRemote(c, cn, id, req, s.ignoreExitCode)
+				return a.runRemote(c, cn, id, a.withStdin(req, s), s.ignoreExitCode)
 			})
 		},
 	}
+}
+
+// withStdin gives req nox's standard input, unless it is a terminal or
+// --no-stdin was given.
+func (a *app) withStdin(req sdk.ExecRequest, s execSettings) sdk.ExecRequest {
+	if !s.noStdin && a.stdin != nil && !isTerminal(a.stdin) {
+		req.Stdin = a.stdin
+	}
+	return req
 }
 
 func (a *app) shCommand() *cli.Command {
@@ -125,7 +144,7 @@ func (a *app) shCommand() *cli.Command {
 			id := c.Args().First()
 			req := sdk.ExecRequest{Cmd: argv, Workdir: s.workdir, Env: s.env, Timeout: s.timeout}
 			return a.withConn(c, func(cn *conn) error {
-				return a.runRemote(c, cn, id, req, s.ignoreExitCode)
+				return a.runRemote(c, cn, id, a.withStdin(req, s), s.ignoreExitCode)
 			})
 		},
 	}
@@ -159,6 +178,9 @@ func (a *app) runRemote(c *cli.Context, cn *conn, id string, req sdk.ExecRequest
 		res, err = sb.ExecStream(c.Context, req, sdk.StreamOptions{Stdout: a.stdout, Stderr: a.stderr})
 	}
 	if err != nil {
+		if req.Stdin != nil && (errors.Is(err, sdk.ErrUnsupported) || errors.Is(err, sdk.ErrTooLarge)) {
+			err = &restated{err: err, msg: withoutSDKPrefix(err.Error()) + " (give --no-stdin, or </dev/null, to run it without)"}
+		}
 		return onSandbox(id, fmt.Errorf("exec %s: %w", cmdString(req.Cmd), err))
 	}
 	if asJSON {

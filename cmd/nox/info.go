@@ -77,6 +77,13 @@ func (a *app) printInfo(asJSON bool, target string, info *sdk.Info) error {
 		a.printf("watch:       %d watches a sandbox, %d directories a watch, %d events queued\n",
 			l.MaxWatchesPerSandbox, l.MaxWatchDirs, l.MaxWatchQueue)
 	}
+	if l.MaxProcessesPerSandbox > 0 || l.ProcessOutputBytes > 0 {
+		a.printf("processes:   %d running a sandbox, %d records kept, %d bytes of output kept each, waits of up to %s\n",
+			l.MaxProcessesPerSandbox, l.MaxProcessRecords, l.ProcessOutputBytes, l.MaxProcessWait)
+	}
+	if l.MaxStdinBytes > 0 {
+		a.printf("exec stdin:  max %d bytes\n", l.MaxStdinBytes)
+	}
 	if l.MinCPU != "" || l.MinMemory != "" {
 		a.printf("minimum:     cpu %s, memory %s\n", l.MinCPU, l.MinMemory)
 	}

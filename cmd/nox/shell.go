@@ -38,15 +38,24 @@ func (a *app) shellCommand() *cli.Command {
 		Name:      "shell",
 		Usage:     "interactive shell in a sandbox",
 		ArgsUsage: "ID",
-		Description: shellHelp + `
+		Description: `On a terminal, when the backend has terminals (extension
+processes.terminal), runs a login shell on a terminal in the sandbox, as ssh
+does: bash where the sandbox has it, else sh (--shell names one), with
+every key (Ctrl-C, Ctrl-D, arrows) going to it, full-screen programs (vim,
+top, less) working and the remote terminal following this one's size. It
+ends when the shell exits, with its exit code. --no-pty, a standard input
+that is not a terminal, or a backend without terminals give the line mode:
 
-On a terminal the prompt shows the session and directory, with line editing
-and history; otherwise lines are read from standard input.`,
+` + shellHelp + `
+
+In line mode on a terminal the prompt shows the session and directory, with
+line editing and history; otherwise lines are read from standard input.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, DefaultText: backendDefault, Usage: "starting directory"},
 			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set an environment variable, KEY=VALUE (repeatable)"},
-			cmdTimeoutFlag("kill each command after this long"),
-			shellFlag("the shell running each line"),
+			cmdTimeoutFlag("kill each command after this long (line mode)"),
+			shellFlag("the shell to run (line mode: the shell running each line)"),
+			&cli.BoolFlag{Name: "no-pty", Aliases: []string{"T"}, Usage: "use the line mode even on a terminal"},
 		},
 		Action: func(c *cli.Context) error {
 			id, err := sandboxID(c, 1)
@@ -71,10 +80,30 @@ and history; otherwise lines are read from standard input.`,
 				timeout: timeout, workdir: c.String("workdir")}
 			return a.withConn(c, func(cn *conn) error {
 				s.sb = cn.client.Sandbox(id)
+				if !c.Bool("no-pty") && isTerminal(a.stdin) {
+					if ok, err := cn.client.Supports(c.Context, sdk.ExtProcessesTerminal); err == nil && ok {
+						return a.terminalShell(c, s)
+					}
+				}
 				return s.run(c.Context)
 			})
 		},
 	}
+}
+
+// terminalShell runs the shell of s on a terminal in the sandbox and
+// connects this terminal to it.
+func (a *app) terminalShell(c *cli.Context, s *shellSession) error {
+	var cmd []string // the SDK's default: bash if there, else sh
+	if c.IsSet("shell") {
+		cmd = []string{s.shell, "-l"}
+	}
+	t, err := s.sb.Terminal(c.Context, sdk.TerminalOptions{Cmd: cmd, Size: a.termSize(), Env: s.env, Workdir: s.workdir, Tag: "shell"})
+	if err != nil {
+		return onSandbox(s.id, fmt.Errorf("shell: %w", err))
+	}
+	rec, err := a.runTerminal(c.Context, t, false)
+	return a.terminalEnded(s.id, t.Process().ID(), rec, err)
 }
 
 // shellSession is one interactive shell on a sandbox.
