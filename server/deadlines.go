@@ -1,9 +1,11 @@
 package server
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"time"
@@ -25,7 +27,7 @@ func stallDeadlines(next http.Handler, stall time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
 		sw := &stallWriter{ResponseWriter: w, rc: rc, stall: stall}
-		if isUpload(r) && r.Body != nil && r.Body != http.NoBody {
+		if streamsBody(r) && r.Body != nil && r.Body != http.NoBody {
 			r.Body = &stallBody{ReadCloser: r.Body, rc: rc, stall: stall}
 		}
 		next.ServeHTTP(sw, r)
@@ -63,6 +65,21 @@ func (s *stallWriter) SetWriteDeadline(time.Time) error { return nil }
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (s *stallWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Hijack implements http.Hijacker for a WebSocket upgrade: the connection
+// leaves the stall writer's care with no deadline (WriteHeader set one);
+// its new owner bounds its writes itself.
+func (s *stallWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := s.rc.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := conn.SetDeadline(time.Time{}); err != nil {
+		_ = conn.Close()
+		return nil, nil, fmt.Errorf("hijack: clear the deadlines: %w", err)
+	}
+	return conn, brw, nil
+}
 
 // stallBody sets the read deadline before each read of a request body
 // and clears it at the end of the body, so that waiting for the answer is
