@@ -83,7 +83,10 @@ func (s *stallWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // stallBody sets the read deadline before each read of a request body
 // and clears it at the end of the body, so that waiting for the answer is
-// not limited.
+// not limited. When the client stalled, the expired deadline stays: after
+// the handler, net/http reads what is left of a short body (to reuse the
+// connection), and that read must fail at once, not wait for a client
+// that sends nothing (the answer would never be written).
 type stallBody struct {
 	io.ReadCloser
 	rc    *http.ResponseController
@@ -98,10 +101,10 @@ func (b *stallBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && !b.done {
 		b.done = true
-		_ = b.rc.SetReadDeadline(time.Time{})
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			err = fmt.Errorf("body: the client sent nothing for %s: %w", b.stall, driver.ErrInvalidArgument)
+			return n, fmt.Errorf("body: the client sent nothing for %s: %w", b.stall, driver.ErrInvalidArgument)
 		}
+		_ = b.rc.SetReadDeadline(time.Time{})
 	}
 	return n, err
 }

@@ -258,6 +258,8 @@ func patternHint(field string) string {
 	switch field {
 	case "sessionId":
 		return "must be 1 to 128 characters from A-Z, a-z, 0-9, '.', '_' and '-', starting with a letter or digit"
+	case "processId":
+		return "must be 1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-', starting with a letter or digit"
 	case "cpuLimit", "memoryLimit", "ephemeralStorageLimit":
 		return "must be a Kubernetes quantity such as 500m, 1, 512Mi or 2Gi"
 	}
