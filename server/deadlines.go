@@ -1,11 +1,9 @@
 package server
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"time"
@@ -63,23 +61,10 @@ func (s *stallWriter) Flush() {
 // stream clears the server's WriteTimeout this way).
 func (s *stallWriter) SetWriteDeadline(time.Time) error { return nil }
 
-// Unwrap lets http.ResponseController reach the underlying writer.
+// Unwrap lets http.ResponseController reach the underlying writer, and
+// websocket.Accept its http.Hijacker (net/http clears the connection's
+// deadlines when it is hijacked).
 func (s *stallWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// Hijack implements http.Hijacker for a WebSocket upgrade: the connection
-// leaves the stall writer's care with no deadline (WriteHeader set one);
-// its new owner bounds its writes itself.
-func (s *stallWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, brw, err := s.rc.Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := conn.SetDeadline(time.Time{}); err != nil {
-		_ = conn.Close()
-		return nil, nil, fmt.Errorf("hijack: clear the deadlines: %w", err)
-	}
-	return conn, brw, nil
-}
 
 // stallBody sets the read deadline before each read of a request body
 // and clears it at the end of the body, so that waiting for the answer is

@@ -7,7 +7,6 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/coder/websocket"
 
@@ -67,14 +66,10 @@ type terminal struct {
 }
 
 // VisitAttachTerminalResponse upgrades the connection and runs the
-// session. The connection's deadlines are cleared before (a server's
-// ReadTimeout or WriteTimeout must not cut a terminal; stallWriter clears
-// what it set when the connection is hijacked): the session bounds each
-// of its writes by the stall timeout itself.
+// session. A hijacked connection has no deadline left (net/http clears
+// those of the server's timeouts and of stallWriter): the session bounds
+// each of its writes by the stall timeout itself.
 func (t *terminal) VisitAttachTerminalResponse(w http.ResponseWriter) error {
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Time{})
-	_ = rc.SetWriteDeadline(time.Time{})
 	// The origin was checked by AttachTerminal.
 	conn, err := websocket.Accept(w, t.r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
