@@ -189,7 +189,10 @@ func (r *reader) Next(ctx context.Context) (driver.OutputChunk, error) {
 		if r.next < l.end {
 			c := l.find(r.next)
 			from := r.next - c.off
-			data := c.data[from:min(int64(len(c.data)), from+maxChunk)]
+			data := c.data[from:]
+			if len(data) > maxChunk {
+				data = data[:runeBoundary(data, maxChunk)]
+			}
 			out := driver.OutputChunk{Offset: r.next, Stream: c.stream, Data: data, Dropped: dropped}
 			r.next += int64(len(data))
 			l.mu.Unlock()
@@ -209,6 +212,17 @@ func (r *reader) Next(ctx context.Context) (driver.OutputChunk, error) {
 			return driver.OutputChunk{}, context.Cause(ctx)
 		}
 	}
+}
+
+// runeBoundary returns n, or the start of the UTF-8 character that n is
+// inside of (when that is not at the beginning of b).
+func runeBoundary(b []byte, n int) int {
+	for i := n; i > n-utf8.UTFMax && i > 0; i-- {
+		if utf8.RuneStart(b[i]) {
+			return i
+		}
+	}
+	return n
 }
 
 // find returns the chunk holding offset off (start <= off < end).
