@@ -30,7 +30,14 @@ type outputStream struct {
 // openOutput sends GET .../processes/1/output with query and headers.
 func openOutput(t *testing.T, e *env, query string, hdr map[string]string) *outputStream {
 	t.Helper()
-	req, err := http.NewRequest("GET", e.url+"/v1/sandboxes/a/processes/1/output"+query, nil)
+	return openOutputOf(t, e, "1", query, hdr)
+}
+
+// openOutputOf sends GET .../processes/{pid}/output with query and
+// headers.
+func openOutputOf(t *testing.T, e *env, pid, query string, hdr map[string]string) *outputStream {
+	t.Helper()
+	req, err := http.NewRequest("GET", e.url+"/v1/sandboxes/a/processes/"+pid+"/output"+query, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

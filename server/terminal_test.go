@@ -27,6 +27,8 @@ type termClient struct {
 	t    *testing.T
 	conn *websocket.Conn
 	msgs chan termMsg
+	// pending is the output read by waitOutput after its last match.
+	pending string
 }
 
 // termMsg is one message received, or the error that ended the reading.
