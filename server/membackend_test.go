@@ -18,7 +18,7 @@ import (
 )
 
 // setupMem serves the reference backend with sandbox a created.
-func setupMem(t *testing.T) *env {
+func setupMem(t testing.TB) *env {
 	t.Helper()
 	b, err := membackend.New(membackend.Config{Dir: t.TempDir()})
 	if err != nil {

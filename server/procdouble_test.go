@@ -382,7 +382,7 @@ func (r *fakeReader) Next(ctx context.Context) (driver.OutputChunk, error) {
 }
 
 // setupProcs serves a new procDouble (with info when non-nil).
-func setupProcs(t *testing.T, opts server.Options, edit func(*driver.Info)) (*env, *procDouble) {
+func setupProcs(t testing.TB, opts server.Options, edit func(*driver.Info)) (*env, *procDouble) {
 	t.Helper()
 	d := newProcDouble()
 	if edit != nil {

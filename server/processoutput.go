@@ -56,6 +56,10 @@ func outputFrom(p noxapi.StreamProcessOutputParams) (int64, error) {
 	return *p.From, nil
 }
 
+// outputAhead is how many chunks the reader may fetch before they are
+// written: a replay then writes many events per flush.
+const outputAhead = 16
+
 // outputStream is the event stream of one process's output. It holds the
 // request's context only for the lifetime of the response.
 type outputStream struct {
@@ -83,7 +87,7 @@ type outputItem struct {
 // never the process.
 func (s *outputStream) VisitStreamProcessOutputResponse(w http.ResponseWriter) error {
 	ctx, cancel := context.WithCancel(s.ctx)
-	items := make(chan outputItem)
+	items := make(chan outputItem, outputAhead)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

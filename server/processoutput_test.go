@@ -293,3 +293,20 @@ func TestProcessOutputReconnect(t *testing.T) {
 		t.Errorf("read %q, want %q", got.String(), want.String())
 	}
 }
+
+// A follow that stays silent longer than the stall timeout is kept open
+// (heartbeats) and still carries the output that comes later.
+func TestProcessOutputIdle(t *testing.T) {
+	t.Parallel()
+	const stall = 300 * time.Millisecond
+	e, d := setupProcs(t, server.Options{StallTimeout: stall, StreamHeartbeat: 100 * time.Millisecond}, nil)
+	p := startFake(t, e, d, nil)
+	s := openOutput(t, e, "", nil)
+	for range 10 { // a second of heartbeats
+		if ev, _ := s.next(); ev.name != ":" {
+			t.Fatalf("event %+v during the silence", ev)
+		}
+	}
+	p.emit(driver.Stdout, "late")
+	s.expect(false, out(0, "stdout", "late"))
+}
