@@ -87,7 +87,8 @@ func (p *Process) sendStdin(ctx context.Context, body io.Reader, closeAfter bool
 // answered, so a failure (a process without stdin: ErrConflict; the
 // connection lost) shows up in a later Write or in Close, which returns
 // the request's outcome. Writes are not retried. Close must be called to
-// release the request. Writes of concurrent goroutines are not
+// release the request; it is not an error that the process ended after
+// taking every byte written. Writes of concurrent goroutines are not
 // interleaved, but their order is not defined.
 //
 // A proxy between the client and the backend that buffers request bodies
@@ -170,6 +171,8 @@ func (w *stdinWriter) outcome() error {
 
 // Close ends the stream and closes the process's standard input. It
 // returns the stream's error, if any (then standard input is left open).
+// A process that ended after taking every byte written is not an error:
+// its standard input closed with it.
 func (w *stdinWriter) Close() error {
 	w.mu.Lock()
 	if w.closed {
@@ -186,5 +189,11 @@ func (w *stdinWriter) Close() error {
 			return err
 		}
 	}
-	return w.p.CloseStdin(w.ctx)
+	err := w.p.CloseStdin(w.ctx)
+	if errors.Is(err, ErrConflict) {
+		if rec, ierr := w.p.Info(w.ctx); ierr == nil && !rec.Running() {
+			return nil
+		}
+	}
+	return err
 }
