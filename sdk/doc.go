@@ -36,6 +36,30 @@
 //	res, err = sb.ExecStream(ctx, sdk.ExecRequest{Cmd: []string{"make"}},
 //		sdk.StreamOptions{Stdout: os.Stdout, Stderr: os.Stderr})
 //
+// ExecRequest.Stdin feeds a command's standard input (extension
+// ExtExecStdin), read to its end before the request.
+//
+// # Processes
+//
+// With extension ExtProcesses, Start starts a process that outlives the
+// request, the Client and the program: it runs until it exits, is killed
+// or the sandbox ends, and any program finds it again with Process (by
+// id) or Processes (optionally by tag). A *Process has Wait (any length
+// of time, as repeated long polls), Output (an iterator of chunks with
+// offsets that replays what the backend kept and follows new output,
+// resuming a dropped connection where it stopped, so no byte is lost or
+// repeated), Stdin (an io.WriteCloser whose writes stream in one
+// request), WriteStdin and CloseStdin, Signal, Resize and Kill:
+//
+//	p, err := sb.Start(ctx, []string{"python3", "-m", "http.server"}, sdk.StartOptions{Tag: "web"})
+//	for chunk, err := range p.Output(ctx, 0) { ... }
+//	rec, err := p.Wait(ctx)
+//
+// With ExtProcessesTerminal, Terminal runs a command (a login shell by
+// default) on a pseudo-terminal and returns an io.ReadWriteCloser on it,
+// with Resize and CloseWrite, as ssh does; Process.Attach attaches to a
+// process started with StartOptions.PTY, and detaches on Close.
+//
 // # Files
 //
 // Files travel as gzip tar archives. UploadFiles sends in-memory files,
@@ -141,8 +165,10 @@
 //
 // Idempotent calls (health, info, create, touch, get, list, delete,
 // download; of the file operations read, stat, list, watch, MkdirAll,
-// RemoveAll and an unconditional WriteFile) are retried on connection errors and 502/503/504 answers with
-// exponential backoff and full jitter, honouring Retry-After. Exec and
-// upload are not retried unless RetryPolicy.RetryNonIdempotent is set. See
-// WithRetry and WithoutRetry.
+// RemoveAll and an unconditional WriteFile; of the process calls info,
+// list, wait, output, resize and kill) are retried on connection errors
+// and 502/503/504 answers with exponential backoff and full jitter,
+// honouring Retry-After. Exec, upload, Start, Signal and stdin are not
+// retried unless RetryPolicy.RetryNonIdempotent is set (a stdin stream
+// never is). See WithRetry and WithoutRetry.
 package sdk
