@@ -166,6 +166,7 @@ func (a *app) commands() []*cli.Command {
 		a.logsCommand(),
 		a.waitCommand(),
 		a.killCommand(),
+		a.stdinCommand(),
 		a.attachCommand(),
 		a.uploadCommand(),
 		a.downloadCommand(),
