@@ -21,7 +21,7 @@ import (
 
 func TestNormalizeArgs(t *testing.T) {
 	t.Parallel()
-	a := &app{argLimits: map[string]int{"exec": 2}}
+	a := &app{argLimits: map[string]int{"exec": 2, "start": 2}}
 	cl := a.newCLI()
 	for _, tc := range []struct{ in, want string }{
 		{"create demo --wait --ttl 60", "create --wait --ttl 60 -- demo"},
@@ -37,6 +37,9 @@ func TestNormalizeArgs(t *testing.T) {
 		{"create", "create"},
 		{"nosuch a --json", "nosuch a --json"},
 		{"exec demo --generate-bash-completion", "exec demo --generate-bash-completion"},
+		{"start demo --pty sh -i", "start --pty -- demo sh -i"},
+		{"start demo --tag web -- python3 -m http.server --bind x", "start --tag web -- demo python3 -m http.server --bind x"},
+		{"logs demo 3 -f --json", "--json logs -f -- demo 3"},
 	} {
 		got := a.normalizeArgs(cl, append([]string{"nox"}, splitArgs(tc.in)...))
 		if want := append([]string{"nox"}, splitArgs(tc.want)...); !slices.Equal(got, want) {
