@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"syscall"
 	"time"
 )
 
@@ -150,7 +151,8 @@ var ErrNoTTY = errors.New("the command has no terminal")
 
 // ExecResult is how a command ended.
 type ExecResult struct {
-	ExitCode  int // 124 timeout, 126 not executable, 127 not found, 128+N signal
+	ExitCode  int            // 124 timeout, 126 not executable, 127 not found, 128+N signal
+	Signal    syscall.Signal // the signal that killed the command, or 0
 	TimedOut  bool
 	OOMKilled bool
 	Duration  time.Duration
