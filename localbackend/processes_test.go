@@ -141,10 +141,11 @@ func TestRealProcesses(t *testing.T) {
 		if info := procWait(t, p); info.ExitCode != 127 {
 			t.Fatalf("record %+v", info)
 		}
-		if _, err := driverBackend{e.b}.Process(ctx, "pr", "999"); !errors.Is(err, driver.ErrNotFound) {
+		d := driverBackend{e.b}
+		if _, err := d.Process(ctx, "pr", "999"); !errors.Is(err, driver.ErrNotFound) {
 			t.Fatalf("unknown process: %v", err)
 		}
-		if _, err := driverBackend{e.b}.StartProcess(ctx, "pr", driver.ProcessRequest{Argv: []string{"true"}, Workdir: "/workspace/missing"}); !errors.Is(err, driver.ErrInvalidArgument) {
+		if _, err := d.StartProcess(ctx, "pr", driver.ProcessRequest{Argv: []string{"true"}, Workdir: "/workspace/missing"}); !errors.Is(err, driver.ErrInvalidArgument) {
 			t.Fatalf("missing workdir: %v", err)
 		}
 	})
@@ -178,7 +179,8 @@ func TestRealProcessesLostAfterRestart(t *testing.T) {
 	}
 	e2 := serve(t, b2, "")
 	e2.t = t
-	q, err := driverBackend{b2}.Process(context.Background(), "rl", id)
+	d2 := driverBackend{b2}
+	q, err := d2.Process(context.Background(), "rl", id)
 	if err != nil {
 		t.Fatal(err)
 	}
