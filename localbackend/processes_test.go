@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/noxrunner/nox/driver"
-	
 )
 
 // startProc starts a process in sandbox id of a real backend.
@@ -192,8 +191,6 @@ func TestRealProcessesLostAfterRestart(t *testing.T) {
 		t.Fatalf("process id %s reused", id)
 	}
 }
-
-
 
 func readProcessesFile(t *testing.T, e *testEnv, id string) []byte {
 	t.Helper()
