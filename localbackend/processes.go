@@ -49,11 +49,16 @@ func (s *store) newProcessTable(b *box) *proctable.Table {
 // restarted server shows the processes that ran as lost rather than
 // forgetting them. The write is atomic but not fsynced: after a host
 // crash the last change may be missing (the sandbox's metadata, which
-// is, does not depend on it).
+// is, does not depend on it). Once the store is closing nothing is
+// written: the processes its shutdown kills are lost like those of a
+// crash.
 func (s *store) saveProcesses(b *box) {
 	b.procMu.Lock()
 	defer b.procMu.Unlock()
-	if s.deleted(b) {
+	s.mu.Lock()
+	skip := s.closed || b.deleting
+	s.mu.Unlock()
+	if skip {
 		return
 	}
 	data, err := json.Marshal(b.procs.List())
@@ -65,7 +70,7 @@ func (s *store) saveProcesses(b *box) {
 	if err := os.WriteFile(tmp, data, 0o600); err == nil {
 		err = os.Rename(tmp, name)
 	}
-	if err != nil && !s.deleted(b) {
+	if err != nil {
 		s.log.Warn("saving process records", "sessionId", b.meta.SessionID, "err", err)
 	}
 }

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -164,14 +162,9 @@ func TestRealProcessesLostAfterRestart(t *testing.T) {
 	p := startProc(t, e, "rl", driver.ProcessRequest{Argv: []string{"sleep", "60"}, Tag: "bg"})
 	id := p.Info().ID
 	c := e.b.cfg
-	// Simulate a crash: the records say running; stop the runtime without
-	// the store's clean shutdown writing the processes' ends.
-	e.b.store.saveProcesses(e.b.store.boxes["rl"])
-	data := readProcessesFile(t, e, "rl")
 	if err := e.b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	writeProcessesFile(t, e, "rl", data)
 	b2, err := New(c)
 	if err != nil {
 		t.Fatal(err)
@@ -192,18 +185,3 @@ func TestRealProcessesLostAfterRestart(t *testing.T) {
 	}
 }
 
-func readProcessesFile(t *testing.T, e *testEnv, id string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(e.b.store.boxDir(sandboxKey(id)), processesFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
-
-func writeProcessesFile(t *testing.T, e *testEnv, id string, data []byte) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(e.b.store.boxDir(sandboxKey(id)), processesFile), data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
