@@ -184,4 +184,3 @@ func TestRealProcessesLostAfterRestart(t *testing.T) {
 		t.Fatalf("process id %s reused", id)
 	}
 }
-
