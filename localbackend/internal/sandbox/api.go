@@ -151,8 +151,11 @@ var ErrNoTTY = errors.New("the command has no terminal")
 
 // ExecResult is how a command ended.
 type ExecResult struct {
-	ExitCode  int            // 124 timeout, 126 not executable, 127 not found, 128+N signal
-	Signal    syscall.Signal // the signal that killed the command, or 0
+	ExitCode int // 124 timeout, 126 not executable, 127 not found, 128+N signal
+	// Signal is the signal that ended the command (its exit code is then
+	// 128+Signal, or 124 on timeout), or 0 when it exited: it tells a
+	// command killed by SIGTERM from one that exited with 143.
+	Signal    syscall.Signal
 	TimedOut  bool
 	OOMKilled bool
 	Duration  time.Duration
@@ -200,4 +203,11 @@ var (
 	_ func(*Manager, context.Context, Spec) (*Sandbox, error)       = (*Manager).StartAsync
 	_ func(*Sandbox, context.Context) error                         = (*Sandbox).WaitReady
 	_ func(*Sandbox, context.Context, ExecSpec) (ExecResult, error) = (*Sandbox).Exec
+	_ func(*Sandbox, context.Context, ExecSpec) (*Command, error)   = (*Sandbox).Start
+	_ func(*Command, context.Context) (ExecResult, error)           = (*Command).Wait
+	_ func(*Command, context.Context, []byte) (int, error)          = (*Command).WriteStdin
+	_ func(*Command) error                                          = (*Command).CloseStdin
+	_ func(*Command, syscall.Signal) error                          = (*Command).Signal
+	_ func(*Command, WinSize) error                                 = (*Command).Resize
+	_ func(*Command)                                                = (*Command).Kill
 )

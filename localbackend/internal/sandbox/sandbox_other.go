@@ -12,12 +12,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -146,19 +146,63 @@ func (s *Sandbox) Alive() bool {
 	return !s.stopped
 }
 
-// Exec runs one command on the host.
+// Exec runs one command on the host: Start and Wait.
 func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
-	dir, err := execDir(e)
+	c, err := s.Start(ctx, e)
 	if err != nil {
 		return ExecResult{}, err
 	}
+	if e.OpenStdin {
+		_ = c.CloseStdin() // nobody writes to it
+	}
+	return c.Wait(ctx)
+}
+
+// Command is a command started by Sandbox.Start, in its own process
+// group. Its methods are safe for concurrent use; Wait must be called.
+type Command struct {
+	cmd     *exec.Cmd // nil when it could not start: final says how it ended
+	final   ExecResult
+	start   time.Time
+	timeout time.Duration
+
+	stdin       *os.File // the write end of its stdin pipe, or nil
+	wmu         sync.Mutex
+	stdinClosed atomic.Bool
+
+	kill     chan struct{} // closed by Kill
+	killOnce sync.Once
+
+	mu    sync.Mutex
+	ended bool // reaped: its pid may be reused (under mu)
+
+	waiting atomic.Bool
+	done    chan struct{}
+	res     ExecResult
+	err     error
+}
+
+// Start starts a command on the host and returns once it runs.
+// Terminals need Linux (ErrUnavailable).
+func (s *Sandbox) Start(ctx context.Context, e ExecSpec) (*Command, error) {
+	if e.TTY != nil {
+		return nil, fmt.Errorf("%w: terminals need Linux", ErrUnavailable)
+	}
+	dir, err := execDir(e)
+	if err != nil {
+		return nil, err
+	}
 	dir = hostPath(dir, s.spec.Workspace, s.tmpDir)
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return ExecResult{}, fmt.Errorf("%w: %s", ErrNoWorkdir, e.Dir)
+		return nil, fmt.Errorf("%w: %s", ErrNoWorkdir, e.Dir)
 	}
 	if !s.Alive() {
-		return ExecResult{}, ErrStopped
+		return nil, ErrStopped
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start: %w", context.Cause(ctx))
+	}
+	c := &Command{timeout: e.Timeout, kill: make(chan struct{}), done: make(chan struct{})}
 	cmd := exec.Command(e.Argv[0], e.Argv[1:]...)
 	if p, err := lookPathIn(e.Argv[0], e.Env); err == nil {
 		cmd.Path = p
@@ -170,35 +214,85 @@ func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
 		if e.Stderr != nil {
 			_, _ = fmt.Fprintf(e.Stderr, "%v\n", err) // as a shell says it
 		}
-		return ExecResult{ExitCode: code}, nil
+		c.final = ExecResult{ExitCode: code}
+		return c, nil
 	}
 	cmd.Dir, cmd.Env = dir, hostEnv(e.Env, s.spec.Workspace, s.tmpDir)
 	cmd.Stdout, cmd.Stderr = orDiscard(e.Stdout), orDiscard(e.Stderr)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = 200 * time.Millisecond
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	var stdinR *os.File
+	if e.OpenStdin {
+		if stdinR, c.stdin, err = os.Pipe(); err != nil {
+			return nil, fmt.Errorf("stdin pipe: %w", err)
+		}
+		cmd.Stdin = stdinR
+	}
+	c.start = time.Now()
+	err = cmd.Start()
+	if stdinR != nil {
+		stdinR.Close()
+	}
+	if err != nil {
 		code := 126
 		if errors.Is(err, os.ErrNotExist) {
 			code = 127
 		}
-		return ExecResult{ExitCode: code, Duration: time.Since(start)}, nil
+		if c.stdin != nil {
+			c.stdin.Close()
+		}
+		c.final = ExecResult{ExitCode: code, Duration: time.Since(c.start)}
+		return c, nil
 	}
+	c.cmd = cmd
 	s.mu.Lock()
 	s.groups[cmd.Process.Pid] = true
 	s.mu.Unlock()
-	return wait(ctx, cmd, e.Timeout, start)
+	return c, nil
 }
 
-// wait waits for a started cmd, killing its process group when limit (0:
-// none) passes or ctx ends, and turns its end into Exec's result.
-func wait(ctx context.Context, cmd *exec.Cmd, limit time.Duration, start time.Time) (ExecResult, error) {
+// Wait waits for the command and returns its result. Its timeout, the
+// end of the first call's ctx and Kill kill its process group. Later and
+// concurrent calls return the first call's result, or their ctx's error.
+func (c *Command) Wait(ctx context.Context) (ExecResult, error) {
+	if c.waiting.CompareAndSwap(false, true) {
+		if c.cmd == nil {
+			c.res = c.final
+		} else {
+			c.res, c.err = c.wait(ctx)
+		}
+		c.stdinClosed.Store(true)
+		if c.stdin != nil {
+			c.stdin.Close()
+		}
+		close(c.done)
+		return c.res, c.err
+	}
+	select {
+	case <-c.done:
+		return c.res, c.err
+	case <-ctx.Done():
+		return ExecResult{}, fmt.Errorf("wait: %w", context.Cause(ctx))
+	}
+}
+
+// wait waits for the started command, killing its process group when its
+// timeout passes, ctx ends or Kill asks, and turns its end into the
+// result.
+func (c *Command) wait(ctx context.Context) (ExecResult, error) {
+	cmd := c.cmd
 	pgid := cmd.Process.Pid
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() {
+		err := cmd.Wait()
+		c.mu.Lock()
+		c.ended = true
+		c.mu.Unlock()
+		done <- err
+	}()
 	var timeout <-chan time.Time
-	if limit > 0 {
-		t := time.NewTimer(limit)
+	if c.timeout > 0 {
+		t := time.NewTimer(c.timeout - time.Since(c.start))
 		defer t.Stop()
 		timeout = t.C
 	}
@@ -211,37 +305,85 @@ func wait(ctx context.Context, cmd *exec.Cmd, limit time.Duration, start time.Ti
 		timedOut = true
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		werr = <-done
+	case <-c.kill:
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		werr = <-done
 	case <-ctx.Done():
 		cancelled = context.Cause(ctx)
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		werr = <-done
 	}
-	res := ExecResult{Duration: time.Since(start)}
+	res := ExecResult{Duration: time.Since(c.start)}
 	if cancelled != nil {
 		return res, fmt.Errorf("exec: %w", cancelled)
 	}
-	if timedOut {
-		res.TimedOut, res.ExitCode = true, 124
-		return res, nil
-	}
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
 		if ws.Signaled() {
-			res.ExitCode = 128 + int(ws.Signal())
+			res.ExitCode, res.Signal = 128+int(ws.Signal()), ws.Signal()
 		} else {
 			res.ExitCode = ws.ExitStatus()
 		}
 	} else if werr != nil && !errors.Is(werr, exec.ErrWaitDelay) {
 		return res, fmt.Errorf("exec: %w", werr)
 	}
+	if timedOut {
+		res.TimedOut, res.ExitCode = true, 124
+	}
 	return res, nil
 }
 
-// orDiscard is w, or io.Discard when w is nil.
-func orDiscard(w io.Writer) io.Writer {
-	if w == nil {
-		return io.Discard
+// WriteStdin writes p to the command's stdin pipe, blocking while it is
+// full until ctx ends. ErrNoStdin when it has none, or no more.
+func (c *Command) WriteStdin(ctx context.Context, p []byte) (int, error) {
+	if c.stdin == nil {
+		return 0, ErrNoStdin
 	}
-	return w
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.stdinClosed.Load() {
+		return 0, ErrNoStdin
+	}
+	return writeInput(ctx, c.stdin, p)
+}
+
+// CloseStdin closes the command's stdin pipe; ErrNoStdin when it has
+// none, or it was closed.
+func (c *Command) CloseStdin() error {
+	if c.stdin == nil || !c.stdinClosed.CompareAndSwap(false, true) {
+		return ErrNoStdin
+	}
+	if err := c.stdin.Close(); err != nil {
+		return fmt.Errorf("close stdin: %w", err)
+	}
+	return nil
+}
+
+// Signal sends sig to the command's process group; nil once it ended.
+// (Between the reaping of the command and the note of it, a window of
+// microseconds, a group whose every process ended could in theory have
+// its id reused; Linux has no such window.)
+func (c *Command) Signal(sig syscall.Signal) error {
+	if sig <= 0 || sig > 64 {
+		return fmt.Errorf("signal %d: no such signal", int(sig))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil || c.ended {
+		return nil
+	}
+	if err := syscall.Kill(-c.cmd.Process.Pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("signal %v: %w", sig, err)
+	}
+	return nil
+}
+
+// Resize is ErrNoTTY: terminals need Linux.
+func (c *Command) Resize(size WinSize) error { return ErrNoTTY }
+
+// Kill kills the command's process group (Wait does it, at once when it
+// runs).
+func (c *Command) Kill() {
+	c.killOnce.Do(func() { close(c.kill) })
 }
 
 // lookPathIn resolves argv[0] with the command's PATH, not the server's.
