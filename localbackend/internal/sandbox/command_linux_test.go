@@ -440,3 +440,38 @@ func TestStartConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestUnwaitedCommand: a started command ends on its own (its timeout)
+// whether Wait is called or not, and Stop does not wait for a Wait.
+func TestUnwaitedCommand(t *testing.T) {
+	m := newManager(t, TierAuto)
+	s, _ := start(t, m, key("unwaited"), Limits{})
+	c, err := s.Start(context.Background(), ExecSpec{Argv: []string{"sleep", "1001"}, Env: testEnv(), Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Contains(cmdlines(t, s), "sleep 1001") {
+		if time.Now().After(deadline) {
+			t.Fatal("the timeout did not kill a command nobody waits for")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r := waitCmd(t, c); r.ExitCode != 124 || !r.TimedOut {
+		t.Errorf("Wait after the timeout: %+v", r)
+	}
+
+	if _, err := s.Start(context.Background(), ExecSpec{Argv: []string{"sleep", "1002"}, Env: testEnv(), OpenStdin: true}); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.Stop() }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Stop hangs on a command nobody waits for")
+	}
+}
