@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -229,8 +230,10 @@ func TestTTY(t *testing.T) {
 
 // TestTTYResize: stty size follows Resize, and the command gets SIGWINCH.
 func TestTTYResize(t *testing.T) {
-	m := newManager(t, TierAuto)
-	s, _ := start(t, m, key("winch"), Limits{})
+	allTiers(t, testTTYResize)
+}
+
+func testTTYResize(t *testing.T, s *Sandbox) {
 	var out lockedBuffer
 	script := `trap 'stty size; exit 0' WINCH; stty size; echo ready; while :; do sleep 0.05; done`
 	c := startCmd(t, s, ExecSpec{TTY: &WinSize{Rows: 24, Cols: 80}}, &out, "sh", "-c", script)
@@ -474,4 +477,46 @@ func TestUnwaitedCommand(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("Stop hangs on a command nobody waits for")
 	}
+}
+
+// TestNoFDLeak: the server keeps no descriptor of a command once it
+// ended: pipes, terminals (received from the init or its own).
+func TestNoFDLeak(t *testing.T) {
+	allTiers(t, func(t *testing.T, s *Sandbox) {
+		round := func() {
+			var out lockedBuffer
+			c := startCmd(t, s, ExecSpec{TTY: &WinSize{Rows: 24, Cols: 80}}, &out, "cat")
+			writeAll(t, c, []byte("x\n"))
+			if err := c.CloseStdin(); err != nil {
+				t.Fatal(err)
+			}
+			waitCmd(t, c)
+			c = startCmd(t, s, ExecSpec{OpenStdin: true}, &out, "head", "-n1")
+			writeAll(t, c, []byte("x\n"))
+			waitCmd(t, c) // the pipe left open: the end closes it
+			c = startCmd(t, s, ExecSpec{TTY: &WinSize{Rows: 24, Cols: 80}}, &out, "no-such-command")
+			waitCmd(t, c)
+			if err := c.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+		}
+		round() // warm: command cgroups are kept for reuse
+		before := openFDs(t)
+		for range 10 {
+			round()
+		}
+		if after := openFDs(t); after != before {
+			t.Errorf("open descriptors: %d before, %d after", before, after)
+		}
+	})
+}
+
+// openFDs counts the test process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }
