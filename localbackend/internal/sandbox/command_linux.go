@@ -14,22 +14,25 @@ import (
 )
 
 // Command is a command started by Sandbox.Start. Its methods are safe for
-// concurrent use. Wait must be called: it releases the command's
-// resources once it ended.
+// concurrent use. A goroutine of its own tracks it to its end (its
+// timeout, Kill) and then releases its resources, whether Wait is called
+// or not.
 type Command struct {
 	x     execution
 	final *reply // the final reply, when it came during Start
 	tty   bool
 
 	wmu         sync.Mutex  // serializes writes to the standard input
-	stdinClosed atomic.Bool // CloseStdin or Wait closed the pipe
+	stdinClosed atomic.Bool // CloseStdin or the end closed the pipe
 
 	kill     chan struct{} // closed by Kill
 	killOnce sync.Once
 	ended    atomic.Bool // the final reply came: signals are moot
 
-	waiting atomic.Bool   // the first Wait runs or ran
-	done    chan struct{} // closed when the first Wait returned
+	// cancel ends the tracker's context: the first Wait's ctx ended.
+	cancel  context.CancelCauseFunc
+	waiting atomic.Bool   // the first Wait was called
+	done    chan struct{} // closed when the tracker is done; res and err are set
 	res     ExecResult
 	err     error
 }
@@ -49,6 +52,13 @@ func (s *Sandbox) Start(ctx context.Context, e ExecSpec) (*Command, error) {
 	if err := c.awaitStarted(ctx); err != nil {
 		return nil, err
 	}
+	tctx, cancel := context.WithCancelCause(context.Background())
+	c.cancel = cancel
+	go func() {
+		c.res, c.err = c.wait(tctx)
+		cancel(nil)
+		close(c.done)
+	}()
 	return c, nil
 }
 
@@ -105,22 +115,24 @@ func (c *Command) attach(r reply) error {
 }
 
 // Wait waits for the command to end and returns its result: Exec's
-// second half. The command's timeout, the end of the first call's ctx
-// (then the error is ctx's) and Kill kill its tree, as in Exec. Later
-// and concurrent calls return the first call's result, or their own
-// ctx's error, which kills nothing.
+// second half. As in Exec, the command's timeout and Kill kill its tree,
+// and so does the end of the first call's ctx: that call then returns
+// ctx's error once the command ended. Every call returns the same
+// result, but a later call whose ctx ends first returns at once, with
+// ctx's error, and kills nothing.
 func (c *Command) Wait(ctx context.Context) (ExecResult, error) {
-	if c.waiting.CompareAndSwap(false, true) {
-		c.res, c.err = c.wait(ctx)
-		close(c.done)
-		return c.res, c.err
-	}
+	first := c.waiting.CompareAndSwap(false, true)
 	select {
 	case <-c.done:
 		return c.res, c.err
 	case <-ctx.Done():
+	}
+	if !first {
 		return ExecResult{}, fmt.Errorf("wait: %w", context.Cause(ctx))
 	}
+	c.cancel(context.Cause(ctx))
+	<-c.done
+	return c.res, c.err
 }
 
 // wait tracks the command to its final reply (unless it came during
@@ -144,8 +156,8 @@ func (c *Command) wait(ctx context.Context) (ExecResult, error) {
 	return x.collect(*r)
 }
 
-// Kill kills the command's tree as its timeout does (Wait does it, at
-// once when it runs): Wait then returns 128+9.
+// Kill kills the command's tree as its timeout does: Wait then returns
+// 128+9. It returns at once.
 func (c *Command) Kill() {
 	c.killOnce.Do(func() { close(c.kill) })
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -229,8 +230,10 @@ func TestTTY(t *testing.T) {
 
 // TestTTYResize: stty size follows Resize, and the command gets SIGWINCH.
 func TestTTYResize(t *testing.T) {
-	m := newManager(t, TierAuto)
-	s, _ := start(t, m, key("winch"), Limits{})
+	allTiers(t, testTTYResize)
+}
+
+func testTTYResize(t *testing.T, s *Sandbox) {
 	var out lockedBuffer
 	script := `trap 'stty size; exit 0' WINCH; stty size; echo ready; while :; do sleep 0.05; done`
 	c := startCmd(t, s, ExecSpec{TTY: &WinSize{Rows: 24, Cols: 80}}, &out, "sh", "-c", script)
@@ -439,4 +442,81 @@ func TestStartConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestUnwaitedCommand: a started command ends on its own (its timeout)
+// whether Wait is called or not, and Stop does not wait for a Wait.
+func TestUnwaitedCommand(t *testing.T) {
+	m := newManager(t, TierAuto)
+	s, _ := start(t, m, key("unwaited"), Limits{})
+	c, err := s.Start(context.Background(), ExecSpec{Argv: []string{"sleep", "1001"}, Env: testEnv(), Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Contains(cmdlines(t, s), "sleep 1001") {
+		if time.Now().After(deadline) {
+			t.Fatal("the timeout did not kill a command nobody waits for")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r := waitCmd(t, c); r.ExitCode != 124 || !r.TimedOut {
+		t.Errorf("Wait after the timeout: %+v", r)
+	}
+
+	if _, err := s.Start(context.Background(), ExecSpec{Argv: []string{"sleep", "1002"}, Env: testEnv(), OpenStdin: true}); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.Stop() }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Stop hangs on a command nobody waits for")
+	}
+}
+
+// TestNoFDLeak: the server keeps no descriptor of a command once it
+// ended: pipes, terminals (received from the init or its own).
+func TestNoFDLeak(t *testing.T) {
+	allTiers(t, func(t *testing.T, s *Sandbox) {
+		round := func() {
+			var out lockedBuffer
+			c := startCmd(t, s, ExecSpec{TTY: &WinSize{Rows: 24, Cols: 80}}, &out, "cat")
+			writeAll(t, c, []byte("x\n"))
+			if err := c.CloseStdin(); err != nil {
+				t.Fatal(err)
+			}
+			waitCmd(t, c)
+			c = startCmd(t, s, ExecSpec{OpenStdin: true}, &out, "head", "-n1")
+			writeAll(t, c, []byte("x\n"))
+			waitCmd(t, c) // the pipe left open: the end closes it
+			c = startCmd(t, s, ExecSpec{TTY: &WinSize{Rows: 24, Cols: 80}}, &out, "no-such-command")
+			waitCmd(t, c)
+			if err := c.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+		}
+		round() // warm: command cgroups are kept for reuse
+		before := openFDs(t)
+		for range 10 {
+			round()
+		}
+		if after := openFDs(t); after != before {
+			t.Errorf("open descriptors: %d before, %d after", before, after)
+		}
+	})
+}
+
+// openFDs counts the test process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }

@@ -171,9 +171,9 @@ func (s *Sandbox) unregister(id uint64) {
 	s.mu.Unlock()
 }
 
-// readLoop dispatches the init's replies to the waiting Exec calls, with
-// the files that came with them; the files of a reply nobody waits for
-// are closed.
+// readLoop dispatches the init's replies to the waiting Exec calls. Only a
+// "started" reply keeps the files that came with it (a terminal's
+// master), for its waiter to own; others are closed.
 func (s *Sandbox) readLoop(buf, oob []byte) {
 	defer func() {
 		s.mu.Lock()
@@ -196,12 +196,14 @@ func (s *Sandbox) readLoop(buf, oob []byte) {
 		s.mu.Lock()
 		ch := s.pending[r.ID]
 		s.mu.Unlock()
-		if ch == nil {
+		if ch == nil || r.Op != opStarted {
 			closeFiles(fs)
-			continue
+			fs = nil
 		}
-		r.files = fs
-		ch <- r
+		if ch != nil {
+			r.files = fs
+			ch <- r
+		}
 	}
 }
 
