@@ -38,7 +38,12 @@ func (f *fakeRunner) Signal(s driver.Signal) error {
 	f.mu.Unlock()
 	return nil
 }
-func (f *fakeRunner) Resize(s driver.TermSize) error { f.mu.Lock(); f.size = s; f.mu.Unlock(); return nil }
+func (f *fakeRunner) Resize(s driver.TermSize) error {
+	f.mu.Lock()
+	f.size = s
+	f.mu.Unlock()
+	return nil
+}
 func (f *fakeRunner) Kill() {
 	select {
 	case f.end <- proctable.Exit{ExitCode: 137, Signal: driver.SIGKILL}:
