@@ -29,7 +29,7 @@ func TestStalledClient(t *testing.T) {
 	defer conn.Close()
 	// A tiny receive buffer fills at once when nothing is read.
 	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
-	if _, err := conn.Write([]byte("GET /v1/sandboxes/s1/files/download?src=/workspace/endless HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+	if _, err := conn.Write([]byte("GET /v1/sandboxes/s1/files/download?src=/workspace/endless HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil := func(what string, cond func() bool) {
@@ -79,7 +79,7 @@ func TestStalledUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := conn.Write([]byte("POST /v1/sandboxes/s1/files/upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: 100000\r\n\r\npartial")); err != nil {
+	if _, err := conn.Write([]byte("POST /v1/sandboxes/s1/files/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-tar\r\nContent-Length: 100000\r\n\r\npartial")); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()

@@ -94,7 +94,7 @@ func TestProcessStdinStalled(t *testing.T) {
 	}
 	defer conn.Close()
 	start := time.Now()
-	if _, err := conn.Write([]byte("POST /v1/sandboxes/a/processes/1/stdin HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npartial")); err != nil {
+	if _, err := conn.Write([]byte("POST /v1/sandboxes/a/processes/1/stdin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\npartial")); err != nil {
 		t.Fatal(err)
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))

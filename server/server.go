@@ -31,6 +31,10 @@ const (
 type Options struct {
 	// Token, when set, is required as "Authorization: Bearer <token>" on
 	// every request except GET /healthz, and auth.bearer is advertised.
+	// Without one, requests from web pages of other origins and requests
+	// addressed to DNS names other than localhost are refused with 403
+	// (cross-site requests and DNS rebinding): programs address the
+	// server by IP address or localhost.
 	Token string
 	// MaxUploadBytes is the largest upload request body; larger uploads
 	// are answered 413. Default: DefaultMaxUploadBytes.
@@ -161,6 +165,8 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 	next = limitBodies(next, bodyLimits{json: opts.MaxJSONBodyBytes, exec: execBodyLimit(opts.MaxJSONBodyBytes, info.Limits.MaxStdinBytes, h.execStdin), upload: opts.MaxUploadBytes})
 	if opts.Token != "" {
 		next = requireToken(next, opts.Token)
+	} else {
+		next = guardBrowsers(next)
 	}
 	if info.Isolation != nil && !info.Isolation.Isolated {
 		next = markUnisolated(next)

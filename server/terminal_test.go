@@ -227,7 +227,7 @@ func TestTerminalErrors(t *testing.T) {
 		{"9", "", nil, 404, `process "9" not found`},
 		{"-x", "", nil, 400, "processId"},
 		{"1", "?from=-1", nil, 400, "from"},
-		{"1", "", http.Header{"Origin": {"http://evil.example"}}, 403, "Origin"},
+		{"1", "", http.Header{"Origin": {"http://evil.example"}}, 403, "cross-origin"},
 	} {
 		_, resp, err := dialTerminal(t, e.url, c.pid, c.query, c.hdr)
 		if err == nil || resp == nil {
