@@ -127,7 +127,10 @@ func WithTransport(rt http.RoundTripper) Option {
 // RoundTripper runs h with a ResponseWriter backed by an io.Pipe, so answers
 // stream (Flush works) and request bodies are read as they are written. The
 // base URL passed to New still decides the paths (use for example
-// "http://nox.invalid/prefix" for a handler mounted under /prefix).
+// "http://nox.invalid/prefix" for a handler mounted under /prefix); name
+// a host under .invalid, which nox's server accepts without a token (it
+// refuses other DNS names then, against DNS rebinding). A WebSocket
+// upgrade (Terminal) gets an in-memory connection.
 func WithHandler(h http.Handler) Option {
 	return func(c *Client) error {
 		if h == nil {

@@ -61,7 +61,7 @@ func Example_agentTool() {
 		log.Fatal(err)
 	}
 	defer backend.Close()
-	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	client, err := sdk.New("http://nox.invalid", sdk.WithHandler(backend.Handler()))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -24,7 +24,7 @@ func ExampleSandbox_ReadFile() {
 		log.Fatal(err)
 	}
 	defer backend.Close()
-	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	client, err := sdk.New("http://nox.invalid", sdk.WithHandler(backend.Handler()))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func ExampleSandbox_FS() {
 		log.Fatal(err)
 	}
 	defer backend.Close()
-	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	client, err := sdk.New("http://nox.invalid", sdk.WithHandler(backend.Handler()))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func ExampleSandbox_Watch() {
 		log.Fatal(err)
 	}
 	defer backend.Close()
-	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	client, err := sdk.New("http://nox.invalid", sdk.WithHandler(backend.Handler()))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func processBackend(ctx context.Context, id string) (*sdk.Sandbox, http.Handler,
 	if err != nil {
 		log.Fatal(err)
 	}
-	client, err := sdk.New("http://nox.local", sdk.WithHandler(handler))
+	client, err := sdk.New("http://nox.invalid", sdk.WithHandler(handler))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func ExampleSandbox_Process() {
 
 	// Another one (here a second Client) lists the sandbox's builds and
 	// reattaches to the first.
-	other, err := sdk.New("http://nox.local", sdk.WithHandler(handler))
+	other, err := sdk.New("http://nox.invalid", sdk.WithHandler(handler))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -68,7 +68,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer backend.Close()
-	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	client, err := sdk.New("http://nox.invalid", sdk.WithHandler(backend.Handler()))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func ExampleClient_Create() {
 		log.Fatal(err)
 	}
 	defer backend.Close()
-	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	client, err := sdk.New("http://nox.invalid", sdk.WithHandler(backend.Handler()))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func ExampleClient_Exec() {
 		log.Fatal(err)
 	}
 	defer backend.Close()
-	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	client, err := sdk.New("http://nox.invalid", sdk.WithHandler(backend.Handler()))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func ExampleClient_Shell() {
 		log.Fatal(err)
 	}
 	defer backend.Close()
-	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	client, err := sdk.New("http://nox.invalid", sdk.WithHandler(backend.Handler()))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func ExampleClient_ExecStream() {
 		log.Fatal(err)
 	}
 	defer backend.Close()
-	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	client, err := sdk.New("http://nox.invalid", sdk.WithHandler(backend.Handler()))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func ExampleClient_UploadFiles() {
 		log.Fatal(err)
 	}
 	defer backend.Close()
-	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	client, err := sdk.New("http://nox.invalid", sdk.WithHandler(backend.Handler()))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -254,7 +254,7 @@ func ExampleClient_UploadDir() {
 		log.Fatal(err)
 	}
 	defer backend.Close()
-	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	client, err := sdk.New("http://nox.invalid", sdk.WithHandler(backend.Handler()))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func ExampleClient_DownloadTo() {
 		log.Fatal(err)
 	}
 	defer backend.Close()
-	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	client, err := sdk.New("http://nox.invalid", sdk.WithHandler(backend.Handler()))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -325,7 +325,7 @@ func ExampleClient_Download() {
 		log.Fatal(err)
 	}
 	defer backend.Close()
-	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	client, err := sdk.New("http://nox.invalid", sdk.WithHandler(backend.Handler()))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -360,7 +360,7 @@ func ExampleClient_Delete() {
 		log.Fatal(err)
 	}
 	defer backend.Close()
-	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	client, err := sdk.New("http://nox.invalid", sdk.WithHandler(backend.Handler()))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -392,7 +392,7 @@ func ExampleClient_List() {
 		log.Fatal(err)
 	}
 	defer backend.Close()
-	client, err := sdk.New("http://nox.local", sdk.WithHandler(backend.Handler()))
+	client, err := sdk.New("http://nox.invalid", sdk.WithHandler(backend.Handler()))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -445,7 +445,7 @@ func ExampleWithHandler() {
 		log.Fatal(err)
 	}
 	defer backend.Close()
-	client, err := sdk.New("http://in-process", sdk.WithHandler(backend.Handler()))
+	client, err := sdk.New("http://in-process.invalid", sdk.WithHandler(backend.Handler()))
 	if err != nil {
 		log.Fatal(err)
 	}
