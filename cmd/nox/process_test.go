@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"regexp"
@@ -13,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/noxrunner/nox/internal/testbackend"
+	"github.com/noxrunner/nox/localbackend"
 	"github.com/noxrunner/nox/membackend"
 	"github.com/noxrunner/nox/sdk"
 )
@@ -62,10 +65,41 @@ func readUntil(t *testing.T, r io.Reader, want string) string {
 	return string(got)
 }
 
+// backends returns the base URLs of the reference test backend and, where
+// it isolates sandboxes here, of the local backend served on loopback.
+func backends(t *testing.T) map[string]string {
+	t.Helper()
+	_, mem := newTestBackend(t, testbackend.Options{})
+	urls := map[string]string{"mem": mem}
+	if ok, why := localUsable(t); !ok {
+		t.Logf("local backend unavailable: %s", why)
+		return urls
+	}
+	b, err := localbackend.New(localbackend.Config{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(b.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		if err := b.Close(); err != nil {
+			t.Errorf("closing the local backend: %v", err)
+		}
+	})
+	urls["local"] = srv.URL
+	return urls
+}
+
 // TestProcessCommands runs start, logs (followed from another nox
-// process), stdin, wait, ps, kill and logs' offsets and streams.
+// process), stdin, wait, ps, kill and logs' offsets and streams, against
+// the reference backend and the local one.
 func TestProcessCommands(t *testing.T) {
-	_, url := newTestBackend(t, testbackend.Options{})
+	for kind, url := range backends(t) {
+		t.Run(kind, func(t *testing.T) { processCommands(t, url) })
+	}
+}
+
+func processCommands(t *testing.T, url string) {
 	base := []string{"--base-url", url}
 	run := func(want int, stdin string, args ...string) result {
 		t.Helper()

@@ -131,9 +131,15 @@ func TestShellOnATerminal(t *testing.T) {
 }
 
 // TestAttach attaches to a process started with --pty from a terminal,
-// detaches with Ctrl-], and attaches again with a piped standard input.
+// detaches with Ctrl-], and attaches again with a piped standard input,
+// against the reference backend and the local one.
 func TestAttach(t *testing.T) {
-	_, url := newTestBackend(t, testbackend.Options{})
+	for kind, url := range backends(t) {
+		t.Run(kind, func(t *testing.T) { attach(t, url) })
+	}
+}
+
+func attach(t *testing.T, url string) {
 	base := []string{"--base-url", url}
 	mustNox(t, 0, "", append(base, "create", "att")...)
 	pid := strings.TrimSpace(mustNox(t, 0, "", append(base, "start", "att", "--pty", "--", "sh")...).stdout)
@@ -163,4 +169,30 @@ func TestAttach(t *testing.T) {
 			t.Errorf("attach printed %q, without %s", r.stdout, want)
 		}
 	}
+}
+
+// TestShellLocalOnATerminal runs nox --local shell on a pseudo-terminal:
+// the terminal's WebSocket goes to the local backend inside nox, through
+// the SDK's in-process transport.
+func TestShellLocalOnATerminal(t *testing.T) {
+	dataDir := needLocal(t)
+	local := []string{"--local", "--data-dir", dataDir}
+	mustNox(t, 0, "", append(local, "create", "lt", "--wait")...)
+	cmd := noxProcess(t, "", append(local, "shell", "lt")...)
+	term := onTerminal(t, cmd, 30, 100)
+	if _, err := io.WriteString(term, "tty\r"); err != nil {
+		t.Fatal(err)
+	}
+	readUntil(t, term, "/dev/pts/")
+	if got := sttySize(t, term); got != "30 100" {
+		t.Errorf("stty size = %s, want 30 100", got)
+	}
+	if _, err := io.WriteString(term, "exit 7\r"); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, term)
+	if code := exitCode(t, cmd); code != 7 {
+		t.Errorf("nox --local shell exited %d, want the shell's 7", code)
+	}
+	mustNox(t, 0, "", append(local, "delete", "lt")...)
 }
