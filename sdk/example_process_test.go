@@ -5,30 +5,29 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"log/slog"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 
-	"github.com/noxrunner/nox/membackend"
+	"github.com/noxrunner/nox/localbackend"
 	"github.com/noxrunner/nox/sdk"
-	"github.com/noxrunner/nox/server"
 )
 
-// processBackend serves the reference backend (membackend, whose
-// processes are host processes) in this process, and returns a sandbox of
-// it, the handler serving it and the function that releases them. With a
-// server running (nox serve), use sdk.New("http://127.0.0.1:8080")
-// instead.
+// processBackend runs the nox local backend in this process, in a
+// temporary data directory, and returns a sandbox of it, the handler
+// serving it and the function that releases them. With a server running
+// (nox serve), use sdk.New("http://127.0.0.1:8080") instead.
 func processBackend(ctx context.Context, id string) (*sdk.Sandbox, http.Handler, func()) {
-	backend, err := membackend.New(membackend.Config{})
+	dataDir, err := os.MkdirTemp("", "nox-processes-")
 	if err != nil {
 		log.Fatal(err)
 	}
-	handler, err := server.New(backend, server.Options{Logger: slog.New(slog.DiscardHandler)})
+	backend, err := localbackend.New(localbackend.Config{DataDir: dataDir})
 	if err != nil {
 		log.Fatal(err)
 	}
+	handler := backend.Handler()
 	client, err := sdk.New("http://nox.invalid", sdk.WithHandler(handler))
 	if err != nil {
 		log.Fatal(err)
@@ -40,6 +39,7 @@ func processBackend(ctx context.Context, id string) (*sdk.Sandbox, http.Handler,
 	return sb, handler, func() {
 		sb.Delete(context.WithoutCancel(ctx))
 		backend.Close()
+		os.RemoveAll(dataDir)
 	}
 }
 
