@@ -232,12 +232,22 @@ func (t *Terminal) Process() *Process { return t.p }
 // ErrTerminalLost when the connection ended first.
 func (t *Terminal) Read(b []byte) (int, error) { return t.out.Read(b) }
 
+// maxTerminalWrite bounds one message of typed bytes: a backend bounds
+// what it reads of one (nox's server: 1 MiB), so a large paste goes in
+// several.
+const maxTerminalWrite = 32 << 10
+
 // Write types b on the terminal.
 func (t *Terminal) Write(b []byte) (int, error) {
-	if err := t.conn.Write(context.Background(), websocket.MessageBinary, b); err != nil {
-		return 0, t.writeError(err)
+	n := 0
+	for n < len(b) {
+		part := b[n:min(len(b), n+maxTerminalWrite)]
+		if err := t.conn.Write(context.Background(), websocket.MessageBinary, part); err != nil {
+			return n, t.writeError(err)
+		}
+		n += len(part)
 	}
-	return len(b), nil
+	return n, nil
 }
 
 // writeError explains a failed write.

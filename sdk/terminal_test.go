@@ -206,3 +206,67 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(p)
 }
+
+// TestTerminalSplitsLargeWrites checks that a large write (a paste)
+// travels in messages a backend accepts, in order.
+func TestTerminalSplitsLargeWrites(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var sizes []int
+	var got bytes.Buffer
+	rec := procRecord("1", "running", 0)
+	rec["pty"] = true
+	ps := newProcServer(t, allProcessExts, map[string]http.HandlerFunc{
+		"GET /v1/sandboxes/{id}/processes/{pid}": func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, rec)
+		},
+		"GET /v1/sandboxes/{id}/processes/{pid}/terminal": func(w http.ResponseWriter, r *http.Request) {
+			conn, err := websocket.Accept(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer conn.CloseNow()
+			conn.SetReadLimit(1 << 20) // as nox's server
+			for {
+				typ, data, err := conn.Read(r.Context())
+				if err != nil {
+					t.Errorf("read: %v", err)
+					return
+				}
+				if typ == websocket.MessageText {
+					break // eof
+				}
+				mu.Lock()
+				sizes = append(sizes, len(data))
+				got.Write(data)
+				mu.Unlock()
+			}
+			exit, _ := json.Marshal(map[string]any{"type": "exit", "process": procRecord("1", "exited", 0)})
+			_ = conn.Write(r.Context(), websocket.MessageText, exit)
+			_ = conn.Close(websocket.StatusNormalClosure, "")
+		},
+	})
+	p, err := ps.client().Sandbox("demo").Process(t.Context(), "1")
+	assertNoErr(t, err)
+	term, err := p.Attach(t.Context(), 0)
+	assertNoErr(t, err)
+	paste := bytes.Repeat([]byte("0123456789abcdef"), 2<<20/16+3)
+	n, err := term.Write(paste)
+	assertNoErr(t, err)
+	assertEq(t, "written", n, len(paste))
+	assertNoErr(t, term.CloseWrite())
+	_, err = io.Copy(io.Discard, term)
+	assertNoErr(t, err)
+	_, err = term.Wait()
+	assertNoErr(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	if !bytes.Equal(got.Bytes(), paste) {
+		t.Errorf("the backend got %d bytes, not the %d of the paste", got.Len(), len(paste))
+	}
+	for _, s := range sizes {
+		if s > maxTerminalWrite {
+			t.Errorf("a message of %d bytes", s)
+		}
+	}
+}
