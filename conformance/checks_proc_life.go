@@ -1,0 +1,578 @@
+package conformance
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/noxrunner/nox/gen/noxapi"
+)
+
+// procIDPattern is what a process id looks like (the contract's
+// ProcessId parameter).
+var procIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// procWait bounds the wait for a process that should end at once (a
+// short script, a killed or signalled process).
+const procWait = 10 * time.Second
+
+// decodeRecord decodes x's body as a Process for the check judging it.
+func decodeRecord(x *Exchange, code int) (procRecord, error) {
+	var p procRecord
+	if err := expectStatus(x, code); err != nil {
+		return p, err
+	}
+	if err := json.Unmarshal(x.Body, &p); err != nil {
+		return p, ownFinding(x, aspectBody, bodyExcerpt(x), "a JSON Process", fmt.Errorf("body is not a JSON Process: %w\n%s", err, x))
+	}
+	return p, nil
+}
+
+func checkProcStart(ctx context.Context, env *Env) error {
+	id, err := env.NewSandbox(ctx, "proc-start")
+	if err != nil {
+		return err
+	}
+	if _, err := env.Sh(ctx, id, "mkdir -p /workspace/sub"); err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	tag := "conf-start"
+	req := procSh(`printf '%s|%s' "$(pwd)" "$NOX_P" > /workspace/p.tmp && mv /workspace/p.tmp /workspace/p.out; exec sleep 60`)
+	req.Tag, req.Workdir, req.Env = &tag, ptr("/workspace/sub"), map[string]string{"NOX_P": "x y;$HOME"}
+	before := time.Now()
+	x, err := env.startProc(ctx, id, req)
+	if err != nil {
+		return err
+	}
+	after := time.Now()
+	x.judge()
+	p, err := decodeRecord(x, http.StatusCreated)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if !procIDPattern.MatchString(p.ID) {
+		errs = append(errs, ownFinding(x, aspectBody, fmt.Sprintf("id %q", p.ID), "an id of 1 to 64 characters of [A-Za-z0-9._-]",
+			fmt.Errorf("process id %q is not 1 to 64 characters of [A-Za-z0-9._-] starting with a letter or digit\n%s", p.ID, x)))
+	}
+	if !slices.Equal(p.Cmd, req.Cmd) {
+		errs = append(errs, ownFinding(x, aspectBody, fmt.Sprintf("cmd %q", p.Cmd), fmt.Sprintf("cmd %q", req.Cmd),
+			fmt.Errorf("cmd %q, want the request's %q\n%s", p.Cmd, req.Cmd, x)))
+	}
+	want(&errs, "state of a process just started", p.State, "running", x)
+	want(&errs, "tag", p.Tag, tag, x)
+	want(&errs, "outputBytes of a process that printed nothing", int64(p.OutputBytes), 0, x)
+	want(&errs, "outputStart", int64(p.OutputStart), 0, x)
+	want(&errs, "pty of a process started without one", p.Pty, false, x)
+	want(&errs, "stdin of a process started without it", p.Stdin, false, x)
+	if p.Workdir != "" {
+		want(&errs, "workdir", p.Workdir, "/workspace/sub", x)
+	}
+	if p.ExitCode != nil || p.EndedAt.Raw != "" {
+		errs = append(errs, ownFinding(x, aspectBody, "exitCode or endedAt set", "neither while it runs",
+			fmt.Errorf("a running process's record has exitCode or endedAt\n%s", x)))
+	}
+	skew := env.cfg.ClockSkew
+	if t := p.StartedAt.Time; t.Before(before.Add(-skew)) || t.After(after.Add(skew)) {
+		errs = append(errs, ownFinding(x, aspectBody, "startedAt "+p.StartedAt.Raw, "the time of the request",
+			fmt.Errorf("startedAt %s is not the time of the request (%s, clock skew %s allowed)\n%s", p.StartedAt.Raw, before.UTC().Format(time.RFC3339Nano), skew, x)))
+	}
+	if out, err := env.awaitFile(ctx, id, "/workspace/p.out", procWait); err != nil {
+		errs = append(errs, fmt.Errorf("the process did not run: %w", err))
+	} else if out != "/workspace/sub|x y;$HOME" {
+		errs = append(errs, ownFinding(x, aspectNone, fmt.Sprintf("pwd|$NOX_P %q", out), "/workspace/sub|x y;$HOME",
+			fmt.Errorf("the process printed pwd|$NOX_P %q, want %q: workdir and env must be used\n%s", out, "/workspace/sub|x y;$HOME", x)))
+	}
+	// Without workdir it runs in /workspace; every process has its own id.
+	q, qx, err := env.startProcOK(ctx, id, procSh("pwd > /workspace/d.tmp && mv /workspace/d.tmp /workspace/d.out"))
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if q.ID == p.ID {
+		errs = append(errs, ownFinding(qx, aspectBody, "id "+q.ID+" twice", "a new id", fmt.Errorf("two processes got the same id %q\n%s", q.ID, qx)))
+	}
+	if out, err := env.awaitFile(ctx, id, "/workspace/d.out", procWait); err != nil {
+		errs = append(errs, fmt.Errorf("the process without workdir did not run: %w", err))
+	} else {
+		want(&errs, "pwd of a process started without workdir", out, "/workspace\n", qx)
+	}
+	return errors.Join(errs...)
+}
+
+func checkProcGet(ctx context.Context, env *Env) error {
+	id, err := env.NewSandbox(ctx, "proc-get")
+	if err != nil {
+		return err
+	}
+	started, _, err := env.startProcOK(ctx, id, procSh(`echo hello; while [ ! -e gate ]; do sleep 0.02; done; echo bye; exit 3`))
+	if err != nil {
+		return err
+	}
+	if _, err := env.awaitOutput(ctx, id, started.ID, 6, procWait); err != nil {
+		return err
+	}
+	x, err := env.getProc(ctx, id, started.ID)
+	if err != nil {
+		return err
+	}
+	x.judge()
+	p, err := decodeRecord(x, http.StatusOK)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	want(&errs, "id", p.ID, started.ID, x)
+	want(&errs, "state of a process waiting for its gate", p.State, "running", x)
+	want(&errs, "outputBytes after it printed hello", int64(p.OutputBytes), 6, x)
+	if !p.StartedAt.Equal(started.StartedAt.Time) {
+		errs = append(errs, ownFinding(x, aspectBody, "startedAt "+p.StartedAt.Raw, "startedAt "+started.StartedAt.Raw,
+			fmt.Errorf("startedAt %s differs from the start's %s\n%s", p.StartedAt.Raw, started.StartedAt.Raw, x)))
+	}
+	if _, err := env.Sh(ctx, id, "touch gate"); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if e, _, err := env.waitEnd(ctx, id, started.ID, procWait); err != nil || !e.ended() {
+		return errors.Join(append(errs, err, fmt.Errorf("the process did not end within %s of its gate", procWait))...)
+	}
+	x, err = env.getProc(ctx, id, started.ID)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	x.judge()
+	p, err = decodeRecord(x, http.StatusOK)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	want(&errs, "state of an ended process", p.State, "exited", x)
+	want(&errs, "exitCode of `exit 3`", p.exit(), 3, x)
+	want(&errs, "outputBytes of hello and bye", int64(p.OutputBytes), 10, x)
+	want(&errs, "outputStart", int64(p.OutputStart), 0, x)
+	switch {
+	case p.EndedAt.Raw == "":
+		errs = append(errs, ownFinding(x, aspectBody, "no endedAt", "endedAt", fmt.Errorf("an ended process's record has no endedAt\n%s", x)))
+	case p.EndedAt.Before(p.StartedAt.Time):
+		errs = append(errs, ownFinding(x, aspectBody, "endedAt "+p.EndedAt.Raw, "endedAt after startedAt "+p.StartedAt.Raw,
+			fmt.Errorf("endedAt %s is before startedAt %s\n%s", p.EndedAt.Raw, p.StartedAt.Raw, x)))
+	}
+	return errors.Join(errs...)
+}
+
+func checkProcList(ctx context.Context, env *Env) error {
+	id, err := env.NewSandbox(ctx, "proc-list")
+	if err != nil {
+		return err
+	}
+	list := func(tag *string) (procList, *Exchange, error) {
+		x, err := env.listProcs(ctx, id, tag)
+		if err != nil {
+			return procList{}, x, err
+		}
+		x.judge()
+		var l procList
+		if err := expectJSON(x, http.StatusOK, &l); err != nil {
+			return l, x, err
+		}
+		return l, x, nil
+	}
+	ids := func(l procList) []string {
+		out := []string{}
+		for _, p := range l.Items {
+			out = append(out, p.ID)
+		}
+		return out
+	}
+	var errs []error
+	if l, x, err := list(nil); err != nil {
+		return err
+	} else if len(l.Items) != 0 {
+		errs = append(errs, ownFinding(x, aspectBody, fmt.Sprintf("%d items", len(l.Items)), "no items", fmt.Errorf("a new sandbox lists %d processes, want none\n%s", len(l.Items), x)))
+	}
+	var started []string
+	for _, tag := range []string{"web", "db", ""} {
+		req := procCmd("sleep", "60")
+		if tag != "" {
+			req.Tag = ptr(tag)
+		}
+		p, _, err := env.startProcOK(ctx, id, req)
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		started = append(started, p.ID)
+	}
+	if _, err := env.killProc(ctx, id, started[1]); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	l, x, err := list(nil)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if got := ids(l); !slices.Equal(got, started) {
+		errs = append(errs, ownFinding(x, aspectBody, fmt.Sprintf("ids %q", got), fmt.Sprintf("ids %q", started),
+			fmt.Errorf("the list holds %q, want the three processes started, oldest first, the killed one included: %q\n%s", got, started, x)))
+	}
+	for _, p := range l.Items {
+		wantState := "running"
+		if p.ID == started[1] {
+			wantState = "exited"
+		}
+		want(&errs, "state of process "+p.ID, p.State, wantState, x)
+	}
+	for _, c := range []struct {
+		tag  string
+		want []string
+	}{{"web", started[:1]}, {"none-such", []string{}}} {
+		l, x, err := list(ptr(c.tag))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if got := ids(l); !slices.Equal(got, c.want) {
+			errs = append(errs, ownFinding(x, aspectBody, fmt.Sprintf("ids %q", got), fmt.Sprintf("ids %q", c.want),
+				fmt.Errorf("?tag=%s lists %q, want %q\n%s", c.tag, got, c.want, x)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkProcWait(ctx context.Context, env *Env) error {
+	id, err := env.NewSandbox(ctx, "proc-wait")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	// A wait answers once the process has ended.
+	short, _, err := env.startProcOK(ctx, id, procSh("sleep 0.3; exit 7"))
+	if err != nil {
+		return err
+	}
+	x, err := env.waitProc(ctx, id, short.ID, ptr[int32](20))
+	if err != nil {
+		return err
+	}
+	x.judge()
+	p, err := decodeRecord(x, http.StatusOK)
+	if err != nil {
+		return err
+	}
+	want(&errs, "state after a wait for a 0.3 s process (timeoutSeconds 20)", p.State, "exited", x)
+	want(&errs, "exitCode of `exit 7`", p.exit(), 7, x)
+	want(&errs, "signal of a process that exited", p.Signal, "", x)
+	want(&errs, "timedOut of a process that exited", p.TimedOut, false, x)
+	if p.EndedAt.Raw == "" || p.EndedAt.Before(p.StartedAt.Time) {
+		errs = append(errs, ownFinding(x, aspectBody, "endedAt "+p.EndedAt.Raw, "endedAt after startedAt",
+			fmt.Errorf("the ended record's endedAt %q is missing or before startedAt %q\n%s", p.EndedAt.Raw, p.StartedAt.Raw, x)))
+	}
+	// Waiting again answers the same record at once.
+	if x2, err := env.waitProc(ctx, id, short.ID, ptr[int32](20)); err != nil {
+		errs = append(errs, err)
+	} else if p2, err := decodeRecord(x2, http.StatusOK); err != nil {
+		errs = append(errs, err)
+	} else {
+		want(&errs, "exitCode of a second wait", p2.exit(), 7, x2)
+	}
+	// The long poll: a process that runs on is answered after
+	// timeoutSeconds, still running.
+	long, _, err := env.startProcOK(ctx, id, procCmd("sleep", "60"))
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	asked := time.Now()
+	x, err = env.waitProc(ctx, id, long.ID, ptr[int32](1))
+	took := time.Since(asked)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	env.Notef("a wait with timeoutSeconds 1 on a running process answered after %s", took.Round(time.Millisecond))
+	if p, err := decodeRecord(x, http.StatusOK); err != nil {
+		errs = append(errs, err)
+	} else {
+		want(&errs, "state after a wait that timed out", p.State, "running", x)
+		if took < 900*time.Millisecond {
+			errs = append(errs, ownFinding(x, aspectNone, fmt.Sprintf("answered after %s", took.Round(time.Millisecond)), "after about 1 s",
+				fmt.Errorf("a wait with timeoutSeconds 1 answered after %s, before its timeout, though the process runs\n%s", took.Round(time.Millisecond), x)))
+		}
+		if limit := time.Second + env.cfg.TimeoutGrace; took > limit {
+			errs = append(errs, ownFinding(x, aspectNone, fmt.Sprintf("answered after %s", took.Round(time.Millisecond)), "within "+limit.String(),
+				fmt.Errorf("a wait with timeoutSeconds 1 answered after %s, want within %s\n%s", took.Round(time.Millisecond), limit, x)))
+		}
+	}
+	// A command that is not found ends at once with 127.
+	missing, _, err := env.startProcOK(ctx, id, procCmd("nox-conformance-no-such-command"))
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if p, x, err := env.waitEnd(ctx, id, missing.ID, procWait); err != nil {
+		errs = append(errs, err)
+	} else {
+		want(&errs, "exitCode of a command not found", p.exit(), 127, x)
+	}
+	return errors.Join(errs...)
+}
+
+func checkProcSignal(ctx context.Context, env *Env) error {
+	id, err := env.NewSandbox(ctx, "proc-signal")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, c := range []struct {
+		sig  noxapi.SignalRequestSignal
+		code int
+	}{{noxapi.TERM, 143}, {noxapi.INT, 130}} {
+		p, _, err := env.startProcOK(ctx, id, procCmd("sleep", "60"))
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		x, err := env.signalProc(ctx, id, p.ID, c.sig)
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		x.judge()
+		if _, err := decodeRecord(x, http.StatusOK); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		e, wx, err := env.waitEnd(ctx, id, p.ID, procWait)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !e.ended() {
+			errs = append(errs, ownFinding(x, aspectNone, "still running", "ended", fmt.Errorf("sleep still runs %s after %s\n%s", procWait, c.sig, x)))
+			continue
+		}
+		want(&errs, fmt.Sprintf("exitCode of sleep after %s", c.sig), e.exit(), c.code, wx)
+		want(&errs, fmt.Sprintf("signal of sleep after %s", c.sig), e.Signal, string(c.sig), wx)
+		if c.sig != noxapi.TERM {
+			continue
+		}
+		// An ended process ignores signals; its record stays.
+		x, err = env.signalProc(ctx, id, p.ID, noxapi.KILL)
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		x.judge()
+		if q, err := decodeRecord(x, http.StatusOK); err != nil {
+			errs = append(errs, fmt.Errorf("a signal to an ended process: %w", err))
+		} else {
+			want(&errs, "exitCode after a KILL to the ended process", q.exit(), c.code, x)
+			want(&errs, "signal after a KILL to the ended process", q.Signal, string(c.sig), x)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// treeMarker returns a unique sleep duration for a process tree, the
+// script starting that tree (sleeps in the background and in the
+// foreground) and the marker that finds its processes.
+func treeMarker() (script, marker string) {
+	n := 10000 + rand.IntN(80000)
+	return fmt.Sprintf("sleep %d & sleep %d & sh -c 'sleep %d' & sleep %d", n, n, n, n), fmt.Sprintf("sleep %d", n)
+}
+
+// treeProcesses returns the processes of the sandbox whose command line
+// holds marker.
+func treeProcesses(ctx context.Context, env *Env, id, marker string) ([]string, error) {
+	procs, err := listProcesses(ctx, env, id)
+	if err != nil {
+		return nil, err
+	}
+	var found []string
+	for _, l := range strings.Split(procs, "\n") {
+		if slices.Contains(strings.Fields(l), marker[len("sleep "):]) && strings.Contains(l, marker) {
+			found = append(found, strings.TrimSpace(l))
+		}
+	}
+	return found, nil
+}
+
+// awaitTree waits until the tree of marker shows at least n processes
+// (when n > 0) or none (n == 0), within limit, and returns what it saw
+// last.
+func awaitTree(ctx context.Context, env *Env, id, marker string, n int, limit time.Duration) ([]string, bool, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		found, err := treeProcesses(ctx, env, id, marker)
+		if err != nil {
+			return found, false, err
+		}
+		if (n == 0 && len(found) == 0) || (n > 0 && len(found) >= n) {
+			return found, true, nil
+		}
+		if time.Now().After(deadline) {
+			return found, false, nil
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return found, false, err
+		}
+	}
+}
+
+func checkProcKill(ctx context.Context, env *Env) error {
+	id, err := env.NewSandbox(ctx, "proc-kill")
+	if err != nil {
+		return err
+	}
+	script, marker := treeMarker()
+	p, _, err := env.startProcOK(ctx, id, procSh(script))
+	if err != nil {
+		return err
+	}
+	if found, ok, err := awaitTree(ctx, env, id, marker, 4, procWait); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("%w: the process tree did not start within %s (found %q)", ErrSuite, procWait, found)
+	}
+	x, err := env.killProc(ctx, id, p.ID)
+	if err != nil {
+		return err
+	}
+	x.judge()
+	k, err := decodeRecord(x, http.StatusOK)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	want(&errs, "state in the answer to a kill", k.State, "exited", x)
+	want(&errs, "exitCode in the answer to a kill", k.exit(), 137, x)
+	want(&errs, "signal in the answer to a kill", k.Signal, "KILL", x)
+	if found, ok, err := awaitTree(ctx, env, id, marker, 0, env.cfg.TimeoutGrace); err != nil {
+		errs = append(errs, err)
+	} else if !ok {
+		errs = append(errs, ownFinding(x, aspectNone, fmt.Sprintf("%d processes left", len(found)), "the whole tree killed",
+			fmt.Errorf("%d processes of the killed process's tree still run %s after the kill answered: %q\n%s", len(found), env.cfg.TimeoutGrace, found, x)))
+	}
+	// The record is kept; killing again answers it unchanged.
+	gx, err := env.getProc(ctx, id, p.ID)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	gx.judge()
+	if r, err := decodeRecord(gx, http.StatusOK); err != nil {
+		errs = append(errs, fmt.Errorf("the record of a killed process must be kept: %w", err))
+	} else {
+		want(&errs, "exitCode of the killed process's record", r.exit(), 137, gx)
+	}
+	x, err = env.killProc(ctx, id, p.ID)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	x.judge()
+	if r, err := decodeRecord(x, http.StatusOK); err != nil {
+		errs = append(errs, fmt.Errorf("a second kill: %w", err))
+	} else {
+		want(&errs, "exitCode in the answer to a second kill", r.exit(), 137, x)
+		if !r.EndedAt.Equal(k.EndedAt.Time) {
+			errs = append(errs, ownFinding(x, aspectBody, "endedAt "+r.EndedAt.Raw, "endedAt "+k.EndedAt.Raw,
+				fmt.Errorf("a second kill changed endedAt from %s to %s\n%s", k.EndedAt.Raw, r.EndedAt.Raw, x)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkProcTimeout(ctx context.Context, env *Env) error {
+	id, err := env.NewSandbox(ctx, "proc-timeout")
+	if err != nil {
+		return err
+	}
+	script, marker := treeMarker()
+	req := procSh(script)
+	req.TimeoutSeconds = ptr[int32](1)
+	p, x, err := env.startProcOK(ctx, id, req)
+	if err != nil {
+		return err
+	}
+	limit := time.Second + env.cfg.TimeoutGrace
+	e, wx, err := env.waitEnd(ctx, id, p.ID, limit)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if !e.ended() {
+		return ownFinding(x, aspectNone, fmt.Sprintf("still running after %s", limit), "ended after about 1 s",
+			fmt.Errorf("a process with timeoutSeconds 1 still runs %s after it started\n%s", limit, x))
+	}
+	want(&errs, "exitCode of a timed-out process", e.exit(), 124, wx)
+	want(&errs, "timedOut of a timed-out process", e.TimedOut, true, wx)
+	if found, ok, err := awaitTree(ctx, env, id, marker, 0, env.cfg.TimeoutGrace); err != nil {
+		errs = append(errs, err)
+	} else if !ok {
+		errs = append(errs, ownFinding(x, aspectNone, fmt.Sprintf("%d processes left", len(found)), "the whole tree killed",
+			fmt.Errorf("%d processes of the timed-out process's tree still run %s after it ended: %q\n%s", len(found), env.cfg.TimeoutGrace, found, x)))
+	}
+	return errors.Join(errs...)
+}
+
+// maxProcsTest bounds the maxProcessesPerSandbox proc/max-processes-503
+// saturates.
+const maxProcsTest = 32
+
+func checkProcMax(ctx context.Context, env *Env) error {
+	lp := limits(env).MaxProcessesPerSandbox
+	if lp == nil {
+		return SkipUnclaimed("the backend does not advertise limits.maxProcessesPerSandbox")
+	}
+	n := int(*lp)
+	if n > maxProcsTest {
+		return Skip(fmt.Sprintf("limits.maxProcessesPerSandbox %d is above %d: too costly to saturate", n, maxProcsTest))
+	}
+	if n < 1 {
+		return fmt.Errorf("limits.maxProcessesPerSandbox %d is not positive", n)
+	}
+	id, err := env.NewSandbox(ctx, "proc-max")
+	if err != nil {
+		return err
+	}
+	// Starts are sent once each: a 503 is the subject here, not retried.
+	start := func() (*Exchange, error) {
+		resp, err := env.Client.StartProcess(ctx, id, procCmd("sleep", "120"))
+		return env.do(ctx, "start a process in "+id, resp, err)
+	}
+	var first string
+	for i := range n {
+		x, err := start()
+		if err != nil {
+			return err
+		}
+		x.judge()
+		if !success(x.Status) {
+			return ownFinding(x, aspectStatus, fmt.Sprintf("status %d for process %d", x.Status, i+1), "201",
+				fmt.Errorf("process %d of %d (maxProcessesPerSandbox %d) was refused: status %d\n%s", i+1, n, n, x.Status, x))
+		}
+		if i == 0 {
+			var p procRecord
+			_ = json.Unmarshal(x.Body, &p)
+			first = p.ID
+		}
+	}
+	x, err := start()
+	if err != nil {
+		return err
+	}
+	if x.Status != http.StatusServiceUnavailable {
+		return ownFinding(x, aspectStatus, fmt.Sprintf("status %d", x.Status), "503",
+			fmt.Errorf("with %d processes running (maxProcessesPerSandbox %d), one more got status %d, want 503\n%s", n, n, x.Status, x))
+	}
+	if err := expectError(x, http.StatusServiceUnavailable); err != nil {
+		return err
+	}
+	// An ended process frees its place.
+	if _, err := env.killProc(ctx, id, first); err != nil {
+		return err
+	}
+	if x, err = start(); err != nil {
+		return err
+	}
+	if !success(x.Status) {
+		return ownFinding(x, aspectStatus, fmt.Sprintf("status %d", x.Status), "201",
+			fmt.Errorf("after one of the %d processes was killed, a new one got status %d: ended processes must not count\n%s", n, x.Status, x))
+	}
+	return nil
+}
