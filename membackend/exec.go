@@ -1,6 +1,7 @@
 package membackend
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -62,12 +63,8 @@ func (b *Backend) StartExec(ctx context.Context, id string, req driver.ExecReque
 	if err != nil {
 		return nil, err
 	}
-	host, err := s.hostPath("workdir", req.Workdir)
-	if err != nil {
+	if err := s.checkWorkdir(req.Workdir); err != nil {
 		return nil, err
-	}
-	if fi, err := os.Stat(host); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("workdir: %q does not exist or is not a directory: %w", req.Workdir, driver.ErrInvalidArgument)
 	}
 	wait := time.NewTimer(b.cfg.ExecQueueWait)
 	defer wait.Stop()
@@ -97,6 +94,18 @@ func (b *Backend) StartExec(ctx context.Context, id string, req driver.ExecReque
 	return e, nil
 }
 
+// checkWorkdir checks that the working directory workdir is a directory.
+func (s *sandbox) checkWorkdir(workdir string) error {
+	host, err := s.hostPath("workdir", workdir)
+	if err != nil {
+		return err
+	}
+	if fi, err := os.Stat(host); err != nil || !fi.IsDir() {
+		return fmt.Errorf("workdir: %q does not exist or is not a directory: %w", workdir, driver.ErrInvalidArgument)
+	}
+	return nil
+}
+
 // Abort releases the command's slot.
 func (e *execution) Abort() { e.once.Do(e.release) }
 
@@ -109,7 +118,11 @@ func (e *execution) Wait(ctx context.Context, out func(driver.Stream, string)) (
 	}
 	stdout := &capture{limit: lim, rewrite: s.fromHost, stream: driver.Stdout, out: out}
 	stderr := &capture{limit: lim, rewrite: s.fromHost, stream: driver.Stderr, out: out}
-	cmd := e.command(stdout, stderr)
+	cmd := s.command(e.req.Argv, e.req.Env, e.req.Workdir)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if e.req.Stdin != nil {
+		cmd.Stdin = bytes.NewReader(e.req.Stdin)
+	}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		res := startFailure(err, e.req.Argv[0], time.Since(start))
@@ -151,28 +164,27 @@ func (e *execution) Wait(ctx context.Context, out func(driver.Stream, string)) (
 	return res, nil
 }
 
-// command builds the host command, sandbox paths rewritten to the host.
-func (e *execution) command(stdout, stderr *capture) *exec.Cmd {
-	s := e.s
-	argv := make([]string, len(e.req.Argv))
-	for i, a := range e.req.Argv {
-		argv[i] = s.toHost.Replace(a)
+// command builds the host command of argv in workdir with the request's
+// env, sandbox paths rewritten to the host; its output goes nowhere yet.
+func (s *sandbox) command(argv []string, env map[string]string, workdir string) *exec.Cmd {
+	host := make([]string, len(argv))
+	for i, a := range argv {
+		host[i] = s.toHost.Replace(a)
 	}
 	vars := map[string]string{"PATH": basePath, "HOME": s.workspace, "LANG": "C.UTF-8", "TMPDIR": s.tmp}
-	for k, v := range e.req.Env {
+	for k, v := range env {
 		vars[k] = s.toHost.Replace(v)
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	if !strings.Contains(e.req.Argv[0], "/") {
+	cmd := exec.Command(host[0], host[1:]...)
+	if !strings.Contains(argv[0], "/") {
 		// Look the program up in the command's PATH, not the server's.
-		cmd = exec.Command(lookPath(argv[0], vars["PATH"]), argv[1:]...)
-		cmd.Args[0] = argv[0]
+		cmd = exec.Command(lookPath(host[0], vars["PATH"]), host[1:]...)
+		cmd.Args[0] = host[0]
 	}
-	cmd.Dir = s.toHost.Replace(e.req.Workdir)
+	cmd.Dir = s.toHost.Replace(workdir)
 	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		cmd.Env = append(cmd.Env, k+"="+vars[k])
 	}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = time.Second
 	return cmd

@@ -26,6 +26,7 @@ import (
 
 	"github.com/noxrunner/nox/api"
 	"github.com/noxrunner/nox/driver"
+	"github.com/noxrunner/nox/internal/proctable"
 )
 
 // Name is the backend's name in GET /v1/info.
@@ -73,6 +74,8 @@ func DefaultLimits() driver.Limits {
 		DefaultTimeout: 30 * time.Second, MaxTimeout: time.Hour,
 		MaxOutputBytes: 1 << 20, MaxUploadEntries: 100_000, MaxConcurrentExecs: 64,
 		MaxListPageSize: 1000, MaxWatchesPerSandbox: 8, MaxWatchDirs: 8192, MaxWatchQueue: 4096,
+		MaxProcessesPerSandbox: 16, MaxProcessRecords: 256, ProcessOutputBytes: 1 << 20,
+		MaxProcessWait: time.Minute, MaxStdinBytes: 512 << 10,
 	}
 }
 
@@ -110,6 +113,8 @@ type sandbox struct {
 	fsMu sync.Mutex
 	// watches is the number of open watches (guarded by Backend.mu).
 	watches int
+	// procs are the sandbox's processes (processes extension).
+	procs *proctable.Table
 }
 
 func (s *sandbox) expiresAt() time.Time { return s.lastActive.Add(s.ttl) }
@@ -131,9 +136,20 @@ func New(cfg Config) (*Backend, error) {
 	if l.MaxUploadEntries == 0 {
 		l.MaxUploadEntries = d.MaxUploadEntries
 	}
+	for _, p := range []struct{ v, def *int64 }{
+		{&l.ProcessOutputBytes, &d.ProcessOutputBytes}, {&l.MaxStdinBytes, &d.MaxStdinBytes},
+	} {
+		if *p.v == 0 {
+			*p.v = *p.def
+		}
+	}
+	if l.MaxProcessWait == 0 {
+		l.MaxProcessWait = d.MaxProcessWait
+	}
 	for _, p := range []struct{ v, def *int }{
 		{&l.MaxConcurrentExecs, &d.MaxConcurrentExecs}, {&l.MaxListPageSize, &d.MaxListPageSize},
 		{&l.MaxWatchesPerSandbox, &d.MaxWatchesPerSandbox}, {&l.MaxWatchDirs, &d.MaxWatchDirs}, {&l.MaxWatchQueue, &d.MaxWatchQueue},
+		{&l.MaxProcessesPerSandbox, &d.MaxProcessesPerSandbox}, {&l.MaxProcessRecords, &d.MaxProcessRecords},
 	} {
 		if *p.v < 0 {
 			return nil, errors.New("membackend: Limits must not be negative")
@@ -143,7 +159,8 @@ func New(cfg Config) (*Backend, error) {
 		}
 	}
 	if cfg.Extensions == nil {
-		cfg.Extensions = []string{api.ExtSandboxesGet, api.ExtSandboxesList, api.ExtExecFlags, api.ExtFilesOps}
+		cfg.Extensions = []string{api.ExtSandboxesGet, api.ExtSandboxesList, api.ExtExecFlags, api.ExtFilesOps,
+			api.ExtExecStdin, api.ExtProcesses}
 		if _, ok := any((*Backend)(nil)).(driver.Watcher); ok {
 			cfg.Extensions = append(cfg.Extensions, api.ExtFilesWatch)
 		}
@@ -244,6 +261,8 @@ func (b *Backend) stopLocked(s *sandbox) {
 	for p := range s.running {
 		p.killGroup()
 	}
+	// The table's Close waits for the runners, which take b.mu.
+	go s.procs.Close(context.Background())
 }
 
 // Create creates or ensures sandbox id.
@@ -285,6 +304,10 @@ func (b *Backend) newSandboxLocked(id string, req driver.CreateRequest) (*sandbo
 			return nil, fmt.Errorf("create sandbox %q: %w", id, err)
 		}
 	}
+	s.procs = proctable.New(proctable.Config{
+		MaxRunning: b.cfg.Limits.MaxProcessesPerSandbox, MaxRecords: b.cfg.Limits.MaxProcessRecords,
+		OutputBytes: b.cfg.Limits.ProcessOutputBytes,
+	})
 	s.toHost = strings.NewReplacer(api.Workspace, s.workspace, "/tmp", s.tmp)
 	s.fromHost = strings.NewReplacer(s.workspace, api.Workspace, s.tmp, "/tmp")
 	b.sandboxes[id] = s
