@@ -106,7 +106,9 @@ func checkProcInvalid(ctx context.Context, env *Env) error {
 	post := func(path, body string, names ...string) badProc {
 		return badProc{method: http.MethodPost, path: path, body: body, names: names}
 	}
-	get := func(path string, names ...string) badProc { return badProc{method: http.MethodGet, path: path, names: names} }
+	get := func(path string, names ...string) badProc {
+		return badProc{method: http.MethodGet, path: path, names: names}
+	}
 	cases := []badProc{
 		post(starts, `{"cmd":[]}`, "cmd"),
 		post(starts, `{}`, "cmd"),
