@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"regexp"
 	"slices"
@@ -369,66 +368,18 @@ func checkProcSignal(ctx context.Context, env *Env) error {
 	return errors.Join(errs...)
 }
 
-// treeMarker returns a unique sleep duration for a process tree, the
-// script starting that tree (sleeps in the background and in the
-// foreground) and the marker that finds its processes.
-func treeMarker() (script, marker string) {
-	n := 10000 + rand.IntN(80000)
-	return fmt.Sprintf("sleep %d & sleep %d & sh -c 'sleep %d' & sleep %d", n, n, n, n), fmt.Sprintf("sleep %d", n)
-}
-
-// treeProcesses returns the processes of the sandbox whose command line
-// holds marker.
-func treeProcesses(ctx context.Context, env *Env, id, marker string) ([]string, error) {
-	procs, err := listProcesses(ctx, env, id)
-	if err != nil {
-		return nil, err
-	}
-	var found []string
-	for _, l := range strings.Split(procs, "\n") {
-		if slices.Contains(strings.Fields(l), marker[len("sleep "):]) && strings.Contains(l, marker) {
-			found = append(found, strings.TrimSpace(l))
-		}
-	}
-	return found, nil
-}
-
-// awaitTree waits until the tree of marker shows at least n processes
-// (when n > 0) or none (n == 0), within limit, and returns what it saw
-// last.
-func awaitTree(ctx context.Context, env *Env, id, marker string, n int, limit time.Duration) ([]string, bool, error) {
-	deadline := time.Now().Add(limit)
-	for {
-		found, err := treeProcesses(ctx, env, id, marker)
-		if err != nil {
-			return found, false, err
-		}
-		if (n == 0 && len(found) == 0) || (n > 0 && len(found) >= n) {
-			return found, true, nil
-		}
-		if time.Now().After(deadline) {
-			return found, false, nil
-		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
-			return found, false, err
-		}
-	}
-}
-
 func checkProcKill(ctx context.Context, env *Env) error {
 	id, err := env.NewSandbox(ctx, "proc-kill")
 	if err != nil {
 		return err
 	}
-	script, marker := treeMarker()
-	p, _, err := env.startProcOK(ctx, id, procSh(script))
+	tree := newProcTree()
+	p, _, err := env.startProcOK(ctx, id, procSh(tree.script()))
 	if err != nil {
 		return err
 	}
-	if found, ok, err := awaitTree(ctx, env, id, marker, 4, procWait); err != nil {
+	if err := tree.awaitStarted(ctx, env, id, procWait); err != nil {
 		return err
-	} else if !ok {
-		return fmt.Errorf("%w: the process tree did not start within %s (found %q)", ErrSuite, procWait, found)
 	}
 	x, err := env.killProc(ctx, id, p.ID)
 	if err != nil {
@@ -443,11 +394,11 @@ func checkProcKill(ctx context.Context, env *Env) error {
 	want(&errs, "state in the answer to a kill", k.State, "exited", x)
 	want(&errs, "exitCode in the answer to a kill", k.exit(), 137, x)
 	want(&errs, "signal in the answer to a kill", k.Signal, "KILL", x)
-	if found, ok, err := awaitTree(ctx, env, id, marker, 0, env.cfg.TimeoutGrace); err != nil {
+	if left, err := tree.awaitDead(ctx, env, id, env.cfg.TimeoutGrace); err != nil {
 		errs = append(errs, err)
-	} else if !ok {
-		errs = append(errs, ownFinding(x, aspectNone, fmt.Sprintf("%d processes left", len(found)), "the whole tree killed",
-			fmt.Errorf("%d processes of the killed process's tree still run %s after the kill answered: %q\n%s", len(found), env.cfg.TimeoutGrace, found, x)))
+	} else if len(left) > 0 {
+		errs = append(errs, ownFinding(x, aspectNone, fmt.Sprintf("%d processes left", len(left)), "the whole tree killed",
+			fmt.Errorf("%d processes of the killed process's tree (pids %s) still run %s after the kill answered\n%s", len(left), strings.Join(left, " "), env.cfg.TimeoutGrace, x)))
 	}
 	// The record is kept; killing again answers it unchanged.
 	gx, err := env.getProc(ctx, id, p.ID)
@@ -482,8 +433,8 @@ func checkProcTimeout(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
-	script, marker := treeMarker()
-	req := procSh(script)
+	tree := newProcTree()
+	req := procSh(tree.script())
 	req.TimeoutSeconds = ptr[int32](1)
 	p, x, err := env.startProcOK(ctx, id, req)
 	if err != nil {
@@ -501,11 +452,11 @@ func checkProcTimeout(ctx context.Context, env *Env) error {
 	}
 	want(&errs, "exitCode of a timed-out process", e.exit(), 124, wx)
 	want(&errs, "timedOut of a timed-out process", e.TimedOut, true, wx)
-	if found, ok, err := awaitTree(ctx, env, id, marker, 0, env.cfg.TimeoutGrace); err != nil {
+	if left, err := tree.awaitDead(ctx, env, id, env.cfg.TimeoutGrace); err != nil {
 		errs = append(errs, err)
-	} else if !ok {
-		errs = append(errs, ownFinding(x, aspectNone, fmt.Sprintf("%d processes left", len(found)), "the whole tree killed",
-			fmt.Errorf("%d processes of the timed-out process's tree still run %s after it ended: %q\n%s", len(found), env.cfg.TimeoutGrace, found, x)))
+	} else if len(left) > 0 {
+		errs = append(errs, ownFinding(x, aspectNone, fmt.Sprintf("%d processes left", len(left)), "the whole tree killed",
+			fmt.Errorf("%d processes of the timed-out process's tree (pids %s) still run %s after it ended\n%s", len(left), strings.Join(left, " "), env.cfg.TimeoutGrace, x)))
 	}
 	return errors.Join(errs...)
 }
@@ -541,7 +492,6 @@ func checkProcMax(ctx context.Context, env *Env) error {
 		if err != nil {
 			return err
 		}
-		x.judge()
 		if !success(x.Status) {
 			return ownFinding(x, aspectStatus, fmt.Sprintf("status %d for process %d", x.Status, i+1), "201",
 				fmt.Errorf("process %d of %d (maxProcessesPerSandbox %d) was refused: status %d\n%s", i+1, n, n, x.Status, x))
