@@ -97,7 +97,9 @@ func checkProcStart(ctx context.Context, env *Env) error {
 	if q.ID == p.ID {
 		errs = append(errs, ownFinding(qx, aspectBody, "id "+q.ID+" twice", "a new id", fmt.Errorf("two processes got the same id %q\n%s", q.ID, qx)))
 	}
-	if out, err := env.awaitFile(ctx, id, "/workspace/d.out", procWait); err != nil {
+	if _, _, err := env.waitEnd(ctx, id, q.ID, procWait); err != nil {
+		errs = append(errs, err)
+	} else if out, err := env.awaitFile(ctx, id, "/workspace/d.out", procWait); err != nil {
 		errs = append(errs, fmt.Errorf("the process without workdir did not run: %w", err))
 	} else {
 		want(&errs, "pwd of a process started without workdir", out, "/workspace\n", qx)
@@ -378,7 +380,7 @@ func checkProcKill(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
-	if err := tree.awaitStarted(ctx, env, id, procWait); err != nil {
+	if err := tree.awaitStarted(ctx, env, id, p.ID, procWait); err != nil {
 		return err
 	}
 	x, err := env.killProc(ctx, id, p.ID)

@@ -41,6 +41,9 @@ func checkProcPty(ctx context.Context, env *Env) error {
 	}
 	var errs []error
 	want(&errs, "pty in the record of a process started with pty", p.Pty, true, px)
+	if e, _, err := env.waitEnd(ctx, id, p.ID, procWait); err != nil || !e.ended() {
+		return errors.Join(append(errs, err, fmt.Errorf("the process on a terminal did not end within %s", procWait))...)
+	}
 	out, err := env.awaitFile(ctx, id, "t.out", procWait)
 	if err != nil {
 		return errors.Join(append(errs, fmt.Errorf("the process on a terminal did not run: %w", err))...)
@@ -56,9 +59,6 @@ func checkProcPty(ctx context.Context, env *Env) error {
 	}
 	want(&errs, "test -t 0, 1 and 2 on a pty", lines[1], "yes", px)
 	want(&errs, "stty size on a pty of 33 rows and 101 columns", lines[2], "33 101", px)
-	if e, _, err := env.waitEnd(ctx, id, p.ID, procWait); err != nil || !e.ended() {
-		return errors.Join(append(errs, err, fmt.Errorf("the process on a terminal did not end within %s", procWait))...)
-	}
 	b, err := env.readEnded(ctx, id, p.ID, 0, outputWait)
 	if err != nil {
 		return errors.Join(append(errs, err)...)
@@ -81,13 +81,14 @@ func checkProcPtyResize(ctx context.Context, env *Env) error {
 	if err := needStty(ctx, env, id); err != nil {
 		return err
 	}
-	req := procSh(`trap 'stty size > w.tmp; mv w.tmp w.out' WINCH; echo ready > r.out; while [ ! -e gate ]; do sleep 0.02; done; stty size > s.tmp; mv s.tmp s.out`)
+	req := procSh(`trap 'stty size > w.tmp; mv w.tmp w.out; echo winch' WINCH; echo ready; while [ ! -e gate ]; do sleep 0.02; done; stty size > s.tmp; mv s.tmp s.out`)
 	req.Pty = &noxapi.TerminalSize{Rows: 24, Cols: 80}
 	p, _, err := env.startProcOK(ctx, id, req)
 	if err != nil {
 		return err
 	}
-	if _, err := env.awaitFile(ctx, id, "r.out", procWait); err != nil {
+	ready, err := env.awaitOutput(ctx, id, p.ID, 6, procWait)
+	if err != nil {
 		return fmt.Errorf("the process on a terminal did not start: %w", err)
 	}
 	x, err := env.resizeProc(ctx, id, p.ID, 50, 132)
@@ -99,24 +100,26 @@ func checkProcPtyResize(ctx context.Context, env *Env) error {
 		return err
 	}
 	var errs []error
-	if out, err := env.awaitFile(ctx, id, "w.out", procWait); err != nil {
+	if _, err := env.awaitOutput(ctx, id, p.ID, int64(ready.OutputBytes)+5, procWait); err != nil {
 		errs = append(errs, ownFinding(x, aspectNone, "no SIGWINCH", "the process gets SIGWINCH",
 			fmt.Errorf("the process's WINCH trap did not run after the resize: %w\n%s", err, x)))
+	} else if out, err := env.awaitFile(ctx, id, "w.out", procWait); err != nil {
+		errs = append(errs, err)
 	} else {
 		want(&errs, "stty size in the WINCH trap after a resize to 50x132", strings.TrimSpace(out), "50 132", x)
 	}
 	if _, err := env.Sh(ctx, id, "touch gate"); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	if out, err := env.awaitFile(ctx, id, "s.out", procWait); err != nil {
-		errs = append(errs, err)
-	} else {
-		want(&errs, "stty size after a resize to 50x132", strings.TrimSpace(out), "50 132", x)
-	}
 	// An ended process, and one without a terminal, cannot be resized.
 	if e, _, err := env.waitEnd(ctx, id, p.ID, procWait); err != nil {
 		errs = append(errs, err)
 	} else if e.ended() {
+		if out, err := env.awaitFile(ctx, id, "s.out", procWait); err != nil {
+			errs = append(errs, err)
+		} else {
+			want(&errs, "stty size after a resize to 50x132", strings.TrimSpace(out), "50 132", x)
+		}
 		if x, err := env.resizeProc(ctx, id, p.ID, 30, 90); err != nil {
 			errs = append(errs, err)
 		} else if err := expectError(x, http.StatusConflict); err != nil {

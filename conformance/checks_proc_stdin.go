@@ -69,20 +69,23 @@ func checkProcStdin(ctx context.Context, env *Env) error {
 	if err := stdinWrite(ctx, env, id, p.ID, "hello\n", false); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	if out, err := env.awaitFile(ctx, id, "r.out", procWait); err != nil {
-		errs = append(errs, fmt.Errorf("after `hello` was written to `read x`: %w", err))
-	} else {
-		want(&errs, "what `read x; echo got $x` wrote", out, "got hello\n", px)
-	}
 	if e, _, err := env.waitEnd(ctx, id, p.ID, procWait); err != nil {
 		errs = append(errs, err)
-	} else if e.ended() {
+	} else if !e.ended() {
+		errs = append(errs, ownFinding(px, aspectNone, "`read x` still runs", "it ends after the line",
+			fmt.Errorf("`read x` still runs %s after `hello\\n` was written to its stdin\n%s", procWait, px)))
+	} else {
+		if out, err := env.awaitFile(ctx, id, "r.out", procWait); err != nil {
+			errs = append(errs, err)
+		} else {
+			want(&errs, "what `read x; echo got $x` wrote", out, "got hello\n", px)
+		}
 		if err := stdinRefused(ctx, env, id, p.ID, "an ended process"); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	// Close gives end-of-file; writes after it are refused.
-	req = procSh(`cat > c.out; echo done > d.tmp; mv d.tmp d.out; exec sleep 60`)
+	req = procSh(`cat > c.out; echo done; exec sleep 60`)
 	req.Stdin = ptr(true)
 	c, cx, err := env.startProcOK(ctx, id, req)
 	if err != nil {
@@ -94,8 +97,9 @@ func checkProcStdin(ctx context.Context, env *Env) error {
 	if err := stdinWrite(ctx, env, id, c.ID, "def", true); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	if _, err := env.awaitFile(ctx, id, "d.out", procWait); err != nil {
-		errs = append(errs, fmt.Errorf("cat did not end after its stdin was closed: %w", err))
+	if _, err := env.awaitOutput(ctx, id, c.ID, 5, procWait); err != nil {
+		errs = append(errs, ownFinding(cx, aspectNone, "cat still runs", "cat ends at the end of its input",
+			fmt.Errorf("cat did not end after its stdin was closed: %w\n%s", err, cx)))
 	} else {
 		if out, err := env.Sh(ctx, id, "cat c.out"); err != nil {
 			errs = append(errs, err)
@@ -107,15 +111,16 @@ func checkProcStdin(ctx context.Context, env *Env) error {
 		}
 	}
 	// Without stdin: its standard input is empty, and writes are refused.
-	n, _, err := env.startProcOK(ctx, id, procSh(`cat > n.out; echo done > e.tmp; mv e.tmp e.out; exec sleep 60`))
+	n, nx, err := env.startProcOK(ctx, id, procSh(`cat > n.out; echo done; exec sleep 60`))
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
 	if err := stdinRefused(ctx, env, id, n.ID, "a process started without stdin"); err != nil {
 		errs = append(errs, err)
 	}
-	if _, err := env.awaitFile(ctx, id, "e.out", procWait); err != nil {
-		errs = append(errs, fmt.Errorf("the standard input of a process started without stdin must be empty (cat must end): %w", err))
+	if _, err := env.awaitOutput(ctx, id, n.ID, 5, procWait); err != nil {
+		errs = append(errs, ownFinding(nx, aspectNone, "cat still runs", "cat ends at once",
+			fmt.Errorf("the standard input of a process started without stdin must be empty, so cat ends: %w\n%s", err, nx)))
 	}
 	return errors.Join(errs...)
 }

@@ -203,6 +203,9 @@ func checkProcTerminalErrors(ctx context.Context, env *Env) error {
 			errs = append(errs, fmt.Errorf("the terminal of %s: %w", c.what, err))
 		}
 	}
+	if err := stillUnknown(ctx, env, unknown, "terminal attach"); err != nil {
+		errs = append(errs, err)
+	}
 	x, err := env.rawWith(ctx, http.MethodGet, procPath(id, pty.ID, "terminal"), nil, nil)
 	if err != nil {
 		errs = append(errs, err)

@@ -214,10 +214,13 @@ func (e *Env) awaitOutput(ctx context.Context, id, pid string, n int64, limit ti
 }
 
 // awaitFile waits up to limit until the file p exists in sandbox id (a
-// process got as far as writing it) and returns its content.
+// process got as far as writing it) and returns its content. Processes
+// write their files by renaming them into place, so a file that exists
+// is complete.
 func (e *Env) awaitFile(ctx context.Context, id, p string, limit time.Duration) (string, error) {
 	deadline := time.Now().Add(limit)
 	script := "if [ -e " + p + " ]; then echo y; cat " + p + "; fi"
+	pause := 20 * time.Millisecond
 	for {
 		out, err := e.Sh(ctx, id, script)
 		if err != nil {
@@ -229,9 +232,11 @@ func (e *Env) awaitFile(ctx context.Context, id, p string, limit time.Duration) 
 		if time.Now().After(deadline) {
 			return "", fmt.Errorf("the file %s did not appear within %s", p, limit)
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		// Each look is a command: look less often as time passes.
+		if err := sleep(ctx, pause); err != nil {
 			return "", err
 		}
+		pause = min(2*pause, 500*time.Millisecond)
 	}
 }
 

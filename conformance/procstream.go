@@ -65,7 +65,7 @@ func (e *Env) openOutput(ctx context.Context, id, pid string, q outQuery) (*outS
 	if q.lastEventID != "" {
 		params.LastEventID = &q.lastEventID
 	}
-	resp, err := e.Client.StreamProcessOutput(ctx, id, pid, params)
+	resp, err := e.Client.StreamProcessOutput(ctx, id, pid, params, acceptEventStream)
 	if err != nil {
 		return nil, nil, transportError(ctx, "output of process "+pid, err)
 	}
@@ -77,6 +77,13 @@ func (e *Env) openOutput(ctx context.Context, id, pid string, q outQuery) (*outS
 	s := &outStream{env: e, x: x, body: resp.Body, events: make(chan outEvent, 1024)}
 	go s.read(resp.Body)
 	return s, x, nil
+}
+
+// acceptEventStream asks for an event stream, as every client of one
+// does.
+func acceptEventStream(_ context.Context, req *http.Request) error {
+	req.Header.Set("Accept", "text/event-stream")
+	return nil
 }
 
 // read parses the stream into s.events until it ends.

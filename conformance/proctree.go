@@ -32,7 +32,7 @@ func newProcTree() procTree {
 
 // script is the tree's shell script.
 func (t procTree) script() string {
-	return fmt.Sprintf(`echo $$ >> %[2]s; sleep %[1]d & echo $! >> %[2]s; sh -c 'sleep %[1]d & echo $! >> %[2]s; wait' & echo $! >> %[2]s; sleep %[1]d & echo $! >> %[2]s; wait`,
+	return fmt.Sprintf(`echo $$ >> %[2]s; sleep %[1]d & echo $! >> %[2]s; sh -c 'sleep %[1]d & echo $! >> %[2]s; echo i; wait' & echo $! >> %[2]s; sleep %[1]d & echo $! >> %[2]s; echo o; wait`,
 		t.n, t.pids)
 }
 
@@ -57,9 +57,14 @@ func (t procTree) state(ctx context.Context, env *Env, id string) (int, []string
 	return n, f[1:], nil
 }
 
-// awaitStarted waits up to limit until every process of the tree runs.
-func (t procTree) awaitStarted(ctx context.Context, env *Env, id string, limit time.Duration) error {
+// awaitStarted waits up to limit until every process of the tree
+// (process pid) runs: the shells print a line each once they recorded
+// their children.
+func (t procTree) awaitStarted(ctx context.Context, env *Env, id, pid string, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
+	if _, err := env.awaitOutput(ctx, id, pid, 4, limit); err != nil {
+		return fmt.Errorf("%w: the process tree did not start: %w", ErrSuite, err)
+	}
 	for {
 		n, alive, err := t.state(ctx, env, id)
 		if err != nil || (n == treeSize && len(alive) == treeSize) {
@@ -68,7 +73,7 @@ func (t procTree) awaitStarted(ctx context.Context, env *Env, id string, limit t
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%w: the process tree did not start within %s (%d pids recorded, %d running)", ErrSuite, limit, n, len(alive))
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
 			return err
 		}
 	}

@@ -110,8 +110,8 @@ func Wrap(h http.Handler, q Quirks) http.Handler {
 			create.Header.Del("Content-Length")
 			h.ServeHTTP(httptest.NewRecorder(), create.WithContext(r.Context()))
 		}
-		if r.Header.Get("Accept") == "text/event-stream" || op == "GET /files/download" || op == "POST /exec/stream" {
-			h.ServeHTTP(w, r) // streams pass through untouched
+		if r.Header.Get("Accept") == "text/event-stream" || r.Header.Get("Upgrade") != "" || op == "GET /files/download" || op == "POST /exec/stream" {
+			h.ServeHTTP(w, r) // streams and WebSockets pass through untouched
 			return
 		}
 		rec := httptest.NewRecorder()
