@@ -426,6 +426,9 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 				"fs/remove",
 				"fs/unknown-sandbox-404",
 				"fs/write-parents-mode",
+				"proc/unknown-process-404",
+				"proc/unknown-sandbox-404",
+				"proc/terminal-errors",
 			}, nil},
 	}
 	// The runs mostly wait (sleeps, timeouts), so they run at once, outside
