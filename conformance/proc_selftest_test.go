@@ -316,7 +316,9 @@ func procFaults() []procFault {
 		}),
 		own("wait answers at once", "proc/wait", func(_ *testing.T, h http.Handler) http.Handler {
 			return onProc(h, http.MethodGet, "wait", func(w http.ResponseWriter, r *http.Request) {
-				r.URL.Path, r.URL.RawQuery = strings.TrimSuffix(r.URL.Path, "/wait"), ""
+				if n, err := strconv.Atoi(r.URL.Query().Get("timeoutSeconds")); err == nil && n >= 0 {
+					r.URL.Path, r.URL.RawQuery = strings.TrimSuffix(r.URL.Path, "/wait"), ""
+				}
 				h.ServeHTTP(w, r)
 			})
 		}),
@@ -357,7 +359,9 @@ func procFaults() []procFault {
 		}),
 		own("Last-Event-ID ignored", "proc/output-replay", func(_ *testing.T, h http.Handler) http.Handler {
 			return onProc(h, http.MethodGet, "output", func(w http.ResponseWriter, r *http.Request) {
-				r.Header.Del("Last-Event-ID")
+				if _, err := strconv.Atoi(r.Header.Get("Last-Event-ID")); err == nil {
+					r.Header.Del("Last-Event-ID")
+				}
 				h.ServeHTTP(w, r)
 			})
 		}),
@@ -370,7 +374,11 @@ func procFaults() []procFault {
 			}},
 		own("follow=false ignored", "proc/output-end", func(_ *testing.T, h http.Handler) http.Handler {
 			return onProc(h, http.MethodGet, "output", func(w http.ResponseWriter, r *http.Request) {
-				editQuery(r, func(q url.Values) { delete(q, "follow") })
+				editQuery(r, func(q url.Values) {
+					if q.Get("follow") == "false" {
+						delete(q, "follow")
+					}
+				})
 				h.ServeHTTP(w, r)
 			})
 		}),
@@ -428,7 +436,7 @@ func procFaults() []procFault {
 		own("pty size ignored", "proc/pty", func(_ *testing.T, h http.Handler) http.Handler {
 			return onProc(h, http.MethodPost, "start", func(w http.ResponseWriter, r *http.Request) {
 				editJSON(r, func(b map[string]any) {
-					if _, ok := b["pty"]; ok {
+					if pty, ok := b["pty"].(map[string]any); ok && pty["rows"] == float64(33) {
 						b["pty"] = map[string]any{"rows": 24, "cols": 80}
 					}
 				})
