@@ -62,29 +62,8 @@ func checkProcTerminal(ctx context.Context, env *Env) error {
 		return termFinding(x, t, "output "+clip(string(t.out), 80), "hello-term and 24 80",
 			errors.New("the terminal's output (from offset 0) did not bring `hello-term` and `24 80` in binary messages"))
 	}
-	// A resize message changes the size the process sees. Enter asks the
-	// script for the size; input written before the resize took effect
-	// is answered with the old size, and Enter is typed again.
-	if err := t.send(ctx, true, resizeMessage(40, 100)); err != nil {
+	if err := resizeByMessage(ctx, t, x); err != nil {
 		return err
-	}
-	for try := 1; ; try++ {
-		n := len(sizeLine.FindAllString(crlf(string(t.out)), -1))
-		if err := t.send(ctx, false, []byte("\r")); err != nil {
-			return err
-		}
-		if !t.await(ctx, procWait, func() bool { return len(sizeLine.FindAllString(crlf(string(t.out)), -1)) > n }) {
-			return termFinding(x, t, "no answer to Enter", "size:...",
-				errors.New("Enter typed as a binary message was not read by the process"))
-		}
-		all := sizeLine.FindAllStringSubmatch(crlf(string(t.out)), -1)
-		if all[len(all)-1][1] == "40 100" {
-			break
-		}
-		if try == 10 {
-			return termFinding(x, t, "stty size "+all[len(all)-1][1], "40 100",
-				errors.New(`after {"type":"resize","rows":40,"cols":100}, stty size still prints the old size`))
-		}
 	}
 	// Typed input is echoed and read.
 	if err := t.send(ctx, false, []byte("typed\r")); err != nil {
@@ -102,28 +81,61 @@ func checkProcTerminal(ctx context.Context, env *Env) error {
 	// normal close.
 	t.await(ctx, procWait, func() bool { return t.ended })
 	errs = append(errs, judgeTermExit(env, x, t, 3)...)
-	// eof ends a terminal's input.
-	req = procSh(`cat; echo cat-done`)
+	errs = append(errs, checkTerminalEOF(ctx, env, id)...)
+	return errors.Join(errs...)
+}
+
+// resizeByMessage sends a resize message to the terminal check's script
+// and types Enter until the script prints the new size: Enter asks it
+// for its size, and input written before the resize took effect is
+// answered with the old size.
+func resizeByMessage(ctx context.Context, t *termConn, x *Exchange) error {
+	if err := t.send(ctx, true, resizeMessage(40, 100)); err != nil {
+		return err
+	}
+	sizes := func() [][]string { return sizeLine.FindAllStringSubmatch(crlf(string(t.out)), -1) }
+	for try := 1; ; try++ {
+		n := len(sizes())
+		if err := t.send(ctx, false, []byte("\r")); err != nil {
+			return err
+		}
+		if !t.await(ctx, procWait, func() bool { return len(sizes()) > n }) {
+			return termFinding(x, t, "no answer to Enter", "size:...",
+				errors.New("Enter typed as a binary message was not read by the process"))
+		}
+		all := sizes()
+		last := all[len(all)-1][1]
+		if last == "40 100" {
+			return nil
+		}
+		if try == 10 {
+			return termFinding(x, t, "stty size "+last, "40 100",
+				errors.New(`after {"type":"resize","rows":40,"cols":100}, stty size still prints the old size`))
+		}
+	}
+}
+
+// checkTerminalEOF checks that an eof message ends a terminal's input:
+// cat ends.
+func checkTerminalEOF(ctx context.Context, env *Env, id string) []error {
+	req := procSh(`cat; echo cat-done`)
 	req.Pty = &noxapi.TerminalSize{Rows: 24, Cols: 80}
 	c, _, err := env.startProcOK(ctx, id, req)
 	if err != nil {
-		return errors.Join(append(errs, err)...)
+		return []error{err}
 	}
-	t2, x2, err := attach(ctx, env, id, c.ID, nil)
+	t, x, err := attach(ctx, env, id, c.ID, nil)
 	if err != nil {
-		return errors.Join(append(errs, err)...)
+		return []error{err}
 	}
-	defer t2.close()
-	if err := t2.send(ctx, true, []byte(`{"type":"eof"}`)); err != nil {
-		return errors.Join(append(errs, err)...)
+	defer t.close()
+	if err := t.send(ctx, true, []byte(`{"type":"eof"}`)); err != nil {
+		return []error{err}
 	}
-	if !t2.await(ctx, procWait, func() bool { return t2.ended }) || !hasText(t2.out, "cat-done\n") {
-		errs = append(errs, termFinding(x2, t2, "cat still runs", "cat-done, exit",
-			errors.New(`after {"type":"eof"}, cat did not end`)))
-	} else {
-		errs = append(errs, judgeTermExit(env, x2, t2, 0)...)
+	if !t.await(ctx, procWait, func() bool { return t.ended }) || !hasText(t.out, "cat-done\n") {
+		return []error{termFinding(x, t, "cat still runs", "cat-done, exit", errors.New(`after {"type":"eof"}, cat did not end`))}
 	}
-	return errors.Join(errs...)
+	return judgeTermExit(env, x, t, 0)
 }
 
 // judgeTermExit checks how a terminal's WebSocket ended: an exit
