@@ -25,7 +25,11 @@ func attach(ctx context.Context, env *Env, id, pid string, q url.Values) (*termC
 	if err != nil {
 		return nil, x, err
 	}
-	if t == nil {
+	switch {
+	case t == nil && x.Status == http.StatusSwitchingProtocols:
+		return nil, x, ownFinding(x, aspectHeader, "an invalid upgrade", "a WebSocket upgrade (RFC 6455)",
+			fmt.Errorf("the answer to the WebSocket handshake for a terminal is 101 but not a valid WebSocket upgrade\n%s", x))
+	case t == nil:
 		return nil, x, ownFinding(x, aspectStatus, fmt.Sprintf("status %d %s", x.Status, bodyExcerpt(x)), "101 Switching Protocols",
 			fmt.Errorf("the WebSocket handshake for the terminal of a process started with pty was refused: status %d, want 101\n%s", x.Status, x))
 	}

@@ -388,8 +388,10 @@ func (e *Env) readOutput(ctx context.Context, id, pid string, q outQuery, limit 
 	}
 	events, ended := s.readAll(ctx, limit)
 	s.close()
+	// The stream is read and closed: its exchange is complete, and the
+	// check may judge it.
 	out, derr := decodeOutput(events)
-	body := outputBody{procOutput: out, x: s.shown(), ended: ended, comments: s.comments, readErr: s.err}
+	body := outputBody{procOutput: out, x: s.x, ended: ended, comments: s.comments, readErr: s.err}
 	if derr != nil {
 		return body, ownFinding(body.x, aspectBody, clip(derr.Error(), 160), "output events as the contract describes",
 			fmt.Errorf("%w\n%s", derr, body.x))
