@@ -83,7 +83,7 @@ func (s *store) startExec(ctx context.Context, id string, req driver.ExecRequest
 	if req.Timeout == 0 {
 		req.Timeout = s.cfg.DefaultExecTimeout
 	}
-	h := &execHandle{s: s, id: id, b: b, env: env, releaseSlot: releaseSlot,
+	h := &execHandle{s: s, id: id, b: b, env: env, releaseSlot: releaseSlot, stdin: req.Stdin,
 		spec: sandbox.ExecSpec{Argv: req.Argv, Dir: req.Workdir, Env: commandEnv(req.Env), Timeout: req.Timeout}}
 	if err := s.checkWorkdir(b, req.Workdir); err != nil {
 		h.Abort()

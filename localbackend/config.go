@@ -184,6 +184,24 @@ type Config struct {
 	// instance, of which a host user has fs.inotify.max_user_instances
 	// (128 by default). Default: 8.
 	MaxWatchesPerSandbox int
+	// MaxProcessesPerSandbox bounds the processes of the processes
+	// extension running at once in one sandbox; more are answered 503.
+	// They do not take command slots (MaxConcurrentExecs): they are
+	// long-lived by design; the sandbox's pids limit bounds what they
+	// start. Default: 16.
+	MaxProcessesPerSandbox int
+	// MaxProcessRecords bounds the process records one sandbox keeps; the
+	// oldest ended ones are forgotten first. Default: 256.
+	MaxProcessRecords int
+	// ProcessOutputBytes is the output kept per process for replay;
+	// older output is dropped. Default: 1 MiB.
+	ProcessOutputBytes int64
+	// MaxProcessWait is the longest one waitProcess request waits.
+	// Default: 1 minute.
+	MaxProcessWait time.Duration
+	// MaxStdinBytes bounds the stdin of one exec request (exec.stdin).
+	// Default: half of MaxJSONBodyBytes (base64 grows it by a third).
+	MaxStdinBytes int64
 	// MaxWatchDirs bounds the directories one recursive watch covers
 	// (one inotify watch each); a tree that grows past it ends the watch
 	// with an error naming the limit. Default: 8192.
@@ -295,6 +313,11 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.MaxWatchesPerSandbox, 8)
 	setDefault(&c.MaxWatchDirs, 8192)
 	setDefault(&c.MaxWatchQueue, 4096)
+	setDefault(&c.MaxProcessesPerSandbox, 16)
+	setDefault(&c.MaxProcessRecords, 256)
+	setDefault(&c.ProcessOutputBytes, 1<<20)
+	setDefault(&c.MaxProcessWait, time.Minute)
+	setDefault(&c.MaxStdinBytes, c.MaxJSONBodyBytes/2)
 	if c.HostWatchesBudget == 0 || c.HostWatchDirsBudget == 0 {
 		host := readHostLimits(procSys)
 		setDefault(&c.HostWatchesBudget, half(host.inotifyInstances))
@@ -405,7 +428,7 @@ func (c *Config) validate() (limits, error) {
 	for _, v := range []struct {
 		name string
 		n    int64
-	}{{"MaxOutputBytes", c.MaxOutputBytes}, {"MaxUploadBytes", c.MaxUploadBytes}, {"MaxUploadEntries", c.MaxUploadEntries}, {"MaxDownloadBytes", c.MaxDownloadBytes}, {"MaxDownloadEntries", c.MaxDownloadEntries}, {"MaxJSONBodyBytes", c.MaxJSONBodyBytes}, {"MaxConcurrentExecs", int64(c.MaxConcurrentExecs)}, {"MaxConcurrentExecsPerSandbox", int64(c.MaxConcurrentExecsPerSandbox)}, {"Pids", c.Pids}, {"OpenFiles", c.OpenFiles}, {"MaxListPageSize", int64(c.MaxListPageSize)}, {"MaxWatchesPerSandbox", int64(c.MaxWatchesPerSandbox)}, {"MaxWatchDirs", int64(c.MaxWatchDirs)}, {"MaxWatchQueue", int64(c.MaxWatchQueue)}} {
+	}{{"MaxOutputBytes", c.MaxOutputBytes}, {"MaxUploadBytes", c.MaxUploadBytes}, {"MaxUploadEntries", c.MaxUploadEntries}, {"MaxDownloadBytes", c.MaxDownloadBytes}, {"MaxDownloadEntries", c.MaxDownloadEntries}, {"MaxJSONBodyBytes", c.MaxJSONBodyBytes}, {"MaxConcurrentExecs", int64(c.MaxConcurrentExecs)}, {"MaxConcurrentExecsPerSandbox", int64(c.MaxConcurrentExecsPerSandbox)}, {"Pids", c.Pids}, {"OpenFiles", c.OpenFiles}, {"MaxListPageSize", int64(c.MaxListPageSize)}, {"MaxWatchesPerSandbox", int64(c.MaxWatchesPerSandbox)}, {"MaxWatchDirs", int64(c.MaxWatchDirs)}, {"MaxWatchQueue", int64(c.MaxWatchQueue)}, {"MaxProcessesPerSandbox", int64(c.MaxProcessesPerSandbox)}, {"MaxProcessRecords", int64(c.MaxProcessRecords)}, {"ProcessOutputBytes", c.ProcessOutputBytes}, {"MaxStdinBytes", c.MaxStdinBytes}} {
 		if v.n < 0 {
 			errs = append(errs, fmt.Errorf("field %s: must not be negative", v.name))
 		}

@@ -24,7 +24,7 @@ func (d driverBackend) Info() driver.Info {
 	c := &b.cfg
 	return driver.Info{
 		Name: BackendName, Version: c.Version,
-		Extensions: append([]string{api.ExtSandboxesGet, api.ExtSandboxesList, api.ExtExecFlags}, fileExtensions()...),
+		Extensions: append([]string{api.ExtSandboxesGet, api.ExtSandboxesList, api.ExtExecFlags, api.ExtExecStdin, api.ExtProcesses}, fileExtensions()...),
 		Isolation: &driver.Isolation{
 			Tier: string(b.report.Tier), Isolated: b.report.Isolated, Notes: slices.Clone(b.report.Notes),
 		},
@@ -41,6 +41,8 @@ func (d driverBackend) Info() driver.Info {
 			DefaultStorageBytes: b.lim.defStorage, MaxStorageBytes: b.lim.maxStorage,
 			MaxListPageSize: c.MaxListPageSize, MaxWatchesPerSandbox: c.MaxWatchesPerSandbox,
 			MaxWatchDirs: c.MaxWatchDirs, MaxWatchQueue: c.MaxWatchQueue,
+			MaxProcessesPerSandbox: c.MaxProcessesPerSandbox, MaxProcessRecords: c.MaxProcessRecords,
+			ProcessOutputBytes: c.ProcessOutputBytes, MaxProcessWait: c.MaxProcessWait, MaxStdinBytes: c.MaxStdinBytes,
 		},
 		Images: c.imageNames(),
 	}

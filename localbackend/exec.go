@@ -38,6 +38,7 @@ type execHandle struct {
 	b           *box
 	env         environment
 	spec        sandbox.ExecSpec // without Stdout and Stderr
+	stdin       []byte           // written to the command's stdin (nil: none)
 	releaseSlot func()
 	once        sync.Once
 }
@@ -97,17 +98,41 @@ func (h *execHandle) Wait(ctx context.Context, out func(driver.Stream, string)) 
 // killed the sandbox's processes while the command ran.
 func (h *execHandle) run(ctx context.Context, spec sandbox.ExecSpec) (res sandbox.ExecResult, storageKilled bool, err error) {
 	kills := h.s.storageKills(h.b)
-	res, err = h.env.Exec(ctx, spec)
+	res, err = h.exec(ctx, h.env, spec)
 	if errors.Is(err, sandbox.ErrStopped) {
 		// The environment died since it was checked: rebuild it once.
 		var env environment
 		if env, err = h.s.startEnv(ctx, h.b); err == nil {
 			kills = h.s.storageKills(h.b)
-			res, err = env.Exec(ctx, spec)
+			res, err = h.exec(ctx, env, spec)
 		}
 	}
 	storageKilled = (err != nil || res.ExitCode == 137) && ctx.Err() == nil && h.s.storageKills(h.b) != kills
 	return res, storageKilled, err
+}
+
+// exec runs spec in env, writing h.stdin to its standard input when set.
+func (h *execHandle) exec(ctx context.Context, env environment, spec sandbox.ExecSpec) (sandbox.ExecResult, error) {
+	if h.stdin == nil {
+		return env.Exec(ctx, spec)
+	}
+	st, ok := env.(starter)
+	if !ok {
+		return sandbox.ExecResult{}, fmt.Errorf("this backend's runtime cannot give commands a standard input: %w", ErrUnavailable)
+	}
+	spec.OpenStdin = true
+	cmd, err := st.StartCommand(ctx, spec)
+	if err != nil {
+		return sandbox.ExecResult{}, err
+	}
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		// A command that exits without reading all of it is no error.
+		_, _ = cmd.WriteStdin(wctx, h.stdin)
+		_ = cmd.CloseStdin()
+	}()
+	return cmd.Wait(ctx)
 }
 
 // deletedNote is the stderr note of a command killed because its sandbox

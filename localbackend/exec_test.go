@@ -305,7 +305,7 @@ func TestNoneUnsafeHeader(t *testing.T) {
 
 func TestRuntimeFailures(t *testing.T) {
 	t.Parallel()
-	e := setup(t, func(c *Config) { c.MaxJSONBodyBytes = 1024 })
+	e := setup(t, func(c *Config) { c.MaxJSONBodyBytes, c.MaxStdinBytes = 1024, 512 })
 	e.create("fail", nil)
 	resp, body := e.do("POST", "/v1/sandboxes/fail/exec", map[string]any{"cmd": []string{"__fail"}})
 	expectError(t, resp, body, 500, "internal error")
@@ -320,8 +320,9 @@ func TestRuntimeFailures(t *testing.T) {
 	if len(evs) < 2 || evs[0].name != "stdout" || evs[len(evs)-1].name != "error" || !strings.Contains(evs[len(evs)-1].data, `"error":`) {
 		t.Errorf("events = %+v", evs)
 	}
-	// JSON bodies are small.
-	big := map[string]any{"cmd": []string{strings.Repeat("x", 2048)}}
+	// JSON bodies are small: an exec body may hold MaxJSONBodyBytes plus
+	// room for the largest stdin (6 bytes a byte, escaped), 4 KiB here.
+	big := map[string]any{"cmd": []string{strings.Repeat("x", 8192)}}
 	resp, body = e.do("POST", "/v1/sandboxes/fail/exec", big)
 	expectError(t, resp, body, 400, "body: exceeds")
 	data, _ := json.Marshal(big)

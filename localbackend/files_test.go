@@ -331,7 +331,7 @@ func TestInterruptedUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	half := data[:len(data)/2]
-	_, err = io.WriteString(conn, "POST /v1/sandboxes/intr/files/upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: "+itoa(len(data))+"\r\n\r\n")
+	_, err = io.WriteString(conn, "POST /v1/sandboxes/intr/files/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-tar\r\nContent-Length: "+itoa(len(data))+"\r\n\r\n")
 	if err == nil {
 		_, err = conn.Write(half)
 	}

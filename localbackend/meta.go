@@ -69,7 +69,9 @@ func (s *store) load() error {
 		}
 		// Staging areas of uploads a crash interrupted.
 		_ = os.RemoveAll(filepath.Join(s.boxDir(m.Key), "upload"))
-		s.boxes[m.SessionID] = s.newBox(m)
+		box := s.newBox(m)
+		s.loadProcesses(box)
+		s.boxes[m.SessionID] = box
 	}
 	// Remove sandbox directories left without metadata.
 	dirs, err := os.ReadDir(filepath.Join(s.dataDir, "sandboxes"))

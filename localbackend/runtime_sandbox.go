@@ -38,10 +38,24 @@ func (r managerRuntime) Start(ctx context.Context, spec sandbox.Spec) (environme
 	if err != nil {
 		return nil, err
 	}
-	return s, nil
+	return sandboxEnv{s}, nil
+}
+
+// sandboxEnv is a runtime sandbox as an environment that can start
+// commands (starter).
+type sandboxEnv struct{ *sandbox.Sandbox }
+
+// StartCommand starts one command without waiting for it.
+func (e sandboxEnv) StartCommand(ctx context.Context, spec sandbox.ExecSpec) (command, error) {
+	c, err := e.Sandbox.Start(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 var (
-	_ environment = (*sandbox.Sandbox)(nil)
-	_ fileOwner   = (*sandbox.Sandbox)(nil)
+	_ environment = sandboxEnv{}
+	_ fileOwner   = sandboxEnv{}
+	_ starter     = sandboxEnv{}
 )

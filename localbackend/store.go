@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/noxrunner/nox/internal/proctable"
 	"github.com/noxrunner/nox/localbackend/internal/diskquota"
 )
 
@@ -45,11 +46,16 @@ type box struct {
 	overFloor    int64 // > 0: above its storage limit; the lowest usage seen since (see checkStorage)
 	walkFailed   bool  // its last measurement failed (logged once)
 	restricted   bool  // its environment was built over the limit: no writing file data
+
+	procs  *proctable.Table // its processes (processes extension)
+	procMu sync.Mutex       // serialises writes of its process records
 }
 
 // newBox returns the in-memory state of the sandbox m describes.
 func (s *store) newBox(m meta) *box {
-	return &box{meta: m, gone: make(chan struct{}), cuts: map[any]func(){}, execSlots: make(chan struct{}, max(s.cfg.MaxConcurrentExecsPerSandbox, 1))}
+	b := &box{meta: m, gone: make(chan struct{}), cuts: map[any]func(){}, execSlots: make(chan struct{}, max(s.cfg.MaxConcurrentExecsPerSandbox, 1))}
+	b.procs = s.newProcessTable(b)
+	return b
 }
 
 // boxStatus is a snapshot of one sandbox for the API.

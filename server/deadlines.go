@@ -25,7 +25,7 @@ func stallDeadlines(next http.Handler, stall time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
 		sw := &stallWriter{ResponseWriter: w, rc: rc, stall: stall}
-		if isUpload(r) && r.Body != nil && r.Body != http.NoBody {
+		if streamsBody(r) && r.Body != nil && r.Body != http.NoBody {
 			r.Body = &stallBody{ReadCloser: r.Body, rc: rc, stall: stall}
 		}
 		next.ServeHTTP(sw, r)
@@ -61,12 +61,17 @@ func (s *stallWriter) Flush() {
 // stream clears the server's WriteTimeout this way).
 func (s *stallWriter) SetWriteDeadline(time.Time) error { return nil }
 
-// Unwrap lets http.ResponseController reach the underlying writer.
+// Unwrap lets http.ResponseController reach the underlying writer, and
+// websocket.Accept its http.Hijacker (net/http clears the connection's
+// deadlines when it is hijacked).
 func (s *stallWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // stallBody sets the read deadline before each read of a request body
 // and clears it at the end of the body, so that waiting for the answer is
-// not limited.
+// not limited. When the client stalled, the expired deadline stays: after
+// the handler, net/http reads what is left of a short body (to reuse the
+// connection), and that read must fail at once, not wait for a client
+// that sends nothing (the answer would never be written).
 type stallBody struct {
 	io.ReadCloser
 	rc    *http.ResponseController
@@ -81,10 +86,10 @@ func (b *stallBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && !b.done {
 		b.done = true
-		_ = b.rc.SetReadDeadline(time.Time{})
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			err = fmt.Errorf("body: the client sent nothing for %s: %w", b.stall, driver.ErrInvalidArgument)
+			return n, fmt.Errorf("body: the client sent nothing for %s: %w", b.stall, driver.ErrInvalidArgument)
 		}
+		_ = b.rc.SetReadDeadline(time.Time{})
 	}
 	return n, err
 }

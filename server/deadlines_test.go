@@ -1,9 +1,12 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +29,7 @@ func TestStalledClient(t *testing.T) {
 	defer conn.Close()
 	// A tiny receive buffer fills at once when nothing is read.
 	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
-	if _, err := conn.Write([]byte("GET /v1/sandboxes/s1/files/download?src=/workspace/endless HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+	if _, err := conn.Write([]byte("GET /v1/sandboxes/s1/files/download?src=/workspace/endless HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil := func(what string, cond func() bool) {
@@ -64,7 +67,9 @@ func TestStalledClient(t *testing.T) {
 }
 
 // TestStalledUpload: an upload whose client stops sending is ended after
-// StallTimeout with an invalid-argument error naming the body.
+// StallTimeout with an invalid-argument error naming the body, and the
+// client gets its 400 (net/http's read of the rest of a short body after
+// the handler must not wait for it).
 func TestStalledUpload(t *testing.T) {
 	t.Parallel()
 	const stall = 500 * time.Millisecond
@@ -74,7 +79,7 @@ func TestStalledUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := conn.Write([]byte("POST /v1/sandboxes/s1/files/upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: 100000\r\n\r\npartial")); err != nil {
+	if _, err := conn.Write([]byte("POST /v1/sandboxes/s1/files/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-tar\r\nContent-Length: 100000\r\n\r\npartial")); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -93,4 +98,12 @@ func TestStalledUpload(t *testing.T) {
 	if took := time.Since(start); took < stall/2 {
 		t.Errorf("cut after %s, before the stall timeout", took)
 	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	req, _ := http.NewRequest("POST", e.url+"/v1/sandboxes/s1/files/upload", nil)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		t.Fatalf("no answer to the stalled upload: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	expectError(t, resp, body, 400, "sent nothing")
 }

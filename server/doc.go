@@ -16,18 +16,22 @@
 //  3. markUnisolated: X-Nox-Isolation: none-unsafe on every response when
 //     the backend's Info says commands run without isolation.
 //  4. requireToken: with Options.Token, 401 unless "Authorization: Bearer
-//     <token>" (GET /healthz is always open).
-//  5. limitBodies: JSON bodies above Options.MaxJSONBodyBytes are 400,
-//     uploads and writeFile bodies above Options.MaxUploadBytes 413.
+//     <token>" (GET /healthz is always open; attachTerminal also takes
+//     ?access_token=, as browsers cannot set headers on a WebSocket).
+//  5. limitBodies: JSON bodies above Options.MaxJSONBodyBytes are 400
+//     (exec bodies get room for maxStdinBytes with exec.stdin), uploads
+//     and writeFile bodies above Options.MaxUploadBytes 413; a process's
+//     stdin is a stream and is not limited.
 //  6. withoutExtensions: GET /v1/sandboxes[/{sessionId}] are 404 "no such
 //     endpoint" when the backend does not report sandboxes.list or
-//     sandboxes.get, and /v1/sandboxes/{sessionId}/fs/... when it does not
-//     implement and list files.ops (driver.Files) or files.watch
-//     (driver.Watcher), as on a server without them.
+//     sandboxes.get, and /v1/sandboxes/{sessionId}/fs/... and
+//     .../processes... when it does not implement and list files.ops
+//     (driver.Files), files.watch (driver.Watcher) or processes
+//     (driver.Processes), as on a server without them.
 //  7. the request validator, built from the contract (internal/contract):
 //     unknown endpoints 404, other methods 405, malformed parameters and
-//     JSON bodies 400 with a message naming the field. Upload and
-//     writeFile bodies are not read; HEAD is validated as GET.
+//     JSON bodies 400 with a message naming the field. Upload, writeFile
+//     and stdin bodies are not read; HEAD is validated as GET.
 //  8. the generated router and strict handler (gen/noxapi), which decode
 //     the request and call the handler of its operation.
 //  9. the handler (handlers.go) checks what the contract cannot (the
@@ -63,11 +67,31 @@
 // silence, and an error event when the watch ends on a failure; the
 // client going away closes the backend's watch.
 //
+// The processes extension (processes.go and its siblings) checks the ids
+// and a start's fields (as exec's, but timeoutSeconds 0 means none, pty
+// sizes 1 to 1000, tag), then calls driver.Processes. waitProcess waits
+// while answering, with the write deadline lifted, at most
+// Limits.MaxProcessWait (60 s when zero), and answers the record as it is
+// then. streamProcessOutput (processoutput.go) writes output events whose
+// id is the offset after the chunk (Last-Event-ID resumes there),
+// truncated when output was dropped, heartbeats, and exit, end
+// (follow=false) or error. writeProcessStdin streams the body to the
+// process, each read under the stall timeout. attachTerminal
+// (terminal.go, termsession.go) is processes.terminal, implemented here
+// over driver.Process: a WebSocket carrying output and stdin as binary
+// messages and JSON control messages as text, with pings every
+// Options.StreamHeartbeat and each write bounded by the stall timeout. A
+// client going away never affects a process (but hangup=true sends
+// SIGHUP when a terminal closes). exec.stdin (requests.go) decodes an
+// exec request's stdin when the backend lists it.
+//
 // GET /v1/info is built once from the backend's Info, the extensions the
 // server implements for every backend (info, exec.stream, upload.chunked,
-// and auth.bearer with a token), files.ops and files.watch when served,
-// and its own limits (maxUploadBytes, streamHeartbeatSeconds) beside the
-// backend's (maxListPageSize and the watch limits with their extension).
+// and auth.bearer with a token), files.ops, files.watch and processes
+// (with processes.terminal) when served, and its own limits
+// (maxUploadBytes, streamHeartbeatSeconds, maxProcessWaitSeconds) beside
+// the backend's (maxListPageSize, the watch and process limits with
+// their extension, maxStdinBytes with exec.stdin).
 //
 // # Serving a new backend
 //

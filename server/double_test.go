@@ -181,7 +181,7 @@ func (execution) Abort() {}
 
 // env is a double served by the server under test.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	d     *double
 	url   string
 	token string

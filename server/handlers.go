@@ -146,7 +146,7 @@ func (h *handlers) startExec(ctx context.Context, id string, body *noxapi.ExecRe
 	if err := checkSessionID(id); err != nil {
 		return nil, err
 	}
-	x, err := execRequest(body, h.info.Limits)
+	x, err := execRequest(body, h.info.Limits, h.execStdin)
 	if err != nil {
 		return nil, err
 	}

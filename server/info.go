@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 const apiVersion = "v1"
 
 // serves says which optional driver interfaces the backend implements.
-type serves struct{ files, watch bool }
+type serves struct{ files, watch, procs bool }
 
 // infoBody builds the answer of GET /v1/info from what the backend says
 // and what the server itself implements and limits.
@@ -54,6 +55,16 @@ func infoBody(in driver.Info, opts Options, sv serves) noxapi.Info {
 		out.Limits.MaxWatchDirs = countField(l.MaxWatchDirs)
 		out.Limits.MaxWatchQueue = countField(l.MaxWatchQueue)
 	}
+	if sv.procs {
+		out.Limits.MaxProcessesPerSandbox = countField(l.MaxProcessesPerSandbox)
+		out.Limits.MaxProcessRecords = countField(l.MaxProcessRecords)
+		out.Limits.ProcessOutputBytes = sizeField(l.ProcessOutputBytes)
+		// The server caps every wait: the backend's limit or its default.
+		out.Limits.MaxProcessWaitSeconds = secondsField(cmp.Or(max(l.MaxProcessWait, 0), defaultMaxProcessWait))
+	}
+	if slices.Contains(in.Extensions, api.ExtExecStdin) {
+		out.Limits.MaxStdinBytes = sizeField(l.MaxStdinBytes)
+	}
 	if iso := in.Isolation; iso != nil {
 		out.Isolation = &noxapi.Isolation{Tier: iso.Tier, Isolated: iso.Isolated, Notes: slices.Clone(iso.Notes)}
 	}
@@ -62,14 +73,16 @@ func infoBody(in driver.Info, opts Options, sv serves) noxapi.Info {
 
 // extensions lists the extensions served, in the contract's order: the
 // ones the server implements for every backend (info, exec.stream,
-// upload.chunked, and auth.bearer with a token), files.ops and
-// files.watch when the backend lists them and implements driver.Files and
-// driver.Watcher, and the others the backend reports, followed by any the
-// server does not know.
+// upload.chunked, and auth.bearer with a token), files.ops, files.watch
+// and processes (with processes.terminal, which the server implements)
+// when the backend lists them and implements driver.Files,
+// driver.Watcher and driver.Processes, and the others the backend
+// reports, followed by any the server does not know.
 func extensions(backend []string, auth bool, sv serves) []string {
 	serverOwned := map[string]bool{
 		api.ExtInfo: true, api.ExtExecStream: true, api.ExtAuthBearer: auth, api.ExtUploadChunked: true,
 		api.ExtFilesOps: sv.files, api.ExtFilesWatch: sv.watch,
+		api.ExtProcesses: sv.procs, api.ExtProcessesTerminal: sv.procs,
 	}
 	known := api.Extensions()
 	var out []string

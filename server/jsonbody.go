@@ -16,11 +16,11 @@ import (
 // whatever its Content-Type says (curl -d sends
 // application/x-www-form-urlencoded), and an empty create body is `{}`,
 // every field at its default. A body that is not JSON under another
-// Content-Type is left for the validator to refuse. Uploads (tar bodies)
-// and requests without a body pass untouched.
+// Content-Type is left for the validator to refuse. Streamed bodies
+// (uploads, stdin) and requests without a body pass untouched.
 func lenientJSON(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isUpload(r) || (r.Method != http.MethodPost && r.Method != http.MethodPut) {
+		if streamsBody(r) || (r.Method != http.MethodPost && r.Method != http.MethodPut) {
 			next.ServeHTTP(w, r)
 			return
 		}

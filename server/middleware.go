@@ -98,7 +98,9 @@ func markUnisolated(next http.Handler) http.Handler {
 }
 
 // requireToken demands "Authorization: Bearer <token>" on everything but
-// /healthz, comparing in constant time.
+// /healthz, comparing in constant time. attachTerminal, a WebSocket that
+// browsers cannot send headers with, may carry it as ?access_token=
+// instead (the header wins when both are sent).
 func requireToken(next http.Handler, token string) http.Handler {
 	want := sha256.Sum256([]byte(token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -106,7 +108,11 @@ func requireToken(next http.Handler, token string) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		auth := r.Header.Get("Authorization")
+		tok, ok := strings.CutPrefix(auth, "Bearer ")
+		if auth == "" && isTerminal(r) && r.URL.Query().Has("access_token") {
+			tok, ok = r.URL.Query().Get("access_token"), true
+		}
 		got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
 		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="nox"`)
@@ -117,14 +123,28 @@ func requireToken(next http.Handler, token string) http.Handler {
 	})
 }
 
-// limitBodies bounds request bodies: uploads by maxUpload (413 above, as
-// the contract declares), everything else by maxJSON (400 above: the
-// contract declares no 413 for JSON operations).
-func limitBodies(next http.Handler, maxJSON, maxUpload int64) http.Handler {
+// bodyLimits are the largest request bodies, in bytes.
+type bodyLimits struct {
+	json   int64 // JSON bodies
+	exec   int64 // exec requests, which may carry stdin
+	upload int64 // uploads and writeFile bodies
+}
+
+// limitBodies bounds request bodies: uploads by l.upload (413 above, as
+// the contract declares), exec requests by l.exec and everything else by
+// l.json (400 above: the contract declares no 413 for JSON operations).
+// A process's stdin is a stream that is not stored: it is not bounded.
+func limitBodies(next http.Handler, l bodyLimits) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		limit, status := maxJSON, http.StatusBadRequest
-		if isUpload(r) {
-			limit, status = maxUpload, http.StatusRequestEntityTooLarge
+		limit, status := l.json, http.StatusBadRequest
+		switch {
+		case isProcessStdin(r):
+			next.ServeHTTP(w, r)
+			return
+		case isUpload(r):
+			limit, status = l.upload, http.StatusRequestEntityTooLarge
+		case isExec(r):
+			limit = l.exec
 		}
 		if r.ContentLength > limit {
 			writeJSONError(w, status, fmt.Sprintf("body: exceeds the limit of %d bytes", limit), 0)
@@ -140,13 +160,15 @@ type absent struct {
 	get, list bool // sandboxes.get, sandboxes.list
 	files     bool // files.ops: /v1/sandboxes/{sessionId}/fs/* but watch
 	watch     bool // files.watch: /v1/sandboxes/{sessionId}/fs/watch
+	procs     bool // processes: /v1/sandboxes/{sessionId}/processes[/*]
 }
 
 // withoutExtensions answers the endpoints of the extensions the backend
 // lacks (GET /v1/sandboxes/{sessionId} without sandboxes.get, GET
 // /v1/sandboxes without sandboxes.list, /v1/sandboxes/{sessionId}/fs/...
-// without files.ops or files.watch) as a server without them does: 404
-// "no such endpoint", before any validation.
+// without files.ops or files.watch, /v1/sandboxes/{sessionId}/processes...
+// without processes) as a server without them does: 404 "no such
+// endpoint", before any validation.
 func withoutExtensions(next http.Handler, a absent) http.Handler {
 	if a == (absent{}) {
 		return next
@@ -179,6 +201,14 @@ func (a absent) lacks(r *http.Request) bool {
 		return a.watch
 	case strings.HasPrefix(sub, "fs/"):
 		return a.files
+	case sub == "processes" || strings.HasPrefix(sub, "processes/"):
+		return a.procs
 	}
 	return false
+}
+
+// isExec reports whether r is an exec request: POST
+// /v1/sandboxes/{sessionId}/exec or .../exec/stream.
+func isExec(r *http.Request) bool {
+	return r.Method == http.MethodPost && (strings.HasSuffix(r.URL.Path, "/exec") || strings.HasSuffix(r.URL.Path, "/exec/stream"))
 }

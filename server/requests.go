@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/base64"
 	"path"
 	"slices"
 	"strings"
@@ -93,7 +94,9 @@ func limit(field string, v *string, parse func(string) (int64, error), format fu
 
 // execRequest checks an exec request's argv, working directory, timeout
 // and environment, and fills in the default working directory and timeout.
-func execRequest(r *noxapi.ExecRequest, l driver.Limits) (driver.ExecRequest, error) {
+// With withStdin (the backend lists exec.stdin) it decodes stdin too;
+// without, stdin and stdinEncoding are ignored as a v1 server ignores them.
+func execRequest(r *noxapi.ExecRequest, l driver.Limits, withStdin bool) (driver.ExecRequest, error) {
 	var x driver.ExecRequest
 	if r == nil {
 		return x, invalid("body: required")
@@ -102,14 +105,11 @@ func execRequest(r *noxapi.ExecRequest, l driver.Limits) (driver.ExecRequest, er
 		return x, err
 	}
 	x.Argv = r.Cmd
-	x.Workdir = api.Workspace
-	if r.Workdir != nil {
-		x.Workdir = *r.Workdir
+	wd, err := workdir(r.Workdir)
+	if err != nil {
+		return x, err
 	}
-	if !path.IsAbs(x.Workdir) || strings.IndexByte(x.Workdir, 0) >= 0 {
-		return x, invalid("workdir: %q must be an absolute path", x.Workdir)
-	}
-	x.Workdir = path.Clean(x.Workdir)
+	x.Workdir = wd
 	x.Timeout = l.DefaultTimeout
 	if r.TimeoutSeconds != nil {
 		t, err := seconds("timeoutSeconds", *r.TimeoutSeconds, l.MaxTimeout)
@@ -118,13 +118,64 @@ func execRequest(r *noxapi.ExecRequest, l driver.Limits) (driver.ExecRequest, er
 		}
 		x.Timeout = t
 	}
-	for k, v := range r.Env {
-		if k == "" || strings.ContainsAny(k, "=\x00") || strings.IndexByte(v, 0) >= 0 {
-			return x, invalid("env: invalid variable %q (names must be non-empty without '=' or NUL, values without NUL)", k)
-		}
+	if err := checkEnv(r.Env); err != nil {
+		return x, err
 	}
 	x.Env = r.Env
+	if withStdin && r.Stdin != nil {
+		if x.Stdin, err = execStdin(*r.Stdin, r.StdinEncoding, l.MaxStdinBytes); err != nil {
+			return x, err
+		}
+	}
 	return x, nil
+}
+
+// execStdin decodes an exec request's stdin as encoding says (nil:
+// utf-8) and checks it against max (not checked when zero).
+func execStdin(s string, encoding *noxapi.ExecRequestStdinEncoding, max int64) ([]byte, error) {
+	enc := noxapi.UTF8
+	if encoding != nil {
+		enc = *encoding
+	}
+	var data []byte
+	switch enc {
+	case noxapi.UTF8:
+		data = []byte(s)
+	case noxapi.Base64:
+		var err error
+		if data, err = base64.StdEncoding.DecodeString(s); err != nil {
+			return nil, invalid("stdin: not valid base64 (stdinEncoding is base64): %v", err)
+		}
+	default:
+		return nil, invalid("stdinEncoding: %q is neither utf-8 nor base64", enc)
+	}
+	if max > 0 && int64(len(data)) > max {
+		return nil, invalid("stdin: %d bytes exceed the limit of %d bytes (maxStdinBytes)", len(data), max)
+	}
+	return data, nil
+}
+
+// workdir checks a working directory field (nil: /workspace) and returns
+// it cleaned.
+func workdir(p *string) (string, error) {
+	wd := api.Workspace
+	if p != nil {
+		wd = *p
+	}
+	if !path.IsAbs(wd) || strings.IndexByte(wd, 0) >= 0 {
+		return "", invalid("workdir: %q must be an absolute path", wd)
+	}
+	return path.Clean(wd), nil
+}
+
+// checkEnv checks the names and values of an env field.
+func checkEnv(env map[string]string) error {
+	for k, v := range env {
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.IndexByte(v, 0) >= 0 {
+			return invalid("env: invalid variable %q (names must be non-empty without '=' or NUL, values without NUL)", k)
+		}
+	}
+	return nil
 }
 
 // checkArgv checks that argv names a program and holds no NUL byte.

@@ -31,6 +31,10 @@ const (
 type Options struct {
 	// Token, when set, is required as "Authorization: Bearer <token>" on
 	// every request except GET /healthz, and auth.bearer is advertised.
+	// Without one, requests from web pages of other origins and requests
+	// addressed to DNS names other than localhost are refused with 403
+	// (cross-site requests and DNS rebinding): programs address the
+	// server by IP address or localhost.
 	Token string
 	// MaxUploadBytes is the largest upload request body; larger uploads
 	// are answered 413. Default: DefaultMaxUploadBytes.
@@ -95,6 +99,14 @@ type handlers struct {
 	// Info (the extensions are then neither advertised nor served).
 	files   driver.Files
 	watcher driver.Watcher
+	// procs is b as driver.Processes, nil unless b implements it and
+	// lists processes in its Info (the extension, and processes.terminal
+	// which the server implements over it, are then neither advertised
+	// nor served).
+	procs driver.Processes
+	// execStdin: the backend lists exec.stdin, so exec requests' stdin
+	// is decoded and passed on; otherwise it is ignored (v1).
+	execStdin bool
 }
 
 // A new operation in the contract breaks the build until it is handled.
@@ -113,6 +125,7 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 	h := &handlers{
 		b: b, opts: opts, log: opts.Logger, info: info,
 		execFlags: slices.Contains(info.Extensions, api.ExtExecFlags),
+		execStdin: slices.Contains(info.Extensions, api.ExtExecStdin),
 	}
 	if slices.Contains(info.Extensions, api.ExtFilesOps) {
 		h.files, _ = b.(driver.Files)
@@ -120,7 +133,10 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 	if slices.Contains(info.Extensions, api.ExtFilesWatch) {
 		h.watcher, _ = b.(driver.Watcher)
 	}
-	h.body = infoBody(info, opts, serves{files: h.files != nil, watch: h.watcher != nil})
+	if slices.Contains(info.Extensions, api.ExtProcesses) {
+		h.procs, _ = b.(driver.Processes)
+	}
+	h.body = infoBody(info, opts, serves{files: h.files != nil, watch: h.watcher != nil, procs: h.procs != nil})
 	strict := noxapi.NewStrictHandlerWithOptions(h, []noxapi.StrictMiddlewareFunc{withHTTPRequest}, noxapi.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeJSONError(w, http.StatusBadRequest, requestErrorMessage(err), 0)
@@ -144,10 +160,13 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 		list:  !slices.Contains(info.Extensions, api.ExtSandboxesList),
 		files: h.files == nil,
 		watch: h.watcher == nil,
+		procs: h.procs == nil,
 	})
-	next = limitBodies(next, opts.MaxJSONBodyBytes, opts.MaxUploadBytes)
+	next = limitBodies(next, bodyLimits{json: opts.MaxJSONBodyBytes, exec: execBodyLimit(opts.MaxJSONBodyBytes, info.Limits.MaxStdinBytes, h.execStdin), upload: opts.MaxUploadBytes})
 	if opts.Token != "" {
 		next = requireToken(next, opts.Token)
+	} else {
+		next = guardBrowsers(next)
 	}
 	if info.Isolation != nil && !info.Isolation.Isolated {
 		next = markUnisolated(next)
@@ -170,4 +189,14 @@ func (h *handlers) responseError(w http.ResponseWriter, r *http.Request, err err
 	}
 	h.log.ErrorContext(ctx, "response failed", "requestId", requestIDFrom(ctx), "err", err)
 	writeJSONError(w, http.StatusInternalServerError, "internal error", 0)
+}
+
+// execBodyLimit is the largest exec request body: the JSON limit, plus
+// room for the largest stdin (escaped, up to 6 bytes a byte) when the
+// backend takes one.
+func execBodyLimit(maxJSON, maxStdin int64, withStdin bool) int64 {
+	if !withStdin || maxStdin <= 0 {
+		return maxJSON
+	}
+	return maxJSON + 6*maxStdin
 }

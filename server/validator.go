@@ -24,10 +24,17 @@ func isUpload(r *http.Request) bool {
 		r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/fs/file")
 }
 
+// streamsBody reports whether r's body is a stream that the validator and
+// lenientJSON must not read, and whose every read the stall timeout
+// bounds: an upload, or a process's stdin.
+func streamsBody(r *http.Request) bool {
+	return isUpload(r) || isProcessStdin(r)
+}
+
 // newValidator returns the middleware that checks the shape of every
 // request against the contract: unknown endpoints are 404, other methods
 // 405, malformed parameters and JSON bodies 400 with a message naming the
-// field. Upload bodies are not read.
+// field. Streamed bodies (uploads, stdin) are not read.
 func newValidator(ctx context.Context) (func(http.Handler) http.Handler, error) {
 	spec, err := contract.Load(ctx)
 	if err != nil {
@@ -64,7 +71,7 @@ func newValidator(ctx context.Context) (func(http.Handler) http.Handler, error) 
 	full := nethttpmiddleware.OapiRequestValidatorWithOptions(spec, &nethttpmiddleware.Options{
 		ErrorHandlerWithOpts:  errH,
 		MultiErrorHandler:     multi,
-		Skipper:               isUpload,
+		Skipper:               streamsBody,
 		Options:               filterOpts,
 		SilenceServersWarning: true,
 	})
@@ -73,7 +80,7 @@ func newValidator(ctx context.Context) (func(http.Handler) http.Handler, error) 
 	upload := nethttpmiddleware.OapiRequestValidatorWithOptions(spec, &nethttpmiddleware.Options{
 		ErrorHandlerWithOpts:  errH,
 		MultiErrorHandler:     multi,
-		Skipper:               func(r *http.Request) bool { return !isUpload(r) },
+		Skipper:               func(r *http.Request) bool { return !streamsBody(r) },
 		Options:               uploadOpts,
 		DiscardValidatedValue: true,
 		SilenceServersWarning: true,
@@ -251,6 +258,8 @@ func patternHint(field string) string {
 	switch field {
 	case "sessionId":
 		return "must be 1 to 128 characters from A-Z, a-z, 0-9, '.', '_' and '-', starting with a letter or digit"
+	case "processId":
+		return "must be 1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-', starting with a letter or digit"
 	case "cpuLimit", "memoryLimit", "ephemeralStorageLimit":
 		return "must be a Kubernetes quantity such as 500m, 1, 512Mi or 2Gi"
 	}

@@ -72,6 +72,11 @@ func serveFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-watch-dirs", Value: d.MaxWatchDirs, Category: "limits", Usage: "directories one recursive file watch covers"},
 		&cli.Int64Flag{Name: "host-watches-budget", Value: d.HostWatchesBudget, Category: "limits", Usage: "file watches open at once in the server (default: half the host's fs.inotify.max_user_instances; -1: none)"},
 		&cli.Int64Flag{Name: "host-watch-dirs-budget", Value: d.HostWatchDirsBudget, Category: "limits", Usage: "directories all file watches cover together (default: half the host's fs.inotify.max_user_watches; -1: none)"},
+		&cli.IntFlag{Name: "max-processes-per-sandbox", Value: d.MaxProcessesPerSandbox, Category: "limits", Usage: "processes (nox start) running at once in one sandbox (503 beyond)"},
+		&cli.IntFlag{Name: "max-process-records", Value: d.MaxProcessRecords, Category: "limits", Usage: "process records kept per sandbox (the oldest ended ones are forgotten first)"},
+		&cli.Int64Flag{Name: "process-output-bytes", Value: d.ProcessOutputBytes, Category: "limits", Usage: "output kept per process for replay (older output is dropped)"},
+		&cli.DurationFlag{Name: "max-process-wait", Value: d.MaxProcessWait, Category: "limits", Usage: "longest wait of one process wait request"},
+		&cli.Int64Flag{Name: "max-stdin-bytes", Value: d.MaxStdinBytes, Category: "limits", Usage: "largest stdin of one exec request"},
 		&cli.IntFlag{Name: "max-watch-queue", Value: d.MaxWatchQueue, Category: "limits", Usage: "events one file watch holds for a slow client before an overflow event"},
 		&cli.StringFlag{Name: "storage-enforcement", Value: d.StorageEnforcement, Category: "limits", Usage: "how ephemeralStorage is enforced: auto (a per-sandbox ext4 image where root and loop devices allow, else monitoring) or monitor"},
 	}
@@ -152,6 +157,9 @@ func (a *app) serveConfig(c *cli.Context) (localbackend.Config, error) {
 	cfg.StallTimeout = c.Duration("stall-timeout")
 	cfg.StorageEnforcement = c.String("storage-enforcement")
 	cfg.MaxListPageSize, cfg.MaxWatchesPerSandbox = c.Int("max-list-page-size"), c.Int("max-watches-per-sandbox")
+	cfg.MaxProcessesPerSandbox, cfg.MaxProcessRecords = c.Int("max-processes-per-sandbox"), c.Int("max-process-records")
+	cfg.ProcessOutputBytes, cfg.MaxProcessWait = c.Int64("process-output-bytes"), c.Duration("max-process-wait")
+	cfg.MaxStdinBytes = c.Int64("max-stdin-bytes")
 	cfg.MaxWatchDirs, cfg.MaxWatchQueue = c.Int("max-watch-dirs"), c.Int("max-watch-queue")
 	cfg.HostWatchesBudget, cfg.HostWatchDirsBudget = c.Int64("host-watches-budget"), c.Int64("host-watch-dirs-budget")
 	level := slog.LevelInfo

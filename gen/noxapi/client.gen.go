@@ -600,6 +600,19 @@ type ClientInterface interface {
 	// it (`nox shell` asks for it; `nox attach` does not). Several clients
 	// may attach at once; all see the output and all may type.
 	//
+	// Text messages of another `type` are ignored (later versions may add
+	// some); a malformed control message is answered with an `error`
+	// message and a close with status 1008. A client that stops reading
+	// for `stallTimeoutSeconds` is disconnected; the server pings every
+	// `streamHeartbeatSeconds`.
+	//
+	// Authentication: with `auth.bearer`, the token goes in the
+	// `Authorization: Bearer` header as everywhere, or, because browsers
+	// cannot set headers on a WebSocket, in the `access_token` query
+	// parameter, accepted on this operation only (the header wins when
+	// both are sent). A handshake whose `Origin` names another host is
+	// refused (403) unless the server requires a token.
+	//
 	// Corresponds with GET /v1/sandboxes/{sessionId}/processes/{processId}/terminal (the `AttachTerminal` operationId).
 	AttachTerminal(ctx context.Context, sessionID SessionID, processID ProcessID, params *AttachTerminalParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -1485,6 +1498,19 @@ func (c *Client) WriteProcessStdinWithBody(ctx context.Context, sessionID Sessio
 // then its process group gets SIGHUP, as a terminal that closes sends
 // it (`nox shell` asks for it; `nox attach` does not). Several clients
 // may attach at once; all see the output and all may type.
+//
+// Text messages of another `type` are ignored (later versions may add
+// some); a malformed control message is answered with an `error`
+// message and a close with status 1008. A client that stops reading
+// for `stallTimeoutSeconds` is disconnected; the server pings every
+// `streamHeartbeatSeconds`.
+//
+// Authentication: with `auth.bearer`, the token goes in the
+// `Authorization: Bearer` header as everywhere, or, because browsers
+// cannot set headers on a WebSocket, in the `access_token` query
+// parameter, accepted on this operation only (the header wins when
+// both are sent). A handshake whose `Origin` names another host is
+// refused (403) unless the server requires a token.
 //
 // Corresponds with GET /v1/sandboxes/{sessionId}/processes/{processId}/terminal (the `AttachTerminal` operationId).
 func (c *Client) AttachTerminal(ctx context.Context, sessionID SessionID, processID ProcessID, params *AttachTerminalParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3064,6 +3090,18 @@ func NewAttachTerminalRequest(server string, sessionID SessionID, processID Proc
 
 		}
 
+		if params.AccessToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "access_token", *params.AccessToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -3761,6 +3799,19 @@ type ClientWithResponsesInterface interface {
 	// then its process group gets SIGHUP, as a terminal that closes sends
 	// it (`nox shell` asks for it; `nox attach` does not). Several clients
 	// may attach at once; all see the output and all may type.
+	//
+	// Text messages of another `type` are ignored (later versions may add
+	// some); a malformed control message is answered with an `error`
+	// message and a close with status 1008. A client that stops reading
+	// for `stallTimeoutSeconds` is disconnected; the server pings every
+	// `streamHeartbeatSeconds`.
+	//
+	// Authentication: with `auth.bearer`, the token goes in the
+	// `Authorization: Bearer` header as everywhere, or, because browsers
+	// cannot set headers on a WebSocket, in the `access_token` query
+	// parameter, accepted on this operation only (the header wins when
+	// both are sent). A handshake whose `Origin` names another host is
+	// refused (403) unless the server requires a token.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6760,6 +6811,19 @@ func (c *ClientWithResponses) WriteProcessStdinWithBodyWithResponse(ctx context.
 // then its process group gets SIGHUP, as a terminal that closes sends
 // it (`nox shell` asks for it; `nox attach` does not). Several clients
 // may attach at once; all see the output and all may type.
+//
+// Text messages of another `type` are ignored (later versions may add
+// some); a malformed control message is answered with an `error`
+// message and a close with status 1008. A client that stops reading
+// for `stallTimeoutSeconds` is disconnected; the server pings every
+// `streamHeartbeatSeconds`.
+//
+// Authentication: with `auth.bearer`, the token goes in the
+// `Authorization: Bearer` header as everywhere, or, because browsers
+// cannot set headers on a WebSocket, in the `access_token` query
+// parameter, accepted on this operation only (the header wins when
+// both are sent). A handshake whose `Origin` names another host is
+// refused (403) unless the server requires a token.
 //
 // Returns a wrapper object for the known response body format(s).
 //

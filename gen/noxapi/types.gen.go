@@ -1091,6 +1091,9 @@ type AttachTerminalParams struct {
 
 	// Hangup Send SIGHUP to the process group when this WebSocket closes.
 	Hangup *bool `form:"hangup,omitempty" json:"hangup,omitempty"`
+
+	// AccessToken The bearer token, for clients that cannot set the `Authorization` header (browsers); accepted on this operation only.
+	AccessToken *string `form:"access_token,omitempty" json:"access_token,omitempty"`
 }
 
 // WaitProcessParams defines parameters for WaitProcess.

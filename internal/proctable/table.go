@@ -272,10 +272,12 @@ func (p *process) supervise() {
 	p.info.TimedOut, p.info.OOMKilled = e.TimedOut, e.OOMKilled
 	p.info.Stdin = false
 	p.mu.Unlock()
-	close(p.done)
+	// The slot is free before waiters learn of the end: a client that
+	// waited for (or killed) a process may start the next at once.
 	p.t.mu.Lock()
 	p.t.running--
 	p.t.mu.Unlock()
+	close(p.done)
 	p.t.changed()
 }
 

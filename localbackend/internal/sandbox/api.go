@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"syscall"
 	"time"
 )
 
@@ -150,7 +151,11 @@ var ErrNoTTY = errors.New("the command has no terminal")
 
 // ExecResult is how a command ended.
 type ExecResult struct {
-	ExitCode  int // 124 timeout, 126 not executable, 127 not found, 128+N signal
+	ExitCode int // 124 timeout, 126 not executable, 127 not found, 128+N signal
+	// Signal is the signal that ended the command (its exit code is then
+	// 128+Signal, or 124 on timeout), or 0 when it exited: it tells a
+	// command killed by SIGTERM from one that exited with 143.
+	Signal    syscall.Signal
 	TimedOut  bool
 	OOMKilled bool
 	Duration  time.Duration
@@ -168,12 +173,12 @@ type ExecResult struct {
 //	func (m *Manager) Close() error                       // stops every sandbox it started
 //	func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) // error only for infrastructure failures, never for exit codes
 //	func (s *Sandbox) Start(ctx context.Context, e ExecSpec) (*Command, error) // Exec's first half: starts the command and returns; ctx bounds only the start
-//	func (c *Command) Wait(ctx context.Context) (ExecResult, error) // Exec's second half (call once): e.Timeout, a cancelled ctx or Kill kill the tree
+//	func (c *Command) Wait(ctx context.Context) (ExecResult, error) // Exec's second half: e.Timeout, the first call's ctx ending or Kill kill the tree (the command is tracked, and ends, without a Wait too)
 //	func (c *Command) WriteStdin(ctx context.Context, p []byte) (int, error) // blocks while the pipe is full, until ctx ends; ErrNoStdin
 //	func (c *Command) CloseStdin() error                  // end-of-file: closes the pipe; on a terminal types Ctrl-D (VEOF)
 //	func (c *Command) Signal(sig syscall.Signal) error    // to the command's process group; nil once it ended
 //	func (c *Command) Resize(size WinSize) error          // the terminal's window size (SIGWINCH); ErrNoTTY
-//	func (c *Command) Kill()                              // kills the command's tree (as its timeout does); Wait then returns 128+9
+//	func (c *Command) Kill()                              // kills the command's tree (as its timeout does); Wait then returns 128+9; returns at once
 //	func (s *Sandbox) Alive() bool                        // the environment's processes are running
 //	func (s *Sandbox) Stop() error                        // kills every process, removes the cgroup; leaves the workspace alone
 //	func (s *Sandbox) HostOwner() (uid, gid int)          // host owner of the sandbox's processes and workspace files
@@ -198,4 +203,11 @@ var (
 	_ func(*Manager, context.Context, Spec) (*Sandbox, error)       = (*Manager).StartAsync
 	_ func(*Sandbox, context.Context) error                         = (*Sandbox).WaitReady
 	_ func(*Sandbox, context.Context, ExecSpec) (ExecResult, error) = (*Sandbox).Exec
+	_ func(*Sandbox, context.Context, ExecSpec) (*Command, error)   = (*Sandbox).Start
+	_ func(*Command, context.Context) (ExecResult, error)           = (*Command).Wait
+	_ func(*Command, context.Context, []byte) (int, error)          = (*Command).WriteStdin
+	_ func(*Command) error                                          = (*Command).CloseStdin
+	_ func(*Command, syscall.Signal) error                          = (*Command).Signal
+	_ func(*Command, WinSize) error                                 = (*Command).Resize
+	_ func(*Command)                                                = (*Command).Kill
 )

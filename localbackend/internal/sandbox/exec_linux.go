@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"syscall"
+	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,54 +21,88 @@ import (
 const outputGrace = time.Second
 
 // killReportTimeout bounds the wait for the exit report of a killed
-// command (it comes within milliseconds unless the init is broken).
+// command (it comes within milliseconds unless the init is broken), and
+// for the answer to a signal.
 const killReportTimeout = 10 * time.Second
 
-// Exec runs one command and waits for it. The error reports infrastructure
-// failures (and ErrNoWorkdir, ctx cancellation) only, never exit codes.
+// Exec runs one command and waits for it: Start and Wait, with the
+// execution on Exec's stack. The error reports infrastructure failures
+// (and ErrNoWorkdir, ctx cancellation) only, never exit codes.
 //
-// Its phases: resolve the working directory, wait for the setup, register
-// the request, take a command cgroup, send the request with the output
-// pipes (startCommand), track the command until its exit report (track),
-// and turn the report into the result (collect).
+// Its phases: start the command (begin), track it until its exit report
+// (track), and turn the report into the result (collect).
 func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
-	dir, err := s.commandDir(e)
+	if e.TTY != nil || e.OpenStdin {
+		return s.execInteractive(ctx, e)
+	}
+	var x execution
+	if err := s.begin(ctx, e, &x, false); err != nil {
+		return ExecResult{}, err
+	}
+	defer x.release()
+	r, err := x.track(ctx)
 	if err != nil {
 		return ExecResult{}, err
 	}
-	if err := s.awaitSetup(ctx); err != nil {
+	return x.collect(r)
+}
+
+// execInteractive is Exec of a command with a terminal or a stdin pipe,
+// which nobody writes to: the pipe is closed at once, the terminal stays
+// open.
+func (s *Sandbox) execInteractive(ctx context.Context, e ExecSpec) (ExecResult, error) {
+	c, err := s.Start(ctx, e)
+	if err != nil {
 		return ExecResult{}, err
+	}
+	if e.TTY == nil {
+		_ = c.CloseStdin()
+	}
+	return c.Wait(ctx)
+}
+
+// begin is the first half of a command, up to its exec request: resolve
+// the working directory, wait for the setup, register the request, take
+// a command cgroup, and send the request with the command's standard
+// streams (startCommand). notify asks the init for a "started" reply.
+// On success the caller must end x with x.release once the command's
+// final reply came.
+func (s *Sandbox) begin(ctx context.Context, e ExecSpec, x *execution, notify bool) error {
+	dir, err := s.commandDir(e)
+	if err != nil {
+		return err
+	}
+	if err := s.awaitSetup(ctx); err != nil {
+		return err
 	}
 	id, replies, err := s.register()
 	if err != nil {
-		return ExecResult{}, err
+		return err
 	}
-	defer s.unregister(id)
-
-	var cc *cmdCgroup
+	x.s, x.id, x.replies, x.timeout, x.dir = s, id, replies, e.Timeout, e.Dir
 	if s.cg != nil {
-		if cc, err = s.takeCgroup(id); err != nil {
-			s.cleanup.Done()
-			return ExecResult{}, err
+		if x.cc, err = s.takeCgroup(id); err != nil {
+			x.release()
+			return err
 		}
 	}
-	defer s.releaseCgroup(cc)
-
 	env := e.Env
+	if e.TTY != nil && !envHas(env, "TERM") {
+		env = append(env[:len(env):len(env)], "TERM="+defaultTerm)
+	}
 	if s.mode == modeHost {
 		env = hostEnv(env, s.spec.Workspace, s.tmpDir)
 	}
-	req := request{Op: "exec", ID: id, Argv: e.Argv, Env: env, Dir: dir, Cgroup: cc != nil}
-	x, err := s.startCommand(req, cc, e.Stdout, e.Stderr)
-	if err != nil {
-		return ExecResult{}, err
+	req := request{
+		Op: "exec", ID: id, Argv: e.Argv, Env: env, Dir: dir, Cgroup: x.cc != nil,
+		Stdin: e.OpenStdin && e.TTY == nil, TTY: e.TTY, Slave: e.TTY != nil && s.mode == modeHost,
+		Notify: notify,
 	}
-	// x stays on Exec's stack: no allocation for it on the hot path.
-	r, err := x.track(ctx, replies, e.Timeout)
-	if err != nil {
-		return ExecResult{}, err
+	if err := s.startCommand(req, e, x); err != nil {
+		x.release()
+		return err
 	}
-	return x.collect(r, e.Dir)
+	return nil
 }
 
 // commandDir checks e and returns the command's working directory as the
@@ -109,6 +143,17 @@ func (s *Sandbox) awaitSetup(ctx context.Context) error {
 func (s *Sandbox) register() (uint64, chan reply, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	id, ch, err := s.newRequestLocked()
+	if err == nil {
+		s.cleanup.Add(1)
+	}
+	return id, ch, err
+}
+
+// newRequestLocked allocates the id of a request and the channel its
+// replies arrive on (two at most: "started" and the final one). s.mu is
+// held.
+func (s *Sandbox) newRequestLocked() (uint64, chan reply, error) {
 	if s.stopping {
 		return 0, nil, ErrStopped
 	}
@@ -116,7 +161,6 @@ func (s *Sandbox) register() (uint64, chan reply, error) {
 	id := s.seq
 	ch := make(chan reply, 2)
 	s.pending[id] = ch
-	s.cleanup.Add(1)
 	return id, ch, nil
 }
 
@@ -127,7 +171,9 @@ func (s *Sandbox) unregister(id uint64) {
 	s.mu.Unlock()
 }
 
-// readLoop dispatches the init's replies to the waiting Exec calls.
+// readLoop dispatches the init's replies to the waiting Exec calls. Only a
+// "started" reply keeps the files that came with it (a terminal's
+// master), for its waiter to own; others are closed.
 func (s *Sandbox) readLoop(buf, oob []byte) {
 	defer func() {
 		s.mu.Lock()
@@ -140,8 +186,8 @@ func (s *Sandbox) readLoop(buf, oob []byte) {
 	for {
 		var r reply
 		fs, err := recvMsg(s.conn, buf, oob, &r)
-		closeFiles(fs)
 		if err != nil {
+			closeFiles(fs)
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, unix.ECONNRESET) {
 				return
 			}
@@ -150,268 +196,130 @@ func (s *Sandbox) readLoop(buf, oob []byte) {
 		s.mu.Lock()
 		ch := s.pending[r.ID]
 		s.mu.Unlock()
+		if ch == nil || r.Op != opStarted {
+			closeFiles(fs)
+			fs = nil
+		}
 		if ch != nil {
+			r.files = fs
 			ch <- r
 		}
 	}
 }
 
-// execution is one command between its exec request and its result.
-type execution struct {
-	s     *Sandbox
-	id    uint64
-	cc    *cmdCgroup // the command's cgroup, or nil
-	start time.Time
-
-	outSink, errSink *detachableWriter
-	outDone, errDone <-chan struct{} // closed when a pipe is drained
-
-	timedOut  bool
-	cancelled error // ctx's cause, when ctx ended first
-
-	// The kill of the command's tree runs again every rekill tick until
-	// the exit report arrives: the request may still be queued in the
-	// init when the timeout fires, and the command start after a kill.
-	rekill   *time.Ticker // nil until the first kill
-	killedAt time.Time
+// startCommand sends exec request req with the command's standard
+// streams (stdioFor) and its cgroup's task file, and starts forwarding
+// its output to e.Stdout and e.Stderr (nil: discarded).
+func (s *Sandbox) startCommand(req request, e ExecSpec, x *execution) error {
+	x.outSink = &detachableWriter{w: orDiscard(e.Stdout)}
+	if req.TTY != nil {
+		// A terminal has one output; until it is attached there is none.
+		done := make(chan struct{})
+		close(done)
+		x.errSink, x.outDone, x.errDone = x.outSink, done, done
+	} else {
+		x.errSink = &detachableWriter{w: orDiscard(e.Stderr)}
+	}
+	var st serverStdio
+	if err := s.stdioFor(req, &st, x); err != nil {
+		return fmt.Errorf("exec: %w", err)
+	}
+	n := st.n
+	if x.cc != nil {
+		st.add(x.cc.taskFD)
+	}
+	x.start = time.Now()
+	err := sendMsg(s.conn, req, st.send[:st.n]...)
+	st.n = n // the task file is the cgroup's, not ours
+	st.closeSent()
+	// The drains start once the init has the request, which they need
+	// not wait for (the pipes buffer the output meanwhile).
+	if st.outR != nil {
+		x.outDone, x.errDone = drain(st.outR, x.outSink), drain(st.errR, x.errSink)
+	}
+	if x.term != nil {
+		x.attachTerminal(x.term)
+	}
+	if err != nil {
+		x.detach()
+		x.closeInput()
+		if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) || errors.Is(err, net.ErrClosed) {
+			// The init is gone: once it is reaped, Start builds anew.
+			return fmt.Errorf("%w: its init exited%s", ErrStopped, s.initExit())
+		}
+		return err
+	}
+	return nil
 }
 
-// startCommand sends the exec request with the write ends of the
-// command's stdout and stderr pipes (and its cgroup's task file), and
-// starts forwarding the pipes to stdout and stderr (nil: discarded).
-func (s *Sandbox) startCommand(req request, cc *cmdCgroup, stdout, stderr io.Writer) (execution, error) {
-	if stdout == nil {
-		stdout = io.Discard
-	}
-	if stderr == nil {
-		stderr = io.Discard
+// serverStdio is the server's side of a command's standard streams while
+// its request is sent: the descriptors that go with it (closed once
+// sent), and the read ends of its output pipes.
+type serverStdio struct {
+	send       [4]int // the first n go with the request (and a task file)
+	n          int
+	outR, errR *os.File
+}
+
+// add appends fd to the descriptors sent.
+func (st *serverStdio) add(fd int) {
+	st.send[st.n] = fd
+	st.n++
+}
+
+// stdioFor makes the standard streams of exec request req: output pipes
+// (and a stdin pipe, whose write end becomes x.stdin), or, in the host
+// tiers, a terminal whose master becomes x.term (in the other tiers the
+// init allocates it and sends the master back).
+func (s *Sandbox) stdioFor(req request, st *serverStdio, x *execution) error {
+	switch {
+	case req.TTY != nil && req.Slave:
+		master, slave, err := openPTY(*req.TTY, unix.O_NONBLOCK)
+		if err != nil {
+			return err
+		}
+		if os.Geteuid() == 0 {
+			// The terminal belongs to its user, as login(1) does it.
+			_ = unix.Fchown(slave, s.uid, s.gid)
+		}
+		x.term = os.NewFile(uintptr(master), "pty")
+		st.add(slave)
+		return nil
+	case req.TTY != nil:
+		return nil
+	case req.Stdin:
+		r, w, err := stdinPipe()
+		if err != nil {
+			return err
+		}
+		x.stdin = w
+		st.add(r)
 	}
 	outR, outW, err := outputPipe()
 	if err != nil {
-		return execution{}, fmt.Errorf("exec: %w", err)
+		st.closeSent()
+		x.closeInput()
+		return err
 	}
 	errR, errW, err := outputPipe()
 	if err != nil {
 		outR.Close()
 		unix.Close(outW)
-		return execution{}, fmt.Errorf("exec: %w", err)
+		st.closeSent()
+		x.closeInput()
+		return err
 	}
-	send := []int{outW, errW}
-	if cc != nil {
-		send = append(send, cc.taskFD)
-	}
-	x := execution{
-		s: s, id: req.ID, cc: cc,
-		outSink: &detachableWriter{w: stdout},
-		errSink: &detachableWriter{w: stderr},
-	}
-
-	x.start = time.Now()
-	err = sendMsg(s.conn, req, send...)
-	unix.Close(outW)
-	unix.Close(errW)
-	// The drains start once the init has the request, which they need
-	// not wait for (the pipes buffer the output meanwhile).
-	x.outDone, x.errDone = drain(outR, x.outSink), drain(errR, x.errSink)
-	if err != nil {
-		x.detach()
-		if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) || errors.Is(err, net.ErrClosed) {
-			// The init is gone: once it is reaped, Start builds anew.
-			return execution{}, fmt.Errorf("%w: its init exited%s", ErrStopped, s.initExit())
-		}
-		return execution{}, err
-	}
-	return x, nil
+	st.outR, st.errR = outR, errR
+	st.add(outW)
+	st.add(errW)
+	return nil
 }
 
-// track waits for the command's final reply ("exited" or "failed"). It
-// kills the command's tree when timeout (0: none) passes or ctx ends, and
-// then keeps killing it until the reply arrives. The error reports a dead
-// init or a reply that never came.
-func (x *execution) track(ctx context.Context, replies <-chan reply, timeout time.Duration) (reply, error) {
-	var timer <-chan time.Time
-	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		timer = t.C
+// closeSent closes the descriptors that went (or were to go) with the
+// request.
+func (st *serverStdio) closeSent() {
+	for _, fd := range st.send[:st.n] {
+		unix.Close(fd)
 	}
-	defer func() {
-		if x.rekill != nil {
-			x.rekill.Stop()
-		}
-	}()
-	var rekill <-chan time.Time
-	for {
-		select {
-		case r, ok := <-replies:
-			if !ok {
-				return reply{Op: opInitExited}, nil
-			}
-			return r, nil
-		case <-timer:
-			x.timedOut = true
-			timer = nil
-		case <-rekill:
-			if time.Since(x.killedAt) > killReportTimeout {
-				x.detach()
-				return reply{}, fmt.Errorf("exec: no exit report %v after killing the command", killReportTimeout)
-			}
-		case <-ctx.Done():
-			x.cancelled = context.Cause(ctx)
-			ctx = context.Background() // wait for the exit report now
-		}
-		x.kill()
-		rekill = x.rekill.C
-	}
-}
-
-// kill kills the command's tree: everything in its cgroup, or, without
-// one, what the init finds below the command. The first call starts the
-// rekill ticker.
-func (x *execution) kill() {
-	if x.rekill == nil {
-		x.rekill = time.NewTicker(20 * time.Millisecond)
-		x.killedAt = time.Now()
-	}
-	if x.s.mode == modeHost {
-		// A command may have stopped the init (SIGSTOP from the same
-		// uid): it could not report the exit. (Through the pidfd: safe
-		// after the init is reaped.)
-		_ = x.s.cmd.Process.Signal(syscall.SIGCONT)
-	}
-	if x.cc != nil {
-		kctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = killCgroup(kctx, x.cc.dir, x.s.cmd.Process.Pid)
-		cancel()
-	} else {
-		_ = sendMsg(x.s.conn, request{Op: "kill", ID: x.id})
-	}
-}
-
-// collect turns the command's final reply into Exec's result once its
-// output is forwarded (or given up on). dir is ExecSpec.Dir, for the
-// error of a missing working directory.
-func (x *execution) collect(r reply, dir string) (ExecResult, error) {
-	switch r.Op {
-	case "failed":
-		return x.failed(r, dir)
-	case opInitExited:
-		return x.initExited()
-	}
-	var res ExecResult
-	if r.Op == "exited" {
-		res = x.exited(r)
-	}
-	if x.timedOut || x.cancelled != nil {
-		x.finishOutput(10 * time.Millisecond)
-	} else {
-		x.finishOutput(outputGrace)
-	}
-	x.detach()
-	if x.cancelled != nil && !x.timedOut {
-		return res, fmt.Errorf("exec: %w", x.cancelled)
-	}
-	if x.timedOut {
-		res.TimedOut, res.ExitCode, res.OOMKilled = true, 124, false
-	}
-	return res, nil
-}
-
-// opInitExited is the reply track makes up when the init exited before
-// it reported the command's exit.
-const opInitExited = "init-exited"
-
-// initExited is the result of a command whose init exited under it. After
-// Stop it is an error. Otherwise the init died on its own (killed from
-// inside in the host tiers, or a crash): every process of the sandbox
-// dies with it (the kernel kills a pid namespace with its init; in the
-// host tiers the clean-up that follows kills the sandbox's cgroup), so
-// the command's result is 137 with a note on stderr, and the next Start
-// builds a fresh sandbox.
-func (x *execution) initExited() (ExecResult, error) {
-	s := x.s
-	how := s.initExit() // waits until the init is reaped
-	s.mu.Lock()
-	asked := s.stopAsked
-	s.mu.Unlock()
-	if asked {
-		x.detach()
-		return ExecResult{}, errors.New("exec: the sandbox was stopped while the command ran")
-	}
-	if x.cc != nil {
-		// In the host tiers the command outlives its init: end it (and
-		// its hold on the output pipes) now, not when the clean-up,
-		// which waits for this Exec, removes the cgroups.
-		kctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = killCgroup(kctx, x.cc.dir)
-		cancel()
-	}
-	x.finishOutput(outputGrace)
-	x.errSink.final(fmt.Sprintf("nox: the sandbox's init exited%s: every process of the sandbox was killed; the next command starts it again\n", how))
-	x.detach()
-	return ExecResult{ExitCode: 137, Duration: time.Since(x.start)}, nil
-}
-
-// failed handles a "failed" reply: the init could not start the command.
-// Exit codes (126, 127) are results, with the reason on stderr; a missing
-// working directory and infrastructure failures are errors.
-func (x *execution) failed(r reply, dir string) (ExecResult, error) {
-	x.finishOutput(outputGrace)
-	switch r.Code {
-	case codeNoWorkdir:
-		return ExecResult{}, fmt.Errorf("%w: %s", ErrNoWorkdir, dir)
-	case 0:
-		return ExecResult{}, fmt.Errorf("exec: %s", r.Err)
-	}
-	// Unprefixed, as a shell says it: it is the command's stderr, not
-	// the client's own message.
-	_, _ = fmt.Fprintf(x.errSink, "%s\n", r.Err)
-	x.errSink.detach()
-	x.outSink.detach()
-	return ExecResult{ExitCode: r.Code, Duration: time.Since(x.start)}, nil
-}
-
-// exited turns an "exited" reply's wait status into a result, and asks
-// the cgroup whether a SIGKILL came from the OOM killer.
-func (x *execution) exited(r reply) ExecResult {
-	res := ExecResult{Duration: time.Since(x.start)}
-	ws := syscall.WaitStatus(r.Status)
-	switch {
-	case ws.Signaled():
-		res.ExitCode = 128 + int(ws.Signal())
-	default:
-		res.ExitCode = ws.ExitStatus()
-	}
-	if s := x.s; s.cg != nil && res.ExitCode == 137 {
-		// Killed by SIGKILL (or a shell saw that): was it the OOM killer?
-		// (With concurrent commands the kill may belong to another
-		// command of this sandbox.)
-		n := s.cg.oomKills()
-		s.mu.Lock()
-		res.OOMKilled = n > s.oomSeen
-		s.oomSeen = n
-		s.mu.Unlock()
-	}
-	return res
-}
-
-// finishOutput waits up to grace for both pipes to be drained; then it
-// stops forwarding (background processes hold the pipes).
-func (x *execution) finishOutput(grace time.Duration) {
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	for _, d := range []<-chan struct{}{x.outDone, x.errDone} {
-		select {
-		case <-d:
-		case <-t.C:
-			x.detach()
-			return
-		}
-	}
-}
-
-// detach stops forwarding the command's output.
-func (x *execution) detach() {
-	x.outSink.detach()
-	x.errSink.detach()
+	st.n = 0
 }

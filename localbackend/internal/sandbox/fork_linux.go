@@ -20,25 +20,33 @@ import (
 // without privileges and the one whose cgroup the child inherits: it
 // visits the command's cgroup for the fork (enterCgroup, leaveCgroup).
 func (z *zygote) fork(r request, files []*os.File) {
-	if len(files) < 2 || len(r.Argv) == 0 {
+	n := stdioFiles(r)
+	if len(files) < n || len(r.Argv) == 0 {
 		z.fail(r.ID, 0, errors.New("malformed exec request"))
 		return
 	}
-	stdout, stderr := files[0], files[1]
 	var task *os.File
-	if r.Cgroup && len(files) > 2 {
-		task = files[2]
+	if r.Cgroup && len(files) > n {
+		task = files[n]
 	}
 	path, code, err := resolveCommand(r)
 	if err != nil {
 		z.fail(r.ID, code, err)
 		return
 	}
+	st, err := z.stdio(r, files[:n])
+	if err != nil {
+		z.fail(r.ID, 0, err)
+		return
+	}
+	defer st.close()
 	attr := &syscall.ProcAttr{
 		Dir:   r.Dir,
 		Env:   r.Env,
-		Files: []uintptr{z.devNull.Fd(), stdout.Fd(), stderr.Fd()},
-		Sys:   &syscall.SysProcAttr{Setsid: true},
+		Files: st.fds[:],
+		// A terminal becomes the controlling one of the new session
+		// (Ctty is the child's fd 0).
+		Sys: &syscall.SysProcAttr{Setsid: true, Setctty: st.tty},
 	}
 	if task != nil {
 		if err := z.enterCgroup(task); err != nil {
@@ -46,7 +54,7 @@ func (z *zygote) fork(r request, files []*os.File) {
 			return
 		}
 	}
-	pid, err := z.forkExec(r.ID, path, r.Argv, attr)
+	pid, err := z.forkExec(r, path, attr, st.master)
 	if task != nil {
 		z.leaveCgroup()
 	}
@@ -131,15 +139,21 @@ func (z *zygote) goHome() error {
 	return nil
 }
 
-// forkExec forks and execs the command and registers its pid for the
-// reaper under z.mu, which the reaper holds while it reaps; then it wakes
-// the reaper in case it had no children.
-func (z *zygote) forkExec(id uint64, path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+// forkExec forks and execs the command of exec request r and registers
+// its pid for the reaper under z.mu, which the reaper holds while it
+// reaps; then it wakes the reaper in case it had no children. When r asks
+// for it (or the init allocated a terminal, whose master it must hand
+// over), it answers "started" under z.mu too, so that the reaper's
+// "exited" cannot overtake it.
+func (z *zygote) forkExec(r request, path string, attr *syscall.ProcAttr, master int) (int, error) {
 	z.mu.Lock()
-	pid, err := syscall.ForkExec(path, argv, attr)
+	pid, err := syscall.ForkExec(path, r.Argv, attr)
 	if err == nil {
-		z.waiters[pid] = id
-		z.byID[id] = pid
+		z.waiters[pid] = r.ID
+		z.byID[r.ID] = pid
+		if r.Notify || master >= 0 {
+			z.started(r.ID, pid, master)
+		}
 	}
 	z.mu.Unlock()
 	select {
@@ -204,6 +218,25 @@ func (z *zygote) kill(id uint64) {
 		}
 		_ = unix.Kill(pid, unix.SIGKILL)
 	}
+}
+
+// signal sends the signal of a "signal" request to the process group of
+// its target command (a new session: the group's id is the command's
+// pid), and answers "signalled". Only while the command is registered:
+// it is not reaped then, so its pid, and the group's id, cannot have been
+// reused. A command that ended is no error.
+func (z *zygote) signal(r request) {
+	var err error
+	z.mu.Lock()
+	if pid, ok := z.byID[r.Target]; ok {
+		err = unix.Kill(-pid, unix.Signal(r.Signal))
+	}
+	z.mu.Unlock()
+	rep := reply{Op: opSignalled, ID: r.ID}
+	if err != nil && err != unix.ESRCH {
+		rep.Err = err.Error()
+	}
+	_ = sendRaw(z.fd, rep)
 }
 
 // killAll kills every descendant (host mode: orphans are re-parented to

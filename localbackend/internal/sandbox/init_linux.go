@@ -80,7 +80,7 @@ type zygote struct {
 }
 
 // initMain is the sandbox's init: it receives its configuration, sets up
-// the environment (setup), answers "ready", and serves exec and kill
+// the environment (setup), answers "ready", and serves exec, kill and signal
 // requests until the server goes away.
 func initMain() int {
 	sealInheritedFDs()
@@ -393,6 +393,8 @@ func (z *zygote) serve(buf, oob []byte) {
 			z.fork(req, files)
 		case "kill":
 			z.kill(req.ID)
+		case "signal":
+			z.signal(req)
 		}
 		closeFiles(files)
 	}

@@ -120,7 +120,11 @@ func restrictLandlock(c *initConfig) ([]string, error) {
 	rules := []landlock.Rule{
 		landlock.RODirs(append(hostSystemDirs(), "/proc")...).IgnoreIfMissing(),
 		landlock.RWDirs(c.Workspace, c.TmpDir),
-		landlock.RWFiles("/dev/null", "/dev/zero", "/dev/full", "/dev/tty").IgnoreIfMissing(),
+		landlock.RWFiles("/dev/null", "/dev/zero", "/dev/full").IgnoreIfMissing(),
+		// /dev/tty is the opener's controlling terminal (a command has
+		// none unless it runs on its own): stty, less and vim need its
+		// ioctls, which Landlock ABI 5 denies on devices by default.
+		landlock.RWFiles("/dev/tty").WithIoctlDev().IgnoreIfMissing(),
 		landlock.ROFiles("/dev/random", "/dev/urandom").IgnoreIfMissing(),
 	}
 	if err := landlock.V7.BestEffort().Restrict(rules...); err != nil {

@@ -13,8 +13,10 @@ import (
 
 // The server and a sandbox's init talk over a SOCK_SEQPACKET socketpair
 // (fd 3 of the init): one JSON message per packet, file descriptors as
-// SCM_RIGHTS. The server sends "config" once, then "exec" and "kill"; the
-// init answers "ready" once, then "exited" or "failed" per command.
+// SCM_RIGHTS. The server sends "config" once, then "exec", "kill" and
+// "signal"; the init answers "ready" once, then per command "exited" or
+// "failed" (after "started" when the request asked for it), and
+// "signalled" per "signal".
 
 // Hidden argv[1] values that turn the re-executed binary into a helper.
 const (
@@ -76,8 +78,14 @@ type rlimit struct {
 }
 
 // request is a message from the server.
+//
+// The files of an "exec" request are, in order, the command's standard
+// streams (stdout and stderr; stdin, stdout and stderr with Stdin; the
+// terminal with Slave; none when the init allocates the terminal), then
+// the command cgroup's task file with Cgroup (stdioFiles counts the
+// first).
 type request struct {
-	Op     string // "config", "exec", "kill"
+	Op     string // "config", "exec", "kill", "signal"
 	ID     uint64
 	Config *initConfig `json:",omitempty"`
 	Argv   []string    `json:",omitempty"`
@@ -85,17 +93,55 @@ type request struct {
 	Dir    string      `json:",omitempty"`
 	// Cgroup: the last fd is the command cgroup's task file.
 	Cgroup bool `json:",omitempty"`
+	// Stdin: the command's standard input is a pipe that comes first.
+	Stdin bool `json:",omitempty"`
+	// TTY runs the command on a new pseudo-terminal of this size: the
+	// init allocates it (and sends its master with "started"), unless
+	// Slave says that it came with the request (the host tiers, where
+	// the server allocates it).
+	TTY   *WinSize `json:",omitempty"`
+	Slave bool     `json:",omitempty"`
+	// Notify asks for a "started" reply once the command runs.
+	Notify bool `json:",omitempty"`
+	// "signal": send Signal to the process group of the command of exec
+	// request Target, if it is still registered.
+	Target uint64 `json:",omitempty"`
+	Signal int    `json:",omitempty"`
 }
+
+// stdioFiles is the number of an exec request's files that are the
+// command's standard streams.
+func stdioFiles(r request) int {
+	switch {
+	case r.TTY != nil && r.Slave:
+		return 1
+	case r.TTY != nil:
+		return 0
+	case r.Stdin:
+		return 3
+	}
+	return 2
+}
+
+// The replies to a command besides "exited" and "failed", and to a
+// signal.
+const (
+	opStarted   = "started"   // the command runs; the terminal's master comes with it
+	opSignalled = "signalled" // a "signal" request was handled; Err says why it failed
+)
 
 // reply is a message from the init.
 type reply struct {
-	Op     string // "ready", "exited", "failed"
+	Op     string // "ready", "started", "exited", "failed", "signalled"
 	ID     uint64
 	Pid    int    `json:",omitempty"`
 	Status int    `json:",omitempty"` // raw wait status for "exited"
 	Code   int    `json:",omitempty"` // "failed": 126, 127, codeNoWorkdir, or 0 (infrastructure)
 	Err    string `json:",omitempty"`
 	Notes  []string
+	// files came with the reply (the server's side): the receiver owns
+	// them.
+	files []*os.File
 }
 
 // codeNoWorkdir in a "failed" reply means ExecSpec.Dir does not exist.
@@ -165,13 +211,17 @@ var errBadMessage = errors.New("bad message")
 
 // sendRaw and recvRaw are sendMsg and recvMsg on a blocking fd, for the
 // init's main thread.
-func sendRaw(fd int, v any) error {
+func sendRaw(fd int, v any, fds ...int) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode message: %w", err)
 	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
 	for {
-		err = unix.Sendmsg(fd, b, nil, nil, 0)
+		err = unix.Sendmsg(fd, b, oob, nil, 0)
 		if err != unix.EINTR {
 			return err
 		}

@@ -31,6 +31,17 @@ package sandbox
 // earlier commands survive. Stop kills the init, and the kernel the rest of
 // the pid namespace.
 //
+// Start is Exec's first half: the request asks for a "started" reply,
+// which the init sends under the reaper's lock (so "exited" cannot
+// overtake it); a goroutine then tracks the command as Exec does. A stdin
+// pipe's read end goes with the request, its write end stays non-blocking
+// in the server's poller. A terminal is allocated by the init in the
+// namespace tiers (/dev/ptmx of the sandbox's devpts), the command forked
+// on its slave (Setsid, Setctty), and its master sent back with
+// "started"; in the host tiers the server allocates it and sends the
+// slave. Signals go through the init ("signal"), which sends them to the
+// command's process group only while its pid is not reaped.
+//
 // Where each part lives:
 //
 //	manager_linux.go     Manager: New, Start, Close, the spawner thread
@@ -39,14 +50,19 @@ package sandbox
 //	uidrange_linux.go    the host-wide registry of uid ranges (one per state directory)
 //	build_linux.go       Manager.build: host preparation, the init's config and files, spawn, setup
 //	sandbox_linux.go     Sandbox: readiness, Stop
-//	exec_linux.go        Sandbox.Exec: request, tracking (timeout, kill), result
+//	exec_linux.go        Sandbox.Exec: the request and the command's standard streams
+//	track_linux.go       a started command: tracking (timeout, kill), result
+//	command_linux.go     Sandbox.Start and Command: wait, signal, resize, kill
+//	stdin_linux.go       a command's stdin: its pipe, writes, end-of-file
+//	pty_linux.go         pseudo-terminals (for the init and the server)
 //	output_linux.go      a command's output pipes and their forwarding
 //	cmdcgroup_linux.go   per-command cgroups and their reuse
 //	cgroup_linux.go      the Manager's cgroup hierarchy, killing and removing cgroups
 //	cgroup_sandbox_linux.go  a sandbox's cgroups and their limits
 //	proto_linux.go       the messages between the server and the init
 //	init_linux.go        the init: config, setup, request loop
-//	fork_linux.go        the init forks, reaps and kills commands
+//	fork_linux.go        the init forks, reaps, signals and kills commands
+//	stdio_linux.go       the init's side of a command's standard streams
 //	mounts_linux.go      the init's root filesystem
 //	privs_linux.go       capabilities, Landlock
 //	seccomp_linux.go     the seccomp filter

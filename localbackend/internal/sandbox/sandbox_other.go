@@ -12,14 +12,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 )
 
 // MaybeInit does nothing outside Linux: there is no re-executed init.
@@ -144,104 +141,6 @@ func (s *Sandbox) Alive() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return !s.stopped
-}
-
-// Exec runs one command on the host.
-func (s *Sandbox) Exec(ctx context.Context, e ExecSpec) (ExecResult, error) {
-	dir, err := execDir(e)
-	if err != nil {
-		return ExecResult{}, err
-	}
-	dir = hostPath(dir, s.spec.Workspace, s.tmpDir)
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return ExecResult{}, fmt.Errorf("%w: %s", ErrNoWorkdir, e.Dir)
-	}
-	if !s.Alive() {
-		return ExecResult{}, ErrStopped
-	}
-	cmd := exec.Command(e.Argv[0], e.Argv[1:]...)
-	if p, err := lookPathIn(e.Argv[0], e.Env); err == nil {
-		cmd.Path = p
-	} else {
-		code := 127
-		if errors.Is(err, os.ErrPermission) {
-			code = 126
-		}
-		if e.Stderr != nil {
-			_, _ = fmt.Fprintf(e.Stderr, "%v\n", err) // as a shell says it
-		}
-		return ExecResult{ExitCode: code}, nil
-	}
-	cmd.Dir, cmd.Env = dir, hostEnv(e.Env, s.spec.Workspace, s.tmpDir)
-	cmd.Stdout, cmd.Stderr = orDiscard(e.Stdout), orDiscard(e.Stderr)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = 200 * time.Millisecond
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		code := 126
-		if errors.Is(err, os.ErrNotExist) {
-			code = 127
-		}
-		return ExecResult{ExitCode: code, Duration: time.Since(start)}, nil
-	}
-	s.mu.Lock()
-	s.groups[cmd.Process.Pid] = true
-	s.mu.Unlock()
-	return wait(ctx, cmd, e.Timeout, start)
-}
-
-// wait waits for a started cmd, killing its process group when limit (0:
-// none) passes or ctx ends, and turns its end into Exec's result.
-func wait(ctx context.Context, cmd *exec.Cmd, limit time.Duration, start time.Time) (ExecResult, error) {
-	pgid := cmd.Process.Pid
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var timeout <-chan time.Time
-	if limit > 0 {
-		t := time.NewTimer(limit)
-		defer t.Stop()
-		timeout = t.C
-	}
-	var timedOut bool
-	var cancelled error
-	var werr error
-	select {
-	case werr = <-done:
-	case <-timeout:
-		timedOut = true
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		werr = <-done
-	case <-ctx.Done():
-		cancelled = context.Cause(ctx)
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		werr = <-done
-	}
-	res := ExecResult{Duration: time.Since(start)}
-	if cancelled != nil {
-		return res, fmt.Errorf("exec: %w", cancelled)
-	}
-	if timedOut {
-		res.TimedOut, res.ExitCode = true, 124
-		return res, nil
-	}
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
-		if ws.Signaled() {
-			res.ExitCode = 128 + int(ws.Signal())
-		} else {
-			res.ExitCode = ws.ExitStatus()
-		}
-	} else if werr != nil && !errors.Is(werr, exec.ErrWaitDelay) {
-		return res, fmt.Errorf("exec: %w", werr)
-	}
-	return res, nil
-}
-
-// orDiscard is w, or io.Discard when w is nil.
-func orDiscard(w io.Writer) io.Writer {
-	if w == nil {
-		return io.Discard
-	}
-	return w
 }
 
 // lookPathIn resolves argv[0] with the command's PATH, not the server's.
