@@ -340,7 +340,7 @@ func procFaults() []procFault {
 			wrap: func(_ *testing.T, h http.Handler) http.Handler {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					if m := procURLPath.FindStringSubmatch(r.URL.Path); m != nil && strings.Contains(m[1], "never-created") {
-						create := httptest.NewRequestWithContext(r.Context(), http.MethodPut, "/v1/sandboxes/"+m[1], strings.NewReader(`{}`))
+						create := sideRequest(r, http.MethodPut, "/v1/sandboxes/"+m[1], strings.NewReader(`{}`))
 						create.Header.Set("Content-Type", "application/json")
 						record(h, create)
 					}
@@ -428,7 +428,8 @@ func procFaults() []procFault {
 			return onProc(h, http.MethodGet, "output", func(w http.ResponseWriter, r *http.Request) {
 				h.ServeHTTP(w, r)
 				if r.Context().Err() != nil {
-					kill := httptest.NewRequestWithContext(context.WithoutCancel(r.Context()), http.MethodDelete, strings.TrimSuffix(r.URL.Path, "/output"), nil)
+					kill := sideRequest(r, http.MethodDelete, strings.TrimSuffix(r.URL.Path, "/output"), nil)
+					kill = kill.WithContext(context.WithoutCancel(r.Context()))
 					record(h, kill)
 				}
 			})
@@ -445,7 +446,7 @@ func procFaults() []procFault {
 		}),
 		own("resize ignored", "proc/pty-resize", func(_ *testing.T, h http.Handler) http.Handler {
 			return onProc(h, http.MethodPost, "resize", func(w http.ResponseWriter, r *http.Request) {
-				rec := record(h, httptest.NewRequestWithContext(r.Context(), http.MethodGet, strings.TrimSuffix(r.URL.Path, "/resize"), nil))
+				rec := record(h, sideRequest(r, http.MethodGet, strings.TrimSuffix(r.URL.Path, "/resize"), nil))
 				if rec.Code == http.StatusOK && strings.Contains(rec.Body.String(), `"pty":true`) && strings.Contains(rec.Body.String(), `"state":"running"`) {
 					w.WriteHeader(http.StatusNoContent)
 					return

@@ -105,6 +105,7 @@ func Wrap(h http.Handler, q Quirks) http.Handler {
 		}
 		if q.ImplicitCreate && m != nil && op != "PUT " && op != "DELETE " && op != "GET " {
 			create := httptest.NewRequest(http.MethodPut, m[1]+"/v1/sandboxes/"+m[2], strings.NewReader("{}"))
+			create.Host = r.Host // a server refuses names other than localhost
 			create.Header = r.Header.Clone()
 			create.Header.Set("Content-Type", "application/json")
 			create.Header.Del("Content-Length")
