@@ -174,8 +174,7 @@ func checkProcOutputFollow(ctx context.Context, env *Env) error {
 		want(&errs, "exitCode in the exit event", out.exit.exit(), 5, shown)
 		want(&errs, "outputBytes in the exit event", int64(out.exit.OutputBytes), 13, shown)
 		if !ended {
-			errs = append(errs, ownFinding(shown, aspectBody, "the stream stayed open", "the stream ends after exit",
-				fmt.Errorf("the stream did not end after its exit event\n%s", shown)))
+			errs = append(errs, streamOpenFinding(shown, fmt.Errorf("the stream did not end after its exit event\n%s", shown)))
 		}
 	}
 	if out.end {
@@ -462,8 +461,7 @@ func checkProcSurvivesDisconnect(ctx context.Context, env *Env) error {
 	}
 	want(&errs, "output after reattaching from offset 4", string(out.bytes()), "two\n", shown)
 	if !ended {
-		errs = append(errs, ownFinding(shown, aspectNone, "the stream stayed open", "the stream ends with the process",
-			fmt.Errorf("the reattached stream did not end within %s of the process's end\n%s", outputWait, shown)))
+		errs = append(errs, streamOpenFinding(shown, fmt.Errorf("the reattached stream did not end within %s of the process's end\n%s", outputWait, shown)))
 	}
 	if e, wx, err := env.waitEnd(ctx, id, p.ID, procWait); err != nil {
 		errs = append(errs, err)
@@ -471,6 +469,18 @@ func checkProcSurvivesDisconnect(ctx context.Context, env *Env) error {
 		want(&errs, "exitCode of the reattached process", e.exit(), 0, wx)
 	}
 	return errors.Join(errs...)
+}
+
+// keyProcOpen names output streams of ended processes that stay open
+// (every check that reads one to its end sees it; it is named once).
+const keyProcOpen = "process-output-open"
+
+// streamOpenFinding is the finding of an output stream that stayed open
+// though its process had ended.
+func streamOpenFinding(x *Exchange, err error) error {
+	return &finding{key: keyProcOpen, req: Must, anchor: anchorProcOutput, aspect: aspectNone, x: x,
+		title:    "output streams of processes that ended stay open",
+		observed: "the stream stayed open", expected: "the stream ends after the exit event", err: err}
 }
 
 // keyProcExit names output streams of ended processes without an exit

@@ -408,8 +408,7 @@ func (e *Env) readEnded(ctx context.Context, id, pid string, from int64, limit t
 	}
 	b, err := e.readOutput(ctx, id, pid, q, limit)
 	if err == nil && !b.ended {
-		err = ownFinding(b.x, aspectNone, "the stream did not end", "the stream ends after the output of an ended process",
-			fmt.Errorf("the output stream of process %s, which has ended, did not end within %s\n%s", pid, limit, b.x))
+		err = streamOpenFinding(b.x, fmt.Errorf("the output stream of process %s, which has ended, did not end within %s\n%s", pid, limit, b.x))
 	}
 	return b, err
 }
