@@ -33,29 +33,50 @@ func replaySh(n int) string {
 
 // judgeChunks checks the chunks of a stream read from offset from:
 // contiguous from it, each output event's id the offset after it, each
-// data schema-valid. It returns the findings.
+// data schema-valid. It returns a finding per kind of fault, the first
+// chunk that shows it and how many more do.
 func judgeChunks(env *Env, out procOutput, from int64, x *Exchange) []error {
-	var errs []error
-	bad := func(observed, expected string, err error) {
-		errs = append(errs, ownFinding(x, aspectBody, observed, expected, fmt.Errorf("%w\n%s", err, x)))
+	type fault struct {
+		observed, expected string
+		err                error
+		more               int
+	}
+	var kinds []string
+	faults := map[string]*fault{}
+	bad := func(kind, observed, expected string, err error) {
+		if f := faults[kind]; f != nil {
+			f.more++
+			return
+		}
+		kinds = append(kinds, kind)
+		faults[kind] = &fault{observed: observed, expected: expected, err: err}
 	}
 	next := from
 	for i, c := range out.chunks {
 		if err := env.run.contract.validateSchema("ProcessOutputChunk", []byte(c.event.Data)); err != nil {
-			bad("output data "+clip(c.event.Data, 80), "a ProcessOutputChunk", fmt.Errorf("output event %d: data %w", i, err))
+			bad("schema", "output data "+clip(c.event.Data, 80), "a ProcessOutputChunk", fmt.Errorf("output event %d: data %w", i, err))
 		}
 		if (c.Data == nil) == (c.DataBase64 == nil) {
-			bad("output data "+clip(c.event.Data, 80), "exactly one of data and dataBase64", fmt.Errorf("output event %d has both or neither of data and dataBase64", i))
+			bad("data", "output data "+clip(c.event.Data, 80), "exactly one of data and dataBase64", fmt.Errorf("output event %d has both or neither of data and dataBase64", i))
 		}
 		if int64(c.Offset) != next {
-			bad(fmt.Sprintf("chunk %d at offset %d", i, c.Offset), fmt.Sprintf("offset %d", next),
+			bad("offset", fmt.Sprintf("chunk %d at offset %d", i, c.Offset), fmt.Sprintf("offset %d", next),
 				fmt.Errorf("output event %d has offset %d, want %d (the offset after the previous chunk, or the offset asked for)", i, c.Offset, next))
 		}
 		next = int64(c.Offset) + int64(len(c.bytes))
 		if !c.event.HasID || offsetID(c.event.ID) != next {
-			bad(fmt.Sprintf("id %q after a chunk of %d bytes at %d", c.event.ID, len(c.bytes), c.Offset), fmt.Sprintf("id: %d", next),
+			bad("id", fmt.Sprintf("id %q after a chunk of %d bytes at %d", c.event.ID, len(c.bytes), c.Offset), fmt.Sprintf("id: %d", next),
 				fmt.Errorf("output event %d (offset %d, %d bytes) has id %q, want %d, the offset after the chunk", i, c.Offset, len(c.bytes), c.event.ID, next))
 		}
+	}
+	var errs []error
+	for _, k := range kinds {
+		f := faults[k]
+		err := f.err
+		if f.more > 0 {
+			err = fmt.Errorf("%w (and %d more output events)", err, f.more)
+		}
+		errs = append(errs, ownFinding(x, aspectBody, f.observed, f.expected, fmt.Errorf("%w\n%s", err, x)))
 	}
 	return errs
 }

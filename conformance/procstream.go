@@ -52,8 +52,6 @@ type outStream struct {
 	// err is why reading ended (nil at the end of the stream); read
 	// only once events is closed.
 	err error
-	// comments counts comment lines; read only once events is closed.
-	comments int
 	// ended is set when the check found events closed.
 	ended bool
 }
@@ -109,8 +107,7 @@ func (s *outStream) read(r io.Reader) {
 			continue
 		}
 		if line[0] == ':' {
-			s.comments++
-			continue
+			continue // a comment (heartbeat)
 		}
 		name, value, _ := cutField(line)
 		switch name {
@@ -368,10 +365,6 @@ type outputBody struct {
 	x *Exchange
 	// ended: the stream ended (it did not outlast the wait).
 	ended bool
-	// comments counts comment lines.
-	comments int
-	// readErr is a transport error that ended it.
-	readErr error
 }
 
 // readOutput opens the output stream of process pid and reads it until
@@ -391,7 +384,10 @@ func (e *Env) readOutput(ctx context.Context, id, pid string, q outQuery, limit 
 	// The stream is read and closed: its exchange is complete, and the
 	// check may judge it.
 	out, derr := decodeOutput(events)
-	body := outputBody{procOutput: out, x: s.x, ended: ended, comments: s.comments, readErr: s.err}
+	body := outputBody{procOutput: out, x: s.x, ended: ended}
+	if ended && s.err != nil {
+		derr = errors.Join(derr, fmt.Errorf("the stream broke: %w", s.err))
+	}
 	if derr != nil {
 		return body, ownFinding(body.x, aspectBody, clip(derr.Error(), 160), "output events as the contract describes",
 			fmt.Errorf("%w\n%s", derr, body.x))

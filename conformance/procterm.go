@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -167,7 +168,7 @@ func (t *termConn) control(typ string) (termControl, int, bool) {
 // transcript shows what the WebSocket carried, for messages.
 func (t *termConn) transcript() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "output %q", clip(string(t.out), 400))
+	fmt.Fprintf(&b, "output %s", clip(strconv.Quote(string(t.out)), 400))
 	for _, c := range t.controls {
 		fmt.Fprintf(&b, "\ncontrol %s", clip(string(c), 300))
 	}
