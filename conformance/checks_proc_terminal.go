@@ -105,7 +105,7 @@ func resizeByMessage(ctx context.Context, t *termConn, x *Exchange) error {
 		}
 		if !t.await(ctx, procWait, func() bool { return len(sizes()) > n }) {
 			return termFinding(x, t, "no answer to Enter", "size:...",
-				errors.New("Enter typed as a binary message was not read by the process"))
+				errors.New("the process did not read Enter, typed as a binary message"))
 		}
 		all := sizes()
 		last := all[len(all)-1][1]
