@@ -67,3 +67,34 @@ const (
 	anchorFSWatch       = anchorFS + "watch/get"
 	anchorFSPath        = contractDoc + "/components/parameters/FilePath"
 )
+
+// The anchors of the processes extensions (processes, processes.terminal)
+// and of exec.stdin.
+const (
+	anchorProcs          = contractDoc + "/paths/~1v1~1sandboxes~1{sessionId}~1processes"
+	anchorProcStart      = anchorProcs + "/post"
+	anchorProcList       = anchorProcs + "/get"
+	anchorProcStartBusy  = anchorProcStart + "/responses/503"
+	anchorProc           = anchorProcs + "~1{processId}"
+	anchorProcGet        = anchorProc + "/get"
+	anchorProcKill       = anchorProc + "/delete"
+	anchorProcWait       = anchorProc + "~1wait/get"
+	anchorProcOutput     = anchorProc + "~1output/get"
+	anchorProcStdin      = anchorProc + "~1stdin/post"
+	anchorProcSignal     = anchorProc + "~1signal/post"
+	anchorProcResize     = anchorProc + "~1resize/post"
+	anchorProcTerminal   = anchorProc + "~1terminal/get"
+	anchorProcBad        = contractDoc + "/components/responses/BadProcessRequest"
+	anchorProcNotFound   = contractDoc + "/components/responses/ProcessNotFound"
+	anchorProcRequest    = contractDoc + "/components/schemas/ProcessRequest"
+	anchorProcTimeout    = anchorProcRequest + "/properties/timeoutSeconds"
+	anchorProcPty        = anchorProcRequest + "/properties/pty"
+	anchorProcRecord     = contractDoc + "/components/schemas/Process"
+	anchorProcChunk      = contractDoc + "/components/schemas/ProcessOutputChunk"
+	anchorProcTruncated  = contractDoc + "/components/schemas/ProcessOutputTruncated"
+	anchorLimits         = contractDoc + "/components/schemas/BackendLimits/properties/"
+	anchorMaxProcs       = anchorLimits + "maxProcessesPerSandbox"
+	anchorExecStdin      = contractDoc + "/components/schemas/ExecRequest/properties/stdin"
+	anchorExecStdinCodec = contractDoc + "/components/schemas/ExecRequest/properties/stdinEncoding"
+	anchorMaxStdin       = anchorLimits + "maxStdinBytes"
+)

@@ -86,6 +86,7 @@ func Checks() []Check {
 	all = append(all, filesChecks()...)
 	all = append(all, fsChecks()...)
 	all = append(all, extChecks()...)
+	all = append(all, procChecks()...)
 	return all
 }
 

@@ -131,7 +131,8 @@ type Config struct {
 
 	// Image, when set, is sent as "image" in every create the suite makes
 	// (the commands need sh and the usual POSIX tools: sleep, head, tr,
-	// stat, sha256sum, cat, ls). Empty uses the backend's default image.
+	// stat, sha256sum, cat, ls, mv, wc; the terminal checks also stty,
+	// and skip without it). Empty uses the backend's default image.
 	Image string
 
 	// IDPrefix starts every session id the suite creates. Empty means

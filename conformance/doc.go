@@ -37,7 +37,12 @@
 // types, headers and body schemas) and its timestamps must be RFC 3339
 // strings. Event streams are validated for status and headers, and read
 // with the SDK's own event-stream reader (internal/sse) in strict mode,
-// which reports every departure from the grammar ([ParseSSE]).
+// which reports every departure from the grammar ([ParseSSE]). A
+// process's output stream, whose event ids are offsets, is read by a
+// reader of the suite's own that keeps them (internal/sse drops ids) and
+// its grammar checked with [ParseSSE] afterwards; a terminal's WebSocket
+// is dialled with github.com/coder/websocket, and the answer to its
+// handshake is validated like any other.
 //
 // # Isolated failures and the deviation summary
 //
@@ -67,8 +72,9 @@
 // [Checks] returns the suite's own checks, assembled by a function from the
 // per-area files (checks_health.go, checks_sandbox.go, checks_exec.go,
 // checks_files.go, checks_fs.go with checks_fs_*.go and checks_fswatch.go
-// for the files extensions, checks_ext.go; anchors.go names the sections
-// they test). A check may record what it measured with [Env.Notef]; the
+// for the files extensions, checks_ext.go, checks_proc.go with
+// checks_proc_*.go and checks_exec_stdin.go for the processes extensions
+// and exec.stdin; anchors.go names the sections they test). A check may record what it measured with [Env.Notef]; the
 // notes are reported with its result ([Result.Notes]) whatever its status.
 // There is no package-level mutable registry: each call builds a new slice.
 // To add a check to the suite, append it to its area's list. A third party

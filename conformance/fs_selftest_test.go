@@ -91,6 +91,15 @@ func editJSON(r *http.Request, f func(body map[string]any)) {
 	r.Header.Set("Content-Length", strconv.Itoa(len(b)))
 }
 
+// sideRequest is a request a fault makes of the backend beside the
+// client's request r, addressed to the same host (the server refuses
+// requests addressed to names other than localhost).
+func sideRequest(r *http.Request, method, target string, body io.Reader) *http.Request {
+	req := httptest.NewRequestWithContext(r.Context(), method, target, body)
+	req.Host = r.Host
+	return req
+}
+
 // record serves r with h into a recorder.
 func record(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
@@ -189,9 +198,9 @@ func fsFaults() []fsFault {
 			// limit and the write is unconditional), then writes.
 			return onFS(h, http.MethodPut, "file", func(w http.ResponseWriter, r *http.Request) {
 				if r.Header.Get("If-Match") == "" && r.Header.Get("If-None-Match") == "" && r.ContentLength > 0 && r.ContentLength <= fsMaxUpload {
-					stat := httptest.NewRequestWithContext(r.Context(), http.MethodGet, strings.Replace(r.URL.RequestURI(), "/fs/file", "/fs/stat", 1), nil)
+					stat := sideRequest(r, http.MethodGet, strings.Replace(r.URL.RequestURI(), "/fs/file", "/fs/stat", 1), nil)
 					if record(h, stat).Code == http.StatusOK {
-						empty := httptest.NewRequestWithContext(r.Context(), http.MethodPut, r.URL.RequestURI(), http.NoBody)
+						empty := sideRequest(r, http.MethodPut, r.URL.RequestURI(), http.NoBody)
 						empty.Header.Set("Content-Type", "application/octet-stream")
 						record(h, empty)
 					}
@@ -311,7 +320,7 @@ func fsFaults() []fsFault {
 			wrap: func(_ *testing.T, h http.Handler) http.Handler {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					if m := fsURLPath.FindStringSubmatch(r.URL.Path); m != nil && strings.Contains(m[1], "never-created") {
-						create := httptest.NewRequestWithContext(r.Context(), http.MethodPut, "/v1/sandboxes/"+m[1], strings.NewReader(`{}`))
+						create := sideRequest(r, http.MethodPut, "/v1/sandboxes/"+m[1], strings.NewReader(`{}`))
 						create.Header.Set("Content-Type", "application/json")
 						record(h, create)
 					}

@@ -65,7 +65,8 @@ func TestQuirkyBackend(t *testing.T) {
 		// The backend advertises upload.chunked (the server layer does), so
 		// the chunked half of the 413 check runs into the same refusal.
 		{"Content-Length only", quirks.Quirks{ContentLengthOnly: true}, map[string][]string{"upload-chunked": {"files/upload-chunked", "files/upload-too-large-413", "fs/write-create-replace"}}},
-		{"implicit create", quirks.Quirks{ImplicitCreate: true}, map[string][]string{"unknown-sandbox": append(slices.Clone(unknownSandbox), "exec/stream-errors", "fs/unknown-sandbox-404")}},
+		{"implicit create", quirks.Quirks{ImplicitCreate: true}, map[string][]string{"unknown-sandbox": append(slices.Clone(unknownSandbox), "exec/stream-errors", "fs/unknown-sandbox-404",
+			"proc/unknown-sandbox-404", "proc/terminal-errors")}},
 		{"no extensions", quirks.Quirks{NoExtensions: true}, nil},
 	}
 	// The runs mostly wait, so they run at once, outside go test's

@@ -335,9 +335,12 @@ var eachBugDeviations = map[string][]string{
 	"commands queued without bound":        {"check:exec/saturated-503"},
 }
 
-// notWatch selects every request but watches, whose event streams a
-// recorder would hold until they end.
-func notWatch(r *http.Request) bool { return !strings.HasSuffix(r.URL.Path, "/fs/watch") }
+// notStream selects every request but those answered with a stream a
+// recorder would hold until it ends (watches, process output) or with a
+// WebSocket, which a recorder cannot carry.
+func notStream(r *http.Request) bool {
+	return !strings.HasSuffix(r.URL.Path, "/fs/watch") && !strings.HasSuffix(r.URL.Path, "/output") && r.Header.Get("Upgrade") == ""
+}
 
 // TestSuiteCatchesEachBug gives the suite backends with one bug each and
 // checks exactly the expected checks fail.
@@ -385,7 +388,7 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 			[]string{"exec/stream-events"}, nil},
 		{"503 without Retry-After", reference{maxConcurrentExecs: 4},
 			func(h http.Handler) http.Handler {
-				return rewrite(h, notWatch,
+				return rewrite(h, notStream,
 					func(rec *httptest.ResponseRecorder) {
 						if rec.Code == http.StatusServiceUnavailable {
 							rec.Header().Del("Retry-After")
@@ -397,7 +400,7 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 			[]string{"exec/saturated-503"}, []string{"it is queued, want 503 with Retry-After"}},
 		{"404 as text/plain", reference{},
 			func(h http.Handler) http.Handler {
-				return rewrite(h, notWatch,
+				return rewrite(h, notStream,
 					func(rec *httptest.ResponseRecorder) {
 						if rec.Code == 404 {
 							rec.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -423,6 +426,9 @@ func TestSuiteCatchesEachBug(t *testing.T) {
 				"fs/remove",
 				"fs/unknown-sandbox-404",
 				"fs/write-parents-mode",
+				"proc/unknown-process-404",
+				"proc/unknown-sandbox-404",
+				"proc/terminal-errors",
 			}, nil},
 	}
 	// The runs mostly wait (sleeps, timeouts), so they run at once, outside

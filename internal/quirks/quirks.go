@@ -105,13 +105,14 @@ func Wrap(h http.Handler, q Quirks) http.Handler {
 		}
 		if q.ImplicitCreate && m != nil && op != "PUT " && op != "DELETE " && op != "GET " {
 			create := httptest.NewRequest(http.MethodPut, m[1]+"/v1/sandboxes/"+m[2], strings.NewReader("{}"))
+			create.Host = r.Host // a server refuses names other than localhost
 			create.Header = r.Header.Clone()
 			create.Header.Set("Content-Type", "application/json")
 			create.Header.Del("Content-Length")
 			h.ServeHTTP(httptest.NewRecorder(), create.WithContext(r.Context()))
 		}
-		if r.Header.Get("Accept") == "text/event-stream" || op == "GET /files/download" || op == "POST /exec/stream" {
-			h.ServeHTTP(w, r) // streams pass through untouched
+		if r.Header.Get("Accept") == "text/event-stream" || r.Header.Get("Upgrade") != "" || op == "GET /files/download" || op == "POST /exec/stream" {
+			h.ServeHTTP(w, r) // streams and WebSockets pass through untouched
 			return
 		}
 		rec := httptest.NewRecorder()
