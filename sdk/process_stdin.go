@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/noxrunner/nox/gen/noxapi"
 )
@@ -75,10 +76,12 @@ func (p *Process) sendStdin(ctx context.Context, body io.Reader, closeAfter bool
 }
 
 // Stdin returns a writer to the process's standard input. Its writes
-// travel in one request, opened by the first write, that streams each
-// write as it is made (HTTP/1.1 chunked: a write reaches the process after
-// one network trip, with no request of its own), until Close, which ends
-// the request and then closes standard input (one more request). A
+// travel in a request, opened by the first write, that streams each write
+// as it is made (HTTP/1.1 chunked: a write reaches the process after one
+// network trip, with no request of its own); after 2 s without writes the
+// request ends (a backend cuts a body that stalls) and the next write
+// opens another, after it. Close ends the request and then closes
+// standard input (one more request). A
 // process that does not read makes writes wait (the backend bounds what
 // it buffers). ctx bounds the whole stream; the Client's timeout
 // (WithTimeout) does not apply to it.
@@ -97,17 +100,25 @@ func (p *Process) Stdin(ctx context.Context) io.WriteCloser {
 	return &stdinWriter{ctx: ctx, p: p}
 }
 
-// stdinWriter is the writer of Process.Stdin.
+// stdinIdle is how long the writer of Process.Stdin keeps a request
+// open without writes. A backend cuts a request body that sends nothing
+// for its stall timeout (30 s on nox), so an idle stream ends its request
+// well before, and the next write starts another.
+const stdinIdle = 2 * time.Second
+
+// stdinWriter is the writer of Process.Stdin: a streamed request per
+// burst of writes, one after the other.
 type stdinWriter struct {
 	ctx context.Context
 	p   *Process
 
-	mu      sync.Mutex
-	pw      *io.PipeWriter // nil until the first write
-	done    chan struct{}  // closed when the request ended
-	err     error          // the request's outcome, once done
-	closed  bool
-	written int64
+	mu     sync.Mutex
+	pw     *io.PipeWriter // the current request's body; nil between requests
+	done   chan struct{}  // closed when the last request started ended
+	idle   *time.Timer    // ends the current request after stdinIdle
+	err    error          // the first failed request's error
+	closed bool
+	writes int // writes in flight on pw
 }
 
 // errStdinClosed is the error of a write after Close.
@@ -120,17 +131,23 @@ func (w *stdinWriter) Write(b []byte) (int, error) {
 		w.mu.Unlock()
 		return 0, errStdinClosed
 	}
+	if w.err != nil {
+		w.mu.Unlock()
+		return 0, w.err
+	}
+	if w.idle != nil {
+		w.idle.Stop()
+	}
 	if w.pw == nil {
 		w.open()
 	}
 	pw, done := w.pw, w.done
+	w.writes++
 	w.mu.Unlock()
-	select {
-	case <-done:
-		return 0, w.outcome()
-	default:
-	}
 	n, err := pw.Write(b)
+	w.mu.Lock()
+	w.writes--
+	w.mu.Unlock()
 	if err != nil {
 		// The request ended while the bytes were written: its outcome
 		// says why.
@@ -140,29 +157,59 @@ func (w *stdinWriter) Write(b []byte) (int, error) {
 		}
 		return n, fmt.Errorf("nox: writeProcessStdin: %w", err)
 	}
+	w.mu.Lock()
+	if w.pw == pw && !w.closed && w.writes == 0 {
+		w.idle = time.AfterFunc(stdinIdle, func() { w.endRequest(pw) })
+	}
+	w.mu.Unlock()
 	return n, nil
 }
 
-// open starts the streamed request; w.mu is held.
+// open starts a streamed request after the previous one ended, so that
+// bodies reach the process in order; w.mu is held.
 func (w *stdinWriter) open() {
 	pr, pw := io.Pipe()
-	w.pw, w.done = pw, make(chan struct{})
+	prev := w.done
+	done := make(chan struct{})
+	w.pw, w.done = pw, done
 	go func() {
-		n, err := w.p.sendStdin(w.ctx, pr, false)
+		defer close(done)
+		if prev != nil {
+			<-prev
+		}
+		if err := w.outcome(); err != nil {
+			pr.CloseWithError(err)
+			return
+		}
+		_, err := w.p.sendStdin(w.ctx, pr, false)
 		// Writes blocked on the pipe, and later ones, fail from now on.
 		if err != nil {
 			pr.CloseWithError(err)
+			w.mu.Lock()
+			if w.err == nil {
+				w.err = err
+			}
+			w.mu.Unlock()
 		} else {
 			pr.CloseWithError(errStdinClosed)
 		}
-		w.mu.Lock()
-		w.err, w.written = err, n
-		w.mu.Unlock()
-		close(w.done)
 	}()
 }
 
-// outcome returns the request's error once it is done.
+// endRequest ends the request whose body is pw, when it is still the
+// current one: the writer was idle.
+func (w *stdinWriter) endRequest(pw *io.PipeWriter) {
+	w.mu.Lock()
+	if w.pw != pw || w.closed || w.writes > 0 {
+		w.mu.Unlock()
+		return
+	}
+	w.pw = nil
+	w.mu.Unlock()
+	_ = pw.Close()
+}
+
+// outcome returns the error of the first request that failed.
 func (w *stdinWriter) outcome() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -180,10 +227,15 @@ func (w *stdinWriter) Close() error {
 		return errStdinClosed
 	}
 	w.closed = true
+	if w.idle != nil {
+		w.idle.Stop()
+	}
 	pw, done := w.pw, w.done
 	w.mu.Unlock()
 	if pw != nil {
 		_ = pw.Close()
+	}
+	if done != nil {
 		<-done
 		if err := w.outcome(); err != nil {
 			return err
