@@ -67,7 +67,8 @@ func (s *store) saveProcesses(b *box) {
 	}
 	name := filepath.Join(s.boxDir(b.meta.Key), processesFile)
 	tmp := name + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err == nil {
+	err = os.WriteFile(tmp, data, 0o600)
+	if err == nil {
 		err = os.Rename(tmp, name)
 	}
 	if err != nil {

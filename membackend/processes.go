@@ -247,11 +247,10 @@ func (e ended) Wait() proctable.Exit { return e.exit }
 func (ended) WriteStdin(context.Context, []byte) (int, error) {
 	return 0, errors.New("the process has ended")
 }
-func (ended) CloseStdin() error                                { return nil }
-func (ended) Signal(driver.Signal) error                       { return nil }
-func (ended) Resize(driver.TermSize) error                     { return errors.New("the process has ended") }
-func (ended) Kill()                                            {}
-func envLookup(env map[string]string, k string) (string, bool) { v, ok := env[k]; return v, ok }
+func (ended) CloseStdin() error            { return nil }
+func (ended) Signal(driver.Signal) error   { return nil }
+func (ended) Resize(driver.TermSize) error { return errors.New("the process has ended") }
+func (ended) Kill()                        {}
 
 // closeAll closes the non-nil files.
 func closeAll(fs ...*os.File) {

@@ -330,13 +330,6 @@ func (p *fakeProc) activeWaiters() int {
 	return p.waiters
 }
 
-// activeReaders returns how many Next calls are running.
-func (p *fakeProc) activeReaders() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.readers
-}
-
 // fakeReader reads a fakeProc's output from pos.
 type fakeReader struct {
 	p       *fakeProc

@@ -70,6 +70,7 @@ func (t *terminal) VisitAttachTerminalResponse(w http.ResponseWriter) error {
 	if err != nil {
 		return nil // Accept answered the handshake's error
 	}
+	conn.SetReadLimit(termReadLimit)
 	t.s.conn = conn
 	t.s.run(t.ctx, t.from, t.hangup)
 	return nil

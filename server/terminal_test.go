@@ -322,3 +322,18 @@ func TestTerminalIdle(t *testing.T) {
 		c.expectOutput("typed")
 	}
 }
+
+// A paste of up to 1 MiB arrives in one message (the library's default
+// read limit, 32 KiB, would close the session on it).
+func TestTerminalLargePaste(t *testing.T) {
+	t.Parallel()
+	e, d := setupProcs(t, server.Options{}, nil)
+	p := startTerminal(t, e, d)
+	c := mustDial(t, e.url, "1", "", nil)
+	paste := strings.Repeat("0123456789abcdef", 8<<10) // 128 KiB
+	c.send(websocket.MessageBinary, paste)
+	c.expectOutput(paste) // the terminal's echo
+	if p.typed() != paste {
+		t.Fatal("the paste arrived changed")
+	}
+}
