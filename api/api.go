@@ -63,10 +63,14 @@ const (
 	// ExtProcessesTerminal is the WebSocket terminal of a process started
 	// with a pty (GET .../processes/{processId}/terminal).
 	ExtProcessesTerminal = "processes.terminal"
+	// ExtPorts is the port proxy (/v1/sandboxes/{sessionId}/ports/{port}/),
+	// TCP tunnels (/v1/sandboxes/{sessionId}/tunnel/{port}) and preview
+	// URLs (POST /v1/sandboxes/{sessionId}/previews).
+	ExtPorts = "ports"
 )
 
 // Extensions returns the extension names the contract defines, in the
 // order backends list them in GET /v1/info.
 func Extensions() []string {
-	return []string{ExtInfo, ExtSandboxesGet, ExtSandboxesList, ExtExecStream, ExtExecFlags, ExtAuthBearer, ExtUploadChunked, ExtFilesOps, ExtFilesWatch, ExtExecStdin, ExtProcesses, ExtProcessesTerminal}
+	return []string{ExtInfo, ExtSandboxesGet, ExtSandboxesList, ExtExecStream, ExtExecFlags, ExtAuthBearer, ExtUploadChunked, ExtFilesOps, ExtFilesWatch, ExtExecStdin, ExtProcesses, ExtProcessesTerminal, ExtPorts}
 }

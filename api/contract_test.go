@@ -88,6 +88,9 @@ var extensionOperations = map[string]string{
 	"signalProcess":       api.ExtProcesses,
 	"resizeProcess":       api.ExtProcesses,
 	"attachTerminal":      api.ExtProcessesTerminal,
+	"proxyPort":           api.ExtPorts,
+	"openTunnel":          api.ExtPorts,
+	"createPreview":       api.ExtPorts,
 }
 
 func TestV1OperationsEncoded(t *testing.T) {

@@ -21,6 +21,9 @@ var (
 	// ErrPreconditionFailed: a conditional write's If-Match or
 	// If-None-Match did not hold (412).
 	ErrPreconditionFailed = errors.New("precondition failed")
+	// ErrUnreachable: nothing accepts connections on a port inside the
+	// sandbox (502).
+	ErrUnreachable = errors.New("unreachable")
 	// ErrBusy: the backend is at its limit of concurrent commands (503 with
 	// Retry-After).
 	ErrBusy = errors.New("busy")

@@ -58,6 +58,9 @@ func (e errorResponse) VisitWriteProcessStdinResponse(w http.ResponseWriter) err
 func (e errorResponse) VisitSignalProcessResponse(w http.ResponseWriter) error     { return e.visit(w) }
 func (e errorResponse) VisitResizeProcessResponse(w http.ResponseWriter) error     { return e.visit(w) }
 func (e errorResponse) VisitAttachTerminalResponse(w http.ResponseWriter) error    { return e.visit(w) }
+func (e errorResponse) VisitProxyPortResponse(w http.ResponseWriter) error         { return e.visit(w) }
+func (e errorResponse) VisitOpenTunnelResponse(w http.ResponseWriter) error        { return e.visit(w) }
+func (e errorResponse) VisitCreatePreviewResponse(w http.ResponseWriter) error     { return e.visit(w) }
 func (e errorResponse) VisitWatchPathResponse(w http.ResponseWriter) error         { return e.visit(w) }
 
 // writeJSONError writes {"error": msg} with status.
@@ -82,6 +85,7 @@ var categories = []struct {
 	{driver.ErrInsufficientStorage, http.StatusInsufficientStorage, 0},
 	{driver.ErrConflict, http.StatusConflict, 0},
 	{driver.ErrPreconditionFailed, http.StatusPreconditionFailed, 0},
+	{driver.ErrUnreachable, http.StatusBadGateway, 0},
 	{driver.ErrBusy, http.StatusServiceUnavailable, 1},
 	{driver.ErrUnavailable, http.StatusServiceUnavailable, 1},
 }

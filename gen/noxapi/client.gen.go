@@ -434,6 +434,57 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/sandboxes/{sessionId}/fs/watch (the `WatchPath` operationId).
 	WatchPath(ctx context.Context, sessionID SessionID, params *WatchPathParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ProxyPort Reach an HTTP server listening inside the sandbox
+	//
+	// Proxies the request, with any method (GET is shown; POST, PUT,
+	// PATCH, DELETE, HEAD and OPTIONS work alike), to `127.0.0.1:{port}`
+	// inside the sandbox's network, as `/{path}?{query}`: HTTP/1.1,
+	// Server-Sent Events and other streamed responses (flushed as they
+	// arrive), and WebSocket upgrades (the connection is then spliced).
+	// The backend dials the port from outside: the sandbox needs no
+	// network access of its own, and nothing else than the sandbox's own
+	// loopback ports is reachable this way.
+	//
+	// The request is forwarded without the `Authorization` header (the
+	// API token never reaches the sandbox) and with `X-Forwarded-For`,
+	// `X-Forwarded-Host`, `X-Forwarded-Proto` and `X-Forwarded-Prefix`
+	// (`/v1/sandboxes/{sessionId}/ports/{port}`). Nothing listening on
+	// the port is a 502 naming it. Browsers, which cannot send the token,
+	// use a preview URL (`createPreview`).
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/ports/{port}/{path} (the `ProxyPort` operationId).
+	ProxyPort(ctx context.Context, sessionID SessionID, port Port, path string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreatePreviewWithBody A signed, expiring URL of a port, for browsers
+	//
+	// Answers a URL under `/preview/` of this server that proxies to the
+	// port like `proxyPort`, without a token, until `expiresAt`: paste it
+	// into a browser or share it. The URL is signed with a key of the
+	// server; it cannot be changed to reach another sandbox or port, nor
+	// used after it expires (403). The sandbox must exist when the URL is
+	// used. The server's own address is taken from the request
+	// (`X-Forwarded-Proto` and `X-Forwarded-Host` when a proxy sets them).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/previews (the `CreatePreview` operationId).
+	CreatePreviewWithBody(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreatePreview A signed, expiring URL of a port, for browsers
+	//
+	// Answers a URL under `/preview/` of this server that proxies to the
+	// port like `proxyPort`, without a token, until `expiresAt`: paste it
+	// into a browser or share it. The URL is signed with a key of the
+	// server; it cannot be changed to reach another sandbox or port, nor
+	// used after it expires (403). The sandbox must exist when the URL is
+	// used. The server's own address is taken from the request
+	// (`X-Forwarded-Proto` and `X-Forwarded-Host` when a proxy sets them).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/previews (the `CreatePreview` operationId).
+	CreatePreview(ctx context.Context, sessionID SessionID, body CreatePreviewJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListProcesses List a sandbox's processes
 	//
 	// Every process record the sandbox keeps, running and ended, oldest first.
@@ -637,6 +688,19 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/sandboxes/{sessionId}/touch (the `TouchSandbox` operationId).
 	TouchSandbox(ctx context.Context, sessionID SessionID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OpenTunnel A raw TCP connection to a port inside the sandbox, over a WebSocket
+	//
+	// Upgrades to a WebSocket (RFC 6455) spliced to a TCP connection to
+	// `127.0.0.1:{port}` inside the sandbox's network, for databases,
+	// debuggers and any protocol that is not HTTP (`nox port-forward`):
+	// binary messages carry the bytes both ways; a close of the WebSocket
+	// closes the TCP connection and the reverse. The connection is made
+	// before the upgrade, so nothing listening is a 502 answered as JSON.
+	// Like `attachTerminal`, it accepts the token as `?access_token=`.
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/tunnel/{port} (the `OpenTunnel` operationId).
+	OpenTunnel(ctx context.Context, sessionID SessionID, port Port, params *OpenTunnelParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // Healthz Health check
@@ -1223,6 +1287,87 @@ func (c *Client) WatchPath(ctx context.Context, sessionID SessionID, params *Wat
 	return c.Client.Do(req)
 }
 
+// ProxyPort Reach an HTTP server listening inside the sandbox
+//
+// Proxies the request, with any method (GET is shown; POST, PUT,
+// PATCH, DELETE, HEAD and OPTIONS work alike), to `127.0.0.1:{port}`
+// inside the sandbox's network, as `/{path}?{query}`: HTTP/1.1,
+// Server-Sent Events and other streamed responses (flushed as they
+// arrive), and WebSocket upgrades (the connection is then spliced).
+// The backend dials the port from outside: the sandbox needs no
+// network access of its own, and nothing else than the sandbox's own
+// loopback ports is reachable this way.
+//
+// The request is forwarded without the `Authorization` header (the
+// API token never reaches the sandbox) and with `X-Forwarded-For`,
+// `X-Forwarded-Host`, `X-Forwarded-Proto` and `X-Forwarded-Prefix`
+// (`/v1/sandboxes/{sessionId}/ports/{port}`). Nothing listening on
+// the port is a 502 naming it. Browsers, which cannot send the token,
+// use a preview URL (`createPreview`).
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/ports/{port}/{path} (the `ProxyPort` operationId).
+func (c *Client) ProxyPort(ctx context.Context, sessionID SessionID, port Port, path string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewProxyPortRequest(c.Server, sessionID, port, path)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreatePreviewWithBody A signed, expiring URL of a port, for browsers
+//
+// Answers a URL under `/preview/` of this server that proxies to the
+// port like `proxyPort`, without a token, until `expiresAt`: paste it
+// into a browser or share it. The URL is signed with a key of the
+// server; it cannot be changed to reach another sandbox or port, nor
+// used after it expires (403). The sandbox must exist when the URL is
+// used. The server's own address is taken from the request
+// (`X-Forwarded-Proto` and `X-Forwarded-Host` when a proxy sets them).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/previews (the `CreatePreview` operationId).
+func (c *Client) CreatePreviewWithBody(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreatePreviewRequestWithBody(c.Server, sessionID, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreatePreview A signed, expiring URL of a port, for browsers
+//
+// Answers a URL under `/preview/` of this server that proxies to the
+// port like `proxyPort`, without a token, until `expiresAt`: paste it
+// into a browser or share it. The URL is signed with a key of the
+// server; it cannot be changed to reach another sandbox or port, nor
+// used after it expires (403). The sandbox must exist when the URL is
+// used. The server's own address is taken from the request
+// (`X-Forwarded-Proto` and `X-Forwarded-Host` when a proxy sets them).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/previews (the `CreatePreview` operationId).
+func (c *Client) CreatePreview(ctx context.Context, sessionID SessionID, body CreatePreviewJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreatePreviewRequest(c.Server, sessionID, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListProcesses List a sandbox's processes
 //
 // Every process record the sandbox keeps, running and ended, oldest first.
@@ -1557,6 +1702,29 @@ func (c *Client) WaitProcess(ctx context.Context, sessionID SessionID, processID
 // Corresponds with POST /v1/sandboxes/{sessionId}/touch (the `TouchSandbox` operationId).
 func (c *Client) TouchSandbox(ctx context.Context, sessionID SessionID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewTouchSandboxRequest(c.Server, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OpenTunnel A raw TCP connection to a port inside the sandbox, over a WebSocket
+//
+// Upgrades to a WebSocket (RFC 6455) spliced to a TCP connection to
+// `127.0.0.1:{port}` inside the sandbox's network, for databases,
+// debuggers and any protocol that is not HTTP (`nox port-forward`):
+// binary messages carry the bytes both ways; a close of the WebSocket
+// closes the TCP connection and the reverse. The connection is made
+// before the upgrade, so nothing listening is a 502 answered as JSON.
+// Like `attachTerminal`, it accepts the token as `?access_token=`.
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/tunnel/{port} (the `OpenTunnel` operationId).
+func (c *Client) OpenTunnel(ctx context.Context, sessionID SessionID, port Port, params *OpenTunnelParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOpenTunnelRequest(c.Server, sessionID, port, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2561,6 +2729,101 @@ func NewWatchPathRequest(server string, sessionID SessionID, params *WatchPathPa
 	return req, nil
 }
 
+// NewProxyPortRequest constructs an http.Request for the ProxyPort method
+func NewProxyPortRequest(server string, sessionID SessionID, port Port, path string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "port", port, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int32"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam2 string
+
+	pathParam2, err = runtime.StyleParamWithOptions("simple", false, "path", path, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/ports/%s/%s", pathParam0, pathParam1, pathParam2)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreatePreviewRequest calls the generic CreatePreview builder with application/json body
+func NewCreatePreviewRequest(server string, sessionID SessionID, body CreatePreviewJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreatePreviewRequestWithBody(server, sessionID, "application/json", bodyReader)
+}
+
+// NewCreatePreviewRequestWithBody constructs an http.Request for the CreatePreview method, with any body, and a specified content type
+func NewCreatePreviewRequestWithBody(server string, sessionID SessionID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/previews", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListProcessesRequest constructs an http.Request for the ListProcesses method
 func NewListProcessesRequest(server string, sessionID SessionID, params *ListProcessesParams) (*http.Request, error) {
 	var err error
@@ -3218,6 +3481,74 @@ func NewTouchSandboxRequest(server string, sessionID SessionID) (*http.Request, 
 	return req, nil
 }
 
+// NewOpenTunnelRequest constructs an http.Request for the OpenTunnel method
+func NewOpenTunnelRequest(server string, sessionID SessionID, port Port, params *OpenTunnelParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "port", port, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int32"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/tunnel/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.AccessToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "access_token", *params.AccessToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -3626,6 +3957,59 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/sandboxes/{sessionId}/fs/watch (the `WatchPath` operationId).
 	WatchPathWithResponse(ctx context.Context, sessionID SessionID, params *WatchPathParams, reqEditors ...RequestEditorFn) (*WatchPathResponse, error)
 
+	// ProxyPortWithResponse Reach an HTTP server listening inside the sandbox
+	//
+	// Proxies the request, with any method (GET is shown; POST, PUT,
+	// PATCH, DELETE, HEAD and OPTIONS work alike), to `127.0.0.1:{port}`
+	// inside the sandbox's network, as `/{path}?{query}`: HTTP/1.1,
+	// Server-Sent Events and other streamed responses (flushed as they
+	// arrive), and WebSocket upgrades (the connection is then spliced).
+	// The backend dials the port from outside: the sandbox needs no
+	// network access of its own, and nothing else than the sandbox's own
+	// loopback ports is reachable this way.
+	//
+	// The request is forwarded without the `Authorization` header (the
+	// API token never reaches the sandbox) and with `X-Forwarded-For`,
+	// `X-Forwarded-Host`, `X-Forwarded-Proto` and `X-Forwarded-Prefix`
+	// (`/v1/sandboxes/{sessionId}/ports/{port}`). Nothing listening on
+	// the port is a 502 naming it. Browsers, which cannot send the token,
+	// use a preview URL (`createPreview`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/ports/{port}/{path} (the `ProxyPort` operationId).
+	ProxyPortWithResponse(ctx context.Context, sessionID SessionID, port Port, path string, reqEditors ...RequestEditorFn) (*ProxyPortResponse, error)
+
+	// CreatePreviewWithBodyWithResponse A signed, expiring URL of a port, for browsers
+	//
+	// Answers a URL under `/preview/` of this server that proxies to the
+	// port like `proxyPort`, without a token, until `expiresAt`: paste it
+	// into a browser or share it. The URL is signed with a key of the
+	// server; it cannot be changed to reach another sandbox or port, nor
+	// used after it expires (403). The sandbox must exist when the URL is
+	// used. The server's own address is taken from the request
+	// (`X-Forwarded-Proto` and `X-Forwarded-Host` when a proxy sets them).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/previews (the `CreatePreview` operationId).
+	CreatePreviewWithBodyWithResponse(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreatePreviewResponse, error)
+
+	// CreatePreviewWithResponse A signed, expiring URL of a port, for browsers
+	//
+	// Answers a URL under `/preview/` of this server that proxies to the
+	// port like `proxyPort`, without a token, until `expiresAt`: paste it
+	// into a browser or share it. The URL is signed with a key of the
+	// server; it cannot be changed to reach another sandbox or port, nor
+	// used after it expires (403). The sandbox must exist when the URL is
+	// used. The server's own address is taken from the request
+	// (`X-Forwarded-Proto` and `X-Forwarded-Host` when a proxy sets them).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sandboxes/{sessionId}/previews (the `CreatePreview` operationId).
+	CreatePreviewWithResponse(ctx context.Context, sessionID SessionID, body CreatePreviewJSONRequestBody, reqEditors ...RequestEditorFn) (*CreatePreviewResponse, error)
+
 	// ListProcessesWithResponse List a sandbox's processes
 	//
 	// Every process record the sandbox keeps, running and ended, oldest first.
@@ -3843,6 +4227,21 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/sandboxes/{sessionId}/touch (the `TouchSandbox` operationId).
 	TouchSandboxWithResponse(ctx context.Context, sessionID SessionID, reqEditors ...RequestEditorFn) (*TouchSandboxResponse, error)
+
+	// OpenTunnelWithResponse A raw TCP connection to a port inside the sandbox, over a WebSocket
+	//
+	// Upgrades to a WebSocket (RFC 6455) spliced to a TCP connection to
+	// `127.0.0.1:{port}` inside the sandbox's network, for databases,
+	// debuggers and any protocol that is not HTTP (`nox port-forward`):
+	// binary messages carry the bytes both ways; a close of the WebSocket
+	// closes the TCP connection and the reverse. The connection is made
+	// before the upgrade, so nothing listening is a 502 answered as JSON.
+	// Like `attachTerminal`, it accepts the token as `?access_token=`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/tunnel/{port} (the `OpenTunnel` operationId).
+	OpenTunnelWithResponse(ctx context.Context, sessionID SessionID, port Port, params *OpenTunnelParams, reqEditors ...RequestEditorFn) (*OpenTunnelResponse, error)
 }
 
 type HealthzResponse struct {
@@ -5291,6 +5690,130 @@ func (r WatchPathResponse) ContentType() string {
 	return ""
 }
 
+type ProxyPortResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadPortRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *SandboxNotFound
+	// JSON502 the response for an HTTP 502 `application/json` response
+	JSON502 *PortUnreachable
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ProxyPortResponse) GetJSON400() *BadPortRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ProxyPortResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ProxyPortResponse) GetJSON404() *SandboxNotFound {
+	return r.JSON404
+}
+
+// GetJSON502 returns the response for an HTTP 502 `application/json` response
+func (r ProxyPortResponse) GetJSON502() *PortUnreachable {
+	return r.JSON502
+}
+
+// GetBody returns the raw response body bytes
+func (r ProxyPortResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ProxyPortResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ProxyPortResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ProxyPortResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreatePreviewResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Preview
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadPortRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *SandboxNotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CreatePreviewResponse) GetJSON200() *Preview {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreatePreviewResponse) GetJSON400() *BadPortRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreatePreviewResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CreatePreviewResponse) GetJSON404() *SandboxNotFound {
+	return r.JSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r CreatePreviewResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreatePreviewResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreatePreviewResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreatePreviewResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListProcessesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6064,6 +6587,75 @@ func (r TouchSandboxResponse) ContentType() string {
 	return ""
 }
 
+type OpenTunnelResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadPortRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *SandboxNotFound
+	// JSON426 the response for an HTTP 426 `application/json` response
+	JSON426 *Error
+	// JSON502 the response for an HTTP 502 `application/json` response
+	JSON502 *PortUnreachable
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r OpenTunnelResponse) GetJSON400() *BadPortRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r OpenTunnelResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r OpenTunnelResponse) GetJSON404() *SandboxNotFound {
+	return r.JSON404
+}
+
+// GetJSON426 returns the response for an HTTP 426 `application/json` response
+func (r OpenTunnelResponse) GetJSON426() *Error {
+	return r.JSON426
+}
+
+// GetJSON502 returns the response for an HTTP 502 `application/json` response
+func (r OpenTunnelResponse) GetJSON502() *PortUnreachable {
+	return r.JSON502
+}
+
+// GetBody returns the raw response body bytes
+func (r OpenTunnelResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r OpenTunnelResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r OpenTunnelResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r OpenTunnelResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // HealthzWithResponse Health check
 //
 // Liveness of the backend. Never requires authentication.
@@ -6572,6 +7164,77 @@ func (c *ClientWithResponses) WatchPathWithResponse(ctx context.Context, session
 	return ParseWatchPathResponse(rsp)
 }
 
+// ProxyPortWithResponse Reach an HTTP server listening inside the sandbox
+//
+// Proxies the request, with any method (GET is shown; POST, PUT,
+// PATCH, DELETE, HEAD and OPTIONS work alike), to `127.0.0.1:{port}`
+// inside the sandbox's network, as `/{path}?{query}`: HTTP/1.1,
+// Server-Sent Events and other streamed responses (flushed as they
+// arrive), and WebSocket upgrades (the connection is then spliced).
+// The backend dials the port from outside: the sandbox needs no
+// network access of its own, and nothing else than the sandbox's own
+// loopback ports is reachable this way.
+//
+// The request is forwarded without the `Authorization` header (the
+// API token never reaches the sandbox) and with `X-Forwarded-For`,
+// `X-Forwarded-Host`, `X-Forwarded-Proto` and `X-Forwarded-Prefix`
+// (`/v1/sandboxes/{sessionId}/ports/{port}`). Nothing listening on
+// the port is a 502 naming it. Browsers, which cannot send the token,
+// use a preview URL (`createPreview`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/ports/{port}/{path} (the `ProxyPort` operationId).
+func (c *ClientWithResponses) ProxyPortWithResponse(ctx context.Context, sessionID SessionID, port Port, path string, reqEditors ...RequestEditorFn) (*ProxyPortResponse, error) {
+	rsp, err := c.ProxyPort(ctx, sessionID, port, path, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseProxyPortResponse(rsp)
+}
+
+// CreatePreviewWithBodyWithResponse A signed, expiring URL of a port, for browsers
+//
+// Answers a URL under `/preview/` of this server that proxies to the
+// port like `proxyPort`, without a token, until `expiresAt`: paste it
+// into a browser or share it. The URL is signed with a key of the
+// server; it cannot be changed to reach another sandbox or port, nor
+// used after it expires (403). The sandbox must exist when the URL is
+// used. The server's own address is taken from the request
+// (`X-Forwarded-Proto` and `X-Forwarded-Host` when a proxy sets them).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/previews (the `CreatePreview` operationId).
+func (c *ClientWithResponses) CreatePreviewWithBodyWithResponse(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreatePreviewResponse, error) {
+	rsp, err := c.CreatePreviewWithBody(ctx, sessionID, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreatePreviewResponse(rsp)
+}
+
+// CreatePreviewWithResponse A signed, expiring URL of a port, for browsers
+//
+// Answers a URL under `/preview/` of this server that proxies to the
+// port like `proxyPort`, without a token, until `expiresAt`: paste it
+// into a browser or share it. The URL is signed with a key of the
+// server; it cannot be changed to reach another sandbox or port, nor
+// used after it expires (403). The sandbox must exist when the URL is
+// used. The server's own address is taken from the request
+// (`X-Forwarded-Proto` and `X-Forwarded-Host` when a proxy sets them).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sandboxes/{sessionId}/previews (the `CreatePreview` operationId).
+func (c *ClientWithResponses) CreatePreviewWithResponse(ctx context.Context, sessionID SessionID, body CreatePreviewJSONRequestBody, reqEditors ...RequestEditorFn) (*CreatePreviewResponse, error) {
+	rsp, err := c.CreatePreview(ctx, sessionID, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreatePreviewResponse(rsp)
+}
+
 // ListProcessesWithResponse List a sandbox's processes
 //
 // Every process record the sandbox keeps, running and ended, oldest first.
@@ -6872,6 +7535,27 @@ func (c *ClientWithResponses) TouchSandboxWithResponse(ctx context.Context, sess
 		return nil, err
 	}
 	return ParseTouchSandboxResponse(rsp)
+}
+
+// OpenTunnelWithResponse A raw TCP connection to a port inside the sandbox, over a WebSocket
+//
+// Upgrades to a WebSocket (RFC 6455) spliced to a TCP connection to
+// `127.0.0.1:{port}` inside the sandbox's network, for databases,
+// debuggers and any protocol that is not HTTP (`nox port-forward`):
+// binary messages carry the bytes both ways; a close of the WebSocket
+// closes the TCP connection and the reverse. The connection is made
+// before the upgrade, so nothing listening is a 502 answered as JSON.
+// Like `attachTerminal`, it accepts the token as `?access_token=`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/tunnel/{port} (the `OpenTunnel` operationId).
+func (c *ClientWithResponses) OpenTunnelWithResponse(ctx context.Context, sessionID SessionID, port Port, params *OpenTunnelParams, reqEditors ...RequestEditorFn) (*OpenTunnelResponse, error) {
+	rsp, err := c.OpenTunnel(ctx, sessionID, port, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOpenTunnelResponse(rsp)
 }
 
 // ParseHealthzResponse parses an HTTP response from a HealthzWithResponse call
@@ -8155,6 +8839,103 @@ func ParseWatchPathResponse(rsp *http.Response) (*WatchPathResponse, error) {
 	return response, nil
 }
 
+// ParseProxyPortResponse parses an HTTP response from a ProxyPortWithResponse call
+func ParseProxyPortResponse(rsp *http.Response) (*ProxyPortResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ProxyPortResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadPortRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest SandboxNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest PortUnreachable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON502 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreatePreviewResponse parses an HTTP response from a CreatePreviewWithResponse call
+func ParseCreatePreviewResponse(rsp *http.Response) (*CreatePreviewResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreatePreviewResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Preview
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadPortRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest SandboxNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseListProcessesResponse parses an HTTP response from a ListProcessesWithResponse call
 func ParseListProcessesResponse(rsp *http.Response) (*ListProcessesResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -8772,6 +9553,63 @@ func ParseTouchSandboxResponse(rsp *http.Response) (*TouchSandboxResponse, error
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseOpenTunnelResponse parses an HTTP response from a OpenTunnelWithResponse call
+func ParseOpenTunnelResponse(rsp *http.Response) (*OpenTunnelResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &OpenTunnelResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 101:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadPortRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest SandboxNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 426:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON426 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest PortUnreachable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON502 = &dest
 
 	}
 

@@ -73,6 +73,12 @@ type ServerInterface interface {
 	// WatchPath Watch a directory for changes
 	// (GET /v1/sandboxes/{sessionId}/fs/watch)
 	WatchPath(w http.ResponseWriter, r *http.Request, sessionID SessionID, params WatchPathParams)
+	// ProxyPort Reach an HTTP server listening inside the sandbox
+	// (GET /v1/sandboxes/{sessionId}/ports/{port}/{path})
+	ProxyPort(w http.ResponseWriter, r *http.Request, sessionID SessionID, port Port, path string)
+	// CreatePreview A signed, expiring URL of a port, for browsers
+	// (POST /v1/sandboxes/{sessionId}/previews)
+	CreatePreview(w http.ResponseWriter, r *http.Request, sessionID SessionID)
 	// ListProcesses List a sandbox's processes
 	// (GET /v1/sandboxes/{sessionId}/processes)
 	ListProcesses(w http.ResponseWriter, r *http.Request, sessionID SessionID, params ListProcessesParams)
@@ -106,6 +112,9 @@ type ServerInterface interface {
 	// TouchSandbox Extend a sandbox's TTL
 	// (POST /v1/sandboxes/{sessionId}/touch)
 	TouchSandbox(w http.ResponseWriter, r *http.Request, sessionID SessionID)
+	// OpenTunnel A raw TCP connection to a port inside the sandbox, over a WebSocket
+	// (GET /v1/sandboxes/{sessionId}/tunnel/{port})
+	OpenTunnel(w http.ResponseWriter, r *http.Request, sessionID SessionID, port Port, params OpenTunnelParams)
 }
 
 // ServerInterfaceWrapper converts contexts to parameters.
@@ -832,6 +841,76 @@ func (siw *ServerInterfaceWrapper) WatchPath(w http.ResponseWriter, r *http.Requ
 	handler.ServeHTTP(w, r)
 }
 
+// ProxyPort operation middleware
+func (siw *ServerInterfaceWrapper) ProxyPort(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "sessionId" -------------
+	var sessionID SessionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "sessionId", r.PathValue("sessionId"), &sessionID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "sessionId", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "port" -------------
+	var port Port
+
+	err = runtime.BindStyledParameterWithOptions("simple", "port", r.PathValue("port"), &port, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int32", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "port", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "path" -------------
+	var path string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "path", r.PathValue("path"), &path, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "path", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ProxyPort(w, r, sessionID, port, path)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreatePreview operation middleware
+func (siw *ServerInterfaceWrapper) CreatePreview(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "sessionId" -------------
+	var sessionID SessionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "sessionId", r.PathValue("sessionId"), &sessionID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "sessionId", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreatePreview(w, r, sessionID)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ListProcesses operation middleware
 func (siw *ServerInterfaceWrapper) ListProcesses(w http.ResponseWriter, r *http.Request) {
 
@@ -1330,6 +1409,57 @@ func (siw *ServerInterfaceWrapper) TouchSandbox(w http.ResponseWriter, r *http.R
 	handler.ServeHTTP(w, r)
 }
 
+// OpenTunnel operation middleware
+func (siw *ServerInterfaceWrapper) OpenTunnel(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "sessionId" -------------
+	var sessionID SessionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "sessionId", r.PathValue("sessionId"), &sessionID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "sessionId", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "port" -------------
+	var port Port
+
+	err = runtime.BindStyledParameterWithOptions("simple", "port", r.PathValue("port"), &port, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int32", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "port", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params OpenTunnelParams
+
+	// ------------- Optional query parameter "access_token" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "access_token", r.URL.Query(), &params.AccessToken, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "access_token"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "access_token", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.OpenTunnel(w, r, sessionID, port, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 type UnescapedCookieParamError struct {
 	ParamName string
 	Err       error
@@ -1479,11 +1609,16 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/processes/{processId}/signal", wrapper.SignalProcess)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/processes/{processId}/resize", wrapper.ResizeProcess)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/processes/{processId}/terminal", wrapper.AttachTerminal)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/ports/{port}/{path}", wrapper.ProxyPort)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/tunnel/{port}", wrapper.OpenTunnel)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/previews", wrapper.CreatePreview)
 
 	return m
 }
 
 type BadFilePathJSONResponse Error
+
+type BadPortRequestJSONResponse Error
 
 type BadProcessRequestJSONResponse Error
 
@@ -1495,7 +1630,11 @@ type InsufficientStorageJSONResponse Error
 
 type InternalErrorJSONResponse Error
 
+type PortUnreachableJSONResponse Error
+
 type ProcessNotFoundJSONResponse Error
+
+type SandboxNotFoundJSONResponse Error
 
 type UnauthorizedJSONResponse Error
 
@@ -3425,6 +3564,145 @@ func (response WatchPath503JSONResponse) VisitWatchPathResponse(w http.ResponseW
 	return err
 }
 
+type ProxyPortRequestObject struct {
+	SessionID SessionID `json:"sessionId"`
+	Port      Port      `json:"port"`
+	Path      string    `json:"path"`
+}
+
+type ProxyPortResponseObject interface {
+	VisitProxyPortResponse(w http.ResponseWriter) error
+}
+
+type ProxyPort200Response struct {
+}
+
+func (response ProxyPort200Response) VisitProxyPortResponse(w http.ResponseWriter) error {
+	w.WriteHeader(200)
+	return nil
+}
+
+type ProxyPort400JSONResponse struct{ BadPortRequestJSONResponse }
+
+func (response ProxyPort400JSONResponse) VisitProxyPortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ProxyPort401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ProxyPort401JSONResponse) VisitProxyPortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ProxyPort404JSONResponse struct{ SandboxNotFoundJSONResponse }
+
+func (response ProxyPort404JSONResponse) VisitProxyPortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ProxyPort502JSONResponse struct{ PortUnreachableJSONResponse }
+
+func (response ProxyPort502JSONResponse) VisitProxyPortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePreviewRequestObject struct {
+	SessionID SessionID `json:"sessionId"`
+	Body      *CreatePreviewJSONRequestBody
+}
+
+type CreatePreviewResponseObject interface {
+	VisitCreatePreviewResponse(w http.ResponseWriter) error
+}
+
+type CreatePreview200JSONResponse Preview
+
+func (response CreatePreview200JSONResponse) VisitCreatePreviewResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePreview400JSONResponse struct{ BadPortRequestJSONResponse }
+
+func (response CreatePreview400JSONResponse) VisitCreatePreviewResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePreview401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CreatePreview401JSONResponse) VisitCreatePreviewResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePreview404JSONResponse struct{ SandboxNotFoundJSONResponse }
+
+func (response CreatePreview404JSONResponse) VisitCreatePreviewResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListProcessesRequestObject struct {
 	SessionID SessionID `json:"sessionId"`
 	Params    ListProcessesParams
@@ -4384,6 +4662,94 @@ func (response TouchSandbox500JSONResponse) VisitTouchSandboxResponse(w http.Res
 	return err
 }
 
+type OpenTunnelRequestObject struct {
+	SessionID SessionID `json:"sessionId"`
+	Port      Port      `json:"port"`
+	Params    OpenTunnelParams
+}
+
+type OpenTunnelResponseObject interface {
+	VisitOpenTunnelResponse(w http.ResponseWriter) error
+}
+
+type OpenTunnel101Response struct {
+}
+
+func (response OpenTunnel101Response) VisitOpenTunnelResponse(w http.ResponseWriter) error {
+	w.WriteHeader(101)
+	return nil
+}
+
+type OpenTunnel400JSONResponse struct{ BadPortRequestJSONResponse }
+
+func (response OpenTunnel400JSONResponse) VisitOpenTunnelResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type OpenTunnel401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response OpenTunnel401JSONResponse) VisitOpenTunnelResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type OpenTunnel404JSONResponse struct{ SandboxNotFoundJSONResponse }
+
+func (response OpenTunnel404JSONResponse) VisitOpenTunnelResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type OpenTunnel426JSONResponse Error
+
+func (response OpenTunnel426JSONResponse) VisitOpenTunnelResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(426)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type OpenTunnel502JSONResponse struct{ PortUnreachableJSONResponse }
+
+func (response OpenTunnel502JSONResponse) VisitOpenTunnelResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// Healthz Health check
@@ -4440,6 +4806,12 @@ type StrictServerInterface interface {
 	// WatchPath Watch a directory for changes
 	// (GET /v1/sandboxes/{sessionId}/fs/watch)
 	WatchPath(ctx context.Context, request WatchPathRequestObject) (WatchPathResponseObject, error)
+	// ProxyPort Reach an HTTP server listening inside the sandbox
+	// (GET /v1/sandboxes/{sessionId}/ports/{port}/{path})
+	ProxyPort(ctx context.Context, request ProxyPortRequestObject) (ProxyPortResponseObject, error)
+	// CreatePreview A signed, expiring URL of a port, for browsers
+	// (POST /v1/sandboxes/{sessionId}/previews)
+	CreatePreview(ctx context.Context, request CreatePreviewRequestObject) (CreatePreviewResponseObject, error)
 	// ListProcesses List a sandbox's processes
 	// (GET /v1/sandboxes/{sessionId}/processes)
 	ListProcesses(ctx context.Context, request ListProcessesRequestObject) (ListProcessesResponseObject, error)
@@ -4473,6 +4845,9 @@ type StrictServerInterface interface {
 	// TouchSandbox Extend a sandbox's TTL
 	// (POST /v1/sandboxes/{sessionId}/touch)
 	TouchSandbox(ctx context.Context, request TouchSandboxRequestObject) (TouchSandboxResponseObject, error)
+	// OpenTunnel A raw TCP connection to a port inside the sandbox, over a WebSocket
+	// (GET /v1/sandboxes/{sessionId}/tunnel/{port})
+	OpenTunnel(ctx context.Context, request OpenTunnelRequestObject) (OpenTunnelResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error)
@@ -5031,6 +5406,67 @@ func (sh *strictHandler) WatchPath(w http.ResponseWriter, r *http.Request, sessi
 	}
 }
 
+// ProxyPort operation middleware
+func (sh *strictHandler) ProxyPort(w http.ResponseWriter, r *http.Request, sessionID SessionID, port Port, path string) {
+	var request ProxyPortRequestObject
+
+	request.SessionID = sessionID
+	request.Port = port
+	request.Path = path
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ProxyPort(ctx, request.(ProxyPortRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ProxyPort")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ProxyPortResponseObject); ok {
+		if err := validResponse.VisitProxyPortResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CreatePreview operation middleware
+func (sh *strictHandler) CreatePreview(w http.ResponseWriter, r *http.Request, sessionID SessionID) {
+	var request CreatePreviewRequestObject
+
+	request.SessionID = sessionID
+
+	var body CreatePreviewJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CreatePreview(ctx, request.(CreatePreviewRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreatePreview")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CreatePreviewResponseObject); ok {
+		if err := validResponse.VisitCreatePreviewResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // ListProcesses operation middleware
 func (sh *strictHandler) ListProcesses(w http.ResponseWriter, r *http.Request, sessionID SessionID, params ListProcessesParams) {
 	var request ListProcessesRequestObject
@@ -5346,6 +5782,34 @@ func (sh *strictHandler) TouchSandbox(w http.ResponseWriter, r *http.Request, se
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(TouchSandboxResponseObject); ok {
 		if err := validResponse.VisitTouchSandboxResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// OpenTunnel operation middleware
+func (sh *strictHandler) OpenTunnel(w http.ResponseWriter, r *http.Request, sessionID SessionID, port Port, params OpenTunnelParams) {
+	var request OpenTunnelRequestObject
+
+	request.SessionID = sessionID
+	request.Port = port
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.OpenTunnel(ctx, request.(OpenTunnelRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "OpenTunnel")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(OpenTunnelResponseObject); ok {
+		if err := validResponse.VisitOpenTunnelResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

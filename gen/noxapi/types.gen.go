@@ -245,6 +245,11 @@ type BackendLimits struct {
 	// Example: 1048576
 	MaxOutputBytes *int64 `json:"maxOutputBytes,omitempty"`
 
+	// MaxPreviewTTLSeconds Longest `ttlSeconds` of a preview URL (extension `ports`).
+	//
+	// Example: 86400
+	MaxPreviewTTLSeconds *int32 `json:"maxPreviewTtlSeconds,omitempty"`
+
 	// MaxProcessRecords Most process records one sandbox keeps (extension `processes`); the oldest ended ones are forgotten first, and a start beyond it with none ended is answered 503.
 	//
 	// Example: 256
@@ -625,6 +630,27 @@ type OutputChunk struct {
 	Data string `json:"data"`
 }
 
+// Preview Example: {"expiresAt":"2026-11-23T13:00:00Z","url":"http://127.0.0.1:8080/preview/eyJzIjoiZGVtbyIsInAiOjgwMDAsImUiOjE3OTk5OTk5OTl9.c2lnbmF0dXJl/"}
+type Preview struct {
+	ExpiresAt time.Time `json:"expiresAt"`
+
+	// URL The URL; its path ends with `/`, under which the port's paths follow.
+	//
+	// Example: http://127.0.0.1:8080/preview/eyJzIjoiZGVtbyIsInAiOjgwMDAsImUiOjE3OTk5OTk5OTl9.c2lnbmF0dXJl/
+	URL string `json:"url"`
+}
+
+// PreviewRequest Example: {"port":8000,"ttlSeconds":3600}
+type PreviewRequest struct {
+	// Port Example: 8000
+	Port int32 `json:"port"`
+
+	// TTLSeconds Seconds the URL works; at most `maxPreviewTtlSeconds`.
+	//
+	// Example: 3600
+	TTLSeconds *int32 `json:"ttlSeconds,omitempty"`
+}
+
 // Process The record of a process started by `startProcess`.
 //
 // Example: {"cmd":["python3","-m","http.server","8000"],"id":"3","outputBytes":0,"outputStart":0,"startedAt":"2026-11-23T12:00:00Z","state":"running","tag":"web","workdir":"/workspace"}
@@ -916,6 +942,9 @@ type UploadResult struct {
 // FilePath defines model for FilePath.
 type FilePath = string
 
+// Port defines model for Port.
+type Port = int32
+
 // ProcessID defines model for ProcessId.
 type ProcessID = string
 
@@ -926,6 +955,11 @@ type SessionID = string
 //
 // Example: {"error":"sandbox \"demo\" not found"}
 type BadFilePath = Error
+
+// BadPortRequest The error body of every JSON endpoint.
+//
+// Example: {"error":"sandbox \"demo\" not found"}
+type BadPortRequest = Error
 
 // BadProcessRequest The error body of every JSON endpoint.
 //
@@ -952,10 +986,20 @@ type InsufficientStorage = Error
 // Example: {"error":"sandbox \"demo\" not found"}
 type InternalError = Error
 
+// PortUnreachable The error body of every JSON endpoint.
+//
+// Example: {"error":"sandbox \"demo\" not found"}
+type PortUnreachable = Error
+
 // ProcessNotFound The error body of every JSON endpoint.
 //
 // Example: {"error":"sandbox \"demo\" not found"}
 type ProcessNotFound = Error
+
+// SandboxNotFound The error body of every JSON endpoint.
+//
+// Example: {"error":"sandbox \"demo\" not found"}
+type SandboxNotFound = Error
 
 // Unauthorized The error body of every JSON endpoint.
 //
@@ -1102,6 +1146,12 @@ type WaitProcessParams struct {
 	TimeoutSeconds *int32 `form:"timeoutSeconds,omitempty" json:"timeoutSeconds,omitempty"`
 }
 
+// OpenTunnelParams defines parameters for OpenTunnel.
+type OpenTunnelParams struct {
+	// AccessToken The bearer token, for clients that cannot send headers on a WebSocket; the `Authorization` header wins.
+	AccessToken *string `form:"access_token,omitempty" json:"access_token,omitempty"`
+}
+
 // CreateSandboxJSONRequestBody defines body for CreateSandbox for application/json ContentType.
 type CreateSandboxJSONRequestBody = CreateSandboxRequest
 
@@ -1119,6 +1169,9 @@ type MovePathJSONRequestBody = MoveRequest
 
 // RemovePathJSONRequestBody defines body for RemovePath for application/json ContentType.
 type RemovePathJSONRequestBody = RemoveRequest
+
+// CreatePreviewJSONRequestBody defines body for CreatePreview for application/json ContentType.
+type CreatePreviewJSONRequestBody = PreviewRequest
 
 // StartProcessJSONRequestBody defines body for StartProcess for application/json ContentType.
 type StartProcessJSONRequestBody = ProcessRequest
