@@ -22,12 +22,12 @@ func httpRequestFrom(ctx context.Context) *http.Request {
 }
 
 // errNoRequest: withHTTPRequest is not installed (a programming error).
-var errNoRequest = errors.New("server: readFile and attachTerminal need the request in their context")
+var errNoRequest = errors.New("server: readFile, attachTerminal and createPreview need the request in their context")
 
 // withHTTPRequest is the strict middleware that stores the request in the
 // context of the operations that need it.
 func withHTTPRequest(f noxapi.StrictHandlerFunc, operationID string) noxapi.StrictHandlerFunc {
-	if operationID != "ReadFile" && operationID != "AttachTerminal" {
+	if operationID != "ReadFile" && operationID != "AttachTerminal" && operationID != "CreatePreview" {
 		return f
 	}
 	return func(ctx context.Context, w http.ResponseWriter, r *http.Request, req any) (any, error) {

@@ -15,7 +15,7 @@ import (
 const apiVersion = "v1"
 
 // serves says which optional driver interfaces the backend implements.
-type serves struct{ files, watch, procs bool }
+type serves struct{ files, watch, procs, ports bool }
 
 // infoBody builds the answer of GET /v1/info from what the backend says
 // and what the server itself implements and limits.
@@ -62,6 +62,9 @@ func infoBody(in driver.Info, opts Options, sv serves) noxapi.Info {
 		// The server caps every wait: the backend's limit or its default.
 		out.Limits.MaxProcessWaitSeconds = secondsField(cmp.Or(max(l.MaxProcessWait, 0), defaultMaxProcessWait))
 	}
+	if sv.ports {
+		out.Limits.MaxPreviewTTLSeconds = secondsField(l.MaxPreviewTTL)
+	}
 	if slices.Contains(in.Extensions, api.ExtExecStdin) {
 		out.Limits.MaxStdinBytes = sizeField(l.MaxStdinBytes)
 	}
@@ -83,6 +86,7 @@ func extensions(backend []string, auth bool, sv serves) []string {
 		api.ExtInfo: true, api.ExtExecStream: true, api.ExtAuthBearer: auth, api.ExtUploadChunked: true,
 		api.ExtFilesOps: sv.files, api.ExtFilesWatch: sv.watch,
 		api.ExtProcesses: sv.procs, api.ExtProcessesTerminal: sv.procs,
+		api.ExtPorts: sv.ports,
 	}
 	known := api.Extensions()
 	var out []string

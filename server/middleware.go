@@ -98,9 +98,9 @@ func markUnisolated(next http.Handler) http.Handler {
 }
 
 // requireToken demands "Authorization: Bearer <token>" on everything but
-// /healthz, comparing in constant time. attachTerminal, a WebSocket that
-// browsers cannot send headers with, may carry it as ?access_token=
-// instead (the header wins when both are sent).
+// /healthz, comparing in constant time. attachTerminal and openTunnel,
+// WebSockets that browsers cannot send headers with, may carry it as
+// ?access_token= instead (the header wins when both are sent).
 func requireToken(next http.Handler, token string) http.Handler {
 	want := sha256.Sum256([]byte(token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -110,7 +110,7 @@ func requireToken(next http.Handler, token string) http.Handler {
 		}
 		auth := r.Header.Get("Authorization")
 		tok, ok := strings.CutPrefix(auth, "Bearer ")
-		if auth == "" && isTerminal(r) && r.URL.Query().Has("access_token") {
+		if auth == "" && (isTerminal(r) || isTunnel(r)) && r.URL.Query().Has("access_token") {
 			tok, ok = r.URL.Query().Get("access_token"), true
 		}
 		got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
@@ -161,13 +161,14 @@ type absent struct {
 	files     bool // files.ops: /v1/sandboxes/{sessionId}/fs/* but watch
 	watch     bool // files.watch: /v1/sandboxes/{sessionId}/fs/watch
 	procs     bool // processes: /v1/sandboxes/{sessionId}/processes[/*]
+	ports     bool // ports: /v1/sandboxes/{sessionId}/{ports/*,tunnel/*,previews}
 }
 
 // withoutExtensions answers the endpoints of the extensions the backend
 // lacks (GET /v1/sandboxes/{sessionId} without sandboxes.get, GET
 // /v1/sandboxes without sandboxes.list, /v1/sandboxes/{sessionId}/fs/...
 // without files.ops or files.watch, /v1/sandboxes/{sessionId}/processes...
-// without processes) as a server without them does: 404 "no such
+// without processes, the ports extension's paths without ports) as a server without them does: 404 "no such
 // endpoint", before any validation.
 func withoutExtensions(next http.Handler, a absent) http.Handler {
 	if a == (absent{}) {
@@ -203,6 +204,8 @@ func (a absent) lacks(r *http.Request) bool {
 		return a.files
 	case sub == "processes" || strings.HasPrefix(sub, "processes/"):
 		return a.procs
+	case strings.HasPrefix(sub, "ports/") || strings.HasPrefix(sub, "tunnel/") || sub == "previews":
+		return a.ports
 	}
 	return false
 }

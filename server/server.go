@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httputil"
 	"slices"
 	"time"
 
@@ -55,6 +57,11 @@ type Options struct {
 	// A response that makes progress may last any time. Default:
 	// DefaultStallTimeout; negative disables it.
 	StallTimeout time.Duration
+	// PreviewKey is the HMAC-SHA256 key that signs the preview URLs of the
+	// ports extension. Empty: New draws 32 random bytes, so the URLs stop
+	// working when the server restarts; set a stable secret to keep them
+	// working across restarts (and on every replica behind one address).
+	PreviewKey []byte
 }
 
 // withDefaults returns o with its zero fields set to the defaults.
@@ -107,6 +114,15 @@ type handlers struct {
 	// execStdin: the backend lists exec.stdin, so exec requests' stdin
 	// is decoded and passed on; otherwise it is ignored (v1).
 	execStdin bool
+	// ports is b as driver.Ports, nil unless b implements it and lists
+	// ports in its Info; portProxy is the proxy built on it, and
+	// previewKey signs preview URLs.
+	ports      driver.Ports
+	portProxy  *httputil.ReverseProxy
+	previewKey []byte
+	// canGet: the backend lists sandboxes.get (createPreview checks that
+	// the sandbox exists).
+	canGet bool
 }
 
 // A new operation in the contract breaks the build until it is handled.
@@ -136,7 +152,17 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 	if slices.Contains(info.Extensions, api.ExtProcesses) {
 		h.procs, _ = b.(driver.Processes)
 	}
-	h.body = infoBody(info, opts, serves{files: h.files != nil, watch: h.watcher != nil, procs: h.procs != nil})
+	if slices.Contains(info.Extensions, api.ExtPorts) {
+		h.ports, _ = b.(driver.Ports)
+	}
+	if h.ports != nil {
+		h.canGet = slices.Contains(info.Extensions, api.ExtSandboxesGet)
+		h.portProxy = newPortProxy(h.ports, h)
+		if h.previewKey, err = previewKey(opts.PreviewKey); err != nil {
+			return nil, err
+		}
+	}
+	h.body = infoBody(info, opts, serves{files: h.files != nil, watch: h.watcher != nil, procs: h.procs != nil, ports: h.ports != nil})
 	strict := noxapi.NewStrictHandlerWithOptions(h, []noxapi.StrictMiddlewareFunc{withHTTPRequest}, noxapi.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeJSONError(w, http.StatusBadRequest, requestErrorMessage(err), 0)
@@ -161,18 +187,39 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 		files: h.files == nil,
 		watch: h.watcher == nil,
 		procs: h.procs == nil,
+		ports: h.ports == nil,
 	})
 	next = limitBodies(next, bodyLimits{json: opts.MaxJSONBodyBytes, exec: execBodyLimit(opts.MaxJSONBodyBytes, info.Limits.MaxStdinBytes, h.execStdin), upload: opts.MaxUploadBytes})
+	if h.ports != nil {
+		// Proxied bodies are streams of any size, as in the sandbox.
+		next = h.servePorts(next)
+	}
 	if opts.Token != "" {
 		next = requireToken(next, opts.Token)
 	} else {
 		next = guardBrowsers(next)
+	}
+	if h.ports != nil {
+		// Preview URLs carry their own authorization and are for browsers.
+		next = h.servePreviews(next)
 	}
 	if info.Isolation != nil && !info.Isolation.Isolated {
 		next = markUnisolated(next)
 	}
 	next = recoverPanics(next, opts.Logger)
 	return stallDeadlines(logRequests(next, opts.Logger), opts.StallTimeout), nil
+}
+
+// previewKey returns a copy of key, or 32 random bytes when it is empty.
+func previewKey(key []byte) ([]byte, error) {
+	if len(key) > 0 {
+		return slices.Clone(key), nil
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, fmt.Errorf("server: preview key: %w", err)
+	}
+	return k, nil
 }
 
 // responseError handles an error writing a response.
