@@ -85,6 +85,28 @@
 // SIGHUP when a terminal closes). exec.stdin (requests.go) decodes an
 // exec request's stdin when the backend lists it.
 //
+// The ports extension (ports.go, portproxy.go, tunnel.go, preview.go) is
+// built here over driver.Ports.DialPort, for every backend that has it.
+// proxyPort (/v1/sandboxes/{sessionId}/ports/{port}/{path...}, any method)
+// and openTunnel are routed before the generated router and the request
+// validator (which would refuse a multi-segment path), behind auth and the
+// browser guard, and without the JSON body limit. The proxy is an
+// httputil.ReverseProxy with one dialed connection per request: path
+// "/"+path, the query without access_token, Host 127.0.0.1:port, no
+// Authorization, X-Forwarded-For/-Host/-Proto/-Prefix, responses flushed
+// as they arrive (each write extends the stall deadline) and WebSocket
+// upgrades spliced. openTunnel dials before the upgrade (404 and 502 as
+// JSON), then splices the TCP connection to binary WebSocket messages; it
+// takes ?access_token= like attachTerminal. createPreview signs
+// base64url(JSON {s: sessionId, p: port, e: expiry}) with HMAC-SHA256
+// under Options.PreviewKey (random per server when empty: the URLs then
+// die with the server) and answers scheme://host/preview/<token>/ from
+// the request (X-Forwarded-Proto and -Host when set). GET (any method)
+// /preview/<token>/{path...} is served outside /v1 before auth and the
+// browser guard, since browsers use it: a token whose signature does not
+// verify (constant time) or that expired is 403; a valid one is proxied
+// like proxyPort with X-Forwarded-Prefix /preview/<token>.
+//
 // GET /v1/info is built once from the backend's Info, the extensions the
 // server implements for every backend (info, exec.stream, upload.chunked,
 // and auth.bearer with a token), files.ops, files.watch and processes

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -49,7 +50,7 @@ func newPortProxy(ports driver.Ports, h *handlers) *httputil.ReverseProxy {
 		Rewrite:       rewriteProxied,
 		Transport:     transport,
 		FlushInterval: -1,
-		ErrorLog:      nil,
+		ErrorLog:      slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
 		ErrorHandler:  h.proxyError,
 	}
 }

@@ -63,11 +63,11 @@ func parsePreview(key []byte, token string, now time.Time) (previewClaims, error
 	if !ok || len(token) > 1024 {
 		return previewClaims{}, errPreviewInvalid
 	}
-	got, err := base64.RawURLEncoding.DecodeString(sig)
+	got, err := base64.RawURLEncoding.Strict().DecodeString(sig)
 	if err != nil || !hmac.Equal(got, previewMAC(key, payload)) {
 		return previewClaims{}, errPreviewInvalid
 	}
-	body, err := base64.RawURLEncoding.DecodeString(payload)
+	body, err := base64.RawURLEncoding.Strict().DecodeString(payload)
 	if err != nil {
 		return previewClaims{}, errPreviewInvalid
 	}
