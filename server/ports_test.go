@@ -58,12 +58,20 @@ type portsEnv struct {
 
 func setupPorts(t *testing.T, token string) *portsEnv {
 	t.Helper()
+	return setupPortsOpts(t, server.Options{Token: token})
+}
+
+// setupPortsOpts is setupPorts with options (the logger is discarded).
+func setupPortsOpts(t *testing.T, opts server.Options) *portsEnv {
+	t.Helper()
+	token := opts.Token
+	opts.Logger = slog.New(slog.DiscardHandler)
 	b, err := membackend.New(membackend.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
-	h, err := server.New(portsBackend{b}, server.Options{Token: token, Logger: slog.New(slog.DiscardHandler)})
+	h, err := server.New(portsBackend{b}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,5 +430,109 @@ func TestPortsAbsentWithoutDriver(t *testing.T) {
 		if resp, data := e.do(tt.method, tt.path, map[string]any{"port": 8000}); resp.StatusCode != 404 {
 			t.Errorf("%s %s: %d %s", tt.method, tt.path, resp.StatusCode, data)
 		}
+	}
+}
+
+// A response or a tunnel that outlasts the stall timeout is not cut: the
+// deadline follows progress, and an idle tunnel has none.
+func TestPortsOutlastStallTimeout(t *testing.T) {
+	const stall = time.Second
+	e := setupPortsOpts(t, server.Options{StallTimeout: stall, StreamHeartbeat: 100 * time.Millisecond})
+	port := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := range 8 {
+			fmt.Fprintf(w, "chunk %d\n", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(stall / 4)
+		}
+	}))
+	start := time.Now()
+	resp, data := e.send("GET", fmt.Sprintf("/v1/sandboxes/a/ports/%d/slow", port), nil, nil)
+	t.Logf("streamed for %s", time.Since(start))
+	if resp.StatusCode != 200 || !strings.HasSuffix(string(data), "chunk 7\n") {
+		t.Fatalf("%d %q", resp.StatusCode, data)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, fmt.Sprintf("ws%s/v1/sandboxes/a/tunnel/%d", strings.TrimPrefix(e.url, "http"), tcpEcho(t)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := websocket.NetConn(ctx, c, websocket.MessageBinary)
+	defer nc.Close()
+	for i := range 2 {
+		if i > 0 {
+			time.Sleep(stall + stall/2) // idle past the stall timeout
+		}
+		if _, err := nc.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, 4)
+		if _, err := io.ReadFull(nc, got); err != nil || string(got) != "ping" {
+			t.Fatalf("round %d: %q %v", i, got, err)
+		}
+	}
+}
+
+// Closing the WebSocket closes the TCP connection in the sandbox.
+func TestOpenTunnelClosePropagates(t *testing.T) {
+	e := setupPorts(t, "")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ended := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			ended <- err
+			return
+		}
+		defer c.Close()
+		_, err = io.Copy(io.Discard, c)
+		ended <- err
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, fmt.Sprintf("ws%s/v1/sandboxes/a/tunnel/%d", strings.TrimPrefix(e.url, "http"), l.Addr().(*net.TCPAddr).Port), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close(websocket.StatusNormalClosure, "")
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatalf("upstream read: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the TCP connection stayed open after the WebSocket closed")
+	}
+}
+
+// The TCP connection closing in the sandbox closes the WebSocket.
+func TestOpenTunnelUpstreamClosePropagates(t *testing.T) {
+	e := setupPorts(t, "")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			_, _ = c.Write([]byte("bye"))
+			_ = c.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, fmt.Sprintf("ws%s/v1/sandboxes/a/tunnel/%d", strings.TrimPrefix(e.url, "http"), l.Addr().(*net.TCPAddr).Port), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	got, err := io.ReadAll(websocket.NetConn(ctx, c, websocket.MessageBinary))
+	if string(got) != "bye" || err != nil || ctx.Err() != nil {
+		t.Fatalf("read %q, %v (the WebSocket must end with the TCP connection)", got, err)
 	}
 }
