@@ -206,6 +206,9 @@ type Limits struct {
 	// MaxStdinBytes is the largest stdin of an exec request (exec.stdin);
 	// 0: not advertised, and the server's JSON body limit bounds it.
 	MaxStdinBytes int64
+	// MaxPreviewTTL is the longest lifetime of a preview URL (ports
+	// extension); 0: not advertised.
+	MaxPreviewTTL time.Duration
 }
 
 // CreateRequest is a validated create request.
