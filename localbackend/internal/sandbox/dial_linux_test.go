@@ -181,3 +181,66 @@ func TestDialPortCancelled(t *testing.T) {
 		}
 	})
 }
+
+// TestDialPortBacklogFull: a listener that never accepts, with a full
+// backlog, drops the handshake; the init gives up after dialWait
+// (ErrPortRefused) without blocking its request loop meanwhile.
+func TestDialPortBacklogFull(t *testing.T) {
+	m := newManager(t, TierNamespaces)
+	s, _ := start(t, m, key("dial-backlog"), Limits{Pids: 256})
+	var out lockedBuffer
+	startCmd(t, s, ExecSpec{Dir: "/workspace"}, &out, "python3", "-c",
+		"import socket, time\nl = socket.socket(); l.bind(('127.0.0.1', 9100)); l.listen(0); print('listening', flush=True); time.sleep(600)")
+	awaitOutput(t, &out, "listening")
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range 8 {
+		begin := time.Now()
+		c, err := s.DialPort(context.Background(), 9100)
+		if err == nil {
+			conns = append(conns, c)
+			continue
+		}
+		if !errors.Is(err, ErrPortRefused) {
+			t.Fatalf("dial %d: %v, want ErrPortRefused", i, err)
+		}
+		t.Logf("dial %d refused after %v (%d queued before)", i, time.Since(begin), len(conns))
+		return
+	}
+	t.Fatalf("%d connections queued on a listener of backlog 0", len(conns))
+}
+
+// TestDialPortConcurrent: dials that wait for a handshake do not hold up
+// other requests (commands, other dials).
+func TestDialPortConcurrent(t *testing.T) {
+	m := newManager(t, TierNamespaces)
+	s, _ := start(t, m, key("dial-conc"), Limits{Pids: 256})
+	var out lockedBuffer
+	startCmd(t, s, ExecSpec{Dir: "/workspace"}, &out, "python3", "-c", echoServer, "9000")
+	// The server serves one connection at a time: each dial below is
+	// closed at once, and at most 8 (its backlog) wait in its queue.
+	dialWhenListening(t, s, 9000, &out).Close()
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			c, err := s.DialPort(context.Background(), 9000)
+			if err == nil {
+				c.Close()
+			}
+			errs <- err
+		}()
+	}
+	if r := sh(t, s, "echo hi"); r.stdout != "hi\n" {
+		t.Errorf("command during dials: %v", r)
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent dial: %v", err)
+		}
+	}
+}
