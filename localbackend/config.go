@@ -202,6 +202,9 @@ type Config struct {
 	// MaxStdinBytes bounds the stdin of one exec request (exec.stdin).
 	// Default: half of MaxJSONBodyBytes (base64 grows it by a third).
 	MaxStdinBytes int64
+	// MaxPreviewTTL is the longest lifetime of a preview URL (ports
+	// extension). Default: 24 hours.
+	MaxPreviewTTL time.Duration
 	// MaxWatchDirs bounds the directories one recursive watch covers
 	// (one inotify watch each); a tree that grows past it ends the watch
 	// with an error naming the limit. Default: 8192.
@@ -318,6 +321,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.ProcessOutputBytes, 1<<20)
 	setDefault(&c.MaxProcessWait, time.Minute)
 	setDefault(&c.MaxStdinBytes, c.MaxJSONBodyBytes/2)
+	setDefault(&c.MaxPreviewTTL, 24*time.Hour)
 	if c.HostWatchesBudget == 0 || c.HostWatchDirsBudget == 0 {
 		host := readHostLimits(procSys)
 		setDefault(&c.HostWatchesBudget, half(host.inotifyInstances))
@@ -421,6 +425,9 @@ func (c *Config) validate() (limits, error) {
 	}
 	if c.StallTimeout > 0 && c.StallTimeout <= c.StreamHeartbeat {
 		errs = append(errs, fmt.Errorf("field StallTimeout: %s must exceed StreamHeartbeat %s (an idle exec stream writes only heartbeats)", c.StallTimeout, c.StreamHeartbeat))
+	}
+	if c.MaxPreviewTTL < 0 {
+		errs = append(errs, errors.New("field MaxPreviewTTL: must not be negative"))
 	}
 	if c.DefaultExecTimeout > c.MaxExecTimeout || c.DefaultExecTimeout < time.Second {
 		errs = append(errs, errors.New("field DefaultExecTimeout: must be between 1s and MaxExecTimeout"))

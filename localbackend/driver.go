@@ -22,9 +22,13 @@ var _ driver.Backend = driverBackend{}
 func (d driverBackend) Info() driver.Info {
 	b := d.b
 	c := &b.cfg
+	ext := append([]string{api.ExtSandboxesGet, api.ExtSandboxesList, api.ExtExecFlags, api.ExtExecStdin, api.ExtProcesses}, fileExtensions()...)
+	if hasNetworkNamespace(b.report.Tier) {
+		ext = append(ext, api.ExtPorts)
+	}
 	return driver.Info{
 		Name: BackendName, Version: c.Version,
-		Extensions: append([]string{api.ExtSandboxesGet, api.ExtSandboxesList, api.ExtExecFlags, api.ExtExecStdin, api.ExtProcesses}, fileExtensions()...),
+		Extensions: ext,
 		Isolation: &driver.Isolation{
 			Tier: string(b.report.Tier), Isolated: b.report.Isolated, Notes: slices.Clone(b.report.Notes),
 		},
@@ -43,6 +47,7 @@ func (d driverBackend) Info() driver.Info {
 			MaxWatchDirs: c.MaxWatchDirs, MaxWatchQueue: c.MaxWatchQueue,
 			MaxProcessesPerSandbox: c.MaxProcessesPerSandbox, MaxProcessRecords: c.MaxProcessRecords,
 			ProcessOutputBytes: c.ProcessOutputBytes, MaxProcessWait: c.MaxProcessWait, MaxStdinBytes: c.MaxStdinBytes,
+			MaxPreviewTTL: c.MaxPreviewTTL,
 		},
 		Images: c.imageNames(),
 	}

@@ -138,22 +138,3 @@ func (f *readFile) Close() error {
 	}
 	return err
 }
-
-// addCut registers cut, called when b's sandbox is deleted or expires,
-// under key; it returns false when that has begun already.
-func (s *store) addCut(b *box, key any, cut func()) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if b.deleting {
-		return false
-	}
-	b.cuts[key] = cut
-	return true
-}
-
-// dropCut unregisters the cut of key.
-func (s *store) dropCut(b *box, key any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(b.cuts, key)
-}

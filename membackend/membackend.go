@@ -42,7 +42,7 @@ type Config struct {
 	Limits driver.Limits
 	// Extensions are the optional operations offered. Default: all that
 	// the backend implements (sandboxes.get, sandboxes.list, exec.flags,
-	// files.ops, and files.watch on Linux). Leaving files.ops out serves a
+	// files.ops, exec.stdin, processes, ports, and files.watch on Linux). Leaving files.ops out serves a
 	// backend without the files API (to test clients' tar fallbacks).
 	Extensions []string
 	// ExecQueueWait is how long a command waits for a free slot when
@@ -76,6 +76,7 @@ func DefaultLimits() driver.Limits {
 		MaxListPageSize: 1000, MaxWatchesPerSandbox: 8, MaxWatchDirs: 8192, MaxWatchQueue: 4096,
 		MaxProcessesPerSandbox: 16, MaxProcessRecords: 256, ProcessOutputBytes: 1 << 20,
 		MaxProcessWait: time.Minute, MaxStdinBytes: 512 << 10,
+		MaxPreviewTTL: 24 * time.Hour,
 	}
 }
 
@@ -115,6 +116,9 @@ type sandbox struct {
 	watches int
 	// procs are the sandbox's processes (processes extension).
 	procs *proctable.Table
+	// conns are the open connections of DialPort, closed with the
+	// sandbox (guarded by Backend.mu).
+	conns map[*portConn]bool
 }
 
 func (s *sandbox) expiresAt() time.Time { return s.lastActive.Add(s.ttl) }
@@ -146,6 +150,9 @@ func New(cfg Config) (*Backend, error) {
 	if l.MaxProcessWait == 0 {
 		l.MaxProcessWait = d.MaxProcessWait
 	}
+	if l.MaxPreviewTTL == 0 {
+		l.MaxPreviewTTL = d.MaxPreviewTTL
+	}
 	for _, p := range []struct{ v, def *int }{
 		{&l.MaxConcurrentExecs, &d.MaxConcurrentExecs}, {&l.MaxListPageSize, &d.MaxListPageSize},
 		{&l.MaxWatchesPerSandbox, &d.MaxWatchesPerSandbox}, {&l.MaxWatchDirs, &d.MaxWatchDirs}, {&l.MaxWatchQueue, &d.MaxWatchQueue},
@@ -160,7 +167,7 @@ func New(cfg Config) (*Backend, error) {
 	}
 	if cfg.Extensions == nil {
 		cfg.Extensions = []string{api.ExtSandboxesGet, api.ExtSandboxesList, api.ExtExecFlags, api.ExtFilesOps,
-			api.ExtExecStdin, api.ExtProcesses}
+			api.ExtExecStdin, api.ExtProcesses, api.ExtPorts}
 		if _, ok := any((*Backend)(nil)).(driver.Watcher); ok {
 			cfg.Extensions = append(cfg.Extensions, api.ExtFilesWatch)
 		}
@@ -258,6 +265,10 @@ func (b *Backend) removeLocked(s *sandbox) {
 }
 
 func (b *Backend) stopLocked(s *sandbox) {
+	for c := range s.conns {
+		_ = c.Conn.Close()
+	}
+	clear(s.conns)
 	for p := range s.running {
 		p.killGroup()
 	}
@@ -291,7 +302,7 @@ func (b *Backend) newSandboxLocked(id string, req driver.CreateRequest) (*sandbo
 	}
 	s := &sandbox{
 		id: id, dir: dir, workspace: filepath.Join(dir, "workspace"), tmp: filepath.Join(dir, "tmp"),
-		image: req.Image, created: now, lastActive: now, ttl: b.cfg.Limits.DefaultTTL, running: map[*process]bool{},
+		image: req.Image, created: now, lastActive: now, ttl: b.cfg.Limits.DefaultTTL, running: map[*process]bool{}, conns: map[*portConn]bool{},
 		limits: driver.ResourceLimits{CPUMilli: req.CPUMilli, MemoryBytes: req.MemoryBytes, StorageBytes: req.StorageBytes,
 			Unenforced: slices.Clone(unenforced)},
 	}

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"syscall"
 	"time"
 )
@@ -183,6 +184,7 @@ type ExecResult struct {
 //	func (s *Sandbox) Stop() error                        // kills every process, removes the cgroup; leaves the workspace alone
 //	func (s *Sandbox) HostOwner() (uid, gid int)          // host owner of the sandbox's processes and workspace files
 //	func (s *Sandbox) Notes() []string                    // what this sandbox's init could not do
+//	func (s *Sandbox) DialPort(ctx context.Context, port int) (net.Conn, error) // a TCP connection to 127.0.0.1:port of the sandbox's network namespace; ErrPortRefused, ErrNoNetwork
 
 // ErrNoWorkdir reports that ExecSpec.Dir does not exist inside the sandbox
 // (or is not an absolute path).
@@ -195,6 +197,16 @@ var ErrSetup = errors.New("sandbox setup failed")
 // ErrStopped reports an Exec on a sandbox that is stopped or whose init
 // died; Start builds a fresh one.
 var ErrStopped = errors.New("sandbox is not running")
+
+// ErrPortRefused reports a DialPort to a port of the sandbox's loopback on
+// which nothing listens (the connection was refused, or not accepted in
+// time).
+var ErrPortRefused = errors.New("nothing is listening on the port in the sandbox")
+
+// ErrNoNetwork reports a DialPort in a tier without a network namespace
+// (landlock, none-unsafe): the sandbox shares the host's network, so its
+// loopback is the host's, whose services must not be reachable this way.
+var ErrNoNetwork = errors.New("the sandbox has no network namespace of its own")
 
 // Compile-time check of the entry points every platform implements.
 var (
@@ -210,4 +222,5 @@ var (
 	_ func(*Command, syscall.Signal) error                          = (*Command).Signal
 	_ func(*Command, WinSize) error                                 = (*Command).Resize
 	_ func(*Command)                                                = (*Command).Kill
+	_ func(*Sandbox, context.Context, int) (net.Conn, error)        = (*Sandbox).DialPort
 )

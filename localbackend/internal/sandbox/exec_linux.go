@@ -172,8 +172,9 @@ func (s *Sandbox) unregister(id uint64) {
 }
 
 // readLoop dispatches the init's replies to the waiting Exec calls. Only a
-// "started" reply keeps the files that came with it (a terminal's
-// master), for its waiter to own; others are closed.
+// "started" reply (a terminal's master) and a "dialed" one (the connected
+// socket) keep the files that came with them, for their waiter to own;
+// others are closed.
 func (s *Sandbox) readLoop(buf, oob []byte) {
 	defer func() {
 		s.mu.Lock()
@@ -196,7 +197,7 @@ func (s *Sandbox) readLoop(buf, oob []byte) {
 		s.mu.Lock()
 		ch := s.pending[r.ID]
 		s.mu.Unlock()
-		if ch == nil || r.Op != opStarted {
+		if ch == nil || (r.Op != opStarted && r.Op != opDialed) {
 			closeFiles(fs)
 			fs = nil
 		}

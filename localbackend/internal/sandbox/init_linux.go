@@ -395,6 +395,8 @@ func (z *zygote) serve(buf, oob []byte) {
 			z.kill(req.ID)
 		case "signal":
 			z.signal(req)
+		case "dial":
+			z.dial(req)
 		}
 		closeFiles(files)
 	}

@@ -16,7 +16,8 @@ import (
 // SCM_RIGHTS. The server sends "config" once, then "exec", "kill" and
 // "signal"; the init answers "ready" once, then per command "exited" or
 // "failed" (after "started" when the request asked for it), and
-// "signalled" per "signal".
+// "signalled" per "signal", and "dialed" per "dial" (with the connected
+// socket).
 
 // Hidden argv[1] values that turn the re-executed binary into a helper.
 const (
@@ -85,7 +86,7 @@ type rlimit struct {
 // the command cgroup's task file with Cgroup (stdioFiles counts the
 // first).
 type request struct {
-	Op     string // "config", "exec", "kill", "signal"
+	Op     string // "config", "exec", "kill", "signal", "dial"
 	ID     uint64
 	Config *initConfig `json:",omitempty"`
 	Argv   []string    `json:",omitempty"`
@@ -107,6 +108,8 @@ type request struct {
 	// request Target, if it is still registered.
 	Target uint64 `json:",omitempty"`
 	Signal int    `json:",omitempty"`
+	// "dial": connect to this TCP port of the sandbox's loopback.
+	Port int `json:",omitempty"`
 }
 
 // stdioFiles is the number of an exec request's files that are the
@@ -128,17 +131,20 @@ func stdioFiles(r request) int {
 const (
 	opStarted   = "started"   // the command runs; the terminal's master comes with it
 	opSignalled = "signalled" // a "signal" request was handled; Err says why it failed
+	opDialed    = "dialed"    // a "dial" request was handled: the socket comes with it, or Err says why not
 )
 
 // reply is a message from the init.
 type reply struct {
-	Op     string // "ready", "started", "exited", "failed", "signalled"
+	Op     string // "ready", "started", "exited", "failed", "signalled", "dialed"
 	ID     uint64
 	Pid    int    `json:",omitempty"`
 	Status int    `json:",omitempty"` // raw wait status for "exited"
 	Code   int    `json:",omitempty"` // "failed": 126, 127, codeNoWorkdir, or 0 (infrastructure)
 	Err    string `json:",omitempty"`
 	Notes  []string
+	// Refused: a "dial" found nothing listening on the port.
+	Refused bool `json:",omitempty"`
 	// files came with the reply (the server's side): the receiver owns
 	// them.
 	files []*os.File
