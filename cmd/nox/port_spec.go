@@ -32,7 +32,12 @@ func parseForwardSpec(s string) (forwardSpec, error) {
 	if strings.Contains(s, ":") {
 		local = rest
 		if i := strings.LastIndex(rest, ":"); i >= 0 {
-			host, local = strings.TrimSuffix(strings.TrimPrefix(rest[:i], "["), "]"), rest[i+1:]
+			host, local = rest[:i], rest[i+1:]
+			if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+				host = host[1 : len(host)-1]
+			} else if strings.Contains(host, ":") {
+				return forwardSpec{}, usagef("port-forward: %q: too many colons (an IPv6 local address goes in brackets: [::1]:8080:80)", s)
+			}
 			if host == "" {
 				return forwardSpec{}, usagef("port-forward: %q: empty local address", s)
 			}
