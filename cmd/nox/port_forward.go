@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -134,10 +135,17 @@ func (f *forwarder) accept(ctx context.Context, l net.Listener, port int) {
 	for {
 		c, err := l.Accept()
 		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
-				f.logf("accepting on %s: %v", l.Addr(), err)
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			// Out of file descriptors, say: wait a little and go on.
+			f.logf("accepting on %s: %v", l.Addr(), err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
 		}
 		f.wg.Add(1)
 		go f.forward(ctx, c, port)
