@@ -308,6 +308,7 @@ func fromGenInfo(r *noxapi.Info) *Info {
 			ProcessOutputBytes:           deref(l.ProcessOutputBytes),
 			MaxProcessWait:               secs32(l.MaxProcessWaitSeconds),
 			MaxStdinBytes:                deref(l.MaxStdinBytes),
+			MaxPreviewTTL:                secs32(l.MaxPreviewTTLSeconds),
 		}
 	}
 	return i

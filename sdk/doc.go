@@ -60,6 +60,20 @@
 // with Resize and CloseWrite, as ssh does; Process.Attach attaches to a
 // process started with StartOptions.PTY, and detaches on Close.
 //
+// # Ports
+//
+// With extension ExtPorts, a server listening on a port inside the
+// sandbox is reached through the backend, which dials it from outside
+// (the sandbox needs no network access). Dial returns a net.Conn to the
+// port, for any protocol; PortClient an *http.Client whose host-less URLs
+// are paths of the port's server, sent with the token through the
+// backend's proxy (PortURL is its base URL); Preview a signed, expiring
+// URL for a browser, which sends no token:
+//
+//	conn, err := sb.Dial(ctx, 5432)
+//	resp, err := sb.PortClient(8000).Get("/health")
+//	p, err := sb.Preview(ctx, 8000, time.Hour) // p.URL
+//
 // # Files
 //
 // Files travel as gzip tar archives. UploadFiles sends in-memory files,

@@ -33,6 +33,9 @@ const (
 	ExtProcesses = api.ExtProcesses
 	// ExtProcessesTerminal is Terminal and Process.Attach.
 	ExtProcessesTerminal = api.ExtProcessesTerminal
+	// ExtPorts is Sandbox.Dial, Preview, PortURL and PortClient: a port
+	// listening inside the sandbox, reached through the backend.
+	ExtPorts = api.ExtPorts
 )
 
 // The contract's defaults. The SDK leaves a zero field out of its request,
@@ -132,6 +135,9 @@ type Limits struct {
 	// MaxStdinBytes is the largest ExecRequest.Stdin (extension
 	// exec.stdin).
 	MaxStdinBytes int64
+	// MaxPreviewTTL is the longest ttl of Sandbox.Preview (extension
+	// ports).
+	MaxPreviewTTL time.Duration
 	// StreamHeartbeat is the longest gap between events or heartbeats of an
 	// exec stream.
 	StreamHeartbeat time.Duration

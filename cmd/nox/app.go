@@ -168,6 +168,8 @@ func (a *app) commands() []*cli.Command {
 		a.killCommand(),
 		a.stdinCommand(),
 		a.attachCommand(),
+		a.portForwardCommand(),
+		a.previewCommand(),
 		a.uploadCommand(),
 		a.downloadCommand(),
 		a.cpCommand(),
