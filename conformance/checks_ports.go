@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,7 +76,7 @@ func portsFinding(x *Exchange, observed, expected string, err error) error {
 type echoed struct {
 	Method  string            `json:"method"`
 	Path    string            `json:"path"`
-	Body    string            `json:"body"`
+	Body    string            `json:"body"` // hex
 	Headers map[string]string `json:"headers"`
 }
 
@@ -146,8 +147,8 @@ func checkPortsProxy(ctx context.Context, env *Env) error {
 	switch {
 	case err != nil:
 		errs = append(errs, err)
-	case e.Method != http.MethodPost || e.Body != string(body):
-		errs = append(errs, portsFinding(x, fmt.Sprintf("the server got %s %q", e.Method, e.Body), fmt.Sprintf("POST %q", body),
+	case e.Method != http.MethodPost || e.Body != hex.EncodeToString(body):
+		errs = append(errs, portsFinding(x, fmt.Sprintf("the server got %s %s (hex)", e.Method, e.Body), fmt.Sprintf("POST %x", body),
 			errors.New("a POST body did not reach the server exact")))
 	}
 	// The server's own status and body pass through.

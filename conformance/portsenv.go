@@ -23,7 +23,7 @@ import (
 // sandbox. Mode http serves the directory it runs in
 // (SimpleHTTPRequestHandler: GET and HEAD, with portsFile written first; other methods answer 501),
 // except under /echo, where GET and POST answer the request as JSON
-// (method, path with query, headers, body); mode tcp echoes every byte of
+// (method, path with query, headers, body in hex); mode tcp echoes every byte of
 // each connection. Either binds 127.0.0.1 on a port of the system's
 // choosing and writes the port to its port file, by renaming it into place.
 const portsServerScript = `import http.server, json, os, socket, sys, threading
@@ -50,7 +50,7 @@ if mode == "tcp":
 class H(http.server.SimpleHTTPRequestHandler):
     def echo(self):
         n = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(n).decode("latin-1")
+        body = self.rfile.read(n).hex()
         out = json.dumps({"method": self.command, "path": self.path, "body": body,
             "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
         self.send_response(200)
@@ -65,6 +65,9 @@ class H(http.server.SimpleHTTPRequestHandler):
     def do_POST(self):
         if self.path.startswith("/echo"):
             return self.echo()
+        # Read the body first: closing with unread bytes resets the
+        # connection, which could cut the answer.
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.send_error(501, "Unsupported method ('POST')")
     def log_message(self, *a):
         pass
