@@ -14,6 +14,7 @@ import (
 
 	"github.com/noxrunner/nox/api"
 	"github.com/noxrunner/nox/conformance"
+	"github.com/noxrunner/nox/driver"
 	"github.com/noxrunner/nox/membackend"
 	"github.com/noxrunner/nox/server"
 )
@@ -28,7 +29,7 @@ func portsReference(t *testing.T) http.Handler {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
-	if !slices.Contains(b.Info().Extensions, api.ExtPorts) {
+	if _, ok := any(b).(driver.Ports); !ok {
 		t.Skip("the reference backend does not implement the ports extension yet")
 	}
 	h, err := server.New(b, server.Options{StreamHeartbeat: time.Second,
