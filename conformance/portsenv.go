@@ -188,8 +188,9 @@ func (e *Env) dialTunnel(ctx context.Context, id string, port int) (*websocket.C
 }
 
 // freePort finds a port on which nothing listens in sandbox id: one the
-// tcp server listened on, after it was stopped. It falls back to port 1,
-// which nothing listens on in a sandbox whose commands run unprivileged.
+// system hands out to a socket bound to port 0, closed at once. Without
+// python3 it falls back to port 1, which nothing listens on in a sandbox
+// whose commands run unprivileged.
 func (e *Env) freePort(ctx context.Context, id string) (int, error) {
 	out, err := e.Sh(ctx, id, `command -v python3 >/dev/null && python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' || echo 1`)
 	if err != nil {
