@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"regexp"
 	"slices"
 	"strings"
@@ -149,6 +150,20 @@ func TestPortsChecksCatchEachBug(t *testing.T) {
 				h.ServeHTTP(w, r)
 			})
 		}, []string{"ports/bad-port-400"}},
+		{"the proxy forwards Authorization", func(h http.Handler) http.Handler {
+			// The reference dials the host's loopback: a proxy of its own,
+			// which keeps every header, stands in for the server's.
+			return onPorts(h, "ports", func(w http.ResponseWriter, r *http.Request, port string) {
+				if !strings.HasSuffix(r.URL.Path, "/echo") {
+					h.ServeHTTP(w, r)
+					return
+				}
+				(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+					pr.Out.URL.Scheme, pr.Out.URL.Host, pr.Out.URL.Path, pr.Out.URL.RawPath = "http", "127.0.0.1:"+port, "/echo", ""
+					pr.Out.Header.Set("Authorization", r.Header.Get("Authorization"))
+				}}).ServeHTTP(w, r)
+			})
+		}, []string{"ports/proxy-no-authorization"}},
 	}
 	for _, f := range faults {
 		t.Run(f.name, func(t *testing.T) {
