@@ -87,6 +87,7 @@ func Checks() []Check {
 	all = append(all, fsChecks()...)
 	all = append(all, extChecks()...)
 	all = append(all, procChecks()...)
+	all = append(all, portsChecks()...)
 	return all
 }
 
