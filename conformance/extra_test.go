@@ -119,6 +119,15 @@ func TestCheckIDsStable(t *testing.T) {
 		"exec/stdin",
 		"exec/stdin-invalid-400",
 		"exec/stdin-too-large-400",
+		"ports/proxy",
+		"ports/proxy-no-authorization",
+		"ports/unreachable-502",
+		"ports/bad-port-400",
+		"ports/unknown-sandbox-404",
+		"ports/tunnel",
+		"ports/preview",
+		"ports/preview-expires",
+		"ports/preview-ttl-400",
 	}
 	var got []string
 	for _, c := range conformance.Checks() {

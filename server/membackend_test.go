@@ -20,7 +20,14 @@ import (
 // setupMem serves the reference backend with sandbox a created.
 func setupMem(t testing.TB) *env {
 	t.Helper()
-	b, err := membackend.New(membackend.Config{Dir: t.TempDir()})
+	return setupMemWith(t, membackend.Config{})
+}
+
+// setupMemWith is setupMem with the backend's configuration given.
+func setupMemWith(t testing.TB, cfg membackend.Config) *env {
+	t.Helper()
+	cfg.Dir = t.TempDir()
+	b, err := membackend.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

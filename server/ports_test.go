@@ -421,7 +421,7 @@ func TestPortsAdvertised(t *testing.T) {
 }
 
 func TestPortsAbsentWithoutDriver(t *testing.T) {
-	e := setupMem(t)
+	e := setupMemWith(t, membackend.Config{Extensions: []string{api.ExtSandboxesGet, api.ExtSandboxesList}})
 	for _, tt := range []struct{ method, path string }{
 		{"GET", "/v1/sandboxes/a/ports/8000/x/y"},
 		{"GET", "/v1/sandboxes/a/tunnel/8000"},
