@@ -79,6 +79,10 @@ func TestQuirkyBackend(t *testing.T) {
 		defer srv.Close()
 		cfg := conformance.NewConfig()
 		cfg.BaseURL, cfg.SkipSlow, cfg.Parallelism = srv.URL, true, 2
+		// The quirks are those of v1 operations' answers; the ports
+		// checks' proxied traffic (a HEAD's empty body with its
+		// Content-Length) is not theirs to rewrite.
+		cfg.Run = "^(health|info|auth|sandbox|exec|files|fs|proc)/"
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -67,6 +67,10 @@ type runner struct {
 	timedOut atomic.Bool
 	timer    *time.Timer
 	closeIn  sync.Once
+	// ttyMu guards the master's descriptor, which Resize uses, against
+	// its close once the output ends (ttyClosed).
+	ttyMu     sync.RWMutex
+	ttyClosed bool
 }
 
 // startRunner starts req's command with its output going to sink.
@@ -147,7 +151,7 @@ func (r *runner) copyOutput(f *os.File, w io.Writer) {
 	r.output.Add(1)
 	go func() {
 		defer r.output.Done()
-		defer f.Close()
+		defer r.closeOutput(f)
 		buf := make([]byte, 32<<10)
 		for {
 			n, err := f.Read(buf)
@@ -159,6 +163,19 @@ func (r *runner) copyOutput(f *os.File, w io.Writer) {
 			}
 		}
 	}()
+}
+
+// closeOutput closes f, whose output ended; the terminal's master under
+// ttyMu, since Resize uses its descriptor.
+func (r *runner) closeOutput(f *os.File) {
+	if f != r.tty {
+		f.Close()
+		return
+	}
+	r.ttyMu.Lock()
+	defer r.ttyMu.Unlock()
+	r.ttyClosed = true
+	f.Close()
 }
 
 // Wait waits for the command, ends its process group and its output.
@@ -233,6 +250,11 @@ func (r *runner) Signal(sig driver.Signal) error {
 func (r *runner) Resize(size driver.TermSize) error {
 	if r.tty == nil {
 		return errors.New("no terminal")
+	}
+	r.ttyMu.RLock()
+	defer r.ttyMu.RUnlock()
+	if r.ttyClosed {
+		return errors.New("the terminal is closed")
 	}
 	return pty.Setsize(r.tty, &pty.Winsize{Rows: size.Rows, Cols: size.Cols})
 }

@@ -378,10 +378,26 @@ func (p *process) CloseStdin() error {
 		p.info.Stdin = false
 	}
 	p.mu.Unlock()
-	if err := p.run.CloseStdin(); err != nil && !p.ended() {
-		return fmt.Errorf("process %q: close standard input: %w", p.info.ID, err)
+	if err := p.run.CloseStdin(); err != nil {
+		return p.runnerErr("close standard input", err)
 	}
 	return nil
+}
+
+// runnerErr is the error of a runner call that failed: the process is
+// ending (its pipe or terminal closed before its end was recorded)
+// almost always, so once it has ended within a moment the error is the
+// conflict of an ended process; otherwise err, as a conflict too (the
+// process's standard input or terminal is unusable).
+func (p *process) runnerErr(op string, err error) error {
+	t := time.NewTimer(100 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return fmt.Errorf("process %q has ended: %w", p.info.ID, driver.ErrConflict)
+	case <-t.C:
+	}
+	return fmt.Errorf("process %q: %s: %w: %w", p.info.ID, op, err, driver.ErrConflict)
 }
 
 // Signal implements driver.Process.
@@ -389,7 +405,13 @@ func (p *process) Signal(sig driver.Signal) error {
 	if p.ended() || p.run == nil {
 		return nil
 	}
-	if err := p.run.Signal(sig); err != nil && !p.ended() {
+	if err := p.run.Signal(sig); err != nil {
+		if errors.Is(err, driver.ErrInvalidArgument) {
+			return err
+		}
+		if errors.Is(p.runnerErr("signal", err), driver.ErrConflict) && p.ended() {
+			return nil // it ended meanwhile: the signal is moot
+		}
 		return fmt.Errorf("process %q: signal %s: %w", p.info.ID, sig, err)
 	}
 	return nil
@@ -403,8 +425,8 @@ func (p *process) Resize(size driver.TermSize) error {
 	if p.ended() {
 		return fmt.Errorf("process %q has ended: %w", p.info.ID, driver.ErrConflict)
 	}
-	if err := p.run.Resize(size); err != nil && !p.ended() {
-		return fmt.Errorf("process %q: resize: %w", p.info.ID, err)
+	if err := p.run.Resize(size); err != nil {
+		return p.runnerErr("resize", err)
 	}
 	return nil
 }

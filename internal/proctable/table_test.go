@@ -218,3 +218,31 @@ func TestTableRestoreMarksRunningLost(t *testing.T) {
 		t.Fatalf("kill of a lost process: %v", err)
 	}
 }
+
+// failingRunner's terminal is gone: Resize and CloseStdin fail, as they
+// do while a process ends, before its end is recorded.
+type failingRunner struct{ fakeRunner }
+
+func (f *failingRunner) Resize(driver.TermSize) error { return errors.New("input/output error") }
+func (f *failingRunner) CloseStdin() error           { return errors.New("input/output error") }
+
+// A resize or end-of-file that races with the process's end is a
+// conflict (the process has ended), never an internal error.
+func TestTableRunnerFailuresAreConflicts(t *testing.T) {
+	tb := proctable.New(proctable.Config{})
+	f := &failingRunner{fakeRunner{end: make(chan proctable.Exit, 1)}}
+	p, err := tb.Start(driver.ProcessRequest{PTY: &driver.TermSize{Rows: 1, Cols: 1}}, func(sink proctable.Sink) (proctable.Runner, error) {
+		f.sink = sink
+		return f, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { time.Sleep(20 * time.Millisecond); f.end <- proctable.Exit{} }()
+	if err := p.Resize(driver.TermSize{Rows: 2, Cols: 2}); !errors.Is(err, driver.ErrConflict) {
+		t.Fatalf("resize as the process ends: %v", err)
+	}
+	if err := p.CloseStdin(); !errors.Is(err, driver.ErrConflict) {
+		t.Fatalf("end-of-file after the end: %v", err)
+	}
+}
