@@ -224,7 +224,7 @@ func TestTableRestoreMarksRunningLost(t *testing.T) {
 type failingRunner struct{ fakeRunner }
 
 func (f *failingRunner) Resize(driver.TermSize) error { return errors.New("input/output error") }
-func (f *failingRunner) CloseStdin() error           { return errors.New("input/output error") }
+func (f *failingRunner) CloseStdin() error            { return errors.New("input/output error") }
 
 // A resize or end-of-file that races with the process's end is a
 // conflict (the process has ended), never an internal error.
