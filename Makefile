@@ -25,7 +25,7 @@ install: build ## Install nox and its shell completions under PREFIX (default /u
 	sh scripts/install.sh "$(BIN)" "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(DATADIR)"
 
 test: ## Vet (on Linux, and on macOS and Windows for the client), check generated code, run every test with the race detector, then the conformance run.
-	$(GO) vet ./... && GOOS=darwin $(GO) vet ./... && GOOS=windows $(GO) build ./sdk/... && $(MAKE) -s check-generate && $(GO) test -race -count=1 ./... && $(MAKE) -s conformance
+	$(GO) vet ./... && GOOS=darwin $(GO) vet ./... && GOOS=windows $(GO) build ./sdk/... && $(MAKE) -s check-generate && $(GO) test -race -count=1 -timeout 15m ./... && $(MAKE) -s conformance
 
 lint: ## gofmt and staticcheck (fetched through the module proxy).
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "run gofmt -w on the files above"; exit 1; }

@@ -61,7 +61,13 @@ func ExampleSandbox_Start() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		fmt.Printf("%s: %s", chunk.Stream, chunk.Data)
+		// Chunks follow the process's writes, and the backend may join
+		// writes that came close together: print line by line.
+		for _, line := range strings.SplitAfter(string(chunk.Data), "\n") {
+			if line != "" {
+				fmt.Printf("%s: %s", chunk.Stream, line)
+			}
+		}
 	}
 	rec, err := p.Wait(ctx)
 	if err != nil {
