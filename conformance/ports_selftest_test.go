@@ -1,11 +1,9 @@
 package conformance_test
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httputil"
 	"regexp"
 	"slices"
@@ -55,26 +53,7 @@ func portsCheckIDs() []string {
 // runPorts runs the ports checks against h.
 func runPorts(t *testing.T, h http.Handler) (*conformance.Report, string) {
 	t.Helper()
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	var ids []string
-	for _, id := range portsCheckIDs() {
-		ids = append(ids, regexp.QuoteMeta(id))
-	}
-	cfg := conformance.NewConfig()
-	cfg.BaseURL = srv.URL
-	cfg.Run = "^(" + strings.Join(ids, "|") + ")$"
-	cfg.Profile = conformance.ProfileAll
-	cfg.Parallelism = 4
-	rep, err := conformance.RunSuite(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var text bytes.Buffer
-	if err := rep.WriteText(&text); err != nil {
-		t.Fatal(err)
-	}
-	return rep, text.String()
+	return runChecks(t, h, portsCheckIDs())
 }
 
 // TestPortsChecksPassReference runs every ports check against the

@@ -69,15 +69,22 @@ func procCheckIDs() []string {
 // runProc runs the processes checks against h.
 func runProc(t *testing.T, h http.Handler) (*conformance.Report, string) {
 	t.Helper()
+	return runChecks(t, h, procCheckIDs())
+}
+
+// runChecks runs the checks ids, in the profile all, against h and
+// returns the report and its text.
+func runChecks(t *testing.T, h http.Handler, ids []string) (*conformance.Report, string) {
+	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	var ids []string
-	for _, id := range procCheckIDs() {
-		ids = append(ids, regexp.QuoteMeta(id))
+	quoted := make([]string, len(ids))
+	for i, id := range ids {
+		quoted[i] = regexp.QuoteMeta(id)
 	}
 	cfg := conformance.NewConfig()
 	cfg.BaseURL = srv.URL
-	cfg.Run = "^(" + strings.Join(ids, "|") + ")$"
+	cfg.Run = "^(" + strings.Join(quoted, "|") + ")$"
 	cfg.Profile = conformance.ProfileAll
 	cfg.Parallelism = 4
 	rep, err := conformance.RunSuite(t.Context(), cfg)
