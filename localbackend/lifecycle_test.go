@@ -141,7 +141,9 @@ func TestDeleteKillsCommands(t *testing.T) {
 // far, a note on stderr), not as errors.
 func deleteDuringExec(t *testing.T, e *testEnv) {
 	e.create("del", nil)
-	cmd := map[string]any{"cmd": []string{"sh", "-c", "echo before; sleep 30"}}
+	// Each command leaves a marker once "before" is in its pipe, so the
+	// test deletes only after both printed, however loaded the machine.
+	cmd := map[string]any{"cmd": []string{"sh", "-c", "echo before; : > printed.$$; sleep 30"}}
 	plain, stream := make(chan []byte, 1), make(chan []byte, 1)
 	go func() {
 		resp, body := e.do("POST", "/v1/sandboxes/del/exec", cmd)
@@ -157,8 +159,10 @@ func deleteDuringExec(t *testing.T, e *testEnv) {
 		}
 		stream <- body
 	}()
-	waitFor(t, func() bool { st, _ := e.b.store.get("del"); return st.runningExecs == 2 })
-	time.Sleep(300 * time.Millisecond) // let both print
+	waitFor(t, func() bool {
+		_, list := e.do("GET", "/v1/sandboxes/del/fs/list?path=/workspace", nil)
+		return strings.Count(string(list), `"name":"printed.`) == 2
+	})
 	resp, body := e.do("DELETE", "/v1/sandboxes/del", nil)
 	if resp.StatusCode != 204 {
 		t.Fatalf("delete: %d %s", resp.StatusCode, body)
