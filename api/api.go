@@ -67,10 +67,24 @@ const (
 	// TCP tunnels (/v1/sandboxes/{sessionId}/tunnel/{port}) and preview
 	// URLs (POST /v1/sandboxes/{sessionId}/previews).
 	ExtPorts = "ports"
+	// ExtNetworkEgress is the per-sandbox egress policy: the network field
+	// of a create request and of a sandbox's status, and
+	// /v1/sandboxes/{sessionId}/network.
+	ExtNetworkEgress = "network.egress"
+)
+
+// The egress modes of a network policy (extension network.egress).
+const (
+	// EgressNone: nothing outside the sandbox is reachable (the default).
+	EgressNone = "none"
+	// EgressAllowlist: only the destinations the policy allows.
+	EgressAllowlist = "allowlist"
+	// EgressOpen: every destination the policy does not deny.
+	EgressOpen = "open"
 )
 
 // Extensions returns the extension names the contract defines, in the
 // order backends list them in GET /v1/info.
 func Extensions() []string {
-	return []string{ExtInfo, ExtSandboxesGet, ExtSandboxesList, ExtExecStream, ExtExecFlags, ExtAuthBearer, ExtUploadChunked, ExtFilesOps, ExtFilesWatch, ExtExecStdin, ExtProcesses, ExtProcessesTerminal, ExtPorts}
+	return []string{ExtInfo, ExtSandboxesGet, ExtSandboxesList, ExtExecStream, ExtExecFlags, ExtAuthBearer, ExtUploadChunked, ExtFilesOps, ExtFilesWatch, ExtExecStdin, ExtProcesses, ExtProcessesTerminal, ExtPorts, ExtNetworkEgress}
 }

@@ -91,6 +91,8 @@ var extensionOperations = map[string]string{
 	"proxyPort":           api.ExtPorts,
 	"openTunnel":          api.ExtPorts,
 	"createPreview":       api.ExtPorts,
+	"getNetwork":          api.ExtNetworkEgress,
+	"setNetwork":          api.ExtNetworkEgress,
 }
 
 func TestV1OperationsEncoded(t *testing.T) {

@@ -209,6 +209,13 @@ type Limits struct {
 	// MaxPreviewTTL is the longest time a preview URL of the ports
 	// extension works; 0: not advertised, and the server checks no bound.
 	MaxPreviewTTL time.Duration
+	// EgressModes are the egress modes the backend permits (api.Egress*;
+	// network.egress); a policy in another mode is a 400 naming egress.
+	// MaxEgressRules caps the entries of a policy's Allow and Deny
+	// together; MaxEgressConnections the outbound connections one sandbox
+	// holds open at once. Zero and empty: not advertised.
+	EgressModes                          []string
+	MaxEgressRules, MaxEgressConnections int
 }
 
 // CreateRequest is a validated create request.
@@ -222,6 +229,9 @@ type CreateRequest struct {
 	// CPUMilli, MemoryBytes and StorageBytes are the resource limits,
 	// defaults applied.
 	CPUMilli, MemoryBytes, StorageBytes int64
+	// Network is the egress policy of a new sandbox (network.egress); nil
+	// is mode none. An existing sandbox keeps its policy.
+	Network *NetworkPolicy
 }
 
 // Sandbox is a sandbox's status.
@@ -242,6 +252,9 @@ type Sandbox struct {
 	Limits *ResourceLimits
 	// RunningExecs is the number of commands running in it.
 	RunningExecs int
+	// Network is its egress policy (network.egress); nil when the backend
+	// has no such extension.
+	Network *NetworkPolicy
 }
 
 // ResourceLimits are one sandbox's resource limits.

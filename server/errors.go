@@ -155,3 +155,6 @@ func (e *uploadTooLargeError) Error() string {
 }
 
 func (e *uploadTooLargeError) Unwrap() []error { return []error{driver.ErrTooLarge, e.mbe} }
+
+func (e errorResponse) VisitGetNetworkResponse(w http.ResponseWriter) error { return e.visit(w) }
+func (e errorResponse) VisitSetNetworkResponse(w http.ResponseWriter) error { return e.visit(w) }

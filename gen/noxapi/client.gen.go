@@ -434,6 +434,45 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/sandboxes/{sessionId}/fs/watch (the `WatchPath` operationId).
 	WatchPath(ctx context.Context, sessionID SessionID, params *WatchPathParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetNetwork A sandbox's egress policy
+	//
+	// The policy in force, as `setNetwork` and create stored it (`egress` is `none` when none was set). Does not count as activity.
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/network (the `GetNetwork` operationId).
+	GetNetwork(ctx context.Context, sessionID SessionID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetNetworkWithBody Replace a running sandbox's egress policy
+	//
+	// Replaces the whole policy (absent lists are empty). It takes effect
+	// at once for new connections and name lookups; connections opened
+	// under the old policy are closed when the new one is stricter in
+	// any way (nox closes them on every change). Commands and processes
+	// started while the policy was `none` do not have the proxy
+	// variables in their environment (see `NetworkPolicy`); start them
+	// again. A policy the server's bounds do not permit is a 400 naming
+	// the field (`egress`, `allow[2]`). Counts as activity.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /v1/sandboxes/{sessionId}/network (the `SetNetwork` operationId).
+	SetNetworkWithBody(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetNetwork Replace a running sandbox's egress policy
+	//
+	// Replaces the whole policy (absent lists are empty). It takes effect
+	// at once for new connections and name lookups; connections opened
+	// under the old policy are closed when the new one is stricter in
+	// any way (nox closes them on every change). Commands and processes
+	// started while the policy was `none` do not have the proxy
+	// variables in their environment (see `NetworkPolicy`); start them
+	// again. A policy the server's bounds do not permit is a 400 naming
+	// the field (`egress`, `allow[2]`). Counts as activity.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /v1/sandboxes/{sessionId}/network (the `SetNetwork` operationId).
+	SetNetwork(ctx context.Context, sessionID SessionID, body SetNetworkJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ProxyPort Reach an HTTP server listening inside the sandbox
 	//
 	// Proxies the request, with any method (GET is shown; POST, PUT,
@@ -1277,6 +1316,75 @@ func (c *Client) StatFile(ctx context.Context, sessionID SessionID, params *Stat
 // Corresponds with GET /v1/sandboxes/{sessionId}/fs/watch (the `WatchPath` operationId).
 func (c *Client) WatchPath(ctx context.Context, sessionID SessionID, params *WatchPathParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewWatchPathRequest(c.Server, sessionID, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetNetwork A sandbox's egress policy
+//
+// The policy in force, as `setNetwork` and create stored it (`egress` is `none` when none was set). Does not count as activity.
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/network (the `GetNetwork` operationId).
+func (c *Client) GetNetwork(ctx context.Context, sessionID SessionID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetNetworkRequest(c.Server, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetNetworkWithBody Replace a running sandbox's egress policy
+//
+// Replaces the whole policy (absent lists are empty). It takes effect
+// at once for new connections and name lookups; connections opened
+// under the old policy are closed when the new one is stricter in
+// any way (nox closes them on every change). Commands and processes
+// started while the policy was `none` do not have the proxy
+// variables in their environment (see `NetworkPolicy`); start them
+// again. A policy the server's bounds do not permit is a 400 naming
+// the field (`egress`, `allow[2]`). Counts as activity.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /v1/sandboxes/{sessionId}/network (the `SetNetwork` operationId).
+func (c *Client) SetNetworkWithBody(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetNetworkRequestWithBody(c.Server, sessionID, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetNetwork Replace a running sandbox's egress policy
+//
+// Replaces the whole policy (absent lists are empty). It takes effect
+// at once for new connections and name lookups; connections opened
+// under the old policy are closed when the new one is stricter in
+// any way (nox closes them on every change). Commands and processes
+// started while the policy was `none` do not have the proxy
+// variables in their environment (see `NetworkPolicy`); start them
+// again. A policy the server's bounds do not permit is a 400 naming
+// the field (`egress`, `allow[2]`). Counts as activity.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /v1/sandboxes/{sessionId}/network (the `SetNetwork` operationId).
+func (c *Client) SetNetwork(ctx context.Context, sessionID SessionID, body SetNetworkJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetNetworkRequest(c.Server, sessionID, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2729,6 +2837,87 @@ func NewWatchPathRequest(server string, sessionID SessionID, params *WatchPathPa
 	return req, nil
 }
 
+// NewGetNetworkRequest constructs an http.Request for the GetNetwork method
+func NewGetNetworkRequest(server string, sessionID SessionID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/network", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSetNetworkRequest calls the generic SetNetwork builder with application/json body
+func NewSetNetworkRequest(server string, sessionID SessionID, body SetNetworkJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSetNetworkRequestWithBody(server, sessionID, "application/json", bodyReader)
+}
+
+// NewSetNetworkRequestWithBody constructs an http.Request for the SetNetwork method, with any body, and a specified content type
+func NewSetNetworkRequestWithBody(server string, sessionID SessionID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sandboxes/%s/network", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewProxyPortRequest constructs an http.Request for the ProxyPort method
 func NewProxyPortRequest(server string, sessionID SessionID, port Port, path string) (*http.Request, error) {
 	var err error
@@ -3956,6 +4145,47 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/sandboxes/{sessionId}/fs/watch (the `WatchPath` operationId).
 	WatchPathWithResponse(ctx context.Context, sessionID SessionID, params *WatchPathParams, reqEditors ...RequestEditorFn) (*WatchPathResponse, error)
+
+	// GetNetworkWithResponse A sandbox's egress policy
+	//
+	// The policy in force, as `setNetwork` and create stored it (`egress` is `none` when none was set). Does not count as activity.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/sandboxes/{sessionId}/network (the `GetNetwork` operationId).
+	GetNetworkWithResponse(ctx context.Context, sessionID SessionID, reqEditors ...RequestEditorFn) (*GetNetworkResponse, error)
+
+	// SetNetworkWithBodyWithResponse Replace a running sandbox's egress policy
+	//
+	// Replaces the whole policy (absent lists are empty). It takes effect
+	// at once for new connections and name lookups; connections opened
+	// under the old policy are closed when the new one is stricter in
+	// any way (nox closes them on every change). Commands and processes
+	// started while the policy was `none` do not have the proxy
+	// variables in their environment (see `NetworkPolicy`); start them
+	// again. A policy the server's bounds do not permit is a 400 naming
+	// the field (`egress`, `allow[2]`). Counts as activity.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/sandboxes/{sessionId}/network (the `SetNetwork` operationId).
+	SetNetworkWithBodyWithResponse(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetNetworkResponse, error)
+
+	// SetNetworkWithResponse Replace a running sandbox's egress policy
+	//
+	// Replaces the whole policy (absent lists are empty). It takes effect
+	// at once for new connections and name lookups; connections opened
+	// under the old policy are closed when the new one is stricter in
+	// any way (nox closes them on every change). Commands and processes
+	// started while the policy was `none` do not have the proxy
+	// variables in their environment (see `NetworkPolicy`); start them
+	// again. A policy the server's bounds do not permit is a 400 naming
+	// the field (`egress`, `allow[2]`). Counts as activity.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/sandboxes/{sessionId}/network (the `SetNetwork` operationId).
+	SetNetworkWithResponse(ctx context.Context, sessionID SessionID, body SetNetworkJSONRequestBody, reqEditors ...RequestEditorFn) (*SetNetworkResponse, error)
 
 	// ProxyPortWithResponse Reach an HTTP server listening inside the sandbox
 	//
@@ -5690,6 +5920,137 @@ func (r WatchPathResponse) ContentType() string {
 	return ""
 }
 
+type GetNetworkResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NetworkPolicy
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadNetworkRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *SandboxNotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetNetworkResponse) GetJSON200() *NetworkPolicy {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetNetworkResponse) GetJSON400() *BadNetworkRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetNetworkResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetNetworkResponse) GetJSON404() *SandboxNotFound {
+	return r.JSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GetNetworkResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetNetworkResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetNetworkResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetNetworkResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type SetNetworkResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NetworkPolicy
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadNetworkRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *SandboxNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SetNetworkResponse) GetJSON200() *NetworkPolicy {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SetNetworkResponse) GetJSON400() *BadNetworkRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r SetNetworkResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r SetNetworkResponse) GetJSON404() *SandboxNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r SetNetworkResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetBody returns the raw response body bytes
+func (r SetNetworkResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SetNetworkResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SetNetworkResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SetNetworkResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ProxyPortResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7162,6 +7523,65 @@ func (c *ClientWithResponses) WatchPathWithResponse(ctx context.Context, session
 		return nil, err
 	}
 	return ParseWatchPathResponse(rsp)
+}
+
+// GetNetworkWithResponse A sandbox's egress policy
+//
+// The policy in force, as `setNetwork` and create stored it (`egress` is `none` when none was set). Does not count as activity.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/sandboxes/{sessionId}/network (the `GetNetwork` operationId).
+func (c *ClientWithResponses) GetNetworkWithResponse(ctx context.Context, sessionID SessionID, reqEditors ...RequestEditorFn) (*GetNetworkResponse, error) {
+	rsp, err := c.GetNetwork(ctx, sessionID, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetNetworkResponse(rsp)
+}
+
+// SetNetworkWithBodyWithResponse Replace a running sandbox's egress policy
+//
+// Replaces the whole policy (absent lists are empty). It takes effect
+// at once for new connections and name lookups; connections opened
+// under the old policy are closed when the new one is stricter in
+// any way (nox closes them on every change). Commands and processes
+// started while the policy was `none` do not have the proxy
+// variables in their environment (see `NetworkPolicy`); start them
+// again. A policy the server's bounds do not permit is a 400 naming
+// the field (`egress`, `allow[2]`). Counts as activity.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/sandboxes/{sessionId}/network (the `SetNetwork` operationId).
+func (c *ClientWithResponses) SetNetworkWithBodyWithResponse(ctx context.Context, sessionID SessionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetNetworkResponse, error) {
+	rsp, err := c.SetNetworkWithBody(ctx, sessionID, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetNetworkResponse(rsp)
+}
+
+// SetNetworkWithResponse Replace a running sandbox's egress policy
+//
+// Replaces the whole policy (absent lists are empty). It takes effect
+// at once for new connections and name lookups; connections opened
+// under the old policy are closed when the new one is stricter in
+// any way (nox closes them on every change). Commands and processes
+// started while the policy was `none` do not have the proxy
+// variables in their environment (see `NetworkPolicy`); start them
+// again. A policy the server's bounds do not permit is a 400 naming
+// the field (`egress`, `allow[2]`). Counts as activity.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/sandboxes/{sessionId}/network (the `SetNetwork` operationId).
+func (c *ClientWithResponses) SetNetworkWithResponse(ctx context.Context, sessionID SessionID, body SetNetworkJSONRequestBody, reqEditors ...RequestEditorFn) (*SetNetworkResponse, error) {
+	rsp, err := c.SetNetwork(ctx, sessionID, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetNetworkResponse(rsp)
 }
 
 // ProxyPortWithResponse Reach an HTTP server listening inside the sandbox
@@ -8834,6 +9254,107 @@ func ParseWatchPathResponse(rsp *http.Response) (*WatchPathResponse, error) {
 			headers.RetryAfter = &value
 		}
 		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetNetworkResponse parses an HTTP response from a GetNetworkWithResponse call
+func ParseGetNetworkResponse(rsp *http.Response) (*GetNetworkResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetNetworkResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NetworkPolicy
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadNetworkRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest SandboxNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseSetNetworkResponse parses an HTTP response from a SetNetworkWithResponse call
+func ParseSetNetworkResponse(rsp *http.Response) (*SetNetworkResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SetNetworkResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NetworkPolicy
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadNetworkRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest SandboxNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
 	}
 
 	return response, nil

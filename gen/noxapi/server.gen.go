@@ -73,6 +73,12 @@ type ServerInterface interface {
 	// WatchPath Watch a directory for changes
 	// (GET /v1/sandboxes/{sessionId}/fs/watch)
 	WatchPath(w http.ResponseWriter, r *http.Request, sessionID SessionID, params WatchPathParams)
+	// GetNetwork A sandbox's egress policy
+	// (GET /v1/sandboxes/{sessionId}/network)
+	GetNetwork(w http.ResponseWriter, r *http.Request, sessionID SessionID)
+	// SetNetwork Replace a running sandbox's egress policy
+	// (PUT /v1/sandboxes/{sessionId}/network)
+	SetNetwork(w http.ResponseWriter, r *http.Request, sessionID SessionID)
 	// ProxyPort Reach an HTTP server listening inside the sandbox
 	// (GET /v1/sandboxes/{sessionId}/ports/{port}/{path})
 	ProxyPort(w http.ResponseWriter, r *http.Request, sessionID SessionID, port Port, path string)
@@ -832,6 +838,58 @@ func (siw *ServerInterfaceWrapper) WatchPath(w http.ResponseWriter, r *http.Requ
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.WatchPath(w, r, sessionID, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetNetwork operation middleware
+func (siw *ServerInterfaceWrapper) GetNetwork(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "sessionId" -------------
+	var sessionID SessionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "sessionId", r.PathValue("sessionId"), &sessionID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "sessionId", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetNetwork(w, r, sessionID)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// SetNetwork operation middleware
+func (siw *ServerInterfaceWrapper) SetNetwork(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "sessionId" -------------
+	var sessionID SessionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "sessionId", r.PathValue("sessionId"), &sessionID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "sessionId", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SetNetwork(w, r, sessionID)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1612,11 +1670,15 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/ports/{port}/{path}", wrapper.ProxyPort)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/tunnel/{port}", wrapper.OpenTunnel)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/previews", wrapper.CreatePreview)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/network", wrapper.GetNetwork)
+	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/v1/sandboxes/{sessionId}/network", wrapper.SetNetwork)
 
 	return m
 }
 
 type BadFilePathJSONResponse Error
+
+type BadNetworkRequestJSONResponse Error
 
 type BadPortRequestJSONResponse Error
 
@@ -3564,6 +3626,149 @@ func (response WatchPath503JSONResponse) VisitWatchPathResponse(w http.ResponseW
 	return err
 }
 
+type GetNetworkRequestObject struct {
+	SessionID SessionID `json:"sessionId"`
+}
+
+type GetNetworkResponseObject interface {
+	VisitGetNetworkResponse(w http.ResponseWriter) error
+}
+
+type GetNetwork200JSONResponse NetworkPolicy
+
+func (response GetNetwork200JSONResponse) VisitGetNetworkResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNetwork400JSONResponse struct{ BadNetworkRequestJSONResponse }
+
+func (response GetNetwork400JSONResponse) VisitGetNetworkResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNetwork401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetNetwork401JSONResponse) VisitGetNetworkResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNetwork404JSONResponse struct{ SandboxNotFoundJSONResponse }
+
+func (response GetNetwork404JSONResponse) VisitGetNetworkResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetNetworkRequestObject struct {
+	SessionID SessionID `json:"sessionId"`
+	Body      *SetNetworkJSONRequestBody
+}
+
+type SetNetworkResponseObject interface {
+	VisitSetNetworkResponse(w http.ResponseWriter) error
+}
+
+type SetNetwork200JSONResponse NetworkPolicy
+
+func (response SetNetwork200JSONResponse) VisitSetNetworkResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetNetwork400JSONResponse struct{ BadNetworkRequestJSONResponse }
+
+func (response SetNetwork400JSONResponse) VisitSetNetworkResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetNetwork401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response SetNetwork401JSONResponse) VisitSetNetworkResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetNetwork404JSONResponse struct{ SandboxNotFoundJSONResponse }
+
+func (response SetNetwork404JSONResponse) VisitSetNetworkResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetNetwork409JSONResponse Error
+
+func (response SetNetwork409JSONResponse) VisitSetNetworkResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ProxyPortRequestObject struct {
 	SessionID SessionID `json:"sessionId"`
 	Port      Port      `json:"port"`
@@ -4806,6 +5011,12 @@ type StrictServerInterface interface {
 	// WatchPath Watch a directory for changes
 	// (GET /v1/sandboxes/{sessionId}/fs/watch)
 	WatchPath(ctx context.Context, request WatchPathRequestObject) (WatchPathResponseObject, error)
+	// GetNetwork A sandbox's egress policy
+	// (GET /v1/sandboxes/{sessionId}/network)
+	GetNetwork(ctx context.Context, request GetNetworkRequestObject) (GetNetworkResponseObject, error)
+	// SetNetwork Replace a running sandbox's egress policy
+	// (PUT /v1/sandboxes/{sessionId}/network)
+	SetNetwork(ctx context.Context, request SetNetworkRequestObject) (SetNetworkResponseObject, error)
 	// ProxyPort Reach an HTTP server listening inside the sandbox
 	// (GET /v1/sandboxes/{sessionId}/ports/{port}/{path})
 	ProxyPort(ctx context.Context, request ProxyPortRequestObject) (ProxyPortResponseObject, error)
@@ -5399,6 +5610,65 @@ func (sh *strictHandler) WatchPath(w http.ResponseWriter, r *http.Request, sessi
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(WatchPathResponseObject); ok {
 		if err := validResponse.VisitWatchPathResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetNetwork operation middleware
+func (sh *strictHandler) GetNetwork(w http.ResponseWriter, r *http.Request, sessionID SessionID) {
+	var request GetNetworkRequestObject
+
+	request.SessionID = sessionID
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetNetwork(ctx, request.(GetNetworkRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetNetwork")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetNetworkResponseObject); ok {
+		if err := validResponse.VisitGetNetworkResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// SetNetwork operation middleware
+func (sh *strictHandler) SetNetwork(w http.ResponseWriter, r *http.Request, sessionID SessionID) {
+	var request SetNetworkRequestObject
+
+	request.SessionID = sessionID
+
+	var body SetNetworkJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.SetNetwork(ctx, request.(SetNetworkRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SetNetwork")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(SetNetworkResponseObject); ok {
+		if err := validResponse.VisitSetNetworkResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

@@ -7,6 +7,27 @@ import (
 	"time"
 )
 
+// Defines values for BackendLimitsEgressModes.
+const (
+	BackendLimitsEgressModesAllowlist BackendLimitsEgressModes = "allowlist"
+	BackendLimitsEgressModesNone      BackendLimitsEgressModes = "none"
+	BackendLimitsEgressModesOpen      BackendLimitsEgressModes = "open"
+)
+
+// Valid indicates whether the value is a known member of the BackendLimitsEgressModes enum.
+func (e BackendLimitsEgressModes) Valid() bool {
+	switch e {
+	case BackendLimitsEgressModesAllowlist:
+		return true
+	case BackendLimitsEgressModesNone:
+		return true
+	case BackendLimitsEgressModesOpen:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ExecRequestStdinEncoding.
 const (
 	Base64 ExecRequestStdinEncoding = "base64"
@@ -70,6 +91,27 @@ func (e FileInfoType) Valid() bool {
 	case Other:
 		return true
 	case Symlink:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NetworkPolicyEgress.
+const (
+	NetworkPolicyEgressAllowlist NetworkPolicyEgress = "allowlist"
+	NetworkPolicyEgressNone      NetworkPolicyEgress = "none"
+	NetworkPolicyEgressOpen      NetworkPolicyEgress = "open"
+)
+
+// Valid indicates whether the value is a known member of the NetworkPolicyEgress enum.
+func (e NetworkPolicyEgress) Valid() bool {
+	switch e {
+	case NetworkPolicyEgressAllowlist:
+		return true
+	case NetworkPolicyEgressNone:
+		return true
+	case NetworkPolicyEgressOpen:
 		return true
 	default:
 		return false
@@ -204,6 +246,11 @@ type BackendLimits struct {
 	// DefaultTTLSeconds Example: 900
 	DefaultTTLSeconds *int32 `json:"defaultTtlSeconds,omitempty"`
 
+	// EgressModes The egress modes this backend permits (extension `network.egress`); a policy in another mode is a 400.
+	//
+	// Example: ["none","allowlist"]
+	EgressModes []BackendLimitsEgressModes `json:"egressModes,omitempty"`
+
 	// HostOpenFilesBudget Bound on the running sandboxes times openFiles; a create (or the restart of a stopped sandbox) beyond it is 503 with Retry-After.
 	//
 	// Example: 1233058
@@ -234,6 +281,16 @@ type BackendLimits struct {
 	//
 	// Example: 100000
 	MaxDownloadEntries *int64 `json:"maxDownloadEntries,omitempty"`
+
+	// MaxEgressConnections Most outbound connections one sandbox holds open at once through its egress gateway (extension `network.egress`); more are refused.
+	//
+	// Example: 256
+	MaxEgressConnections *int32 `json:"maxEgressConnections,omitempty"`
+
+	// MaxEgressRules Most entries of a policy's `allow` and `deny` together (extension `network.egress`).
+	//
+	// Example: 64
+	MaxEgressRules *int32 `json:"maxEgressRules,omitempty"`
 
 	// MaxListPageSize Most entries in one page of `listDir` (extension `files.ops`).
 	//
@@ -330,6 +387,9 @@ type BackendLimits struct {
 	StreamHeartbeatSeconds *int32 `json:"streamHeartbeatSeconds,omitempty"`
 }
 
+// BackendLimitsEgressModes defines model for BackendLimits.EgressModes.
+type BackendLimitsEgressModes string
+
 // CreateSandboxRequest The v1 specification calls `ttlSeconds` required but gives it a default;
 // clients always send it. Backends apply the default 900 when it is absent.
 //
@@ -354,6 +414,9 @@ type CreateSandboxRequest struct {
 	//
 	// Example: 512Mi
 	MemoryLimit *Quantity `json:"memoryLimit,omitempty"`
+
+	// Network The egress policy of a new sandbox (extension `network.egress`; v1 backends ignore it). An existing sandbox keeps its policy; change it with `setNetwork`.
+	Network *NetworkPolicy `json:"network,omitempty"`
 
 	// TTLSeconds Seconds of inactivity after which the sandbox expires. Backends may cap it (nox advertises its maximum in `Info.limits.maxTtlSeconds`) and answer 400 above the cap.
 	//
@@ -620,6 +683,66 @@ type MoveRequest struct {
 	Src string `json:"src"`
 }
 
+// NetworkPolicy A sandbox's egress policy (extension `network.egress`): what the
+// sandbox may connect to outside itself. The sandbox's own loopback
+// always works, and the port proxy (`ports`) reaches it from outside
+// whatever the policy.
+//
+//   - `none` (the default): nothing outside the sandbox is reachable and
+//     no name resolves.
+//   - `allowlist`: only the destinations `allow` names, minus those
+//     `deny` names.
+//   - `open`: every destination except those `deny` names.
+//
+// Entries of `allow` and `deny` are a domain name (`pypi.org`: that
+// name only), a wildcard (`*.github.com`: every name under
+// github.com, not github.com itself), an IP address (`192.0.2.7`) or a
+// CIDR prefix (`10.1.2.0/24`, `2001:db8::/32`). `deny` wins over
+// `allow`. A name allows the addresses it resolves to, as the
+// backend's resolver sees them at connection time; an address or
+// prefix allows connections to it by address. Whatever the policy,
+// loopback, private (RFC 1918, RFC 4193), shared (100.64.0.0/10),
+// link-local and cloud metadata addresses (169.254.169.254,
+// fd00:ec2::254), the backend host's own addresses and the API
+// server itself are never reachable unless the operator opened a
+// range explicitly; a name that resolves to such an address resolves
+// without it.
+//
+// How a backend carries the traffic is its own choice. The nox local
+// backend gives the sandbox no route out: it serves a DNS resolver
+// at `127.0.0.53:53` inside the sandbox (`/etc/resolv.conf` names it)
+// that answers only the names the policy allows, and an HTTP proxy
+// (`CONNECT` and absolute-URI requests) that is also a SOCKS5 proxy
+// at `127.0.0.53:3128`, which dials on the sandbox's behalf after
+// checking the policy. Commands get `HTTP_PROXY`, `HTTPS_PROXY`,
+// `ALL_PROXY` (and their lower-case forms) and `NO_PROXY=localhost,127.0.0.1,::1`
+// when the policy is not `none`, so pip, npm, git, curl, Go and Python
+// clients work unchanged; a program that ignores proxy variables
+// cannot connect out.
+//
+// Example: {"allow":["pypi.org","*.pythonhosted.org"],"egress":"allowlist"}
+type NetworkPolicy struct {
+	// Allow Destinations allowed in mode `allowlist` (kept, unused, in the other modes). At most `maxEgressRules` entries in `allow` and `deny` together.
+	//
+	// Example: ["pypi.org","*.pythonhosted.org","*.github.com"]
+	Allow []string `json:"allow,omitempty"`
+
+	// Deny Destinations refused in modes `allowlist` and `open`, whatever `allow` says.
+	//
+	// Example: ["gist.github.com"]
+	Deny []string `json:"deny,omitempty"`
+
+	// Egress The mode; a backend may permit fewer modes (`Info.limits.egressModes`) and answers 400 naming `egress` for the others.
+	//
+	// Example: allowlist
+	Egress *NetworkPolicyEgress `json:"egress,omitempty"`
+}
+
+// NetworkPolicyEgress The mode; a backend may permit fewer modes (`Info.limits.egressModes`) and answers 400 naming `egress` for the others.
+//
+// Example: allowlist
+type NetworkPolicyEgress string
+
 // OutputChunk The data of a `stdout` or `stderr` event of an exec stream.
 //
 // Example: {"data":"hello\n"}
@@ -845,6 +968,9 @@ type SandboxStatus struct {
 	// Example: {"cpu":"1","ephemeralStorage":"2Gi","memory":"512Mi","pids":256}
 	Limits *ResourceLimits `json:"limits,omitempty"`
 
+	// Network The sandbox's egress policy (extension `network.egress`).
+	Network *NetworkPolicy `json:"network,omitempty"`
+
 	// PodName Example: sandbox-my-session
 	PodName string `json:"podName"`
 
@@ -955,6 +1081,11 @@ type SessionID = string
 //
 // Example: {"error":"sandbox \"demo\" not found"}
 type BadFilePath = Error
+
+// BadNetworkRequest The error body of every JSON endpoint.
+//
+// Example: {"error":"sandbox \"demo\" not found"}
+type BadNetworkRequest = Error
 
 // BadPortRequest The error body of every JSON endpoint.
 //
@@ -1169,6 +1300,9 @@ type MovePathJSONRequestBody = MoveRequest
 
 // RemovePathJSONRequestBody defines body for RemovePath for application/json ContentType.
 type RemovePathJSONRequestBody = RemoveRequest
+
+// SetNetworkJSONRequestBody defines body for SetNetwork for application/json ContentType.
+type SetNetworkJSONRequestBody = NetworkPolicy
 
 // CreatePreviewJSONRequestBody defines body for CreatePreview for application/json ContentType.
 type CreatePreviewJSONRequestBody = PreviewRequest

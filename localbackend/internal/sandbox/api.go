@@ -14,6 +14,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
+	"os"
 	"syscall"
 	"time"
 )
@@ -185,6 +187,7 @@ type ExecResult struct {
 //	func (s *Sandbox) HostOwner() (uid, gid int)          // host owner of the sandbox's processes and workspace files
 //	func (s *Sandbox) Notes() []string                    // what this sandbox's init could not do
 //	func (s *Sandbox) DialPort(ctx context.Context, port int) (net.Conn, error) // a TCP connection to 127.0.0.1:port of the sandbox's network namespace; ErrPortRefused, ErrNoNetwork
+//	func (s *Sandbox) Listen(ctx context.Context, network string, addr netip.AddrPort) (*os.File, error) // a socket bound (and, for "tcp", listening) at addr in the sandbox's network namespace; ErrNoNetwork, ErrAddrInUse
 
 // ErrNoWorkdir reports that ExecSpec.Dir does not exist inside the sandbox
 // (or is not an absolute path).
@@ -208,19 +211,24 @@ var ErrPortRefused = errors.New("nothing is listening on the port in the sandbox
 // loopback is the host's, whose services must not be reachable this way.
 var ErrNoNetwork = errors.New("the sandbox has no network namespace of its own")
 
+// ErrAddrInUse reports a Listen on an address of the sandbox's network
+// namespace that a process of the sandbox already holds.
+var ErrAddrInUse = errors.New("the address is in use in the sandbox")
+
 // Compile-time check of the entry points every platform implements.
 var (
-	_ func(Options) (*Manager, error)                               = New
-	_ func(*Manager, context.Context, Spec) (*Sandbox, error)       = (*Manager).Start
-	_ func(*Manager, context.Context, Spec) (*Sandbox, error)       = (*Manager).StartAsync
-	_ func(*Sandbox, context.Context) error                         = (*Sandbox).WaitReady
-	_ func(*Sandbox, context.Context, ExecSpec) (ExecResult, error) = (*Sandbox).Exec
-	_ func(*Sandbox, context.Context, ExecSpec) (*Command, error)   = (*Sandbox).Start
-	_ func(*Command, context.Context) (ExecResult, error)           = (*Command).Wait
-	_ func(*Command, context.Context, []byte) (int, error)          = (*Command).WriteStdin
-	_ func(*Command) error                                          = (*Command).CloseStdin
-	_ func(*Command, syscall.Signal) error                          = (*Command).Signal
-	_ func(*Command, WinSize) error                                 = (*Command).Resize
-	_ func(*Command)                                                = (*Command).Kill
-	_ func(*Sandbox, context.Context, int) (net.Conn, error)        = (*Sandbox).DialPort
+	_ func(Options) (*Manager, error)                                           = New
+	_ func(*Manager, context.Context, Spec) (*Sandbox, error)                   = (*Manager).Start
+	_ func(*Manager, context.Context, Spec) (*Sandbox, error)                   = (*Manager).StartAsync
+	_ func(*Sandbox, context.Context) error                                     = (*Sandbox).WaitReady
+	_ func(*Sandbox, context.Context, ExecSpec) (ExecResult, error)             = (*Sandbox).Exec
+	_ func(*Sandbox, context.Context, ExecSpec) (*Command, error)               = (*Sandbox).Start
+	_ func(*Command, context.Context) (ExecResult, error)                       = (*Command).Wait
+	_ func(*Command, context.Context, []byte) (int, error)                      = (*Command).WriteStdin
+	_ func(*Command) error                                                      = (*Command).CloseStdin
+	_ func(*Command, syscall.Signal) error                                      = (*Command).Signal
+	_ func(*Command, WinSize) error                                             = (*Command).Resize
+	_ func(*Command)                                                            = (*Command).Kill
+	_ func(*Sandbox, context.Context, int) (net.Conn, error)                    = (*Sandbox).DialPort
+	_ func(*Sandbox, context.Context, string, netip.AddrPort) (*os.File, error) = (*Sandbox).Listen
 )
