@@ -84,7 +84,7 @@ func (s *store) startExec(ctx context.Context, id string, req driver.ExecRequest
 		req.Timeout = s.cfg.DefaultExecTimeout
 	}
 	h := &execHandle{s: s, id: id, b: b, env: env, releaseSlot: releaseSlot, stdin: req.Stdin,
-		spec: sandbox.ExecSpec{Argv: req.Argv, Dir: req.Workdir, Env: commandEnv(req.Env), Timeout: req.Timeout}}
+		spec: sandbox.ExecSpec{Argv: req.Argv, Dir: req.Workdir, Env: commandEnv(s.baseEnv(b), req.Env), Timeout: req.Timeout}}
 	if err := s.checkWorkdir(b, req.Workdir); err != nil {
 		h.Abort()
 		if s.deleted(b) {

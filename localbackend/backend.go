@@ -29,6 +29,9 @@ type Backend struct {
 	report  sandbox.Report
 	store   *store
 	handler http.Handler
+	// egress is the setup of the egress gateways; nil without the
+	// network.egress extension (tiers sharing the host's network).
+	egress  *egressSetup
 	isClose atomic.Bool
 }
 
@@ -107,12 +110,15 @@ func newBackend(cfg Config, lim limits, newRT func() (runtime, error)) (*Backend
 	b := &Backend{cfg: cfg, lim: lim, report: rt.Report()}
 	b.report.Notes, b.report.Unenforced = withStorageEnforcement(b.report.Notes, b.report.Unenforced, disks, cfg.StorageCheckInterval)
 	b.report.Notes = append(b.report.Notes, watchBudgetNote(cfg))
+	if hasNetworkNamespace(b.report.Tier) {
+		b.egress = newEgressSetup(cfg, hostAddrs())
+	}
 	b.handler, err = server.New(b.Driver(), server.Options{
 		Token: cfg.Token, MaxUploadBytes: cfg.MaxUploadBytes, MaxJSONBodyBytes: cfg.MaxJSONBodyBytes,
 		StreamHeartbeat: cfg.StreamHeartbeat, Logger: cfg.Logger, StallTimeout: cfg.StallTimeout,
 	})
 	if err == nil {
-		b.store, err = openStore(cfg, rt, lock, disks)
+		b.store, err = openStore(cfg, rt, lock, disks, b.egress)
 	}
 	if err != nil {
 		_ = rt.Close()
@@ -129,7 +135,14 @@ func (b *Backend) Handler() http.Handler { return b.handler }
 
 // Driver returns the backend as a driver.Backend, for serving it with
 // options of one's own (server.New) or embedding it in another program.
-func (b *Backend) Driver() driver.Backend { return driverBackend{b} }
+// In the isolation tiers that give sandboxes a network namespace of their
+// own it is also a driver.Network.
+func (b *Backend) Driver() driver.Backend {
+	if b.egress != nil {
+		return networkBackend{driverBackend{b}}
+	}
+	return driverBackend{b}
+}
 
 // Close stops the reaper and every sandbox environment and unlocks the
 // data directory. Workspaces and metadata stay for the next run.

@@ -1,14 +1,18 @@
 package localbackend
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
 
+	"github.com/noxrunner/nox/api"
 	"github.com/noxrunner/nox/internal/quantity"
 	"github.com/noxrunner/nox/localbackend/internal/diskquota"
 	"github.com/noxrunner/nox/localbackend/internal/sandbox"
@@ -236,6 +240,43 @@ type Config struct {
 	// mechanism is in use.
 	StorageEnforcement string
 
+	// EgressModes are the egress modes (api.EgressNone, api.EgressAllowlist,
+	// api.EgressOpen) a sandbox's policy may use (extension network.egress,
+	// offered in the isolation tiers that give sandboxes a network
+	// namespace of their own). It must contain none, the mode of a sandbox
+	// created without a policy. Default: all three.
+	EgressModes []string
+	// MaxEgressRules caps the entries of a policy's allow and deny lists
+	// together. Default: 64.
+	MaxEgressRules int
+	// MaxEgressConnections caps the outbound connections one sandbox
+	// holds open at once through its egress gateway; more are refused.
+	// Default: 256.
+	MaxEgressConnections int
+	// EgressOpen are address ranges that policies may reach although they
+	// are otherwise never reachable (loopback, private, link-local,
+	// metadata, shared ranges and the host's own addresses): an address
+	// in one of them is reachable when a policy allows it. Default: none.
+	EgressOpen []netip.Prefix
+	// EgressPermit, when set, bounds what policies may allow: every allow
+	// entry must fall within one of these entries (a name under a "*."
+	// wildcard or equal to a name, a prefix inside a prefix), and mode
+	// open is refused. Default: no bound.
+	EgressPermit []string
+	// EgressNetns is the path of a network namespace (/run/netns/NAME,
+	// /proc/PID/ns/net) from which the egress gateways' upstream
+	// connections and name lookups leave. Default: the server's own.
+	EgressNetns string
+	// EgressResolver is the DNS server (IP:PORT) the egress gateways
+	// resolve names with. Default: the system's resolver (with
+	// EgressNetns: the servers of the host's /etc/resolv.conf, reached
+	// from that namespace).
+	EgressResolver string
+	// EgressDial, when set, makes the egress gateways' upstream
+	// connections and DNS queries instead of EgressNetns (for programs
+	// that embed the backend, and tests).
+	EgressDial func(ctx context.Context, network, address string) (net.Conn, error)
+
 	// newDisks returns the per-sandbox file systems to use, or nil for
 	// monitoring; New sets it to probeDisks, tests to a double.
 	newDisks func(Config) diskquota.Disks
@@ -328,6 +369,11 @@ func (c *Config) applyDefaults() {
 		setDefault(&c.HostWatchDirsBudget, half(host.inotifyWatches))
 	}
 	setDefault(&c.StorageEnforcement, StorageEnforcementAuto)
+	if len(c.EgressModes) == 0 {
+		c.EgressModes = []string{api.EgressNone, api.EgressAllowlist, api.EgressOpen}
+	}
+	setDefault(&c.MaxEgressRules, 64)
+	setDefault(&c.MaxEgressConnections, 256)
 }
 
 func setDefault[T comparable](p *T, v T) {
@@ -435,11 +481,12 @@ func (c *Config) validate() (limits, error) {
 	for _, v := range []struct {
 		name string
 		n    int64
-	}{{"MaxOutputBytes", c.MaxOutputBytes}, {"MaxUploadBytes", c.MaxUploadBytes}, {"MaxUploadEntries", c.MaxUploadEntries}, {"MaxDownloadBytes", c.MaxDownloadBytes}, {"MaxDownloadEntries", c.MaxDownloadEntries}, {"MaxJSONBodyBytes", c.MaxJSONBodyBytes}, {"MaxConcurrentExecs", int64(c.MaxConcurrentExecs)}, {"MaxConcurrentExecsPerSandbox", int64(c.MaxConcurrentExecsPerSandbox)}, {"Pids", c.Pids}, {"OpenFiles", c.OpenFiles}, {"MaxListPageSize", int64(c.MaxListPageSize)}, {"MaxWatchesPerSandbox", int64(c.MaxWatchesPerSandbox)}, {"MaxWatchDirs", int64(c.MaxWatchDirs)}, {"MaxWatchQueue", int64(c.MaxWatchQueue)}, {"MaxProcessesPerSandbox", int64(c.MaxProcessesPerSandbox)}, {"MaxProcessRecords", int64(c.MaxProcessRecords)}, {"ProcessOutputBytes", c.ProcessOutputBytes}, {"MaxStdinBytes", c.MaxStdinBytes}} {
+	}{{"MaxOutputBytes", c.MaxOutputBytes}, {"MaxUploadBytes", c.MaxUploadBytes}, {"MaxUploadEntries", c.MaxUploadEntries}, {"MaxDownloadBytes", c.MaxDownloadBytes}, {"MaxDownloadEntries", c.MaxDownloadEntries}, {"MaxJSONBodyBytes", c.MaxJSONBodyBytes}, {"MaxConcurrentExecs", int64(c.MaxConcurrentExecs)}, {"MaxConcurrentExecsPerSandbox", int64(c.MaxConcurrentExecsPerSandbox)}, {"Pids", c.Pids}, {"OpenFiles", c.OpenFiles}, {"MaxListPageSize", int64(c.MaxListPageSize)}, {"MaxWatchesPerSandbox", int64(c.MaxWatchesPerSandbox)}, {"MaxWatchDirs", int64(c.MaxWatchDirs)}, {"MaxWatchQueue", int64(c.MaxWatchQueue)}, {"MaxProcessesPerSandbox", int64(c.MaxProcessesPerSandbox)}, {"MaxProcessRecords", int64(c.MaxProcessRecords)}, {"ProcessOutputBytes", c.ProcessOutputBytes}, {"MaxStdinBytes", c.MaxStdinBytes}, {"MaxEgressRules", int64(c.MaxEgressRules)}, {"MaxEgressConnections", int64(c.MaxEgressConnections)}} {
 		if v.n < 0 {
 			errs = append(errs, fmt.Errorf("field %s: must not be negative", v.name))
 		}
 	}
+	errs = append(errs, c.validateEgress()...)
 	if err := errors.Join(errs...); err != nil {
 		return l, fmt.Errorf("localbackend: invalid config: %w", err)
 	}

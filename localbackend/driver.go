@@ -26,6 +26,12 @@ func (d driverBackend) Info() driver.Info {
 	if hasNetworkNamespace(b.report.Tier) {
 		ext = append(ext, api.ExtPorts)
 	}
+	var egressModes []string
+	var maxEgressRules, maxEgressConns int
+	if b.egress != nil {
+		ext = append(ext, api.ExtNetworkEgress)
+		egressModes, maxEgressRules, maxEgressConns = slices.Clone(c.EgressModes), c.MaxEgressRules, c.MaxEgressConnections
+	}
 	return driver.Info{
 		Name: BackendName, Version: c.Version,
 		Extensions: ext,
@@ -48,6 +54,7 @@ func (d driverBackend) Info() driver.Info {
 			MaxProcessesPerSandbox: c.MaxProcessesPerSandbox, MaxProcessRecords: c.MaxProcessRecords,
 			ProcessOutputBytes: c.ProcessOutputBytes, MaxProcessWait: c.MaxProcessWait, MaxStdinBytes: c.MaxStdinBytes,
 			MaxPreviewTTL: c.MaxPreviewTTL,
+			EgressModes:   egressModes, MaxEgressRules: maxEgressRules, MaxEgressConnections: maxEgressConns,
 		},
 		Images: c.imageNames(),
 	}
@@ -136,7 +143,7 @@ func (d driverBackend) Download(ctx context.Context, id, src string) (io.ReadClo
 // sandbox converts a store snapshot to the driver's type.
 func (d driverBackend) sandbox(st boxStatus) driver.Sandbox {
 	m := st.meta
-	return driver.Sandbox{
+	s := driver.Sandbox{
 		ID: m.SessionID, PodName: m.PodName, State: st.state, Image: m.Image,
 		CreatedAt: m.CreatedAt, LastActiveAt: m.LastActiveAt, ExpiresAt: m.expiresAt(),
 		TTL: time.Duration(m.TTLSeconds) * time.Second,
@@ -146,4 +153,8 @@ func (d driverBackend) sandbox(st boxStatus) driver.Sandbox {
 		},
 		RunningExecs: st.runningExecs,
 	}
+	if d.b.egress != nil {
+		s.Network = m.Network.policy()
+	}
+	return s
 }

@@ -22,7 +22,12 @@ func (s *store) startEnv(ctx context.Context, b *box) (environment, error) {
 		return env, nil
 	}
 	if env != nil {
+		// Dead: stopped with its gateway, whose sockets it held.
+		s.mu.Lock()
+		_, gw := b.takeEnvLocked()
+		s.mu.Unlock()
 		_ = env.Stop()
+		gw.close()
 	}
 	rootfs, ok := s.cfg.Images[m.Image]
 	if !ok {
@@ -63,10 +68,18 @@ func (s *store) startEnv(ctx context.Context, b *box) (environment, error) {
 		Hostname:  "sandbox",
 		Limits:    lim,
 	})
+	var gw *gateway
+	if err == nil {
+		// The gateway serves before any command runs (it waits for the
+		// environment's setup): a command's first connection finds it.
+		if gw, err = s.startGateway(sctx, b, env); err != nil {
+			_ = env.Stop()
+		}
+	}
 	s.mu.Lock()
 	b.starting = false
 	if err == nil {
-		b.env = env
+		b.env, b.gw = env, gw
 		b.restricted = restricted
 	}
 	s.mu.Unlock()

@@ -17,10 +17,12 @@ import (
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // commandEnv is the environment of a command: a clean default (PATH,
-// HOME=/workspace, LANG=C.UTF-8, TMPDIR=/tmp) plus the request's
-// variables, never the server's, sorted by name.
-func commandEnv(vars map[string]string) []string {
+// HOME=/workspace, LANG=C.UTF-8, TMPDIR=/tmp) plus the sandbox's base
+// variables (the egress proxy's) plus the request's variables, which win,
+// never the server's, sorted by name.
+func commandEnv(base, vars map[string]string) []string {
 	all := map[string]string{"PATH": defaultPath, "HOME": workspaceDir, "LANG": "C.UTF-8", "TMPDIR": "/tmp"}
+	maps.Copy(all, base)
 	maps.Copy(all, vars)
 	env := make([]string, 0, len(all))
 	for _, k := range slices.Sorted(maps.Keys(all)) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/noxrunner/nox/api"
 	"github.com/noxrunner/nox/driver"
+	"github.com/noxrunner/nox/internal/egress"
 )
 
 // ensureTries bounds how often ensure starts over when a concurrent delete
@@ -23,10 +24,15 @@ const ensureTries = 5
 // existing sandbox keeps its image and limits; a non-zero TTL replaces
 // its TTL, a change saved before ensure returns. An empty image is the default
 // image. A create racing a delete of id waits for the delete, then
-// creates the sandbox anew: it never reports it missing.
+// creates the sandbox anew: it never reports it missing. The egress
+// policy of p is checked even when the sandbox exists, which keeps its own.
 func (s *store) ensure(ctx context.Context, id string, p driver.CreateRequest) (boxStatus, error) {
+	pol, err := s.createPolicy(p.Network)
+	if err != nil {
+		return boxStatus{}, err
+	}
 	for range ensureTries {
-		st, err := s.ensureOnce(ctx, id, p)
+		st, err := s.ensureOnce(ctx, id, p, pol)
 		if !errors.Is(err, errDeletedMeanwhile) {
 			return st, err
 		}
@@ -38,7 +44,7 @@ func (s *store) ensure(ctx context.Context, id string, p driver.CreateRequest) (
 var errDeletedMeanwhile = errors.New("deleted meanwhile")
 
 // ensureOnce is one attempt of ensure.
-func (s *store) ensureOnce(ctx context.Context, id string, p driver.CreateRequest) (boxStatus, error) {
+func (s *store) ensureOnce(ctx context.Context, id string, p driver.CreateRequest, pol *egress.Policy) (boxStatus, error) {
 	s.mu.Lock()
 	b, err := s.settledLocked(ctx, id)
 	switch {
@@ -52,7 +58,7 @@ func (s *store) ensureOnce(ctx context.Context, id string, p driver.CreateReques
 			s.mu.Unlock()
 			return boxStatus{}, err
 		}
-		if b, err = s.createLocked(id, p); err != nil {
+		if b, err = s.createLocked(id, p, pol); err != nil {
 			s.mu.Unlock()
 			return boxStatus{}, err
 		}
@@ -128,9 +134,10 @@ func (s *store) settledLocked(ctx context.Context, id string) (*box, error) {
 }
 
 // createLocked makes the new sandbox id: its directories and metadata
-// file. s.mu is held on entry and on return, released while the files are
+// file, with egress policy pol (nil: none, no network.egress extension).
+// s.mu is held on entry and on return, released while the files are
 // written.
-func (s *store) createLocked(id string, p driver.CreateRequest) (*box, error) {
+func (s *store) createLocked(id string, p driver.CreateRequest, pol *egress.Policy) (*box, error) {
 	now := s.now().UTC().Truncate(time.Millisecond)
 	ttl := p.TTL
 	if ttl == 0 {
@@ -145,11 +152,15 @@ func (s *store) createLocked(id string, p driver.CreateRequest) (*box, error) {
 		TTLSeconds: int32(ttl / time.Second), CreatedAt: now, LastActiveAt: now,
 		CPUMilli: p.CPUMilli, MemoryBytes: p.MemoryBytes, StorageBytes: p.StorageBytes, Pids: s.cfg.Pids,
 	}
+	if pol != nil {
+		m.Network = specOf(pol)
+	}
 	// Reserve the id, then create the workspace and the metadata without
 	// holding s.mu: until creating is closed the sandbox is invisible
 	// (lookupLocked, get and list skip it) and concurrent ensures of id
 	// wait.
 	b := s.newBox(m)
+	b.policy = pol
 	b.creating = make(chan struct{})
 	s.boxes[id] = b
 	s.mu.Unlock()
@@ -283,8 +294,7 @@ func (s *store) removeIf(id string, cond func(*box) bool) (bool, error) {
 
 	b.startMu.Lock()
 	s.mu.Lock()
-	env := b.env
-	b.env = nil
+	env, gw := b.takeEnvLocked()
 	s.mu.Unlock()
 	var errs []error
 	if env != nil {
@@ -292,6 +302,7 @@ func (s *store) removeIf(id string, cond func(*box) bool) (bool, error) {
 			errs = append(errs, fmt.Errorf("stop: %w", err))
 		}
 	}
+	gw.close()
 	b.startMu.Unlock()
 
 	s.metaMu.Lock()

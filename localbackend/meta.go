@@ -25,6 +25,8 @@ type meta struct {
 	MemoryBytes  int64     `json:"memoryBytes"`
 	StorageBytes int64     `json:"storageBytes"`
 	Pids         int64     `json:"pids"`
+	// Network is the egress policy (network.egress); nil: none.
+	Network *netSpec `json:"network,omitempty"`
 }
 
 func (m *meta) expiresAt() time.Time {
@@ -71,6 +73,7 @@ func (s *store) load() error {
 		_ = os.RemoveAll(filepath.Join(s.boxDir(m.Key), "upload"))
 		box := s.newBox(m)
 		s.loadProcesses(box)
+		s.loadPolicy(box)
 		s.boxes[m.SessionID] = box
 	}
 	// Remove sandbox directories left without metadata.

@@ -125,7 +125,7 @@ func (s *store) startProcess(ctx context.Context, id string, req driver.ProcessR
 			}
 		}
 	}
-	spec := sandbox.ExecSpec{Argv: req.Argv, Dir: req.Workdir, Env: commandEnv(vars), Timeout: req.Timeout, OpenStdin: req.Stdin}
+	spec := sandbox.ExecSpec{Argv: req.Argv, Dir: req.Workdir, Env: commandEnv(s.baseEnv(b), vars), Timeout: req.Timeout, OpenStdin: req.Stdin}
 	if req.PTY != nil {
 		spec.TTY = &sandbox.WinSize{Rows: req.PTY.Rows, Cols: req.PTY.Cols}
 	}

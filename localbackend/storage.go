@@ -169,8 +169,9 @@ func (s *store) judgeStorage(t monitorTarget, used int64, capped bool, err error
 	default:
 		b.overFloor = min(b.overFloor, used) // shrinking: fine
 	}
+	var gw *gateway
 	if lift {
-		b.env = nil
+		_, gw = b.takeEnvLocked()
 	}
 	s.mu.Unlock()
 	switch {
@@ -178,6 +179,7 @@ func (s *store) judgeStorage(t monitorTarget, used int64, capped bool, err error
 		s.killForStorage(b, t.env, t.lim)
 	case lift:
 		_ = t.env.Stop() // rebuilt with write access at its next use
+		gw.close()
 	}
 }
 
@@ -193,7 +195,7 @@ func (s *store) killForStorage(b *box, env environment, limit int64) {
 		return // replaced or deleted meanwhile
 	}
 	b.storageKills++
-	b.env = nil
+	_, gw := b.takeEnvLocked()
 	id, key := b.meta.SessionID, b.meta.Key
 	prev := b.overFloor
 	if prev == 0 {
@@ -203,6 +205,7 @@ func (s *store) killForStorage(b *box, env environment, limit int64) {
 	}
 	s.mu.Unlock()
 	err := env.Stop()
+	gw.close()
 	b.startMu.Unlock()
 	// The floor is measured whole (a walk's cost is in its entries, not
 	// their bytes): a capped floor would make every later check kill
@@ -248,9 +251,11 @@ func (s *store) liftRestriction(b *box) {
 		s.mu.Unlock()
 		return
 	}
-	b.env, b.overFloor, b.restricted = nil, 0, false
+	_, gw := b.takeEnvLocked()
+	b.overFloor, b.restricted = 0, false
 	s.mu.Unlock()
 	_ = env.Stop()
+	gw.close()
 }
 
 // storageRoom returns the room left for an upload in the workspace of

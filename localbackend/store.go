@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/noxrunner/nox/internal/egress"
 	"github.com/noxrunner/nox/internal/proctable"
 	"github.com/noxrunner/nox/localbackend/internal/diskquota"
 )
@@ -46,6 +47,12 @@ type box struct {
 	overFloor    int64 // > 0: above its storage limit; the lowest usage seen since (see checkStorage)
 	walkFailed   bool  // its last measurement failed (logged once)
 	restricted   bool  // its environment was built over the limit: no writing file data
+
+	// policy is its egress policy (nil: none, and always without the
+	// network.egress extension); gw the gateway enforcing it while env
+	// runs (nil with policy none). Changed under startMu too.
+	policy *egress.Policy
+	gw     *gateway
 
 	procs  *proctable.Table // its processes (processes extension)
 	procMu sync.Mutex       // serialises writes of its process records
@@ -93,7 +100,10 @@ type store struct {
 
 	// disks makes, mounts and unmounts the sandboxes' file systems; nil:
 	// plain directories and the monitor.
-	disks  diskquota.Disks
+	disks diskquota.Disks
+	// egress is the setup of the sandboxes' egress gateways; nil: the
+	// tier has no network namespaces, no network.egress extension.
+	egress *egressSetup
 	imgMu  sync.Mutex
 	imaged map[string]bool // keys whose storage is a mounted image
 	// The monitor's walks in progress, by key, and its tick count (its
@@ -108,7 +118,7 @@ type store struct {
 
 // openStore loads every sandbox's metadata from the locked data directory
 // and starts the reaper. The store owns lock from now on.
-func openStore(cfg Config, rt runtime, lock *os.File, disks diskquota.Disks) (*store, error) {
+func openStore(cfg Config, rt runtime, lock *os.File, disks diskquota.Disks, eg *egressSetup) (*store, error) {
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -116,7 +126,7 @@ func openStore(cfg Config, rt runtime, lock *os.File, disks diskquota.Disks) (*s
 	s := &store{
 		cfg: cfg, rt: rt, log: cfg.Logger, dataDir: dir, now: time.Now, lock: lock,
 		boxes: map[string]*box{},
-		disks: disks, imaged: map[string]bool{}, usage: map[string]*usageWalk{},
+		disks: disks, imaged: map[string]bool{}, usage: map[string]*usageWalk{}, egress: eg,
 		execSlots: make(chan struct{}, max(cfg.MaxConcurrentExecs, 1)),
 	}
 	if err := s.load(); err != nil {
@@ -234,14 +244,14 @@ func (s *store) close() error {
 	for _, b := range boxes {
 		b.startMu.Lock()
 		s.mu.Lock()
-		env := b.env
-		b.env = nil
+		env, gw := b.takeEnvLocked()
 		s.mu.Unlock()
 		if env != nil {
 			if err := env.Stop(); err != nil {
 				errs = append(errs, err)
 			}
 		}
+		gw.close()
 		b.startMu.Unlock()
 	}
 	if err := s.rt.Close(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -80,6 +81,13 @@ func serveFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "max-preview-ttl", Value: d.MaxPreviewTTL, Category: "limits", Usage: "longest lifetime of a preview URL (ports extension)"},
 		&cli.IntFlag{Name: "max-watch-queue", Value: d.MaxWatchQueue, Category: "limits", Usage: "events one file watch holds for a slow client before an overflow event"},
 		&cli.StringFlag{Name: "storage-enforcement", Value: d.StorageEnforcement, Category: "limits", Usage: "how ephemeralStorage is enforced: auto (a per-sandbox ext4 image where root and loop devices allow, else monitoring) or monitor"},
+		&cli.StringSliceFlag{Name: "egress-modes", Value: cli.NewStringSlice(d.EgressModes...), Category: "network egress", Usage: "egress modes sandbox policies may use, among none, allowlist, open (must include none)"},
+		&cli.IntFlag{Name: "max-egress-rules", Value: d.MaxEgressRules, Category: "network egress", Usage: "most entries of a policy's allow and deny lists together"},
+		&cli.IntFlag{Name: "max-egress-connections", Value: d.MaxEgressConnections, Category: "network egress", Usage: "outbound connections one sandbox holds open at once"},
+		&cli.StringSliceFlag{Name: "egress-open", Category: "network egress", Usage: "CIDR ranges otherwise never reachable (loopback, private, link-local, metadata, this host's addresses) that policies may allow (comma-separated, repeatable)"},
+		&cli.StringSliceFlag{Name: "egress-permit", Category: "network egress", Usage: "bound what policies may allow to these names, *. wildcards and CIDR ranges; refuses mode open (comma-separated, repeatable)"},
+		&cli.StringFlag{Name: "egress-netns", Category: "network egress", Usage: "network namespace (/run/netns/NAME) from which sandboxes' outbound connections and lookups leave (default: the server's)"},
+		&cli.StringFlag{Name: "egress-resolver", Category: "network egress", Usage: "DNS server (IP:PORT) that resolves the names sandboxes look up (default: the system's)"},
 	}
 }
 
@@ -164,6 +172,9 @@ func (a *app) serveConfig(c *cli.Context) (localbackend.Config, error) {
 	cfg.MaxPreviewTTL = c.Duration("max-preview-ttl")
 	cfg.MaxWatchDirs, cfg.MaxWatchQueue = c.Int("max-watch-dirs"), c.Int("max-watch-queue")
 	cfg.HostWatchesBudget, cfg.HostWatchDirsBudget = c.Int64("host-watches-budget"), c.Int64("host-watch-dirs-budget")
+	if err := egressConfig(c, &cfg); err != nil {
+		return cfg, err
+	}
 	level := slog.LevelInfo
 	if g.verbose {
 		level = slog.LevelDebug
@@ -180,6 +191,29 @@ func (a *app) serveConfig(c *cli.Context) (localbackend.Config, error) {
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// egressConfig reads the network egress flags into cfg.
+func egressConfig(c *cli.Context, cfg *localbackend.Config) error {
+	cfg.EgressModes = c.StringSlice("egress-modes")
+	cfg.MaxEgressRules, cfg.MaxEgressConnections = c.Int("max-egress-rules"), c.Int("max-egress-connections")
+	for _, s := range c.StringSlice("egress-open") {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil {
+			return usagef("serve: --egress-open %q: want a CIDR range, e.g. 10.0.0.0/8", s)
+		}
+		cfg.EgressOpen = append(cfg.EgressOpen, p.Masked())
+	}
+	for _, s := range c.StringSlice("egress-permit") {
+		cfg.EgressPermit = append(cfg.EgressPermit, strings.TrimSpace(s))
+	}
+	cfg.EgressNetns, cfg.EgressResolver = c.String("egress-netns"), c.String("egress-resolver")
+	if r := cfg.EgressResolver; r != "" {
+		if _, err := netip.ParseAddrPort(r); err != nil {
+			return usagef("serve: --egress-resolver %q: want IP:PORT, e.g. 192.0.2.53:53", r)
+		}
+	}
+	return nil
 }
 
 // checkListen refuses an address reachable from other machines unless a
