@@ -3,6 +3,9 @@ package localbackend
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"net/netip"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -74,6 +77,35 @@ type fakeEnv struct {
 	alive atomic.Bool
 	mu    sync.Mutex
 	procs map[int]*os.Process
+	// Listen's double (guarded by mu): listenErr, when set, is its error;
+	// proxies are the loopback addresses of the "tcp" sockets it made.
+	listenErr error
+	proxies   []string
+}
+
+// Listen binds a socket on a free port of the host's loopback in place
+// of addr in a network namespace of the sandbox's own.
+func (e *fakeEnv) Listen(ctx context.Context, network string, addr netip.AddrPort) (*os.File, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.listenErr != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, e.listenErr)
+	}
+	if network == "udp" {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer pc.Close()
+		return pc.(*net.UDPConn).File()
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	e.proxies = append(e.proxies, l.Addr().String())
+	return l.(*net.TCPListener).File()
 }
 
 func (e *fakeEnv) Alive() bool { return e.alive.Load() }
