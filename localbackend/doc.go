@@ -192,6 +192,33 @@
 // RLIMIT_FSIZE caps every single file at the limit, and the private /tmp is
 // a separate tmpfs of min(256Mi, limit) that is not counted.
 //
+// # Network egress
+//
+// In the tiers that give sandboxes a network namespace of their own
+// (namespaces, root-namespaces) the backend offers extension
+// network.egress (and Driver is a driver.Network); the host tiers share
+// the host's network and offer neither it nor ports. A sandbox's namespace
+// has only its loopback, and no route out. While its environment runs
+// with a policy other than none, the server serves an egress gateway
+// (package internal/egress) on two sockets the sandbox's init binds in
+// that namespace, 127.0.0.53:53 (DNS, which /etc/resolv.conf names) and
+// 127.0.0.53:3128 (an HTTP and SOCKS5 proxy), and makes the upstream
+// connections and lookups itself, from Config.EgressNetns when set: the
+// sandbox reaches nothing the policy and the operator's bounds
+// (EgressModes, MaxEgressRules, EgressOpen, EgressPermit, and the host's
+// own addresses, taken at start) do not allow. Commands and processes
+// started while the policy is not none get the proxy variables
+// (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, their lower-case forms, NO_PROXY)
+// under the request's own. The gateway starts with the environment
+// (create then answers once the environment's setup is done), is replaced
+// when the environment is rebuilt, and is closed when the policy becomes
+// none and when the environment stops (delete, expiry, Close, storage
+// kill). A policy change on a running sandbox takes effect at once and
+// closes the connections the gateway held; it is saved with the metadata
+// first, counts as activity and never starts the environment. A policy
+// the operator's bounds no longer permit when the server starts again
+// becomes none (logged).
+//
 // # Output
 //
 // stdout and stderr are each capped at Config.MaxOutputBytes. Output is
