@@ -2,7 +2,7 @@ package conformance
 
 import (
 	"context"
-		"errors"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
