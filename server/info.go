@@ -64,6 +64,9 @@ func infoBody(in driver.Info, opts Options, sv serves) noxapi.Info {
 	}
 	if sv.ports {
 		out.Limits.MaxPreviewTTLSeconds = secondsField(l.MaxPreviewTTL)
+		if opts.PortDomain != "" {
+			out.PortDomain = &opts.PortDomain
+		}
 	}
 	if slices.Contains(in.Extensions, api.ExtExecStdin) {
 		out.Limits.MaxStdinBytes = sizeField(l.MaxStdinBytes)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/noxrunner/nox/api"
@@ -62,6 +63,12 @@ type Options struct {
 	// working when the server restarts; set a stable secret to keep them
 	// working across restarts (and on every replica behind one address).
 	PreviewKey []byte
+	// PortDomain, when set, turns on host-based routing of the ports
+	// extension: {port}-{sessionId}.{PortDomain} reaches that port of that
+	// sandbox at "/", and preview URLs use such hosts (see Info.portDomain
+	// in the contract). The names must resolve to this server (a wildcard
+	// DNS record); a lower-case DNS name.
+	PortDomain string
 }
 
 // withDefaults returns o with its zero fields set to the defaults.
@@ -86,6 +93,10 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	o.PortDomain = strings.TrimSuffix(strings.ToLower(o.PortDomain), ".")
+	if o.PortDomain != "" && !validDomain(o.PortDomain) {
+		return o, fmt.Errorf("server: PortDomain %q is not a DNS name", o.PortDomain)
 	}
 	return o, nil
 }
@@ -202,6 +213,9 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 	if h.ports != nil {
 		// Preview URLs carry their own authorization and are for browsers.
 		next = h.servePreviews(next)
+		if opts.PortDomain != "" {
+			next = h.servePortHosts(next)
+		}
 	}
 	if info.Isolation != nil && !info.Isolation.Isolated {
 		next = markUnisolated(next)
