@@ -134,6 +134,10 @@ type handlers struct {
 	// canGet: the backend lists sandboxes.get (createPreview checks that
 	// the sandbox exists).
 	canGet bool
+	// network is b as driver.Network, nil unless b implements it and
+	// lists network.egress in its Info (the extension is then neither
+	// advertised nor served, and create ignores a policy of mode none).
+	network driver.Network
 }
 
 // A new operation in the contract breaks the build until it is handled.
@@ -166,6 +170,9 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 	if slices.Contains(info.Extensions, api.ExtPorts) {
 		h.ports, _ = b.(driver.Ports)
 	}
+	if slices.Contains(info.Extensions, api.ExtNetworkEgress) {
+		h.network, _ = b.(driver.Network)
+	}
 	if h.ports != nil {
 		h.canGet = slices.Contains(info.Extensions, api.ExtSandboxesGet)
 		h.portProxy = newPortProxy(h.ports, h)
@@ -173,7 +180,7 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 			return nil, err
 		}
 	}
-	h.body = infoBody(info, opts, serves{files: h.files != nil, watch: h.watcher != nil, procs: h.procs != nil, ports: h.ports != nil})
+	h.body = infoBody(info, opts, serves{files: h.files != nil, watch: h.watcher != nil, procs: h.procs != nil, ports: h.ports != nil, network: h.network != nil})
 	strict := noxapi.NewStrictHandlerWithOptions(h, []noxapi.StrictMiddlewareFunc{withHTTPRequest}, noxapi.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeJSONError(w, http.StatusBadRequest, requestErrorMessage(err), 0)
@@ -193,12 +200,13 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 	}
 	next = lenientJSON(validate(next))
 	next = withoutExtensions(next, absent{
-		get:   !slices.Contains(info.Extensions, api.ExtSandboxesGet),
-		list:  !slices.Contains(info.Extensions, api.ExtSandboxesList),
-		files: h.files == nil,
-		watch: h.watcher == nil,
-		procs: h.procs == nil,
-		ports: h.ports == nil,
+		get:     !slices.Contains(info.Extensions, api.ExtSandboxesGet),
+		list:    !slices.Contains(info.Extensions, api.ExtSandboxesList),
+		files:   h.files == nil,
+		watch:   h.watcher == nil,
+		procs:   h.procs == nil,
+		ports:   h.ports == nil,
+		network: h.network == nil,
 	})
 	next = limitBodies(next, bodyLimits{json: opts.MaxJSONBodyBytes, exec: execBodyLimit(opts.MaxJSONBodyBytes, info.Limits.MaxStdinBytes, h.execStdin), upload: opts.MaxUploadBytes})
 	if h.ports != nil {
