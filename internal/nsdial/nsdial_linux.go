@@ -246,9 +246,7 @@ func connect(ctx context.Context, f *os.File, fd int, sa unix.Sockaddr) error {
 	default:
 		return os.NewSyscallError("connect", err)
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = f.SetWriteDeadline(dl)
-	}
+	// Only ctx's end stops the wait (so that ctx.Err is set by then).
 	stop := context.AfterFunc(ctx, func() { _ = f.SetWriteDeadline(time.Unix(1, 0)) })
 	defer stop()
 	rc, err := f.SyscallConn()
