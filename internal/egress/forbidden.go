@@ -4,6 +4,7 @@ package egress
 
 import (
 	"net/netip"
+	"slices"
 )
 
 // forbiddenRanges are the ranges Forbidden reports: loopback, private,
@@ -47,14 +48,13 @@ var (
 // embed too. The host's own addresses (Rules.HostAddrs) are forbidden
 // by the policies compiled with them, not by this function.
 func Forbidden(ip netip.Addr) bool {
-	for _, a := range addrForms(ip) {
-		for _, p := range forbiddenRanges {
-			if p.Contains(a) {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.ContainsFunc(addrForms(ip), forbiddenForm)
+}
+
+// forbiddenForm reports whether a, one of the forms addrForms returns,
+// is in a forbidden range itself.
+func forbiddenForm(a netip.Addr) bool {
+	return slices.ContainsFunc(forbiddenRanges, func(p netip.Prefix) bool { return p.Contains(a) })
 }
 
 // addrForms returns ip without zone and unmapped, followed by the IPv4

@@ -418,10 +418,10 @@ func (p *Policy) reachable(ip netip.Addr) ([]netip.Addr, bool) {
 	return forms, true
 }
 
-// forbidden reports whether a (an unmapped form) is in a range never
-// reachable without Rules.Open: see Forbidden and Rules.HostAddrs.
+// forbidden reports whether a (one form of an address) is in a range
+// never reachable without Rules.Open: see Forbidden and Rules.HostAddrs.
 func (p *Policy) forbidden(a netip.Addr) bool {
-	return Forbidden(a) || slices.Contains(p.host, a)
+	return forbiddenForm(a) || slices.Contains(p.host, a)
 }
 
 // AllowsConn is the decision for a connection to ip, which name resolved
