@@ -99,11 +99,7 @@ func (g *Gateway) answer(ctx context.Context, st *state, q []byte) []byte {
 	defer cancel()
 	ips, err := g.resolver.LookupNetIP(ctx, network, name)
 	if err != nil {
-		var de *net.DNSError
-		if errors.As(err, &de) && de.IsNotFound {
-			return reply(h, questions, dnsmessage.RCodeNameError, nil)
-		}
-		return reply(h, questions, dnsmessage.RCodeServerFailure, nil)
+		return reply(h, questions, g.lookupFailure(ctx, name, err), nil)
 	}
 	var ok []netip.Addr
 	for _, ip := range ips {
@@ -160,4 +156,19 @@ func reply(h dnsmessage.Header, qs []dnsmessage.Question, rcode dnsmessage.RCode
 		return nil
 	}
 	return out
+}
+
+// lookupFailure is the rcode of a failed lookup of name: NXDOMAIN when
+// the name does not exist, NOERROR (no data) when it only lacks the
+// addresses asked for (Go's resolver does not tell the two apart, so a
+// lookup of either family decides), SERVFAIL otherwise.
+func (g *Gateway) lookupFailure(ctx context.Context, name string, err error) dnsmessage.RCode {
+	var de *net.DNSError
+	if !errors.As(err, &de) || !de.IsNotFound {
+		return dnsmessage.RCodeServerFailure
+	}
+	if ips, err := g.resolver.LookupNetIP(ctx, "ip", name); err == nil && len(ips) > 0 {
+		return dnsmessage.RCodeSuccess
+	}
+	return dnsmessage.RCodeNameError
 }

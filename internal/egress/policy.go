@@ -357,12 +357,12 @@ func (p *Policy) Mode() string { return p.mode }
 func NormName(name string) (string, bool) { return normName(name) }
 
 // AllowsName reports whether the name rules allow connections to name:
-// never in mode none; in mode open unless a deny entry matches it; in
+// never to "localhost" and names under it (RFC 6761), nor in mode none; in mode open unless a deny entry matches it; in
 // mode allowlist when an allow entry matches it and no deny entry does.
 // The addresses name resolves to must still pass AllowsConn.
 func (p *Policy) AllowsName(name string) bool {
 	n, ok := normName(name)
-	if !ok {
+	if !ok || isLocalhost(n) {
 		return false
 	}
 	switch p.mode {
@@ -384,7 +384,7 @@ func (p *Policy) Resolvable(name string) bool {
 		return true
 	}
 	n, ok := normName(name)
-	return ok && p.mode == api.EgressAllowlist && len(p.allow.prefixes) > 0 && !p.deny.matchName(n)
+	return ok && !isLocalhost(n) && p.mode == api.EgressAllowlist && len(p.allow.prefixes) > 0 && !p.deny.matchName(n)
 }
 
 // AllowsAddr reports whether the address rules allow connections to ip
@@ -440,4 +440,10 @@ func (p *Policy) AllowsConn(name string, ip netip.Addr) bool {
 		return false
 	}
 	return p.AllowsName(n) || !p.deny.matchName(n) && p.AllowsAddr(ip)
+}
+
+// isLocalhost reports whether a normalised name is localhost or under it
+// (RFC 6761): resolvers answer loopback for those without asking DNS.
+func isLocalhost(n string) bool {
+	return n == "localhost" || strings.HasSuffix(n, ".localhost")
 }

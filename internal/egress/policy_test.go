@@ -237,7 +237,7 @@ func TestDecisions(t *testing.T) {
 			{"", "::ffff:127.0.0.1", false}, {"", "64:ff9b::7f00:1", false}, {"", "10.0.0.1", false},
 			{"", "203.0.113.9", false}, {"", "::ffff:203.0.113.9", false}, {"good.com", "203.0.113.9", false},
 			{"", "203.0.113.10", true},
-			{"not a name", "", false}, {"", "", false},
+			{"not a name", "", false}, {"", "", false}, {"localhost", "", false}, {"x.LOCALHOST.", "", false}, {"localhost.com", "", true},
 		}},
 		{"allowlist", Rules{}, driver.NetworkPolicy{Egress: "allowlist",
 			Allow: []string{"pypi.org", "*.github.com", "192.0.2.0/24", "2001:db8::/32", "10.0.0.1", "*.both.com"},

@@ -37,20 +37,31 @@ func (g *Gateway) ServeProxy(l net.Listener) error {
 			return fmt.Errorf("egress proxy: %w", err)
 		}
 		st := g.state.Load()
-		select {
-		case g.slots <- struct{}{}:
-			if !g.spawn(func() { defer func() { <-g.slots }(); g.serveConn(c, st) }) {
-				<-g.slots
-				c.Close()
-			}
-		case g.refusing <- struct{}{}:
-			if !g.spawn(func() { defer func() { <-g.refusing }(); g.refuseBusy(c) }) {
-				<-g.refusing
-				c.Close()
-			}
-		default:
+		g.dispatch(c, st)
+	}
+}
+
+// dispatch serves c in a slot of its own, or tells it the proxy is busy
+// when all are taken (at most cap(g.refusing) at once; beyond, c is just
+// closed).
+func (g *Gateway) dispatch(c net.Conn, st *state) {
+	select {
+	case g.slots <- struct{}{}:
+		if !g.spawn(func() { defer func() { <-g.slots }(); g.serveConn(c, st) }) {
+			<-g.slots
 			c.Close()
 		}
+		return
+	default:
+	}
+	select {
+	case g.refusing <- struct{}{}:
+		if !g.spawn(func() { defer func() { <-g.refusing }(); g.refuseBusy(c) }) {
+			<-g.refusing
+			c.Close()
+		}
+	default:
+		c.Close()
 	}
 }
 
