@@ -33,6 +33,7 @@ func (g *Gateway) ServeDNS(pc net.PacketConn) error {
 	if !g.addCloser(pc) {
 		return nil
 	}
+	defer g.removeCloser(pc)
 	buf := make([]byte, maxDNSMessage)
 	for {
 		n, from, err := pc.ReadFrom(buf)

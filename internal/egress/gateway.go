@@ -161,6 +161,13 @@ func (g *Gateway) addCloser(c io.Closer) bool {
 	return true
 }
 
+// removeCloser forgets a listener whose Serve method returned.
+func (g *Gateway) removeCloser(c io.Closer) {
+	g.mu.Lock()
+	delete(g.closers, c)
+	g.mu.Unlock()
+}
+
 // isClosed reports whether Close was called.
 func (g *Gateway) isClosed() bool {
 	g.mu.Lock()

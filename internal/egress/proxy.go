@@ -23,6 +23,7 @@ func (g *Gateway) ServeProxy(l net.Listener) error {
 	if !g.addCloser(l) {
 		return nil
 	}
+	defer g.removeCloser(l)
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -118,6 +119,9 @@ func (g *Gateway) refuseBusy(c net.Conn) {
 		}
 		return
 	}
+	// Read the request first: closing on unread data would reset the
+	// connection before the client reads the answer.
+	http.ReadRequest(br)
 	writeStatus(c, http.StatusServiceUnavailable, "the sandbox's egress proxy has too many connections open")
 }
 
