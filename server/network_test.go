@@ -15,7 +15,6 @@ import (
 	"github.com/noxrunner/nox/api"
 	"github.com/noxrunner/nox/driver"
 	"github.com/noxrunner/nox/gen/noxapi"
-	"github.com/noxrunner/nox/internal/egress"
 	"github.com/noxrunner/nox/server"
 )
 
@@ -128,15 +127,6 @@ func setupBackend(t *testing.T, b driver.Backend, d *double) *env {
 	return &env{t: t, d: d, url: srv.URL, logs: logs}
 }
 
-// needEgress skips tests whose valid policies must pass
-// egress.Validate while package internal/egress is not built yet.
-func needEgress(t *testing.T) {
-	t.Helper()
-	if err := egress.Validate(driver.NetworkPolicy{Egress: api.EgressAllowlist, Allow: []string{"example.com"}}, ""); err != nil {
-		t.Skipf("internal/egress does not accept a valid policy yet: %v", err)
-	}
-}
-
 // decodePolicy decodes a NetworkPolicy answer.
 func decodePolicy(t *testing.T, body []byte) noxapi.NetworkPolicy {
 	t.Helper()
@@ -234,7 +224,6 @@ func TestNetworkValidation(t *testing.T) {
 // Entries egress.Validate refuses are 400s naming the entry.
 func TestNetworkSyntax(t *testing.T) {
 	t.Parallel()
-	needEgress(t)
 	d := newNetDouble(netInfo())
 	e := setupBackend(t, d, d.double)
 	resp, body := e.do("PUT", "/v1/sandboxes/a", map[string]any{"network": map[string]any{"egress": "allowlist", "allow": []string{"example.com", "not a host!"}}})
@@ -248,7 +237,6 @@ func TestNetworkSyntax(t *testing.T) {
 
 func TestNetworkCreate(t *testing.T) {
 	t.Parallel()
-	needEgress(t)
 	cases := []struct {
 		name string
 		body map[string]any
@@ -278,7 +266,6 @@ func TestNetworkCreate(t *testing.T) {
 // PUT then GET /network, and the policy in the sandbox's status.
 func TestNetworkRoundTrip(t *testing.T) {
 	t.Parallel()
-	needEgress(t)
 	d := newNetDouble(netInfo())
 	e := setupBackend(t, d, d.double)
 	if resp, body := e.do("PUT", "/v1/sandboxes/a", map[string]any{}); resp.StatusCode != 200 {
@@ -321,7 +308,6 @@ func TestNetworkRoundTrip(t *testing.T) {
 // The backend's errors keep their categories.
 func TestNetworkBackendErrors(t *testing.T) {
 	t.Parallel()
-	needEgress(t)
 	d := newNetDouble(netInfo())
 	e := setupBackend(t, d, d.double)
 	resp, body := e.do("PUT", "/v1/sandboxes/nope/network", map[string]any{"egress": "none"})
