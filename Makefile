@@ -40,4 +40,5 @@ run: build ## Build nox and run the demo against the embedded local backend.
 CONFORMANCE_FLAGS ?= --certify --profile all
 
 conformance: build ## Certify nox serve with nox conformance (every check; a skip fails) on a free loopback port.
-	sh scripts/conformance.sh ./$(BIN) $(CONFORMANCE_FLAGS)
+	$(GO) build -o bin/noxworld ./internal/networld/cmd/noxworld
+	NOXWORLD=./bin/noxworld sh scripts/conformance.sh ./$(BIN) $(CONFORMANCE_FLAGS)

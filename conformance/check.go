@@ -88,6 +88,7 @@ func Checks() []Check {
 	all = append(all, extChecks()...)
 	all = append(all, procChecks()...)
 	all = append(all, portsChecks()...)
+	all = append(all, netChecks()...)
 	return all
 }
 

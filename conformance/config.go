@@ -135,6 +135,13 @@ type Config struct {
 	// and skip without it). Empty uses the backend's default image.
 	Image string
 
+	// EgressTarget is an http URL whose host (a name, ideally) the
+	// backend's sandboxes can reach when a network policy allows it, for
+	// the network.egress checks that need a reachable destination
+	// (net/allowlist, net/change-running skip without one). It must answer
+	// GET with 200.
+	EgressTarget string
+
 	// IDPrefix starts every session id the suite creates. Empty means
 	// "nox-conf-" plus random hex characters, new for every run, so runs
 	// against a shared backend do not collide.

@@ -208,13 +208,18 @@ func secs32(p *int32) time.Duration {
 }
 
 func toGenCreate(o CreateOptions) noxapi.CreateSandboxRequest {
-	return noxapi.CreateSandboxRequest{
+	g := noxapi.CreateSandboxRequest{
 		TTLSeconds:            optionalSeconds(o.TTL),
 		Image:                 ptrIf(o.Image),
 		CPULimit:              ptrIf(o.CPU),
 		MemoryLimit:           ptrIf(o.Memory),
 		EphemeralStorageLimit: ptrIf(o.Storage),
 	}
+	if o.Network != nil {
+		n := toGenNetwork(*o.Network)
+		g.Network = &n
+	}
+	return g
 }
 
 func fromGenCreate(r *noxapi.CreateSandboxResult, unparsed map[string]string) *CreateResult {
@@ -309,6 +314,11 @@ func fromGenInfo(r *noxapi.Info) *Info {
 			MaxProcessWait:               secs32(l.MaxProcessWaitSeconds),
 			MaxStdinBytes:                deref(l.MaxStdinBytes),
 			MaxPreviewTTL:                secs32(l.MaxPreviewTTLSeconds),
+			MaxEgressRules:               int(deref(l.MaxEgressRules)),
+			MaxEgressConnections:         int(deref(l.MaxEgressConnections)),
+		}
+		for _, m := range l.EgressModes {
+			i.Limits.EgressModes = append(i.Limits.EgressModes, EgressMode(m))
 		}
 	}
 	return i
@@ -326,6 +336,10 @@ func fromGenStatus(r *noxapi.SandboxStatus, unparsed map[string]string) SandboxS
 		TTL:          time.Duration(r.TTLSeconds) * time.Second,
 		RunningExecs: int(deref(r.RunningExecs)),
 		Unparsed:     unparsed,
+	}
+	if r.Network != nil {
+		n := fromGenNetwork(r.Network)
+		s.Network = &n
 	}
 	if l := r.Limits; l != nil {
 		s.Limits = ResourceLimits{

@@ -74,6 +74,21 @@
 //	resp, err := sb.PortClient(8000).Get("/health")
 //	p, err := sb.Preview(ctx, 8000, time.Hour) // p.URL
 //
+// # Network egress
+//
+// With extension ExtNetworkEgress, each sandbox has an egress policy: mode
+// EgressNone (the default: nothing outside the sandbox is reachable),
+// EgressAllowlist (only the names, wildcards, addresses and prefixes
+// Allow lists) or EgressOpen (all but what Deny lists). Set it at
+// creation with CreateOptions.Network, read it with Network or
+// SandboxStatus.Network, and replace it with SetNetwork:
+//
+//	p, err := sb.SetNetwork(ctx, sdk.NetworkPolicy{Egress: sdk.EgressAllowlist, Allow: []string{"pypi.org"}})
+//
+// Without the extension, Network and SetNetwork, and a create asking
+// for a mode other than EgressNone, fail with ErrUnsupported before any
+// request.
+//
 // # Files
 //
 // Files travel as gzip tar archives. UploadFiles sends in-memory files,

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/noxrunner/nox/internal/lenient"
@@ -69,7 +70,11 @@ func (i Info) MarshalJSON() ([]byte, error) {
 	if j.Extensions == nil {
 		j.Extensions = []string{}
 	}
-	if l := i.Limits.toJSON(); l != (limitsJSON{}) {
+	l := i.Limits.toJSON()
+	if len(l.EgressModes) == 0 {
+		l.EgressModes = nil
+	}
+	if !reflect.ValueOf(l).IsZero() {
 		j.Limits = &l
 	}
 	return marshalJSON(j)
@@ -91,33 +96,36 @@ func (i *Info) UnmarshalJSON(b []byte) error {
 
 // limitsJSON is the JSON form of Limits, its members in alphabetical order.
 type limitsJSON struct {
-	DefaultTimeoutSeconds        int64  `json:"defaultTimeoutSeconds,omitempty"`
-	DefaultTTLSeconds            int64  `json:"defaultTtlSeconds,omitempty"`
-	HostOpenFilesBudget          int64  `json:"hostOpenFilesBudget,omitempty"`
-	HostPidsBudget               int64  `json:"hostPidsBudget,omitempty"`
-	MaxConcurrentExecs           int64  `json:"maxConcurrentExecs,omitempty"`
-	MaxConcurrentExecsPerSandbox int64  `json:"maxConcurrentExecsPerSandbox,omitempty"`
-	MaxDownloadBytes             int64  `json:"maxDownloadBytes,omitempty"`
-	MaxDownloadEntries           int64  `json:"maxDownloadEntries,omitempty"`
-	MaxListPageSize              int64  `json:"maxListPageSize,omitempty"`
-	MaxOutputBytes               int64  `json:"maxOutputBytes,omitempty"`
-	MaxProcessRecords            int64  `json:"maxProcessRecords,omitempty"`
-	MaxProcessWaitSeconds        int64  `json:"maxProcessWaitSeconds,omitempty"`
-	MaxProcessesPerSandbox       int64  `json:"maxProcessesPerSandbox,omitempty"`
-	MaxStdinBytes                int64  `json:"maxStdinBytes,omitempty"`
-	MaxTimeoutSeconds            int64  `json:"maxTimeoutSeconds,omitempty"`
-	MaxTTLSeconds                int64  `json:"maxTtlSeconds,omitempty"`
-	MaxUploadBytes               int64  `json:"maxUploadBytes,omitempty"`
-	MaxUploadEntries             int64  `json:"maxUploadEntries,omitempty"`
-	MaxWatchDirs                 int64  `json:"maxWatchDirs,omitempty"`
-	MaxWatchQueue                int64  `json:"maxWatchQueue,omitempty"`
-	MaxWatchesPerSandbox         int64  `json:"maxWatchesPerSandbox,omitempty"`
-	MinCPU                       string `json:"minCpu,omitempty"`
-	MinMemory                    string `json:"minMemory,omitempty"`
-	OpenFiles                    int64  `json:"openFiles,omitempty"`
-	ProcessOutputBytes           int64  `json:"processOutputBytes,omitempty"`
-	StallTimeoutSeconds          int64  `json:"stallTimeoutSeconds,omitempty"`
-	StreamHeartbeatMs            int64  `json:"streamHeartbeatMs,omitempty"`
+	DefaultTimeoutSeconds        int64        `json:"defaultTimeoutSeconds,omitempty"`
+	DefaultTTLSeconds            int64        `json:"defaultTtlSeconds,omitempty"`
+	EgressModes                  []EgressMode `json:"egressModes,omitempty"`
+	HostOpenFilesBudget          int64        `json:"hostOpenFilesBudget,omitempty"`
+	HostPidsBudget               int64        `json:"hostPidsBudget,omitempty"`
+	MaxConcurrentExecs           int64        `json:"maxConcurrentExecs,omitempty"`
+	MaxConcurrentExecsPerSandbox int64        `json:"maxConcurrentExecsPerSandbox,omitempty"`
+	MaxDownloadBytes             int64        `json:"maxDownloadBytes,omitempty"`
+	MaxDownloadEntries           int64        `json:"maxDownloadEntries,omitempty"`
+	MaxEgressConnections         int64        `json:"maxEgressConnections,omitempty"`
+	MaxEgressRules               int64        `json:"maxEgressRules,omitempty"`
+	MaxListPageSize              int64        `json:"maxListPageSize,omitempty"`
+	MaxOutputBytes               int64        `json:"maxOutputBytes,omitempty"`
+	MaxProcessRecords            int64        `json:"maxProcessRecords,omitempty"`
+	MaxProcessWaitSeconds        int64        `json:"maxProcessWaitSeconds,omitempty"`
+	MaxProcessesPerSandbox       int64        `json:"maxProcessesPerSandbox,omitempty"`
+	MaxStdinBytes                int64        `json:"maxStdinBytes,omitempty"`
+	MaxTimeoutSeconds            int64        `json:"maxTimeoutSeconds,omitempty"`
+	MaxTTLSeconds                int64        `json:"maxTtlSeconds,omitempty"`
+	MaxUploadBytes               int64        `json:"maxUploadBytes,omitempty"`
+	MaxUploadEntries             int64        `json:"maxUploadEntries,omitempty"`
+	MaxWatchDirs                 int64        `json:"maxWatchDirs,omitempty"`
+	MaxWatchQueue                int64        `json:"maxWatchQueue,omitempty"`
+	MaxWatchesPerSandbox         int64        `json:"maxWatchesPerSandbox,omitempty"`
+	MinCPU                       string       `json:"minCpu,omitempty"`
+	MinMemory                    string       `json:"minMemory,omitempty"`
+	OpenFiles                    int64        `json:"openFiles,omitempty"`
+	ProcessOutputBytes           int64        `json:"processOutputBytes,omitempty"`
+	StallTimeoutSeconds          int64        `json:"stallTimeoutSeconds,omitempty"`
+	StreamHeartbeatMs            int64        `json:"streamHeartbeatMs,omitempty"`
 }
 
 func (l Limits) toJSON() limitsJSON {
@@ -149,6 +157,9 @@ func (l Limits) toJSON() limitsJSON {
 		MaxProcessesPerSandbox:       int64(l.MaxProcessesPerSandbox),
 		MaxStdinBytes:                l.MaxStdinBytes,
 		ProcessOutputBytes:           l.ProcessOutputBytes,
+		EgressModes:                  l.EgressModes,
+		MaxEgressRules:               int64(l.MaxEgressRules),
+		MaxEgressConnections:         int64(l.MaxEgressConnections),
 	}
 }
 
@@ -181,6 +192,9 @@ func (j limitsJSON) value() Limits {
 		MaxProcessesPerSandbox:       int(j.MaxProcessesPerSandbox),
 		MaxStdinBytes:                j.MaxStdinBytes,
 		ProcessOutputBytes:           j.ProcessOutputBytes,
+		EgressModes:                  j.EgressModes,
+		MaxEgressRules:               int(j.MaxEgressRules),
+		MaxEgressConnections:         int(j.MaxEgressConnections),
 	}
 }
 
@@ -211,6 +225,7 @@ type statusJSON struct {
 	TTLSeconds   int64           `json:"ttlSeconds,omitempty"`
 	Limits       *ResourceLimits `json:"limits,omitempty"`
 	RunningExecs int             `json:"runningExecs"`
+	Network      *NetworkPolicy  `json:"network,omitempty"`
 }
 
 // MarshalJSON encodes s as the API does, leaving out empty members and
@@ -218,7 +233,7 @@ type statusJSON struct {
 func (s SandboxStatus) MarshalJSON() ([]byte, error) {
 	j := statusJSON{SessionID: s.SessionID, PodName: s.PodName, State: s.State, Image: s.Image,
 		CreatedAt: formatTime(s.CreatedAt), LastActiveAt: formatTime(s.LastActiveAt), ExpiresAt: formatTime(s.ExpiresAt),
-		TTLSeconds: int64(s.TTL / time.Second), RunningExecs: s.RunningExecs}
+		TTLSeconds: int64(s.TTL / time.Second), RunningExecs: s.RunningExecs, Network: s.Network}
 	if !s.Limits.empty() {
 		j.Limits = &s.Limits
 	}
@@ -232,7 +247,7 @@ func (s *SandboxStatus) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	v := SandboxStatus{SessionID: j.SessionID, PodName: j.PodName, State: j.State, Image: j.Image,
-		TTL: time.Duration(j.TTLSeconds) * time.Second, RunningExecs: j.RunningExecs}
+		TTL: time.Duration(j.TTLSeconds) * time.Second, RunningExecs: j.RunningExecs, Network: j.Network}
 	if j.Limits != nil {
 		v.Limits = *j.Limits
 	}

@@ -30,12 +30,13 @@ func jsonValues() []struct {
 				HostPidsBudget: 16384, OpenFiles: 65536, HostOpenFilesBudget: 100000,
 				MaxListPageSize: 1000, MaxWatchesPerSandbox: 8, MaxWatchDirs: 8192, MaxWatchQueue: 4096,
 				MaxProcessesPerSandbox: 16, MaxProcessRecords: 256, ProcessOutputBytes: 1 << 20,
-				MaxProcessWait: time.Minute, MaxStdinBytes: 512 << 10},
+				MaxProcessWait: time.Minute, MaxStdinBytes: 512 << 10,
+				EgressModes: []EgressMode{EgressNone, EgressAllowlist}, MaxEgressRules: 64, MaxEgressConnections: 128},
 			Images: []string{"default"}},
 			`{"apiVersion":"v1","backend":"b","backendVersion":"1","plainV1":false,"extensions":["info"],` +
 				`"isolation":{"tier":"landlock","isolated":true,"notes":["n"]},` +
-				`"limits":{"defaultTimeoutSeconds":30,"defaultTtlSeconds":900,"hostOpenFilesBudget":100000,"hostPidsBudget":16384,` +
-				`"maxConcurrentExecs":4,"maxConcurrentExecsPerSandbox":2,"maxListPageSize":1000,"maxOutputBytes":10,` +
+				`"limits":{"defaultTimeoutSeconds":30,"defaultTtlSeconds":900,"egressModes":["none","allowlist"],"hostOpenFilesBudget":100000,"hostPidsBudget":16384,` +
+				`"maxConcurrentExecs":4,"maxConcurrentExecsPerSandbox":2,"maxEgressConnections":128,"maxEgressRules":64,"maxListPageSize":1000,"maxOutputBytes":10,` +
 				`"maxProcessRecords":256,"maxProcessWaitSeconds":60,"maxProcessesPerSandbox":16,"maxStdinBytes":524288,` +
 				`"maxTimeoutSeconds":60,"maxTtlSeconds":3600,"maxUploadBytes":20,"maxUploadEntries":30,` +
 				`"maxWatchDirs":8192,"maxWatchQueue":4096,"maxWatchesPerSandbox":8,` +
@@ -46,10 +47,11 @@ func jsonValues() []struct {
 		{"status", SandboxStatus{SessionID: "s", PodName: "p", State: StateReady, Image: "i",
 			CreatedAt: at, LastActiveAt: at.Add(time.Second), ExpiresAt: at.Add(time.Minute), TTL: time.Minute,
 			Limits:       ResourceLimits{CPU: "1", Memory: "1Gi", EphemeralStorage: "2Gi", PIDs: 64, Unenforced: []string{"cpu"}},
-			RunningExecs: 2},
+			RunningExecs: 2, Network: &NetworkPolicy{Egress: EgressAllowlist, Allow: []string{"pypi.org"}, Deny: []string{"10.0.0.0/8"}}},
 			`{"sessionId":"s","podName":"p","state":"ready","image":"i","createdAt":"2030-01-02T03:04:05.5Z",` +
 				`"lastActiveAt":"2030-01-02T03:04:06.5Z","expiresAt":"2030-01-02T03:05:05.5Z","ttlSeconds":60,` +
-				`"limits":{"cpu":"1","ephemeralStorage":"2Gi","memory":"1Gi","pids":64,"unenforced":["cpu"]},"runningExecs":2}`},
+				`"limits":{"cpu":"1","ephemeralStorage":"2Gi","memory":"1Gi","pids":64,"unenforced":["cpu"]},"runningExecs":2,` +
+				`"network":{"egress":"allowlist","allow":["pypi.org"],"deny":["10.0.0.0/8"]}}`},
 		{"sparse status", SandboxStatus{SessionID: "s", State: StatePending},
 			`{"sessionId":"s","state":"pending","runningExecs":0}`},
 		{"exec result", ExecResult{ExitCode: 124, Stdout: "<a>&\u2028", Stderr: "e", Duration: 1500 * time.Millisecond,
@@ -101,6 +103,7 @@ func TestJSONFormEdges(t *testing.T) {
 		{"nil extensions", Info{}, `{"plainV1":false,"extensions":[]}`},
 		{"sub-second limits are not advertised", Info{Limits: Limits{DefaultTTL: time.Millisecond}},
 			`{"plainV1":false,"extensions":[]}`},
+		{"empty egress modes", Info{Limits: Limits{EgressModes: []EgressMode{}}}, `{"plainV1":false,"extensions":[]}`},
 		{"times in UTC", SandboxStatus{SessionID: "s", State: StateReady, CreatedAt: time.Date(2030, 1, 1, 2, 0, 0, 0, east)},
 			`{"sessionId":"s","state":"ready","createdAt":"2030-01-01T00:00:00Z","runningExecs":0}`},
 		{"empty unenforced list", SandboxStatus{SessionID: "s", State: StateReady, Limits: ResourceLimits{Unenforced: []string{}}},

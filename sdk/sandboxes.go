@@ -164,6 +164,9 @@ func (c *Client) Create(ctx context.Context, id string, opts CreateOptions) (*Cr
 	if err := checkID(op, id); err != nil {
 		return nil, err
 	}
+	if err := c.checkCreateNetwork(ctx, op, opts.Network); err != nil {
+		return nil, err
+	}
 	body := toGenCreate(opts)
 	resp, err := c.do(ctx, call{op: op, idempotent: true}, func(ctx context.Context) (*http.Response, error) {
 		return c.gen.CreateSandbox(ctx, id, body)

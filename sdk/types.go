@@ -138,6 +138,12 @@ type Limits struct {
 	// MaxPreviewTTL is the longest ttl of Sandbox.Preview (extension
 	// ports).
 	MaxPreviewTTL time.Duration
+	// EgressModes are the egress modes the backend permits,
+	// MaxEgressRules the most entries of a policy's Allow and Deny
+	// together, and MaxEgressConnections the most outbound connections
+	// one sandbox holds open at once (extension network.egress).
+	EgressModes                          []EgressMode
+	MaxEgressRules, MaxEgressConnections int
 	// StreamHeartbeat is the longest gap between events or heartbeats of an
 	// exec stream.
 	StreamHeartbeat time.Duration
@@ -170,6 +176,12 @@ type CreateOptions struct {
 	CPU     string
 	Memory  string
 	Storage string
+	// Network is the egress policy of a new sandbox (extension
+	// ExtNetworkEgress); an existing sandbox keeps its policy (see
+	// Sandbox.SetNetwork). Nil is the backend's default, mode EgressNone.
+	// A mode other than EgressNone on a backend without the extension
+	// fails with ErrUnsupported before any request.
+	Network *NetworkPolicy
 }
 
 // CreateResult is the answer of Create.
@@ -308,6 +320,9 @@ type SandboxStatus struct {
 	Limits       ResourceLimits
 	// RunningExecs is the number of commands running now.
 	RunningExecs int
+	// Network is the sandbox's egress policy (extension
+	// ExtNetworkEgress); nil when the backend does not report one.
+	Network *NetworkPolicy
 	// Unparsed holds the members of the answer the SDK could not read (a
 	// timestamp in no form it knows), by member name, with their JSON
 	// text; the matching fields are zero. It is nil when everything was

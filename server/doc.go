@@ -27,7 +27,9 @@
 //     sandboxes.get, and /v1/sandboxes/{sessionId}/fs/... and
 //     .../processes... when it does not implement and list files.ops
 //     (driver.Files), files.watch (driver.Watcher) or processes
-//     (driver.Processes), as on a server without them.
+//     (driver.Processes), the ports paths without ports (driver.Ports)
+//     and .../network without network.egress (driver.Network), as on a
+//     server without them.
 //  7. the request validator, built from the contract (internal/contract):
 //     unknown endpoints 404, other methods 405, malformed parameters and
 //     JSON bodies 400 with a message naming the field. Upload, writeFile
@@ -107,13 +109,26 @@
 // verify (constant time) or that expired is 403; a valid one is proxied
 // like proxyPort with X-Forwarded-Prefix /preview/<token>.
 //
+// The network.egress extension (network.go) is served over
+// driver.Network when the backend implements it and lists the extension.
+// A policy, on create (field network, names prefixed "network.") or
+// setNetwork, is normalised (absent egress: none; absent lists: empty),
+// then checked against Limits.EgressModes (400 naming egress, listing the
+// permitted modes), against Limits.MaxEgressRules (allow and deny
+// together; 400 naming allow) and by internal/egress.Validate (the
+// syntax of each entry, 400 naming it, allow[2]) before the backend sees
+// it. getNetwork answers Get's Sandbox.Network (none when nil). On a
+// backend without the extension the paths are 404 and a create's network
+// of mode none is ignored; any other mode is a 400 naming network.egress.
+//
 // GET /v1/info is built once from the backend's Info, the extensions the
 // server implements for every backend (info, exec.stream, upload.chunked,
-// and auth.bearer with a token), files.ops, files.watch and processes
-// (with processes.terminal) when served, and its own limits
-// (maxUploadBytes, streamHeartbeatSeconds, maxProcessWaitSeconds) beside
-// the backend's (maxListPageSize, the watch and process limits with
-// their extension, maxStdinBytes with exec.stdin).
+// and auth.bearer with a token), files.ops, files.watch, processes
+// (with processes.terminal), ports and network.egress when served, and
+// its own limits (maxUploadBytes, streamHeartbeatSeconds,
+// maxProcessWaitSeconds) beside the backend's (maxListPageSize, the
+// watch, process and egress limits with their extension, maxStdinBytes
+// with exec.stdin).
 //
 // # Serving a new backend
 //

@@ -97,6 +97,9 @@ func (h *handlers) CreateSandbox(ctx context.Context, req noxapi.CreateSandboxRe
 	if err != nil {
 		return h.errorFor(ctx, err), nil
 	}
+	if c.Network, err = createNetwork(body.Network, h.network != nil, h.info.Limits); err != nil {
+		return h.errorFor(ctx, err), nil
+	}
 	s, err := h.b.Create(ctx, req.SessionID, c)
 	if err != nil {
 		return h.errorFor(ctx, err), nil
@@ -210,6 +213,10 @@ func sandboxStatus(s driver.Sandbox) noxapi.SandboxStatus {
 	if s.Image != "" {
 		image := s.Image
 		out.Image = &image
+	}
+	if s.Network != nil {
+		n := genNetwork(*s.Network)
+		out.Network = &n
 	}
 	if l := s.Limits; l != nil {
 		cpu, mem, storage := quantity.FormatCPUMilli(l.CPUMilli), quantity.FormatBytes(l.MemoryBytes), quantity.FormatBytes(l.StorageBytes)

@@ -15,7 +15,7 @@ import (
 const apiVersion = "v1"
 
 // serves says which optional driver interfaces the backend implements.
-type serves struct{ files, watch, procs, ports bool }
+type serves struct{ files, watch, procs, ports, network bool }
 
 // infoBody builds the answer of GET /v1/info from what the backend says
 // and what the server itself implements and limits.
@@ -64,6 +64,16 @@ func infoBody(in driver.Info, opts Options, sv serves) noxapi.Info {
 	}
 	if sv.ports {
 		out.Limits.MaxPreviewTTLSeconds = secondsField(l.MaxPreviewTTL)
+		if opts.PortDomain != "" {
+			out.PortDomain = &opts.PortDomain
+		}
+	}
+	if sv.network {
+		for _, m := range l.EgressModes {
+			out.Limits.EgressModes = append(out.Limits.EgressModes, noxapi.BackendLimitsEgressModes(m))
+		}
+		out.Limits.MaxEgressRules = countField(l.MaxEgressRules)
+		out.Limits.MaxEgressConnections = countField(l.MaxEgressConnections)
 	}
 	if slices.Contains(in.Extensions, api.ExtExecStdin) {
 		out.Limits.MaxStdinBytes = sizeField(l.MaxStdinBytes)
@@ -77,16 +87,17 @@ func infoBody(in driver.Info, opts Options, sv serves) noxapi.Info {
 // extensions lists the extensions served, in the contract's order: the
 // ones the server implements for every backend (info, exec.stream,
 // upload.chunked, and auth.bearer with a token), files.ops, files.watch
-// and processes (with processes.terminal, which the server implements)
-// when the backend lists them and implements driver.Files,
-// driver.Watcher and driver.Processes, and the others the backend
+// processes (with processes.terminal, which the server implements), ports
+// and network.egress when the backend lists them and implements
+// driver.Files, driver.Watcher, driver.Processes, driver.Ports and
+// driver.Network, and the others the backend
 // reports, followed by any the server does not know.
 func extensions(backend []string, auth bool, sv serves) []string {
 	serverOwned := map[string]bool{
 		api.ExtInfo: true, api.ExtExecStream: true, api.ExtAuthBearer: auth, api.ExtUploadChunked: true,
 		api.ExtFilesOps: sv.files, api.ExtFilesWatch: sv.watch,
 		api.ExtProcesses: sv.procs, api.ExtProcessesTerminal: sv.procs,
-		api.ExtPorts: sv.ports,
+		api.ExtPorts: sv.ports, api.ExtNetworkEgress: sv.network,
 	}
 	known := api.Extensions()
 	var out []string

@@ -162,14 +162,16 @@ type absent struct {
 	watch     bool // files.watch: /v1/sandboxes/{sessionId}/fs/watch
 	procs     bool // processes: /v1/sandboxes/{sessionId}/processes[/*]
 	ports     bool // ports: /v1/sandboxes/{sessionId}/{ports/*,tunnel/*,previews}
+	network   bool // network.egress: /v1/sandboxes/{sessionId}/network
 }
 
 // withoutExtensions answers the endpoints of the extensions the backend
 // lacks (GET /v1/sandboxes/{sessionId} without sandboxes.get, GET
 // /v1/sandboxes without sandboxes.list, /v1/sandboxes/{sessionId}/fs/...
 // without files.ops or files.watch, /v1/sandboxes/{sessionId}/processes...
-// without processes, the ports extension's paths without ports) as a server without them does: 404 "no such
-// endpoint", before any validation.
+// without processes, the ports extension's paths without ports,
+// /v1/sandboxes/{sessionId}/network without network.egress) as a server
+// without them does: 404 "no such endpoint", before any validation.
 func withoutExtensions(next http.Handler, a absent) http.Handler {
 	if a == (absent{}) {
 		return next
@@ -206,6 +208,8 @@ func (a absent) lacks(r *http.Request) bool {
 		return a.procs
 	case strings.HasPrefix(sub, "ports/") || strings.HasPrefix(sub, "tunnel/") || sub == "previews":
 		return a.ports
+	case sub == "network":
+		return a.network
 	}
 	return false
 }

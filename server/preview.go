@@ -111,10 +111,11 @@ func (h *handlers) CreatePreview(ctx context.Context, req noxapi.CreatePreviewRe
 	}
 	expires := time.Now().Add(ttl).Truncate(time.Second)
 	token := signPreview(h.previewKey, previewClaims{Session: req.SessionID, Port: port, Expires: expires.Unix()})
-	return noxapi.CreatePreview200JSONResponse{
-		URL:       publicBase(r) + previewPrefix + token + "/",
-		ExpiresAt: expires.UTC(),
-	}, nil
+	link := publicBase(r) + previewPrefix + token + "/"
+	if host := portHostURL(publicBase(r), h.opts.PortDomain, req.SessionID, port); host != "" {
+		link = host + "/?" + previewParam + "=" + token
+	}
+	return noxapi.CreatePreview200JSONResponse{URL: link, ExpiresAt: expires.UTC()}, nil
 }
 
 // previewTTL checks a requested ttlSeconds and applies the default.

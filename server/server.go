@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/noxrunner/nox/api"
@@ -62,6 +63,12 @@ type Options struct {
 	// working when the server restarts; set a stable secret to keep them
 	// working across restarts (and on every replica behind one address).
 	PreviewKey []byte
+	// PortDomain, when set, turns on host-based routing of the ports
+	// extension: {port}-{sessionId}.{PortDomain} reaches that port of that
+	// sandbox at "/", and preview URLs use such hosts (see Info.portDomain
+	// in the contract). The names must resolve to this server (a wildcard
+	// DNS record); a lower-case DNS name.
+	PortDomain string
 }
 
 // withDefaults returns o with its zero fields set to the defaults.
@@ -86,6 +93,10 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	o.PortDomain = strings.TrimSuffix(strings.ToLower(o.PortDomain), ".")
+	if o.PortDomain != "" && !validDomain(o.PortDomain) {
+		return o, fmt.Errorf("server: PortDomain %q is not a DNS name", o.PortDomain)
 	}
 	return o, nil
 }
@@ -123,6 +134,10 @@ type handlers struct {
 	// canGet: the backend lists sandboxes.get (createPreview checks that
 	// the sandbox exists).
 	canGet bool
+	// network is b as driver.Network, nil unless b implements it and
+	// lists network.egress in its Info (the extension is then neither
+	// advertised nor served, and create ignores a policy of mode none).
+	network driver.Network
 }
 
 // A new operation in the contract breaks the build until it is handled.
@@ -155,6 +170,9 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 	if slices.Contains(info.Extensions, api.ExtPorts) {
 		h.ports, _ = b.(driver.Ports)
 	}
+	if slices.Contains(info.Extensions, api.ExtNetworkEgress) {
+		h.network, _ = b.(driver.Network)
+	}
 	if h.ports != nil {
 		h.canGet = slices.Contains(info.Extensions, api.ExtSandboxesGet)
 		h.portProxy = newPortProxy(h.ports, h)
@@ -162,7 +180,7 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 			return nil, err
 		}
 	}
-	h.body = infoBody(info, opts, serves{files: h.files != nil, watch: h.watcher != nil, procs: h.procs != nil, ports: h.ports != nil})
+	h.body = infoBody(info, opts, serves{files: h.files != nil, watch: h.watcher != nil, procs: h.procs != nil, ports: h.ports != nil, network: h.network != nil})
 	strict := noxapi.NewStrictHandlerWithOptions(h, []noxapi.StrictMiddlewareFunc{withHTTPRequest}, noxapi.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeJSONError(w, http.StatusBadRequest, requestErrorMessage(err), 0)
@@ -182,12 +200,13 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 	}
 	next = lenientJSON(validate(next))
 	next = withoutExtensions(next, absent{
-		get:   !slices.Contains(info.Extensions, api.ExtSandboxesGet),
-		list:  !slices.Contains(info.Extensions, api.ExtSandboxesList),
-		files: h.files == nil,
-		watch: h.watcher == nil,
-		procs: h.procs == nil,
-		ports: h.ports == nil,
+		get:     !slices.Contains(info.Extensions, api.ExtSandboxesGet),
+		list:    !slices.Contains(info.Extensions, api.ExtSandboxesList),
+		files:   h.files == nil,
+		watch:   h.watcher == nil,
+		procs:   h.procs == nil,
+		ports:   h.ports == nil,
+		network: h.network == nil,
 	})
 	next = limitBodies(next, bodyLimits{json: opts.MaxJSONBodyBytes, exec: execBodyLimit(opts.MaxJSONBodyBytes, info.Limits.MaxStdinBytes, h.execStdin), upload: opts.MaxUploadBytes})
 	if h.ports != nil {
@@ -202,6 +221,9 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 	if h.ports != nil {
 		// Preview URLs carry their own authorization and are for browsers.
 		next = h.servePreviews(next)
+		if opts.PortDomain != "" {
+			next = h.servePortHosts(next)
+		}
 	}
 	if info.Isolation != nil && !info.Isolation.Isolated {
 		next = markUnisolated(next)

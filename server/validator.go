@@ -214,11 +214,15 @@ func schemaMessage(reqErr *openapi3filter.RequestError, schemaErr, inner *openap
 		field = reqErr.Parameter.Name
 	}
 	if ptr := schemaErr.JSONPointer(); len(ptr) > 0 && (reqErr == nil || reqErr.Parameter == nil) {
-		field = strings.Join(ptr, ".")
+		field = fieldPath(ptr)
 	}
 	reason := schemaErr.Reason
 	if inner != nil && schemaErr.SchemaField == "allOf" {
 		reason = inner.Reason
+		if ptr := inner.JSONPointer(); len(ptr) > 0 && field != "body" {
+			// A member of an object given through allOf: "network.egress".
+			field += "." + fieldPath(ptr)
+		}
 	}
 	if hint := patternHint(field); hint != "" && (schemaErr.SchemaField == "pattern" || inner != nil && inner.SchemaField == "pattern") {
 		reason = hint
@@ -231,6 +235,23 @@ func schemaMessage(reqErr *openapi3filter.RequestError, schemaErr, inner *openap
 		}
 	}
 	return field + ": " + reason
+}
+
+// fieldPath names the member at a JSON pointer as messages do:
+// "network.allow[2]".
+func fieldPath(ptr []string) string {
+	var b strings.Builder
+	for i, p := range ptr {
+		switch {
+		case p != "" && strings.Trim(p, "0123456789") == "":
+			b.WriteString("[" + p + "]")
+		case i > 0:
+			b.WriteString("." + p)
+		default:
+			b.WriteString(p)
+		}
+	}
+	return b.String()
 }
 
 // requestMessage formats a request error without a schema error.

@@ -170,6 +170,7 @@ func (a *app) commands() []*cli.Command {
 		a.attachCommand(),
 		a.portForwardCommand(),
 		a.previewCommand(),
+		a.networkCommand(),
 		a.uploadCommand(),
 		a.downloadCommand(),
 		a.cpCommand(),

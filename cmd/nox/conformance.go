@@ -58,6 +58,7 @@ func conformanceFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "expiry-grace", Value: d.ExpiryGrace, Usage: "how long after expiresAt an idle sandbox may still exist"},
 		&cli.DurationFlag{Name: "clock-skew", Value: d.ClockSkew, Usage: "tolerated difference between the backend's clock and this machine's"},
 		&cli.StringFlag{Name: "id-prefix", Usage: "prefix of every session id the suite creates (default: nox-conf- and random characters)"},
+		&cli.StringFlag{Name: "egress-target", Usage: "an http `URL` the backend's sandboxes can reach when a network policy allows its host (the network.egress checks net/allowlist and net/change-running need one)"},
 	}
 }
 
@@ -131,6 +132,7 @@ func conformanceConfig(c *cli.Context, g globals) (conformance.Config, error) {
 	cfg.RequestTimeout, cfg.CheckTimeout = c.Duration("request-timeout"), c.Duration("check-timeout")
 	cfg.TimeoutGrace, cfg.ExpiryGrace, cfg.ClockSkew = c.Duration("timeout-grace"), c.Duration("expiry-grace"), c.Duration("clock-skew")
 	cfg.IDPrefix = c.String("id-prefix")
+	cfg.EgressTarget = c.String("egress-target")
 	return cfg, nil
 }
 

@@ -14,7 +14,7 @@ func (a *app) createCommand() *cli.Command {
 		Name:      "create",
 		Usage:     "create a sandbox (or ensure it runs and refresh its TTL)",
 		ArgsUsage: "ID",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			durationFlag("ttl", nil, 0, backendDefault, "inactivity after which the sandbox expires"),
 			&cli.StringFlag{Name: "image", Usage: "environment image (default: the backend's)"},
 			&cli.StringFlag{Name: "cpu", Usage: "CPU limit, e.g. 500m or 2"},
@@ -22,7 +22,7 @@ func (a *app) createCommand() *cli.Command {
 			&cli.StringFlag{Name: "storage", Usage: "ephemeral storage limit, e.g. 2Gi"},
 			&cli.BoolFlag{Name: "wait", Usage: "wait until the sandbox runs commands"},
 			durationFlag("wait-timeout", nil, 60*time.Second, "", "how long --wait waits"),
-		},
+		}, policyFlags()...),
 		Action: func(c *cli.Context) error {
 			id, err := sandboxID(c, 1)
 			if err != nil {
@@ -32,9 +32,14 @@ func (a *app) createCommand() *cli.Command {
 			if ttl%time.Second != 0 {
 				return usagef("create: --ttl %s: the API counts whole seconds", ttl)
 			}
+			network, err := policyOf(c, "create")
+			if err != nil {
+				return err
+			}
 			opts := sdk.CreateOptions{
 				TTL:   ttl,
 				Image: c.String("image"), CPU: c.String("cpu"), Memory: c.String("mem"), Storage: c.String("storage"),
+				Network: network,
 			}
 			return a.withConn(c, func(cn *conn) error {
 				sb := cn.client.Sandbox(id)

@@ -42,6 +42,9 @@ func (a *app) getCommand() *cli.Command {
 					a.printf("unenforced:  %s\n", strings.Join(s.Limits.Unenforced, ", "))
 				}
 				a.printf("running:     %d command(s)\n", s.RunningExecs)
+				if s.Network != nil {
+					a.printf("network:     %s\n", policyLine(*s.Network))
+				}
 				return nil
 			})
 		},

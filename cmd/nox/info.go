@@ -84,6 +84,14 @@ func (a *app) printInfo(asJSON bool, target string, info *sdk.Info) error {
 	if l.MaxStdinBytes > 0 {
 		a.printf("exec stdin:  max %d bytes\n", l.MaxStdinBytes)
 	}
+	if len(l.EgressModes) > 0 || l.MaxEgressRules > 0 || l.MaxEgressConnections > 0 {
+		modes := make([]string, len(l.EgressModes))
+		for i, m := range l.EgressModes {
+			modes[i] = string(m)
+		}
+		a.printf("egress:      modes %s; %d rules a policy, %d connections a sandbox\n",
+			orDash(strings.Join(modes, ", ")), l.MaxEgressRules, l.MaxEgressConnections)
+	}
 	if l.MinCPU != "" || l.MinMemory != "" {
 		a.printf("minimum:     cpu %s, memory %s\n", l.MinCPU, l.MinMemory)
 	}

@@ -501,7 +501,9 @@ type ClientInterface interface {
 	// into a browser or share it. The URL is signed with a key of the
 	// server; it cannot be changed to reach another sandbox or port, nor
 	// used after it expires (403). The sandbox must exist when the URL is
-	// used. The server's own address is taken from the request
+	// used. A server with host-based routing (`Info.portDomain`) answers
+	// `{port}-{sessionId}.{portDomain}/?nox_preview=<token>` instead when the
+	// session id fits in a host name, so that the app lives at `/`. The server's own address is taken from the request
 	// (`X-Forwarded-Proto` and `X-Forwarded-Host` when a proxy sets them).
 	//
 	// Takes any type of body and a specified content type.
@@ -516,7 +518,9 @@ type ClientInterface interface {
 	// into a browser or share it. The URL is signed with a key of the
 	// server; it cannot be changed to reach another sandbox or port, nor
 	// used after it expires (403). The sandbox must exist when the URL is
-	// used. The server's own address is taken from the request
+	// used. A server with host-based routing (`Info.portDomain`) answers
+	// `{port}-{sessionId}.{portDomain}/?nox_preview=<token>` instead when the
+	// session id fits in a host name, so that the app lives at `/`. The server's own address is taken from the request
 	// (`X-Forwarded-Proto` and `X-Forwarded-Host` when a proxy sets them).
 	//
 	// Takes a body of the `application/json` content type.
@@ -1433,7 +1437,9 @@ func (c *Client) ProxyPort(ctx context.Context, sessionID SessionID, port Port, 
 // into a browser or share it. The URL is signed with a key of the
 // server; it cannot be changed to reach another sandbox or port, nor
 // used after it expires (403). The sandbox must exist when the URL is
-// used. The server's own address is taken from the request
+// used. A server with host-based routing (`Info.portDomain`) answers
+// `{port}-{sessionId}.{portDomain}/?nox_preview=<token>` instead when the
+// session id fits in a host name, so that the app lives at `/`. The server's own address is taken from the request
 // (`X-Forwarded-Proto` and `X-Forwarded-Host` when a proxy sets them).
 //
 // Takes any type of body and a specified content type.
@@ -1458,7 +1464,9 @@ func (c *Client) CreatePreviewWithBody(ctx context.Context, sessionID SessionID,
 // into a browser or share it. The URL is signed with a key of the
 // server; it cannot be changed to reach another sandbox or port, nor
 // used after it expires (403). The sandbox must exist when the URL is
-// used. The server's own address is taken from the request
+// used. A server with host-based routing (`Info.portDomain`) answers
+// `{port}-{sessionId}.{portDomain}/?nox_preview=<token>` instead when the
+// session id fits in a host name, so that the app lives at `/`. The server's own address is taken from the request
 // (`X-Forwarded-Proto` and `X-Forwarded-Host` when a proxy sets them).
 //
 // Takes a body of the `application/json` content type.
@@ -4217,7 +4225,9 @@ type ClientWithResponsesInterface interface {
 	// into a browser or share it. The URL is signed with a key of the
 	// server; it cannot be changed to reach another sandbox or port, nor
 	// used after it expires (403). The sandbox must exist when the URL is
-	// used. The server's own address is taken from the request
+	// used. A server with host-based routing (`Info.portDomain`) answers
+	// `{port}-{sessionId}.{portDomain}/?nox_preview=<token>` instead when the
+	// session id fits in a host name, so that the app lives at `/`. The server's own address is taken from the request
 	// (`X-Forwarded-Proto` and `X-Forwarded-Host` when a proxy sets them).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -4232,7 +4242,9 @@ type ClientWithResponsesInterface interface {
 	// into a browser or share it. The URL is signed with a key of the
 	// server; it cannot be changed to reach another sandbox or port, nor
 	// used after it expires (403). The sandbox must exist when the URL is
-	// used. The server's own address is taken from the request
+	// used. A server with host-based routing (`Info.portDomain`) answers
+	// `{port}-{sessionId}.{portDomain}/?nox_preview=<token>` instead when the
+	// session id fits in a host name, so that the app lives at `/`. The server's own address is taken from the request
 	// (`X-Forwarded-Proto` and `X-Forwarded-Host` when a proxy sets them).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -7620,7 +7632,9 @@ func (c *ClientWithResponses) ProxyPortWithResponse(ctx context.Context, session
 // into a browser or share it. The URL is signed with a key of the
 // server; it cannot be changed to reach another sandbox or port, nor
 // used after it expires (403). The sandbox must exist when the URL is
-// used. The server's own address is taken from the request
+// used. A server with host-based routing (`Info.portDomain`) answers
+// `{port}-{sessionId}.{portDomain}/?nox_preview=<token>` instead when the
+// session id fits in a host name, so that the app lives at `/`. The server's own address is taken from the request
 // (`X-Forwarded-Proto` and `X-Forwarded-Host` when a proxy sets them).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -7641,7 +7655,9 @@ func (c *ClientWithResponses) CreatePreviewWithBodyWithResponse(ctx context.Cont
 // into a browser or share it. The URL is signed with a key of the
 // server; it cannot be changed to reach another sandbox or port, nor
 // used after it expires (403). The sandbox must exist when the URL is
-// used. The server's own address is taken from the request
+// used. A server with host-based routing (`Info.portDomain`) answers
+// `{port}-{sessionId}.{portDomain}/?nox_preview=<token>` instead when the
+// session id fits in a host name, so that the app lives at `/`. The server's own address is taken from the request
 // (`X-Forwarded-Proto` and `X-Forwarded-Host` when a proxy sets them).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).

@@ -637,6 +637,23 @@ type Info struct {
 	//
 	// Example: {"maxOutputBytes":1048576,"maxTtlSeconds":86400,"streamHeartbeatSeconds":5}
 	Limits *BackendLimits `json:"limits,omitempty"`
+
+	// PortDomain Host-based routing of the `ports` extension, for apps that must
+	// live at `/`: a request addressed to `{port}-{sessionId}.{portDomain}`
+	// (any path, any method, WebSockets too) is proxied to that port of
+	// that sandbox like `proxyPort`, path unchanged. It is authorized by
+	// the bearer token, or by a preview token: `createPreview` then
+	// answers `http(s)://{port}-{sessionId}.{portDomain}/?nox_preview=<token>`,
+	// and the first request with it sets a cookie for that host only
+	// (`nox_preview`, HttpOnly, SameSite=Lax, expiring with the token)
+	// and redirects to the URL without it. Only session ids that are
+	// lower-case DNS labels (letters, digits, inner hyphens; the whole
+	// label at most 63 characters) can be routed so; the others keep
+	// path-based previews. Absent: no host-based routing.
+	//
+	//
+	// Example: sandboxes.example.com
+	PortDomain *string `json:"portDomain,omitempty"`
 }
 
 // Isolation How the backend isolates sandboxes (nox local backend; others may omit it).

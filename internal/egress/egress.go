@@ -10,12 +10,10 @@ package egress
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
-
-	"github.com/noxrunner/nox/driver"
+	"time"
 )
 
 // The gateway's addresses inside a sandbox's network namespace.
@@ -35,15 +33,15 @@ const ResolvConf = "nameserver 127.0.0.53\noptions edns0\n"
 // and SOCKS clients at the gateway's proxy (upper- and lower-case forms),
 // with NO_PROXY keeping the sandbox's own loopback direct.
 func ProxyEnv() map[string]string {
-	panic("egress: not built yet")
-}
-
-// Validate checks a policy's syntax: a known mode and entries that are
-// domain names, "*." wildcards, IP addresses or CIDR prefixes. Errors
-// wrap driver.ErrInvalidArgument and name the field with prefix ("egress",
-// prefix+"allow[2]").
-func Validate(p driver.NetworkPolicy, prefix string) error {
-	return errors.New("egress: not built yet")
+	httpProxy := "http://" + ProxyAddr.String()
+	socks := "socks5h://" + ProxyAddr.String()
+	const noProxy = "localhost,127.0.0.1,::1"
+	return map[string]string{
+		"HTTP_PROXY": httpProxy, "http_proxy": httpProxy,
+		"HTTPS_PROXY": httpProxy, "https_proxy": httpProxy,
+		"ALL_PROXY": socks, "all_proxy": socks,
+		"NO_PROXY": noProxy, "no_proxy": noProxy,
+	}
 }
 
 // Rules are an operator's bounds on the policies of tenants.
@@ -61,53 +59,36 @@ type Rules struct {
 	// entry must fall within one of these entries (a name under a
 	// wildcard, a prefix inside a prefix), and mode open is refused.
 	Permit []string
+	// HostAddrs are the host's own addresses (the caller lists them, from
+	// net.InterfaceAddrs for instance, and adds the API server's): they
+	// are forbidden like the ranges of Forbidden unless Open covers them.
+	HostAddrs []netip.Addr
 }
 
-// Policy is a validated policy compiled against an operator's Rules.
-// It is immutable and safe for concurrent use.
-type Policy struct{}
-
-// Compile validates p against the rules. Errors wrap
-// driver.ErrInvalidArgument and name the field with prefix.
-func (r Rules) Compile(p driver.NetworkPolicy, prefix string) (*Policy, error) {
-	return nil, errors.New("egress: not built yet")
-}
-
-// Spec returns the policy as the tenant set it.
-func (p *Policy) Spec() driver.NetworkPolicy { return driver.NetworkPolicy{} }
-
-// Mode returns the policy's mode (api.Egress*).
-func (p *Policy) Mode() string { return "" }
-
-// Config configures a Gateway.
+// Config configures a Gateway. The zero value is usable.
 type Config struct {
 	// Dial makes upstream connections; nil: a net.Dialer. Tests point it
-	// into a network namespace of their own.
+	// into a network namespace of their own. The gateway only ever asks
+	// it for IP addresses it has checked, never for names.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// Resolver resolves names upstream; nil: net.DefaultResolver.
 	Resolver *net.Resolver
-	// MaxConns caps the connections the gateway holds open at once.
+	// MaxConns caps the proxy connections the gateway holds open at once;
+	// 0: DefaultMaxConns.
 	MaxConns int
+	// HeaderTimeout bounds the reading of a proxy request's headers or a
+	// SOCKS5 handshake; 0: DefaultHeaderTimeout.
+	HeaderTimeout time.Duration
+	// DialTimeout bounds an upstream connection attempt; 0:
+	// DefaultDialTimeout.
+	DialTimeout time.Duration
 	// Logger receives the gateway's decisions at debug level; nil: none.
 	Logger *slog.Logger
 }
 
-// Gateway enforces one sandbox's policy.
-type Gateway struct{}
-
-// NewGateway returns a gateway enforcing policy p.
-func NewGateway(cfg Config, p *Policy) *Gateway { return &Gateway{} }
-
-// SetPolicy replaces the policy; connections opened before are closed.
-func (g *Gateway) SetPolicy(p *Policy) {}
-
-// ServeDNS answers DNS queries arriving on pc until pc or the gateway is
-// closed.
-func (g *Gateway) ServeDNS(pc net.PacketConn) error { return errors.New("egress: not built yet") }
-
-// ServeProxy serves proxy connections accepted on l until l or the
-// gateway is closed.
-func (g *Gateway) ServeProxy(l net.Listener) error { return errors.New("egress: not built yet") }
-
-// Close stops the gateway: its listeners and every connection.
-func (g *Gateway) Close() error { return nil }
+// Defaults of Config's zero fields.
+const (
+	DefaultMaxConns      = 256
+	DefaultHeaderTimeout = 10 * time.Second
+	DefaultDialTimeout   = 10 * time.Second
+)

@@ -6,7 +6,6 @@ package sandbox
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -31,41 +30,11 @@ func (s *Sandbox) DialPort(ctx context.Context, port int) (net.Conn, error) {
 	if s.mode == modeHost {
 		return nil, fmt.Errorf("port %d: %w", port, ErrNoNetwork)
 	}
-	if err := s.awaitSetup(ctx); err != nil {
-		return nil, err
-	}
-	if err := context.Cause(ctx); err != nil {
-		return nil, fmt.Errorf("port %d: %w", port, err)
-	}
-	s.mu.Lock()
-	id, ch, err := s.newRequestLocked()
-	s.mu.Unlock()
+	r, err := s.ask(ctx, request{Op: "dial", Port: port})
 	if err != nil {
-		return nil, err
-	}
-	if err := sendMsg(s.conn, request{Op: "dial", ID: id, Port: port}); err != nil {
-		s.unregister(id)
-		if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) || errors.Is(err, net.ErrClosed) {
-			return nil, ErrStopped
-		}
 		return nil, fmt.Errorf("port %d: %w", port, err)
 	}
-	t := time.NewTimer(dialWait + killReportTimeout)
-	defer t.Stop()
-	select {
-	case r, ok := <-ch:
-		s.unregister(id)
-		if !ok {
-			return nil, ErrStopped
-		}
-		return dialed(r, port)
-	case <-ctx.Done():
-		go s.discardDial(id, ch)
-		return nil, fmt.Errorf("port %d: %w", port, context.Cause(ctx))
-	case <-t.C:
-		go s.discardDial(id, ch)
-		return nil, fmt.Errorf("port %d: no answer from the sandbox's init in %v", port, dialWait+killReportTimeout)
-	}
+	return dialed(r, port)
 }
 
 // dialed turns a "dialed" reply into the connection it brought.
@@ -86,8 +55,8 @@ func dialed(r reply, port int) (net.Conn, error) {
 	return c, nil
 }
 
-// discardDial waits for the reply to a dial given up on and closes the
-// socket that came with it; then it forgets the request. The init always
+// discardDial waits for the reply to a dial or listen given up on and
+// closes the socket that came with it; then it forgets the request. The init always
 // answers within dialWait, or dies (which closes ch).
 func (s *Sandbox) discardDial(id uint64, ch <-chan reply) {
 	defer s.unregister(id)

@@ -171,10 +171,9 @@ func (s *Sandbox) unregister(id uint64) {
 	s.mu.Unlock()
 }
 
-// readLoop dispatches the init's replies to the waiting Exec calls. Only a
-// "started" reply (a terminal's master) and a "dialed" one (the connected
-// socket) keep the files that came with them, for their waiter to own;
-// others are closed.
+// readLoop dispatches the init's replies to the waiting Exec calls. Only
+// the replies that carry files (carriesFiles: a terminal's master, a
+// socket) keep them, for their waiter to own; others are closed.
 func (s *Sandbox) readLoop(buf, oob []byte) {
 	defer func() {
 		s.mu.Lock()
@@ -197,7 +196,7 @@ func (s *Sandbox) readLoop(buf, oob []byte) {
 		s.mu.Lock()
 		ch := s.pending[r.ID]
 		s.mu.Unlock()
-		if ch == nil || (r.Op != opStarted && r.Op != opDialed) {
+		if ch == nil || !carriesFiles(r.Op) {
 			closeFiles(fs)
 			fs = nil
 		}

@@ -397,6 +397,8 @@ func (z *zygote) serve(buf, oob []byte) {
 			z.signal(req)
 		case "dial":
 			z.dial(req)
+		case "listen":
+			z.listen(req)
 		}
 		closeFiles(files)
 	}

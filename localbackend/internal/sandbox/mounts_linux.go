@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/noxrunner/nox/internal/egress"
 	"golang.org/x/sys/unix"
 )
 
@@ -110,7 +111,10 @@ func pinPath(path string, pinned *[]*os.File) (string, error) {
 // bindSystem fills root with read-only binds of the system directories:
 // the top-level entries of RootFS (staged below root), or the host's
 // system directories and generated /etc/passwd and /etc/group naming the
-// sandbox user. The stage is gone when it returns: only the binds of its
+// sandbox user; and, in both cases, a generated /etc/resolv.conf naming
+// the egress gateway's resolver (egress.ResolvConf: without a gateway,
+// lookups fail at once, refused) and /etc/hosts naming localhost and the
+// sandbox's hostname. The stage is gone when it returns: only the binds of its
 // entries stay, so RootFS's own /proc, /sys, /tmp and the like never
 // show.
 func bindSystem(root string, c *initConfig, rootfs *os.File, rootfsPath string) (err error) {
@@ -143,10 +147,11 @@ func bindSystem(root string, c *initConfig, rootfs *os.File, rootfsPath string) 
 			return err
 		}
 	}
+	files := map[string]string{"resolv.conf": egress.ResolvConf, "hosts": hostsFile(c.Hostname)}
 	if rootfs == nil && c.RootFS == "" {
-		return overlayIDFiles(root, map[string]string{"passwd": c.Passwd, "group": c.Group})
+		files["passwd"], files["group"] = c.Passwd, c.Group
 	}
-	return nil
+	return overlayEtc(root, files)
 }
 
 // bindTop binds src read-only at root/<its name>, or recreates it there
@@ -200,6 +205,7 @@ func mountProc(root string) error {
 	if err := unix.Mount("proc", proc, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return wrap("mount /proc", err)
 	}
+	unprivilegedPorts(proc)
 	for _, p := range []string{"sys", "sysrq-trigger", "irq", "bus", "fs"} {
 		p = filepath.Join(proc, p)
 		if fi, err := os.Stat(p); err == nil {
@@ -229,26 +235,115 @@ func pivotRoot(root string) error {
 	return wrap("read-only /", unix.MountSetattr(-1, "/", 0, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}))
 }
 
-// overlayIDFiles binds files with the given contents read-only over
-// root/etc/<name>. Each is written to the root tmpfs, bound, and unlinked:
-// only the bind mount keeps it.
-func overlayIDFiles(root string, files map[string]string) error {
+// hostsFile is the sandbox's /etc/hosts: localhost, and its hostname on
+// a loopback address (as Debian names a host without a fixed address)
+// unless it holds characters that the file's syntax would misread.
+func hostsFile(hostname string) string {
+	h := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	if hostname != "" && !strings.ContainsFunc(hostname, func(r rune) bool { return r <= ' ' || r == '#' || r > '~' }) {
+		h += "127.0.1.1\t" + hostname + "\n"
+	}
+	return h
+}
+
+// overlayEtc binds files with the given contents read-only over
+// root/etc/<name> (what a symlink there leads to, within root: see
+// etcTarget). Each is written to the root tmpfs, bound, and unlinked:
+// only the bind mount keeps it. An empty content, or a name root lacks,
+// is left alone (the read-only /etc has no room for a new file).
+func overlayEtc(root string, files map[string]string) error {
 	for name, content := range files {
-		dst := filepath.Join(root, "etc", name)
-		if fi, err := os.Lstat(dst); content == "" || err != nil || !fi.Mode().IsRegular() {
-			continue // nothing to cover (or a link we do not follow)
+		if content == "" {
+			continue
+		}
+		dst, err := etcTarget(root, "/etc/"+name)
+		if err != nil || dst == "" {
+			return err
 		}
 		src := filepath.Join(root, ".nox-"+name)
 		if err := os.WriteFile(src, []byte(content), 0o644); err != nil {
 			return wrap("write "+name, err)
 		}
-		err := bindMount(src, dst, false, true)
+		err = bindMount(src, dst, false, true)
 		_ = os.Remove(src)
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// etcTarget returns the file of the new root to bind over for path, as
+// a path below root: path itself when it is a regular file; when it is a
+// symlink (/etc/resolv.conf often is), the regular file it leads to,
+// resolved within root (openat2 RESOLVE_IN_ROOT); when that is missing
+// and the link points into a top-level directory the root lacks (the
+// host's /run/systemd/resolve/stub-resolv.conf), a new empty file there
+// on the root tmpfs. "" when there is nothing to cover.
+func etcTarget(root, path string) (string, error) {
+	fi, err := os.Lstat(root + path)
+	switch {
+	case err != nil:
+		return "", nil
+	case fi.Mode().IsRegular():
+		return root + path, nil
+	case fi.Mode()&os.ModeSymlink == 0:
+		return "", nil
+	}
+	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", wrap("open the new root", err)
+	}
+	defer unix.Close(rfd)
+	fd, err := unix.Openat2(rfd, path, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
+	if err == unix.ENOENT {
+		return danglingTarget(root, path)
+	}
+	if err != nil {
+		return "", nil // a loop or the like: leave it alone
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return "", nil
+	}
+	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil || !strings.HasPrefix(real, root+"/") {
+		return "", nil
+	}
+	return real, nil
+}
+
+// danglingTarget creates, on the root tmpfs, the file that the symlink
+// root+path points to, when the target lies in a top-level directory
+// the root lacks: every directory on the way is then new, made here.
+func danglingTarget(root, path string) (string, error) {
+	link, err := os.Readlink(root + path)
+	if err != nil {
+		return "", nil
+	}
+	if !filepath.IsAbs(link) {
+		link = filepath.Join(filepath.Dir(path), link)
+	}
+	link = filepath.Clean(link)
+	top, _, _ := strings.Cut(strings.TrimPrefix(link, "/"), "/")
+	if top == "" || top == link[1:] || reservedTop(top) {
+		return "", nil // the root itself, or a file at the top
+	}
+	if _, err := os.Lstat(filepath.Join(root, top)); err == nil {
+		return "", nil
+	}
+	dst := root + link
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", wrap("mkdir "+filepath.Dir(link), err)
+	}
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return "", wrap("create "+link, err)
+	}
+	f.Close()
+	return dst, nil
 }
 
 // attach mounts a detached tree (or, without one, binds path) on dir.

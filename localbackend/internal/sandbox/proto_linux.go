@@ -16,8 +16,8 @@ import (
 // SCM_RIGHTS. The server sends "config" once, then "exec", "kill" and
 // "signal"; the init answers "ready" once, then per command "exited" or
 // "failed" (after "started" when the request asked for it), and
-// "signalled" per "signal", and "dialed" per "dial" (with the connected
-// socket).
+// "signalled" per "signal", "dialed" per "dial" (with the connected
+// socket) and "listened" per "listen" (with the bound socket).
 
 // Hidden argv[1] values that turn the re-executed binary into a helper.
 const (
@@ -86,7 +86,7 @@ type rlimit struct {
 // the command cgroup's task file with Cgroup (stdioFiles counts the
 // first).
 type request struct {
-	Op     string // "config", "exec", "kill", "signal", "dial"
+	Op     string // "config", "exec", "kill", "signal", "dial", "listen"
 	ID     uint64
 	Config *initConfig `json:",omitempty"`
 	Argv   []string    `json:",omitempty"`
@@ -110,6 +110,10 @@ type request struct {
 	Signal int    `json:",omitempty"`
 	// "dial": connect to this TCP port of the sandbox's loopback.
 	Port int `json:",omitempty"`
+	// "listen": bind a socket of Network ("tcp" or "udp") at Addr (a
+	// netip.AddrPort) in the sandbox's network namespace.
+	Network string `json:",omitempty"`
+	Addr    string `json:",omitempty"`
 }
 
 // stdioFiles is the number of an exec request's files that are the
@@ -132,11 +136,19 @@ const (
 	opStarted   = "started"   // the command runs; the terminal's master comes with it
 	opSignalled = "signalled" // a "signal" request was handled; Err says why it failed
 	opDialed    = "dialed"    // a "dial" request was handled: the socket comes with it, or Err says why not
+	opListened  = "listened"  // a "listen" request was handled: the socket comes with it, or Err (and Errno) say why not
 )
+
+// carriesFiles reports whether a reply of op hands its files to the
+// request's waiter (a terminal's master, a socket); the files of other
+// replies are closed on arrival.
+func carriesFiles(op string) bool {
+	return op == opStarted || op == opDialed || op == opListened
+}
 
 // reply is a message from the init.
 type reply struct {
-	Op     string // "ready", "started", "exited", "failed", "signalled", "dialed"
+	Op     string // "ready", "started", "exited", "failed", "signalled", "dialed", "listened"
 	ID     uint64
 	Pid    int    `json:",omitempty"`
 	Status int    `json:",omitempty"` // raw wait status for "exited"
@@ -145,6 +157,8 @@ type reply struct {
 	Notes  []string
 	// Refused: a "dial" found nothing listening on the port.
 	Refused bool `json:",omitempty"`
+	// Errno of the step of a "listen" that failed (Err names the step).
+	Errno int `json:",omitempty"`
 	// files came with the reply (the server's side): the receiver owns
 	// them.
 	files []*os.File

@@ -63,6 +63,7 @@ package sandbox
 //	init_linux.go        the init: config, setup, request loop
 //	fork_linux.go        the init forks, reaps, signals and kills commands
 //	dial_linux.go        DialPort: the init connects to a port of its loopback and sends the socket
+//	listen_linux.go      Listen: the init binds a socket in its network namespace and sends it
 //	stdio_linux.go       the init's side of a command's standard streams
 //	mounts_linux.go      the init's root filesystem
 //	privs_linux.go       capabilities, Landlock
