@@ -22,6 +22,7 @@ import (
 	"github.com/noxrunner/nox/api"
 	"github.com/noxrunner/nox/driver"
 	"github.com/noxrunner/nox/internal/egress"
+	"github.com/noxrunner/nox/internal/nsdial"
 	"github.com/noxrunner/nox/localbackend/internal/sandbox"
 )
 
@@ -45,10 +46,8 @@ func (c *Config) validateEgress() []error {
 			errs = append(errs, fmt.Errorf("field EgressOpen: invalid prefix %q", p))
 		}
 	}
-	if len(c.EgressPermit) > 0 {
-		if err := egress.Validate(driver.NetworkPolicy{Egress: api.EgressAllowlist, Allow: c.EgressPermit}, ""); err != nil {
-			errs = append(errs, fmt.Errorf("field EgressPermit: %w", err))
-		}
+	if err := (egress.Rules{Permit: c.EgressPermit}).Check(); err != nil {
+		errs = append(errs, fmt.Errorf("field EgressPermit: %w", err))
 	}
 	if c.EgressNetns != "" {
 		if fi, err := os.Stat(c.EgressNetns); err != nil || !filepath.IsAbs(c.EgressNetns) || fi.IsDir() {
@@ -75,7 +74,7 @@ type egressSetup struct {
 func newEgressSetup(cfg Config, hostAddrs []netip.Addr) *egressSetup {
 	dial := cfg.EgressDial
 	if dial == nil && cfg.EgressNetns != "" {
-		dial = netnsDialer(cfg.EgressNetns)
+		dial = (&nsdial.Dialer{Netns: cfg.EgressNetns}).DialContext
 	}
 	var res *net.Resolver
 	if dial != nil || cfg.EgressResolver != "" {
@@ -96,7 +95,7 @@ func newEgressSetup(cfg Config, hostAddrs []netip.Addr) *egressSetup {
 		rules: egress.Rules{
 			Modes: slices.Clone(cfg.EgressModes), MaxRules: cfg.MaxEgressRules,
 			Open: slices.Clone(cfg.EgressOpen), Permit: slices.Clone(cfg.EgressPermit),
-			// HostAddrs: hostAddrs,
+			HostAddrs: hostAddrs,
 		},
 		cfg: egress.Config{Dial: dial, Resolver: res, MaxConns: cfg.MaxEgressConnections, Logger: cfg.Logger},
 	}
@@ -110,8 +109,8 @@ func hostAddrs() []netip.Addr {
 	}
 	var out []netip.Addr
 	for _, a := range addrs {
-		if p, err := netip.ParsePrefix(a.String()); err == nil {
-			out = append(out, p.Addr().Unmap())
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().IsValid() {
+			out = append(out, p.Addr().Unmap().WithZone(""))
 		}
 	}
 	return out

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -250,7 +251,7 @@ func TestEgressValidation(t *testing.T) {
 		{driver.NetworkPolicy{Egress: api.EgressOpen}, "egress"},
 		{driver.NetworkPolicy{Egress: api.EgressAllowlist, Allow: []string{"a.corp.test", "*.*.test"}}, "allow[1]"},
 		{driver.NetworkPolicy{Egress: api.EgressAllowlist, Allow: []string{"a.corp.test", "other.test"}}, "allow[1]"},
-		{driver.NetworkPolicy{Egress: api.EgressAllowlist, Allow: []string{"a.corp.test", "b.corp.test"}, Deny: []string{"c.corp.test"}}, "allow"},
+		{driver.NetworkPolicy{Egress: api.EgressAllowlist, Allow: []string{"a.corp.test", "b.corp.test"}, Deny: []string{"c.corp.test"}}, "deny"},
 	} {
 		_, err := d.Create(ctx, "bad", driver.CreateRequest{Network: &tc.pol})
 		if !errors.Is(err, driver.ErrInvalidArgument) || !strings.Contains(err.Error(), "network."+tc.want) {
@@ -409,10 +410,30 @@ func TestEgressGatewayClosed(t *testing.T) {
 	if !proxyReachable(envCl.proxies[0]) {
 		t.Fatal("the live sandbox's gateway does not serve")
 	}
+	if gatewayGoroutines() == "" {
+		t.Fatal("gatewayGoroutines sees no goroutine while a gateway serves")
+	}
 	if err := e.b.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if proxyReachable(envCl.proxies[0]) {
 		t.Error("the gateway survived Close")
 	}
+	if g := gatewayGoroutines(); g != "" {
+		t.Errorf("gateway goroutines left after Close:\n%s", g)
+	}
+}
+
+// gatewayGoroutines returns the stacks of the goroutines of egress
+// gateways ("" when there are none).
+func gatewayGoroutines() string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:goruntime.Stack(buf, true)]
+	var left []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "internal/egress.") || strings.Contains(g, "localbackend.(*gateway)") {
+			left = append(left, g)
+		}
+	}
+	return strings.Join(left, "\n\n")
 }
