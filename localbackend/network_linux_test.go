@@ -7,6 +7,7 @@ package localbackend
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -67,15 +68,21 @@ func newEgressWorld(t *testing.T) *egressWorld {
 	return ew
 }
 
-// createNet makes sandbox id with policy p (nil: none) and the default limits.
+// createNet makes sandbox id through the API with policy p (nil: none)
+// and checks the policy it reports.
 func (ew *egressWorld) createNet(id string, p *driver.NetworkPolicy) {
 	ew.t.Helper()
-	l := ew.b.lim
-	_, err := ew.b.Driver().Create(context.Background(), id, driver.CreateRequest{
-		TTL: 10 * time.Minute, CPUMilli: l.defCPU, MemoryBytes: l.defMemory, StorageBytes: l.defStorage, Network: p,
-	})
-	if err != nil {
-		ew.t.Fatalf("create %s: %v", id, err)
+	body := map[string]any{"ttlSeconds": 600}
+	want := api.EgressNone
+	if p != nil {
+		body["network"] = policyBody(*p)
+		want = p.Egress
+	}
+	ew.create(id, body)
+	resp, data := ew.do("GET", "/v1/sandboxes/"+id, nil)
+	var st struct{ Network *struct{ Egress string } }
+	if err := json.Unmarshal(data, &st); err != nil || resp.StatusCode != 200 || st.Network == nil || st.Network.Egress != want {
+		ew.t.Errorf("GET %s: %d %s, want network mode %s", id, resp.StatusCode, data, want)
 	}
 }
 
@@ -86,11 +93,29 @@ func (ew *egressWorld) sh(id, script string) (code int, stdout, stderr string) {
 	return int(r.ExitCode), r.Stdout, r.Stderr
 }
 
-// setNetwork replaces sandbox id's policy.
+// policyBody is p as a NetworkPolicy JSON object.
+func policyBody(p driver.NetworkPolicy) map[string]any {
+	body := map[string]any{"egress": p.Egress}
+	if p.Allow != nil {
+		body["allow"] = p.Allow
+	}
+	if p.Deny != nil {
+		body["deny"] = p.Deny
+	}
+	return body
+}
+
+// setNetwork replaces sandbox id's policy through the API (PUT, then
+// GET to check).
 func (ew *egressWorld) setNetwork(id string, p driver.NetworkPolicy) {
 	ew.t.Helper()
-	if _, err := ew.network().SetNetwork(context.Background(), id, p); err != nil {
-		ew.t.Fatalf("SetNetwork(%s, %+v): %v", id, p, err)
+	path := "/v1/sandboxes/" + id + "/network"
+	if resp, data := ew.do("PUT", path, policyBody(p)); resp.StatusCode != 200 {
+		ew.t.Fatalf("PUT %s %+v: %d %s", path, p, resp.StatusCode, data)
+	}
+	var got struct{ Egress string }
+	if resp, data := ew.do("GET", path, nil); resp.StatusCode != 200 || json.Unmarshal(data, &got) != nil || got.Egress != p.Egress {
+		ew.t.Fatalf("GET %s: %d %s, want mode %s", path, resp.StatusCode, data, p.Egress)
 	}
 }
 
