@@ -53,6 +53,10 @@ type Info struct {
 	Version string
 	// AuthRequired reports whether a bearer token is required.
 	AuthRequired bool
+	// EgressModes are the egress modes sandboxes' policies may use
+	// (extension network.egress); nil when the tier shares the host's
+	// network and the extension is not offered.
+	EgressModes []string
 }
 
 // MaybeRunInit must be called first thing in main (and in TestMain) of
@@ -160,10 +164,14 @@ func (b *Backend) closed() bool { return b.isClose.Load() }
 
 // Info describes the backend for a startup banner.
 func (b *Backend) Info() Info {
-	return Info{
+	i := Info{
 		Tier: string(b.report.Tier), Isolated: b.report.Isolated,
 		Notes: slices.Clone(b.report.Notes), Unenforced: slices.Clone(b.report.Unenforced),
 		DataDir: b.cfg.DataDir, Images: b.cfg.imageNames(), Version: b.cfg.Version,
 		AuthRequired: b.cfg.Token != "",
 	}
+	if b.egress != nil {
+		i.EgressModes = slices.Clone(b.cfg.EgressModes)
+	}
+	return i
 }

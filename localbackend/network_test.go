@@ -121,6 +121,9 @@ func TestEgressNotOffered(t *testing.T) {
 	if _, ok := d.(driver.Network); ok {
 		t.Error("the driver is a driver.Network")
 	}
+	if m := e.b.Info().EgressModes; m != nil {
+		t.Errorf("banner info: egress modes %v", m)
+	}
 	ctx := context.Background()
 	sb, err := d.Create(ctx, "plain", driver.CreateRequest{Network: &driver.NetworkPolicy{Egress: api.EgressNone}})
 	if err != nil || sb.Network != nil {
@@ -149,6 +152,9 @@ func TestEgressInfo(t *testing.T) {
 		t.Errorf("limits %v %d %d, want [none allowlist] 8 32", l.EgressModes, l.MaxEgressRules, l.MaxEgressConnections)
 	}
 	e.network()
+	if m := e.b.Info().EgressModes; !slices.Equal(m, []string{api.EgressNone, api.EgressAllowlist}) {
+		t.Errorf("banner info: egress modes %v", m)
+	}
 	// A sandbox created without a policy reports none, and gets no
 	// gateway.
 	sb, err := e.b.Driver().Create(context.Background(), "nopol", driver.CreateRequest{})

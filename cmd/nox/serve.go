@@ -295,7 +295,7 @@ func (a *app) banner(asJSON bool, addr string, info localbackend.Info) error {
 	if asJSON {
 		err := a.printJSON(map[string]any{"listen": "http://" + addr, "dataDir": info.DataDir, "version": noxVersion(),
 			"isolation":  sdk.Isolation{Tier: info.Tier, Isolated: info.Isolated, Notes: info.Notes},
-			"unenforced": info.Unenforced, "images": info.Images, "authRequired": info.AuthRequired})
+			"unenforced": info.Unenforced, "images": info.Images, "authRequired": info.AuthRequired, "egressModes": info.EgressModes})
 		if !info.Isolated {
 			warnUnsafe(a.stderr, a.errColor)
 		}
@@ -322,6 +322,11 @@ func (a *app) banner(asJSON bool, addr string, info localbackend.Info) error {
 	images := slices.Clone(info.Images)
 	slices.Sort(images)
 	fmt.Fprintf(w, "  images        %s\n", strings.Join(images, ", "))
+	egress := "not offered (the isolation tier shares the host's network)"
+	if info.EgressModes != nil {
+		egress = "modes " + strings.Join(info.EgressModes, ", ")
+	}
+	fmt.Fprintf(w, "  egress        %s\n", egress)
 	auth := "none (loopback only)"
 	if info.AuthRequired {
 		auth = "bearer token required on /v1/"
