@@ -195,18 +195,16 @@ func (a *app) serveConfig(c *cli.Context) (localbackend.Config, error) {
 
 // egressConfig reads the network egress flags into cfg.
 func egressConfig(c *cli.Context, cfg *localbackend.Config) error {
-	cfg.EgressModes = c.StringSlice("egress-modes")
+	cfg.EgressModes = listFlag(c, "egress-modes")
 	cfg.MaxEgressRules, cfg.MaxEgressConnections = c.Int("max-egress-rules"), c.Int("max-egress-connections")
-	for _, s := range c.StringSlice("egress-open") {
-		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+	for _, s := range listFlag(c, "egress-open") {
+		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			return usagef("serve: --egress-open %q: want a CIDR range, e.g. 10.0.0.0/8", s)
 		}
 		cfg.EgressOpen = append(cfg.EgressOpen, p.Masked())
 	}
-	for _, s := range c.StringSlice("egress-permit") {
-		cfg.EgressPermit = append(cfg.EgressPermit, strings.TrimSpace(s))
-	}
+	cfg.EgressPermit = listFlag(c, "egress-permit")
 	cfg.EgressNetns, cfg.EgressResolver = c.String("egress-netns"), c.String("egress-resolver")
 	if r := cfg.EgressResolver; r != "" {
 		if _, err := netip.ParseAddrPort(r); err != nil {

@@ -12,12 +12,13 @@ import (
 	"github.com/noxrunner/nox/localbackend"
 )
 
-// egressFlags parses serve's flags from args and reads the egress ones.
+// egressFlags parses serve's flags from args, as nox does (no splitting
+// of slice flags by urfave), and reads the egress ones.
 func egressFlags(t *testing.T, args ...string) (localbackend.Config, error) {
 	t.Helper()
 	var cfg localbackend.Config
 	var err error
-	app := &cli.App{Flags: serveFlags(), Action: func(c *cli.Context) error {
+	app := &cli.App{Flags: serveFlags(), DisableSliceFlagSeparator: true, Action: func(c *cli.Context) error {
 		cfg = localbackend.DefaultConfig()
 		err = egressConfig(c, &cfg)
 		return nil
