@@ -196,6 +196,7 @@ func TestNetworkValidation(t *testing.T) {
 		{"create: unknown mode", "PUT", "/v1/sandboxes/a", map[string]any{"network": map[string]any{"egress": "everything"}}, 400, "network.egress: value is not one of the allowed values"},
 		{"create: too many rules", "PUT", "/v1/sandboxes/a", map[string]any{"network": tooMany}, 400, "network.allow: 4 entries in allow and deny together exceed the limit of 3"},
 		{"create: empty entry", "PUT", "/v1/sandboxes/a", map[string]any{"network": map[string]any{"egress": "allowlist", "allow": []string{""}}}, 400, "network.allow[0]: minimum string length is 1"},
+		{"create: null list", "PUT", "/v1/sandboxes/a", map[string]any{"network": map[string]any{"egress": "allowlist", "deny": nil}}, 400, "network.deny: Value is not nullable"},
 		{"set: mode not permitted", "PUT", "/v1/sandboxes/a/network", map[string]any{"egress": "open"}, 400, `egress: mode "open" is not permitted by this backend; permitted: none, allowlist`},
 		{"set: unknown mode", "PUT", "/v1/sandboxes/a/network", map[string]any{"egress": "everything"}, 400, "egress: value is not one of the allowed values"},
 		{"set: too many rules", "PUT", "/v1/sandboxes/a/network", tooMany, 400, "allow: 4 entries in allow and deny together exceed the limit of 3"},

@@ -221,7 +221,12 @@ func schemaMessage(reqErr *openapi3filter.RequestError, schemaErr, inner *openap
 		reason = inner.Reason
 		if ptr := inner.JSONPointer(); len(ptr) > 0 && field != "body" {
 			// A member of an object given through allOf: "network.egress".
-			field += "." + fieldPath(ptr)
+			// The inner pointer may start at the body or at the member.
+			if in := fieldPath(ptr); in == field || strings.HasPrefix(in, field+".") || strings.HasPrefix(in, field+"[") {
+				field = in
+			} else {
+				field += "." + in
+			}
 		}
 	}
 	if hint := patternHint(field); hint != "" && (schemaErr.SchemaField == "pattern" || inner != nil && inner.SchemaField == "pattern") {
