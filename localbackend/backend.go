@@ -120,6 +120,7 @@ func newBackend(cfg Config, lim limits, newRT func() (runtime, error)) (*Backend
 	b.handler, err = server.New(b.Driver(), server.Options{
 		Token: cfg.Token, MaxUploadBytes: cfg.MaxUploadBytes, MaxJSONBodyBytes: cfg.MaxJSONBodyBytes,
 		StreamHeartbeat: cfg.StreamHeartbeat, Logger: cfg.Logger, StallTimeout: cfg.StallTimeout,
+		PortDomain: cfg.PortDomain,
 	})
 	if err == nil {
 		b.store, err = openStore(cfg, rt, lock, disks, b.egress)

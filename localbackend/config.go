@@ -209,6 +209,10 @@ type Config struct {
 	// MaxPreviewTTL is the longest lifetime of a preview URL (ports
 	// extension). Default: 24 hours.
 	MaxPreviewTTL time.Duration
+	// PortDomain turns on host-based routing of the ports extension:
+	// {port}-{sessionId}.{PortDomain} reaches that port at "/" (see
+	// server.Options.PortDomain). Empty: path-based routing only.
+	PortDomain string
 	// MaxWatchDirs bounds the directories one recursive watch covers
 	// (one inotify watch each); a tree that grows past it ends the watch
 	// with an error naming the limit. Default: 8192.

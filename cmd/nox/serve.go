@@ -79,6 +79,7 @@ func serveFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "max-process-wait", Value: d.MaxProcessWait, Category: "limits", Usage: "longest wait of one process wait request"},
 		&cli.Int64Flag{Name: "max-stdin-bytes", Value: d.MaxStdinBytes, Category: "limits", Usage: "largest stdin of one exec request"},
 		&cli.DurationFlag{Name: "max-preview-ttl", Value: d.MaxPreviewTTL, Category: "limits", Usage: "longest lifetime of a preview URL (ports extension)"},
+		&cli.StringFlag{Name: "port-domain", Usage: "serve {port}-{id}.`DOMAIN` as that port of that sandbox, at / (host-based routing; needs a wildcard DNS record to this server)"},
 		&cli.IntFlag{Name: "max-watch-queue", Value: d.MaxWatchQueue, Category: "limits", Usage: "events one file watch holds for a slow client before an overflow event"},
 		&cli.StringFlag{Name: "storage-enforcement", Value: d.StorageEnforcement, Category: "limits", Usage: "how ephemeralStorage is enforced: auto (a per-sandbox ext4 image where root and loop devices allow, else monitoring) or monitor"},
 		&cli.StringSliceFlag{Name: "egress-modes", Value: cli.NewStringSlice(d.EgressModes...), Category: "network egress", Usage: "egress modes sandbox policies may use, among none, allowlist, open (must include none)"},
@@ -170,6 +171,7 @@ func (a *app) serveConfig(c *cli.Context) (localbackend.Config, error) {
 	cfg.ProcessOutputBytes, cfg.MaxProcessWait = c.Int64("process-output-bytes"), c.Duration("max-process-wait")
 	cfg.MaxStdinBytes = c.Int64("max-stdin-bytes")
 	cfg.MaxPreviewTTL = c.Duration("max-preview-ttl")
+	cfg.PortDomain = c.String("port-domain")
 	cfg.MaxWatchDirs, cfg.MaxWatchQueue = c.Int("max-watch-dirs"), c.Int("max-watch-queue")
 	cfg.HostWatchesBudget, cfg.HostWatchDirsBudget = c.Int64("host-watches-budget"), c.Int64("host-watch-dirs-budget")
 	if err := egressConfig(c, &cfg); err != nil {
