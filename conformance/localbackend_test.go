@@ -5,12 +5,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/noxrunner/nox/conformance"
 	"github.com/noxrunner/nox/conformancetest"
+	"github.com/noxrunner/nox/internal/networld"
 	"github.com/noxrunner/nox/localbackend"
 )
 
@@ -26,17 +28,40 @@ func requireIsolation() bool { return os.Getenv("NOX_REQUIRE_ISOLATION") == "1" 
 // localServer serves the real local backend in-process (see localBackend).
 func localServer(t *testing.T, token string) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(localBackend(t, token))
+	srv := httptest.NewServer(localBackend(t, token, nil))
 	t.Cleanup(srv.Close)
 	return srv
 }
 
+// egressWorld starts a stand-in internet for the network.egress checks
+// (a network namespace of the test's own with allowed.test serving 200)
+// and returns the egress target, or "" when the host cannot make one
+// (not root).
+func egressWorld(t *testing.T, cfg *localbackend.Config) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return ""
+	}
+	w := networld.New(t)
+	// allowed.test, and a metadata server that no policy may reach.
+	for _, addr := range []netip.Addr{w.Host("allowed.test"), networld.Metadata} {
+		err := w.ServeHTTP(netip.AddrPortFrom(addr, 80), http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(rw, "hello from "+r.Host+"\n")
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg.EgressNetns, cfg.EgressResolver = w.NetnsPath(), w.DNSAddr().String()
+	return "http://allowed.test/"
+}
+
 // localBackend starts the real local backend and returns its handler, or
 // skips when the host cannot isolate sandboxes (fails with
-// NOX_REQUIRE_ISOLATION=1).
-func localBackend(t *testing.T, token string) http.Handler {
+// NOX_REQUIRE_ISOLATION=1). mod, when set, adjusts its config.
+func localBackend(t *testing.T, token string, mod func(*localbackend.Config)) http.Handler {
 	t.Helper()
-	b, err := localbackend.New(localbackend.Config{
+	cfg := localbackend.Config{
 		DataDir:        t.TempDir(),
 		Token:          token,
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -46,7 +71,11 @@ func localBackend(t *testing.T, token string) http.Handler {
 		MaxTTL:         2 * time.Hour,
 		MaxExecTimeout: 10 * time.Minute,
 		MaxUploadBytes: 8 << 20,
-	})
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	b, err := localbackend.New(cfg)
 	if err != nil {
 		if requireIsolation() {
 			t.Fatalf("local backend: %v (NOX_REQUIRE_ISOLATION=1)", err)
@@ -71,9 +100,11 @@ func localBackend(t *testing.T, token string) http.Handler {
 // TestLocalBackendConforms runs the whole suite against the real local
 // backend, the reference implementation.
 func TestLocalBackendConforms(t *testing.T) {
-	srv := localServer(t, "")
+	var target string
+	srv := httptest.NewServer(localBackend(t, "", func(c *localbackend.Config) { target = egressWorld(t, c) }))
+	t.Cleanup(srv.Close)
 	cfg := conformance.NewConfig()
-	cfg.BaseURL = srv.URL
+	cfg.BaseURL, cfg.EgressTarget = srv.URL, target
 	cfg.Parallelism = 3
 	cfg.SkipSlow = testing.Short()
 	conformancetest.Run(t, cfg)

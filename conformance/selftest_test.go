@@ -153,7 +153,7 @@ func TestSuiteCatchesBrokenLocalBackend(t *testing.T) {
 		t.Skip("runs the suite against the local backend")
 	}
 	t.Parallel()
-	srv := httptest.NewServer(breakBackend(localBackend(t, "")))
+	srv := httptest.NewServer(breakBackend(localBackend(t, "", nil)))
 	defer srv.Close()
 	cfg := conformance.NewConfig()
 	cfg.BaseURL, cfg.SkipSlow = srv.URL, true
