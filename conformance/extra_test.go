@@ -121,6 +121,7 @@ func TestCheckIDsStable(t *testing.T) {
 		"exec/stdin-too-large-400",
 		"ports/proxy",
 		"ports/proxy-no-authorization",
+		"ports/proxy-websocket",
 		"ports/unreachable-502",
 		"ports/bad-port-400",
 		"ports/unknown-sandbox-404",

@@ -100,6 +100,9 @@ func (s *statusRewriter) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets the proxy hijack the connection for an upgrade.
+func (s *statusRewriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
 // TestPortsChecksCatchEachBug runs the ports checks against backends with
 // one deliberate bug each: exactly the check of that behaviour fails.
 func TestPortsChecksCatchEachBug(t *testing.T) {
@@ -115,6 +118,15 @@ func TestPortsChecksCatchEachBug(t *testing.T) {
 				h.ServeHTTP(w, r)
 			})
 		}, []string{"ports/proxy"}},
+		{"the proxy refuses WebSocket upgrades", func(h http.Handler) http.Handler {
+			return onPorts(h, "ports", func(w http.ResponseWriter, r *http.Request, _ string) {
+				if r.Header.Get("Upgrade") != "" {
+					jsonError(w, http.StatusBadRequest, "upgrades are not proxied")
+					return
+				}
+				h.ServeHTTP(w, r)
+			})
+		}, []string{"ports/proxy-websocket"}},
 		{"an unreachable port is 500", func(h http.Handler) http.Handler {
 			return onPorts(h, "ports", func(w http.ResponseWriter, r *http.Request, _ string) {
 				h.ServeHTTP(&statusRewriter{ResponseWriter: w, from: http.StatusBadGateway, to: http.StatusInternalServerError}, r)

@@ -20,7 +20,8 @@ import (
 // with the processes extension, and the requests of the ports extension.
 
 // portsServerScript is the Python program the ports checks run inside the
-// sandbox. Mode http serves the directory it runs in
+// sandbox. Mode ws is a WebSocket echo server (RFC 6455: each message
+// comes back as it was sent, text or binary; a ping gets its pong). Mode http serves the directory it runs in
 // (SimpleHTTPRequestHandler: GET and HEAD, with portsFile written first; other methods answer 501),
 // except under /echo, where GET and POST answer the request as JSON
 // (method, path with query, headers, body in hex); mode tcp echoes every byte of
@@ -42,6 +43,51 @@ if mode == "tcp":
             if not d:
                 break
             c.sendall(d)
+        c.close()
+    announce(s.getsockname()[1])
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+if mode == "ws":
+    import base64, hashlib, struct
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    def frame(op, data):
+        n = len(data)
+        if n < 126:
+            return bytes([0x80 | op, n]) + data
+        if n < 65536:
+            return bytes([0x80 | op, 126]) + struct.pack(">H", n) + data
+        return bytes([0x80 | op, 127]) + struct.pack(">Q", n) + data
+    def serve(c):
+        f = c.makefile("rb")
+        f.readline()
+        key = ""
+        while True:
+            line = f.readline()
+            if line in (b"\r\n", b""):
+                break
+            k, _, v = line.decode("latin-1").partition(":")
+            if k.strip().lower() == "sec-websocket-key":
+                key = v.strip()
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        c.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + accept + "\r\n\r\n").encode())
+        while True:
+            h = f.read(2)
+            if len(h) < 2:
+                break
+            op, n = h[0] & 0x0F, h[1] & 0x7F
+            if n == 126:
+                n = struct.unpack(">H", f.read(2))[0]
+            elif n == 127:
+                n = struct.unpack(">Q", f.read(8))[0]
+            mask = f.read(4) if h[1] & 0x80 else b"\0\0\0\0"
+            data = bytes(b ^ mask[i % 4] for i, b in enumerate(f.read(n)))
+            if op == 8:
+                c.sendall(frame(8, data[:2]))
+                break
+            c.sendall(frame(10 if op == 9 else op, data))
         c.close()
     announce(s.getsockname()[1])
     while True:
@@ -156,7 +202,13 @@ func (e *Env) getURL(ctx context.Context, u string) (*Exchange, error) {
 // answer is recorded and validated like every other; a refused handshake
 // returns the exchange and a nil connection, for the caller to judge.
 func (e *Env) dialTunnel(ctx context.Context, id string, port int) (*websocket.Conn, *Exchange, error) {
-	path := tunnelPath(id, port)
+	return e.dialWebSocket(ctx, tunnelPath(id, port), "open a tunnel to port "+strconv.Itoa(port))
+}
+
+// dialWebSocket opens a WebSocket to path of the backend (with the
+// token), recording the exchange; what names the request in errors. A
+// refused upgrade is a nil connection with the answer in the exchange.
+func (e *Env) dialWebSocket(ctx context.Context, path, what string) (*websocket.Conn, *Exchange, error) {
 	u := strings.TrimRight(e.BaseURL, "/") + path
 	h := http.Header{}
 	if e.Token != "" {
@@ -168,7 +220,7 @@ func (e *Env) dialTunnel(ctx context.Context, id string, port int) (*websocket.C
 	if resp == nil {
 		x.Err = err
 		e.record(nil, x)
-		return nil, x, transportError(ctx, "open a tunnel to port "+strconv.Itoa(port), err)
+		return nil, x, transportError(ctx, what, err)
 	}
 	x.Status, x.Header = resp.StatusCode, resp.Header.Clone()
 	var body []byte

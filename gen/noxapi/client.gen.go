@@ -9390,6 +9390,9 @@ func ParseProxyPortResponse(rsp *http.Response) (*ProxyPortResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 101:
+		break // No content-type
+
 	case rsp.StatusCode == 200:
 		break // No content-type
 

@@ -3779,6 +3779,14 @@ type ProxyPortResponseObject interface {
 	VisitProxyPortResponse(w http.ResponseWriter) error
 }
 
+type ProxyPort101Response struct {
+}
+
+func (response ProxyPort101Response) VisitProxyPortResponse(w http.ResponseWriter) error {
+	w.WriteHeader(101)
+	return nil
+}
+
 type ProxyPort200Response struct {
 }
 
