@@ -71,6 +71,10 @@ const (
 	// of a create request and of a sandbox's status, and
 	// /v1/sandboxes/{sessionId}/network.
 	ExtNetworkEgress = "network.egress"
+	// ExtSandboxesUsage is the usage field of a sandbox's status.
+	ExtSandboxesUsage = "sandboxes.usage"
+	// ExtMetrics is GET /metrics in the Prometheus text format.
+	ExtMetrics = "metrics"
 )
 
 // The egress modes of a network policy (extension network.egress).
@@ -86,5 +90,5 @@ const (
 // Extensions returns the extension names the contract defines, in the
 // order backends list them in GET /v1/info.
 func Extensions() []string {
-	return []string{ExtInfo, ExtSandboxesGet, ExtSandboxesList, ExtExecStream, ExtExecFlags, ExtAuthBearer, ExtUploadChunked, ExtFilesOps, ExtFilesWatch, ExtExecStdin, ExtProcesses, ExtProcessesTerminal, ExtPorts, ExtNetworkEgress}
+	return []string{ExtInfo, ExtSandboxesGet, ExtSandboxesList, ExtExecStream, ExtExecFlags, ExtAuthBearer, ExtUploadChunked, ExtFilesOps, ExtFilesWatch, ExtExecStdin, ExtProcesses, ExtProcessesTerminal, ExtPorts, ExtNetworkEgress, ExtSandboxesUsage, ExtMetrics}
 }

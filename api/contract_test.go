@@ -93,6 +93,7 @@ var extensionOperations = map[string]string{
 	"createPreview":       api.ExtPorts,
 	"getNetwork":          api.ExtNetworkEgress,
 	"setNetwork":          api.ExtNetworkEgress,
+	"getMetrics":          api.ExtMetrics,
 }
 
 func TestV1OperationsEncoded(t *testing.T) {

@@ -255,6 +255,20 @@ type Sandbox struct {
 	// Network is its egress policy (network.egress); nil when the backend
 	// has no such extension.
 	Network *NetworkPolicy
+	// Usage is its resource use now (sandboxes.usage); nil when not
+	// measured.
+	Usage *Usage
+}
+
+// Usage is a sandbox's resource use when it was read. Negative fields are
+// not measured.
+type Usage struct {
+	// CPUSeconds is the CPU time its processes used since its environment
+	// started.
+	CPUSeconds float64
+	// MemoryBytes is the memory in use now; Pids the processes and threads
+	// running now; StorageBytes what its files take in its storage.
+	MemoryBytes, Pids, StorageBytes int64
 }
 
 // ResourceLimits are one sandbox's resource limits.

@@ -158,3 +158,4 @@ func (e *uploadTooLargeError) Unwrap() []error { return []error{driver.ErrTooLar
 
 func (e errorResponse) VisitGetNetworkResponse(w http.ResponseWriter) error { return e.visit(w) }
 func (e errorResponse) VisitSetNetworkResponse(w http.ResponseWriter) error { return e.visit(w) }
+func (e errorResponse) VisitGetMetricsResponse(w http.ResponseWriter) error { return e.visit(w) }

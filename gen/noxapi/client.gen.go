@@ -99,6 +99,26 @@ type ClientInterface interface {
 	// Corresponds with GET /healthz (the `Healthz` operationId).
 	Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetMetrics Operational metrics in the Prometheus text format
+	//
+	// The server's and the backend's figures for a Prometheus scraper
+	// (text exposition format 0.0.4), protected by the bearer token like
+	// `/v1/`. nox serves: `nox_http_requests_total` and
+	// `nox_http_request_duration_seconds` (a histogram) by `operation`
+	// (the operationId) and `code`; `nox_execs_total` by `result`
+	// (`ok`, `nonzero`, `timeout`, `oom`, `error`);
+	// `nox_exec_rejections_total` (503 answers for lack of room);
+	// `nox_upload_bytes_total` and `nox_download_bytes_total`;
+	// `nox_sandboxes`, `nox_processes`, `nox_create_pool_ready` and
+	// `nox_create_pool_capacity` (gauges); `nox_sandboxes_reaped_total`;
+	// and per running sandbox (label `session`),
+	// `nox_sandbox_cpu_seconds_total`, `nox_sandbox_memory_bytes`,
+	// `nox_sandbox_pids` and `nox_sandbox_storage_bytes`, plus the Go
+	// runtime's and the process's own collectors.
+	//
+	// Corresponds with GET /metrics (the `GetMetrics` operationId).
+	GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetInfo Describe the backend and its extensions
 	//
 	// Capability discovery. Returns the API version, the backend's name and
@@ -755,6 +775,36 @@ type ClientInterface interface {
 // Corresponds with GET /healthz (the `Healthz` operationId).
 func (c *Client) Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewHealthzRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMetrics Operational metrics in the Prometheus text format
+//
+// The server's and the backend's figures for a Prometheus scraper
+// (text exposition format 0.0.4), protected by the bearer token like
+// `/v1/`. nox serves: `nox_http_requests_total` and
+// `nox_http_request_duration_seconds` (a histogram) by `operation`
+// (the operationId) and `code`; `nox_execs_total` by `result`
+// (`ok`, `nonzero`, `timeout`, `oom`, `error`);
+// `nox_exec_rejections_total` (503 answers for lack of room);
+// `nox_upload_bytes_total` and `nox_download_bytes_total`;
+// `nox_sandboxes`, `nox_processes`, `nox_create_pool_ready` and
+// `nox_create_pool_capacity` (gauges); `nox_sandboxes_reaped_total`;
+// and per running sandbox (label `session`),
+// `nox_sandbox_cpu_seconds_total`, `nox_sandbox_memory_bytes`,
+// `nox_sandbox_pids` and `nox_sandbox_storage_bytes`, plus the Go
+// runtime's and the process's own collectors.
+//
+// Corresponds with GET /metrics (the `GetMetrics` operationId).
+func (c *Client) GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMetricsRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -1861,6 +1911,33 @@ func NewHealthzRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/healthz")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMetricsRequest constructs an http.Request for the GetMetrics method
+func NewGetMetricsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metrics")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -3801,6 +3878,28 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /healthz (the `Healthz` operationId).
 	HealthzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*HealthzResponse, error)
 
+	// GetMetricsWithResponse Operational metrics in the Prometheus text format
+	//
+	// The server's and the backend's figures for a Prometheus scraper
+	// (text exposition format 0.0.4), protected by the bearer token like
+	// `/v1/`. nox serves: `nox_http_requests_total` and
+	// `nox_http_request_duration_seconds` (a histogram) by `operation`
+	// (the operationId) and `code`; `nox_execs_total` by `result`
+	// (`ok`, `nonzero`, `timeout`, `oom`, `error`);
+	// `nox_exec_rejections_total` (503 answers for lack of room);
+	// `nox_upload_bytes_total` and `nox_download_bytes_total`;
+	// `nox_sandboxes`, `nox_processes`, `nox_create_pool_ready` and
+	// `nox_create_pool_capacity` (gauges); `nox_sandboxes_reaped_total`;
+	// and per running sandbox (label `session`),
+	// `nox_sandbox_cpu_seconds_total`, `nox_sandbox_memory_bytes`,
+	// `nox_sandbox_pids` and `nox_sandbox_storage_bytes`, plus the Go
+	// runtime's and the process's own collectors.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /metrics (the `GetMetrics` operationId).
+	GetMetricsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMetricsResponse, error)
+
 	// GetInfoWithResponse Describe the backend and its extensions
 	//
 	// Capability discovery. Returns the API version, the backend's name and
@@ -4514,6 +4613,47 @@ func (r HealthzResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r HealthzResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMetricsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetMetricsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMetricsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMetricsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMetricsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMetricsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7046,6 +7186,34 @@ func (c *ClientWithResponses) HealthzWithResponse(ctx context.Context, reqEditor
 	return ParseHealthzResponse(rsp)
 }
 
+// GetMetricsWithResponse Operational metrics in the Prometheus text format
+//
+// The server's and the backend's figures for a Prometheus scraper
+// (text exposition format 0.0.4), protected by the bearer token like
+// `/v1/`. nox serves: `nox_http_requests_total` and
+// `nox_http_request_duration_seconds` (a histogram) by `operation`
+// (the operationId) and `code`; `nox_execs_total` by `result`
+// (`ok`, `nonzero`, `timeout`, `oom`, `error`);
+// `nox_exec_rejections_total` (503 answers for lack of room);
+// `nox_upload_bytes_total` and `nox_download_bytes_total`;
+// `nox_sandboxes`, `nox_processes`, `nox_create_pool_ready` and
+// `nox_create_pool_capacity` (gauges); `nox_sandboxes_reaped_total`;
+// and per running sandbox (label `session`),
+// `nox_sandbox_cpu_seconds_total`, `nox_sandbox_memory_bytes`,
+// `nox_sandbox_pids` and `nox_sandbox_storage_bytes`, plus the Go
+// runtime's and the process's own collectors.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /metrics (the `GetMetrics` operationId).
+func (c *ClientWithResponses) GetMetricsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMetricsResponse, error) {
+	rsp, err := c.GetMetrics(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMetricsResponse(rsp)
+}
+
 // GetInfoWithResponse Describe the backend and its extensions
 //
 // Capability discovery. Returns the API version, the backend's name and
@@ -8005,6 +8173,32 @@ func ParseHealthzResponse(rsp *http.Response) (*HealthzResponse, error) {
 	response := &HealthzResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
+	}
+
+	return response, nil
+}
+
+// ParseGetMetricsResponse parses an HTTP response from a GetMetricsWithResponse call
+func ParseGetMetricsResponse(rsp *http.Response) (*GetMetricsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMetricsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
 	}
 
 	return response, nil

@@ -1009,6 +1009,11 @@ type SandboxStatus struct {
 
 	// TTLSeconds Example: 900
 	TTLSeconds int32 `json:"ttlSeconds"`
+
+	// Usage A sandbox's resource use when it was read (extension `sandboxes.usage`); absent fields are not measured by the backend. A stopped sandbox uses nothing but storage.
+	//
+	// Example: {"cpuSeconds":1.25,"memoryBytes":10485760,"pids":3,"storageBytes":4096}
+	Usage *SandboxUsage `json:"usage,omitempty"`
 }
 
 // SandboxStatusState `pending`: being created; `ready`: commands run at once; `stopped`:
@@ -1017,6 +1022,31 @@ type SandboxStatus struct {
 //
 // Example: ready
 type SandboxStatusState string
+
+// SandboxUsage A sandbox's resource use when it was read (extension `sandboxes.usage`); absent fields are not measured by the backend. A stopped sandbox uses nothing but storage.
+//
+// Example: {"cpuSeconds":1.25,"memoryBytes":10485760,"pids":3,"storageBytes":4096}
+type SandboxUsage struct {
+	// CPUSeconds CPU time its processes used since its environment started, in seconds.
+	//
+	// Example: 1.25
+	CPUSeconds *float64 `json:"cpuSeconds,omitempty"`
+
+	// MemoryBytes Memory in use now (the cgroup's current usage).
+	//
+	// Example: 10485760
+	MemoryBytes *int64 `json:"memoryBytes,omitempty"`
+
+	// Pids Processes and threads running now.
+	//
+	// Example: 3
+	Pids *int32 `json:"pids,omitempty"`
+
+	// StorageBytes Bytes its files take in its storage.
+	//
+	// Example: 4096
+	StorageBytes *int64 `json:"storageBytes,omitempty"`
+}
 
 // SignalRequest Example: {"signal":"TERM"}
 type SignalRequest struct {
