@@ -8,12 +8,16 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"sync"
 	"time"
 )
 
 // procIDPattern is what a process id looks like (the contract's
-// ProcessId parameter).
-var procIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+// ProcessId parameter), compiled on first use: the bounded repetition
+// makes a large program that the nox binary's start-up need not build.
+var procIDPattern = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+})
 
 // procWait bounds the wait for a process that should end at once (a
 // short script, a killed or signalled process).
@@ -54,7 +58,7 @@ func checkProcStart(ctx context.Context, env *Env) error {
 		return err
 	}
 	var errs []error
-	if !procIDPattern.MatchString(p.ID) {
+	if !procIDPattern().MatchString(p.ID) {
 		errs = append(errs, ownFinding(x, aspectBody, fmt.Sprintf("id %q", p.ID), "an id of 1 to 64 characters of [A-Za-z0-9._-]",
 			fmt.Errorf("process id %q is not 1 to 64 characters of [A-Za-z0-9._-] starting with a letter or digit\n%s", p.ID, x)))
 	}

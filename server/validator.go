@@ -34,11 +34,34 @@ func streamsBody(r *http.Request) bool {
 // newValidator returns the middleware that checks the shape of every
 // request against the contract: unknown endpoints are 404, other methods
 // 405, malformed parameters and JSON bodies 400 with a message naming the
-// field. Streamed bodies (uploads, stdin) are not read.
+// field. Streamed bodies (uploads, stdin) are not read. Requests that the
+// checks compiled by compileFastRoutes find certainly valid skip
+// kin-openapi (fastpath.go); all others, and every error, go through it.
 func newValidator(ctx context.Context) (func(http.Handler) http.Handler, error) {
-	spec, err := contract.Load(ctx)
+	fast, slow, err := newValidators(ctx)
 	if err != nil {
 		return nil, err
+	}
+	return func(next http.Handler) http.Handler {
+		slow := slow(next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !streamsBody(r) {
+				if op, params := fast.match(r); op != nil && op.accepts(r, params) {
+					next.ServeHTTP(w, r) // the contract certainly accepts r
+					return
+				}
+			}
+			slow.ServeHTTP(w, r)
+		})
+	}, nil
+}
+
+// newValidators returns the fast path's checks and the kin-openapi
+// validator, both from the contract.
+func newValidators(ctx context.Context) (fastRoutes, func(http.Handler) http.Handler, error) {
+	spec, err := contract.Load(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
 	// Authentication is requireToken's job; without this the validator
 	// would demand an AuthenticationFunc (and read upload bodies).
@@ -85,7 +108,8 @@ func newValidator(ctx context.Context) (func(http.Handler) http.Handler, error) 
 		DiscardValidatedValue: true,
 		SilenceServersWarning: true,
 	})
-	return func(next http.Handler) http.Handler { return headAsGet(full(upload(restoreHead(next)))) }, nil
+	slow := func(next http.Handler) http.Handler { return headAsGet(full(upload(restoreHead(next)))) }
+	return compileFastRoutes(spec), slow, nil
 }
 
 // headKey marks in a request's context that it was a HEAD.
