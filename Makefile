@@ -31,8 +31,10 @@ lint: ## gofmt and staticcheck (fetched through the module proxy).
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "run gofmt -w on the files above"; exit 1; }
 	$(GO) run $(STATICCHECK) ./...
 
-bench: ## Run the benchmarks once each.
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+BENCH_FLAGS ?= --iterations 50 --create-iterations 10 --sweep-execs 10 --tree-size 8Mi --transfer-runs 2
+
+bench: build ## Run the Go benchmarks once each, then nox bench --local (the table on stdout, the chart in bench.svg; BENCH_FLAGS).
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./... && d=$$(mktemp -d) && { ./$(BIN) --local --data-dir "$$d" bench $(BENCH_FLAGS) --format svg --output bench.svg; s=$$?; rm -rf "$$d"; exit $$s; }
 
 run: build ## Build nox and run the demo against the embedded local backend.
 	sh scripts/demo.sh ./$(BIN)

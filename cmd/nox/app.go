@@ -80,6 +80,9 @@ type app struct {
 	// argLimits gives, per command name, the number of positional
 	// arguments after which every argument is the command's own (exec).
 	argLimits map[string]int
+	// clientOpts are added to the client options connect uses (nox bench
+	// turns the SDK's retries off to count its own).
+	clientOpts []sdk.Option
 }
 
 // run is nox: it parses args (args[0] is the program name), runs the
@@ -177,6 +180,7 @@ func (a *app) commands() []*cli.Command {
 		a.fsCommand(),
 		a.serveCommand(),
 		a.conformanceCommand(),
+		a.benchCommand(),
 		a.completionCommand(),
 		a.versionCommand(),
 	}
@@ -283,6 +287,7 @@ func (a *app) connect(c *cli.Context) (*conn, error) {
 	if g.debug {
 		opts = append(opts, sdk.WithDebug(a.stderr))
 	}
+	opts = append(opts, a.clientOpts...)
 	if !g.local {
 		if g.verbose {
 			opts = append(opts, sdk.WithTransport(&logTransport{next: http.DefaultTransport, w: a.stderr}))
