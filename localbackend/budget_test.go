@@ -1,10 +1,13 @@
 package localbackend
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestHostLimits(t *testing.T) {
@@ -104,5 +107,48 @@ func TestRealOpenFiles(t *testing.T) {
 	e.create("nofile", nil)
 	if r := e.exec("nofile", map[string]any{"cmd": []string{"sh", "-c", "ulimit -n"}}); r.Stdout != "1234\n" {
 		t.Errorf("ulimit -n in the sandbox: %+v, want 1234", r)
+	}
+}
+
+// TestConcurrentCreatesOverBudget: creates that pass the budget check
+// together and lose the race for the budget when their environments start
+// leave no sandbox behind, like a create refused up front.
+func TestConcurrentCreatesOverBudget(t *testing.T) {
+	t.Parallel()
+	c := testConfig(t)
+	c.Pids, c.HostPidsBudget, c.HostOpenFilesBudget = 100, 250, -1
+	e := start(t, c, &fakeRuntime{startDelay: 100 * time.Millisecond})
+	e.t = t
+	const n = 6
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, _ := e.do("PUT", fmt.Sprintf("/v1/sandboxes/c%d", i), map[string]any{"ttlSeconds": 600})
+			codes[i] = resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	created := 0
+	for i, code := range codes {
+		_, err := e.b.store.get(fmt.Sprintf("c%d", i))
+		switch code {
+		case 200:
+			created++
+			if err != nil {
+				t.Errorf("c%d: created, then gone: %v", i, err)
+			}
+		case 503:
+			if err == nil {
+				t.Errorf("c%d: refused for the budget, yet it exists", i)
+			}
+		default:
+			t.Errorf("c%d: status %d", i, code)
+		}
+	}
+	if created != 2 {
+		t.Errorf("%d sandboxes created, want the budget's 2 (statuses %v)", created, codes)
 	}
 }

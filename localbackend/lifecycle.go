@@ -47,6 +47,7 @@ var errDeletedMeanwhile = errors.New("deleted meanwhile")
 func (s *store) ensureOnce(ctx context.Context, id string, p driver.CreateRequest, pol *egress.Policy) (boxStatus, error) {
 	s.mu.Lock()
 	b, err := s.settledLocked(ctx, id)
+	created := b == nil
 	switch {
 	case err != nil:
 		s.mu.Unlock()
@@ -95,6 +96,15 @@ func (s *store) ensureOnce(ctx context.Context, id string, p driver.CreateReques
 	if err != nil {
 		if s.deleted(b) {
 			return boxStatus{}, errDeletedMeanwhile
+		}
+		if created && errors.Is(err, ErrBusy) {
+			// Concurrent creates passed the budget check above together
+			// and this one lost the race for the budget: like a create
+			// refused up front, it leaves no sandbox behind (unless
+			// another request is using it by now).
+			if _, rerr := s.removeIf(id, func(x *box) bool { return x == b && x.busy == 0 }); rerr != nil {
+				s.log.Warn("remove a sandbox whose create was refused", "sandbox", id, "err", rerr)
+			}
 		}
 		return boxStatus{}, err
 	}
