@@ -18,12 +18,16 @@ import (
 	"time"
 )
 
-// How long the CLI waits for the local daemon: to answer once started,
-// for the start lock another nox holds while it starts one, and for an
-// old daemon to exit (its requests in flight get shutdownGrace).
+// How long the CLI waits for the local daemon: to answer once started
+// (it usually does within a second; past daemonStartWait nox says it is
+// still waiting, and gives up at daemonStartLimit while the daemon's
+// process still runs), for the start lock another nox holds while it
+// starts one, and for an old daemon to exit (its requests in flight get
+// shutdownGrace).
 const (
-	daemonStartWait = 5 * time.Second
-	daemonLockWait  = 2 * daemonStartWait
+	daemonStartWait  = 5 * time.Second
+	daemonStartLimit = 30 * time.Second
+	daemonLockWait   = daemonStartLimit + 5*time.Second
 	daemonStopWait  = shutdownGrace + 5*time.Second
 	// daemonProbeTimeout bounds one GET /daemon.
 	daemonProbeTimeout = 2 * time.Second
@@ -199,7 +203,8 @@ func (a *app) startDaemon(ctx context.Context, g globals, files daemonFiles, hc 
 	if g.verbose {
 		fmt.Fprintf(a.stderr, "nox: started the local daemon (pid %d, log %s)\n", cmd.Process.Pid, files.log)
 	}
-	deadline := time.Now().Add(daemonStartWait)
+	start := time.Now()
+	noted := false
 	for {
 		st, err := probeDaemon(ctx, hc, true)
 		if err == nil {
@@ -212,8 +217,11 @@ func (a *app) startDaemon(ctx context.Context, g globals, files daemonFiles, hc 
 			return st, ctx.Err()
 		case <-time.After(5 * time.Millisecond):
 		}
-		if time.Now().After(deadline) {
-			return st, fmt.Errorf("the local daemon (pid %d) did not answer within %s: see %s", cmd.Process.Pid, daemonStartWait, files.log)
+		if waited := time.Since(start); waited > daemonStartLimit {
+			return st, fmt.Errorf("the local daemon (pid %d) did not answer within %s: see %s", cmd.Process.Pid, daemonStartLimit, files.log)
+		} else if waited > daemonStartWait && !noted && (g.verbose || isTerminal(a.stderr)) {
+			noted = true
+			fmt.Fprintf(a.stderr, "nox: waiting for the local daemon (pid %d) to start; its log: %s\n", cmd.Process.Pid, files.log)
 		}
 	}
 }
