@@ -29,6 +29,9 @@ const (
 	daemonStartLimit = 30 * time.Second
 	daemonLockWait   = daemonStartLimit + 5*time.Second
 	daemonStopWait  = shutdownGrace + 5*time.Second
+	// daemonLogMax is the size past which a starting daemon's log is
+	// rotated.
+	daemonLogMax = 8 << 20
 	// daemonProbeTimeout bounds one GET /daemon.
 	daemonProbeTimeout = 2 * time.Second
 )
@@ -184,6 +187,10 @@ func (a *app) startDaemon(ctx context.Context, g globals, files daemonFiles, hc 
 	exe, err := os.Executable()
 	if err != nil {
 		return daemonStatus{}, fmt.Errorf("starting the local daemon: %w", err)
+	}
+	// The log keeps one daemon.log.1 of older runs.
+	if fi, err := os.Stat(files.log); err == nil && fi.Size() > daemonLogMax {
+		_ = os.Rename(files.log, files.log+".1")
 	}
 	logf, err := os.OpenFile(files.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
