@@ -28,7 +28,7 @@ const (
 	daemonStartWait  = 5 * time.Second
 	daemonStartLimit = 30 * time.Second
 	daemonLockWait   = daemonStartLimit + 5*time.Second
-	daemonStopWait  = shutdownGrace + 5*time.Second
+	daemonStopWait   = shutdownGrace + 5*time.Second
 	// daemonLogMax is the size past which a starting daemon's log is
 	// rotated.
 	daemonLogMax = 8 << 20
