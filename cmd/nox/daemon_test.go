@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -234,5 +236,56 @@ func TestDaemonVersionSkew(t *testing.T) {
 	}
 	if st := testDaemonStatus(t, dataDir); st["version"] != noxVersion() || int(st["pid"].(float64)) == old.Process.Pid {
 		t.Errorf("status after the skew: %v", st)
+	}
+}
+
+// TestDaemonRecovers checks that a daemon killed with SIGKILL (leaving its
+// socket file) is replaced by the next call, and that a daemon whose
+// socket file was removed exits, as nothing could reach it any more.
+func TestDaemonRecovers(t *testing.T) {
+	dataDir := needLocal(t)
+	local := []string{"--local", "--data-dir", dataDir}
+	mustNox(t, 0, "", append(local, "ls")...)
+	pid := int(testDaemonStatus(t, dataDir)["pid"].(float64))
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, pid, 10*time.Second)
+	mustNox(t, 0, "", append(local, "ls")...)
+	st := testDaemonStatus(t, dataDir)
+	pid2 := int(st["pid"].(float64))
+	if pid2 == pid {
+		t.Fatalf("the killed daemon's pid %d still answers", pid)
+	}
+	if err := os.Remove(st["socket"].(string)); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, pid2, 10*time.Second)
+}
+
+// TestDaemonEndpointMethods checks GET and DELETE /daemon, and that other
+// methods are refused with the ones allowed.
+func TestDaemonEndpointMethods(t *testing.T) {
+	d := &daemon{stop: make(chan string, 1)}
+	for _, c := range []struct {
+		method string
+		want   int
+	}{{http.MethodPost, http.StatusMethodNotAllowed}, {http.MethodPut, http.StatusMethodNotAllowed}, {http.MethodDelete, http.StatusAccepted}} {
+		w := httptest.NewRecorder()
+		d.ServeHTTP(w, httptest.NewRequest(c.method, "http://nox-local.invalid/daemon", nil))
+		if w.Code != c.want || w.Header().Get(versionHeader) != noxVersion() {
+			t.Errorf("%s /daemon: %d %v, want %d with %s", c.method, w.Code, w.Header(), c.want, versionHeader)
+		}
+		if c.want == http.StatusMethodNotAllowed && (w.Header().Get("Allow") != "GET, DELETE" || !strings.Contains(w.Body.String(), `"error"`)) {
+			t.Errorf("%s /daemon: Allow %q, body %q", c.method, w.Header().Get("Allow"), w.Body.String())
+		}
+	}
+	select {
+	case why := <-d.stop:
+		if !strings.Contains(why, "DELETE /daemon") {
+			t.Errorf("stop reason %q", why)
+		}
+	default:
+		t.Error("DELETE /daemon did not ask the daemon to stop")
 	}
 }
