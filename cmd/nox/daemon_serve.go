@@ -190,17 +190,19 @@ func (d *daemon) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d.b.Handler().ServeHTTP(w, r)
 }
 
-// serveSelf answers GET /daemon (status; ?touch=1 counts as a request for
-// the idle exit, as the CLI's check before a command does) and DELETE
-// /daemon (exit once requests in flight are done).
+// serveSelf answers GET /daemon (status; ?touch=1, the CLI's check before
+// a command, counts as a request for the idle exit and skips counting
+// sandboxes and processes) and DELETE /daemon (exit once requests in
+// flight are done).
 func (d *daemon) serveSelf(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	switch r.Method {
 	case http.MethodGet:
-		if r.URL.Query().Get("touch") == "1" {
+		touch := r.URL.Query().Get("touch") == "1"
+		if touch {
 			d.last.Store(time.Now().UnixNano())
 		}
-		_ = json.NewEncoder(w).Encode(d.status(r.Context()))
+		_ = json.NewEncoder(w).Encode(d.status(r.Context(), !touch))
 	case http.MethodDelete:
 		select {
 		case d.stop <- "asked to exit (DELETE /daemon)":
@@ -215,10 +217,14 @@ func (d *daemon) serveSelf(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// status describes the daemon now.
-func (d *daemon) status(ctx context.Context) daemonStatus {
+// status describes the daemon now; with count, its sandboxes and running
+// processes too.
+func (d *daemon) status(ctx context.Context, count bool) daemonStatus {
 	info := d.b.Info()
-	n, running := d.sandboxes(ctx)
+	var n, running int
+	if count {
+		n, running = d.sandboxes(ctx)
+	}
 	return daemonStatus{
 		PID: os.Getpid(), Version: noxVersion(), Socket: d.socket, DataDir: info.DataDir,
 		Isolation: d.isolation, Tier: info.Tier, Isolated: info.Isolated, Started: d.started,
