@@ -1,6 +1,7 @@
 #!/bin/sh
-# demo.sh: a short tour of nox against the local backend embedded in the
-# nox binary (--local), in a temporary data directory. Run by `make run`.
+# demo.sh: a short tour of nox against the local backend (--local: a
+# daemon the first command starts), in a temporary data directory, whose
+# daemon it stops at the end. Run by `make run`.
 #
 # usage: scripts/demo.sh [path/to/nox]
 set -eu
@@ -10,7 +11,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/nox-demo.XXXXXX")
 # Searchable by the sandboxes' uids, which need to reach the data dir when
 # the backend runs without namespaces (mktemp makes it 0700).
 chmod 711 "$work"
-trap 'rm -rf "$work"' EXIT
+trap '"$NOX" --data-dir "$work/data" daemon stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 data="$work/data"
 isolation=auto
@@ -21,7 +22,7 @@ else
 	bold='' red='' off=''
 fi
 step() { printf '\n%s==> %s%s\n' "$bold" "$*" "$off"; }
-# nox runs the CLI against the embedded backend, showing the command.
+# nox runs the CLI against the local backend, showing the command.
 nox() {
 	shown=''
 	for arg in "$@"; do
@@ -34,7 +35,7 @@ nox() {
 	"$NOX" --local --data-dir "$data" --isolation "$isolation" "$@"
 }
 
-step "$("$NOX" version) with the embedded local backend (data dir $data)"
+step "$("$NOX" version) with the local backend (data dir $data)"
 if ! "$NOX" --local --data-dir "$data" --isolation auto info >"$work/info.txt" 2>"$work/err.txt"; then
 	cat "$work/err.txt" >&2
 	cat >&2 <<MSG

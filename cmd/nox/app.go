@@ -39,13 +39,18 @@ const defaultBaseURL = "http://127.0.0.1:8080"
 // reach a network.
 const localBaseURL = "http://nox-local.invalid"
 
-const description = `nox talks to any NoxRunner sandbox backend (--base-url), or runs the nox
-local backend in process (--local), or serves it (nox serve).
+const description = `nox talks to any NoxRunner sandbox backend (--base-url), or to the nox
+local backend (--local), or serves it (nox serve).
 
-With --local, sandboxes and their files live in --data-dir, so separate nox
-invocations see the same sandboxes; but processes a command leaves running in
-the background live only as long as that nox process, so nox start refuses
---local. Use nox serve for long-lived ones.
+With --local, nox talks to a per-user daemon (nox serve on the unix socket
+DATA-DIR/daemon/nox.sock, mode 0600 in a 0700 directory: no token, the
+socket's permissions are the boundary), started on first use and exiting
+after 10 minutes with no request and no process running
+(NOX_DAEMON_IDLE_EXIT). Sandboxes, their files and processes started with
+nox start live on between nox commands. nox daemon status|stop shows or
+stops it; a daemon of another nox version or --isolation is replaced.
+--local-inprocess runs the backend inside the nox command instead (no
+daemon; background processes end with the command, so nox start refuses it).
 
 Flags may come before or after a command's arguments; everything after "--"
 is an argument. Times are seconds (300) or a duration (90s, 5m, 1h30m):
@@ -63,8 +68,10 @@ EXIT CODES:
    130  interrupted (Ctrl-C or SIGTERM) before the command finished
 
 ENVIRONMENT:
-   NOXRUNNER_BASE_URL, NOXRUNNER_TOKEN, NOX_LOCAL, NOX_DATA_DIR,
-   NOX_ISOLATION, NOX_DEBUG, NO_COLOR (see the flags); NOX_TOKEN (nox serve)`
+   NOXRUNNER_BASE_URL, NOXRUNNER_TOKEN, NOX_LOCAL, NOX_LOCAL_INPROCESS,
+   NOX_DATA_DIR, NOX_ISOLATION, NOX_DEBUG, NO_COLOR (see the flags);
+   NOX_TOKEN (nox serve); NOX_DAEMON_IDLE_EXIT (the --local daemon's idle
+   exit, e.g. 30m; 0 never)`
 
 // app holds one invocation's streams and the state its commands share.
 // Nothing in it outlives run.
@@ -104,7 +111,9 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "base-url", Value: defaultBaseURL, EnvVars: []string{"NOXRUNNER_BASE_URL"},
 			Usage: "base URL of the NoxRunner backend"},
 		&cli.BoolFlag{Name: "local", Aliases: []string{"local-test"}, EnvVars: []string{"NOX_LOCAL"},
-			Usage: "run against the nox local backend in process, with state in --data-dir"},
+			Usage: "run against the nox local backend: a per-user daemon on a unix socket in --data-dir, started on first use"},
+		&cli.BoolFlag{Name: "local-inprocess", EnvVars: []string{"NOX_LOCAL_INPROCESS"},
+			Usage: "like --local, but run the local backend inside this nox command (no daemon; nox start refuses it)"},
 		&cli.StringFlag{Name: "data-dir", Value: localbackend.DefaultDataDir(), EnvVars: []string{"NOX_DATA_DIR"},
 			Usage: "data directory of the local backend (--local and serve)"},
 		&cli.StringFlag{Name: "isolation", Value: localbackend.IsolationAuto, EnvVars: []string{"NOX_ISOLATION"},
@@ -115,7 +124,7 @@ func globalFlags() []cli.Flag {
 			Usage: "bearer token sent to the backend"},
 		&cli.BoolFlag{Name: "json", Usage: "machine-readable JSON output"},
 		&cli.BoolFlag{Name: "no-color", Usage: "no colours (also when NO_COLOR is set or output is not a terminal)"},
-		&cli.BoolFlag{Name: "verbose", Usage: "log each request to stderr (with --local: the backend's logs)"},
+		&cli.BoolFlag{Name: "verbose", Usage: "log each request to stderr (with --local-inprocess: the backend's logs)"},
 		&cli.BoolFlag{Name: "debug", EnvVars: []string{"NOX_DEBUG"},
 			Usage: "print each request and answer to stderr: method, URL, status, headers that matter, bodies (truncated)"},
 	}
@@ -179,6 +188,7 @@ func (a *app) commands() []*cli.Command {
 		a.cpCommand(),
 		a.fsCommand(),
 		a.serveCommand(),
+		a.daemonCommand(),
 		a.conformanceCommand(),
 		a.benchCommand(),
 		a.completionCommand(),
@@ -225,8 +235,10 @@ func (a *app) before(c *cli.Context) error {
 
 // globals are the global flags as one value.
 type globals struct {
-	baseURL   string
-	local     bool
+	baseURL string
+	local   bool
+	// inprocess is set with --local-inprocess (which implies local).
+	inprocess bool
 	dataDir   string
 	isolation string
 	timeout   time.Duration
@@ -240,7 +252,8 @@ type globals struct {
 func readGlobals(c *cli.Context) globals {
 	return globals{
 		baseURL:   c.String("base-url"),
-		local:     c.Bool("local"),
+		local:     c.Bool("local") || c.Bool("local-inprocess"),
+		inprocess: c.Bool("local-inprocess"),
 		dataDir:   c.String("data-dir"),
 		isolation: c.String("isolation"),
 		timeout:   durationOf(c, "request-timeout"),
@@ -256,12 +269,18 @@ type conn struct {
 	client *sdk.Client
 	// target names the backend in error messages.
 	target string
-	// backend is the in-process local backend with --local, else nil.
+	// backend is the in-process local backend with --local-inprocess,
+	// else nil.
 	backend *localbackend.Backend
+	// hc is the HTTP client of the local daemon with --local, else nil.
+	hc *http.Client
 }
 
-// Close releases the local backend, if any.
+// Close releases the local backend or the daemon's connections, if any.
 func (cn *conn) Close() error {
+	if cn.hc != nil {
+		cn.hc.CloseIdleConnections()
+	}
 	if cn.backend == nil {
 		return nil
 	}
@@ -272,7 +291,9 @@ func (cn *conn) Close() error {
 }
 
 // connect builds the client the global flags ask for. With --local it
-// starts the local backend in process; the caller must Close the conn.
+// connects to the local daemon (starting it if needed), with
+// --local-inprocess it starts the local backend in process; the caller
+// must Close the conn.
 func (a *app) connect(c *cli.Context) (*conn, error) {
 	g := readGlobals(c)
 	opts := []sdk.Option{sdk.WithUserAgent("nox/" + noxVersion() + " " + sdk.DefaultUserAgent)}
@@ -301,6 +322,9 @@ func (a *app) connect(c *cli.Context) (*conn, error) {
 		}
 		return &conn{client: cl, target: g.baseURL}, nil
 	}
+	if !g.inprocess {
+		return a.connectDaemon(c.Context, g, opts)
+	}
 	b, err := a.openLocal(g)
 	if err != nil {
 		return nil, err
@@ -311,6 +335,33 @@ func (a *app) connect(c *cli.Context) (*conn, error) {
 		return nil, fmt.Errorf("local backend client: %w", err)
 	}
 	return &conn{client: cl, target: "the local backend in " + g.dataDir, backend: b}, nil
+}
+
+// connectDaemon builds a client of the data dir's local daemon, starting
+// it when none runs.
+func (a *app) connectDaemon(ctx context.Context, g globals, opts []sdk.Option) (*conn, error) {
+	if err := checkIsolation(g.isolation); err != nil {
+		return nil, err
+	}
+	hc, st, err := a.ensureDaemon(ctx, g)
+	if err != nil {
+		if _, ok := errors.AsType[*restated](err); ok {
+			return nil, err
+		}
+		return nil, fmt.Errorf("the local daemon (data dir %s): %w", g.dataDir, err)
+	}
+	if !st.Isolated {
+		fmt.Fprintf(a.stderr, "%s commands run on this host WITHOUT ISOLATION (--isolation %s): trusted code only\n",
+			a.errColor.red("nox: WARNING:"), st.Tier)
+	}
+	if g.verbose {
+		opts = append(opts, sdk.WithTransport(&logTransport{next: hc.Transport, w: a.stderr}))
+	}
+	cl, err := sdk.New(localBaseURL, append(opts, sdk.WithHTTPClient(hc))...)
+	if err != nil {
+		return nil, fmt.Errorf("local daemon client: %w", err)
+	}
+	return &conn{client: cl, target: "the local backend in " + g.dataDir, hc: hc}, nil
 }
 
 // checkIsolation returns a usage error for an unknown tier.
@@ -351,7 +402,8 @@ func (a *app) openLocal(g globals) (*localbackend.Backend, error) {
 func localStartError(dataDir string, err error) error {
 	if errors.Is(err, localbackend.ErrDataDirLocked) {
 		return &restated{err: err, msg: fmt.Sprintf("data dir %s is in use by another nox process (a nox serve, "+
-			"or nox --local still running): talk to that nox serve with --base-url, or pick another --data-dir", dataDir)}
+			"the --local daemon: nox daemon stop, or nox --local-inprocess still running): talk to that nox serve "+
+			"with --base-url, or pick another --data-dir", dataDir)}
 	}
 	return fmt.Errorf("starting the local backend (data dir %s): %w", dataDir, err)
 }

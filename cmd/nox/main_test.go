@@ -23,6 +23,11 @@ func TestMain(m *testing.M) {
 	localbackend.MaybeRunInit() // a re-executed sandbox init never returns
 	testscript.Main(m, map[string]func(){
 		"nox": func() { os.Exit(runMain()) },
+		// nox-skew is nox of another version (TestDaemonVersionSkew).
+		"nox-skew": func() {
+			version = skewVersion
+			os.Exit(runMain())
+		},
 	})
 }
 
@@ -47,7 +52,8 @@ func localUsable(t *testing.T) (bool, string) {
 
 // needLocal skips the test when the local backend cannot isolate
 // sandboxes here (fails with NOX_REQUIRE_ISOLATION=1) and returns a fresh
-// data directory for it.
+// data directory for it, whose local daemon (if --local starts one) is
+// stopped at the end of the test.
 func needLocal(t *testing.T) string {
 	t.Helper()
 	if ok, why := localUsable(t); !ok {
@@ -56,7 +62,9 @@ func needLocal(t *testing.T) string {
 		}
 		t.Skipf("local backend unavailable: %s (set NOX_REQUIRE_ISOLATION=1 to fail instead)", why)
 	}
-	return t.TempDir()
+	dir := t.TempDir()
+	t.Cleanup(func() { stopTestDaemon(t, dir) })
+	return dir
 }
 
 // result is the outcome of one nox invocation.

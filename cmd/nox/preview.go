@@ -9,8 +9,8 @@ import (
 )
 
 // localPreviewHint explains why nox preview refuses --local.
-const localPreviewHint = "with --local the backend runs inside this nox command, so nothing would answer " +
-	"the URL once it returns: run the local backend with `nox serve` and use --base-url " +
+const localPreviewHint = "with --local the backend listens only on a unix socket (or runs inside this nox " +
+	"command), so no browser could open the URL: run the local backend with `nox serve` and use --base-url " +
 	"(or NOXRUNNER_BASE_URL), or use nox port-forward, which runs in the foreground"
 
 func (a *app) previewCommand() *cli.Command {
@@ -26,7 +26,7 @@ another sandbox or port. --json prints the URL and its expiry.
    nox start demo python3 -m http.server 8000
    nox preview demo 8000 --ttl 15m
 
-With --local nox refuses: the URL would stop working with this command.`,
+With --local nox refuses: the local backend has no address a browser could open.`,
 		Flags: []cli.Flag{
 			durationFlag("ttl", nil, 0, "1h (the backend's default)", "how long the URL works"),
 		},

@@ -13,10 +13,10 @@ import (
 	"github.com/noxrunner/nox/sdk"
 )
 
-// localProcessesHint explains why nox start refuses --local.
-const localProcessesHint = "with --local the backend runs inside this nox command, so a started process " +
-	"would end when it returns: run the local backend with `nox serve` and use --base-url " +
-	"(or NOXRUNNER_BASE_URL), or run the command in the foreground with nox exec"
+// localProcessesHint explains why nox start refuses --local-inprocess.
+const localProcessesHint = "with --local-inprocess the backend runs inside this nox command, so a started process " +
+	"would end when it returns: use --local (the local daemon keeps it running), or run the local backend " +
+	"with `nox serve` and use --base-url, or run the command in the foreground with nox exec"
 
 func (a *app) startCommand() *cli.Command {
 	return &cli.Command{
@@ -33,7 +33,9 @@ the command: nox start demo python3 -m http.server 8000
 --pty process); --pty runs it on a terminal of this terminal's size (24x80
 when there is none), to attach to with nox attach.
 
-With --local nox refuses: the process would end with this nox command.`,
+With --local the process lives in the local daemon (see nox daemon), which
+stays up while it runs. With --local-inprocess nox refuses: the process would
+end with this nox command.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, DefaultText: backendDefault, Usage: "working directory in the sandbox"},
 			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set an environment variable, KEY=VALUE (repeatable)"},
@@ -46,7 +48,7 @@ With --local nox refuses: the process would end with this nox command.`,
 			if c.NArg() < 2 {
 				return usagef("start: want a sandbox ID and a command: nox start ID -- CMD [ARGS...]")
 			}
-			if readGlobals(c).local {
+			if readGlobals(c).inprocess {
 				return errors.New("start: " + localProcessesHint)
 			}
 			env, err := parseEnv(c.StringSlice("env"))

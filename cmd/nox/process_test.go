@@ -205,8 +205,8 @@ func processCommands(t *testing.T, url string) {
 	if r := run(1, "", "attach", "procs", tree); !strings.Contains(r.stderr, "no terminal") {
 		t.Errorf("attach to a process without a terminal: %q", r.stderr)
 	}
-	if r := run(1, "", "--local", "--data-dir", t.TempDir(), "start", "procs", "sleep", "1"); !strings.Contains(r.stderr, "nox serve") {
-		t.Errorf("start --local: %q", r.stderr)
+	if r := run(1, "", "--local-inprocess", "--data-dir", t.TempDir(), "start", "procs", "sleep", "1"); !strings.Contains(r.stderr, "use --local") {
+		t.Errorf("start --local-inprocess: %q", r.stderr)
 	}
 }
 

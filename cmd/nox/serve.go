@@ -31,7 +31,7 @@ const (
 
 func serveFlags() []cli.Flag {
 	d := localbackend.DefaultConfig()
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "address to listen on (HOST:PORT; port 0 picks a free one)"},
 		&cli.StringFlag{Name: "data-dir", Usage: "data directory (default: the global --data-dir, " + localbackend.DefaultDataDir() + ")"},
 		&cli.StringFlag{Name: "token", EnvVars: []string{"NOX_TOKEN"}, Usage: "require this bearer token on /v1/ requests (required off loopback; the global --token counts too)"},
@@ -89,7 +89,7 @@ func serveFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "egress-permit", Category: "network egress", Usage: "bound what policies may allow to these names, *. wildcards and CIDR ranges; refuses mode open (comma-separated, repeatable)"},
 		&cli.StringFlag{Name: "egress-netns", Category: "network egress", Usage: "network namespace (/run/netns/NAME) from which sandboxes' outbound connections and lookups leave (default: the server's)"},
 		&cli.StringFlag{Name: "egress-resolver", Category: "network egress", Usage: "DNS server (IP:PORT) that resolves the names sandboxes look up (default: the system's)"},
-	}
+	}, daemonServeFlags()...)
 }
 
 func (a *app) serveCommand() *cli.Command {
@@ -108,6 +108,9 @@ SIGINT or SIGTERM shut it down gracefully. Logs go to stderr.`,
 			cfg, err := a.serveConfig(c)
 			if err != nil {
 				return err
+			}
+			if socket := c.String("socket"); socket != "" {
+				return a.serveDaemon(c.Context, cfg, socket, durationOf(c, "idle-exit"))
 			}
 			return a.serve(c.Context, c.String("listen"), cfg, readGlobals(c).json)
 		},

@@ -172,8 +172,7 @@ func attach(t *testing.T, url string) {
 }
 
 // TestShellLocalOnATerminal runs nox --local shell on a pseudo-terminal:
-// the terminal's WebSocket goes to the local backend inside nox, through
-// the SDK's in-process transport.
+// the terminal's WebSocket goes to the local daemon over its unix socket.
 func TestShellLocalOnATerminal(t *testing.T) {
 	dataDir := needLocal(t)
 	local := []string{"--local", "--data-dir", dataDir}
