@@ -124,8 +124,12 @@ func newMetrics(b driver.Backend, log *slog.Logger) *metrics {
 }
 
 // begin starts counting request r: it returns its operation's metrics,
-// and counts an upload's body as it is read.
+// and counts an upload's body as it is read. Without metrics (nil) it
+// counts nothing.
 func (m *metrics) begin(r *http.Request) *opMetrics {
+	if m == nil {
+		return nil
+	}
 	op := m.routes.lookup(r.Method, r.URL.Path)
 	if op.upload && r.Body != nil && r.Body != http.NoBody {
 		r.Body = &countedBody{ReadCloser: r.Body, c: m.uploaded}
@@ -136,6 +140,9 @@ func (m *metrics) begin(r *http.Request) *opMetrics {
 // end counts the response of a request begun with begin: its status
 // (0: none was sent), how long it took and its body's size.
 func (op *opMetrics) end(status int, d time.Duration, bytes int64) {
+	if op == nil {
+		return
+	}
 	c := op.forCode(status)
 	c.count.Inc()
 	c.dur.Observe(d.Seconds())
