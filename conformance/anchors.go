@@ -98,3 +98,9 @@ const (
 	anchorExecStdinCodec = contractDoc + "/components/schemas/ExecRequest/properties/stdinEncoding"
 	anchorMaxStdin       = anchorLimits + "maxStdinBytes"
 )
+
+// The anchors of the extensions metrics and sandboxes.usage.
+const (
+	anchorMetrics = contractDoc + "/paths/~1metrics/get"
+	anchorUsage   = contractDoc + "/components/schemas/SandboxUsage"
+)

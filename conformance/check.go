@@ -89,6 +89,7 @@ func Checks() []Check {
 	all = append(all, procChecks()...)
 	all = append(all, portsChecks()...)
 	all = append(all, netChecks()...)
+	all = append(all, metricsChecks()...)
 	return all
 }
 

@@ -131,6 +131,7 @@ func TestCheckIDsStable(t *testing.T) {
 		"ports/preview-ttl-400",
 		"net/default-none", "net/policy-roundtrip", "net/policy-invalid-400", "net/policy-bounds-400", "net/none-reaches-nothing",
 		"net/backend-unreachable", "net/metadata-unreachable", "net/allowlist", "net/change-running",
+		"metrics/scrape", "sandbox/usage",
 	}
 	var got []string
 	for _, c := range conformance.Checks() {

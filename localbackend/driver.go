@@ -22,7 +22,7 @@ var _ driver.Backend = driverBackend{}
 func (d driverBackend) Info() driver.Info {
 	b := d.b
 	c := &b.cfg
-	ext := append([]string{api.ExtSandboxesGet, api.ExtSandboxesList, api.ExtExecFlags, api.ExtExecStdin, api.ExtProcesses}, fileExtensions()...)
+	ext := append([]string{api.ExtSandboxesGet, api.ExtSandboxesList, api.ExtExecFlags, api.ExtExecStdin, api.ExtProcesses, api.ExtSandboxesUsage}, fileExtensions()...)
 	if hasNetworkNamespace(b.report.Tier) {
 		ext = append(ext, api.ExtPorts)
 	}
@@ -152,6 +152,7 @@ func (d driverBackend) sandbox(st boxStatus) driver.Sandbox {
 			Unenforced: slices.Clone(d.b.report.Unenforced),
 		},
 		RunningExecs: st.runningExecs,
+		Usage:        st.usage,
 	}
 	if d.b.egress != nil {
 		s.Network = m.Network.policy()

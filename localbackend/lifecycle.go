@@ -240,6 +240,8 @@ func (s *store) get(id string) (boxStatus, error) {
 	if st.state == api.StateReady && !env.Alive() {
 		st.state = api.StateStopped
 	}
+	u := s.usageOf(b, st.meta.Key, env)
+	st.usage = &u
 	return st, nil
 }
 
@@ -260,16 +262,20 @@ func (s *store) list(after string, n int) ([]boxStatus, bool) {
 	}
 	out := make([]boxStatus, 0, len(ids))
 	envs := make([]environment, 0, len(ids))
+	boxes := make([]*box, 0, len(ids))
 	for _, id := range ids {
 		st, env := s.statusLocked(s.boxes[id])
 		out = append(out, st)
 		envs = append(envs, env)
+		boxes = append(boxes, s.boxes[id])
 	}
 	s.mu.Unlock()
 	for i := range out {
 		if out[i].state == api.StateReady && !envs[i].Alive() {
 			out[i].state = api.StateStopped
 		}
+		u := s.usageOf(boxes[i], out[i].meta.Key, envs[i])
+		out[i].usage = &u
 	}
 	return out, more
 }

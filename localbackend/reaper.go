@@ -44,6 +44,7 @@ func (s *store) reap() {
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			s.log.Error("reaping sandbox", "sessionId", id, "err", err)
 		} else if removed {
+			s.reaped.Add(1)
 			s.log.Info("sandbox expired and removed", "sessionId", id)
 		}
 	}

@@ -151,6 +151,9 @@ func (s *store) checkStorage(ctx context.Context) {
 func (s *store) judgeStorage(t monitorTarget, used int64, capped bool, err error) {
 	b := t.b
 	s.mu.Lock()
+	if err == nil && !capped {
+		b.storageUsed, b.storageKnown = used, true
+	}
 	kill, lift := false, false
 	switch {
 	case err != nil:

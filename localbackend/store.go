@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/noxrunner/nox/driver"
 	"github.com/noxrunner/nox/internal/egress"
 	"github.com/noxrunner/nox/internal/proctable"
 	"github.com/noxrunner/nox/localbackend/internal/diskquota"
@@ -47,6 +48,10 @@ type box struct {
 	overFloor    int64 // > 0: above its storage limit; the lowest usage seen since (see checkStorage)
 	walkFailed   bool  // its last measurement failed (logged once)
 	restricted   bool  // its environment was built over the limit: no writing file data
+	// storageUsed is the monitor's last complete measurement of its
+	// workspace, when storageKnown (sandboxes.usage).
+	storageUsed  int64
+	storageKnown bool
 
 	// policy is its egress policy (nil: none, and always without the
 	// network.egress extension); gw the gateway enforcing it while env
@@ -70,6 +75,7 @@ type boxStatus struct {
 	meta         meta
 	state        string // one of api.State*
 	runningExecs int
+	usage        *driver.Usage // sandboxes.usage: set by get and list
 }
 
 // store holds the sandboxes' state, persists their metadata and drives the
@@ -110,6 +116,8 @@ type store struct {
 	// goroutine only).
 	usage       map[string]*usageWalk
 	monitorTick int
+	// reaped counts the sandboxes removed on expiry (GET /metrics).
+	reaped atomic.Uint64
 
 	stopReaper  context.CancelFunc
 	reaperDone  chan struct{}

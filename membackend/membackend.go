@@ -42,7 +42,8 @@ type Config struct {
 	Limits driver.Limits
 	// Extensions are the optional operations offered. Default: all that
 	// the backend implements (sandboxes.get, sandboxes.list, exec.flags,
-	// files.ops, exec.stdin, processes, ports, and files.watch on Linux). Leaving files.ops out serves a
+	// files.ops, exec.stdin, processes, ports, sandboxes.usage (storage
+	// only), and files.watch on Linux). Leaving files.ops out serves a
 	// backend without the files API (to test clients' tar fallbacks).
 	Extensions []string
 	// ExecQueueWait is how long a command waits for a free slot when
@@ -167,7 +168,7 @@ func New(cfg Config) (*Backend, error) {
 	}
 	if cfg.Extensions == nil {
 		cfg.Extensions = []string{api.ExtSandboxesGet, api.ExtSandboxesList, api.ExtExecFlags, api.ExtFilesOps,
-			api.ExtExecStdin, api.ExtProcesses, api.ExtPorts}
+			api.ExtExecStdin, api.ExtProcesses, api.ExtPorts, api.ExtSandboxesUsage}
 		if _, ok := any((*Backend)(nil)).(driver.Watcher); ok {
 			cfg.Extensions = append(cfg.Extensions, api.ExtFilesWatch)
 		}
@@ -338,18 +339,20 @@ func (b *Backend) statusLocked(s *sandbox) driver.Sandbox {
 // Get returns one sandbox's status.
 func (b *Backend) Get(_ context.Context, id string) (driver.Sandbox, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	s, err := b.lookupLocked(id)
 	if err != nil {
+		b.mu.Unlock()
 		return driver.Sandbox{}, err
 	}
-	return b.statusLocked(s), nil
+	st, dir := b.statusLocked(s), s.dir
+	b.mu.Unlock()
+	st.Usage = b.usage(dir)
+	return st, nil
 }
 
 // List pages through the live sandboxes by id.
 func (b *Backend) List(_ context.Context, after string, limit int) ([]driver.Sandbox, bool, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	var ids []string
 	for id := range b.sandboxes {
 		if id > after {
@@ -362,8 +365,14 @@ func (b *Backend) List(_ context.Context, after string, limit int) ([]driver.San
 	more := len(ids) > limit
 	ids = ids[:min(limit, len(ids))]
 	page := make([]driver.Sandbox, 0, len(ids))
+	dirs := make([]string, 0, len(ids))
 	for _, id := range ids {
 		page = append(page, b.statusLocked(b.sandboxes[id]))
+		dirs = append(dirs, b.sandboxes[id].dir)
+	}
+	b.mu.Unlock()
+	for i := range page {
+		page[i].Usage = b.usage(dirs[i])
 	}
 	return page, more, nil
 }

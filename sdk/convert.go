@@ -341,6 +341,21 @@ func fromGenStatus(r *noxapi.SandboxStatus, unparsed map[string]string) SandboxS
 		n := fromGenNetwork(r.Network)
 		s.Network = &n
 	}
+	if u := r.Usage; u != nil {
+		s.Usage = &Usage{CPUSeconds: -1, MemoryBytes: -1, Pids: -1, StorageBytes: -1}
+		if u.CPUSeconds != nil {
+			s.Usage.CPUSeconds = *u.CPUSeconds
+		}
+		if u.MemoryBytes != nil {
+			s.Usage.MemoryBytes = *u.MemoryBytes
+		}
+		if u.Pids != nil {
+			s.Usage.Pids = int64(*u.Pids)
+		}
+		if u.StorageBytes != nil {
+			s.Usage.StorageBytes = *u.StorageBytes
+		}
+	}
 	if l := r.Limits; l != nil {
 		s.Limits = ResourceLimits{
 			CPU:              deref(l.CPU),

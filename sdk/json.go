@@ -226,6 +226,55 @@ type statusJSON struct {
 	Limits       *ResourceLimits `json:"limits,omitempty"`
 	RunningExecs int             `json:"runningExecs"`
 	Network      *NetworkPolicy  `json:"network,omitempty"`
+	Usage        *usageJSON      `json:"usage,omitempty"`
+}
+
+// usageJSON is the JSON form of Usage: measured fields only.
+type usageJSON struct {
+	CPUSeconds   *float64 `json:"cpuSeconds,omitempty"`
+	MemoryBytes  *int64   `json:"memoryBytes,omitempty"`
+	Pids         *int64   `json:"pids,omitempty"`
+	StorageBytes *int64   `json:"storageBytes,omitempty"`
+}
+
+// toJSON is u's JSON form, nil for nil.
+func (u *Usage) toJSON() *usageJSON {
+	if u == nil {
+		return nil
+	}
+	j := &usageJSON{}
+	if u.CPUSeconds >= 0 {
+		j.CPUSeconds = &u.CPUSeconds
+	}
+	for _, f := range []struct {
+		v   *int64
+		dst **int64
+	}{{&u.MemoryBytes, &j.MemoryBytes}, {&u.Pids, &j.Pids}, {&u.StorageBytes, &j.StorageBytes}} {
+		if *f.v >= 0 {
+			*f.dst = f.v
+		}
+	}
+	return j
+}
+
+// usage is the Usage of j, nil for nil.
+func (j *usageJSON) usage() *Usage {
+	if j == nil {
+		return nil
+	}
+	u := &Usage{CPUSeconds: -1, MemoryBytes: -1, Pids: -1, StorageBytes: -1}
+	if j.CPUSeconds != nil {
+		u.CPUSeconds = *j.CPUSeconds
+	}
+	for _, f := range []struct {
+		src *int64
+		dst *int64
+	}{{j.MemoryBytes, &u.MemoryBytes}, {j.Pids, &u.Pids}, {j.StorageBytes, &u.StorageBytes}} {
+		if f.src != nil {
+			*f.dst = *f.src
+		}
+	}
+	return u
 }
 
 // MarshalJSON encodes s as the API does, leaving out empty members and
@@ -233,7 +282,7 @@ type statusJSON struct {
 func (s SandboxStatus) MarshalJSON() ([]byte, error) {
 	j := statusJSON{SessionID: s.SessionID, PodName: s.PodName, State: s.State, Image: s.Image,
 		CreatedAt: formatTime(s.CreatedAt), LastActiveAt: formatTime(s.LastActiveAt), ExpiresAt: formatTime(s.ExpiresAt),
-		TTLSeconds: int64(s.TTL / time.Second), RunningExecs: s.RunningExecs, Network: s.Network}
+		TTLSeconds: int64(s.TTL / time.Second), RunningExecs: s.RunningExecs, Network: s.Network, Usage: s.Usage.toJSON()}
 	if !s.Limits.empty() {
 		j.Limits = &s.Limits
 	}
@@ -247,7 +296,7 @@ func (s *SandboxStatus) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	v := SandboxStatus{SessionID: j.SessionID, PodName: j.PodName, State: j.State, Image: j.Image,
-		TTL: time.Duration(j.TTLSeconds) * time.Second, RunningExecs: j.RunningExecs, Network: j.Network}
+		TTL: time.Duration(j.TTLSeconds) * time.Second, RunningExecs: j.RunningExecs, Network: j.Network, Usage: j.Usage.usage()}
 	if j.Limits != nil {
 		v.Limits = *j.Limits
 	}

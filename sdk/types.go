@@ -323,6 +323,9 @@ type SandboxStatus struct {
 	// Network is the sandbox's egress policy (extension
 	// ExtNetworkEgress); nil when the backend does not report one.
 	Network *NetworkPolicy
+	// Usage is the sandbox's resource use when it was read (extension
+	// ExtSandboxesUsage); nil when the backend does not report it.
+	Usage *Usage
 	// Unparsed holds the members of the answer the SDK could not read (a
 	// timestamp in no form it knows), by member name, with their JSON
 	// text; the matching fields are zero. It is nil when everything was

@@ -7,7 +7,9 @@
 // A request passes, outermost first:
 //
 //  1. logRequests: assigns the request id (a sane X-Request-Id is echoed,
-//     anything else replaced), and writes one access log line.
+//     anything else replaced), writes one access log line and counts the
+//     request in the metrics by operationId (metrics_routes.go: a table
+//     read from the contract once) and status code.
 //  2. recoverPanics: a panic in anything below is answered 500 "internal
 //     error (request id X)" and logged as one line (the stack only at
 //     debug level); after the response began it cuts the connection. An
@@ -18,6 +20,8 @@
 //  4. requireToken: with Options.Token, 401 unless "Authorization: Bearer
 //     <token>" (GET /healthz is always open; attachTerminal also takes
 //     ?access_token=, as browsers cannot set headers on a WebSocket).
+//     Just inside it, GET /metrics is answered from the server's own
+//     Prometheus registry (metrics.go), always in the text format.
 //  5. limitBodies: JSON bodies above Options.MaxJSONBodyBytes are 400
 //     (exec bodies get room for maxStdinBytes with exec.stdin), uploads
 //     and writeFile bodies above Options.MaxUploadBytes 413; a process's

@@ -138,6 +138,7 @@ func (h *handlers) ExecInSandbox(ctx context.Context, req noxapi.ExecInSandboxRe
 		return h.errorFor(ctx, err), nil
 	}
 	res, err := x.Wait(ctx, nil)
+	h.metrics.execEnded(res, err)
 	if err != nil {
 		return h.errorFor(ctx, err), nil
 	}
@@ -153,7 +154,11 @@ func (h *handlers) startExec(ctx context.Context, id string, body *noxapi.ExecRe
 	if err != nil {
 		return nil, err
 	}
-	return h.b.StartExec(ctx, id, x)
+	ex, err := h.b.StartExec(ctx, id, x)
+	if err != nil {
+		h.metrics.execRefused(err)
+	}
+	return ex, err
 }
 
 // DownloadFiles streams a gzip tar of src.
@@ -217,6 +222,9 @@ func sandboxStatus(s driver.Sandbox) noxapi.SandboxStatus {
 	if s.Network != nil {
 		n := genNetwork(*s.Network)
 		out.Network = &n
+	}
+	if s.Usage != nil {
+		out.Usage = genUsage(*s.Usage)
 	}
 	if l := s.Limits; l != nil {
 		cpu, mem, storage := quantity.FormatCPUMilli(l.CPUMilli), quantity.FormatBytes(l.MemoryBytes), quantity.FormatBytes(l.StorageBytes)

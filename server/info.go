@@ -86,7 +86,7 @@ func infoBody(in driver.Info, opts Options, sv serves) noxapi.Info {
 
 // extensions lists the extensions served, in the contract's order: the
 // ones the server implements for every backend (info, exec.stream,
-// upload.chunked, and auth.bearer with a token), files.ops, files.watch
+// upload.chunked, metrics, and auth.bearer with a token), files.ops, files.watch
 // processes (with processes.terminal, which the server implements), ports
 // and network.egress when the backend lists them and implements
 // driver.Files, driver.Watcher, driver.Processes, driver.Ports and
@@ -98,6 +98,7 @@ func extensions(backend []string, auth bool, sv serves) []string {
 		api.ExtFilesOps: sv.files, api.ExtFilesWatch: sv.watch,
 		api.ExtProcesses: sv.procs, api.ExtProcessesTerminal: sv.procs,
 		api.ExtPorts: sv.ports, api.ExtNetworkEgress: sv.network,
+		api.ExtMetrics: true,
 	}
 	known := api.Extensions()
 	var out []string

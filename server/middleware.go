@@ -37,8 +37,9 @@ func requestIDFrom(ctx context.Context) string {
 }
 
 // logRequests assigns the request id (echoing a sane X-Request-Id or
-// generating one) and writes one structured access log line per request.
-func logRequests(next http.Handler, log *slog.Logger) http.Handler {
+// generating one), writes one structured access log line per request and
+// counts it in m.
+func logRequests(next http.Handler, log *slog.Logger, m *metrics) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
@@ -50,18 +51,22 @@ func logRequests(next http.Handler, log *slog.Logger) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
 		rec := &statusRecorder{ResponseWriter: w}
+		r = r.WithContext(ctx)
+		op := m.begin(r)
 		defer func() { // also when the handler aborts the connection
+			took := time.Since(start)
+			op.end(rec.status, took, rec.bytes)
 			log.LogAttrs(ctx, slog.LevelInfo, "request",
 				slog.String("requestId", id),
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path),
 				slog.Int("status", rec.status),
 				slog.Int64("bytes", rec.bytes),
-				slog.Float64("ms", float64(time.Since(start).Microseconds())/1000),
+				slog.Float64("ms", float64(took.Microseconds())/1000),
 				slog.String("remote", r.RemoteAddr),
 			)
 		}()
-		next.ServeHTTP(rec, r.WithContext(ctx))
+		next.ServeHTTP(rec, r)
 	})
 }
 

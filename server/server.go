@@ -138,6 +138,8 @@ type handlers struct {
 	// lists network.egress in its Info (the extension is then neither
 	// advertised nor served, and create ignores a policy of mode none).
 	network driver.Network
+	// metrics are the server's metrics (extension metrics).
+	metrics *metrics
 }
 
 // A new operation in the contract breaks the build until it is handled.
@@ -157,6 +159,7 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 		b: b, opts: opts, log: opts.Logger, info: info,
 		execFlags: slices.Contains(info.Extensions, api.ExtExecFlags),
 		execStdin: slices.Contains(info.Extensions, api.ExtExecStdin),
+		metrics:   newMetrics(b, opts.Logger),
 	}
 	if slices.Contains(info.Extensions, api.ExtFilesOps) {
 		h.files, _ = b.(driver.Files)
@@ -213,6 +216,7 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 		// Proxied bodies are streams of any size, as in the sandbox.
 		next = h.servePorts(next)
 	}
+	next = h.metrics.serve(next)
 	if opts.Token != "" {
 		next = requireToken(next, opts.Token)
 	} else {
@@ -229,7 +233,7 @@ func New(b driver.Backend, opts Options) (http.Handler, error) {
 		next = markUnisolated(next)
 	}
 	next = recoverPanics(next, opts.Logger)
-	return stallDeadlines(logRequests(next, opts.Logger), opts.StallTimeout), nil
+	return stallDeadlines(logRequests(next, opts.Logger, h.metrics), opts.StallTimeout), nil
 }
 
 // previewKey returns a copy of key, or 32 random bytes when it is empty.

@@ -80,10 +80,11 @@ func TestInfo(t *testing.T) {
 		token   string
 		want    []string
 	}{
-		{"v1 backend", nil, "", []string{"info", "exec.stream", "upload.chunked"}},
-		{"every extension, contract order", []string{"exec.flags", "sandboxes.list", "sandboxes.get"}, "t", []string{"info", "sandboxes.get", "sandboxes.list", "exec.stream", "exec.flags", "auth.bearer", "upload.chunked"}},
-		{"server-owned names ignored", []string{"auth.bearer", "upload.chunked", "info", "exec.stream", "sandboxes.get"}, "", []string{"info", "sandboxes.get", "exec.stream", "upload.chunked"}},
-		{"unknown names kept last", []string{"x.future", "exec.flags"}, "", []string{"info", "exec.stream", "exec.flags", "upload.chunked", "x.future"}},
+		{"v1 backend", nil, "", []string{"info", "exec.stream", "upload.chunked", "metrics"}},
+		{"every extension, contract order", []string{"exec.flags", "sandboxes.list", "sandboxes.get"}, "t", []string{"info", "sandboxes.get", "sandboxes.list", "exec.stream", "exec.flags", "auth.bearer", "upload.chunked", "metrics"}},
+		{"server-owned names ignored", []string{"auth.bearer", "upload.chunked", "info", "exec.stream", "sandboxes.get"}, "", []string{"info", "sandboxes.get", "exec.stream", "upload.chunked", "metrics"}},
+		{"sandboxes.usage when listed", []string{"sandboxes.usage"}, "", []string{"info", "exec.stream", "upload.chunked", "sandboxes.usage", "metrics"}},
+		{"unknown names kept last", []string{"x.future", "exec.flags"}, "", []string{"info", "exec.stream", "exec.flags", "upload.chunked", "metrics", "x.future"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

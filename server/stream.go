@@ -84,6 +84,7 @@ func (e *execStream) VisitExecInSandboxStreamResponse(w http.ResponseWriter) err
 				e.x.Abort() // Wait did not finish: release the command
 			}
 		}()
+		defer func() { e.h.metrics.execEnded(r.res, r.err) }()
 		defer recoverTo(ctx, e.h.log, &r.err)
 		r.res, r.err = e.x.Wait(ctx, func(s driver.Stream, data string) {
 			e.push(s.String(), noxapi.OutputChunk{Data: data})

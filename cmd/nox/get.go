@@ -11,7 +11,7 @@ import (
 func (a *app) getCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "get",
-		Usage:     "show a sandbox's state, timestamps and limits",
+		Usage:     "show a sandbox's state, timestamps, limits and usage",
 		ArgsUsage: "ID",
 		Action: func(c *cli.Context) error {
 			id, err := sandboxID(c, 1)
@@ -44,6 +44,9 @@ func (a *app) getCommand() *cli.Command {
 				a.printf("running:     %d command(s)\n", s.RunningExecs)
 				if s.Network != nil {
 					a.printf("network:     %s\n", policyLine(*s.Network))
+				}
+				if s.Usage != nil {
+					a.printf("usage:       %s\n", usageLine(*s.Usage))
 				}
 				return nil
 			})

@@ -118,9 +118,14 @@ func newCgroupBase(name string) (*cgroupBase, string) {
 		return b, ""
 	}
 	b := &cgroupBase{dirs: map[string]string{}}
-	for _, c := range []string{"memory", "cpu", "pids"} {
+	// cpuacct only measures (a sandbox's CPU time, see usage); when it is
+	// co-mounted with cpu, the cpu directories have its files already.
+	for _, c := range []string{"memory", "cpu", "pids", "cpuacct"} {
 		h := filepath.Join(cgroupRoot, c)
 		if _, err := os.Stat(filepath.Join(h, "cgroup.procs")); err != nil {
+			continue
+		}
+		if c == "cpuacct" && sameDir(h, filepath.Join(cgroupRoot, "cpu")) {
 			continue
 		}
 		top := filepath.Join(h, self[c], cgroupTopName)
@@ -140,6 +145,14 @@ func newCgroupBase(name string) (*cgroupBase, string) {
 		return nil, "no writable cgroup v1 pids hierarchy"
 	}
 	return b, ""
+}
+
+// sameDir reports whether a and b are the same directory (co-mounted v1
+// hierarchies are symbolic links to one mount).
+func sameDir(a, b string) bool {
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }
 
 // cleanStale removes Manager directories below top whose server process is
