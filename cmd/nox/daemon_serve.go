@@ -135,7 +135,8 @@ func listenUnix(path string) (net.Listener, uint64, error) {
 		return nil, 0, err
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
-	if err := os.Chmod(tmp, 0o600); err == nil {
+	err = os.Chmod(tmp, 0o600)
+	if err == nil {
 		err = os.Rename(tmp, path)
 	}
 	var fi os.FileInfo
