@@ -35,7 +35,7 @@ func (s *store) usageOf(b *box, key string, env environment) driver.Usage {
 	if s.onImage(key) {
 		var st unix.Statfs_t
 		if unix.Statfs(s.fsPath(key), &st) == nil && st.Blocks >= st.Bfree {
-			u.StorageBytes = int64(st.Blocks-st.Bfree) * st.Bsize
+			u.StorageBytes = int64(st.Blocks-st.Bfree) * int64(st.Bsize) // Bsize is uint32 on some systems
 		}
 		return u
 	}
