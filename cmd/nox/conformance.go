@@ -20,8 +20,9 @@ func (a *app) conformanceCommand() *cli.Command {
 		Name:  "conformance",
 		Usage: "check a backend against the NoxRunner contract; exits 0 only when it conforms",
 		Description: `Runs the conformance suite against --base-url (with --token), or with
---local against the local backend started in process. Every sandbox the
-suite creates is named with a random prefix and deleted afterwards.
+--local against the local backend (its daemon; started in process with
+--local-inprocess). Every sandbox the suite creates is named with a
+random prefix and deleted afterwards.
 
 Each check fails only on its own subject, and the report ends with a
 deviation summary: each way the backend departs from the contract once,
@@ -85,7 +86,21 @@ func (a *app) runConformance(c *cli.Context) error {
 	if g.verbose {
 		cfg.Logf = func(format string, args ...any) { fmt.Fprintf(a.stderr, format+"\n", args...) }
 	}
-	if g.local {
+	switch {
+	case g.local && !g.inprocess:
+		// The data dir's daemon, like every other --local command.
+		if err := checkIsolation(g.isolation); err != nil {
+			return err
+		}
+		hc, _, err := a.ensureDaemon(c.Context, g)
+		if err != nil {
+			if _, ok := errors.AsType[*restated](err); ok {
+				return err
+			}
+			return fmt.Errorf("the local daemon (data dir %s): %w", g.dataDir, err)
+		}
+		cfg.BaseURL, cfg.HTTPClient = localBaseURL, hc
+	case g.local:
 		stop, err := a.serveLocalForSuite(c.Context, g, &cfg)
 		if err != nil {
 			return err
