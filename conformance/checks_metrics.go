@@ -128,7 +128,9 @@ func readUsage(ctx context.Context, env *Env, id string, byGet bool) (*noxapi.Sa
 		if err != nil {
 			return nil, x, err
 		}
-		var st noxapi.SandboxStatus
+		// Only usage is this check's subject: the rest of the status (its
+		// timestamps, say) is sandbox/get's, so it is not decoded here.
+		var st usageOnly
 		if err := expectJSON(x, http.StatusOK, &st); err != nil {
 			return nil, x, err
 		}
@@ -144,7 +146,13 @@ func readUsage(ctx context.Context, env *Env, id string, byGet bool) (*noxapi.Sa
 		if err != nil {
 			return nil, x, err
 		}
-		var l noxapi.SandboxList
+		var l struct {
+			Items []struct {
+				SessionID string `json:"sessionId"`
+				usageOnly
+			} `json:"items"`
+			NextPageToken *string `json:"nextPageToken"`
+		}
 		if err := expectJSON(x, http.StatusOK, &l); err != nil {
 			return nil, x, err
 		}
@@ -158,6 +166,11 @@ func readUsage(ctx context.Context, env *Env, id string, byGet bool) (*noxapi.Sa
 		}
 		after = *l.NextPageToken
 	}
+}
+
+// usageOnly is the usage of a sandbox's status, read without the rest.
+type usageOnly struct {
+	Usage *noxapi.SandboxUsage `json:"usage"`
 }
 
 // deref is *p, or def for nil.
