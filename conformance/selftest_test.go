@@ -157,6 +157,10 @@ func TestSuiteCatchesBrokenLocalBackend(t *testing.T) {
 	defer srv.Close()
 	cfg := conformance.NewConfig()
 	cfg.BaseURL, cfg.SkipSlow = srv.URL, true
+	// The bugs are in sandbox and exec answers; the other groups against
+	// the local backend are TestLocalBackendConforms's and make
+	// conformance's (two minutes saved under CI's load).
+	cfg.Run = "^(health|info|sandbox|exec)/"
 	rep, err := conformance.RunSuite(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
