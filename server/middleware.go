@@ -124,19 +124,31 @@ func requireToken(next http.Handler, token string) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		auth := r.Header.Get("Authorization")
-		tok, ok := strings.CutPrefix(auth, "Bearer ")
-		if auth == "" && (isTerminal(r) || isTunnel(r)) && r.URL.Query().Has("access_token") {
-			tok, ok = r.URL.Query().Get("access_token"), true
+		ok := bearerMatches(r, want)
+		if r.Header.Get("Authorization") == "" && (isTerminal(r) || isTunnel(r)) && r.URL.Query().Has("access_token") {
+			ok = tokenMatches(r.URL.Query().Get("access_token"), want)
 		}
-		got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="nox"`)
 			writeJSONError(w, http.StatusUnauthorized, "missing or invalid bearer token", 0)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bearerMatches reports whether r carries "Authorization: Bearer" with
+// the token whose SHA-256 is want, compared in constant time.
+func bearerMatches(r *http.Request, want [sha256.Size]byte) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && tokenMatches(tok, want)
+}
+
+// tokenMatches reports whether tok (spaces trimmed) is the token whose
+// SHA-256 is want, compared in constant time.
+func tokenMatches(tok string, want [sha256.Size]byte) bool {
+	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }
 
 // bodyLimits are the largest request bodies, in bytes.

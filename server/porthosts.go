@@ -6,7 +6,6 @@ package server
 
 import (
 	"crypto/sha256"
-	"crypto/subtle"
 	"net"
 	"net/http"
 	"net/url"
@@ -147,14 +146,6 @@ func (h *handlers) previewFor(token string, ph portHost) (previewClaims, error) 
 		return c, errPreviewInvalid
 	}
 	return c, nil
-}
-
-// bearerMatches reports whether r carries "Authorization: Bearer" with
-// the token whose SHA-256 is want, compared in constant time.
-func bearerMatches(r *http.Request, want [sha256.Size]byte) bool {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	return ok && subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }
 
 // dropCookie removes the cookie name from r's Cookie headers, so that
