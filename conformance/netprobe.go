@@ -54,14 +54,15 @@ func (r probeResult) String() string {
 	return "failed: " + clip(r.Error, 160)
 }
 
-// needPython skips the check when sandbox id has no python3.
-func (e *Env) needPython(ctx context.Context, id string) error {
+// needPython skips the check when sandbox id has no python3, which it
+// needs for what (the skip's reason says).
+func (e *Env) needPython(ctx context.Context, id, what string) error {
 	out, err := e.Sh(ctx, id, "command -v python3 >/dev/null && echo yes || echo no")
 	if err != nil {
 		return err
 	}
 	if strings.TrimSpace(out) != "yes" {
-		return Skip("the sandbox has no python3 to probe the network with")
+		return Skip("the sandbox has no python3 " + what)
 	}
 	return nil
 }
@@ -141,7 +142,7 @@ func checkNetNone(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
-	if err := env.needPython(ctx, id); err != nil {
+	if err := env.needPython(ctx, id, "to probe the network with"); err != nil {
 		return err
 	}
 	errs := []error{env.expectUnreached(ctx, id, strings.TrimRight(env.BaseURL, "/")+"/healthz", "egress none")}
@@ -179,7 +180,7 @@ func checkNetBackendUnreachable(ctx context.Context, env *Env) error {
 		if err != nil {
 			return err
 		}
-		if err := env.needPython(ctx, id); err != nil {
+		if err := env.needPython(ctx, id, "to probe the network with"); err != nil {
 			return err
 		}
 		errs = append(errs, env.expectUnreached(ctx, id, strings.TrimRight(env.BaseURL, "/")+"/healthz", p.String()))
@@ -198,7 +199,7 @@ func checkNetMetadata(ctx context.Context, env *Env) error {
 		if err != nil {
 			return err
 		}
-		if err := env.needPython(ctx, id); err != nil {
+		if err := env.needPython(ctx, id, "to probe the network with"); err != nil {
 			return err
 		}
 		errs = append(errs, env.expectUnreached(ctx, id, "http://"+metadata+"/latest/meta-data/", p.String()))
@@ -219,7 +220,7 @@ func checkNetAllowlist(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
-	if err := env.needPython(ctx, id); err != nil {
+	if err := env.needPython(ctx, id, "to probe the network with"); err != nil {
 		return err
 	}
 	errs := []error{env.expectReached(ctx, id, target, allowed.String())}
@@ -258,7 +259,7 @@ func checkNetChange(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
-	if err := env.needPython(ctx, id); err != nil {
+	if err := env.needPython(ctx, id, "to probe the network with"); err != nil {
 		return err
 	}
 	if err := env.expectUnreached(ctx, id, target, "egress none"); err != nil {

@@ -144,10 +144,8 @@ func (e *Env) portServer(ctx context.Context, id, mode string) (int, error) {
 	if !e.Has(api.ExtProcesses) {
 		return 0, Skip("starting a server inside the sandbox needs the processes extension, which the backend does not advertise")
 	}
-	if out, err := e.Sh(ctx, id, "command -v python3 >/dev/null && echo yes || echo no"); err != nil {
+	if err := e.needPython(ctx, id, "to run a server with"); err != nil {
 		return 0, err
-	} else if strings.TrimSpace(out) != "yes" {
-		return 0, Skip("the sandbox has no python3 to run a server with")
 	}
 	dir := portsDir + "-" + mode
 	setup := fmt.Sprintf("mkdir -p %[1]s && cat > %[1]s/server.py <<'NOXEOF'\n%[2]sNOXEOF\n", dir, portsServerScript)
