@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -31,19 +32,29 @@ with no request and no process running.`,
 	}
 }
 
-// daemonStatus prints the status of the data dir's daemon, if one runs.
-func (a *app) daemonStatus(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef("daemon status takes no arguments")
-	}
+// probeDaemonOf checks that daemon subcommand verb has no arguments and
+// asks the data dir's daemon for its status: errNoDaemon when none runs.
+// The client is nil only when the data dir's files cannot be named.
+func probeDaemonOf(c *cli.Context, verb string) (globals, daemonFiles, *http.Client, daemonStatus, error) {
 	g := readGlobals(c)
+	if c.NArg() > 0 {
+		return g, daemonFiles{}, nil, daemonStatus{}, usagef("daemon %s takes no arguments", verb)
+	}
 	files, err := daemonFilesOf(g.dataDir)
 	if err != nil {
-		return err
+		return g, files, nil, daemonStatus{}, err
 	}
 	hc := unixHTTPClient(files.socket)
-	defer hc.CloseIdleConnections()
 	st, err := probeDaemon(c.Context, hc, false)
+	return g, files, hc, st, err
+}
+
+// daemonStatus prints the status of the data dir's daemon, if one runs.
+func (a *app) daemonStatus(c *cli.Context) error {
+	g, files, hc, st, err := probeDaemonOf(c, "status")
+	if hc != nil {
+		defer hc.CloseIdleConnections()
+	}
 	if errors.Is(err, errNoDaemon) {
 		if g.json {
 			return a.printJSON(map[string]any{"running": false, "socket": files.socket})
@@ -81,17 +92,10 @@ func (a *app) daemonStatus(c *cli.Context) error {
 // daemonStop stops the data dir's daemon, if one runs, and waits until it
 // has exited.
 func (a *app) daemonStop(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef("daemon stop takes no arguments")
+	g, files, hc, st, err := probeDaemonOf(c, "stop")
+	if hc != nil {
+		defer hc.CloseIdleConnections()
 	}
-	g := readGlobals(c)
-	files, err := daemonFilesOf(g.dataDir)
-	if err != nil {
-		return err
-	}
-	hc := unixHTTPClient(files.socket)
-	defer hc.CloseIdleConnections()
-	st, err := probeDaemon(c.Context, hc, false)
 	if errors.Is(err, errNoDaemon) {
 		if g.json {
 			return a.printJSON(map[string]any{"stopped": false, "running": false})
