@@ -86,9 +86,10 @@ func probeDaemon(ctx context.Context, hc *http.Client, touch bool) (daemonStatus
 }
 
 // isNoListener reports whether err says that nothing listens on the socket
-// (no socket file, or a dead daemon's).
+// (no socket file, or a dead daemon's). A reset is a daemon killed just
+// now: its listener accepted the connection into its backlog as it died.
 func isNoListener(err error) bool {
-	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)
+	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // daemonFits reports whether the daemon st can serve this CLI, and why not.
