@@ -17,8 +17,8 @@ import (
 var tinyBench = []string{"bench", "-n", "2", "--create-iterations", "1", "--concurrency", "1,2", "--sweep-execs", "2",
 	"--files", "2", "--tree-size", "2Ki", "--transfer-runs", "1"}
 
+// The bench tests run nox in process, so not in parallel (see nox).
 func TestBenchJSON(t *testing.T) {
-	t.Parallel()
 	_, url := newTestBackend(t, testbackend.Options{})
 	r := nox(t, "", append([]string{"--base-url", url, "--json"}, tinyBench...)...)
 	if r.code != exitOK {
@@ -53,7 +53,6 @@ func TestBenchJSON(t *testing.T) {
 }
 
 func TestBenchTextAndChart(t *testing.T) {
-	t.Parallel()
 	_, url := newTestBackend(t, testbackend.Options{})
 	dir := t.TempDir()
 	for _, name := range []string{"bench.svg", "bench.png"} {
@@ -79,7 +78,6 @@ func TestBenchTextAndChart(t *testing.T) {
 }
 
 func TestBenchUsage(t *testing.T) {
-	t.Parallel()
 	for _, tc := range []struct {
 		args []string
 		want string
