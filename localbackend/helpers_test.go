@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,15 +35,44 @@ type testEnv struct {
 	client *noxapi.ClientWithResponses
 }
 
-// testConfig is a Config for tests: a temporary data dir and quiet logs.
+// testConfig is a Config for tests: a temporary data dir, and logs
+// quiet but for warnings and errors, which go to the test's log (an answer of 500 is
+// then explained in the failure).
 func testConfig(t testing.TB) Config {
 	c := DefaultConfig()
 	c.DataDir = t.TempDir()
-	c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	c.Logger = slog.New(slog.NewTextHandler(newTestLog(t), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c.ReaperInterval = 100 * time.Millisecond
 	c.StreamHeartbeat = 200 * time.Millisecond
 	c.MaxConcurrentExecs = 8
 	return c
+}
+
+// testLog writes to a test's log until the test's cleanups have run;
+// later writes (a backend goroutine ending late) are dropped.
+type testLog struct {
+	t    testing.TB
+	mu   sync.Mutex
+	done bool
+}
+
+func newTestLog(t testing.TB) *testLog {
+	l := &testLog{t: t}
+	t.Cleanup(func() { // registered first, so it runs after the backend's Close
+		l.mu.Lock()
+		l.done = true
+		l.mu.Unlock()
+	})
+	return l
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.done {
+		l.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
 }
 
 // setup starts a backend on the fake runtime; mod adjusts the config.

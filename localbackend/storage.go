@@ -172,17 +172,12 @@ func (s *store) judgeStorage(t monitorTarget, used int64, capped bool, err error
 	default:
 		b.overFloor = min(b.overFloor, used) // shrinking: fine
 	}
-	var gw *gateway
-	if lift {
-		_, gw = b.takeEnvLocked()
-	}
 	s.mu.Unlock()
 	switch {
 	case kill:
 		s.killForStorage(b, t.env, t.lim)
 	case lift:
-		_ = t.env.Stop() // rebuilt with write access at its next use
-		gw.close()
+		s.stopRestricted(b, t.env, 0) // rebuilt with write access at its next use
 	}
 }
 
@@ -247,10 +242,19 @@ func (s *store) liftRestriction(b *box) {
 	if used, capped, err := measureUsage(s.workspacePath(key), measureBudget, lim); err != nil || capped || used > lim {
 		return
 	}
+	s.stopRestricted(b, env, 1)
+}
+
+// stopRestricted stops env, an environment of b built over the storage
+// limit, once b's workspace is back under it: when env is still b's and
+// exactly execs commands are counted in it (the caller's own, about to
+// run, or none). It holds b.startMu throughout, so that no start can be
+// handed env (still alive, still the runtime's) while it is stopped.
+func (s *store) stopRestricted(b *box, env environment, execs int) {
 	b.startMu.Lock()
 	defer b.startMu.Unlock()
 	s.mu.Lock()
-	if b.env != env || b.execs != 1 {
+	if b.env != env || b.execs != execs || !b.restricted {
 		s.mu.Unlock()
 		return
 	}
