@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -119,17 +120,39 @@ func (e *execution) Wait(ctx context.Context, out func(driver.Stream, string)) (
 	stdout := &capture{limit: lim, rewrite: s.fromHost, stream: driver.Stdout, out: out}
 	stderr := &capture{limit: lim, rewrite: s.fromHost, stream: driver.Stderr, out: out}
 	cmd := s.command(e.req.Argv, e.req.Env, e.req.Workdir)
-	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if e.req.Stdin != nil {
 		cmd.Stdin = bytes.NewReader(e.req.Stdin)
 	}
+	// Pipes of our own, not exec's copying goroutines: Wait returns when
+	// the command exits, the group is killed, and only then is the output
+	// drained to its end, however long a loaded machine takes to read it.
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return driver.ExecResult{}, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		closeAll(outR, outW)
+		return driver.ExecResult{}, err
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	closeAll(outW, errW)
+	if err != nil {
+		closeAll(outR, errR)
 		res := startFailure(err, e.req.Argv[0], time.Since(start))
 		// Through the capture, so that a stream shows the reason too.
 		_, _ = stderr.Write([]byte(res.Stderr))
 		res.Stderr, _ = stderr.result()
 		return res, nil
+	}
+	var drains sync.WaitGroup
+	for _, d := range []struct {
+		f *os.File
+		c *capture
+	}{{outR, stdout}, {errR, stderr}} {
+		drains.Go(func() { _, _ = io.Copy(d.c, d.f) })
 	}
 	p := &process{pgid: cmd.Process.Pid}
 	e.b.mu.Lock()
@@ -145,12 +168,21 @@ func (e *execution) Wait(ctx context.Context, out func(driver.Stream, string)) (
 		p.killGroup()
 	})
 	stop := context.AfterFunc(ctx, p.killGroup)
-	err := cmd.Wait()
+	err = cmd.Wait()
+	if errors.Is(err, exec.ErrWaitDelay) {
+		// The stdin copy was cut (a process outside the command kept its
+		// pipe): the command's own status stands.
+		err = nil
+		if !cmd.ProcessState.Success() {
+			err = &exec.ExitError{ProcessState: cmd.ProcessState}
+		}
+	}
 	timer.Stop()
 	stop()
 	if !e.b.cfg.Faults.TimeoutKillsOnlyCommand {
 		p.killGroup()
 	}
+	endOutput(&drains, outR, errR)
 	e.b.mu.Lock()
 	delete(s.running, p)
 	e.b.mu.Unlock()
@@ -186,8 +218,25 @@ func (s *sandbox) command(argv []string, env map[string]string, workdir string) 
 		cmd.Env = append(cmd.Env, k+"="+vars[k])
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = time.Second
+	cmd.WaitDelay = time.Second // bounds the copy of a request's stdin
 	return cmd
+}
+
+// outputGrace is how long the output of a command that ended is read
+// once its process group is dead: only a process that left the group
+// (setsid) can keep a pipe open that long.
+const outputGrace = 2 * time.Second
+
+// endOutput waits for drains, the readers of files, for outputGrace at
+// most; then it cuts the reads and closes files.
+func endOutput(drains *sync.WaitGroup, files ...*os.File) {
+	if !waitTimeout(drains, outputGrace) {
+		for _, f := range files {
+			_ = f.SetReadDeadline(time.Now())
+		}
+	}
+	drains.Wait()
+	closeAll(files...)
 }
 
 // lookPath finds name in the directories of pathList, or returns name.

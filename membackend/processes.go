@@ -190,7 +190,7 @@ func (r *runner) Wait() proctable.Exit {
 	r.b.mu.Unlock()
 	// The group is dead, but a process that left it may hold the pipes
 	// or the terminal: give its output a moment, then stop reading.
-	if !waitTimeout(&r.output, time.Second) {
+	if !waitTimeout(&r.output, outputGrace) {
 		for _, f := range r.reading {
 			_ = f.SetReadDeadline(time.Now())
 		}
